@@ -1,0 +1,1 @@
+"""Crossbill's I/O shell: trio services around the deterministic `protocol` core."""

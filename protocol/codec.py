@@ -1,0 +1,321 @@
+"""The one canonical encoding of everything Crossbill signs, hashes, stores or sends.
+
+Format (ADR 0001): canonical JSON, UTF-8, the top-level object carrying ``"v": CODEC_VERSION``.
+
+- object keys sorted by code point, no whitespace, no duplicate keys;
+- integers only (signed 64-bit); floats, NaN and exponents are refused;
+- bytes as lowercase hexadecimal strings; strings without control characters;
+- every field of the schema present, no other field; lists and strings bounded.
+
+The schema is the frozen dataclass itself: field types drive conversion and
+``Annotated[int, bound(...)]`` sets per-field bounds. Decoding is strict: the input must be
+byte-for-byte what `encode` would produce for the decoded value, so every object has exactly one
+encoding and hashes are stable across nodes, languages and releases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from protocol import limits
+from protocol.errors import DecodeError
+
+T = TypeVar("T")
+
+_VERSION_KEY: Final = "v"
+_CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+_LOWER_HEX: Final = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+def bound(
+    *,
+    max_len: int | None = None,
+    min_len: int | None = None,
+    min_value: int | None = None,
+    max_value: int | None = None,
+) -> dict[str, int]:
+    """Metadata for ``Annotated[T, bound(...)]``: a length bound (str characters, bytes, list
+    items) or a value bound (int). Unset bounds fall back to `protocol.limits` defaults."""
+    given = {"max_len": max_len, "min_len": min_len, "min_value": min_value,
+             "max_value": max_value}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def variant(discriminator: str, resolve: Callable[[str], type | None]) -> dict[str, Any]:
+    """Metadata for ``Annotated[Base, variant(...)]``: the field's dataclass is chosen by the
+    value of a sibling str field."""
+    return {"variant": (discriminator, resolve)}
+
+
+# --------------------------------------------------------------------------- compiled schemas
+
+_Conv = Callable[[Any, str], Any]
+
+
+class _Schema:
+    __slots__ = ("cls", "decoders", "encoders", "names", "variants")
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        hints = typing.get_type_hints(cls, include_extras=True)
+        self.decoders: list[tuple[str, _Conv]] = []
+        self.encoders: list[tuple[str, Callable[[Any], Any]]] = []
+        self.variants: list[tuple[str, str, Callable[[str], type | None]]] = []
+        for f in dataclasses.fields(cls):
+            _, meta = _unwrap(hints[f.name], {})
+            if "variant" in meta:
+                disc, resolve = meta["variant"]
+                self.variants.append((f.name, disc, resolve))
+                self.encoders.append((f.name, _encode_dataclass))
+                continue
+            dec, enc = _converters(hints[f.name], {})
+            self.decoders.append((f.name, dec))
+            self.encoders.append((f.name, enc))
+        self.names = frozenset(f.name for f in dataclasses.fields(cls))
+
+
+_SCHEMAS: dict[type, _Schema] = {}
+
+
+def _schema(cls: type) -> _Schema:
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls!r} is not a dataclass")
+        schema = _SCHEMAS[cls] = _Schema(cls)
+    return schema
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "list",
+            dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _unwrap(tp: Any, meta: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Strip ``Annotated[...]`` layers, merging their metadata dicts (outer layers win)."""
+    merged: dict[str, Any] = {}
+    while typing.get_origin(tp) is typing.Annotated:
+        args = typing.get_args(tp)
+        tp = args[0]
+        inner = {k: v for extra in args[1:] if isinstance(extra, Mapping) for k, v in extra.items()}
+        merged = {**inner, **merged}
+    return tp, {**merged, **meta}
+
+
+def _converters(tp: Any, meta: Mapping[str, Any]) -> tuple[_Conv, Callable[[Any], Any]]:
+    tp, meta = _unwrap(tp, meta)
+    origin = typing.get_origin(tp)
+    max_len = meta.get("max_len")
+    min_len = meta.get("min_len") or 0
+
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"only `X | None` unions are supported, not {tp!r}")
+        inner_dec, inner_enc = _converters(args[0], meta)
+
+        def dec_opt(v: Any, path: str) -> Any:
+            return None if v is None else inner_dec(v, path)
+
+        def enc_opt(v: Any) -> Any:
+            return None if v is None else inner_enc(v)
+
+        return dec_opt, enc_opt
+
+    if origin is tuple:
+        targs = typing.get_args(tp)
+        if len(targs) != 2 or targs[1] is not Ellipsis:
+            raise TypeError(f"only tuple[X, ...] is supported, not {tp!r}")
+        item_dec, item_enc = _converters(targs[0], {})
+        items_max = limits.LIST_ITEMS_MAX if max_len is None else max_len
+
+        def dec_tuple(v: Any, path: str) -> Any:
+            if type(v) is not list:
+                raise DecodeError(f"expected a list, got {_type_name(v)}", path)
+            if not min_len <= len(v) <= items_max:
+                raise DecodeError(
+                    f"list has {len(v)} items, allowed {min_len} to {items_max}", path)
+            return tuple([item_dec(x, f"{path}[{i}]") for i, x in enumerate(v)])
+
+        def enc_tuple(v: Any) -> Any:
+            return [item_enc(x) for x in v]
+
+        return dec_tuple, enc_tuple
+
+    if tp is bool:
+        def dec_bool(v: Any, path: str) -> Any:
+            if type(v) is not bool:
+                raise DecodeError(f"expected a boolean, got {_type_name(v)}", path)
+            return v
+
+        return dec_bool, _identity
+
+    if tp is int:
+        lo = limits.INT_MIN if meta.get("min_value") is None else meta["min_value"]
+        hi = limits.INT_MAX if meta.get("max_value") is None else meta["max_value"]
+
+        def dec_int(v: Any, path: str) -> Any:
+            if type(v) is not int:
+                raise DecodeError(f"expected an integer, got {_type_name(v)}", path)
+            if not lo <= v <= hi:
+                raise DecodeError(f"integer {v} outside {lo}..{hi}", path)
+            return v
+
+        return dec_int, _identity
+
+    if tp is str:
+        chars_max = limits.STRING_CHARS_MAX if max_len is None else max_len
+
+        def dec_str(v: Any, path: str) -> Any:
+            if type(v) is not str:
+                raise DecodeError(f"expected a string, got {_type_name(v)}", path)
+            if not min_len <= len(v) <= chars_max:
+                raise DecodeError(
+                    f"string has {len(v)} characters, allowed {min_len} to {chars_max}", path)
+            if _CONTROL_CHARS.search(v):
+                raise DecodeError("control characters are not allowed in strings", path)
+            return v
+
+        return dec_str, _identity
+
+    if tp is bytes:
+        bytes_max = limits.BYTES_LEN_MAX if max_len is None else max_len
+
+        def dec_bytes(v: Any, path: str) -> Any:
+            if type(v) is not str:
+                raise DecodeError(f"expected lowercase hex bytes, got {_type_name(v)}", path)
+            if not _LOWER_HEX.fullmatch(v):
+                raise DecodeError("bytes must be lowercase hexadecimal with an even length", path)
+            n = len(v) // 2
+            if not min_len <= n <= bytes_max:
+                raise DecodeError(f"{n} bytes, allowed {min_len} to {bytes_max}", path)
+            return bytes.fromhex(v)
+
+        def enc_bytes(v: Any) -> Any:
+            return v.hex()
+
+        return dec_bytes, enc_bytes
+
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        cls = tp
+
+        def dec_dc(v: Any, path: str) -> Any:
+            return _decode_dataclass(cls, v, path)
+
+        return dec_dc, _encode_dataclass
+
+    raise TypeError(f"the codec does not support fields of type {tp!r}")
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def _encode_dataclass(obj: Any) -> dict[str, Any]:
+    schema = _schema(type(obj))
+    return {name: enc(getattr(obj, name)) for name, enc in schema.encoders}
+
+
+def _decode_dataclass(cls: type[T], raw: Any, path: str) -> T:
+    if type(raw) is not dict:
+        raise DecodeError(f"expected an object, got {_type_name(raw)}", path)
+    schema = _schema(cls)
+    keys = raw.keys()
+    if keys != schema.names:
+        missing = sorted(schema.names - keys)
+        unknown = sorted(keys - schema.names)
+        if missing:
+            raise DecodeError(f"missing field(s) {', '.join(missing)}", path)
+        raise DecodeError(f"unknown field(s) {', '.join(unknown)}", path)
+    values: dict[str, Any] = {}
+    for name, dec in schema.decoders:
+        values[name] = dec(raw[name], _join(path, name))
+    for name, disc, resolve in schema.variants:
+        tag = values[disc]
+        sub = resolve(tag)
+        if sub is None:
+            raise DecodeError(f"unknown {disc} {tag!r}", _join(path, disc))
+        values[name] = _decode_dataclass(sub, raw[name], _join(path, name))
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as exc:  # __post_init__ checks of the dataclass
+        raise DecodeError(str(exc), path) from None
+
+
+# --------------------------------------------------------------------------- public interface
+
+
+def to_json(obj: Any) -> dict[str, Any]:
+    """The JSON object of a dataclass value (bytes as hex), without the version key."""
+    return _encode_dataclass(obj)
+
+
+def from_json(cls: type[T], raw: Any, path: str = "") -> T:
+    """Typed conversion from already-parsed JSON: every field checked, no canonical-bytes check.
+
+    For human-edited inputs (the genesis file) and JSON-RPC parameters.
+    """
+    return _decode_dataclass(cls, raw, path)
+
+
+def dumps_canonical(value: Any) -> bytes:
+    """Canonical JSON bytes of plain JSON data (dicts, lists, str, int, bool, None)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def encode(obj: Any) -> bytes:
+    """Canonical bytes of a dataclass value, with the version tag."""
+    body = _encode_dataclass(obj)
+    body[_VERSION_KEY] = limits.CODEC_VERSION
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def parse_json(data: bytes, max_bytes: int = limits.MESSAGE_BYTES_MAX) -> Any:
+    """Parse JSON bytes (size-checked) into plain data, with a `DecodeError` on any failure."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise DecodeError(f"input of {len(data)} bytes exceeds the limit of {max_bytes} bytes")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from None
+
+
+def decode(cls: type[T], data: bytes, max_bytes: int = limits.MESSAGE_BYTES_MAX) -> T:
+    """Decode canonical bytes into `cls`; raise `DecodeError` saying what is wrong otherwise."""
+    raw = parse_json(data, max_bytes)
+    if type(raw) is not dict:
+        raise DecodeError(f"expected an object at the top level, got {_type_name(raw)}")
+    version = raw.pop(_VERSION_KEY, None)
+    if version is None:
+        raise DecodeError(f"missing the version key {_VERSION_KEY!r}")
+    if type(version) is not int or version != limits.CODEC_VERSION:
+        raise DecodeError(
+            f"unsupported encoding version {version!r}, this node speaks {limits.CODEC_VERSION}")
+    obj = _decode_dataclass(cls, raw, "")
+    raw[_VERSION_KEY] = version
+    if orjson.dumps(raw, option=orjson.OPT_SORT_KEYS) != bytes(data):
+        raise DecodeError(_non_canonical_reason(raw, bytes(data)))
+    return obj
+
+
+def _non_canonical_reason(raw: Any, data: bytes) -> str:
+    canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    at = next((i for i, (a, b) in enumerate(zip(canonical, data, strict=False)) if a != b),
+              min(len(canonical), len(data)))
+    return (f"non-canonical encoding (first difference at byte {at}: keys must be sorted, "
+            "without whitespace, duplicates or needless escapes)")

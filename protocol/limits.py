@@ -1,0 +1,75 @@
+"""Every bound Crossbill enforces, in one place, with its unit last in the name.
+
+A bound that is not here is a bug: queues, message sizes, batch sizes, caches and retries are
+all named below. Consortium parameters in the genesis file (block limits, advance rate, ...)
+must lie inside the ceilings set here; the loader refuses a genesis file that breaks one.
+"""
+
+from typing import Final
+
+# --- canonical encoding ---------------------------------------------------------------------
+CODEC_VERSION: Final = 1
+# Any single encoded object (the largest is a block) is refused above this size before parsing.
+MESSAGE_BYTES_MAX: Final = 4 * 1024 * 1024
+# A list inside an encoded object that does not name its own bound.
+LIST_ITEMS_MAX: Final = 1024
+# A string field that does not name its own bound (UTF-8 characters).
+STRING_CHARS_MAX: Final = 256
+# A bytes field that does not name its own bound.
+BYTES_LEN_MAX: Final = 256
+# Integers are signed 64-bit on the wire so that every client language can hold them.
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
+
+# --- identifiers ----------------------------------------------------------------------------
+CHAIN_ID_CHARS_MAX: Final = 64
+INSTITUTION_ID_CHARS_MAX: Final = 64
+RECORD_ID_CHARS_MAX: Final = 64  # declaration, form, financing, payment and entry numbers
+NAME_CHARS_MAX: Final = 200
+TEXT_CHARS_MAX: Final = 1000  # goods descriptions, reasons
+USCC_CHARS: Final = 18  # unified social credit code of an enterprise
+CURRENCY_CHARS: Final = 3  # ISO 4217
+COUNTRY_CHARS: Final = 2  # ISO 3166-1 alpha-2
+
+# --- keys, hashes and signatures ------------------------------------------------------------
+HASH_BYTES: Final = 32
+PUBLIC_KEY_BYTES: Final = 32
+SIGNATURE_BYTES: Final = 64
+KEY_ID_BYTES: Final = 8
+NONCE_BYTES_MIN: Final = 8
+NONCE_BYTES_MAX: Final = 32
+KEYS_PER_INSTITUTION_MAX: Final = 8
+# scrypt work factor for key files, as log2(N). Files weaker than the minimum are refused.
+KEYFILE_SCRYPT_LOG_N_MIN: Final = 14
+KEYFILE_SCRYPT_LOG_N_DEFAULT: Final = 15
+KEYFILE_SCRYPT_LOG_N_MAX: Final = 20
+KEYFILE_BYTES_MAX: Final = 4096
+PASSPHRASE_BYTES_MAX: Final = 1024
+
+# --- amounts --------------------------------------------------------------------------------
+# Minor units (cents). 10^15 cents is ten trillion units of any currency; sums of bounded
+# amounts stay far inside INT_MAX.
+AMOUNT_MINOR_MAX: Final = 10**15
+# Advance rate in basis points of a declaration's value (9000 = 90%).
+ADVANCE_RATE_BPS_MAX: Final = 10_000
+
+# --- transactions ---------------------------------------------------------------------------
+TX_BYTES_MAX: Final = 8 * 1024
+PLEDGES_PER_FINANCING_MAX: Final = 16
+# A transaction names when it expires; that moment may lie at most this far past the block
+# time, which bounds how long the ledger must remember a (signer, nonce) pair.
+TX_EXPIRY_WINDOW_MS_MAX: Final = 24 * 60 * 60 * 1000
+
+# --- blocks ---------------------------------------------------------------------------------
+BLOCK_TXS_MAX: Final = 10_000
+# Gossip drops payloads near 1 MiB (LIMITS.md); a block is one gossip message.
+BLOCK_BYTES_MAX: Final = 900 * 1024
+BLOCK_INTERVAL_MS_MAX: Final = 10_000
+BLOCK_INTERVAL_MS_MIN: Final = 1
+
+# --- consortium configuration ---------------------------------------------------------------
+GENESIS_BYTES_MAX: Final = 1024 * 1024
+INSTITUTIONS_MAX: Final = 256
+ORDERERS_MAX: Final = 9
+NODE_ADDRESSES_MAX: Final = 8
+ADDRESS_CHARS_MAX: Final = 256

@@ -1,0 +1,350 @@
+"""Transaction types: each type's payload schema and the roles allowed to send it.
+
+This table is DOMAIN.md's role table as data. `validate_basic` consults it without state;
+the ledger (`protocol/ledger`) gives each type its meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Final
+
+from protocol import limits
+from protocol.codec import bound
+
+# Roles of DOMAIN.md. An enterprise is not a consortium institution; its key lives on the ledger.
+ROLE_REGULATOR: Final = "regulator"
+ROLE_CUSTOMS: Final = "customs"
+ROLE_TAX: Final = "tax"
+ROLE_BANK: Final = "bank"
+ROLE_ENTERPRISE: Final = "enterprise"
+INSTITUTION_ROLES: Final = frozenset({ROLE_REGULATOR, ROLE_CUSTOMS, ROLE_TAX, ROLE_BANK})
+ALL_ROLES: Final = INSTITUTION_ROLES | {ROLE_ENTERPRISE}
+
+FX_CLASSES: Final = frozenset({"A", "B", "C"})
+CREDIT_KINDS: Final = frozenset({"credit_line", "overdue"})
+
+_FORMATS: Final[dict[str, re.Pattern[str]]] = {
+    # Unified social credit code: 18 characters from GB 32100-2015's alphabet.
+    "uscc": re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}"),
+    "currency": re.compile(r"[A-Z]{3}"),
+    "country": re.compile(r"[A-Z]{2}"),
+    "id": re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*"),
+    "institution": re.compile(r"[a-z0-9][a-z0-9.-]*"),
+    "date": re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"),
+    "optional_id": re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._:/-]*)?"),
+    "fx_class": re.compile(r"[ABC]"),
+    "credit_kind": re.compile(r"credit_line|overdue"),
+    "text": re.compile(r".*", re.DOTALL),
+}
+
+
+def _fmt(fmt: str, *, max_len: int, min_len: int = 1) -> dict[str, Any]:
+    return {**bound(max_len=max_len, min_len=min_len), "format": fmt}
+
+
+# Field types: the codec reads the bounds, `Payload.__post_init__` checks the formats.
+Uscc = Annotated[str, _fmt("uscc", max_len=limits.USCC_CHARS, min_len=limits.USCC_CHARS)]
+Currency = Annotated[str, _fmt("currency", max_len=limits.CURRENCY_CHARS,
+                               min_len=limits.CURRENCY_CHARS)]
+Country = Annotated[str, _fmt("country", max_len=limits.COUNTRY_CHARS,
+                              min_len=limits.COUNTRY_CHARS)]
+RecordId = Annotated[str, _fmt("id", max_len=limits.RECORD_ID_CHARS_MAX)]
+OptionalRecordId = Annotated[str, _fmt("optional_id", max_len=limits.RECORD_ID_CHARS_MAX,
+                                       min_len=0)]
+InstitutionId = Annotated[str, _fmt("institution", max_len=limits.INSTITUTION_ID_CHARS_MAX)]
+Name = Annotated[str, _fmt("text", max_len=limits.NAME_CHARS_MAX)]
+Text = Annotated[str, _fmt("text", max_len=limits.TEXT_CHARS_MAX, min_len=0)]
+NonEmptyText = Annotated[str, _fmt("text", max_len=limits.TEXT_CHARS_MAX)]
+Date = Annotated[str, _fmt("date", max_len=10, min_len=10)]
+Role = Annotated[str, _fmt("institution", max_len=16)]
+FxClass = Annotated[str, _fmt("fx_class", max_len=1)]
+CreditKind = Annotated[str, _fmt("credit_kind", max_len=32)]
+PublicKey = Annotated[bytes, bound(min_len=limits.PUBLIC_KEY_BYTES,
+                                   max_len=limits.PUBLIC_KEY_BYTES)]
+OptionalPublicKey = Annotated[bytes, bound(max_len=limits.PUBLIC_KEY_BYTES)]
+KeyId = Annotated[bytes, bound(min_len=limits.KEY_ID_BYTES, max_len=limits.KEY_ID_BYTES)]
+# A positive amount in minor units (cents); never a float.
+Amount = Annotated[int, bound(min_value=1, max_value=limits.AMOUNT_MINOR_MAX)]
+NonNegativeAmount = Annotated[int, bound(min_value=0, max_value=limits.AMOUNT_MINOR_MAX)]
+TimeMs = Annotated[int, bound(min_value=0)]
+
+
+def check_format(fmt: str, value: str) -> bool:
+    return _FORMATS[fmt].fullmatch(value) is not None
+
+
+class Payload:
+    """Base of payloads: checks the `format` of each string field when constructed."""
+
+    TYPE: ClassVar[str]
+    ROLES: ClassVar[frozenset[str]]
+
+    def __post_init__(self) -> None:
+        cls = type(self)
+        checks: tuple[tuple[str, re.Pattern[str]], ...] | None = cls.__dict__.get(
+            "_format_checks")
+        if checks is None:
+            checks = _format_checks(cls)
+            setattr(cls, "_format_checks", checks)  # noqa: B010
+        for fname, pattern in checks:
+            value = getattr(self, fname)
+            if not pattern.fullmatch(value):
+                raise ValueError(f"{fname}: {value!r} is not a valid {_FORMAT_NAMES[pattern]}")
+
+
+def _format_checks(cls: type) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    checks = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if typing.get_origin(tp) is Annotated:
+            for extra in typing.get_args(tp)[1:]:
+                if isinstance(extra, dict) and "format" in extra and extra["format"] != "text":
+                    checks.append((f.name, _FORMATS[extra["format"]]))
+    return tuple(checks)
+
+
+_FORMAT_NAMES: Final = {pattern: fmt.replace("_", " ") for fmt, pattern in _FORMATS.items()}
+
+
+REGISTRY: dict[str, type[Payload]] = {}
+
+
+def _register(type_name: str, *roles: str) -> Any:
+    def deco(cls: type[Payload]) -> type[Payload]:
+        if type_name in REGISTRY:
+            raise RuntimeError(f"transaction type {type_name} registered twice")
+        cls.TYPE = type_name
+        cls.ROLES = frozenset(roles)
+        REGISTRY[type_name] = cls
+        return cls
+
+    return deco
+
+
+def payload_class(type_name: str) -> type | None:
+    return REGISTRY.get(type_name)
+
+
+# ------------------------------------------------------------------------------ regulator
+
+
+@_register("institution.admit", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class AdmitInstitution(Payload):
+    institution: InstitutionId
+    name: Name
+    role: Role
+    public_key: PublicKey
+
+
+@_register("institution.suspend", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class SuspendInstitution(Payload):
+    institution: InstitutionId
+    reason: Text
+
+
+@_register("institution.reinstate", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class ReinstateInstitution(Payload):
+    institution: InstitutionId
+
+
+@_register("institution.rekey", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class RekeyInstitution(Payload):
+    """Add `new_public_key` to an institution and retire the listed key ids from the next
+    block on."""
+
+    institution: InstitutionId
+    new_public_key: PublicKey
+    retire_key_ids: Annotated[tuple[KeyId, ...], bound(max_len=limits.KEYS_PER_INSTITUTION_MAX)]
+
+
+@_register("enterprise.set_fx_class", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class SetFxClass(Payload):
+    uscc: Uscc
+    fx_class: FxClass
+
+
+@_register("enterprise.freeze", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class FreezeEnterprise(Payload):
+    uscc: Uscc
+    reason: Text
+
+
+@_register("enterprise.unfreeze", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class UnfreezeEnterprise(Payload):
+    uscc: Uscc
+
+
+# ------------------------------------------------------------------------------ bank
+
+
+@_register("enterprise.register", ROLE_BANK)
+@dataclass(frozen=True)
+class RegisterEnterprise(Payload):
+    """KYC registration by a serving bank; `public_key` is empty when the enterprise holds no
+    key of its own."""
+
+    uscc: Uscc
+    name: Name
+    country: Country
+    public_key: OptionalPublicKey
+
+
+@_register("credit.record", ROLE_BANK)
+@dataclass(frozen=True)
+class RecordCredit(Payload):
+    uscc: Uscc
+    entry_id: RecordId
+    kind: CreditKind
+    amount: Amount
+    currency: Currency
+    note: Text
+
+
+@dataclass(frozen=True)
+class Pledge:
+    declaration_no: RecordId
+    amount: Amount
+
+
+@_register("financing.open", ROLE_BANK)
+@dataclass(frozen=True)
+class OpenFinancing(Payload):
+    financing_id: RecordId
+    uscc: Uscc
+    principal: Amount
+    currency: Currency
+    pledges: Annotated[tuple[Pledge, ...],
+                       bound(min_len=1, max_len=limits.PLEDGES_PER_FINANCING_MAX)]
+
+
+@_register("financing.disburse", ROLE_BANK)
+@dataclass(frozen=True)
+class DisburseFinancing(Payload):
+    financing_id: RecordId
+
+
+@_register("financing.repay", ROLE_BANK)
+@dataclass(frozen=True)
+class RepayFinancing(Payload):
+    financing_id: RecordId
+    amount: Amount
+
+
+@_register("financing.close", ROLE_BANK)
+@dataclass(frozen=True)
+class CloseFinancing(Payload):
+    financing_id: RecordId
+
+
+@_register("financing.default", ROLE_BANK)
+@dataclass(frozen=True)
+class DefaultFinancing(Payload):
+    financing_id: RecordId
+    reason: Text
+
+
+@_register("payment.outbound", ROLE_BANK)
+@dataclass(frozen=True)
+class RecordOutboundPayment(Payload):
+    payment_id: RecordId
+    payer: Uscc
+    form_no: RecordId
+    amount: Amount
+    currency: Currency
+
+
+@_register("payment.inbound", ROLE_BANK)
+@dataclass(frozen=True)
+class RecordInboundProceeds(Payload):
+    """Export proceeds received for a declaration; when `financing_id` is not empty they repay
+    that financing."""
+
+    proceeds_id: RecordId
+    exporter: Uscc
+    declaration_no: RecordId
+    amount: Amount
+    currency: Currency
+    financing_id: OptionalRecordId
+
+
+# ------------------------------------------------------------------------------ customs
+
+
+@_register("declaration.register", ROLE_CUSTOMS)
+@dataclass(frozen=True)
+class RegisterDeclaration(Payload):
+    declaration_no: RecordId
+    exporter: Uscc
+    buyer: Name
+    destination: Country
+    goods: NonEmptyText
+    value: Amount
+    currency: Currency
+    export_date: Date
+
+
+@_register("declaration.amend", ROLE_CUSTOMS)
+@dataclass(frozen=True)
+class AmendDeclaration(Payload):
+    declaration_no: RecordId
+    value: Amount
+    goods: NonEmptyText
+
+
+@_register("declaration.cancel", ROLE_CUSTOMS)
+@dataclass(frozen=True)
+class CancelDeclaration(Payload):
+    declaration_no: RecordId
+    reason: Text
+
+
+# ------------------------------------------------------------------------------ tax
+
+
+@_register("taxform.register", ROLE_TAX)
+@dataclass(frozen=True)
+class RegisterTaxForm(Payload):
+    form_no: RecordId
+    payer: Uscc
+    payee: Name
+    service_type: Name
+    amount: Amount
+    currency: Currency
+    tax_paid: NonNegativeAmount
+
+
+@_register("taxform.revoke", ROLE_TAX)
+@dataclass(frozen=True)
+class RevokeTaxForm(Payload):
+    form_no: RecordId
+    reason: Text
+
+
+# ------------------------------------------------------------------------------ enterprise
+
+
+@_register("consent.grant", ROLE_ENTERPRISE)
+@dataclass(frozen=True)
+class GrantConsent(Payload):
+    """The enterprise lets `bank` read its credit file until block time `expires_at_ms`."""
+
+    bank: InstitutionId
+    expires_at_ms: TimeMs
+
+
+@_register("consent.revoke", ROLE_ENTERPRISE)
+@dataclass(frozen=True)
+class RevokeConsent(Payload):
+    bank: InstitutionId

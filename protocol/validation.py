@@ -1,0 +1,147 @@
+"""Validation without ledger state (CometBFT's ValidateBasic), and the chain link check.
+
+`validate_basic_tx` and `validate_basic_block` need no ledger state beyond a `SignerRegistry`:
+who may sign, with which role and key. The node passes the registry of its current ledger
+state (admissions and re-keys change it); `ConsortiumConfig` is the registry at genesis. The
+ledger re-checks what depends on state (suspension, replay, every invariant) when it applies a
+block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from protocol import crypto, limits, types
+from protocol.errors import ValidationError
+from protocol.txtypes import REGISTRY
+
+# Stable reason codes of basic validation.
+TX_TOO_LARGE: Final = "TX_TOO_LARGE"
+WRONG_CHAIN: Final = "WRONG_CHAIN"
+UNKNOWN_TYPE: Final = "UNKNOWN_TYPE"
+UNKNOWN_SIGNER: Final = "UNKNOWN_SIGNER"
+UNKNOWN_KEY: Final = "UNKNOWN_KEY"
+ROLE_FORBIDDEN: Final = "ROLE_FORBIDDEN"
+BAD_SIGNATURE: Final = "BAD_SIGNATURE"
+BLOCK_TOO_LARGE: Final = "BLOCK_TOO_LARGE"
+TOO_MANY_TXS: Final = "TOO_MANY_TXS"
+TX_COUNT_MISMATCH: Final = "TX_COUNT_MISMATCH"
+BAD_TX_ROOT: Final = "BAD_TX_ROOT"
+DUPLICATE_TX: Final = "DUPLICATE_TX"
+NOT_AN_ORDERER: Final = "NOT_AN_ORDERER"
+BAD_BLOCK_SIGNATURE: Final = "BAD_BLOCK_SIGNATURE"
+BAD_HEIGHT: Final = "BAD_HEIGHT"
+BAD_PREV_HASH: Final = "BAD_PREV_HASH"
+TIME_WENT_BACKWARDS: Final = "TIME_WENT_BACKWARDS"
+
+
+class SignerRegistry(Protocol):
+    """Who may sign: a signer's role and the public key behind one of its key ids."""
+
+    def signer_role(self, signer: str) -> str | None: ...
+
+    def signer_public_key(self, signer: str, key_id: bytes) -> bytes | None: ...
+
+
+def validate_basic_tx(
+    tx: types.Tx,
+    *,
+    chain_id: str,
+    registry: SignerRegistry,
+    check_signature: bool = True,
+) -> None:
+    """Raise `ValidationError` unless `tx` is well-sized, on this chain, of a known type, and
+    signed by a known signer whose role may send that type."""
+    size = len(tx.encoded)
+    if size > limits.TX_BYTES_MAX:
+        raise ValidationError(TX_TOO_LARGE,
+                              f"transaction is {size} bytes, the limit is {limits.TX_BYTES_MAX}")
+    if tx.chain_id != chain_id:
+        raise ValidationError(WRONG_CHAIN,
+                              f"transaction is for chain {tx.chain_id!r}, this is {chain_id!r}")
+    payload_cls = REGISTRY.get(tx.type)
+    if payload_cls is None:  # the decoder refuses these; a hand-built Tx may still carry one
+        raise ValidationError(UNKNOWN_TYPE, f"unknown transaction type {tx.type!r}")
+    role = registry.signer_role(tx.signer)
+    if role is None:
+        raise ValidationError(UNKNOWN_SIGNER, f"signer {tx.signer!r} is not known")
+    if role not in payload_cls.ROLES:
+        raise ValidationError(
+            ROLE_FORBIDDEN,
+            f"{tx.signer!r} has role {role!r}; {tx.type} may be sent by "
+            f"{', '.join(sorted(payload_cls.ROLES))} only")
+    public_key = registry.signer_public_key(tx.signer, tx.key_id)
+    if public_key is None:
+        raise ValidationError(UNKNOWN_KEY,
+                              f"signer {tx.signer!r} has no active key {tx.key_id.hex()}")
+    if check_signature and not crypto.verify(public_key, tx.signing_message(), tx.signature):
+        raise ValidationError(BAD_SIGNATURE,
+                              f"signature of transaction {tx.id.hex()} does not verify")
+
+
+def validate_basic_block(
+    block: types.Block,
+    *,
+    chain_id: str,
+    registry: SignerRegistry,
+    orderers: frozenset[str] | tuple[str, ...],
+    params: types.Params,
+    tx_verified: Callable[[bytes], bool] | None = None,
+) -> None:
+    """Raise `ValidationError` unless the block is within the limits, signed by an orderer,
+    its header commits to its transactions, and every transaction passes `validate_basic_tx`.
+
+    `tx_verified(tx_id)` may report transactions whose signature this node already checked
+    (its mempool), so they are not verified twice.
+    """
+    header = block.header
+    size = len(block.encoded)
+    if size > params.block_bytes_max:
+        raise ValidationError(BLOCK_TOO_LARGE,
+                              f"block is {size} bytes, the limit is {params.block_bytes_max}")
+    if header.chain_id != chain_id:
+        raise ValidationError(WRONG_CHAIN,
+                              f"block is for chain {header.chain_id!r}, this is {chain_id!r}")
+    if len(block.txs) > params.block_txs_max:
+        raise ValidationError(TOO_MANY_TXS, f"block has {len(block.txs)} transactions, the "
+                              f"limit is {params.block_txs_max}")
+    if header.tx_count != len(block.txs):
+        raise ValidationError(TX_COUNT_MISMATCH, f"header says {header.tx_count} transactions, "
+                              f"the block carries {len(block.txs)}")
+    if header.proposer not in orderers:
+        raise ValidationError(NOT_AN_ORDERER, f"proposer {header.proposer!r} is not an orderer")
+    proposer_key = registry.signer_public_key(header.proposer, header.proposer_key_id)
+    if proposer_key is None:
+        raise ValidationError(UNKNOWN_KEY, f"proposer {header.proposer!r} has no active key "
+                              f"{header.proposer_key_id.hex()}")
+    if not crypto.verify(proposer_key, types.Block.signing_message(header), block.signature):
+        raise ValidationError(BAD_BLOCK_SIGNATURE,
+                              f"proposer signature of block {header.height} does not verify")
+    ids = [tx.id for tx in block.txs]
+    if len(set(ids)) != len(ids):
+        raise ValidationError(DUPLICATE_TX, "block carries the same transaction twice")
+    if crypto.merkle_root(ids) != header.tx_root:
+        raise ValidationError(BAD_TX_ROOT, "tx_root does not match the block's transactions")
+    for i, tx in enumerate(block.txs):
+        check_sig = tx_verified is None or not tx_verified(tx.id)
+        try:
+            validate_basic_tx(tx, chain_id=chain_id, registry=registry,
+                              check_signature=check_sig)
+        except ValidationError as exc:
+            raise ValidationError(exc.code, f"transaction {i}: {exc.message}") from None
+
+
+def validate_chain_link(prev_hash: bytes, prev_height: int, prev_timestamp_ms: int,
+                        header: types.BlockHeader) -> None:
+    """Raise `ValidationError` unless `header` extends the block (or genesis) described."""
+    if header.height != prev_height + 1:
+        raise ValidationError(BAD_HEIGHT,
+                              f"block height {header.height} does not follow {prev_height}")
+    if header.prev_hash != prev_hash:
+        raise ValidationError(BAD_PREV_HASH,
+                              f"block {header.height} does not name the previous block's hash")
+    if header.timestamp_ms < prev_timestamp_ms:
+        raise ValidationError(TIME_WENT_BACKWARDS,
+                              f"block {header.height} time {header.timestamp_ms} is before "
+                              f"the previous block's {prev_timestamp_ms}")
