@@ -1,0 +1,136 @@
+"""The headline workflow of DOMAIN.md as signed transactions, and a consortium to run it in.
+
+`headline_steps` is shared by the local demo and (later) the devnet demo, so both walk exactly
+the same workflow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocol import crypto, txtypes, types
+from protocol.genesis import check_config
+
+EXPORTER = "91370200MA3C8Y5R2K"
+EXPORTER_NAME = "Qingdao Harbour Pumps Co., Ltd."
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    role: str
+    name: str
+
+
+DEFAULT_MEMBERS = (
+    Member("regulator.safe-qd", "regulator", "SAFE Qingdao Branch"),
+    Member("customs.qd", "customs", "Qingdao Customs"),
+    Member("tax.qd", "tax", "Qingdao Tax Bureau"),
+    Member("bank.boc-qd", "bank", "Bank of China Qingdao"),
+    Member("bank.icbc-qd", "bank", "ICBC Qingdao"),
+    Member("bank.ccb-qd", "bank", "CCB Qingdao"),
+    Member("bank.abc-qd", "bank", "ABC Qingdao"),
+)
+
+
+def build_consortium(
+    chain_id: str,
+    genesis_time_ms: int,
+    members: tuple[Member, ...] = DEFAULT_MEMBERS,
+    keys: dict[str, crypto.PrivateKey] | None = None,
+    nodes: dict[str, types.NodeInfo] | None = None,
+) -> tuple[types.ConsortiumConfig, dict[str, crypto.PrivateKey]]:
+    """A checked consortium configuration, with a fresh key per member unless given."""
+    keys = dict(keys or {})
+    nodes = nodes or {}
+    institutions = []
+    for m in members:
+        k = keys.setdefault(m.id, crypto.PrivateKey(os.urandom(32)))
+        default_node = types.NodeInfo(f"peer-{m.id}", ()) if m.role == "bank" else None
+        institutions.append(types.Institution(
+            m.id, m.name, m.role, (types.InstitutionKey(k.key_id, k.public_key),),
+            nodes.get(m.id, default_node)))
+    orderers = tuple(m.id for m in members if m.role == "bank")
+    config = types.ConsortiumConfig(chain_id, genesis_time_ms, tuple(institutions), orderers,
+                                    types.DEFAULT_PARAMS)
+    check_config(config)
+    return config, keys
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the headline workflow: what a person would say, and the transaction."""
+
+    number: int
+    title: str
+    tx: types.Tx
+    expect_code: str  # "OK", or the reason code the ledger must give
+
+
+def headline_steps(
+    config: types.ConsortiumConfig,
+    keys: dict[str, crypto.PrivateKey],
+    now_ms: int,
+    enterprise_key: crypto.PrivateKey,
+    nonce: Callable[[], bytes] = lambda: os.urandom(16),
+) -> list[Step]:
+    """DOMAIN.md's headline workflow, every step a signed transaction."""
+    regulator = next(i.id for i in config.institutions if i.role == "regulator")
+    customs = next(i.id for i in config.institutions if i.role == "customs")
+    tax = next(i.id for i in config.institutions if i.role == "tax")
+    bank, bank2 = [i.id for i in config.institutions if i.role == "bank"][:2]
+    expires = now_ms + config.params.tx_expiry_window_ms // 2
+
+    def tx(signer: str, payload: txtypes.Payload, key: crypto.PrivateKey | None = None) -> (
+            types.Tx):
+        return types.Tx.create(key or keys[signer], chain_id=config.chain_id, signer=signer,
+                               payload=payload, nonce=nonce(), expires_at_ms=expires)
+
+    usd = "USD"
+    decl1, decl2 = "QD-2026-EX-0001", "QD-2026-EX-0002"
+    fin = "FIN-BOC-0001"
+    form = "TX-2026-0001"
+    steps = [
+        (2, "bank registers the exporter (KYC)", bank, txtypes.RegisterEnterprise(
+            EXPORTER, EXPORTER_NAME, "CN", enterprise_key.public_key), "OK"),
+        (1, "regulator classes the exporter A", regulator,
+         txtypes.SetFxClass(EXPORTER, "A"), "OK"),
+        (2, "bank records the exporter's credit line", bank, txtypes.RecordCredit(
+            EXPORTER, "CL-2026-001", "credit_line", 200_000_000, usd,
+            "revolving export credit line"), "OK"),
+        (3, "exporter grants the bank consent to read its credit file", EXPORTER,
+         txtypes.GrantConsent(bank, now_ms + 86_400_000), "OK"),
+        (4, "customs registers declaration 1 (USD 600,000)", customs,
+         txtypes.RegisterDeclaration(decl1, EXPORTER, "Hamburg Marine GmbH", "DE",
+                                     "centrifugal marine pumps", 60_000_000, usd,
+                                     "2026-11-20"), "OK"),
+        (4, "customs registers declaration 2 (USD 450,000)", customs,
+         txtypes.RegisterDeclaration(decl2, EXPORTER, "Rotterdam Pumps BV", "NL",
+                                     "pump spare parts", 45_000_000, usd, "2026-11-21"), "OK"),
+        (5, "bank opens a USD 900,000 financing on both declarations", bank,
+         txtypes.OpenFinancing(fin, EXPORTER, 90_000_000, usd, (
+             txtypes.Pledge(decl1, 54_000_000), txtypes.Pledge(decl2, 36_000_000))), "OK"),
+        (5, "bank disburses the financing", bank, txtypes.DisburseFinancing(fin), "OK"),
+        (6, "a second bank tries to finance declaration 1 again", bank2,
+         txtypes.OpenFinancing("FIN-ICBC-0001", EXPORTER, 30_000_000, usd, (
+             txtypes.Pledge(decl1, 30_000_000),)), "DOUBLE_FINANCING"),
+        (7, "proceeds of declaration 1 arrive and repay part of the financing", bank,
+         txtypes.RecordInboundProceeds("PRC-0001", EXPORTER, decl1, 60_000_000, usd, fin),
+         "OK"),
+        (7, "proceeds of declaration 2 arrive and repay the rest", bank,
+         txtypes.RecordInboundProceeds("PRC-0002", EXPORTER, decl2, 30_000_000, usd, fin),
+         "OK"),
+        (7, "bank closes the repaid financing", bank, txtypes.CloseFinancing(fin), "OK"),
+        (8, "tax bureau registers a filing form (USD 50,000)", tax, txtypes.RegisterTaxForm(
+            form, EXPORTER, "Singapore Design Pte Ltd", "technical services", 5_000_000, usd,
+            300_000), "OK"),
+        (8, "bank records an outbound payment of USD 30,000 against the form", bank,
+         txtypes.RecordOutboundPayment("PAY-0001", EXPORTER, form, 3_000_000, usd), "OK"),
+        (8, "a second payment of USD 25,000 would exceed the form", bank2,
+         txtypes.RecordOutboundPayment("PAY-0002", EXPORTER, form, 2_500_000, usd),
+         "FORM_EXCEEDED"),
+    ]
+    return [Step(n, title, tx(signer, payload, enterprise_key if signer == EXPORTER else None),
+                 code) for n, title, signer, payload, code in steps]
