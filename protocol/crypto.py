@@ -15,6 +15,7 @@ from typing import Final
 
 from Crypto.Cipher import AES
 from Crypto.Protocol.KDF import scrypt
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import CryptoError as NaclCryptoError
 from nacl.signing import SigningKey, VerifyKey
@@ -91,6 +92,9 @@ def _verify_key(public_key: bytes) -> VerifyKey:
     if vk is None:
         if len(public_key) != limits.PUBLIC_KEY_BYTES:
             raise CryptoError(f"a public key is {limits.PUBLIC_KEY_BYTES} bytes")
+        if not crypto_core_ed25519_is_valid_point(public_key):
+            raise CryptoError("not a valid Ed25519 public key (not a point of the curve's "
+                              "main subgroup)")
         try:
             vk = VerifyKey(public_key)
         except (NaclCryptoError, ValueError, TypeError) as exc:

@@ -60,6 +60,15 @@ PLEDGES_PER_FINANCING_MAX: Final = 16
 # time, which bounds how long the ledger must remember a (signer, nonce) pair.
 TX_EXPIRY_WINDOW_MS_MAX: Final = 24 * 60 * 60 * 1000
 
+# --- ledger records ---------------------------------------------------------------------------
+SERVING_BANKS_MAX: Final = 64  # banks serving one enterprise
+REPAYMENTS_PER_FINANCING_MAX: Final = 256
+# Expired (signer, nonce) entries pruned per block; the rest wait for the next block (replay
+# checks already ignore expired entries, so this only bounds the work of one block).
+NONCE_PRUNE_PER_BLOCK_MAX: Final = 20_000
+# Decoded ledger records kept in the per-process decode cache.
+DECODED_RECORDS_CACHE_MAX: Final = 65_536
+
 # --- blocks ---------------------------------------------------------------------------------
 BLOCK_TXS_MAX: Final = 10_000
 # Gossip drops payloads near 1 MiB (LIMITS.md); a block is one gossip message.

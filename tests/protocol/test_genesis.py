@@ -72,6 +72,9 @@ BROKEN: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         r"institutions\[2\].keys\[0\].key_id: does not match the public key"),
     "short public key": (lambda r: _inst(r, 2)["keys"][0].update(public_key="ab" * 31),
                          r"institutions\[2\].keys\[0\].public_key: 31 bytes"),
+    "public key off the curve": (
+        lambda r: _inst(r, 2)["keys"][0].update(public_key="01" * 32),
+        r"institutions\[2\].keys\[0\].public_key: not a valid Ed25519 public key"),
     "no keys": (lambda r: _inst(r, 2).update(keys=[]), r"institutions\[2\].keys: list has 0"),
     "same key twice": (lambda r: _inst(r, 2)["keys"].append(_inst(r, 2)["keys"][0]),
                        r"institutions\[2\].keys\[1\]: the same key is listed twice"),

@@ -1,0 +1,108 @@
+"""What a transaction handler sees: the transaction, the block it is in, and a state whose
+writes are kept only if the handler returns without raising `Rejected`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from protocol import limits, types
+from protocol.ledger import codes, keys, records
+from protocol.ledger.state import State
+
+
+class Rejected(Exception):
+    """A transaction refused with a stable reason code; its writes are discarded."""
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in codes.ALL_TX_CODES:
+            raise RuntimeError(f"reason code {code!r} is not declared in protocol.ledger.codes")
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message[: limits.TEXT_CHARS_MAX]
+
+
+def reject(code: str, message: str) -> NoReturn:
+    raise Rejected(code, message)
+
+
+@dataclass
+class TxContext:
+    state: State
+    tx: types.Tx
+    height: int
+    timestamp_ms: int
+    tx_index: int
+    params: types.Params
+    touched: list[bytes] = field(default_factory=list)
+
+    @property
+    def signer(self) -> str:
+        return self.tx.signer
+
+    def touch(self, record_key: bytes) -> None:
+        """Name a record this transaction changes (its history index gets an entry)."""
+        if record_key not in self.touched:
+            self.touched.append(record_key)
+
+    def write(self, record_key: bytes, record: object) -> None:
+        self.state.put(record_key, record)
+        self.touch(record_key)
+
+    # ---------------------------------------------------------------- lookups that reject
+
+    def enterprise(self, uscc: str) -> records.EnterpriseRecord:
+        ent = self.state.enterprise(uscc)
+        if ent is None:
+            reject(codes.UNKNOWN_ENTERPRISE, f"enterprise {uscc} is not registered")
+        return ent
+
+    def served_enterprise(self, uscc: str) -> records.EnterpriseRecord:
+        """The enterprise, which the signing bank must serve (it registered it, KYC)."""
+        ent = self.enterprise(uscc)
+        if self.signer not in ent.serving_banks:
+            reject(codes.NOT_SERVING_BANK, f"{self.signer} does not serve enterprise {uscc}")
+        return ent
+
+    def declaration(self, declaration_no: str) -> records.Declaration:
+        decl = self.state.get(keys.declaration(declaration_no), records.Declaration)
+        if decl is None:
+            reject(codes.UNKNOWN_DECLARATION,
+                   f"declaration {declaration_no} is not registered by customs")
+        return decl
+
+    def live_declaration(self, declaration_no: str) -> records.Declaration:
+        decl = self.declaration(declaration_no)
+        if decl.status == records.CANCELLED:
+            reject(codes.DECLARATION_CANCELLED, f"declaration {declaration_no} is cancelled")
+        return decl
+
+    def financing(self, financing_id: str) -> records.Financing:
+        fin = self.state.get(keys.financing(financing_id), records.Financing)
+        if fin is None:
+            reject(codes.UNKNOWN_FINANCING, f"financing {financing_id} does not exist")
+        return fin
+
+    def own_financing(self, financing_id: str, *allowed_status: str) -> records.Financing:
+        """A financing of the signing bank in one of `allowed_status`."""
+        fin = self.financing(financing_id)
+        if fin.bank != self.signer:
+            reject(codes.NOT_LENDING_BANK,
+                   f"financing {financing_id} belongs to {fin.bank}, not {self.signer}")
+        if fin.status not in allowed_status:
+            reject(codes.BAD_FINANCING_STATUS,
+                   f"financing {financing_id} is {fin.status}; this needs "
+                   f"{' or '.join(allowed_status)}")
+        return fin
+
+    def tax_form(self, form_no: str) -> records.TaxForm:
+        form = self.state.get(keys.tax_form(form_no), records.TaxForm)
+        if form is None:
+            reject(codes.UNKNOWN_FORM, f"tax filing form {form_no} is not registered")
+        return form
+
+    def institution(self, institution_id: str) -> records.InstitutionRecord:
+        inst = self.state.institution(institution_id)
+        if inst is None:
+            reject(codes.UNKNOWN_INSTITUTION, f"institution {institution_id} is not admitted")
+        return inst

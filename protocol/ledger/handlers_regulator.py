@@ -1,0 +1,110 @@
+"""Regulator transactions: institutions (admit, suspend, reinstate, re-key) and the
+regulatory status of enterprises (FX class, freeze)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from protocol import crypto, limits
+from protocol.errors import CryptoError
+from protocol.ledger import codes, keys, records
+from protocol.ledger.context import TxContext, reject
+from protocol.ledger.state import key_active
+from protocol.txtypes import (
+    INSTITUTION_ROLES,
+    AdmitInstitution,
+    FreezeEnterprise,
+    ReinstateInstitution,
+    RekeyInstitution,
+    SetFxClass,
+    SuspendInstitution,
+    UnfreezeEnterprise,
+)
+
+
+def _check_public_key(public_key: bytes) -> None:
+    try:
+        crypto.check_public_key(public_key)
+    except CryptoError as exc:
+        reject(codes.BAD_PUBLIC_KEY, f"not a usable Ed25519 public key: {exc}")
+
+
+def admit(ctx: TxContext, p: AdmitInstitution) -> None:
+    if p.role not in INSTITUTION_ROLES:
+        reject(codes.INVALID_ROLE, f"role {p.role!r} is not one of "
+               f"{', '.join(sorted(INSTITUTION_ROLES))}")
+    if ctx.state.institution(p.institution) is not None:
+        reject(codes.INSTITUTION_EXISTS, f"institution {p.institution} is already admitted")
+    if ctx.state.enterprise(p.institution) is not None:
+        reject(codes.ID_TAKEN, f"{p.institution} is an enterprise's id")
+    _check_public_key(p.public_key)
+    key = records.KeyRecord(crypto.key_id_of(p.public_key), p.public_key, 0)
+    ctx.write(keys.institution(p.institution), records.InstitutionRecord(
+        id=p.institution, name=p.name, role=p.role, status=records.ACTIVE, keys=(key,),
+        suspend_reason=""))
+
+
+def suspend(ctx: TxContext, p: SuspendInstitution) -> None:
+    inst = ctx.institution(p.institution)
+    if p.institution == ctx.signer:
+        reject(codes.CANNOT_SUSPEND_SELF, "the regulator cannot suspend itself")
+    if inst.status == records.SUSPENDED:
+        reject(codes.ALREADY_SUSPENDED, f"{p.institution} is already suspended")
+    ctx.write(keys.institution(p.institution),
+              dataclasses.replace(inst, status=records.SUSPENDED, suspend_reason=p.reason))
+
+
+def reinstate(ctx: TxContext, p: ReinstateInstitution) -> None:
+    inst = ctx.institution(p.institution)
+    if inst.status != records.SUSPENDED:
+        reject(codes.NOT_SUSPENDED, f"{p.institution} is not suspended")
+    ctx.write(keys.institution(p.institution),
+              dataclasses.replace(inst, status=records.ACTIVE, suspend_reason=""))
+
+
+def rekey(ctx: TxContext, p: RekeyInstitution) -> None:
+    """Add a key; the retired keys stop working from the next block on. At most
+    KEYS_PER_INSTITUTION_MAX keys are active; keys retired in earlier blocks are dropped."""
+    inst = ctx.institution(p.institution)
+    _check_public_key(p.new_public_key)
+    new_id = crypto.key_id_of(p.new_public_key)
+    if any(k.key_id == new_id for k in inst.keys):
+        reject(codes.KEY_EXISTS, f"{p.institution} already has key {new_id.hex()}")
+    known = {k.key_id for k in inst.keys if key_active(k, ctx.height)}
+    for key_id in p.retire_key_ids:
+        if key_id not in known:
+            reject(codes.UNKNOWN_KEY, f"{p.institution} has no active key {key_id.hex()}")
+    retire = frozenset(p.retire_key_ids)
+    kept = tuple(
+        dataclasses.replace(k, retired_from_height=ctx.height + 1) if k.key_id in retire else k
+        for k in inst.keys if key_active(k, ctx.height))
+    active = sum(1 for k in kept if k.retired_from_height == 0)
+    if active + 1 > limits.KEYS_PER_INSTITUTION_MAX:
+        reject(codes.TOO_MANY_KEYS, f"{p.institution} would hold more than "
+               f"{limits.KEYS_PER_INSTITUTION_MAX} active keys; retire some")
+    new_key = records.KeyRecord(new_id, p.new_public_key, 0)
+    ctx.write(keys.institution(p.institution), dataclasses.replace(inst, keys=(*kept, new_key)))
+
+
+def set_fx_class(ctx: TxContext, p: SetFxClass) -> None:
+    status = ctx.state.regulatory(p.uscc)
+    ctx.state.put(keys.regulatory(p.uscc), dataclasses.replace(status, fx_class=p.fx_class))
+    ctx.touch(keys.enterprise(p.uscc))
+
+
+def freeze(ctx: TxContext, p: FreezeEnterprise) -> None:
+    status = ctx.state.regulatory(p.uscc)
+    if status.frozen:
+        reject(codes.ALREADY_FROZEN, f"enterprise {p.uscc} is already frozen")
+    ctx.state.put(keys.regulatory(p.uscc),
+              dataclasses.replace(status, frozen=True, freeze_reason=p.reason))
+    ctx.touch(keys.enterprise(p.uscc))
+
+
+def unfreeze(ctx: TxContext, p: UnfreezeEnterprise) -> None:
+    status = ctx.state.regulatory(p.uscc)
+    if not status.frozen:
+        reject(codes.NOT_FROZEN, f"enterprise {p.uscc} is not frozen")
+    ctx.state.put(keys.regulatory(p.uscc),
+              dataclasses.replace(status, frozen=False, freeze_reason=""))
+    ctx.touch(keys.enterprise(p.uscc))

@@ -1,0 +1,237 @@
+"""The state root: a sparse Merkle tree of arity 16 over every rooted state key, stored in the
+same KV as the state.
+
+Definition (a function of the rooted key-value pairs alone: no history, no insertion order):
+
+- each rooted pair is a leaf at the 256-bit path ``P = SHA-256("crossbill/state-key" NUL key)``
+  (64 nibbles) with leaf hash ``SHA-256(0x00 || P || SHA-256("crossbill/state-value" NUL
+  value))``;
+- a subtree holding no leaf hashes to 32 zero bytes; holding exactly one leaf, to that leaf's
+  hash (a lone leaf sits at the shallowest depth where it is alone, as in Diem's Jellyfish
+  Merkle tree); holding two or more, to ``SHA-256(0x01 || h_0 || ... || h_15)`` of its 16
+  children (split on the next nibble of the path);
+- the state root is the hash of the whole tree.
+
+Storage: a tree record at ``smt\\0<depth:1><the depth leading nibbles of the path, big-endian,
+ceil(depth/2) bytes>`` for every lone leaf (``b"L" || P || leaf hash``) and every node
+(``b"N" || 16 kind bytes (0 empty, 1 leaf, 2 node) || 16 child hashes``); no record means an
+empty subtree. With N random paths the tree is about log16(N) deep, so folding k changed keys
+into it reads, hashes and writes O(k log16(N / k) + log16(k)) records, never the whole state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from protocol.ledger import keys
+from protocol.ledger.kv import KV
+
+EMPTY_HASH: Final = bytes(32)
+_NIBBLES: Final = 64
+_KEY_DOMAIN: Final = b"crossbill/state-key\x00"
+_VALUE_DOMAIN: Final = b"crossbill/state-value\x00"
+_LEAF_TAG: Final = 0x4C  # "L"
+_NODE_TAG: Final = 0x4E  # "N"
+_EMPTY: Final = 0
+_LEAF: Final = 1
+_NODE: Final = 2
+_KINDS_END: Final = 17  # node record: tag, 16 kinds, then 16 hashes of 32 bytes
+
+# (kind, hash, path): the summary of one subtree; path only for a lone leaf.
+Summary = tuple[int, bytes, int]
+_NONE: Final[Summary] = (_EMPTY, EMPTY_HASH, 0)
+
+
+def key_path(key: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(_KEY_DOMAIN + key).digest(), "big")
+
+
+def leaf_hash(path: int, value: bytes) -> bytes:
+    value_hash = hashlib.sha256(_VALUE_DOMAIN + value).digest()
+    return hashlib.sha256(b"\x00" + path.to_bytes(32, "big") + value_hash).digest()
+
+
+def _node_hash(children: list[bytes]) -> bytes:
+    return hashlib.sha256(b"\x01" + b"".join(children)).digest()
+
+
+def _pos(depth: int, prefix: int) -> bytes:
+    return keys.TREE + bytes((depth,)) + prefix.to_bytes((depth + 1) // 2, "big")
+
+
+def _summary(raw: bytes | None) -> Summary:
+    if raw is None:
+        return _NONE
+    if raw[0] == _LEAF_TAG:
+        return (_LEAF, raw[33:65], int.from_bytes(raw[1:33], "big"))
+    if raw[0] == _NODE_TAG:
+        return (_NODE, _node_hash(_children(raw)), 0)
+    raise RuntimeError("corrupt state tree record")
+
+
+def _children(raw: bytes) -> list[bytes]:
+    return [raw[i:i + 32] for i in range(_KINDS_END, _KINDS_END + 16 * 32, 32)]
+
+
+def _put_leaf(kv: KV, depth: int, prefix: int, path: int, lhash: bytes) -> None:
+    kv.put(_pos(depth, prefix), bytes((_LEAF_TAG,)) + path.to_bytes(32, "big") + lhash)
+
+
+def _put_node(kv: KV, depth: int, prefix: int, kinds: bytearray,
+              children: list[bytes]) -> Summary:
+    kv.put(_pos(depth, prefix), bytes((_NODE_TAG,)) + bytes(kinds) + b"".join(children))
+    return (_NODE, _node_hash(children), 0)
+
+
+def _group_end(paths: list[int], depth: int, prefix: int, nibble: int, lo: int,
+               hi: int) -> int:
+    """End of the run in paths[lo:hi] whose nibble at `depth` is `nibble`."""
+    if nibble == 15:
+        return hi
+    return bisect_left(paths, ((prefix << 4) | (nibble + 1)) << (4 * (_NIBBLES - 1 - depth)),
+                       lo, hi)
+
+
+def _nibble(path: int, depth: int) -> int:
+    return (path >> (4 * (_NIBBLES - 1 - depth))) & 0xF
+
+
+def _build(kv: KV, depth: int, prefix: int, paths: list[int], hashes: list[bytes],
+           lo: int, hi: int) -> Summary:
+    """Write the subtree of the sorted leaves [lo, hi) at a position that holds nothing."""
+    if hi - lo == 0:
+        return _NONE
+    if hi - lo == 1:
+        _put_leaf(kv, depth, prefix, paths[lo], hashes[lo])
+        return (_LEAF, hashes[lo], paths[lo])
+    if depth >= _NIBBLES:
+        raise RuntimeError("two state keys share a 256-bit path")
+    kinds = bytearray(16)
+    children = [EMPTY_HASH] * 16
+    start = lo
+    while start < hi:
+        nib = _nibble(paths[start], depth)
+        end = _group_end(paths, depth, prefix, nib, start, hi)
+        sub = _build(kv, depth + 1, (prefix << 4) | nib, paths, hashes, start, end)
+        kinds[nib], children[nib] = sub[0], sub[1]
+        start = end
+    return _put_node(kv, depth, prefix, kinds, children)
+
+
+def _rebuild_small(kv: KV, depth: int, prefix: int, current: Summary, paths: list[int],
+                   hashes: list[bytes | None], lo: int, hi: int) -> Summary:
+    """Changes reach a position holding nothing or one leaf: rebuild that small subtree."""
+    live_paths: list[int] = []
+    live_hashes: list[bytes] = []
+    kept = current[0] == _LEAF
+    for i in range(lo, hi):
+        if paths[i] == current[2]:
+            kept = False
+        h = hashes[i]
+        if h is not None:
+            live_paths.append(paths[i])
+            live_hashes.append(h)
+    if kept:
+        at = bisect_left(live_paths, current[2])
+        live_paths.insert(at, current[2])
+        live_hashes.insert(at, current[1])
+    result = _build(kv, depth, prefix, live_paths, live_hashes, 0, len(live_paths))
+    if result[0] == _EMPTY and current[0] != _EMPTY:
+        kv.delete(_pos(depth, prefix))
+    return result
+
+
+def _update(kv: KV, depth: int, prefix: int, raw: bytes | None, paths: list[int],
+            hashes: list[bytes | None], lo: int, hi: int) -> Summary:
+    if raw is None or raw[0] != _NODE_TAG:
+        return _rebuild_small(kv, depth, prefix, _summary(raw), paths, hashes, lo, hi)
+    kinds = bytearray(raw[1:_KINDS_END])
+    children = _children(raw)
+    start = lo
+    while start < hi:
+        nib = _nibble(paths[start], depth)
+        end = _group_end(paths, depth, prefix, nib, start, hi)
+        child_prefix = (prefix << 4) | nib
+        sub = _update(kv, depth + 1, child_prefix, kv.get(_pos(depth + 1, child_prefix)),
+                      paths, hashes, start, end)
+        kinds[nib], children[nib] = sub[0], sub[1]
+        start = end
+    return _settle(kv, depth, prefix, kinds, children)
+
+
+def _settle(kv: KV, depth: int, prefix: int, kinds: bytearray,
+            children: list[bytes]) -> Summary:
+    """Store a node whose children changed, or collapse it when it holds one leaf or none."""
+    occupied = [i for i in range(16) if kinds[i] != _EMPTY]
+    if not occupied:
+        kv.delete(_pos(depth, prefix))
+        return _NONE
+    if len(occupied) == 1 and kinds[occupied[0]] == _LEAF:  # a lone leaf moves up
+        child_pos = _pos(depth + 1, (prefix << 4) | occupied[0])
+        leaf = _summary(kv.get(child_pos))
+        if leaf[0] != _LEAF:
+            raise RuntimeError("state tree node names a leaf child that is not stored")
+        kv.delete(child_pos)
+        _put_leaf(kv, depth, prefix, leaf[2], leaf[1])
+        return leaf
+    return _put_node(kv, depth, prefix, kinds, children)
+
+
+def root(kv: KV) -> bytes:
+    """The state root stored in `kv` (32 zero bytes for an empty state)."""
+    return _summary(kv.get(_pos(0, 0)))[1]
+
+
+def _sorted_changes(changes: Iterable[tuple[bytes, bytes | None]]
+                    ) -> tuple[list[int], list[bytes | None]]:
+    items = sorted((p, None if v is None else leaf_hash(p, v))
+                   for p, v in ((key_path(k), v) for k, v in changes))
+    paths = [p for p, _ in items]
+    for i in range(1, len(paths)):
+        if paths[i] == paths[i - 1]:
+            raise RuntimeError("two state keys share a 256-bit path")
+    return paths, [h for _, h in items]
+
+
+def update(kv: KV, changes: Mapping[bytes, bytes | None]) -> bytes:
+    """Fold changed rooted keys (new value, or None when deleted) into the tree in `kv`; return
+    the new root."""
+    if not changes:
+        return root(kv)
+    paths, hashes = _sorted_changes(changes.items())
+    return _update(kv, 0, 0, kv.get(_pos(0, 0)), paths, hashes, 0, len(paths))[1]
+
+
+def rebuild(kv: KV, items: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Write the whole tree for `items` (rooted key-value pairs) into `kv`, whose tree table must
+    be empty: bulk loading, and rebuilding a state from its records."""
+    if kv.get(_pos(0, 0)) is not None:
+        raise RuntimeError("rebuild needs an empty state tree")
+    paths, hashes = _sorted_changes(items)
+    return _build(kv, 0, 0, paths, [h for h in hashes if h is not None], 0, len(paths))[1]
+
+
+def compute_root(items: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The state root of rooted key-value pairs, computed from scratch without storing anything
+    (audits and tests)."""
+    paths, hashes = _sorted_changes(items)
+    return _hash_only(0, 0, paths, [h for h in hashes if h is not None], 0, len(paths))
+
+
+def _hash_only(depth: int, prefix: int, paths: list[int], hashes: list[bytes],
+               lo: int, hi: int) -> bytes:
+    if hi - lo == 0:
+        return EMPTY_HASH
+    if hi - lo == 1:
+        return hashes[lo]
+    children = [EMPTY_HASH] * 16
+    start = lo
+    while start < hi:
+        nib = _nibble(paths[start], depth)
+        end = _group_end(paths, depth, prefix, nib, start, hi)
+        children[nib] = _hash_only(depth + 1, (prefix << 4) | nib, paths, hashes, start, end)
+        start = end
+    return _node_hash(children)

@@ -1,0 +1,113 @@
+"""enterprise.register, credit.record, consent.grant/revoke, and the credit-file queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol import txtypes
+from protocol.ledger import codes, queries
+from tests.ledger.helpers import (
+    BANK_A,
+    BANK_B,
+    BANK_C,
+    CUSTOMS,
+    EXPORTER,
+    REG,
+    T0,
+    Chain,
+    key_of,
+    register_enterprise,
+)
+
+
+def credit(entry: str = "line-1", u: str = EXPORTER) -> txtypes.RecordCredit:
+    return txtypes.RecordCredit(u, entry, "credit_line", 1_000_000, "USD", "")
+
+
+def test_register_first_and_second_bank(chain: Chain) -> None:
+    chain.ok(BANK_A, register_enterprise())
+    chain.ok(BANK_B, register_enterprise())
+    ent = chain.state.enterprise(EXPORTER)
+    assert ent is not None and ent.serving_banks == (BANK_A, BANK_B)
+
+
+def test_register_rejections(chain: Chain) -> None:
+    chain.ok(BANK_A, register_enterprise())
+    assert chain.one(BANK_A, register_enterprise()).code == codes.ALREADY_REGISTERED
+    assert chain.one(BANK_B, register_enterprise(name="Other Name")).code == \
+        codes.ENTERPRISE_MISMATCH
+    assert chain.one(BANK_B, register_enterprise(country="DE")).code == \
+        codes.ENTERPRISE_MISMATCH
+    assert chain.one(BANK_B, register_enterprise(public_key=b"\x01" * 5)).code == \
+        codes.BAD_PUBLIC_KEY
+    numeric = "123456789012345678"
+    chain.ok(REG, txtypes.AdmitInstitution(numeric, "Odd", "bank", key_of(numeric).public_key))
+    assert chain.one(BANK_A, register_enterprise(numeric)).code == codes.ID_TAKEN
+
+
+def test_enterprise_key_set_once_replaced_only_by_its_bank(chain: Chain) -> None:
+    k1, k2 = key_of("e1"), key_of("e2")
+    chain.ok(BANK_A, register_enterprise())
+    chain.ok(BANK_B, register_enterprise(public_key=k1.public_key))  # none set: B sets it
+    assert chain.one(BANK_A, register_enterprise(public_key=k2.public_key)).code == \
+        codes.ENTERPRISE_KEY_CONFLICT
+    assert chain.one(BANK_C, register_enterprise(public_key=k2.public_key)).code == \
+        codes.ENTERPRISE_KEY_CONFLICT
+    chain.ok(BANK_C, register_enterprise(public_key=k1.public_key))  # same key: joins
+    chain.ok(BANK_B, register_enterprise(public_key=k2.public_key))  # B replaces its key
+    assert chain.state.signer_public_key(EXPORTER, k2.key_id) == k2.public_key
+    assert chain.state.signer_public_key(EXPORTER, k1.key_id) is None
+
+
+def test_credit_record(chain: Chain) -> None:
+    assert chain.one(BANK_A, credit()).code == codes.UNKNOWN_ENTERPRISE
+    chain.ok(BANK_A, register_enterprise())
+    assert chain.one(BANK_B, credit()).code == codes.NOT_SERVING_BANK
+    chain.ok(BANK_A, credit())
+    assert chain.one(BANK_A, credit()).code == codes.DUPLICATE_ENTRY
+    entries = queries.read_credit_file(chain.state, EXPORTER, REG).entries
+    assert len(entries) == 1 and entries[0].bank == BANK_A and entries[0].tx_id
+
+
+def test_consent_grant_revoke_and_reads(trade: Chain) -> None:
+    trade.ok(BANK_A, credit())
+    far = trade.time_ms + 100_000
+    assert trade.one(EXPORTER, txtypes.GrantConsent(CUSTOMS, far)).code == codes.UNKNOWN_BANK
+    assert trade.one(EXPORTER, txtypes.GrantConsent("bank.none", far)).code == \
+        codes.UNKNOWN_BANK
+    assert trade.one(EXPORTER, txtypes.GrantConsent(BANK_B, trade.time_ms)).code == \
+        codes.CONSENT_EXPIRED
+    assert trade.one(EXPORTER, txtypes.RevokeConsent(BANK_B)).code == codes.NO_CONSENT
+    with pytest.raises(queries.QueryRefused) as refused:
+        queries.read_credit_file(trade.state, EXPORTER, BANK_B)
+    assert refused.value.code == codes.NO_CONSENT
+    trade.ok(EXPORTER, txtypes.GrantConsent(BANK_B, far))
+    read = queries.read_credit_file(trade.state, EXPORTER, BANK_B)
+    assert read.consented_read and read.access == queries.ACCESS_CONSENT
+    assert read.consent_expires_at_ms == far
+    # Expired consent (query time past expiry) is refused.
+    with pytest.raises(queries.QueryRefused) as expired:
+        queries.read_credit_file(trade.state, EXPORTER, BANK_B, at_ms=far)
+    assert expired.value.code == codes.CONSENT_EXPIRED
+    trade.ok(EXPORTER, txtypes.RevokeConsent(BANK_B))
+    view = queries.enterprise_view(trade.state, EXPORTER, BANK_B)
+    assert view.credit is None and view.credit_refusal_code == codes.NO_CONSENT
+
+
+def test_credit_file_access_rules(trade: Chain) -> None:
+    reg = queries.read_credit_file(trade.state, EXPORTER, REG)
+    assert reg.access == queries.ACCESS_REGULATOR and not reg.consented_read
+    own = queries.read_credit_file(trade.state, EXPORTER, EXPORTER)
+    assert own.access == queries.ACCESS_SELF
+    for reader, code in [(CUSTOMS, codes.NO_CONSENT), ("nobody", codes.QUERY_UNKNOWN_READER)]:
+        with pytest.raises(queries.QueryRefused) as exc:
+            queries.read_credit_file(trade.state, EXPORTER, reader)
+        assert exc.value.code == code
+    trade.ok(EXPORTER, txtypes.GrantConsent(BANK_B, T0 + 10**9))
+    trade.ok(REG, txtypes.SuspendInstitution(BANK_B, ""))
+    with pytest.raises(queries.QueryRefused) as exc:
+        queries.read_credit_file(trade.state, EXPORTER, BANK_B)
+    assert exc.value.code == codes.QUERY_READER_SUSPENDED
+    with pytest.raises(queries.QueryRefused) as exc:
+        queries.enterprise_view(trade.state, "91370200MA3C09999X", REG)
+    assert exc.value.code == codes.QUERY_NOT_FOUND

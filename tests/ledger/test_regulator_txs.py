@@ -1,0 +1,103 @@
+"""institution.* and enterprise.set_fx_class/freeze/unfreeze: accepted paths and rejections."""
+
+from __future__ import annotations
+
+from protocol import limits, txtypes
+from protocol.ledger import codes, queries
+from tests.ledger.helpers import (
+    BANK_A,
+    BANK_B,
+    EXPORTER,
+    REG,
+    Chain,
+    key_of,
+    open_financing,
+    register_enterprise,
+)
+
+NEW_BANK = "bank.new"
+
+
+def admit(inst: str = NEW_BANK, role: str = "bank") -> txtypes.AdmitInstitution:
+    return txtypes.AdmitInstitution(inst, "New Bank", role, key_of(inst).public_key)
+
+
+def test_admit_and_the_new_institution_signs(chain: Chain) -> None:
+    chain.ok(REG, admit())
+    assert chain.state.signer_role(NEW_BANK) == "bank"
+    chain.ok(NEW_BANK, register_enterprise())
+
+
+def test_admit_rejections(chain: Chain) -> None:
+    chain.ok(REG, admit())
+    assert chain.one(REG, admit()).code == codes.INSTITUTION_EXISTS
+    assert chain.one(REG, admit(BANK_A)).code == codes.INSTITUTION_EXISTS
+    assert chain.one(REG, admit("x.y", role="enterprise")).code == codes.INVALID_ROLE
+    assert chain.one(REG, admit("x.y", role="king")).code == codes.INVALID_ROLE
+    numeric = "123456789012345678"  # a valid USCC and a valid institution id
+    chain.ok(BANK_A, register_enterprise(numeric))
+    assert chain.one(REG, admit(numeric)).code == codes.ID_TAKEN
+
+
+def test_suspend_and_reinstate_rejections(chain: Chain) -> None:
+    assert chain.one(REG, txtypes.SuspendInstitution("nobody", "")).code == \
+        codes.UNKNOWN_INSTITUTION
+    assert chain.one(REG, txtypes.SuspendInstitution(REG, "")).code == \
+        codes.CANNOT_SUSPEND_SELF
+    assert chain.one(REG, txtypes.ReinstateInstitution(BANK_B)).code == codes.NOT_SUSPENDED
+    assert chain.one(REG, txtypes.ReinstateInstitution("nobody")).code == \
+        codes.UNKNOWN_INSTITUTION
+    chain.ok(REG, txtypes.SuspendInstitution(BANK_B, "audit"))
+    assert chain.state.institution(BANK_B).suspend_reason == "audit"  # type: ignore[union-attr]
+    assert chain.one(REG, txtypes.SuspendInstitution(BANK_B, "")).code == \
+        codes.ALREADY_SUSPENDED
+
+
+def test_rekey_rejections(chain: Chain) -> None:
+    k1 = key_of(BANK_A)
+    assert chain.one(REG, txtypes.RekeyInstitution(BANK_A, k1.public_key, ())).code == \
+        codes.KEY_EXISTS
+    assert chain.one(REG, txtypes.RekeyInstitution(
+        BANK_A, key_of("n").public_key, (b"\x01" * 8,))).code == codes.UNKNOWN_KEY
+    assert chain.one(REG, txtypes.RekeyInstitution("nobody", key_of("n").public_key, ())
+                     ).code == codes.UNKNOWN_INSTITUTION
+
+
+def test_rekey_key_limit_and_dropping_retired_keys(chain: Chain) -> None:
+    for i in range(limits.KEYS_PER_INSTITUTION_MAX - 1):
+        chain.ok(REG, txtypes.RekeyInstitution(BANK_A, key_of(f"k{i}").public_key, ()))
+    full = chain.one(REG, txtypes.RekeyInstitution(BANK_A, key_of("k-extra").public_key, ()))
+    assert full.code == codes.TOO_MANY_KEYS
+    # Retiring one while adding one keeps 8 active keys; the retired one works until the
+    # end of the block and is dropped from the record at the next re-key.
+    first = key_of(BANK_A).key_id
+    chain.ok(REG, txtypes.RekeyInstitution(BANK_A, key_of("k-x").public_key, (first,)))
+    inst = chain.state.institution(BANK_A)
+    assert inst is not None and len(inst.keys) == limits.KEYS_PER_INSTITUTION_MAX + 1
+    chain.ok(REG, txtypes.RekeyInstitution(BANK_A, key_of("k-y").public_key,
+                                           (key_of("k0").key_id,)))
+    inst = chain.state.institution(BANK_A)
+    assert inst is not None and first not in {k.key_id for k in inst.keys}
+
+
+def test_fx_class_before_registration_and_class_c_blocks_financing(trade: Chain) -> None:
+    trade.ok(REG, txtypes.SetFxClass("91370200MA3C00077X", "A"))  # not registered yet: fine
+    trade.ok(REG, txtypes.SetFxClass(EXPORTER, "C"))
+    r = trade.one(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
+    assert r.code == codes.FX_CLASS_C
+    trade.ok(REG, txtypes.SetFxClass(EXPORTER, "B"))
+    trade.ok(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
+
+
+def test_freeze_and_unfreeze(trade: Chain) -> None:
+    assert trade.one(REG, txtypes.UnfreezeEnterprise(EXPORTER)).code == codes.NOT_FROZEN
+    trade.ok(REG, txtypes.FreezeEnterprise(EXPORTER, "sanctions check"))
+    assert trade.one(REG, txtypes.FreezeEnterprise(EXPORTER, "")).code == codes.ALREADY_FROZEN
+    r = trade.one(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
+    assert r.code == codes.ENTERPRISE_FROZEN
+    view = queries.enterprise_view(trade.state, EXPORTER, REG)
+    assert view.regulatory.frozen and view.regulatory.freeze_reason == "sanctions check"
+    trade.ok(REG, txtypes.UnfreezeEnterprise(EXPORTER))
+    trade.ok(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
+    types_seen = [h.tx_type for h in view.history]
+    assert "enterprise.freeze" in types_seen
