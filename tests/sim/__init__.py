@@ -1,0 +1,12 @@
+"""Seeded, deterministic simulation of a Raft cluster that tries to break the core.
+
+Run ``python -m tests.sim --seeds 1000`` (see ``--help``); a failure prints its seed and a
+command that replays it alone.
+"""
+
+from .checker import Checker
+from .cluster import FAULTS, Cluster, SimParams
+from .runner import Outcome, Summary, params_for, parse_faults, run_many, run_schedule
+
+__all__ = ["FAULTS", "Checker", "Cluster", "Outcome", "SimParams", "Summary", "params_for",
+           "parse_faults", "run_many", "run_schedule"]

@@ -1,0 +1,448 @@
+"""A simulated cluster: nodes, storage that keeps only what Ready said to persist, a faulty
+network, and a deterministic scheduler driven by one seeded RNG."""
+
+from __future__ import annotations
+
+import heapq
+import random
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from protocol.raft import (
+    LEADER,
+    ConfChange,
+    ConfOp,
+    Entry,
+    HardState,
+    Message,
+    PersistentState,
+    ProposalDropped,
+    Raft,
+    RaftConfig,
+    Ready,
+    Snapshot,
+    decode_message,
+    encode_message,
+)
+
+from .checker import GENESIS_CHAIN, Checker, chain_next
+
+FAULTS = ("drop", "dup", "reorder", "partition", "crash", "membership", "compaction")
+READY_LOOPS_MAX = 64
+LIVENESS_STEPS_CAP = 5000
+
+
+@dataclass
+class SimParams:
+    nodes: int
+    faults: frozenset[str]
+    steps: int
+    liveness_steps: int = 300  # fault-free steps without progress before liveness fails
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    append_entries_max: int = 64
+    inflight_msgs_max: int = 16
+    uncommitted_bytes_max: int = 1 << 20
+    pre_vote: bool = True
+    check_quorum: bool = True
+    drop_p: float = 0.0
+    dup_p: float = 0.0
+    delay_max: int = 1
+    crash_p: float = 0.0
+    crash_mid_ready_p: float = 0.0
+    partition_p: float = 0.0
+    membership_p: float = 0.0
+    compaction_p: float = 0.0
+    propose_p: float = 0.3
+    codec: bool = False  # round-trip every message through encode/decode
+
+
+class Storage:
+    """Stable storage: only what a Ready handed over survives a crash."""
+
+    def __init__(self, voters: tuple[int, ...]) -> None:
+        init = PersistentState.bootstrap(voters)
+        self.hard_state: HardState = init.hard_state
+        self.snapshot: Snapshot = init.snapshot
+        self.entries: list[Entry] = []
+
+    def term(self, index: int) -> int | None:
+        s = self.snapshot.meta
+        if index == s.index:
+            return s.term
+        off = index - s.index - 1
+        if 0 <= off < len(self.entries):
+            return self.entries[off].term
+        return None
+
+    def holds(self, index: int, term: int) -> bool:
+        return index <= self.snapshot.meta.index or self.term(index) == term
+
+    def save(self, rd: Ready) -> bool:
+        """Persist a Ready; True if a stored suffix was truncated."""
+        truncated = False
+        if rd.snapshot is not None:
+            self.snapshot = rd.snapshot
+            self.entries = []
+        if rd.entries:
+            first = rd.entries[0].index
+            off = first - self.snapshot.meta.index - 1
+            if off < 0 or off > len(self.entries):
+                raise AssertionError(f"Ready entries at {first} do not fit storage")
+            truncated = off < len(self.entries)
+            del self.entries[off:]
+            self.entries.extend(rd.entries)
+        if rd.hard_state is not None:
+            self.hard_state = rd.hard_state
+        return truncated
+
+    def compact(self, snap: Snapshot) -> None:
+        drop = snap.meta.index - self.snapshot.meta.index
+        self.snapshot = snap
+        del self.entries[:drop]
+
+    def state(self) -> PersistentState:
+        return PersistentState(self.hard_state, self.snapshot, tuple(self.entries))
+
+
+def snapshot_data(index: int, chain: bytes) -> bytes:
+    return index.to_bytes(8, "big") + chain
+
+
+@dataclass
+class SimNode:
+    id: int
+    storage: Storage
+    raft: Raft | None = None
+    applied: int = 0
+    chain: bytes = GENESIS_CHAIN
+    pending: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    last_commit: int = 0
+    restart_at: int = -1
+
+
+RaftFactory = Callable[[RaftConfig, PersistentState], Raft]
+
+
+class Cluster:
+    def __init__(self, seed: int, params: SimParams, factory: RaftFactory = Raft) -> None:
+        self.seed = seed
+        self.p = params
+        self.rng = random.Random(seed)
+        self.factory = factory
+        self.now = 0
+        self.msg_seq = 0
+        self.queue: list[tuple[int, int, Message]] = []
+        self.blocked: set[tuple[int, int]] = set()
+        self.heal_at = -1
+        self.checker = Checker()
+        self.voters0 = tuple(range(1, params.nodes + 1))
+        spare = 2 if "membership" in params.faults else 0
+        self.ids = tuple(range(1, params.nodes + spare + 1))
+        self.nodes = {i: SimNode(i, Storage(self.voters0)) for i in self.ids}
+        self.proposed = 0
+        self.faults_on = True
+        for n in self.nodes.values():
+            self._start(n)
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def _start(self, n: SimNode) -> None:
+        cfg = RaftConfig(
+            node_id=n.id, rng=random.Random(self.seed * 1009 + n.id),
+            election_timeout_ticks=self.p.election_ticks,
+            heartbeat_interval_ticks=self.p.heartbeat_ticks,
+            append_entries_max=self.p.append_entries_max,
+            inflight_msgs_max=self.p.inflight_msgs_max,
+            uncommitted_bytes_max=self.p.uncommitted_bytes_max,
+            pre_vote=self.p.pre_vote,
+            check_quorum=self.p.check_quorum,
+        )
+        n.raft = self.factory(cfg, n.storage.state())
+        snap = n.storage.snapshot
+        n.applied = snap.meta.index
+        n.chain = snap.data[8:] if snap.data else GENESIS_CHAIN
+        n.pending = {}
+        n.last_commit = n.raft.commit_index
+        n.restart_at = -1
+
+    def crash(self, n: SimNode, downtime: int) -> None:
+        n.raft = None
+        n.pending = {}
+        n.restart_at = self.now + downtime
+        self.checker.check_durable(self._holds)
+
+    def _holds(self, node: int, index: int, term: int) -> bool:
+        return self.nodes[node].storage.holds(index, term)
+
+    # ---------------------------------------------------------------------------- ready loop
+
+    def process(self, n: SimNode) -> None:
+        for _ in range(READY_LOOPS_MAX):
+            r = n.raft
+            if r is None or not r.has_ready():
+                return
+            rd = r.ready()
+            if rd.soft_state is not None and rd.soft_state.role == LEADER:
+                self.checker.on_leader(n.id, r.term, r.log.term, r.log.snap_index,
+                                       r.snapshot.data[8:])
+            if self._persist(n, rd):
+                return  # crashed after persisting, before sending
+            self._send_all(rd.messages)
+            self._apply(n, rd)
+            r.advance(rd)
+            self._after_advance(n, r)
+
+    def _persist(self, n: SimNode, rd: Ready) -> bool:
+        if self.faults_on and self.p.crash_mid_ready_p and (
+                self.rng.random() < self.p.crash_mid_ready_p):
+            self.crash(n, self.rng.randrange(1, 30))  # before the Ready is durable: all lost
+            return True
+        truncated = n.storage.save(rd)
+        for e in rd.entries:
+            self.checker.on_persist_entry(n.id, e, n.storage.term(e.index - 1))
+        if truncated:
+            self.checker.check_durable(self._holds)
+        if self.faults_on and self.p.crash_mid_ready_p and (
+                self.rng.random() < self.p.crash_mid_ready_p):
+            self.crash(n, self.rng.randrange(1, 30))  # durable, but nothing sent or applied
+            return True
+        return False
+
+    def _apply(self, n: SimNode, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            meta = rd.snapshot.meta
+            n.applied, n.chain = meta.index, rd.snapshot.data[8:]
+            self.checker.on_snapshot(n.id, meta.index, n.chain)
+        for e in rd.committed_entries:
+            if e.index != n.applied + 1:
+                self.checker.fail(f"node {n.id} got entry {e.index} to apply after {n.applied}")
+            n.applied = e.index
+            n.chain = chain_next(n.chain, e.term, e.data)
+            self.checker.on_apply(n.id, e, n.chain)
+            mine = n.pending.pop(e.index, None)
+            if mine is not None and mine == (e.term, e.data):
+                self.checker.on_ack(e.index, e.term, e.data)
+
+    def _after_advance(self, n: SimNode, r: Raft) -> None:
+        if r.commit_index < n.last_commit:
+            self.checker.fail(f"node {n.id} commit went back {n.last_commit}->{r.commit_index}")
+        if r.role == LEADER and r.commit_index > n.last_commit:
+            self.checker.on_leader_commit(r.conf.voters, r.commit_index,
+                                          r.log.term(r.commit_index) or 0)
+        n.last_commit = r.commit_index
+
+    # ------------------------------------------------------------------------------- network
+
+    def _send_all(self, msgs: tuple[Message, ...]) -> None:
+        p = self.p
+        faulty = self.faults_on
+        for m in msgs:
+            if faulty and p.drop_p and self.rng.random() < p.drop_p:
+                continue
+            copies = 2 if faulty and p.dup_p and self.rng.random() < p.dup_p else 1
+            for _ in range(copies):
+                delay = 1 if p.delay_max <= 1 or not faulty else self.rng.randint(1, p.delay_max)
+                self.msg_seq += 1
+                heapq.heappush(self.queue, (self.now + delay, self.msg_seq, m))
+
+    def _deliver(self) -> None:
+        dirty: list[SimNode] = []
+        q = self.queue
+        while q and q[0][0] <= self.now:
+            _, _, m = heapq.heappop(q)
+            if (m.src, m.dst) in self.blocked:
+                continue
+            n = self.nodes.get(m.dst)
+            if n is None or n.raft is None:
+                continue
+            if self.p.codec:
+                m = decode_message(encode_message(m))
+            n.raft.step(m)
+            if n not in dirty:
+                dirty.append(n)
+        for n in dirty:
+            self.process(n)
+
+    # -------------------------------------------------------------------------------- faults
+
+    def _fault_actions(self) -> None:
+        p, rng = self.p, self.rng
+        if p.crash_p and rng.random() < p.crash_p:
+            up = [n for n in self.nodes.values() if n.raft is not None]
+            lead = self.leader()
+            if lead is not None and rng.random() < 0.5:
+                self.crash(lead, rng.randrange(1, 25))  # leader churn: figure-8 histories
+            elif up:
+                self.crash(rng.choice(up), rng.randrange(1, 40))
+        if p.partition_p and not self.blocked and rng.random() < p.partition_p:
+            self._partition()
+        if self.blocked and self.now >= self.heal_at:
+            self.blocked = set()
+        if p.membership_p and rng.random() < p.membership_p:
+            self._membership()
+        if p.compaction_p and rng.random() < p.compaction_p:
+            self._compact(rng.choice(list(self.nodes.values())))
+
+    def _partition(self) -> None:
+        rng = self.rng
+        ids = list(self.ids)
+        rng.shuffle(ids)
+        kind = rng.choice(("minority", "majority", "asymmetric", "leader"))
+        if kind == "leader":
+            lead = self.leader()
+            side = [lead.id] if lead else ids[:1]
+        elif kind == "minority":
+            side = ids[: rng.randint(1, max(1, (len(ids) - 1) // 2))]
+        else:
+            side = ids[: len(ids) // 2 + 1] if kind == "majority" else ids[:1]
+        rest = [i for i in ids if i not in side]
+        for a in side:
+            for b in rest:
+                self.blocked.add((b, a))  # asymmetric: `side` cannot hear the others
+                if kind != "asymmetric":
+                    self.blocked.add((a, b))
+        self.heal_at = self.now + rng.randrange(5, 60)
+
+    def _membership(self) -> None:
+        lead = self.leader()
+        if lead is None or lead.raft is None:
+            return
+        r, rng = lead.raft, self.rng
+        conf = r.conf
+        voters_min = 2 if self.p.nodes == 3 else 3
+        change: ConfChange | None = None
+        others = [v for v in conf.voters if v != lead.id]
+        if others and rng.random() < 0.2:
+            try:
+                r.transfer_leadership(rng.choice(others))
+            except ProposalDropped:
+                return
+            self.process(lead)
+            return
+        if conf.learners:
+            change = ConfChange(op=ConfOp.PROMOTE, node=rng.choice(conf.learners))
+        elif len(conf.voters) > voters_min and rng.random() < 0.5:
+            change = ConfChange(op=ConfOp.REMOVE, node=rng.choice(conf.voters))
+        else:
+            outside = [i for i in self.ids if i not in conf.voters]
+            if outside:
+                change = ConfChange(op=ConfOp.ADD_LEARNER, node=rng.choice(outside))
+        if change is None:
+            return
+        try:
+            r.propose_conf_change(change)
+        except ProposalDropped:
+            return
+        self.process(lead)
+
+    def _compact(self, n: SimNode) -> None:
+        r = n.raft
+        if r is None or n.applied - r.log.snap_index < 4:
+            return
+        snap = r.compact(n.applied, snapshot_data(n.applied, n.chain))
+        n.storage.compact(snap)
+
+    # ------------------------------------------------------------------------------- clients
+
+    def leader(self) -> SimNode | None:
+        best: SimNode | None = None
+        for n in self.nodes.values():
+            r = n.raft
+            if r is not None and r.role == LEADER and (
+                    best is None or best.raft is None or r.term > best.raft.term):
+                best = n
+        return best
+
+    def _propose(self) -> None:
+        lead = self.leader()
+        if lead is None or lead.raft is None:
+            return
+        for _ in range(self.rng.randint(1, 3)):
+            self.proposed += 1
+            data = b"e%d" % self.proposed
+            try:
+                eid = lead.raft.propose(data)
+            except ProposalDropped:
+                return
+            lead.pending[eid.index] = (eid.term, data)
+        self.process(lead)
+
+    # ---------------------------------------------------------------------------------- run
+
+    def step(self, propose: bool = True) -> None:
+        self.now += 1
+        self.checker.step = self.now
+        if self.faults_on:
+            self._fault_actions()
+        for n in self.nodes.values():
+            if n.raft is None and 0 <= n.restart_at <= self.now:
+                self._start(n)
+            if n.raft is not None:
+                n.raft.tick()
+                self.process(n)
+        self._deliver()
+        if propose and self.rng.random() < self.p.propose_p:
+            self._propose()
+        if self.checker.commit_records:
+            self.checker.check_durable(self._holds)
+
+    def heal(self) -> None:
+        self.faults_on = False
+        self.blocked = set()
+        for n in self.nodes.values():
+            if n.raft is None:
+                self._start(n)
+                self.process(n)
+
+    def converged(self) -> str:
+        """Empty if the cluster has converged, else what is still missing."""
+        lead = self.leader()
+        if lead is None or lead.raft is None:
+            return "no leader"
+        r = lead.raft
+        if r.commit_index != r.log.last_index():
+            return f"leader {lead.id} has uncommitted entries"
+        want = r.commit_index
+        for m in r.conf.voters + r.conf.learners:
+            n = self.nodes[m]
+            if n.raft is None or n.applied != want or n.raft.log.last_index() != want:
+                return f"member {m} applied {n.applied}, leader committed {want}"
+        top = max(self.checker.acked, default=0)
+        if top > want:
+            return f"acknowledged entry {top} past the commit index {want}"
+        return ""
+
+    def _liveness(self) -> str:
+        """Fault-free steps until convergence; fail if no node applies or appends anything for
+        `liveness_steps` steps in a row (a backlog under tight flow control takes a while)."""
+        missing, stalled, low = "not run", 0, -1
+        for _ in range(LIVENESS_STEPS_CAP):
+            self.step(propose=False)
+            missing = self.converged()
+            if not missing:
+                return ""
+            applied = sum(n.applied + (n.raft.log.last_index() if n.raft else 0)
+                          for n in self.nodes.values())
+            stalled = 0 if applied > low else stalled + 1
+            low = max(low, applied)
+            if stalled >= self.p.liveness_steps:
+                break
+        return missing
+
+    def run(self) -> list[str]:
+        try:
+            for _ in range(self.p.steps):
+                self.step()
+            self.heal()
+            missing = self._liveness()
+            if missing:
+                self.checker.fail(f"liveness: no convergence after faults stopped at step "
+                                  f"{self.p.steps}: {missing}")
+            self.checker.check_durable(self._holds)
+        except Exception as exc:  # the core raised: a broken invariant is a violation
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            self.checker.fail(f"exception {type(exc).__name__}: {exc} "
+                              f"(at {frame.filename}:{frame.lineno} in {frame.name})")
+        return self.checker.violations
