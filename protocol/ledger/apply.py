@@ -108,7 +108,7 @@ def apply_txs(state: State, height: int, timestamp_ms: int,
     _prune_nonces(block_state, timestamp_ms)
     receipts = tuple(
         _apply_tx(block_kv, TxContext(State(Overlay(block_kv)), tx, height, timestamp_ms, i,
-                                      params), chain_id)
+                                      params, signers=state), chain_id)
         for i, tx in enumerate(txs))
     block_state.put(keys.HEAD, records.Head(height, timestamp_ms))
     root = _update_root(block_kv, state)
@@ -148,14 +148,19 @@ def _check_envelope(ctx: TxContext, chain_id: str) -> None:
 
 
 def _check_signer(ctx: TxContext, roles: frozenset[str]) -> None:
+    """Signer, role and key are resolved in the state before the block (`ctx.signers`): a
+    signer registered or a key added inside a block may sign from the next block on, so every
+    accepted transaction's signature was verified by `validate_basic_block`. Suspension takes
+    effect at once."""
     tx = ctx.tx
-    role = ctx.state.signer_role(tx.signer)
+    signers = ctx.signers if ctx.signers is not None else ctx.state
+    role = signers.signer_role(tx.signer)
     if role is None:
-        reject(codes.UNKNOWN_SIGNER, f"signer {tx.signer!r} is not known")
+        reject(codes.UNKNOWN_SIGNER, f"signer {tx.signer!r} is not known (before this block)")
     if ctx.state.signer_suspended(tx.signer):
         reject(codes.SIGNER_SUSPENDED, f"{tx.signer} is suspended by the regulator")
-    if active_public_key(ctx.state, tx.signer, tx.key_id, ctx.height) is None:
-        inst = ctx.state.institution(tx.signer)
+    if active_public_key(signers, tx.signer, tx.key_id, ctx.height) is None:
+        inst = signers.institution(tx.signer)
         if inst is not None and any(k.key_id == tx.key_id for k in inst.keys):
             reject(codes.KEY_RETIRED, f"key {tx.key_id.hex()} of {tx.signer} is retired")
         reject(codes.UNKNOWN_KEY, f"signer {tx.signer!r} has no active key {tx.key_id.hex()}")

@@ -34,6 +34,9 @@ class TxContext:
     timestamp_ms: int
     tx_index: int
     params: types.Params
+    # The state before the block: who may sign in this block, and with which keys, is decided
+    # by it alone, exactly as `validate_basic_block` decided which signatures to verify.
+    signers: State | None = None
     touched: list[bytes] = field(default_factory=list)
 
     @property

@@ -200,3 +200,25 @@ def test_pruning_is_bounded_per_block_and_stale_entries_are_ignored(
     assert [n for n in nonces if chain.state.kv.get(keys.nonce(BANK_A, n))] == [nonces[2]]
     exp = [keys.parse_expiry(k) for k, _ in iterate_prefix(chain.state.kv, keys.EXPIRY)]
     assert [(signer, n) for _, signer, n in exp] == [(BANK_A, nonces[2])]
+
+
+def test_a_signer_registered_in_a_block_signs_from_the_next_block(chain: Chain) -> None:
+    """Signers and keys are resolved in the state before the block, as validate_basic_block
+    resolves them to verify signatures: nothing accepted ever skipped its signature check."""
+    ent_key = key_of("enterprise")
+    register = chain.tx(BANK_A, register_enterprise(public_key=ent_key.public_key))
+    consent = chain.tx(EXPORTER, txtypes.GrantConsent(BANK_A, T0 + 10**9), key=ent_key)
+    r_register, r_consent = chain.apply(register, consent)
+    assert r_register.ok
+    assert r_consent.code == codes.UNKNOWN_SIGNER
+    again = chain.tx(EXPORTER, txtypes.GrantConsent(BANK_A, T0 + 10**9), key=ent_key)
+    assert chain.apply(again)[0].ok
+
+
+def test_a_key_added_by_rekey_signs_from_the_next_block(chain: Chain) -> None:
+    new_key = key_of("customs-2026")
+    rekey = chain.tx(REG, txtypes.RekeyInstitution(CUSTOMS, new_key.public_key, ()))
+    early = chain.tx(CUSTOMS, declaration("D-EARLY", 100), key=new_key)
+    r_rekey, r_early = chain.apply(rekey, early)
+    assert r_rekey.ok and r_early.code == codes.UNKNOWN_KEY
+    assert chain.one(CUSTOMS, declaration("D-LATER", 100), key=new_key).ok

@@ -145,12 +145,22 @@ def test_block_from_a_non_orderer_or_with_a_bad_signature(
     assert err.value.code == validation.BAD_BLOCK_SIGNATURE
 
 
-def test_block_with_a_bad_transaction_names_it(config: types.ConsortiumConfig) -> None:
-    bad = signed_tx(signer="bank.alpha")
-    block = signed_block((*_txs(2), bad))
+def test_block_with_a_forged_transaction_names_it(config: types.ConsortiumConfig) -> None:
+    forged = dataclasses.replace(signed_tx(nonce=b"\x09" * 16), signature=b"\x01" * 64)
+    block = signed_block((*_txs(2), forged))
     with pytest.raises(ValidationError, match="transaction 2") as err:
         _check_block(block, config)
-    assert err.value.code == validation.ROLE_FORBIDDEN
+    assert err.value.code == validation.BAD_SIGNATURE
+
+
+def test_state_dependent_refusals_are_left_to_the_ledger(
+        config: types.ConsortiumConfig) -> None:
+    """A role the signer lacks, or a signer unknown before the block, is not the proposer's
+    fault: the block stays valid and the ledger rejects that transaction with a receipt."""
+    wrong_role = signed_tx(signer="bank.alpha")
+    stranger = types.Tx.create(key("newcomer"), chain_id=config.chain_id, signer="bank.new",
+                               payload=declaration(), nonce=b"\x06" * 16, expires_at_ms=1)
+    _check_block(signed_block((*_txs(1), wrong_role, stranger)), config)
 
 
 def test_block_with_a_duplicate_transaction(config: types.ConsortiumConfig) -> None:
@@ -185,7 +195,7 @@ def test_already_verified_transactions_skip_the_signature_check(
         _check_block(block, config)
     validation.validate_basic_block(block, chain_id=config.chain_id, registry=config,
                                     orderers=config.orderers, params=config.params,
-                                    tx_verified=lambda tx_id: tx_id == broken.id)
+                                    tx_verified=lambda tx: tx == broken)
 
 
 def test_chain_link() -> None:
