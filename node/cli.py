@@ -1,4 +1,4 @@
-"""`crossbill` command line: keys, genesis files and the local demo."""
+"""`crossbill` command line: keys, genesis files, running a node, and the local devnet."""
 
 from __future__ import annotations
 
@@ -53,10 +53,58 @@ def _cmd_genesis_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from node.localdemo import run_local_demo
+def _cmd_node_start(args: argparse.Namespace) -> int:
+    import trio
 
-    return run_local_demo(print)
+    from node.config import load_config
+    from node.logs import setup_logging
+    from node.service import run_from_config
+
+    cfg = load_config(args.config)
+    setup_logging(cfg.institution, cfg.log_level, cfg.log_format)
+    trio.run(run_from_config, cfg)
+    return 0
+
+
+def _cmd_devnet_up(args: argparse.Namespace) -> int:
+    from node import devnet
+
+    devnet.up(args.dir, base_port=args.base_port)
+    return 0
+
+
+def _cmd_devnet_down(args: argparse.Namespace) -> int:
+    from node import devnet
+
+    devnet.down(args.dir)
+    return 0
+
+
+def _cmd_devnet_demo(args: argparse.Namespace) -> int:
+    from node import devnet
+
+    devnet.demo(args.dir)
+    return 0
+
+
+def _cmd_devnet_run(args: argparse.Namespace) -> int:
+    """up, demo and down in one go (what ./dev demo runs)."""
+    import shutil
+    import tempfile
+
+    from node import devnet
+
+    root = args.dir or pathlib.Path(tempfile.mkdtemp(prefix="crossbill-devnet-"))
+    try:
+        devnet.up(root, base_port=args.base_port)
+        try:
+            devnet.demo(root)
+        finally:
+            devnet.down(root)
+    finally:
+        if args.dir is None and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +136,34 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=pathlib.Path)
     check.set_defaults(func=_cmd_genesis_check)
 
-    demo = sub.add_parser("demo", help="walk DOMAIN.md's headline workflow in this process")
-    demo.set_defaults(func=_cmd_demo)
+    node = sub.add_parser("node", help="run a node")
+    node_sub = node.add_subparsers(dest="node_command", required=True, metavar="NODE_COMMAND")
+    start = node_sub.add_parser("start", help="run a node in the foreground until SIGTERM")
+    start.add_argument("--config", type=pathlib.Path, required=True, help="node.toml")
+    start.set_defaults(func=_cmd_node_start)
+
+    dev = sub.add_parser("devnet", help="a local network on loopback (4 banks ordering, plus "
+                         "regulator, customs and tax)")
+    dev_sub = dev.add_subparsers(dest="devnet_command", required=True,
+                                 metavar="DEVNET_COMMAND")
+    for name, func, text in (
+            ("up", _cmd_devnet_up, "generate keys, genesis and configs, start every node, "
+             "wait for a leader, write DIR/devnet.json"),
+            ("down", _cmd_devnet_down, "stop every node of the devnet in DIR"),
+            ("demo", _cmd_devnet_demo, "walk the headline workflow through the RPC API")):
+        p = dev_sub.add_parser(name, help=text)
+        p.add_argument("--dir", type=pathlib.Path, required=True)
+        if name == "up":
+            p.add_argument("--base-port", type=int, default=7100,
+                           help="p2p ports base+1.., RPC base+101.., metrics base+201..")
+        p.set_defaults(func=func)
+    run = dev_sub.add_parser("run", help="up, demo and down in one go")
+    run.add_argument("--dir", type=pathlib.Path, help="default: a new temporary directory")
+    run.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    run.add_argument("--base-port", type=int, default=7100)
+    run.set_defaults(func=_cmd_devnet_run)
+
+    __import__("node.cli_client").cli_client.register(sub)  # tx, query, rpc (issue 6)
     return parser
 
 

@@ -113,6 +113,8 @@ def headline_steps(
          txtypes.OpenFinancing(fin, EXPORTER, 90_000_000, usd, (
              txtypes.Pledge(decl1, 54_000_000), txtypes.Pledge(decl2, 36_000_000))), "OK"),
         (5, "bank disburses the financing", bank, txtypes.DisburseFinancing(fin), "OK"),
+        (6, "a second bank registers the exporter as its customer (KYC)", bank2,
+         txtypes.RegisterEnterprise(EXPORTER, EXPORTER_NAME, "CN", b""), "OK"),
         (6, "a second bank tries to finance declaration 1 again", bank2,
          txtypes.OpenFinancing("FIN-ICBC-0001", EXPORTER, 30_000_000, usd, (
              txtypes.Pledge(decl1, 30_000_000),)), "DOUBLE_FINANCING"),

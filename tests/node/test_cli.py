@@ -19,7 +19,7 @@ from tests.protocol.helpers import genesis_json
 def test_console_script_lists_the_commands() -> None:
     exe = shutil.which("crossbill") or str(pathlib.Path(sys.executable).parent / "crossbill")
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("keys", "genesis", "demo"):
+    for command in ("keys", "genesis", "node", "devnet"):
         assert command in out
 
 
@@ -72,10 +72,3 @@ def test_genesis_check(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str
     assert "orderers[3]" in capsys.readouterr().err
     assert cli.main(["genesis", "check", str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
-
-
-def test_demo_walks_the_headline_workflow(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "[6] a second bank tries to finance declaration 1 again" in out
-    assert "block 1: 15 transactions" in out

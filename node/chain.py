@@ -1,0 +1,150 @@
+"""The node's chain: verified blocks applied to the ledger and written to storage atomically.
+
+One task owns a `Chain` (the ordering loop on an orderer, the sync loop on a follower); it is
+the only writer of blocks and ledger state. Every block goes through `apply`, which checks the
+chain link, `validate_basic_block`, re-applies the transactions and requires the header's
+receipts and state roots to match before one synced write batch stores it all. A mismatch of a
+correctly signed block means two nodes computed different states from the same blocks: a
+determinism failure, so the node stops rather than diverge (`DivergenceError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from node.metrics import LedgerMetrics
+from node.storage import ChainTip, Storage, StorageError
+from protocol import crypto, ledger, types, validation
+from protocol.errors import CrossbillError
+from protocol.ledger import BlockResult, CorruptStateError, State
+
+log = logging.getLogger("crossbill.chain")
+
+
+class DivergenceError(CrossbillError):
+    """A validly signed block whose roots this node cannot reproduce: stop, never diverge."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A block the leader built on its current tip, with the ledger result it computed."""
+
+    block: types.Block
+    result: BlockResult
+    tip_hash: bytes
+
+
+class Chain:
+    def __init__(self, storage: Storage, config: types.ConsortiumConfig) -> None:
+        self.storage = storage
+        self.config = config
+        self.state = State(storage.state_kv)
+        self.metrics = LedgerMetrics()
+        tip = storage.tip()
+        if tip is None:
+            tip = self._write_genesis()
+        self.tip: ChainTip = tip
+        self._check_tip_against_state()
+
+    # ------------------------------------------------------------------ start-up
+
+    def _write_genesis(self) -> ChainTip:
+        overlay = ledger.Overlay(self.storage.state_kv)
+        root = ledger.init_genesis(State(overlay), self.config)
+        tip = ChainTip(0, self.config.hash, root, self.config.genesis_time_ms)
+        self.storage.commit_genesis(overlay.write_set(), tip)
+        log.info("wrote genesis state", extra={"state_root": root.hex()})
+        return tip
+
+    def _check_tip_against_state(self) -> None:
+        try:
+            head = self.state.head
+            root = self.state.state_root()
+        except CorruptStateError as exc:
+            raise StorageError(f"{self.storage.path}: the ledger state is damaged ({exc}); "
+                               "restore it from a backup") from None
+        if head.height != self.tip.height or root != self.tip.state_root:
+            raise StorageError(
+                f"{self.storage.path}: the ledger state (height {head.height}, root "
+                f"{root.hex()[:16]}...) does not match the last block (height {self.tip.height}"
+                f", root {self.tip.state_root.hex()[:16]}...): the store is damaged; restore "
+                "it from a backup")
+        if self.tip.height > 0:
+            block = self.storage.block(self.tip.height)
+            if block is None or block.hash != self.tip.hash:
+                raise StorageError(f"{self.storage.path}: block {self.tip.height} is missing "
+                                   "or does not match the chain tip: the store is damaged")
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def height(self) -> int:
+        return self.tip.height
+
+    def orderers(self) -> tuple[str, ...]:
+        return self.state.chain.orderers
+
+    def params(self) -> types.Params:
+        return self.state.params
+
+    # ------------------------------------------------------------------ leader
+
+    def build(self, key: crypto.PrivateKey, proposer: str, txs: list[types.Tx], now_ms: int,
+              raft_term: int, raft_index: int) -> Proposal:
+        """Apply `txs` on the tip and return the signed block that records the outcome."""
+        tip = self.tip
+        timestamp = max(now_ms, tip.timestamp_ms)
+        height = tip.height + 1
+        result = ledger.apply_txs(self.state, height, timestamp, txs)
+        header = types.BlockHeader(
+            chain_id=self.config.chain_id, height=height, prev_hash=tip.hash,
+            tx_count=len(txs), tx_root=types.tx_root(txs),
+            receipts_root=result.receipts_root, state_root=result.state_root,
+            timestamp_ms=timestamp, proposer=proposer, proposer_key_id=key.key_id,
+            raft_term=raft_term, raft_index=raft_index)
+        return Proposal(types.Block.create(key, header, tuple(txs)), result, tip.hash)
+
+    # ------------------------------------------------------------------ everyone
+
+    def follows_tip(self, block: types.Block) -> bool:
+        return (block.header.height == self.tip.height + 1
+                and block.header.prev_hash == self.tip.hash)
+
+    def apply(self, block: types.Block, *, raft_applied: int | None = None,
+              proposal: Proposal | None = None,
+              tx_verified: Callable[[types.Tx], bool] | None = None) -> BlockResult:
+        """Verify `block` against the tip and the current state, apply it, store it.
+
+        `proposal` is this node's own pre-computed result for exactly this block on exactly
+        this tip (the leader's fast path). Raises `ValidationError` for a block that does not
+        belong here (nothing changes) and `DivergenceError` when the roots do not match.
+        """
+        header = block.header
+        started = time.monotonic()
+        validation.validate_chain_link(self.tip.hash, self.tip.height, self.tip.timestamp_ms,
+                                       header)
+        if proposal is not None and (proposal.block.hash != block.hash
+                                     or proposal.tip_hash != self.tip.hash):
+            proposal = None
+        if proposal is None:
+            validation.validate_basic_block(
+                block, chain_id=self.config.chain_id, registry=self.state,
+                orderers=self.orderers(), params=self.params(), tx_verified=tx_verified)
+            result = ledger.apply_block(self.state, block)
+            if (result.state_root != header.state_root
+                    or result.receipts_root != header.receipts_root):
+                raise DivergenceError(
+                    f"block {header.height} ({block.hash.hex()[:16]}...) from "
+                    f"{header.proposer}: this node computes state root "
+                    f"{result.state_root.hex()[:16]}... and receipts root "
+                    f"{result.receipts_root.hex()[:16]}..., the header says "
+                    f"{header.state_root.hex()[:16]}... and {header.receipts_root.hex()[:16]}...")
+        else:
+            result = proposal.result
+        self.tip = self.storage.commit_block(block, result.receipts, result.writes,
+                                             raft_applied=raft_applied)
+        self.metrics.block_applied(block, result.receipts, time.monotonic() - started)
+        return result

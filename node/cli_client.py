@@ -1,0 +1,236 @@
+"""`crossbill tx ...`, `crossbill query ...` and `crossbill rpc ...`: the client library on the
+command line, so an operator can walk the headline workflow by hand.
+
+    crossbill tx declaration.register --key customs.key --signer customs.qd \\
+        --rpc http://127.0.0.1:7201 --declaration-no QD-1 --exporter 91370200MA3C8Y5R2K ...
+    crossbill query declaration QD-1 --rpc http://127.0.0.1:7201
+    crossbill query credit 91370200MA3C8Y5R2K --key bank.key --reader bank.boc-qd --rpc URL
+
+Transaction subcommands are generated from the payload dataclasses of protocol/txtypes.py:
+every field is an option (`--field-name`); integers are minor units, bytes are hex, lists and
+nested objects are JSON (`--pledges '[{"declaration_no": "QD-1", "amount": 54000000}]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from typing import Any, Final
+
+import orjson
+
+from node.rpc.client import RpcCallError
+from protocol import txtypes
+
+RPC_DEFAULT: Final = "http://127.0.0.1:8101"
+RECORD_QUERIES: Final = {
+    "institution": "institution.get", "enterprise": "enterprise.get",
+    "declaration": "declaration.get", "financing": "financing.get",
+    "taxform": "taxform.get", "payment": "payment.get", "proceeds": "proceeds.get",
+}
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _read_key(path: pathlib.Path, passphrase_file: pathlib.Path | None) -> Any:
+    from node import keys
+
+    return keys.read_key_file(path, keys.passphrase_from_env_or_file(passphrase_file))
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from node.client import Client, Credential
+
+    credential = None
+    if args.client_key is not None:
+        if not args.client_name:
+            raise SystemExit("crossbill: error: --client-key needs --client-name")
+        credential = Credential(args.client_name, _read_key(args.client_key,
+                                                            args.passphrase_file))
+    return Client(args.rpc, timeout_s=args.timeout_s, credential=credential)
+
+
+def _run(args: argparse.Namespace, action: Any) -> int:
+    with _client(args) as client:
+        try:
+            _print(action(client))
+        except RpcCallError as exc:
+            _print({"error": {"code": exc.code, "message": exc.message, "data": exc.data}})
+            return 1
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rpc", default=RPC_DEFAULT, help="node RPC URL (default %(default)s)")
+    p.add_argument("--client-name", help="client credential name (as in the node's "
+                   "[rpc] clients)")
+    p.add_argument("--client-key", type=pathlib.Path, help="client credential key file")
+    p.add_argument("--passphrase-file", type=pathlib.Path,
+                   help="passphrase of the key files (default $CROSSBILL_PASSPHRASE)")
+    p.add_argument("--timeout-s", type=float, default=30.0)
+
+
+# ---------------------------------------------------------------------- transactions
+
+
+def _cmd_tx(args: argparse.Namespace) -> int:
+    from node.client.txbuild import TxBuilder, build_payload, parse_field, payload_fields
+
+    values = {spec.name: parse_field(spec, getattr(args, f"f_{spec.name}"))
+              for spec in payload_fields(args.tx_type)}
+    payload = build_payload(args.tx_type, values)
+    key = _read_key(args.key, args.passphrase_file)
+
+    def submit(client: Any) -> Any:
+        chain_id = args.chain_id or client.status()["chain_id"]
+        tx = TxBuilder(key, chain_id=chain_id, signer=args.signer,
+                       expires_in_ms=args.expires_in_ms).sign(payload)
+        return client.submit(tx, wait=not args.no_wait, timeout_ms=args.wait_ms)
+
+    return _run(args, submit)
+
+
+def _add_tx_commands(sub: Any) -> None:
+    from node.client.txbuild import payload_fields
+
+    tx = sub.add_parser("tx", help="build, sign and submit a transaction")
+    tx_sub = tx.add_subparsers(dest="tx_type", required=True, metavar="TYPE")
+    for tx_type in sorted(txtypes.REGISTRY):
+        cls = txtypes.REGISTRY[tx_type]
+        p = tx_sub.add_parser(tx_type, help=f"roles: {', '.join(sorted(cls.ROLES))}")
+        p.add_argument("--key", type=pathlib.Path, required=True, help="signer's key file")
+        p.add_argument("--signer", required=True, help="institution id (or USCC)")
+        p.add_argument("--chain-id", help="default: ask the node")
+        p.add_argument("--no-wait", action="store_true", help="return the tx id at once")
+        p.add_argument("--wait-ms", type=int, default=10_000)
+        p.add_argument("--expires-in-ms", type=int, default=10 * 60 * 1000)
+        _common(p)
+        for spec in payload_fields(tx_type):
+            p.add_argument(f"--{spec.name.replace('_', '-')}", dest=f"f_{spec.name}",
+                           required=True, metavar=spec.kind.upper(), help=spec.doc)
+        p.set_defaults(func=_cmd_tx)
+
+
+# ---------------------------------------------------------------------- queries
+
+
+def _cmd_query_record(args: argparse.Namespace) -> int:
+    method = RECORD_QUERIES[args.query]
+    param = {"institution": "institution", "enterprise": "uscc",
+             "declaration": "declaration_no", "financing": "financing_id",
+             "taxform": "form_no", "payment": "payment_id", "proceeds": "proceeds_id"}
+    return _run(args, lambda c: c.call(method, {param[args.query]: args.id}))
+
+
+def _cmd_query_credit(args: argparse.Namespace) -> int:
+    from node.client.api import ReadSigner
+
+    def read(client: Any) -> Any:
+        if args.key is None:
+            return client.credit_file(args.uscc, reader=args.reader)
+        signer = ReadSigner(_read_key(args.key, args.passphrase_file), args.reader,
+                            client.status()["chain_id"])
+        return client.credit_file(args.uscc, signer=signer)
+
+    return _run(args, read)
+
+
+def _cmd_query_audit(args: argparse.Namespace) -> int:
+    from node.client.api import ReadSigner
+
+    def read(client: Any) -> Any:
+        signer = ReadSigner(_read_key(args.key, args.passphrase_file), args.reader,
+                            client.status()["chain_id"])
+        return client.credit_reads_audit(signer, args.limit)
+
+    return _run(args, read)
+
+
+def _cmd_query_txs(args: argparse.Namespace) -> int:
+    if args.signer:
+        return _run(args, lambda c: c.txs_by_signer(args.signer, args.limit))
+    if not (args.kind and args.id):
+        raise SystemExit("crossbill: error: give --signer, or --kind and --id")
+    return _run(args, lambda c: c.txs_by_record(args.kind, args.id, args.limit))
+
+
+def _cmd_query_simple(args: argparse.Namespace) -> int:
+    calls = {
+        "status": lambda c: c.status(), "health": lambda c: c.health(),
+        "consortium": lambda c: c.consortium(),
+        "tx": lambda c: c.tx(args.tx_id),
+        "block": lambda c: (c.block(block_hash=args.ref) if len(args.ref) == 64
+                            else c.block(int(args.ref))),
+        "history": lambda c: c.history(args.kind, args.id),
+        "consent": lambda c: c.consent(args.uscc, args.bank),
+    }
+    return _run(args, calls[args.query])
+
+
+def _add_query_commands(sub: Any) -> None:
+    q = sub.add_parser("query", help="query a node (records, transactions, blocks, status)")
+    q_sub = q.add_subparsers(dest="query", required=True, metavar="WHAT")
+    for kind in RECORD_QUERIES:
+        p = q_sub.add_parser(kind, help=f"one {kind} record with its history")
+        p.add_argument("id")
+        _common(p)
+        p.set_defaults(func=_cmd_query_record)
+    specs: list[tuple[str, str, list[str]]] = [
+        ("status", "node status", []), ("health", "node health", []),
+        ("consortium", "the consortium configuration", []),
+        ("tx", "a transaction and its receipt", ["tx_id"]),
+        ("block", "a block by height or hash", ["ref"]),
+        ("history", "a record's history", ["kind", "id"]),
+        ("consent", "an enterprise's consent for a bank", ["uscc", "bank"]),
+    ]
+    for name, text, positionals in specs:
+        p = q_sub.add_parser(name, help=text)
+        for pos in positionals:
+            p.add_argument(pos)
+        _common(p)
+        p.set_defaults(func=_cmd_query_simple)
+    p = q_sub.add_parser("txs", help="transactions by signer or by record")
+    p.add_argument("--signer")
+    p.add_argument("--kind", choices=sorted(RECORD_QUERIES))
+    p.add_argument("--id")
+    p.add_argument("--limit", type=int, default=20)
+    _common(p)
+    p.set_defaults(func=_cmd_query_txs)
+    p = q_sub.add_parser("credit", help="an enterprise's credit file (signed read, logged)")
+    p.add_argument("uscc")
+    p.add_argument("--reader", required=True, help="the reading institution")
+    p.add_argument("--key", type=pathlib.Path, help="the reader's key file (signed read); "
+                   "without it the client credential named READER proves who reads")
+    _common(p)
+    p.set_defaults(func=_cmd_query_credit)
+    p = q_sub.add_parser("audit", help="granted credit-file reads (regulator only)")
+    p.add_argument("--reader", required=True)
+    p.add_argument("--key", type=pathlib.Path, required=True)
+    p.add_argument("--limit", type=int, default=20)
+    _common(p)
+    p.set_defaults(func=_cmd_query_audit)
+
+
+# ---------------------------------------------------------------------- raw calls
+
+
+def _cmd_rpc(args: argparse.Namespace) -> int:
+    try:
+        params = orjson.loads(args.params) if args.params else {}
+    except orjson.JSONDecodeError as exc:
+        raise SystemExit(f"crossbill: error: PARAMS is not JSON: {exc}") from None
+    return _run(args, lambda c: c.call(args.method, params))
+
+
+def register(sub: Any) -> None:
+    """Add the client subcommands to `crossbill`'s subparsers."""
+    _add_tx_commands(sub)
+    _add_query_commands(sub)
+    p = sub.add_parser("rpc", help="call any JSON-RPC method (see rpc.discover)")
+    p.add_argument("method")
+    p.add_argument("params", nargs="?", help="JSON object")
+    _common(p)
+    p.set_defaults(func=_cmd_rpc)

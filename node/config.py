@@ -1,0 +1,333 @@
+"""The node's TOML configuration: one file per node, checked at start.
+
+Every mistake is reported with the section and key that is wrong (``[rpc] listen: ...``);
+unknown keys are refused, so a typo never silently falls back to a default. Relative paths are
+resolved against the directory of the configuration file.
+
+    [node]
+    institution = "bank.boc-qd"          # this node's institution in the genesis file
+    data_dir = "data"                    # LevelDB store (created if missing)
+    genesis = "genesis.json"
+    key_file = "institution.key"         # encrypted institution signing key
+    passphrase_file = "passphrase"       # optional; otherwise $CROSSBILL_PASSPHRASE
+    node_key_file = "node.key"           # libp2p identity (created if missing)
+
+    [network]
+    listen = "/ip4/127.0.0.1/tcp/7101"
+
+    [rpc]
+    listen = "127.0.0.1:8101"
+    require_client_auth = true           # default: false on a loopback listen address, else true
+    clients = { backoffice-1 = "<64 hex chars: the client's Ed25519 public key>" }
+    clients_file = "rpc-clients.toml"    # optional: more clients, a TOML table name = "hex"
+    cors_origins = []                    # CORS off unless origins are listed
+    body_bytes_max = 1048576             # limits, each bounded (see _RPC_BOUNDS)
+    batch_requests_max = 100
+    ws_message_bytes_max = 1048576
+    connections_max = 256
+
+    [metrics]
+    listen = "127.0.0.1:9101"
+
+    [tuning]                             # all optional, each bounded
+    raft_tick_ms = 50
+    ...
+
+    [log]
+    level = "info"                       # debug, info, warning, error
+    format = "json"                      # json or text
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import pathlib
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from protocol.errors import CrossbillError
+
+CONFIG_BYTES_MAX: Final = 64 * 1024
+_MULTIADDR_TCP: Final = re.compile(r"/ip4/(?P<ip>[0-9.]+)/tcp/(?P<port>\d{1,5})")
+
+
+class ConfigFileError(CrossbillError):
+    """A node configuration file that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs with safe defaults; each is checked against (min, max) in `_TUNING_BOUNDS`."""
+
+    raft_tick_ms: int = 50
+    raft_election_ticks: int = 20
+    raft_heartbeat_ticks: int = 2
+    mempool_txs_max: int = 50_000
+    mempool_bytes_max: int = 64 * 1024 * 1024
+    tx_batch_txs_max: int = 500
+    tx_batch_interval_ms: int = 20
+    block_sync_batch_blocks: int = 64
+    raft_log_keep_entries: int = 1000
+    request_timeout_ms: int = 3000
+    shutdown_deadline_s: int = 10
+
+
+_TUNING_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+    "raft_tick_ms": (5, 1000),
+    "raft_election_ticks": (3, 1000),
+    "raft_heartbeat_ticks": (1, 100),
+    "mempool_txs_max": (100, 1_000_000),
+    "mempool_bytes_max": (1024 * 1024, 4 * 1024 * 1024 * 1024),
+    "tx_batch_txs_max": (1, 5000),
+    "tx_batch_interval_ms": (1, 1000),
+    "block_sync_batch_blocks": (1, 512),
+    "raft_log_keep_entries": (10, 1_000_000),
+    "request_timeout_ms": (100, 60_000),
+    "shutdown_deadline_s": (1, 300),
+}
+
+
+@dataclass(frozen=True)
+class RpcSettings:
+    """The [rpc] section beyond `listen`: client credentials, CORS and limits.
+
+    `require_client_auth` None means "decide from the listen address": off on loopback (the
+    devnet), on otherwise. `clients` maps a client name to its Ed25519 public key.
+    """
+
+    require_client_auth: bool | None = None
+    clients: dict[str, bytes] = field(default_factory=dict)
+    cors_origins: tuple[str, ...] = ()
+    body_bytes_max: int = 1024 * 1024
+    batch_requests_max: int = 100
+    ws_message_bytes_max: int = 1024 * 1024
+    connections_max: int = 256
+
+    def auth_required(self, host: str) -> bool:
+        if self.require_client_auth is not None:
+            return self.require_client_auth
+        return not is_loopback(host)
+
+
+_RPC_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+    "body_bytes_max": (1024, 16 * 1024 * 1024),
+    "batch_requests_max": (1, 1000),
+    "ws_message_bytes_max": (1024, 16 * 1024 * 1024),
+    "connections_max": (1, 10_000),
+}
+RPC_CLIENTS_MAX: Final = 1000
+_CLIENT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: pathlib.Path
+    institution: str
+    data_dir: pathlib.Path
+    genesis: pathlib.Path
+    key_file: pathlib.Path
+    node_key_file: pathlib.Path
+    passphrase_file: pathlib.Path | None
+    p2p_listen: str
+    rpc_host: str
+    rpc_port: int
+    metrics_host: str
+    metrics_port: int
+    tuning: Tuning = field(default_factory=Tuning)
+    log_level: str = "info"
+    log_format: str = "json"
+    rpc: RpcSettings = field(default_factory=RpcSettings)
+
+
+_SECTIONS: Final[dict[str, set[str]]] = {
+    "node": {"institution", "data_dir", "genesis", "key_file", "passphrase_file",
+             "node_key_file"},
+    "network": {"listen"},
+    "rpc": {"listen", "require_client_auth", "clients", "clients_file", "cors_origins",
+            *_RPC_BOUNDS},
+    "metrics": {"listen"},
+    "tuning": {f.name for f in dataclasses.fields(Tuning)},
+    "log": {"level", "format"},
+}
+_REQUIRED: Final = {"node": {"institution", "data_dir", "genesis", "key_file", "node_key_file"},
+                    "network": {"listen"}, "rpc": {"listen"}, "metrics": {"listen"}}
+
+
+def load_config(path: pathlib.Path) -> NodeConfig:
+    path = pathlib.Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read configuration {path}: {exc.strerror}") from None
+    if len(data) > CONFIG_BYTES_MAX:
+        raise ConfigFileError(f"{path}: larger than {CONFIG_BYTES_MAX} bytes")
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(raw, path)
+
+
+def config_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NodeConfig:
+    base = path.parent
+
+    def fail(section: str, key: str, reason: str) -> ConfigFileError:
+        return ConfigFileError(f"{path}: [{section}] {key}: {reason}")
+
+    for section in raw:
+        if section not in _SECTIONS:
+            raise ConfigFileError(f"{path}: unknown section [{section}] (known: "
+                                  f"{', '.join(sorted(_SECTIONS))})")
+        if not isinstance(raw[section], dict):
+            raise ConfigFileError(f"{path}: [{section}] must be a table")
+        for key in raw[section]:
+            if key not in _SECTIONS[section]:
+                raise fail(section, key, "unknown key (known: "
+                           f"{', '.join(sorted(_SECTIONS[section]))})")
+    for section, keys in _REQUIRED.items():
+        for key in sorted(keys):
+            if key not in raw.get(section, {}):
+                raise fail(section, key, "required")
+
+    def text(section: str, key: str) -> str:
+        value = raw[section][key]
+        if not isinstance(value, str) or not value:
+            raise fail(section, key, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def a_path(section: str, key: str) -> pathlib.Path:
+        p = pathlib.Path(text(section, key))
+        return p if p.is_absolute() else base / p
+
+    def host_port(section: str) -> tuple[str, int]:
+        value = text(section, "listen")
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise fail(section, "listen", f"expected HOST:PORT, got {value!r}")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            if host != "localhost":
+                raise fail(section, "listen", f"{host!r} is not an IP address") from None
+        return host, int(port)
+
+    listen = text("network", "listen")
+    m = _MULTIADDR_TCP.fullmatch(listen)
+    if not m or int(m["port"]) > 65535:
+        raise fail("network", "listen", f"expected /ip4/ADDRESS/tcp/PORT, got {listen!r}")
+    try:
+        ipaddress.IPv4Address(m["ip"])
+    except ValueError:
+        raise fail("network", "listen", f"{m['ip']!r} is not an IPv4 address") from None
+
+    tuning_raw = raw.get("tuning", {})
+    for key, value in tuning_raw.items():
+        lo, hi = _TUNING_BOUNDS[key]
+        if type(value) is not int:
+            raise fail("tuning", key, f"expected an integer, got {value!r}")
+        if not lo <= value <= hi:
+            raise fail("tuning", key, f"{value} is outside {lo}..{hi}")
+    tuning = Tuning(**tuning_raw)
+    if tuning.raft_heartbeat_ticks >= tuning.raft_election_ticks:
+        raise fail("tuning", "raft_heartbeat_ticks", "must be below raft_election_ticks")
+
+    log = raw.get("log", {})
+    level = log.get("level", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise fail("log", "level", f"{level!r} is not debug, info, warning or error")
+    fmt = log.get("format", "json")
+    if fmt not in ("json", "text"):
+        raise fail("log", "format", f"{fmt!r} is not json or text")
+
+    rpc_host, rpc_port = host_port("rpc")
+    rpc_settings = _rpc_settings(raw["rpc"], base, fail)
+    metrics_host, metrics_port = host_port("metrics")
+    return NodeConfig(
+        path=path,
+        institution=text("node", "institution"),
+        data_dir=a_path("node", "data_dir"),
+        genesis=a_path("node", "genesis"),
+        key_file=a_path("node", "key_file"),
+        node_key_file=a_path("node", "node_key_file"),
+        passphrase_file=(a_path("node", "passphrase_file")
+                         if "passphrase_file" in raw["node"] else None),
+        p2p_listen=listen,
+        rpc_host=rpc_host, rpc_port=rpc_port,
+        metrics_host=metrics_host, metrics_port=metrics_port,
+        tuning=tuning, log_level=level, log_format=fmt, rpc=rpc_settings,
+    )
+
+
+def _rpc_settings(raw: dict[str, Any], base: pathlib.Path,
+                  fail: Callable[[str, str, str], ConfigFileError]) -> RpcSettings:
+    auth = raw.get("require_client_auth")
+    if auth is not None and not isinstance(auth, bool):
+        raise fail("rpc", "require_client_auth", f"expected true or false, got {auth!r}")
+    limits = {}
+    for key, (lo, hi) in _RPC_BOUNDS.items():
+        if key in raw:
+            value = raw[key]
+            if type(value) is not int or not lo <= value <= hi:
+                raise fail("rpc", key, f"expected an integer in {lo}..{hi}, got {value!r}")
+            limits[key] = value
+    origins = raw.get("cors_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
+        raise fail("rpc", "cors_origins", "expected a list of origins like "
+                   '"https://bank.example"')
+    clients = _rpc_clients(raw.get("clients", {}), "clients", fail)
+    if "clients_file" in raw:
+        clients.update(_rpc_clients_file(raw["clients_file"], base, fail))
+    if len(clients) > RPC_CLIENTS_MAX:
+        raise fail("rpc", "clients", f"more than {RPC_CLIENTS_MAX} clients")
+    return RpcSettings(require_client_auth=auth, clients=clients, cors_origins=tuple(origins),
+                       **limits)
+
+
+def _rpc_clients(table: Any, key: str,
+                 fail: Callable[[str, str, str], ConfigFileError]) -> dict[str, bytes]:
+    if not isinstance(table, dict):
+        raise fail("rpc", key, 'expected a table: name = "hex Ed25519 public key"')
+    out: dict[str, bytes] = {}
+    for name, value in table.items():
+        if not _CLIENT_NAME.fullmatch(name):
+            raise fail("rpc", key, f"client name {name!r} is not [A-Za-z0-9._-], 1-64 chars")
+        try:
+            public_key = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            public_key = b""
+        if len(public_key) != 32:
+            raise fail("rpc", key, f"client {name}: expected 64 hex characters (an Ed25519 "
+                       "public key)")
+        out[name] = public_key
+    return out
+
+
+def _rpc_clients_file(value: Any, base: pathlib.Path,
+                      fail: Callable[[str, str, str], ConfigFileError]) -> dict[str, bytes]:
+    if not isinstance(value, str) or not value:
+        raise fail("rpc", "clients_file", "expected a path")
+    path = pathlib.Path(value) if pathlib.Path(value).is_absolute() else base / value
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail("rpc", "clients_file", f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > CONFIG_BYTES_MAX:
+        raise fail("rpc", "clients_file", f"{path} is larger than {CONFIG_BYTES_MAX} bytes")
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise fail("rpc", "clients_file", f"{path} is not valid TOML: {exc}") from None
+    return _rpc_clients(table, "clients_file", fail)

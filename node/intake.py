@@ -1,0 +1,206 @@
+"""Transaction intake: admission from clients, forwarding to the leader, gossip of batches, and
+clients waiting for receipts.
+
+A transaction enters through `submit` (a client, via RPC), a forwarded batch (`PROTO_TXS`) or a
+gossiped batch (`TOPIC_TXS`). Admission runs `validate_basic` against the current ledger state
+(signature, known signer, role) and refuses what already committed. Orderers keep admitted
+transactions in their mempool; every node batches what its clients submitted and sends the
+batch on two paths: a request to the leader (or, from a non-orderer, to an orderer), and the
+transaction gossip topic, which every orderer follows so that a new leader holds them too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import trio
+
+from node import net, wire
+from node.chain import Chain
+from node.mempool import Mempool, MempoolFullError
+from node.storage import TxRecord
+from protocol import codec, types, validation
+from protocol.errors import CrossbillError, DecodeError, ValidationError
+
+log = logging.getLogger("crossbill.intake")
+
+OUTGOING_TXS_MAX: Final = 20_000
+RECEIPT_WAITERS_MAX: Final = 20_000
+ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
+OK: Final = "OK"
+
+
+@dataclass(frozen=True)
+class Admission:
+    code: str          # OK, ALREADY_COMMITTED, a validate_basic code, MEMPOOL_FULL
+    message: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.code in (OK, ALREADY_COMMITTED)
+
+
+class TooManyWaitersError(CrossbillError):
+    pass
+
+
+class TxIntake:
+    def __init__(self, *, chain: Chain, mempool: Mempool | None, network: net.Network,
+                 forward_peers: Callable[[], list[str]], batch_txs_max: int,
+                 batch_interval_ms: int, request_timeout_s: float) -> None:
+        self.chain = chain
+        self.mempool = mempool
+        self.net = network
+        self.forward_peers = forward_peers
+        self.batch_txs_max = min(batch_txs_max, wire.TX_BATCH_TXS_MAX)
+        self.batch_interval_s = batch_interval_ms / 1000
+        self.timeout_s = request_timeout_s
+        self._out_send, self._out_recv = trio.open_memory_channel[types.Tx](OUTGOING_TXS_MAX)
+        self._waiters: dict[bytes, trio.Event] = {}
+        self.on_admitted: Callable[[], None] = lambda: None
+        self.stats: dict[str, int] = {"admitted": 0, "refused": 0, "forward_failures": 0,
+                                      "gossip_batches_rejected": 0, "outgoing_dropped": 0}
+        self.refusals: Counter[str] = Counter()  # admission refusals by code (metrics)
+        network.register_handler(net.PROTO_TXS, self._on_forwarded)
+        if mempool is not None:
+            network.subscribe(net.TOPIC_TXS, self._gossip_validator, self._on_gossip)
+
+    # ------------------------------------------------------------------ admission
+
+    def committed(self, tx_id: bytes) -> TxRecord | None:
+        return self.chain.storage.tx_record(tx_id)
+
+    def admit(self, tx: types.Tx, *, verified: bool = False) -> Admission:
+        if self.committed(tx.id) is not None:
+            return Admission(ALREADY_COMMITTED, "the transaction is already in the ledger")
+        if self.mempool is not None and tx.id in self.mempool and self.mempool.verified(tx):
+            return Admission(OK, "already pending")
+        try:
+            validation.validate_basic_tx(tx, chain_id=self.chain.config.chain_id,
+                                         registry=self.chain.state,
+                                         check_signature=not verified)
+        except ValidationError as exc:
+            self.stats["refused"] += 1
+            self.refusals[exc.code] += 1
+            return Admission(exc.code, exc.message)
+        if self.mempool is not None:
+            try:
+                self.mempool.add(tx)
+            except MempoolFullError as exc:
+                self.stats["refused"] += 1
+                self.refusals[exc.code] += 1
+                return Admission(exc.code, str(exc))
+            self.on_admitted()
+        self.stats["admitted"] += 1
+        return Admission(OK, "accepted")
+
+    def submit(self, tx: types.Tx) -> Admission:
+        """A client's transaction: admit it here, then send it on towards the leader."""
+        result = self.admit(tx)
+        if result.code == OK:
+            try:
+                self._out_send.send_nowait(tx)
+            except trio.WouldBlock:
+                self.stats["outgoing_dropped"] += 1
+        return result
+
+    # ------------------------------------------------------------------ waiting for receipts
+
+    async def wait_committed(self, tx_id: bytes, timeout_s: float) -> TxRecord | None:
+        record = self.committed(tx_id)
+        if record is not None:
+            return record
+        event = self._waiters.get(tx_id)
+        if event is None:
+            if len(self._waiters) >= RECEIPT_WAITERS_MAX:
+                raise TooManyWaitersError(f"{RECEIPT_WAITERS_MAX} clients are already waiting "
+                                          "for receipts: retry later")
+            event = self._waiters[tx_id] = trio.Event()
+        with trio.move_on_after(timeout_s):
+            await event.wait()
+        if not event.is_set() and self._waiters.get(tx_id) is event:
+            del self._waiters[tx_id]
+        return self.committed(tx_id)
+
+    def block_applied(self, block: types.Block) -> None:
+        for tx in block.txs:
+            event = self._waiters.pop(tx.id, None)
+            if event is not None:
+                event.set()
+
+    # ------------------------------------------------------------------ sending on
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            batch = [await self._out_recv.receive()]
+            with trio.move_on_after(self.batch_interval_s):
+                while len(batch) < self.batch_txs_max:
+                    batch.append(await self._out_recv.receive())
+            await self._send_batch(batch)
+
+    async def _send_batch(self, batch: list[types.Tx]) -> None:
+        payload = wire.pack_blobs([tx.encoded for tx in batch])
+        await self.net.publish(net.TOPIC_TXS, payload)
+        peers = self.forward_peers()
+        for peer in peers[:2]:
+            try:
+                with trio.fail_after(self.timeout_s):
+                    await self.net.request(peer, net.PROTO_TXS, payload,
+                                           timeout_s=self.timeout_s)
+                return
+            except Exception as exc:  # gossip carries the batch too; try one more peer
+                self.stats["forward_failures"] += 1
+                log.debug("forwarding %d txs to %s failed: %s", len(batch), peer, exc)
+
+    # ------------------------------------------------------------------ from peers
+
+    def _decode_batch(self, data: bytes) -> list[types.Tx]:
+        return [types.Tx.decode(b) for b in wire.unpack_blobs(
+            data, items_max=wire.TX_BATCH_TXS_MAX)]
+
+    async def _on_forwarded(self, peer_id: str, payload: bytes) -> bytes:
+        txs = self._decode_batch(payload)
+        acks = []
+        forward = []
+        for tx in txs:
+            result = self.admit(tx)
+            acks.append(wire.TxAck(tx.id, result.code, result.message))
+            if result.code == OK:
+                forward.append(tx)
+        if forward and self.forward_peers():
+            for tx in forward:  # we are not the leader: pass them on
+                try:
+                    self._out_send.send_nowait(tx)
+                except trio.WouldBlock:
+                    self.stats["outgoing_dropped"] += 1
+        return codec.encode(wire.TxAcks(tuple(acks)))
+
+    def _gossip_validator(self, data: bytes, peer_id: str) -> bool:
+        try:
+            txs = self._decode_batch(data)
+            for tx in txs:
+                if self.mempool is not None and self.mempool.verified(tx):
+                    continue
+                if self.committed(tx.id) is not None:
+                    continue
+                validation.validate_basic_tx(tx, chain_id=self.chain.config.chain_id,
+                                             registry=self.chain.state)
+        except (DecodeError, ValidationError) as exc:
+            self.stats["gossip_batches_rejected"] += 1
+            log.warning("rejected a transaction batch gossiped by %s: %s", peer_id, exc)
+            return False
+        return True
+
+    async def _on_gossip(self, data: bytes, peer_id: str) -> None:
+        try:
+            txs = self._decode_batch(data)
+        except DecodeError:
+            return
+        for tx in txs:
+            self.admit(tx, verified=True)
+

@@ -1,0 +1,52 @@
+"""Structured logs: one JSON object per line (or plain text), with the node's name on each."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Final
+
+import orjson
+
+_RESERVED: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
+    "message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "node": self.node,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def setup_logging(node: str, level: str = "info", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(node))
+    else:
+        handler.setFormatter(logging.Formatter(
+            f"%(asctime)s %(levelname)-7s {node} %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # py-libp2p turns off propagation of its logger when it is imported: import it now, then
+    # route its records back to ours (at warning and above unless we debug).
+    from node.p2p.host import attach_libp2p_logging
+
+    attach_libp2p_logging(logging.DEBUG if level == "debug" else logging.WARNING)

@@ -1,0 +1,176 @@
+"""Client credentials of the JSON-RPC API, and signed read requests.
+
+Client tokens (write methods; see ADR 0008). Each client has an Ed25519 key whose public key
+is listed in the node's configuration (`[rpc] clients = {name = "hex"}`). For every HTTP
+request (and for the WebSocket upgrade) the client sends
+
+    Authorization: Crossbill-Ed25519 client=NAME,ts=MS,nonce=HEX,sig=HEX
+
+where `sig` signs `token_message(...)`: the HTTP method and path, the client name, the
+timestamp, the nonce and the SHA-256 of the body. The node accepts a token when the client is
+listed, the signature verifies, the timestamp lies within `TOKEN_WINDOW_MS` of its clock, and
+the (client, nonce) pair was not seen in the window (replay protection, bounded).
+
+Signed reads (credit files, the audit list). The reading institution signs
+`read_message(...)` with a key the ledger lists for it; the node checks the key against the
+current state, the time window and replays the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from protocol import codec, crypto, limits
+
+AUTH_SCHEME: Final = "Crossbill-Ed25519"
+TOKEN_WINDOW_MS: Final = 30_000
+READ_WINDOW_MS: Final = 60_000
+REPLAY_CACHE_ENTRIES_MAX: Final = 200_000
+NONCE_HEX_CHARS_MIN: Final = 16
+NONCE_HEX_CHARS_MAX: Final = 64
+AUTH_HEADER_BYTES_MAX: Final = 512
+
+_TOKEN_DOMAIN: Final = b"crossbill/rpc-token\x00"
+_READ_DOMAIN: Final = b"crossbill/rpc-read\x00"
+_HEADER: Final = re.compile(
+    r"Crossbill-Ed25519 client=(?P<client>[A-Za-z0-9._-]{1,64}),ts=(?P<ts>\d{1,15}),"
+    r"nonce=(?P<nonce>[0-9a-f]{16,64}),sig=(?P<sig>[0-9a-f]{128})")
+
+
+class AuthError(Exception):
+    """A credential that is missing, malformed, unknown, expired, replayed or forged."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def token_message(http_method: str, path: str, client: str, ts_ms: int, nonce: str,
+                  body: bytes) -> bytes:
+    return _TOKEN_DOMAIN + (f"{http_method} {path}\n{client}\n{ts_ms}\n{nonce}\n".encode()
+                            + hashlib.sha256(body).digest())
+
+
+def sign_token(key: crypto.PrivateKey, client: str, http_method: str, path: str, body: bytes,
+               now_ms: int, nonce: str) -> str:
+    """The Authorization header value for one request."""
+    sig = key.sign(token_message(http_method, path, client, now_ms, nonce, body))
+    return f"{AUTH_SCHEME} client={client},ts={now_ms},nonce={nonce},sig={sig.hex()}"
+
+
+class ReplayCache:
+    """Seen (who, nonce) pairs until they leave the validity window; bounded in entries."""
+
+    def __init__(self, window_ms: int, entries_max: int = REPLAY_CACHE_ENTRIES_MAX) -> None:
+        self.window_ms = window_ms
+        self.entries_max = entries_max
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def check_and_add(self, who: str, nonce: str, ts_ms: int, now_ms: int) -> None:
+        key = (who, nonce)
+        if key in self._seen:
+            raise AuthError("replayed credential: this nonce was already used")
+        if len(self._seen) >= self.entries_max:
+            self._purge(now_ms)
+            if len(self._seen) >= self.entries_max:
+                raise AuthError("too many credentials in the validity window: retry later")
+        self._seen[key] = ts_ms + self.window_ms
+
+    def _purge(self, now_ms: int) -> None:
+        self._seen = {k: exp for k, exp in self._seen.items() if exp >= now_ms}
+
+
+class ClientAuth:
+    """Checks client tokens against the configured client keys."""
+
+    def __init__(self, clients: dict[str, bytes], clock_ms: Callable[[], int]) -> None:
+        self.clients = dict(clients)
+        self.clock_ms = clock_ms
+        self.replays = ReplayCache(2 * TOKEN_WINDOW_MS)
+
+    def verify(self, header: bytes, http_method: str, path: str, body: bytes) -> str:
+        """The client name, or `AuthError`."""
+        if len(header) > AUTH_HEADER_BYTES_MAX:
+            raise AuthError("Authorization header too long")
+        m = _HEADER.fullmatch(header.decode("ascii", "replace"))
+        if m is None:
+            raise AuthError(f"malformed Authorization header: expected '{AUTH_SCHEME} "
+                            "client=NAME,ts=MS,nonce=HEX,sig=HEX'")
+        client, ts_ms, nonce = m["client"], int(m["ts"]), m["nonce"]
+        public_key = self.clients.get(client)
+        if public_key is None:
+            raise AuthError(f"unknown client {client!r}")
+        now = self.clock_ms()
+        if abs(now - ts_ms) > TOKEN_WINDOW_MS:
+            raise AuthError(f"token timestamp {ts_ms} is more than {TOKEN_WINDOW_MS} ms from "
+                            f"the node's clock ({now})")
+        message = token_message(http_method, path, client, ts_ms, nonce, body)
+        if not crypto.verify(public_key, message, bytes.fromhex(m["sig"])):
+            raise AuthError(f"bad token signature for client {client!r}")
+        self.replays.check_and_add(client, nonce, ts_ms, now)
+        return client
+
+
+# ---------------------------------------------------------------------- signed reads
+
+
+@dataclass(frozen=True)
+class ReadProof:
+    reader: str
+    key_id: bytes
+    ts_ms: int
+    signature: bytes
+
+
+def read_message(chain_id: str, method: str, params: dict[str, Any], reader: str,
+                 key_id: bytes, ts_ms: int) -> bytes:
+    """What a reader signs: the method and its parameters (without `auth`), canonical."""
+    body = {"chain_id": chain_id, "method": method,
+            "params": {k: v for k, v in params.items() if k != "auth"},
+            "reader": reader, "key_id": key_id.hex(), "ts_ms": ts_ms}
+    return _READ_DOMAIN + codec.dumps_canonical(body)
+
+
+def sign_read(key: crypto.PrivateKey, chain_id: str, method: str, params: dict[str, Any],
+              reader: str, now_ms: int) -> dict[str, Any]:
+    """The `auth` parameter of a signed read request."""
+    sig = key.sign(read_message(chain_id, method, params, reader, key.key_id, now_ms))
+    return {"reader": reader, "key_id": key.key_id.hex(), "ts_ms": now_ms,
+            "signature": sig.hex()}
+
+
+def parse_read_proof(value: Any) -> ReadProof:
+    if not isinstance(value, dict) or set(value) != {"reader", "key_id", "ts_ms", "signature"}:
+        raise AuthError("auth must be {reader, key_id, ts_ms, signature}")
+    reader, key_id, ts_ms, sig = (value["reader"], value["key_id"], value["ts_ms"],
+                                  value["signature"])
+    if not isinstance(reader, str) or not 0 < len(reader) <= 64:
+        raise AuthError("auth.reader must be an institution id or a USCC")
+    if type(ts_ms) is not int or ts_ms < 0:
+        raise AuthError("auth.ts_ms must be a non-negative integer")
+    try:
+        key_raw = bytes.fromhex(key_id) if isinstance(key_id, str) else b""
+        sig_raw = bytes.fromhex(sig) if isinstance(sig, str) else b""
+    except ValueError:
+        raise AuthError("auth.key_id and auth.signature must be hex") from None
+    if len(key_raw) != limits.KEY_ID_BYTES or len(sig_raw) != limits.SIGNATURE_BYTES:
+        raise AuthError(f"auth.key_id must be {limits.KEY_ID_BYTES} bytes and auth.signature "
+                        f"{limits.SIGNATURE_BYTES} bytes, in hex")
+    return ReadProof(reader, key_raw, ts_ms, sig_raw)
+
+
+def verify_read(proof: ReadProof, *, public_key: bytes | None, chain_id: str, method: str,
+                params: dict[str, Any], now_ms: int, replays: ReplayCache) -> None:
+    if public_key is None:
+        raise AuthError(f"{proof.reader} has no active key {proof.key_id.hex()} on the ledger")
+    if abs(now_ms - proof.ts_ms) > READ_WINDOW_MS:
+        raise AuthError(f"read request timestamp {proof.ts_ms} is more than {READ_WINDOW_MS} "
+                        f"ms from the node's clock ({now_ms})")
+    message = read_message(chain_id, method, params, proof.reader, proof.key_id, proof.ts_ms)
+    if not crypto.verify(public_key, message, proof.signature):
+        raise AuthError(f"bad read-request signature for {proof.reader}")
+    replays.check_and_add(proof.reader, proof.signature.hex(), proof.ts_ms, now_ms)

@@ -1,0 +1,121 @@
+"""A small synchronous JSON-RPC client over HTTP (stdlib only), used by the CLI, the devnet
+and tests. Every call has a timeout; errors come back as `RpcCallError` with the JSON-RPC code.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from protocol import codec, types
+from protocol.errors import CrossbillError
+
+
+class RpcCallError(CrossbillError):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"{message} (code {code})")
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class RpcClient:
+    """`credential`, when given, is called with (http_method, path, body) and returns the
+    Authorization header value (see node.client.api.Credential)."""
+
+    def __init__(self, url: str, timeout_s: float = 30.0,
+                 credential: Callable[[str, str, bytes], str] | None = None) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
+            raise ValueError(f"expected http://HOST:PORT, got {url!r}")
+        self.url = url
+        self.host = parsed.hostname
+        self.port = parsed.port
+        self.timeout_s = timeout_s
+        self.credential = credential
+        self.path = parsed.path or "/"
+        self._ids = itertools.count(1)
+        self._conn: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def call(self, method: str, params: dict[str, Any] | None = None,
+             timeout_s: float | None = None) -> Any:
+        body = orjson.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method,
+                             "params": params or {}})
+        raw = self._post(body, timeout_s or self.timeout_s)
+        return result_of(orjson.loads(raw))
+
+    def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Several calls in one JSON-RPC batch; each item is a result or an RpcCallError."""
+        ids = [next(self._ids) for _ in calls]
+        body = orjson.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                             for i, (m, p) in zip(ids, calls, strict=True)])
+        replies = orjson.loads(self._post(body, self.timeout_s))
+        if isinstance(replies, dict):  # the whole batch was refused
+            result_of(replies)
+        by_id = {r.get("id"): r for r in replies}
+        out: list[Any] = []
+        for i in ids:
+            try:
+                out.append(result_of(by_id.get(i, {"error": {"code": 0,
+                                                             "message": "no reply"}})))
+            except RpcCallError as exc:
+                out.append(exc)
+        return out
+
+    def _post(self, body: bytes, timeout_s: float) -> bytes:
+        for attempt in (0, 1):  # one retry on a stale keep-alive connection
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+            self._conn.timeout = timeout_s
+            try:
+                headers = {"content-type": "application/json"}
+                if self.credential is not None:
+                    headers["authorization"] = self.credential("POST", self.path, body)
+                self._conn.request("POST", self.path, body, headers)
+                response = self._conn.getresponse()
+                data = response.read()
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if response.status == 401:
+                return data  # a JSON-RPC error body: refused credential
+            if response.status not in (200, 204):
+                raise RpcCallError(-response.status, f"HTTP {response.status}: "
+                                   f"{data[:200]!r}")
+            return data
+        raise RuntimeError("unreachable")
+
+    # ------------------------------------------------------------------ conveniences
+
+    def submit(self, tx: types.Tx, wait: bool = True, timeout_ms: int = 10_000) -> Any:
+        return self.call("tx.submit", {"tx": codec.to_json(tx), "wait": wait,
+                                       "timeout_ms": timeout_ms},
+                         timeout_s=timeout_ms / 1000 + 5)
+
+    def status(self) -> Any:
+        return self.call("node.status")
+
+    def tx(self, tx_id: bytes) -> Any:
+        return self.call("tx.get", {"tx_id": tx_id.hex()})
+
+
+def result_of(reply: Any) -> Any:
+    """The result of a JSON-RPC response object, or `RpcCallError`."""
+    if not isinstance(reply, dict):
+        raise RpcCallError(0, f"not a JSON-RPC response: {str(reply)[:200]}")
+    if "error" in reply:
+        err = reply["error"] if isinstance(reply["error"], dict) else {}
+        raise RpcCallError(err.get("code", 0), err.get("message", ""), err.get("data"))
+    return reply.get("result")

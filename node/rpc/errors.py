@@ -1,0 +1,93 @@
+"""Application error codes of the JSON-RPC API (JSON-RPC leaves -32000..-32099 to servers).
+
+    -32001  UNAUTHORIZED     a write without a valid client credential; `data.reason`
+    -32010  TX_REFUSED       admission refused (envelope, signature, signer, role, chain):
+                             `data.code` is the reason (BAD_SIGNATURE, UNKNOWN_SIGNER, ...)
+    -32011  MEMPOOL_FULL     the node cannot take more transactions now: retry later
+    -32012  BUSY             too many receipt waiters or subscriptions: retry later
+    -32020  NOT_FOUND        no such transaction, block, record or subscription
+    -32030  READ_REFUSED     a confidential read refused: `data.code` is NO_CONSENT,
+                             CONSENT_EXPIRED, UNKNOWN_READER, READER_SUSPENDED, NOT_REGULATOR
+                             or BAD_READ_AUTH (the proof of who reads is missing or wrong)
+    -32041..-32047           the ledger rejected a committed transaction (only with
+                             tx.submit's `reject_as_error`), one code per reason-code family
+                             of protocol/ledger/codes.py; `data.code` is the reason code,
+                             `data.receipt` the receipt, `data.height`/`data.index` its place
+    -32050  WEBSOCKET_ONLY   subscriptions need the WebSocket endpoint (GET /ws)
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from protocol.ledger import codes
+
+UNAUTHORIZED: Final = -32001
+TX_REFUSED: Final = -32010
+MEMPOOL_FULL_CODE: Final = -32011
+BUSY: Final = -32012
+NOT_FOUND: Final = -32020
+READ_REFUSED: Final = -32030
+WEBSOCKET_ONLY: Final = -32050
+
+REJECTED_ENVELOPE: Final = -32041
+REJECTED_INSTITUTION: Final = -32042
+REJECTED_ENTERPRISE: Final = -32043
+REJECTED_CONSENT: Final = -32044
+REJECTED_DECLARATION: Final = -32045
+REJECTED_FINANCING: Final = -32046
+REJECTED_PAYMENT: Final = -32047
+
+# (JSON-RPC code, family name, reason codes) for receipts the ledger rejected.
+REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
+    (REJECTED_ENVELOPE, "envelope", frozenset({
+        codes.WRONG_CHAIN, codes.UNKNOWN_TYPE, codes.UNKNOWN_SIGNER, codes.UNKNOWN_KEY,
+        codes.KEY_RETIRED, codes.SIGNER_SUSPENDED, codes.ROLE_FORBIDDEN, codes.TX_EXPIRED,
+        codes.EXPIRY_TOO_FAR, codes.NONCE_REPLAY})),
+    (REJECTED_INSTITUTION, "institution", frozenset({
+        codes.INSTITUTION_EXISTS, codes.UNKNOWN_INSTITUTION, codes.INVALID_ROLE,
+        codes.BAD_PUBLIC_KEY, codes.ID_TAKEN, codes.ALREADY_SUSPENDED, codes.NOT_SUSPENDED,
+        codes.CANNOT_SUSPEND_SELF, codes.KEY_EXISTS, codes.TOO_MANY_KEYS})),
+    (REJECTED_ENTERPRISE, "enterprise", frozenset({
+        codes.UNKNOWN_ENTERPRISE, codes.NOT_SERVING_BANK, codes.ALREADY_REGISTERED,
+        codes.ENTERPRISE_MISMATCH, codes.ENTERPRISE_KEY_CONFLICT, codes.TOO_MANY_BANKS,
+        codes.ENTERPRISE_FROZEN, codes.FX_CLASS_C, codes.ALREADY_FROZEN, codes.NOT_FROZEN,
+        codes.DUPLICATE_ENTRY})),
+    (REJECTED_CONSENT, "consent", frozenset({
+        codes.UNKNOWN_BANK, codes.CONSENT_EXPIRED, codes.NO_CONSENT})),
+    (REJECTED_DECLARATION, "declaration", frozenset({
+        codes.DECLARATION_EXISTS, codes.UNKNOWN_DECLARATION, codes.DECLARATION_CANCELLED,
+        codes.DECLARATION_PLEDGED, codes.AMEND_BELOW_PLEDGED, codes.AMEND_BELOW_PROCEEDS})),
+    (REJECTED_FINANCING, "financing", frozenset({
+        codes.FINANCING_EXISTS, codes.UNKNOWN_FINANCING, codes.NOT_LENDING_BANK,
+        codes.BAD_FINANCING_STATUS, codes.DOUBLE_FINANCING, codes.ADVANCE_RATE_EXCEEDED,
+        codes.DUPLICATE_PLEDGE, codes.EXPORTER_MISMATCH, codes.CURRENCY_MISMATCH,
+        codes.PRINCIPAL_EXCEEDS_PLEDGES, codes.REPAYMENT_EXCEEDS_OUTSTANDING,
+        codes.OUTSTANDING_BALANCE, codes.TOO_MANY_REPAYMENTS, codes.DECLARATION_NOT_PLEDGED})),
+    (REJECTED_PAYMENT, "payment", frozenset({
+        codes.PAYMENT_EXISTS, codes.PROCEEDS_EXISTS, codes.PROCEEDS_EXCEED_VALUE,
+        codes.FORM_EXISTS, codes.UNKNOWN_FORM, codes.FORM_REVOKED, codes.FORM_EXCEEDED,
+        codes.PAYER_MISMATCH})),
+)
+
+
+def rejection_family(reason_code: str) -> tuple[int, str]:
+    """The JSON-RPC code and family name of a ledger reason code (envelope if unknown)."""
+    for rpc_code, family, members in REJECTION_FAMILIES:
+        if reason_code in members:
+            return rpc_code, family
+    return REJECTED_ENVELOPE, "envelope"
+
+
+ERROR_DOCS: Final[dict[int, tuple[str, str]]] = {
+    UNAUTHORIZED: ("Unauthorized", "a write method without a valid client credential"),
+    TX_REFUSED: ("Transaction refused", "admission refused; data.code is the reason"),
+    MEMPOOL_FULL_CODE: ("Mempool full", "retry later"),
+    BUSY: ("Busy", "too many receipt waiters or subscriptions: retry later"),
+    NOT_FOUND: ("Not found", "no such transaction, block, record or subscription"),
+    READ_REFUSED: ("Read refused", "a confidential read refused; data.code is the reason"),
+    WEBSOCKET_ONLY: ("WebSocket only", "subscriptions need the WebSocket endpoint GET /ws"),
+    **{code: (f"Transaction rejected ({family})",
+              f"the ledger rejected the transaction with a {family} reason code (data.code)")
+       for code, family, _ in REJECTION_FAMILIES},
+}

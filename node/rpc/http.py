@@ -1,0 +1,392 @@
+"""A small, bounded HTTP/1.1 server on trio and h11 for JSON-RPC (POST /), plain routes and
+WebSocket upgrades (GET /ws, wsproto after an h11 101 response).
+
+Bounds: request body size, header size (h11), concurrent connections (HTTP and WebSocket
+together), time to receive a request, idle keep-alive time, WebSocket message size. Every
+violation is answered with a clear HTTP status (or WebSocket close code) and a JSON body;
+nothing a client sends can raise out of the connection task.
+
+Two kinds of routes: `routes` take the body only (the metrics server uses these), and
+`request_routes` take a `Request` with the headers (the JSON-RPC endpoint, for credentials and
+CORS). `websocket_routes` take the upgrade `Request` and an open `WebSocket`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import h11
+import orjson
+import trio
+from wsproto.connection import Connection as WsConnection
+from wsproto.connection import ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.utilities import generate_accept_token
+
+log = logging.getLogger("crossbill.http")
+
+BODY_BYTES_MAX: Final = 1024 * 1024
+HEADER_BYTES_MAX: Final = 16 * 1024
+CONNECTIONS_MAX: Final = 256
+REQUEST_RECEIVE_TIMEOUT_S: Final = 10.0
+IDLE_KEEPALIVE_TIMEOUT_S: Final = 30.0
+READ_CHUNK_BYTES: Final = 64 * 1024
+RESPONSE_SEND_TIMEOUT_S: Final = 30.0
+WS_MESSAGE_BYTES_MAX: Final = 1024 * 1024
+WS_CLOSE_TIMEOUT_S: Final = 2.0
+
+# WebSocket close codes (RFC 6455 section 7.4.1).
+WS_NORMAL: Final = 1000
+WS_GOING_AWAY: Final = 1001
+WS_UNSUPPORTED_DATA: Final = 1003
+WS_POLICY_VIOLATION: Final = 1008
+WS_MESSAGE_TOO_BIG: Final = 1009
+WS_INTERNAL_ERROR: Final = 1011
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: bytes = b"application/json"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[bytes, bytes] = field(default_factory=dict)  # lower-case names, last wins
+    body: bytes = b""
+    scratch: dict[str, Any] = field(default_factory=dict)  # what checks learn, for handlers
+
+    def header(self, name: bytes) -> bytes | None:
+        return self.headers.get(name)
+
+
+RouteHandler = Callable[[bytes], Awaitable[Response]]
+RequestHandler = Callable[[Request], Awaitable[Response]]
+WebSocketHandler = Callable[[Request, "WebSocket"], Awaitable[None]]
+# Checks a WebSocket upgrade before it is accepted: None to accept, else the refusal.
+UpgradeCheck = Callable[[Request], Response | None]
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class WebSocketClosed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def json_response(status: int, value: object,
+                  headers: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
+    return Response(status, orjson.dumps(value), headers=headers)
+
+
+class HttpServer:
+    """Routes: (method, path) -> handler -> Response; WebSocket upgrades on their paths."""
+
+    def __init__(self, routes: dict[tuple[str, str], RouteHandler],
+                 connections_max: int = CONNECTIONS_MAX, *,
+                 request_routes: dict[tuple[str, str], RequestHandler] | None = None,
+                 websocket_routes: dict[str, WebSocketHandler] | None = None,
+                 upgrade_check: UpgradeCheck | None = None,
+                 body_bytes_max: int = BODY_BYTES_MAX,
+                 ws_message_bytes_max: int = WS_MESSAGE_BYTES_MAX) -> None:
+        self.routes = routes
+        self.request_routes = request_routes or {}
+        self.websocket_routes = websocket_routes or {}
+        self.upgrade_check = upgrade_check
+        self.connections = 0
+        self.connections_max = connections_max
+        self.body_bytes_max = body_bytes_max
+        self.ws_message_bytes_max = ws_message_bytes_max
+
+    async def serve(self, host: str, port: int, *,
+                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound_port = listeners[0].socket.getsockname()[1]
+        task_status.started(bound_port)
+        await trio.serve_listeners(self._connection, listeners)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        if self.connections >= self.connections_max:
+            await _send_simple(stream, 503, f"too many connections (limit "
+                               f"{self.connections_max})")
+            with trio.move_on_after(1):
+                await stream.aclose()
+            return
+        self.connections += 1
+        try:
+            await self._serve_connection(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+            pass
+        except Exception:
+            log.exception("unexpected error on an HTTP connection")
+        finally:
+            self.connections -= 1
+            with trio.move_on_after(1):
+                await stream.aclose()
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_BYTES_MAX)
+        first = True
+        while True:
+            timeout = REQUEST_RECEIVE_TIMEOUT_S if first else IDLE_KEEPALIVE_TIMEOUT_S
+            first = False
+            try:
+                with trio.fail_after(timeout):
+                    h11_request, body = await _receive_request(conn, stream,
+                                                               self.body_bytes_max)
+            except trio.TooSlowError:
+                return
+            except HttpError as err:
+                await _send(conn, stream, json_response(
+                    err.status, {"error": err.message}), close=True)
+                return
+            if h11_request is None:
+                return
+            request = _request(h11_request, body)
+            if _wants_upgrade(request):
+                await self._upgrade(conn, stream, request)
+                return
+            response = await self._route(request)
+            keep = conn.our_state is h11.SEND_RESPONSE and request_keep_alive(h11_request)
+            with trio.fail_after(RESPONSE_SEND_TIMEOUT_S):
+                await _send(conn, stream, response, close=not keep)
+            if not keep or conn.our_state is not h11.DONE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _route(self, request: Request) -> Response:
+        key = (request.method, request.path)
+        try:
+            if key in self.request_routes:
+                return await self.request_routes[key](request)
+            if key in self.routes:
+                return await self.routes[key](request.body)
+        except Exception:
+            log.exception("handler for %s %s failed", request.method, request.path)
+            return json_response(500, {"error": "internal error"})
+        paths = {p for _, p in self.routes} | {p for _, p in self.request_routes}
+        if request.path in paths or request.path in self.websocket_routes:
+            return json_response(405, {"error": f"method {request.method} not allowed on "
+                                                f"{request.path}"})
+        return json_response(404, {"error": f"no such path {request.path}"})
+
+    async def _upgrade(self, conn: h11.Connection, stream: trio.SocketStream,
+                       request: Request) -> None:
+        refusal = _check_upgrade(request, self.websocket_routes)
+        if refusal is None and self.upgrade_check is not None:
+            refusal = self.upgrade_check(request)
+        if refusal is not None:
+            await _send(conn, stream, refusal, close=True)
+            return
+        key = request.header(b"sec-websocket-key") or b""
+        try:
+            data = conn.send(h11.InformationalResponse(status_code=101, headers=[
+                (b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
+                (b"sec-websocket-accept", generate_accept_token(key))]))
+        except h11.LocalProtocolError:
+            return
+        with trio.fail_after(RESPONSE_SEND_TIMEOUT_S):
+            await stream.send_all(data or b"")
+        trailing, _ = conn.trailing_data
+        ws = WebSocket(stream, WsConnection(ConnectionType.SERVER, trailing_data=trailing),
+                       self.ws_message_bytes_max)
+        try:
+            await self.websocket_routes[request.path](request, ws)
+        except WebSocketClosed:
+            pass
+        finally:
+            await ws.close(WS_NORMAL, "")
+
+
+def _request(h11_request: h11.Request, body: bytes) -> Request:
+    method = h11_request.method.decode("ascii", "replace")
+    path = h11_request.target.decode("ascii", "replace").split("?", 1)[0]
+    headers = {bytes(name).lower(): bytes(value) for name, value in h11_request.headers}
+    return Request(method, path, headers, body)
+
+
+def _wants_upgrade(request: Request) -> bool:
+    return b"websocket" in (request.header(b"upgrade") or b"").lower()
+
+
+def _check_upgrade(request: Request, routes: dict[str, WebSocketHandler]) -> Response | None:
+    if request.path not in routes:
+        return json_response(404, {"error": f"no WebSocket endpoint at {request.path}"})
+    if request.method != "GET" or request.body:
+        return json_response(400, {"error": "a WebSocket upgrade is a GET without a body"})
+    if not _wants_upgrade(request) or b"upgrade" not in (
+            request.header(b"connection") or b"").lower():
+        return json_response(426, {"error": "expected Upgrade: websocket"},
+                             headers=((b"upgrade", b"websocket"),))
+    if request.header(b"sec-websocket-version") != b"13":
+        return json_response(426, {"error": "only WebSocket version 13 is supported"},
+                             headers=((b"sec-websocket-version", b"13"),))
+    if not request.header(b"sec-websocket-key"):
+        return json_response(400, {"error": "missing Sec-WebSocket-Key"})
+    return None
+
+
+class WebSocket:
+    """A server-side WebSocket over wsproto: text messages in and out, each size-bounded.
+
+    One task may receive while others send (sends are serialised by a lock). Binary messages
+    are refused (close 1003), oversized ones too (close 1009).
+    """
+
+    def __init__(self, stream: trio.SocketStream, ws: WsConnection,
+                 message_bytes_max: int) -> None:
+        self.stream = stream
+        self.ws = ws
+        self.message_bytes_max = message_bytes_max
+        self._send_lock = trio.Lock()
+        self._parts: list[str] = []
+        self._size = 0
+        self._pending: list[str] = []
+        self.closed: WebSocketClosed | None = None
+
+    async def receive(self) -> str:
+        """The next whole text message; `WebSocketClosed` once the connection is closed."""
+        while not self._pending:
+            if self.closed is not None:
+                raise self.closed
+            for event in self.ws.events():
+                await self._on_event(event)
+            if self._pending or self.closed is not None:
+                continue
+            data = await self.stream.receive_some(READ_CHUNK_BYTES)
+            if not data:
+                self.closed = WebSocketClosed(1006, "connection lost")
+                raise self.closed
+            self.ws.receive_data(data)
+        return self._pending.pop(0)
+
+    async def _on_event(self, event: object) -> None:
+        if isinstance(event, TextMessage):
+            self._size += len(event.data.encode("utf-8"))
+            if self._size > self.message_bytes_max:
+                await self.close(WS_MESSAGE_TOO_BIG, f"message exceeds the limit of "
+                                 f"{self.message_bytes_max} bytes")
+                return
+            self._parts.append(event.data)
+            if event.message_finished:
+                self._pending.append("".join(self._parts))
+                self._parts, self._size = [], 0
+        elif isinstance(event, BytesMessage):
+            await self.close(WS_UNSUPPORTED_DATA, "binary messages are not supported: send "
+                             "JSON-RPC as text")
+        elif isinstance(event, Ping):
+            await self._send_bytes(self.ws.send(event.response()))
+        elif isinstance(event, CloseConnection):
+            if self.ws.state is ConnectionState.REMOTE_CLOSING:
+                with contextlib.suppress(Exception):
+                    await self._send_bytes(self.ws.send(event.response()))
+            self.closed = WebSocketClosed(event.code, event.reason or "")
+
+    async def send_text(self, text: str) -> None:
+        if self.closed is not None or self.ws.state is not ConnectionState.OPEN:
+            raise self.closed or WebSocketClosed(1006, "not open")
+        await self._send_bytes(self.ws.send(TextMessage(data=text)))
+
+    async def _send_bytes(self, data: bytes) -> None:
+        async with self._send_lock:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.closed = self.closed or WebSocketClosed(1006, "connection lost")
+                raise self.closed from None
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame (best effort, bounded in time) and mark the socket closed."""
+        if self.closed is None:
+            self.closed = WebSocketClosed(code, reason)
+        if self.ws.state is ConnectionState.OPEN:
+            with trio.move_on_after(WS_CLOSE_TIMEOUT_S):
+                with contextlib.suppress(Exception):
+                    data = self.ws.send(CloseConnection(code=code, reason=reason[:120]))
+                    await self._send_bytes(data)
+
+
+def request_keep_alive(request: h11.Request) -> bool:
+    for name, value in request.headers:
+        if name == b"connection" and value.lower() == b"close":
+            return False
+    return request.http_version != b"1.0"
+
+
+async def _receive_request(conn: h11.Connection, stream: trio.SocketStream,
+                           body_bytes_max: int = BODY_BYTES_MAX,
+                           ) -> tuple[h11.Request | None, bytes]:
+    request: h11.Request | None = None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise HttpError(exc.error_status_hint, f"bad HTTP request: {exc}") from None
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(READ_CHUNK_BYTES)
+            if not data and request is None and conn.their_state is h11.IDLE:
+                return None, b""
+            conn.receive_data(data)
+            continue
+        if event is h11.PAUSED:
+            return request, b"".join(chunks)
+        if isinstance(event, h11.Request):
+            request = event
+            for name, value in event.headers:
+                if name == b"content-length" and value.isdigit() and int(value) > body_bytes_max:
+                    raise HttpError(413, f"request body of {int(value)} bytes exceeds the "
+                                    f"limit of {body_bytes_max} bytes")
+        elif isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > body_bytes_max:
+                raise HttpError(413, f"request body exceeds the limit of {body_bytes_max} bytes")
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            return request, b"".join(chunks)
+        elif isinstance(event, h11.ConnectionClosed):
+            return None, b""
+
+
+async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Response,
+                close: bool) -> None:
+    headers = [(b"content-type", response.content_type),
+               (b"content-length", str(len(response.body)).encode()), *response.headers]
+    if close:
+        headers.append((b"connection", b"close"))
+    try:
+        data = conn.send(h11.Response(status_code=response.status, headers=headers))
+        data += conn.send(h11.Data(data=response.body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+    except h11.LocalProtocolError:
+        return
+    await stream.send_all(data or b"")
+
+
+async def _send_simple(stream: trio.SocketStream, status: int, message: str) -> None:
+    body = orjson.dumps({"error": message})
+    reason = {503: b"Service Unavailable"}.get(status, b"Error")
+    head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % (status, reason, len(body)))
+    with trio.move_on_after(1):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(head + body)

@@ -1,0 +1,470 @@
+"""The node's JSON-RPC methods: transactions, blocks, records, confidential reads, the
+consortium, health, and (over WebSocket) subscriptions. Error codes: `node.rpc.errors`.
+
+Every handler validates its parameters and answers -32602 for bad ones; every loop over the
+chain is bounded (`TX_SCAN_BLOCKS_MAX`, `LIST_ITEMS_MAX`).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import trio
+
+from node.intake import ALREADY_COMMITTED, OK, TooManyWaitersError, TxIntake
+from node.mempool import MEMPOOL_FULL
+from node.rpc import auth, schema, views
+from node.rpc import errors as E
+from node.rpc.jsonrpc import CallContext, Dispatcher, Param, RpcError, invalid_params
+from node.rpc.subs import Hub, SubscriptionError
+from node.storage import TxRecord
+from protocol import codec, limits, types
+from protocol.errors import DecodeError
+from protocol.ledger import queries
+from protocol.ledger.state import State
+from protocol.txtypes import ROLE_REGULATOR
+
+log = logging.getLogger("crossbill.rpc")
+audit_log = logging.getLogger("crossbill.audit")
+
+# Re-exported for callers that matched on the old names.
+TX_REFUSED: Final = E.TX_REFUSED
+MEMPOOL_FULL_CODE: Final = E.MEMPOOL_FULL_CODE
+BUSY: Final = E.BUSY
+NOT_FOUND: Final = E.NOT_FOUND
+
+WAIT_MS_MAX: Final = 30_000
+WAIT_MS_DEFAULT: Final = 10_000
+TX_SCAN_BLOCKS_MAX: Final = 1000
+SCAN_CHECKPOINT_BLOCKS: Final = 50  # yield to other tasks this often while scanning
+LIST_ITEMS_MAX: Final = 100
+LIST_ITEMS_DEFAULT: Final = 20
+AUDIT_READS_MAX: Final = 10_000
+
+
+def _hex(params: dict[str, Any], name: str, size_bytes: int) -> bytes:
+    value = params.get(name)
+    chars = 2 * size_bytes
+    if not isinstance(value, str) or len(value) != chars:
+        raise invalid_params(f"{name} must be {chars} lowercase hex characters")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise invalid_params(f"{name} must be {chars} lowercase hex characters") from None
+    if raw.hex() != value:
+        raise invalid_params(f"{name} must be lowercase hex")
+    return raw
+
+
+def _hex32(params: dict[str, Any], name: str) -> bytes:
+    return _hex(params, name, 32)
+
+
+def _text(params: dict[str, Any], name: str, max_chars: int = views.RECORD_ID_CHARS_MAX) -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or not 0 < len(value) <= max_chars:
+        raise invalid_params(f"{name} must be a non-empty string of at most {max_chars} chars")
+    if any(ord(ch) < 0x20 for ch in value):
+        raise invalid_params(f"{name} must not contain control characters")
+    return value
+
+
+def _int(params: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = params.get(name, default)
+    if type(value) is not int or not lo <= value <= hi:
+        raise invalid_params(f"{name} must be an integer in {lo}..{hi}")
+    return value
+
+
+def _bool(params: dict[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name, default)
+    if not isinstance(value, bool):
+        raise invalid_params(f"{name} must be a boolean")
+    return value
+
+
+def _kind(params: dict[str, Any], name: str = "kind") -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or value not in views.RECORD_KEYS:
+        raise invalid_params(f"{name} must be one of {', '.join(views.RECORD_KINDS)}")
+    return str(value)
+
+
+def _record_json(record: TxRecord) -> dict[str, Any]:
+    return {"height": record.height, "index": record.index,
+            "receipt": codec.to_json(record.receipt)}
+
+
+def parse_tx(value: Any) -> types.Tx:
+    if not isinstance(value, dict):
+        raise invalid_params("tx must be a transaction object")
+    try:
+        tx = codec.from_json(types.Tx, value, "tx")
+    except (DecodeError, ValueError, TypeError) as exc:
+        raise invalid_params(str(exc)[:300]) from None
+    if len(tx.encoded) > limits.TX_BYTES_MAX:
+        raise invalid_params("tx exceeds the transaction size limit")
+    return tx
+
+
+def _refused(exc: queries.QueryRefused) -> RpcError:
+    if exc.code == "NOT_FOUND":
+        return RpcError(E.NOT_FOUND, exc.message, {"code": exc.code})
+    return RpcError(E.READ_REFUSED, f"read refused: {exc.message}", {"code": exc.code})
+
+
+def _bad_read_auth(reason: str) -> RpcError:
+    return RpcError(E.READ_REFUSED, f"read refused: {reason}",
+                    {"code": "BAD_READ_AUTH", "reason": reason})
+
+
+@dataclass
+class Api:
+    """What the methods read and call: the node's parts, a clock, and the audit list."""
+
+    intake: TxIntake
+    status: Callable[[], dict[str, Any]]
+    hub: Hub
+    config: types.ConsortiumConfig
+    clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    audit: collections.deque[dict[str, Any]] = field(
+        default_factory=lambda: collections.deque(maxlen=AUDIT_READS_MAX))
+    read_replays: auth.ReplayCache = field(
+        default_factory=lambda: auth.ReplayCache(2 * auth.READ_WINDOW_MS))
+
+    @property
+    def state(self) -> State:
+        return self.intake.chain.state
+
+    @property
+    def storage(self) -> Any:
+        return self.intake.chain.storage
+
+    # ------------------------------------------------------------------ transactions
+
+    async def tx_submit(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        tx = parse_tx(params.get("tx"))
+        wait = _bool(params, "wait", False)
+        as_error = _bool(params, "reject_as_error", False)
+        timeout_ms = _int(params, "timeout_ms", WAIT_MS_DEFAULT, 0, WAIT_MS_MAX)
+        admission = self.intake.submit(tx)
+        if admission.code == MEMPOOL_FULL:
+            raise RpcError(E.MEMPOOL_FULL_CODE, admission.message, {"code": MEMPOOL_FULL})
+        if admission.code not in (OK, ALREADY_COMMITTED):
+            raise RpcError(E.TX_REFUSED, f"transaction refused: {admission.message}",
+                           {"code": admission.code, "tx_id": tx.id.hex()})
+        out: dict[str, Any] = {"tx_id": tx.id.hex(), "status": "pending"}
+        record = self.intake.committed(tx.id)
+        if record is None and wait:
+            try:
+                record = await self.intake.wait_committed(tx.id, timeout_ms / 1000)
+            except TooManyWaitersError as exc:
+                raise RpcError(E.BUSY, str(exc)) from None
+        if record is not None:
+            out.update(status="committed", **_record_json(record))
+            if as_error and not record.receipt.ok:
+                code, family = E.rejection_family(record.receipt.code)
+                raise RpcError(code, f"transaction rejected: {record.receipt.code}: "
+                               f"{record.receipt.message}", {**out, "code": record.receipt.code,
+                                                             "family": family})
+        return out
+
+    async def tx_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        tx_id = _hex32(params, "tx_id")
+        record = self.storage.tx_record(tx_id)
+        if record is None:
+            mempool = self.intake.mempool
+            if mempool is not None and tx_id in mempool:
+                return {"tx_id": tx_id.hex(), "status": "pending"}
+            raise RpcError(E.NOT_FOUND, f"no transaction {tx_id.hex()}")
+        block = self.storage.block(record.height)
+        tx = block.txs[record.index] if block is not None else None
+        return {"tx_id": tx_id.hex(), "status": "committed", **_record_json(record),
+                "tx": None if tx is None else codec.to_json(tx)}
+
+    async def tx_list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        limit = _int(params, "limit", LIST_ITEMS_DEFAULT, 1, LIST_ITEMS_MAX)
+        by_signer = "signer" in params
+        by_record = "kind" in params or "id" in params
+        if by_signer == by_record:
+            raise invalid_params("give either signer, or kind and id")
+        if by_record:
+            return self._list_by_record(_kind(params), _text(params, "id"), limit)
+        tip = self.intake.chain.height
+        before = _int(params, "before_height", tip + 1, 1, tip + 1)
+        return await self._list_by_signer(_text(params, "signer", 64), before, limit)
+
+    def _list_by_record(self, kind: str, record_id: str, limit: int) -> dict[str, Any]:
+        history = queries.record_history(self.state, views.RECORD_KEYS[kind](record_id))
+        newest = list(reversed(history))[:limit]
+        return {"items": views.history_json(tuple(newest)), "complete": len(history) <= limit}
+
+    async def _list_by_signer(self, signer: str, before: int, limit: int) -> dict[str, Any]:
+        """A bounded scan backwards from `before - 1` over at most TX_SCAN_BLOCKS_MAX blocks."""
+        items: list[dict[str, Any]] = []
+        height = before - 1
+        lowest = max(1, before - TX_SCAN_BLOCKS_MAX)
+        while height >= lowest and len(items) < limit:
+            block = self.storage.block(height)
+            receipts = self.storage.receipts(height) or ()
+            if block is not None:
+                for index in range(len(block.txs) - 1, -1, -1):
+                    tx = block.txs[index]
+                    if tx.signer == signer and len(items) < limit:
+                        receipt = receipts[index] if index < len(receipts) else None
+                        items.append({"height": height, "tx_index": index, "tx_id": tx.id.hex(),
+                                      "tx_type": tx.type,
+                                      "code": receipt.code if receipt else None})
+            height -= 1
+            if (before - height) % SCAN_CHECKPOINT_BLOCKS == 0:
+                await trio.lowlevel.checkpoint()
+        return {"items": items, "next_before_height": height + 1 if height >= 1 else None,
+                "scanned_blocks": before - 1 - height}
+
+    # ------------------------------------------------------------------ blocks and node
+
+    async def block_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        if ("height" in params) == ("hash" in params):
+            raise invalid_params("give exactly one of height and hash")
+        if "hash" in params:
+            found = self.storage.height_of(_hex32(params, "hash"))
+            if found is None:
+                raise RpcError(E.NOT_FOUND, f"no block with hash {params['hash']}")
+            height = int(found)
+        else:
+            height = _int(params, "height", 1, 1, 2**63 - 1)
+        block = self.storage.block(height)
+        if block is None:
+            raise RpcError(E.NOT_FOUND, f"no block at height {height}")
+        receipts = self.storage.receipts(height) or ()
+        return {"hash": block.hash.hex(), "block": codec.to_json(block),
+                "receipts": [codec.to_json(r) for r in receipts]}
+
+    async def node_status(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return self.status()
+
+    async def node_health(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        s = self.status()
+        leader_known = bool(s["leader"]) or not s["orderer"]
+        return {"ok": leader_known and not s["catching_up"], "height": s["height"],
+                "catching_up": s["catching_up"], "leader": s["leader"]}
+
+    async def consortium_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        state = self.state
+        return {"chain_id": self.config.chain_id, "genesis_hash": self.config.hash.hex(),
+                "genesis": codec.to_json(self.config),
+                "current": {"orderers": list(state.chain.orderers),
+                            "params": codec.to_json(state.params),
+                            "institutions": views.institutions_json(state)}}
+
+    # ------------------------------------------------------------------ records
+
+    def record_getter(self, kind: str, param: str) -> Callable[..., Any]:
+        async def get(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+            try:
+                return views.RECORD_VIEWS[kind](self.state, _text(params, param))
+            except queries.QueryRefused as exc:
+                raise _refused(exc) from None
+
+        return get
+
+    async def record_history(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        kind, record_id = _kind(params), _text(params, "id")
+        history = queries.record_history(self.state, views.RECORD_KEYS[kind](record_id))
+        return {"kind": kind, "id": record_id, "history": views.history_json(history)}
+
+    async def consent_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        from protocol.ledger import keys, records
+
+        uscc, bank = _text(params, "uscc", 18), _text(params, "bank", 64)
+        consent = self.state.get(keys.consent(uscc, bank), records.Consent)
+        if consent is None:
+            raise RpcError(E.NOT_FOUND, f"{uscc} has granted {bank} no consent")
+        now = self.state.head.timestamp_ms
+        return {"consent": views.plain(consent), "live": consent.expires_at_ms > now}
+
+    # ------------------------------------------------------------------ confidential reads
+
+    def _reader(self, method: str, params: dict[str, Any], ctx: CallContext) -> tuple[str, str]:
+        """Who reads, proven by a signed read request (`auth`) or by a client credential
+        whose name is the reader's institution id. Returns (reader, how)."""
+        if "auth" in params:
+            try:
+                proof = auth.parse_read_proof(params["auth"])
+                public_key = self.state.signer_public_key(proof.reader, proof.key_id)
+                auth.verify_read(proof, public_key=public_key, chain_id=self.config.chain_id,
+                                 method=method, params=params, now_ms=self.clock_ms(),
+                                 replays=self.read_replays)
+            except auth.AuthError as exc:
+                raise _bad_read_auth(exc.reason) from None
+            if "reader" in params and params["reader"] != proof.reader:
+                raise _bad_read_auth("reader differs from auth.reader")
+            return proof.reader, "signed-request"
+        reader = params.get("reader")
+        if ctx.client is not None and reader == ctx.client:
+            return ctx.client, "client-credential"
+        raise _bad_read_auth("prove who reads: sign the request (auth) or use a client "
+                             "credential whose name is the reader")
+
+    async def credit_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        uscc = _text(params, "uscc", 18)
+        reader, how = self._reader("credit.read", params, ctx)
+        try:
+            read = queries.read_credit_file(self.state, uscc, reader)
+        except queries.QueryRefused as exc:
+            audit_log.info("credit file read refused", extra={
+                "uscc": uscc, "reader": reader, "code": exc.code, "proof": how})
+            raise _refused(exc) from None
+        entry = {"at_ms": self.clock_ms(), "height": self.intake.chain.height, "uscc": uscc,
+                 "reader": reader, "access": read.access, "consented": read.consented_read,
+                 "consent_expires_at_ms": read.consent_expires_at_ms, "proof": how,
+                 "client": ctx.client}
+        self.audit.append(entry)
+        audit_log.info("credit file read", extra={f"read_{k}": v for k, v in entry.items()})
+        return views.credit_read_json(read)
+
+    async def audit_credit_reads(self, params: dict[str, Any],
+                                 ctx: CallContext) -> dict[str, Any]:
+        limit = _int(params, "limit", LIST_ITEMS_DEFAULT, 1, LIST_ITEMS_MAX)
+        reader, _ = self._reader("audit.credit_reads", params, ctx)
+        inst = self.state.institution(reader)
+        if inst is None or inst.role != ROLE_REGULATOR:
+            raise RpcError(E.READ_REFUSED, "read refused: only the regulator reads the audit "
+                           "list", {"code": "NOT_REGULATOR"})
+        newest = list(self.audit)[-limit:][::-1]
+        return {"reads": newest, "total_kept": len(self.audit), "kept_max": AUDIT_READS_MAX}
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _session(self, ctx: CallContext) -> Any:
+        if ctx.session is None:
+            raise RpcError(E.WEBSOCKET_ONLY, "subscriptions need the WebSocket endpoint "
+                           "(GET /ws)")
+        return ctx.session
+
+    async def sub_blocks(self, params: dict[str, Any], ctx: CallContext) -> int:
+        session = self._session(ctx)
+        return self._subscribe(lambda: self.hub.subscribe_blocks(session))
+
+    async def sub_tx(self, params: dict[str, Any], ctx: CallContext) -> int:
+        session = self._session(ctx)
+        tx_id = _hex32(params, "tx_id")
+        sub_id = self._subscribe(lambda: self.hub.subscribe_tx(session, tx_id))
+        record = self.storage.tx_record(tx_id)
+        if record is not None:  # already committed: the event follows the reply at once
+            sub = self.hub.subs.pop(sub_id)
+            session.after_reply(lambda: self.hub.notify(sub, {
+                "tx_id": tx_id.hex(), "status": "committed", **_record_json(record)}))
+        return sub_id
+
+    async def sub_record(self, params: dict[str, Any], ctx: CallContext) -> int:
+        session = self._session(ctx)
+        kind, record_id = _kind(params), _text(params, "id")
+        key = views.RECORD_KEYS[kind](record_id)
+        return self._subscribe(lambda: self.hub.subscribe_record(session, kind, record_id, key))
+
+    def _subscribe(self, add: Callable[[], int]) -> int:
+        try:
+            return add()
+        except SubscriptionError as exc:
+            raise RpcError(E.BUSY, str(exc)) from None
+
+    async def sub_cancel(self, params: dict[str, Any], ctx: CallContext) -> bool:
+        session = self._session(ctx)
+        sub_id = _int(params, "subscription", 0, 0, 2**53)
+        if not self.hub.unsubscribe(session, sub_id):
+            raise RpcError(E.NOT_FOUND, f"no subscription {sub_id} on this connection")
+        return True
+
+    def record_view(self, kind: str, record_id: str) -> Any:
+        try:
+            return views.RECORD_VIEWS[kind](self.state, record_id)
+        except queries.QueryRefused:
+            return None
+
+
+def register(dispatcher: Dispatcher, api: Api) -> None:
+    """Every method, with its parameters and result schema (the OpenRPC document's source)."""
+    s = schema
+    add = dispatcher.add
+    add("tx.submit", api.tx_submit, (
+        Param("tx", s.TX, True, "the signed transaction (protocol.types.Tx as JSON)"),
+        Param("wait", s.BOOL, description="wait for the receipt (bounded by timeout_ms)"),
+        Param("timeout_ms", s.int_range(0, WAIT_MS_MAX), description="how long to wait"),
+        Param("reject_as_error", s.BOOL, description="answer a rejected receipt with its "
+              "family's error code (-32041..-32047) instead of a result")),
+        summary="Submit a signed transaction: its id at once, or its receipt after a bounded "
+        "wait.", result=s.TX_STATUS, write=True,
+        errors=(E.UNAUTHORIZED, E.TX_REFUSED, E.MEMPOOL_FULL_CODE, E.BUSY,
+                *[c for c, _, _ in E.REJECTION_FAMILIES]))
+    add("tx.get", api.tx_get, (Param("tx_id", s.HEX32, True),),
+        summary="A transaction with its receipt and place in the chain (or pending).",
+        result=s.TX_STATUS, errors=(E.NOT_FOUND,))
+    add("tx.list", api.tx_list, (
+        Param("signer", s.text(64), description="transactions signed by this signer: a "
+              f"bounded scan backwards over at most {TX_SCAN_BLOCKS_MAX} blocks"),
+        Param("kind", s.RECORD_KIND, description="with id: transactions that touched the "
+              "record (the ledger's record history)"),
+        Param("id", s.text(views.RECORD_ID_CHARS_MAX)),
+        Param("before_height", s.int_range(1, None), description="signer scans start below"),
+        Param("limit", s.int_range(1, LIST_ITEMS_MAX))),
+        summary="List transactions by signer or by record, newest first.", result=s.TX_LIST)
+    add("block.get", api.block_get, (Param("height", s.int_range(1, None)),
+                                     Param("hash", s.HEX32)),
+        summary="A block by height or by hash, with its receipts.", result=s.BLOCK,
+        errors=(E.NOT_FOUND,))
+    add("node.status", api.node_status, summary="Height, state root, role, leader, peers "
+        "and sync state of this node.", result=s.STATUS)
+    add("node.health", api.node_health, summary="Whether the node is caught up and knows a "
+        "leader.", result=s.HEALTH)
+    add("consortium.get", api.consortium_get, summary="The consortium configuration: genesis "
+        "and the current orderers, parameters and institutions.", result=s.OBJECT)
+    for kind, param, fmt in (("institution", "institution", s.text(64)),
+                             ("enterprise", "uscc", s.USCC),
+                             ("declaration", "declaration_no", s.RECORD_ID),
+                             ("financing", "financing_id", s.RECORD_ID),
+                             ("taxform", "form_no", s.RECORD_ID),
+                             ("payment", "payment_id", s.RECORD_ID),
+                             ("proceeds", "proceeds_id", s.RECORD_ID)):
+        add(f"{kind}.get", api.record_getter(kind, param), (Param(param, fmt, True),),
+            summary=f"The {kind} record with its history.", result=s.OBJECT,
+            errors=(E.NOT_FOUND,))
+    add("record.history", api.record_history, (Param("kind", s.RECORD_KIND, True),
+                                               Param("id", s.RECORD_ID, True)),
+        summary="Every accepted transaction that touched a record, in chain order.",
+        result=s.OBJECT)
+    add("consent.get", api.consent_get, (Param("uscc", s.USCC, True),
+                                         Param("bank", s.text(64), True)),
+        summary="The consent an enterprise gave a bank, and whether it is live.",
+        result=s.OBJECT, errors=(E.NOT_FOUND,))
+    add("credit.read", api.credit_read, (
+        Param("uscc", s.USCC, True),
+        Param("reader", s.text(64), description="the reading institution (with a client "
+              "credential of that name)"),
+        Param("auth", s.READ_AUTH, description="a signed read request")),
+        summary="An enterprise's credit file: for a bank under a live consent, the regulator "
+        "or the enterprise itself; every granted read is logged.", result=s.CREDIT,
+        errors=(E.READ_REFUSED, E.NOT_FOUND))
+    add("audit.credit_reads", api.audit_credit_reads, (
+        Param("auth", s.READ_AUTH, description="a read request signed by the regulator"),
+        Param("reader", s.text(64)), Param("limit", s.int_range(1, LIST_ITEMS_MAX))),
+        summary=f"The last granted credit-file reads (newest first, at most {AUDIT_READS_MAX} "
+        "kept in memory): regulator only.", result=s.OBJECT, errors=(E.READ_REFUSED,))
+    add("sub.blocks", api.sub_blocks, summary="Subscribe to new blocks (WebSocket only); "
+        "events arrive as sub.event notifications.", result=s.SUB_ID,
+        errors=(E.WEBSOCKET_ONLY, E.BUSY))
+    add("sub.tx", api.sub_tx, (Param("tx_id", s.HEX32, True),),
+        summary="Subscribe to one transaction's commit (one event, WebSocket only).",
+        result=s.SUB_ID, errors=(E.WEBSOCKET_ONLY, E.BUSY))
+    add("sub.record", api.sub_record, (Param("kind", s.RECORD_KIND, True),
+                                       Param("id", s.RECORD_ID, True)),
+        summary="Subscribe to changes of a record, e.g. a declaration's pledged amount "
+        "(WebSocket only).", result=s.SUB_ID, errors=(E.WEBSOCKET_ONLY, E.BUSY))
+    add("sub.cancel", api.sub_cancel, (Param("subscription", s.int_range(0, None), True),),
+        summary="Cancel a subscription of this connection.", result=s.BOOL,
+        errors=(E.WEBSOCKET_ONLY, E.NOT_FOUND))

@@ -1,0 +1,247 @@
+"""The node's JSON-RPC endpoint: HTTP POST / (JSON-RPC 2.0), GET /ws (JSON-RPC 2.0 over
+WebSocket, with subscriptions) and GET /status.
+
+`RpcServer(node, settings)` builds the dispatcher and the subscription hub from the node's
+parts; `serve(host, port)` runs it. The node calls `hub.block_applied` for every block.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import trio
+
+from node.config import RpcSettings
+from node.metrics import observe_rpc
+from node.rpc import auth, openrpc
+from node.rpc import errors as E
+from node.rpc.http import (
+    WS_INTERNAL_ERROR,
+    WS_NORMAL,
+    WS_POLICY_VIOLATION,
+    HttpServer,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketClosed,
+    json_response,
+)
+from node.rpc.jsonrpc import CallContext, Dispatcher
+from node.rpc.methods import Api, register
+from node.rpc.subs import SESSION_QUEUE_MESSAGES_MAX, Hub
+
+if TYPE_CHECKING:
+    from node.service import Node
+
+log = logging.getLogger("crossbill.rpc")
+
+WS_SEND_TIMEOUT_S: Final = 10.0
+WS_INFLIGHT_REQUESTS_MAX: Final = 16
+CORS_MAX_AGE_S: Final = 600
+JSON_CONTENT_TYPES: Final = (b"application/json", b"application/json-rpc")
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def build_dispatcher(api: Api, batch_requests_max: int) -> Dispatcher:
+    dispatcher = Dispatcher(batch_requests_max)
+    register(dispatcher, api)
+    name, result = openrpc.discover_method()
+    doc: dict[str, Any] = {}
+
+    async def discover(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        if not doc:
+            doc.update(openrpc.document(dispatcher))
+        return doc
+
+    dispatcher.add(name, discover, summary="This API's OpenRPC document.", result=result)
+    return dispatcher
+
+
+def standalone_dispatcher() -> Dispatcher:
+    """The dispatcher without a node (for the OpenRPC document): handlers are never called."""
+    api = Api(intake=cast(Any, None), status=dict, hub=cast(Any, None), config=cast(Any, None))
+    return build_dispatcher(api, RpcSettings().batch_requests_max)
+
+
+class RpcServer:
+    def __init__(self, node: Node, settings: RpcSettings | None = None,
+                 clock_ms: Callable[[], int] = _wall_clock_ms) -> None:
+        self.node = node
+        self.settings = settings or RpcSettings()
+        self.auth_required = self.settings.auth_required(node.rpc_host or "127.0.0.1")
+        self.client_auth = auth.ClientAuth(self.settings.clients, clock_ms)
+        self.api = Api(intake=node.intake, status=node.status, hub=cast(Hub, None),
+                       config=node.config, clock_ms=clock_ms)
+        self.hub = Hub(read_raw=lambda key: node.chain.state.kv.get(key),
+                       record_view=self.api.record_view)
+        self.api.hub = self.hub
+        self.dispatcher = build_dispatcher(self.api, self.settings.batch_requests_max)
+        self.dispatcher.on_call = lambda method, code, seconds: observe_rpc(
+            node, method, code, seconds)
+        self.session_queue_max = SESSION_QUEUE_MESSAGES_MAX
+        self.http = HttpServer(
+            {("GET", "/status"): self._status},
+            self.settings.connections_max,
+            request_routes={("POST", "/"): self._rpc, ("OPTIONS", "/"): self._preflight},
+            websocket_routes={"/ws": self._websocket}, upgrade_check=self._check_upgrade,
+            body_bytes_max=self.settings.body_bytes_max,
+            ws_message_bytes_max=self.settings.ws_message_bytes_max)
+
+    async def serve(self, host: str, port: int, *,
+                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self.http.serve(host, port, task_status=task_status)
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _cors(self, request: Request) -> tuple[tuple[bytes, bytes], ...]:
+        origin = request.header(b"origin")
+        if origin is None or origin.decode("latin-1") not in self.settings.cors_origins:
+            return ()
+        return ((b"access-control-allow-origin", origin), (b"vary", b"Origin"))
+
+    async def _preflight(self, request: Request) -> Response:
+        cors = self._cors(request)
+        if not cors:
+            return json_response(403, {"error": "CORS is off for this origin"})
+        return Response(204, b"", headers=cors + (
+            (b"access-control-allow-methods", b"POST"),
+            (b"access-control-allow-headers", b"content-type, authorization"),
+            (b"access-control-max-age", str(CORS_MAX_AGE_S).encode())))
+
+    def _context(self, request: Request) -> CallContext | Response:
+        ctx = CallContext(auth_required=self.auth_required)
+        header = request.header(b"authorization")
+        if header is not None:
+            try:
+                ctx.client = self.client_auth.verify(header, request.method, request.path,
+                                                     request.body)
+            except auth.AuthError as exc:
+                return json_response(401, {"jsonrpc": "2.0", "id": None, "error": {
+                    "code": E.UNAUTHORIZED, "message": f"Unauthorized: {exc.reason}",
+                    "data": {"reason": exc.reason}}}, headers=self._cors(request))
+        return ctx
+
+    async def _rpc(self, request: Request) -> Response:
+        content_type = (request.header(b"content-type") or b"").split(b";")[0].strip().lower()
+        if content_type not in JSON_CONTENT_TYPES:
+            return json_response(415, {"error": "Content-Type must be application/json"},
+                                 headers=self._cors(request))
+        ctx = self._context(request)
+        if isinstance(ctx, Response):
+            return ctx
+        out = await self.dispatcher.handle(request.body, ctx)
+        if out is None:
+            return Response(204, b"", headers=self._cors(request))
+        return Response(200, out, headers=self._cors(request))
+
+    async def _status(self, body: bytes) -> Response:
+        return json_response(200, self.node.status())
+
+    # ------------------------------------------------------------------ WebSocket
+
+    def _check_upgrade(self, request: Request) -> Response | None:
+        origin = request.header(b"origin")
+        if origin is not None and not self._cors(request):
+            return json_response(403, {"error": "WebSocket from a browser origin that is not "
+                                       "in [rpc] cors_origins"})
+        ctx = self._context(request)
+        if isinstance(ctx, Response):
+            return ctx
+        request.scratch["ctx"] = ctx
+        return None
+
+    async def _websocket(self, request: Request, ws: WebSocket) -> None:
+        ctx: CallContext = request.scratch["ctx"]  # set by _check_upgrade
+        session = WsSession(ws, self.session_queue_max)
+        ctx.transport, ctx.session = "ws", session
+        try:
+            await session.run(self.dispatcher, ctx)
+        finally:
+            self.hub.forget(session)
+
+
+class WsSession:
+    """One WebSocket connection: requests in (bounded in flight), replies and subscription
+    events out through one bounded queue; `drop` closes it with a reason."""
+
+    def __init__(self, ws: WebSocket, queue_messages_max: int) -> None:
+        self.ws = ws
+        self._send, self._recv = trio.open_memory_channel[bytes](queue_messages_max)
+        self._cancel = trio.CancelScope()
+        self.drop_reason = ""
+        self._after: list[Callable[[], None]] = []
+
+    def offer(self, message: bytes) -> bool:
+        if self.drop_reason:
+            return False
+        try:
+            self._send.send_nowait(message)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    def drop(self, reason: str) -> None:
+        if not self.drop_reason:
+            self.drop_reason = reason
+            self._cancel.cancel()
+
+    def after_reply(self, callback: Callable[[], None]) -> None:
+        self._after.append(callback)
+
+    async def run(self, dispatcher: Dispatcher, ctx: CallContext) -> None:
+        closed = WebSocketClosed(WS_NORMAL, "")
+        with self._cancel:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer)
+                closed = await self._reader(dispatcher, ctx, nursery)
+                nursery.cancel_scope.cancel()
+        code, reason = closed.code, closed.reason
+        if self.drop_reason:
+            code, reason = WS_POLICY_VIOLATION, self.drop_reason
+        await self.ws.close(code if code < 4000 else WS_INTERNAL_ERROR, reason)
+
+    async def _reader(self, dispatcher: Dispatcher, ctx: CallContext,
+                      nursery: trio.Nursery) -> WebSocketClosed:
+        limiter = trio.CapacityLimiter(WS_INFLIGHT_REQUESTS_MAX)
+        while True:
+            try:
+                message = await self.ws.receive()
+            except WebSocketClosed as exc:
+                return exc
+            token = object()
+            await limiter.acquire_on_behalf_of(token)
+            nursery.start_soon(self._handle, dispatcher, ctx, message, limiter, token)
+
+    async def _handle(self, dispatcher: Dispatcher, ctx: CallContext, message: str,
+                      limiter: trio.CapacityLimiter, token: object) -> None:
+        try:
+            out = await dispatcher.handle(message.encode("utf-8", "surrogatepass"), ctx)
+            if out is not None:
+                await self._send.send(out)
+            after, self._after = self._after, []
+            for callback in after:
+                callback()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+        except Exception:
+            log.exception("unexpected error handling a WebSocket message")
+        finally:
+            limiter.release_on_behalf_of(token)
+
+    async def _writer(self) -> None:
+        async for message in self._recv:
+            try:
+                with trio.fail_after(WS_SEND_TIMEOUT_S):
+                    await self.ws.send_text(message.decode("utf-8"))
+            except trio.TooSlowError:
+                self.drop(f"subscriber too slow: a send took more than {WS_SEND_TIMEOUT_S} s")
+                return
+            except WebSocketClosed:  # the peer went away: the reader sees it too
+                self._cancel.cancel()
+                return

@@ -1,0 +1,160 @@
+"""WebSocket subscriptions: new blocks, a transaction committed, changes to a record.
+
+The node calls `Hub.block_applied` for every block it applies (synchronously, in
+`Node._on_block`). The hub builds each event once and offers it to every interested session
+with a non-blocking put into the session's bounded queue; a session whose queue is full is
+dropped (its WebSocket is closed with code 1008 and a reason that says why) instead of letting
+memory grow. Notifications follow JSON-RPC 2.0 (no id):
+
+    {"jsonrpc": "2.0", "method": "sub.event",
+     "params": {"subscription": 7, "topic": "blocks", "result": {...}}}
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import orjson
+
+from protocol import codec, types
+
+log = logging.getLogger("crossbill.rpc.subs")
+
+SUBSCRIPTIONS_MAX: Final = 4096            # across every session of the node
+SESSION_SUBSCRIPTIONS_MAX: Final = 64
+SESSION_QUEUE_MESSAGES_MAX: Final = 256
+
+TOPIC_BLOCKS: Final = "blocks"
+TOPIC_TX: Final = "tx"
+TOPIC_RECORD: Final = "record"
+
+
+class SubscriptionError(Exception):
+    pass
+
+
+class Session(Protocol):
+    def offer(self, message: bytes) -> bool:
+        """Queue `message` without blocking; False when the queue is full."""
+
+    def drop(self, reason: str) -> None:
+        """Close the session (the hub has already forgotten its subscriptions)."""
+
+
+@dataclass
+class Subscription:
+    id: int
+    session: Session
+    topic: str
+    tx_id: bytes = b""
+    record: tuple[str, str] = ("", "")          # (kind, id)
+    record_key: bytes = b""
+    last_value: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+RecordReader = Callable[[bytes], bytes | None]
+RecordView = Callable[[str, str], Any]
+
+
+class Hub:
+    def __init__(self, read_raw: RecordReader, record_view: RecordView,
+                 subscriptions_max: int = SUBSCRIPTIONS_MAX) -> None:
+        self.read_raw = read_raw
+        self.record_view = record_view
+        self.subscriptions_max = subscriptions_max
+        self.subs: dict[int, Subscription] = {}
+        self._ids = itertools.count(1)
+        self.stats = {"events": 0, "dropped_sessions": 0}
+
+    # ------------------------------------------------------------------ (un)subscribing
+
+    def _add(self, sub: Subscription) -> int:
+        if len(self.subs) >= self.subscriptions_max:
+            raise SubscriptionError(f"the node holds {self.subscriptions_max} subscriptions: "
+                                    "retry later")
+        mine = sum(1 for s in self.subs.values() if s.session is sub.session)
+        if mine >= SESSION_SUBSCRIPTIONS_MAX:
+            raise SubscriptionError(f"a connection may hold at most {SESSION_SUBSCRIPTIONS_MAX} "
+                                    "subscriptions")
+        self.subs[sub.id] = sub
+        return sub.id
+
+    def subscribe_blocks(self, session: Session) -> int:
+        return self._add(Subscription(next(self._ids), session, TOPIC_BLOCKS))
+
+    def subscribe_tx(self, session: Session, tx_id: bytes) -> int:
+        return self._add(Subscription(next(self._ids), session, TOPIC_TX, tx_id=tx_id))
+
+    def subscribe_record(self, session: Session, kind: str, record_id: str,
+                         record_key: bytes) -> int:
+        sub = Subscription(next(self._ids), session, TOPIC_RECORD, record=(kind, record_id),
+                           record_key=record_key, last_value=self.read_raw(record_key))
+        return self._add(sub)
+
+    def unsubscribe(self, session: Session, sub_id: int) -> bool:
+        sub = self.subs.get(sub_id)
+        if sub is None or sub.session is not session:
+            return False
+        del self.subs[sub_id]
+        return True
+
+    def forget(self, session: Session) -> None:
+        for sub_id in [i for i, s in self.subs.items() if s.session is session]:
+            del self.subs[sub_id]
+
+    # ------------------------------------------------------------------ events
+
+    def notify(self, sub: Subscription, result: Any) -> None:
+        message = orjson.dumps({"jsonrpc": "2.0", "method": "sub.event", "params": {
+            "subscription": sub.id, "topic": sub.topic, "result": result}})
+        if sub.session.offer(message):
+            self.stats["events"] += 1
+            return
+        self.forget(sub.session)
+        self.stats["dropped_sessions"] += 1
+        log.warning("dropping a slow subscriber", extra={"subscription": sub.id})
+        sub.session.drop(f"subscriber too slow: more than {SESSION_QUEUE_MESSAGES_MAX} "
+                         "undelivered notifications")
+
+    def block_applied(self, block: types.Block, receipts: tuple[types.Receipt, ...]) -> None:
+        if not self.subs:
+            return
+        summary = block_summary(block)
+        positions = {tx.id: i for i, tx in enumerate(block.txs)}
+        for sub in list(self.subs.values()):
+            if sub.id not in self.subs:
+                continue  # dropped with its session during this loop
+            if sub.topic == TOPIC_BLOCKS:
+                self.notify(sub, summary)
+            elif sub.topic == TOPIC_TX and sub.tx_id in positions:
+                index = positions[sub.tx_id]
+                del self.subs[sub.id]  # one event, then the subscription ends
+                self.notify(sub, {"tx_id": sub.tx_id.hex(), "status": "committed",
+                                  "height": block.height, "index": index,
+                                  "receipt": codec.to_json(receipts[index])
+                                  if index < len(receipts) else None})
+            elif sub.topic == TOPIC_RECORD and block.txs:
+                self._record_changed(sub, block.height)
+
+    def _record_changed(self, sub: Subscription, height: int) -> None:
+        value = self.read_raw(sub.record_key)
+        if value == sub.last_value:
+            return
+        sub.last_value = value
+        kind, record_id = sub.record
+        self.notify(sub, {"kind": kind, "id": record_id, "height": height,
+                          "record": None if value is None else self.record_view(kind,
+                                                                                 record_id)})
+
+
+def block_summary(block: types.Block) -> dict[str, Any]:
+    h = block.header
+    return {"height": h.height, "hash": block.hash.hex(), "prev_hash": h.prev_hash.hex(),
+            "tx_count": h.tx_count, "state_root": h.state_root.hex(),
+            "timestamp_ms": h.timestamp_ms, "proposer": h.proposer,
+            "tx_ids": [tx.id.hex() for tx in block.txs]}

@@ -1,0 +1,356 @@
+"""LevelDB storage of one node: blocks, the transaction index, ledger state, and Raft's log.
+
+Key layout (one LevelDB; every value is a canonical `protocol.codec` encoding unless noted):
+
+    m:format            StoreMeta: layout version, chain id, genesis hash (refuses foreign dirs)
+    c:tip               ChainTip: height, hash, state root and time of the last applied block
+    b:h:<height u64>    encoded Block (raw bytes, as received)
+    b:r:<height u64>    BlockReceipts
+    b:x:<hash>          height (u64 big-endian, raw)
+    t:<tx id>           TxRecord: height, position and receipt
+    s:<ledger key>      ledger state (protocol.ledger's key layout, behind the KV interface)
+    r:hard              Raft HardState
+    r:snap              Raft Snapshot (its data names a block height; bulk state is blocks)
+    r:e:<index u64>     Raft Entry
+    r:applied           Raft index of the last entry applied to the ledger (u64, raw)
+
+A committed block, its receipts, its transaction index entries, its ledger write set, the new
+tip and the Raft applied index go to disk in one write batch with sync=True. Raft's hard state,
+entries and snapshot are written in one synced batch before any message that depends on them
+leaves the node (the Ready contract of protocol/raft/ready.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+import plyvel
+
+from node.metrics import StorageMetrics
+from protocol import codec, types
+from protocol.codec import bound
+from protocol.errors import CrossbillError, DecodeError
+from protocol.raft.messages import Entry, HardState, Snapshot
+
+FORMAT: Final = "crossbill-store-1"
+
+_META: Final = b"m:format"
+_TIP: Final = b"c:tip"
+_BLOCK: Final = b"b:h:"
+_RECEIPTS: Final = b"b:r:"
+_BY_HASH: Final = b"b:x:"
+_TX: Final = b"t:"
+_STATE: Final = b"s:"
+_RAFT_HARD: Final = b"r:hard"
+_RAFT_SNAP: Final = b"r:snap"
+_RAFT_ENTRY: Final = b"r:e:"
+_RAFT_APPLIED: Final = b"r:applied"
+
+U64 = Annotated[int, bound(min_value=0)]
+
+
+class StorageError(CrossbillError):
+    """The data directory cannot be used: foreign, damaged, locked, or of another network."""
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    format: str
+    chain_id: str
+    genesis_hash: Annotated[bytes, bound(min_len=32, max_len=32)]
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    height: U64
+    hash: Annotated[bytes, bound(min_len=32, max_len=32)]
+    state_root: Annotated[bytes, bound(min_len=32, max_len=32)]
+    timestamp_ms: U64
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    height: U64
+    index: U64
+    receipt: types.Receipt
+
+
+@dataclass(frozen=True)
+class BlockReceipts:
+    receipts: Annotated[tuple[types.Receipt, ...], bound(max_len=100_000)]
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _prefix_stop(prefix: bytes) -> bytes:
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+class LevelKV:
+    """The ledger's `KV` interface over one key prefix of the LevelDB."""
+
+    __slots__ = ("_db", "_prefix")
+
+    def __init__(self, db: plyvel.DB, prefix: bytes) -> None:
+        self._db = db
+        self._prefix = prefix
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(self._prefix + key)
+        return value
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._db.put(self._prefix + key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._db.delete(self._prefix + key)
+
+    def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        p = self._prefix
+        stop_key = p + stop if stop is not None else _prefix_stop(p)
+        n = len(p)
+        for key, value in self._db.iterator(start=p + start, stop=stop_key):
+            yield key[n:], value
+
+
+class Storage:
+    """One node's LevelDB. Open it with `Storage.open`; close it with `close`."""
+
+    def __init__(self, db: plyvel.DB, path: pathlib.Path, meta: StoreMeta) -> None:
+        self._db = db
+        self.path = path
+        self.meta = meta
+        self.state_kv = LevelKV(db, _STATE)
+        self.metrics = StorageMetrics()
+
+    # ------------------------------------------------------------------ opening
+
+    @staticmethod
+    def open(path: pathlib.Path, *, chain_id: str, genesis_hash: bytes,
+             create: bool = True) -> Storage:
+        """Open (or create) the store at `path` for this network; refuse anything else."""
+        path = pathlib.Path(path)
+        if path.exists() and not path.is_dir():
+            raise StorageError(f"data directory {path} is a file, not a directory")
+        fresh = not path.exists() or not any(path.iterdir())
+        if not fresh and not (path / "CURRENT").exists():
+            raise StorageError(
+                f"{path} is not empty and holds no Crossbill database (no LevelDB CURRENT "
+                "file): refusing to use it; point data_dir at an empty or Crossbill directory")
+        if fresh and not create:
+            raise StorageError(f"no Crossbill database at {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            db = plyvel.DB(str(path), create_if_missing=fresh, paranoid_checks=True)
+        except plyvel.CorruptionError as exc:
+            raise StorageError(f"database at {path} is damaged: {exc}; restore it from a "
+                               "backup (never reset silently)") from None
+        except plyvel.IOError as exc:
+            raise StorageError(f"cannot open database at {path}: {exc} (is another node "
+                               "running on this data directory?)") from None
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open database at {path}: {exc}") from None
+        try:
+            meta = Storage._check_meta(db, path, chain_id, genesis_hash, fresh)
+        except BaseException:
+            db.close()
+            raise
+        return Storage(db, path, meta)
+
+    @staticmethod
+    def _check_meta(db: plyvel.DB, path: pathlib.Path, chain_id: str, genesis_hash: bytes,
+                    fresh: bool) -> StoreMeta:
+        raw = db.get(_META)
+        if raw is None:
+            has_keys = next(db.iterator(include_value=False), None) is not None
+            if has_keys or not fresh:
+                raise StorageError(f"{path} is a LevelDB database but not a Crossbill store "
+                                   "(no format record): refusing to use it")
+            meta = StoreMeta(FORMAT, chain_id, genesis_hash)
+            db.put(_META, codec.encode(meta), sync=True)
+            return meta
+        try:
+            meta = codec.decode(StoreMeta, raw)
+        except DecodeError as exc:
+            raise StorageError(f"{path}: unreadable format record: {exc}") from None
+        if meta.format != FORMAT:
+            raise StorageError(f"{path} has store format {meta.format!r}; this node reads "
+                               f"{FORMAT!r}")
+        if meta.chain_id != chain_id or meta.genesis_hash != genesis_hash:
+            raise StorageError(
+                f"{path} belongs to chain {meta.chain_id!r} with genesis "
+                f"{meta.genesis_hash.hex()[:16]}..., not {chain_id!r} with genesis "
+                f"{genesis_hash.hex()[:16]}...: wrong data_dir or wrong genesis file")
+        return meta
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    # ------------------------------------------------------------------ blocks
+
+    def tip(self) -> ChainTip | None:
+        raw = self._db.get(_TIP)
+        return None if raw is None else self._decode(ChainTip, raw, "chain tip")
+
+    def block_bytes(self, height: int) -> bytes | None:
+        value: bytes | None = self._db.get(_BLOCK + _u64(height))
+        return value
+
+    def block(self, height: int) -> types.Block | None:
+        raw = self.block_bytes(height)
+        return None if raw is None else self._decode_block(raw, height)
+
+    def blocks_range(self, start: int, count: int) -> list[bytes]:
+        """Encoded blocks from `start`, at most `count`, stopping at the first gap."""
+        out: list[bytes] = []
+        for key, value in self._db.iterator(start=_BLOCK + _u64(start),
+                                             stop=_BLOCK + _u64(start + count)):
+            if int.from_bytes(key[len(_BLOCK):], "big") != start + len(out):
+                break
+            out.append(value)
+        return out
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self._db.get(_BY_HASH + block_hash)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def receipts(self, height: int) -> tuple[types.Receipt, ...] | None:
+        raw = self._db.get(_RECEIPTS + _u64(height))
+        return None if raw is None else self._decode(BlockReceipts, raw, "receipts").receipts
+
+    def tx_record(self, tx_id: bytes) -> TxRecord | None:
+        raw = self._db.get(_TX + tx_id)
+        return None if raw is None else self._decode(TxRecord, raw, "tx record")
+
+    def commit_genesis(self, state_writes: Iterable[tuple[bytes, bytes | None]],
+                       tip: ChainTip) -> None:
+        """Write the genesis state and the height-0 tip in one synced batch."""
+        if self.tip() is not None:
+            raise StorageError("refusing to write genesis over an existing chain")
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            for key, value in state_writes:
+                if value is not None:
+                    wb.put(_STATE + key, value)
+            wb.put(_TIP, codec.encode(tip))
+
+    def commit_block(self, block: types.Block, receipts: Sequence[types.Receipt],
+                     state_writes: Iterable[tuple[bytes, bytes | None]],
+                     raft_applied: int | None = None) -> ChainTip:
+        """Write a block and everything it changed in one synced, atomic batch."""
+        header = block.header
+        tip = self.tip()
+        expected = 1 if tip is None else tip.height + 1
+        if tip is not None and header.prev_hash != tip.hash:
+            raise StorageError(f"refusing to store block {header.height}: it does not extend "
+                               "the stored tip")
+        if header.height != expected:
+            raise StorageError(f"refusing to store block {header.height}: the next height "
+                               f"is {expected}")
+        if len(receipts) != len(block.txs):
+            raise StorageError("one receipt per transaction is required")
+        new_tip = ChainTip(header.height, block.hash, header.state_root, header.timestamp_ms)
+        h = _u64(header.height)
+        started = time.monotonic()
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            wb.put(_BLOCK + h, block.encoded)
+            wb.put(_RECEIPTS + h, codec.encode(BlockReceipts(tuple(receipts))))
+            wb.put(_BY_HASH + block.hash, h)
+            for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+                wb.put(_TX + tx.id, codec.encode(TxRecord(header.height, i, receipt)))
+            for key, value in state_writes:
+                if value is None:
+                    wb.delete(_STATE + key)
+                else:
+                    wb.put(_STATE + key, value)
+            wb.put(_TIP, codec.encode(new_tip))
+            if raft_applied is not None:
+                wb.put(_RAFT_APPLIED, _u64(raft_applied))
+        self.metrics.persist_s["block"].observe(time.monotonic() - started)
+        return new_tip
+
+    # ------------------------------------------------------------------ raft
+
+    def raft_state(self) -> tuple[HardState | None, Snapshot | None, list[Entry], int]:
+        """(hard state, snapshot, entries after the snapshot in order, applied index)."""
+        hard_raw = self._db.get(_RAFT_HARD)
+        snap_raw = self._db.get(_RAFT_SNAP)
+        hard = None if hard_raw is None else self._decode(HardState, hard_raw, "raft hard state")
+        snap = None if snap_raw is None else self._decode(Snapshot, snap_raw, "raft snapshot")
+        entries = [self._decode(Entry, v, "raft entry")
+                   for _, v in self._db.iterator(prefix=_RAFT_ENTRY)]
+        for prev, nxt in itertools.pairwise(entries):
+            if nxt.index != prev.index + 1:
+                raise StorageError(f"{self.path}: Raft log has a gap after index {prev.index}")
+        applied_raw = self._db.get(_RAFT_APPLIED)
+        applied = 0 if applied_raw is None else int.from_bytes(applied_raw, "big")
+        return hard, snap, entries, applied
+
+    def save_raft(self, hard_state: HardState | None, entries: Sequence[Entry],
+                  snapshot: Snapshot | None) -> None:
+        """Persist what a Raft Ready asks for, synced, in one batch (see protocol/raft)."""
+        if hard_state is None and not entries and snapshot is None:
+            return
+        started = time.monotonic()
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            if snapshot is not None:
+                for key in self._db.iterator(prefix=_RAFT_ENTRY, include_value=False):
+                    wb.delete(key)
+                wb.put(_RAFT_SNAP, codec.encode(snapshot))
+            if entries:
+                first = entries[0].index
+                for key in self._db.iterator(start=_RAFT_ENTRY + _u64(first),
+                                             stop=_prefix_stop(_RAFT_ENTRY),
+                                             include_value=False):
+                    wb.delete(key)
+                for e in entries:
+                    wb.put(_RAFT_ENTRY + _u64(e.index), codec.encode(e))
+            if hard_state is not None:
+                wb.put(_RAFT_HARD, codec.encode(hard_state))
+        self.metrics.persist_s["raft"].observe(time.monotonic() - started)
+
+    def compact_raft(self, snapshot: Snapshot) -> int:
+        """Record `snapshot` and drop the log entries it covers; returns entries dropped."""
+        dropped = 0
+        started = time.monotonic()
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            wb.put(_RAFT_SNAP, codec.encode(snapshot))
+            for key in self._db.iterator(start=_RAFT_ENTRY,
+                                         stop=_RAFT_ENTRY + _u64(snapshot.meta.index + 1),
+                                         include_value=False):
+                wb.delete(key)
+                dropped += 1
+        self.metrics.persist_s["compact"].observe(time.monotonic() - started)
+        return dropped
+
+    # ------------------------------------------------------------------ helpers
+
+    def check_writable(self) -> None:
+        """Raise StorageError unless a synced write to the store succeeds now."""
+        try:
+            self._db.put(b"m:probe", b"1", sync=True)
+        except plyvel.Error as exc:
+            raise StorageError(f"{self.path}: not writable: {exc}") from None
+
+    def _decode(self, cls: type, raw: bytes, what: str):  # type: ignore[no-untyped-def]
+        try:
+            return codec.decode(cls, raw)
+        except DecodeError as exc:
+            raise StorageError(f"{self.path}: damaged {what}: {exc}") from None
+
+    def _decode_block(self, raw: bytes, height: int) -> types.Block:
+        try:
+            return types.Block.decode(raw)
+        except DecodeError as exc:
+            raise StorageError(f"{self.path}: damaged block {height}: {exc}") from None
+
+    def approximate_size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+

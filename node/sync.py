@@ -1,0 +1,207 @@
+"""Block sync: serving block ranges and status, and following the chain without Raft.
+
+Every node serves `PROTO_BLOCKS` (a range of its stored blocks) and `PROTO_STATUS` (its tip).
+A node outside the ordering set follows by gossip and by range fetch: a gossiped block that
+extends the tip is verified and applied; one further ahead triggers a fetch of the gap first;
+and a periodic status poll of the peers catches anything gossip dropped. A gap is always filled
+by fetching, never waited for. Orderers use `catch_up_to` after installing a Raft snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import trio
+
+from node import net, wire
+from node.chain import Chain
+from node.storage import Storage
+from protocol import codec, crypto, types
+from protocol.errors import CrossbillError, DecodeError, ValidationError
+
+log = logging.getLogger("crossbill.sync")
+
+GOSSIP_BLOCKS_QUEUE_MAX: Final = 64
+STATUS_POLL_INTERVAL_S: Final = 1.0
+BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
+
+BlockListener = Callable[[types.Block, tuple[types.Receipt, ...], bool], Awaitable[None]]
+
+
+class SyncError(CrossbillError):
+    pass
+
+
+class BlockSync:
+    def __init__(self, *, institution: str, chain: Chain, storage: Storage,
+                 network: net.Network, peers: list[str], batch_blocks: int,
+                 request_timeout_s: float, on_block: BlockListener,
+                 leader: Callable[[], str] = lambda: "",
+                 raft_term: Callable[[], int] = lambda: 0) -> None:
+        self.institution = institution
+        self.chain = chain
+        self.storage = storage
+        self.net = network
+        self.peers = list(peers)
+        self.batch_blocks = min(batch_blocks, wire.BLOCK_RANGE_BLOCKS_MAX)
+        self.timeout_s = request_timeout_s
+        self.on_block = on_block
+        self.leader = leader
+        self.raft_term = raft_term
+        self.catching_up = False
+        self.best_known_height = 0
+        self.stats: dict[str, int] = {"gossip_blocks_rejected": 0, "blocks_fetched": 0,
+                                      "fetch_failures": 0}
+        self._lock = trio.Lock()  # one writer of the chain at a time on a follower
+        network.register_handler(net.PROTO_BLOCKS, self._serve_blocks)
+        network.register_handler(net.PROTO_STATUS, self._serve_status)
+
+    # ------------------------------------------------------------------ serving
+
+    def status(self) -> wire.Status:
+        tip = self.chain.tip
+        return wire.Status(self.institution, tip.height, tip.hash, self.leader(),
+                           self.raft_term())
+
+    async def _serve_status(self, peer_id: str, payload: bytes) -> bytes:
+        return codec.encode(self.status())
+
+    async def _serve_blocks(self, peer_id: str, payload: bytes) -> bytes:
+        req = codec.decode(wire.BlocksRequest, payload, max_bytes=1024)
+        blocks = self.storage.blocks_range(req.start, min(req.count, self.batch_blocks))
+        out: list[bytes] = []
+        size = 0
+        for b in blocks:
+            size += len(b) + 4
+            if out and size > BLOCK_RESPONSE_BYTES_MAX:
+                break
+            out.append(b)
+        return wire.pack_blobs(out)
+
+    # ------------------------------------------------------------------ fetching
+
+    async def fetch_range(self, peer_id: str, start: int, count: int) -> list[types.Block]:
+        payload = codec.encode(wire.BlocksRequest(start, count))
+        with trio.fail_after(self.timeout_s * 2):
+            data = await self.net.request(peer_id, net.PROTO_BLOCKS, payload,
+                                          timeout_s=self.timeout_s * 2)
+        return [types.Block.decode(b) for b in wire.unpack_blobs(data, items_max=count)]
+
+    async def catch_up_to(self, height: int) -> None:
+        """Fetch and apply blocks until the tip reaches `height`; SyncError if no peer can
+        serve the next block."""
+        self.catching_up = True
+        try:
+            while self.chain.height < height:
+                if not await self._fetch_next_batch(height):
+                    raise SyncError(f"no peer could serve block {self.chain.height + 1}")
+        finally:
+            self.catching_up = False
+
+    async def _fetch_next_batch(self, height: int) -> bool:
+        peers = [p for p in self.peers if p in set(self.net.connected_peers())] or self.peers
+        random.shuffle(peers)
+        for peer in peers:
+            start = self.chain.height + 1
+            count = min(self.batch_blocks, height - start + 1)
+            try:
+                blocks = await self.fetch_range(peer, start, count)
+            except (trio.TooSlowError, DecodeError, Exception) as exc:
+                self.stats["fetch_failures"] += 1
+                log.debug("fetching blocks %d+ from %s failed: %s", start, peer, exc)
+                continue
+            if not blocks:
+                continue
+            applied = 0
+            for block in blocks:
+                if not self.chain.follows_tip(block):
+                    break
+                try:
+                    await self._apply(block)
+                except ValidationError as exc:
+                    log.warning("peer %s served an invalid block %d: %s", peer,
+                                block.header.height, exc)
+                    break
+                applied += 1
+            self.stats["blocks_fetched"] += applied
+            if applied:
+                return True
+        return False
+
+    async def _apply(self, block: types.Block) -> None:
+        result = self.chain.apply(block)
+        await self.on_block(block, result.receipts, False)
+
+    # ------------------------------------------------------------------ following
+
+    def gossip_validator(self, data: bytes, peer_id: str) -> bool:
+        """Cheap checks before a gossiped block is relayed: decodes, this chain, signed by an
+        orderer's active key. Full verification happens when it is applied."""
+        try:
+            block = types.Block.decode(data)
+            header = block.header
+            if header.chain_id != self.chain.config.chain_id:
+                return False
+            if header.proposer not in self.chain.orderers():
+                return False
+            key = self.chain.state.signer_public_key(header.proposer, header.proposer_key_id)
+            ok = key is not None and crypto.verify(key, types.Block.signing_message(header),
+                                                   block.signature)
+        except (DecodeError, CrossbillError):
+            ok = False
+        if not ok:
+            self.stats["gossip_blocks_rejected"] += 1
+        return ok
+
+    async def follow(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run as a follower: apply gossiped blocks, fill gaps, poll peers' status."""
+        send, recv = trio.open_memory_channel[bytes](GOSSIP_BLOCKS_QUEUE_MAX)
+
+        async def on_gossip(data: bytes, peer_id: str) -> None:
+            try:
+                send.send_nowait(data)
+            except trio.WouldBlock:
+                pass  # the status poll will fetch what we drop here
+
+        self.net.subscribe(net.TOPIC_BLOCKS, self.gossip_validator, on_gossip)
+        task_status.started()
+        while True:
+            data = None
+            with trio.move_on_after(STATUS_POLL_INTERVAL_S):
+                data = await recv.receive()
+            try:
+                if data is not None:
+                    await self._on_gossip_block(types.Block.decode(data))
+                else:
+                    await self._poll_and_catch_up()
+            except (SyncError, ValidationError) as exc:
+                log.info("sync: %s", exc)
+
+    async def _on_gossip_block(self, block: types.Block) -> None:
+        height = block.header.height
+        self.best_known_height = max(self.best_known_height, height)
+        if height <= self.chain.height:
+            return
+        if height > self.chain.height + 1:
+            await self.catch_up_to(height - 1)
+        if self.chain.follows_tip(block):
+            await self._apply(block)
+
+    async def _poll_and_catch_up(self) -> None:
+        best = self.chain.height
+        for peer in self.net.connected_peers():
+            if peer not in self.peers:
+                continue
+            try:
+                with trio.fail_after(self.timeout_s):
+                    raw = await self.net.request(peer, net.PROTO_STATUS, b"",
+                                                 timeout_s=self.timeout_s)
+                best = max(best, wire.decode_status(raw).height)
+            except (trio.TooSlowError, DecodeError, Exception) as exc:
+                log.debug("status of %s unavailable: %s", peer, exc)
+        self.best_known_height = max(self.best_known_height, best)
+        if best > self.chain.height:
+            await self.catch_up_to(best)

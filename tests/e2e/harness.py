@@ -1,0 +1,193 @@
+"""Multi-process devnets on loopback for end-to-end tests: start, kill -9, restart, load."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pathlib
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from node import devnet
+from node.keys import read_key_file
+from node.rpc.client import RpcCallError, RpcClient
+from protocol import crypto, txtypes, types
+from protocol.genesis import load_genesis
+
+
+def free_base_port() -> int:
+    """A base port whose p2p, RPC and metrics ranges (base+1..base+210) are free."""
+    for _ in range(50):
+        base = random.randrange(20_000, 60_000, 10)
+        ok = True
+        for offset in (1, 2, 3, 4, 5, 6, 7, 101, 102, 103, 104, 105, 106, 107, 201, 207):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", base + offset))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+@dataclass
+class Devnet:
+    root: pathlib.Path
+    desc: dict[str, Any]
+    config: types.ConsortiumConfig
+    keys: dict[str, crypto.PrivateKey]
+    clients: dict[str, RpcClient] = field(default_factory=dict)
+
+    def node(self, name: str) -> dict[str, Any]:
+        return next(n for n in self.desc["nodes"] if n["name"] == name)
+
+    def client(self, name: str, timeout_s: float = 10) -> RpcClient:
+        return RpcClient(self.node(name)["rpc_url"], timeout_s=timeout_s)
+
+    def status(self, name: str) -> dict[str, Any]:
+        with self.client_ctx(name) as c:
+            result: dict[str, Any] = c.status()
+            return result
+
+    @contextmanager
+    def client_ctx(self, name: str, timeout_s: float = 10) -> Iterator[RpcClient]:
+        c = self.client(name, timeout_s)
+        try:
+            yield c
+        finally:
+            c.close()
+
+    def names(self) -> list[str]:
+        return [n["name"] for n in self.desc["nodes"]]
+
+    def leader(self) -> str:
+        return devnet.wait_ready(self.desc, 30)
+
+    def kill9(self, name: str) -> None:
+        node = self.node(name)
+        os.kill(node["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while devnet.pid_alive(node["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart(self, name: str) -> None:
+        node = self.node(name)
+        proc = devnet.start_node(pathlib.Path(node["config"]), pathlib.Path(node["log"]))
+        node["pid"] = proc.pid
+
+    def wait_agree(self, names: list[str] | None = None, min_height: int = 1,
+                   timeout_s: float = 60) -> int:
+        """Wait until the named nodes (default: all) report one height and state root."""
+        names = names or self.names()
+        deadline = time.monotonic() + timeout_s
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                tips = {(s["height"], s["state_root"]) for s in
+                        (self.status(n) for n in names)}
+            except (OSError, RpcCallError) as exc:
+                last = exc
+                time.sleep(0.2)
+                continue
+            last = tips
+            if len(tips) == 1:
+                height = next(iter(tips))[0]
+                if height >= min_height:
+                    return int(height)
+            time.sleep(0.2)
+        raise AssertionError(f"nodes did not agree in {timeout_s} s: {last}")
+
+
+@contextmanager
+def running_devnet(root: pathlib.Path, tuning: dict[str, int] | None = None,
+                   params: types.Params | None = None) -> Iterator[Devnet]:
+    desc = devnet.up(root, base_port=free_base_port(), tuning=tuning, out=lambda _: None,
+                     params=params)
+    try:
+        config = load_genesis((root / "genesis.json").read_bytes())
+        passphrase = (root / "passphrase").read_text().splitlines()[0]
+        keys = {n["name"]: read_key_file(root / n["name"] / "institution.key", passphrase)
+                for n in desc["nodes"]}
+        yield Devnet(root, desc, config, keys)
+    finally:
+        try:
+            devnet.down(root, out=lambda _: None)
+        except devnet.DevnetError:
+            pass
+
+
+class Load:
+    """Steady load: customs registers declarations, submitted with wait=True from a few
+    threads to the given nodes; `acknowledged` holds the ids the API said were committed."""
+
+    def __init__(self, net: Devnet, targets: list[str], signer: str = "customs.qd",
+                 threads: int = 4) -> None:
+        self.net = net
+        self.targets = targets
+        self.signer = signer
+        self.threads = threads
+        self.acknowledged: list[bytes] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def make_tx(self) -> types.Tx:
+        with self._lock:
+            self._seq += 1
+            n = self._seq
+        payload = txtypes.RegisterDeclaration(
+            f"LOAD-{os.getpid()}-{n}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods",
+            1_000_000 + n, "USD", "2026-11-20")
+        return types.Tx.create(self.net.keys[self.signer], chain_id=self.net.config.chain_id,
+                               signer=self.signer, payload=payload, nonce=os.urandom(16),
+                               expires_at_ms=int(time.time() * 1000) + 600_000)
+
+    def _worker(self, idx: int) -> None:
+        clients: dict[str, RpcClient] = {}
+        i = idx
+        while not self._stop.is_set():
+            target = self.targets[i % len(self.targets)]
+            i += 1
+            client = clients.setdefault(target, self.net.client(target, timeout_s=10))
+            tx = self.make_tx()
+            try:
+                reply = client.submit(tx, wait=True, timeout_ms=5000)
+                if reply["status"] == "committed":
+                    with self._lock:
+                        self.acknowledged.append(tx.id)
+            except (OSError, RpcCallError):
+                self.failures += 1
+                client.close()
+                time.sleep(0.05)
+        for c in clients.values():
+            c.close()
+
+    def __enter__(self) -> Load:
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads)
+        for i in range(self.threads):
+            self._pool.submit(self._worker, i)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def wait_acknowledged(self, n: int, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.acknowledged) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(self.acknowledged)} of {n} transactions "
+                                     f"acknowledged in {timeout_s} s ({self.failures} failures)")
+            time.sleep(0.05)

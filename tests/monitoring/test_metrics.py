@@ -1,0 +1,207 @@
+"""node.metrics in-process: instruments, the exposition of a real consortium on the in-memory
+network, readiness checks, the RPC hook and the scrape-config generator."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from node import metrics
+from node.demo import DEFAULT_MEMBERS, headline_steps
+from node.keys import generate_key
+from protocol import txtypes
+from tests.node.cluster import cluster
+
+MONITORING = pathlib.Path(__file__).resolve().parents[2] / "monitoring"
+
+
+def samples(node: Any) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """name -> [(labels, value)] of one scrape of `node`."""
+    text = generate_latest(metrics.build_registry(node)).decode()
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def value(s: dict[str, list[tuple[dict[str, str], float]]], name: str,
+          **labels: str) -> float:
+    found = [v for lb, v in s.get(name, []) if all(lb.get(k) == x for k, x in labels.items())]
+    assert len(found) == 1, (name, labels, s.get(name))
+    return found[0]
+
+
+# ---------------------------------------------------------------------- instruments
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    h = metrics.Histogram((0.1, 1.0))
+    for v in (0.05, 0.1, 0.5, 1.0, 7.0):
+        h.observe(v)
+    assert h.cumulative() == [("0.1", 2), ("1.0", 4), ("+Inf", 5)]
+    assert h.count == 5 and h.sum == pytest.approx(8.65)
+    with pytest.raises(ValueError):
+        metrics.Histogram((1.0, 0.5))
+
+
+def test_rpc_metrics_bound_their_label_values() -> None:
+    m = metrics.RpcMetrics()
+    for i in range(metrics.RPC_METHODS_MAX + 10):
+        m.observe(f"m{i}", "ok", 0.001)
+    assert len(m.latency_s) == metrics.RPC_METHODS_MAX + 1      # the extra ones are "other"
+    assert m.requests[("other", "ok")] == 10
+    m.observe("m0", -32602, 0.5)
+    assert m.requests[("m0", "-32602")] == 1
+    assert m.latency_s[("m0", "-32602")].count == 1
+    for i in range(metrics.RPC_CODES_MAX + 5):
+        m.observe("m1", i, 0.001)
+    assert len(m.codes) == metrics.RPC_CODES_MAX          # "ok" and "-32602" came first
+    assert m.requests[("m1", "other")] == 5 + 2
+
+
+def test_observe_rpc_is_per_node_and_exported() -> None:
+    class Dummy:
+        pass
+
+    a, b = Dummy(), Dummy()
+    metrics.observe_rpc(a, "submit", "ok", 0.02)  # type: ignore[arg-type]
+    metrics.observe_rpc(a, "submit", -32602, 0.001)  # type: ignore[arg-type]
+    assert metrics.rpc_metrics(a).requests == Counter(  # type: ignore[arg-type]
+        {("submit", "ok"): 1, ("submit", "-32602"): 1})
+    assert not metrics.rpc_metrics(b).requests  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- a real consortium
+
+
+async def test_exposition_of_a_consortium_after_the_headline_workflow(
+        tmp_path: pathlib.Path) -> None:
+    async with cluster(tmp_path) as c:
+        leader = await c.wait_leader()
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        expected_types: Counter[tuple[str, str]] = Counter()
+        expected_rejections: Counter[str] = Counter()
+        for step in steps:
+            node = c.nodes.get(step.tx.signer) or c.nodes[c.config.orderers[0]]
+            assert node.intake.submit(step.tx).accepted
+            assert await node.intake.wait_committed(step.tx.id, 10) is not None
+            status = "ok" if step.expect_code == "OK" else "rejected"
+            expected_types[(step.tx.type, status)] += 1
+            if status == "rejected":
+                expected_rejections[step.expect_code] += 1
+        assert expected_rejections, "the headline workflow includes a rejected transaction"
+        # An admission refusal: a transaction signed for another chain.
+        bad = dataclasses.replace(steps[0].tx, chain_id="other-chain")
+        assert not leader.intake.submit(bad).accepted
+        height = await c.wait_same_tip()
+        metrics.observe_rpc(leader, "submit", "ok", 0.004)
+
+        scraped = {name: samples(n) for name, n in c.nodes.items()}
+        assert sum(value(s, "consensus_etcdraft_is_leader") for s in scraped.values()) == 1
+        assert value(scraped[leader.institution], "consensus_etcdraft_is_leader") == 1
+        for name, s in scraped.items():
+            node = c.nodes[name]
+            assert value(s, "ledger_blockchain_height") == height
+            assert value(s, "consensus_etcdraft_cluster_size") == len(c.config.orderers)
+            assert value(s, "crossbill_node_ready") == 1, metrics.readiness_failures(node)
+            assert value(s, "crossbill_build_info", institution=name) == 1
+            committed = {(lb["type"], lb["status"]): v
+                         for lb, v in s["crossbill_transactions_committed_total"]}
+            assert {k: v for k, v in committed.items() if v} == expected_types, name
+            assert len(committed) == 2 * len(txtypes.REGISTRY)  # every type, ok and rejected
+            ledger_rej = {lb["reason"]: v for lb, v in s["crossbill_transactions_rejected_total"]
+                          if lb["stage"] == "ledger"}
+            assert ledger_rej == expected_rejections, name
+            applied_blocks = value(s, "crossbill_blocks_applied_total")
+            assert value(s, "crossbill_block_transactions_count") == applied_blocks
+            assert value(s, "crossbill_block_transactions_sum") == len(steps)
+            assert value(s, "crossbill_block_size_bytes_bucket", le="+Inf") == applied_blocks
+            assert value(s, "crossbill_storage_persist_duration_seconds_count",
+                         op="block") == applied_blocks
+            if node.is_orderer:
+                assert value(s, "crossbill_raft_leader_known") == 1
+                assert value(s, "crossbill_raft_commit_index") >= value(
+                    s, "crossbill_raft_applied_index") > 0
+                assert value(s, "crossbill_storage_persist_duration_seconds_count",
+                             op="raft") > 0
+                assert value(s, "consensus_etcdraft_data_persist_duration_seconds_count") > 0
+                assert value(s, "crossbill_block_commit_to_apply_seconds_count") > 0
+                assert "crossbill_mempool_size" in s and "crossbill_mempool_size_bytes" in s
+            else:
+                assert "crossbill_raft_term" not in s and "crossbill_mempool_size" not in s
+        ls = scraped[leader.institution]
+        assert value(ls, "crossbill_block_propose_to_commit_seconds_count") == value(
+            ls, "crossbill_blocks_proposed_total") > 0
+        followers = {lb["follower"] for lb, _ in ls["crossbill_raft_follower_lag_entries"]}
+        assert followers == set(c.config.orderers) - {leader.institution}
+        assert value(ls, "crossbill_transactions_rejected_total", stage="admission",
+                     reason="WRONG_CHAIN") == 1
+        assert value(ls, "crossbill_rpc_requests_total", method="submit", code="ok") == 1
+        assert value(ls, "crossbill_rpc_request_duration_seconds_count", method="submit",
+                 code="ok") == 1
+
+        # Readiness: the JSON body names every check.
+        status, body = metrics.readiness(leader)
+        assert status == 200 and body["failed"] == {}
+        assert body["checks"] == {"caught_up": "ok", "leader_known": "ok",
+                                  "storage_writable": "ok"}
+
+
+def test_readiness_names_each_failed_check() -> None:
+    def fail() -> None:
+        raise OSError("disk full")
+
+    node: Any = SimpleNamespace(
+        institution="tax.qd", orderer=None,
+        sync=SimpleNamespace(best_known_height=20, catching_up=False),
+        chain=SimpleNamespace(height=3, orderers=lambda: ("bank.a",)),
+        net=SimpleNamespace(connected_peers=lambda: {"peer-customs"}),
+        peer_of_institution={"bank.a": "peer-bank-a", "customs": "peer-customs"},
+        storage=SimpleNamespace(check_writable=fail))
+    status, body = metrics.readiness(node)
+    assert status == 503 and body["status"] == "not ready"
+    assert body["failed"] == {"caught_up": "height 3, the network is at 20",
+                              "orderer_connected": "no ordering node connected",
+                              "storage_writable": "disk full"}
+    assert set(body["checks"]) == {"caught_up", "orderer_connected", "storage_writable"}
+    node.sync.catching_up = True
+    assert metrics.readiness_failures(node)["caught_up"].startswith("catching up")
+
+
+# ---------------------------------------------------------------------- scrape config
+
+
+def default_devnet_description(base_port: int = 7100) -> dict[str, Any]:
+    """What `crossbill devnet up --base-port 7100` writes, as far as scrape-config reads it."""
+    return {"nodes": [{"name": m.id, "role": m.role, "orderer": m.role == "bank",
+                       "metrics_url": f"http://127.0.0.1:{base_port + 200 + i}/metrics"}
+                      for i, m in enumerate(DEFAULT_MEMBERS, start=1)]}
+
+
+def test_checked_in_scrape_config_matches_the_generator() -> None:
+    text = metrics.scrape_config(default_devnet_description(), scrape_interval="5s")
+    assert (MONITORING / "prometheus.yml").read_text() == text
+
+
+def test_scrape_config_cli(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "devnet.json"
+    path.write_text(json.dumps(default_devnet_description(9000)))
+    assert metrics.main(["scrape-config", str(path), "--rules", "/x/alerts.yml",
+                         "--scrape-interval", "1s"]) == 0
+    out = capsys.readouterr().out
+    assert '"127.0.0.1:9207"' in out and 'rule_files:\n  - "/x/alerts.yml"' in out
+    assert "scrape_interval: 1s" in out and out.count("node: ") == len(DEFAULT_MEMBERS)
+    path.write_text(json.dumps({"nodes": [{"name": "a", "role": "bank",
+                                           "metrics_url": "http://127.0.0.1/metrics"}]}))
+    assert metrics.main(["scrape-config", str(path)]) == 1
+    assert "has no host:port" in capsys.readouterr().err

@@ -1,0 +1,99 @@
+"""Helpers to run a consortium of nodes in one process on the in-memory network."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from node.config import Tuning
+from node.demo import DEFAULT_MEMBERS, build_consortium
+from node.service import Node
+from protocol import crypto, types
+from tests.node.memnet import MemNet
+
+FAST = Tuning(raft_tick_ms=10, raft_election_ticks=15, raft_heartbeat_ticks=2,
+              tx_batch_interval_ms=5, request_timeout_ms=1000, raft_log_keep_entries=50)
+
+
+@dataclass
+class Cluster:
+    config: types.ConsortiumConfig
+    keys: dict[str, crypto.PrivateKey]
+    net: MemNet
+    nodes: dict[str, Node]
+    nursery: trio.Nursery
+    root: pathlib.Path
+    peers: dict[str, str]
+
+    def peer(self, institution: str) -> str:
+        return self.peers[institution]
+
+    def orderer_nodes(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.is_orderer]
+
+    def leader(self) -> Node | None:
+        leaders = [n for n in self.orderer_nodes() if n.orderer and n.orderer.is_leader]
+        return leaders[0] if len(leaders) == 1 else None
+
+    async def wait_leader(self, timeout_s: float = 10) -> Node:
+        with trio.fail_after(timeout_s):
+            while (leader := self.leader()) is None:
+                await trio.sleep(0.01)
+        return leader
+
+    async def start(self, institution: str) -> Node:
+        host = self.net.hosts.get(self.peers[institution]) or self.net.host(
+            self.peers[institution])
+        host.up = True
+        if not getattr(host, "_running", False):
+            await self.nursery.start(host.run)
+            host._running = True  # type: ignore[attr-defined]
+        node = Node(config=self.config, institution=institution, key=self.keys[institution],
+                    data_dir=self.root / institution, network=host,
+                    peer_of_institution={i: p for i, p in self.peers.items()
+                                         if i != institution}, tuning=FAST)
+        node.cancel_scope = trio.CancelScope()  # type: ignore[attr-defined]
+
+        async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with node.cancel_scope:  # type: ignore[attr-defined]
+                await node.run(task_status=task_status)
+
+        await self.nursery.start(run)
+        self.nodes[institution] = node
+        return node
+
+    def stop(self, institution: str) -> None:
+        """A crash: the node's tasks are cancelled and its network host goes silent."""
+        node = self.nodes.pop(institution)
+        self.net.hosts[self.peers[institution]].up = False
+        node.cancel_scope.cancel()  # type: ignore[attr-defined]
+
+    async def wait_same_tip(self, min_height: int = 1, timeout_s: float = 20) -> int:
+        with trio.fail_after(timeout_s):
+            while True:
+                tips = {(n.chain.tip.height, n.chain.tip.state_root)
+                        for n in self.nodes.values()}
+                heights = {h for h, _ in tips}
+                if len(tips) == 1 and min(heights) >= min_height:
+                    return heights.pop()
+                await trio.sleep(0.02)
+
+
+@asynccontextmanager
+async def cluster(root: pathlib.Path, members: tuple = DEFAULT_MEMBERS  # type: ignore[type-arg]
+                  ) -> AsyncIterator[Cluster]:
+    peers = {m.id: f"peer-{m.id}" for m in members}
+    config, keys = build_consortium(
+        "crossbill-test", int(time.time() * 1000) - 1000, members,
+        nodes={m.id: types.NodeInfo(peers[m.id], ()) for m in members})
+    async with trio.open_nursery() as nursery:
+        c = Cluster(config, keys, MemNet(), {}, nursery, root, peers)
+        for m in members:
+            await c.start(m.id)
+        yield c
+        nursery.cancel_scope.cancel()

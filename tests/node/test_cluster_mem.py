@@ -1,0 +1,67 @@
+"""A whole consortium in one process on the in-memory network: ordering, sync and intake."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import trio
+
+from node.demo import headline_steps
+from node.keys import generate_key
+from tests.node.cluster import cluster
+
+
+async def test_headline_workflow_commits_on_every_node(tmp_path: pathlib.Path) -> None:
+    async with cluster(tmp_path) as c:
+        await c.wait_leader()
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        for step in steps:
+            # Submit at the signer's own node when it runs one (the enterprise uses its bank's).
+            node = c.nodes.get(step.tx.signer) or c.nodes[c.config.orderers[0]]
+            admission = node.intake.submit(step.tx)
+            assert admission.accepted, (step.title, admission)
+            record = await node.intake.wait_committed(step.tx.id, 10)
+            assert record is not None, step.title
+            assert record.receipt.code == step.expect_code, (step.title, record.receipt)
+        height = await c.wait_same_tip()
+        assert height >= 1
+        roots = {n.chain.state.state_root() for n in c.nodes.values()}
+        assert len(roots) == 1
+        for n in c.nodes.values():
+            for step in steps:
+                assert n.storage.tx_record(step.tx.id) is not None
+
+
+async def test_follower_catches_up_after_missing_blocks(tmp_path: pathlib.Path) -> None:
+    async with cluster(tmp_path) as c:
+        leader = await c.wait_leader()
+        c.stop("tax.qd")
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        for step in steps[:6]:
+            node = c.nodes.get(step.tx.signer) or leader
+            assert node.intake.submit(step.tx).accepted
+            assert await node.intake.wait_committed(step.tx.id, 10) is not None
+        await c.start("tax.qd")
+        await c.wait_same_tip(min_height=2)
+
+
+async def test_new_leader_after_the_leader_crashes(tmp_path: pathlib.Path) -> None:
+    async with cluster(tmp_path) as c:
+        old = await c.wait_leader()
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        first = steps[0]
+        node = c.nodes[first.tx.signer]
+        assert node.intake.submit(first.tx).accepted
+        assert await node.intake.wait_committed(first.tx.id, 10) is not None
+        c.stop(old.institution)
+        with trio.fail_after(10):
+            while (leader := c.leader()) is None or leader is old:
+                await trio.sleep(0.01)
+        for step in steps[1:4]:
+            node = c.nodes.get(step.tx.signer) or leader
+            assert node.intake.submit(step.tx).accepted
+            record = await node.intake.wait_committed(step.tx.id, 10)
+            assert record is not None and record.receipt.code == step.expect_code
+        await c.start(old.institution)
+        await c.wait_same_tip(min_height=2)

@@ -1,0 +1,86 @@
+"""Node configuration: a good file loads; each mistake names its section and key."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from node.config import ConfigFileError, load_config
+
+GOOD = """
+[node]
+institution = "bank.alpha"
+data_dir = "data"
+genesis = "/etc/crossbill/genesis.json"
+key_file = "institution.key"
+node_key_file = "node.key"
+
+[network]
+listen = "/ip4/127.0.0.1/tcp/7101"
+
+[rpc]
+listen = "127.0.0.1:8101"
+
+[metrics]
+listen = "127.0.0.1:9101"
+
+[tuning]
+raft_tick_ms = 20
+
+[log]
+level = "debug"
+format = "text"
+"""
+
+
+def _write(tmp_path: pathlib.Path, text: str) -> pathlib.Path:
+    path = tmp_path / "node.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config(tmp_path: pathlib.Path) -> None:
+    cfg = load_config(_write(tmp_path, GOOD))
+    assert cfg.institution == "bank.alpha"
+    assert cfg.data_dir == tmp_path / "data"
+    assert cfg.genesis == pathlib.Path("/etc/crossbill/genesis.json")
+    assert (cfg.rpc_host, cfg.rpc_port) == ("127.0.0.1", 8101)
+    assert cfg.tuning.raft_tick_ms == 20
+    assert cfg.tuning.mempool_txs_max > 0
+    assert cfg.passphrase_file is None
+    assert (cfg.log_level, cfg.log_format) == ("debug", "text")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('listen = "127.0.0.1:8101"', 'lisen = "127.0.0.1:8101"', r"\[rpc\] lisen: unknown key"),
+        ('institution = "bank.alpha"\n', "", r"\[node\] institution: required"),
+        ("raft_tick_ms = 20", "raft_tick_ms = 0", r"\[tuning\] raft_tick_ms: 0 is outside"),
+        ("raft_tick_ms = 20", 'raft_tick_ms = "20"', r"\[tuning\] raft_tick_ms: expected an "
+                                                       "integer"),
+        ("raft_tick_ms = 20", "raft_tick_ms = 2.5", r"\[tuning\] raft_tick_ms: expected an "),
+        ('listen = "/ip4/127.0.0.1/tcp/7101"', 'listen = "127.0.0.1:7101"',
+         r"\[network\] listen: expected /ip4/ADDRESS/tcp/PORT"),
+        ('listen = "127.0.0.1:9101"', 'listen = "127.0.0.1"', r"\[metrics\] listen: expected "
+                                                              "HOST:PORT"),
+        ('listen = "127.0.0.1:8101"', 'listen = "my-host:8101"', r"\[rpc\] listen: 'my-host' "
+                                                                 "is not an IP address"),
+        ('level = "debug"', 'level = "loud"', r"\[log\] level: 'loud'"),
+        ("[log]", "[logging]", r"unknown section \[logging\]"),
+        ("raft_tick_ms = 20", "raft_heartbeat_ticks = 50\nraft_election_ticks = 10",
+         "must be below raft_election_ticks"),
+        ("[tuning]", "[tuning\n", "not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path: pathlib.Path, old: str, new: str,
+                                  message: str) -> None:
+    assert old in GOOD
+    with pytest.raises(ConfigFileError, match=message):
+        load_config(_write(tmp_path, GOOD.replace(old, new, 1)))
+
+
+def test_missing_file(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigFileError, match="cannot read configuration"):
+        load_config(tmp_path / "nope.toml")

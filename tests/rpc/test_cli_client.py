@@ -1,0 +1,88 @@
+"""`crossbill tx ...` and `crossbill query ...` against a node of an in-process consortium:
+the operator's by-hand path through the headline workflow's first steps."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import orjson
+import pytest
+import trio
+
+from node import cli
+from node.demo import EXPORTER
+from node.keys import write_key_file
+from tests.rpc.harness import rpc_cluster
+
+LOG_N = 14
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
+    code = cli.main(argv)
+    out = capsys.readouterr().out
+    return code, orjson.loads(out) if out.strip() else None
+
+
+async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    async with rpc_cluster(tmp_path / "net") as rc:
+        pw = tmp_path / "pw"
+        pw.write_text("secret\n")
+        for name in ("customs.qd", "bank.boc-qd"):
+            write_key_file(tmp_path / f"{name}.key", rc.c.keys[name], "secret",
+                           scrypt_log_n=LOG_N)
+        common = ["--rpc", rc.url.rstrip("/"), "--passphrase-file", str(pw)]
+
+        def walk() -> list[tuple[int, Any]]:
+            out = [run_cli([
+                "tx", "enterprise.register", "--key", str(tmp_path / "bank.boc-qd.key"),
+                "--signer", "bank.boc-qd", "--uscc", EXPORTER, "--name", "Exporter Co",
+                "--country", "CN", "--public-key", "", *common], capsys)]
+            out.append(run_cli([
+                "tx", "declaration.register", "--key", str(tmp_path / "customs.qd.key"),
+                "--signer", "customs.qd", "--declaration-no", "CLI-1", "--exporter", EXPORTER,
+                "--buyer", "Buyer GmbH", "--destination", "DE", "--goods", "pumps",
+                "--value", "60000000", "--currency", "USD", "--export-date", "2026-11-20",
+                *common], capsys))
+            out.append(run_cli([
+                "tx", "financing.open", "--key", str(tmp_path / "bank.boc-qd.key"),
+                "--signer", "bank.boc-qd", "--financing-id", "CLI-F1", "--uscc", EXPORTER,
+                "--principal", "1000", "--currency", "USD",
+                "--pledges", '[{"declaration_no": "CLI-1", "amount": 1000}]', *common],
+                capsys))
+            out.append(run_cli(["query", "declaration", "CLI-1", *common], capsys))
+            out.append(run_cli(["query", "txs", "--kind", "declaration", "--id", "CLI-1",
+                                *common], capsys))
+            out.append(run_cli(["query", "declaration", "NOPE", *common], capsys))
+            out.append(run_cli(["rpc", "node.health", "{}", *common], capsys))
+            return out
+
+        results = await trio.to_thread.run_sync(walk)
+        (c1, ent), (c2, decl_tx), (c3, fin_tx), (c4, decl), (c5, txs), (c6, missing), (
+            c7, health) = results
+        assert (c1, c2, c3) == (0, 0, 0)
+        assert ent["receipt"]["code"] == decl_tx["receipt"]["code"] == "OK"
+        assert fin_tx["receipt"]["code"] == "OK"
+        assert c4 == 0 and decl["pledged"] == 1000 and decl["declaration"]["value"] == 60000000
+        assert c5 == 0 and [i["tx_type"] for i in txs["items"]] == [
+            "financing.open", "declaration.register"]
+        assert c6 == 1 and missing["error"]["code"] == -32020
+        assert c7 == 0 and "ok" in health
+
+
+def test_cli_refuses_bad_fields(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+                                ) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["tx", "declaration.register", "--key", "k", "--signer", "s"])
+    key = tmp_path / "k"
+    (tmp_path / "pw").write_text("secret\n")
+    from node.keys import generate_key
+
+    write_key_file(key, generate_key(), "secret", scrypt_log_n=LOG_N)
+    code = cli.main(["tx", "declaration.amend", "--key", str(key), "--signer", "customs.qd",
+                     "--declaration-no", "D1", "--value", "-5", "--goods", "g",
+                     "--passphrase-file", str(tmp_path / "pw"), "--rpc",
+                     "http://127.0.0.1:1"])
+    assert code == 2
+    assert "value" in capsys.readouterr().err

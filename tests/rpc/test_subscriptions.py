@@ -1,0 +1,111 @@
+"""WebSocket subscriptions: blocks, a transaction's commit, a record's changes, cancelling,
+and a slow subscriber dropped with a clear close reason."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any
+
+import orjson
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, open_websocket
+
+from node.client import AsyncClient, TxBuilder
+from node.demo import EXPORTER, headline_steps
+from node.keys import generate_key
+from node.rpc import errors as E
+from protocol import codec
+from tests.rpc.harness import rpc_cluster
+from tests.rpc.test_http import host_port, ws_call
+
+
+def req(method: str, params: Any = None, id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id, "method": method, "params": params or {}}
+
+
+async def next_event(ws: Any) -> dict[str, Any]:
+    with trio.fail_after(10):
+        while True:
+            message = orjson.loads(await ws.get_message())
+            if message.get("method") == "sub.event":
+                return dict(message["params"])
+
+
+async def test_blocks_tx_and_record_subscriptions(tmp_path: pathlib.Path) -> None:
+    async with rpc_cluster(tmp_path) as rc:
+        host, port = host_port(rc.url)
+        steps = headline_steps(rc.c.config, rc.c.keys, int(time.time() * 1000), generate_key())
+        async with AsyncClient(rc.url) as client:
+            for step in steps[:6]:  # up to both declarations
+                await client.submit(step.tx, wait=True)
+        open_fin, disburse = steps[6], steps[7]
+        async with open_websocket(host, port, "/ws", use_ssl=False) as ws:
+            blocks = (await ws_call(ws, req("sub.blocks")))["result"]
+            record = (await ws_call(ws, req("sub.record", {"kind": "declaration",
+                                                           "id": "QD-2026-EX-0001"})))["result"]
+            tx_sub = (await ws_call(ws, req("sub.tx", {"tx_id": open_fin.tx.id.hex()})))[
+                "result"]
+            assert len({blocks, record, tx_sub}) == 3
+            await ws_call(ws, req("tx.submit", {"tx": codec.to_json(open_fin.tx)}))
+            seen: dict[int, dict[str, Any]] = {}
+            while len(seen) < 3:
+                event = await next_event(ws)
+                seen.setdefault(event["subscription"], event)
+            assert open_fin.tx.id.hex() in seen[blocks]["result"]["tx_ids"]
+            assert seen[tx_sub]["result"]["receipt"]["code"] == "OK"
+            pledged = seen[record]["result"]["record"]["declaration"]["pledged"]
+            assert pledged == 54_000_000 and seen[record]["topic"] == "record"
+            # an already committed transaction: the event follows at once
+            again = (await ws_call(ws, req("sub.tx", {"tx_id": open_fin.tx.id.hex()})))[
+                "result"]
+            event = await next_event(ws)
+            while event["subscription"] != again:
+                event = await next_event(ws)
+            assert event["result"]["status"] == "committed"
+            # cancel; a second cancel is not found
+            assert (await ws_call(ws, req("sub.cancel", {"subscription": blocks})))["result"]
+            reply = await ws_call(ws, req("sub.cancel", {"subscription": blocks}))
+            assert reply["error"]["code"] == E.NOT_FOUND
+            await ws_call(ws, req("sub.cancel", {"subscription": record}))
+        # the library's subscribe, after the socket closed: nothing left in the hub
+        await trio.sleep(0.05)
+        assert not rc.node.rpc.hub.subs
+        async with AsyncClient(rc.url) as client, client.subscribe("sub.blocks") as events:
+            await client.submit(disburse.tx)
+            with trio.fail_after(10):
+                event = await events.receive()
+            assert event["height"] >= 1
+
+
+async def test_slow_subscriber_is_dropped_with_a_reason(tmp_path: pathlib.Path) -> None:
+    async with rpc_cluster(tmp_path) as rc:
+        host, port = host_port(rc.url)
+        async with AsyncClient(rc.url) as client:
+            builder = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
+                                signer="customs.qd")
+            tx = builder.build("declaration.register", declaration_no="SLOW-1",
+                               exporter=EXPORTER, buyer="B", destination="DE", goods="g",
+                               value=100, currency="USD", export_date="2026-11-20")
+            reply = await client.submit(tx, wait=True)
+        block = rc.node.storage.block(reply["height"])
+        receipts = rc.node.storage.receipts(reply["height"])
+        rc.node.rpc.session_queue_max = 4
+        async with open_websocket(host, port, "/ws", use_ssl=False) as ws:
+            await ws_call(ws, req("sub.blocks"))
+            fast = await trio.open_tcp_stream(host, port)  # another client, unaffected
+            for _ in range(10):  # a burst the subscriber cannot take
+                rc.node.rpc.hub.block_applied(block, receipts)
+            received = 0
+            with pytest.raises(ConnectionClosed) as closed:
+                with trio.fail_after(10):
+                    while True:
+                        await ws.get_message()
+                        received += 1
+            assert closed.value.reason.code == 1008
+            assert "too slow" in (closed.value.reason.reason or "")
+            assert received <= 4
+            await fast.aclose()
+        assert not rc.node.rpc.hub.subs
+        assert rc.node.rpc.hub.stats["dropped_sessions"] == 1
