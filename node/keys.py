@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+from node.files import create_private_file
 from protocol import crypto, limits
 from protocol.errors import KeyFileError
 
@@ -21,15 +22,11 @@ def write_key_file(path: pathlib.Path, key: crypto.PrivateKey, passphrase: str,
     data = crypto.seal_key(key, passphrase, salt=os.urandom(16), nonce=os.urandom(12),
                            scrypt_log_n=scrypt_log_n)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        create_private_file(path, data)
     except FileExistsError:
         raise KeyFileError(f"{path} exists: refusing to overwrite a key file") from None
     except OSError as exc:
         raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def read_key_file(path: pathlib.Path, passphrase: str) -> crypto.PrivateKey:

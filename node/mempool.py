@@ -103,7 +103,7 @@ class Mempool:
     def verified(self, tx: types.Tx) -> bool:
         """True when this exact transaction (signature included) passed admission here."""
         held = self.get(tx.id)
-        return held is not None and held.signature == tx.signature and held == tx
+        return held is not None and (held is tx or held == tx)
 
     def get(self, tx_id: bytes) -> types.Tx | None:
         return self._pending.get(tx_id) or self._proposed.get(tx_id)

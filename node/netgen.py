@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import secrets
 import time
 from dataclasses import dataclass
 
 from node.demo import DEFAULT_MEMBERS, Member
+from node.files import create_private_file
 from node.keys import generate_key, write_key_file
 from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
 from protocol import codec, limits, types
@@ -50,12 +50,6 @@ class GeneratedNode:
         return f"http://{self.host}:{self.ports.metrics}/metrics"
 
 
-def _write_private(path: pathlib.Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 def generate_network(
     root: pathlib.Path,
     *,
@@ -75,7 +69,7 @@ def generate_network(
     if any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty: refusing to overwrite a network")
     passphrase = secrets.token_urlsafe(24)
-    _write_private(root / "passphrase", passphrase + "\n")
+    create_private_file(root / "passphrase", (passphrase + "\n").encode())
     institutions = []
     nodes = []
     for i, m in enumerate(members, start=1):

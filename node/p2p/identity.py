@@ -16,6 +16,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 
+from node.files import create_private_file
 from node.p2p import limits
 
 
@@ -60,15 +61,11 @@ def write_node_key(path: pathlib.Path, seed: bytes) -> None:
     """Create `path` with mode 0600 holding `seed`; refuses to overwrite a file."""
     key_pair_from_seed(seed)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        create_private_file(path, seed)
     except FileExistsError:
         raise NodeKeyError(f"{path} exists: refusing to overwrite a node key") from None
     except OSError as exc:
         raise NodeKeyError(f"cannot create node key {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(seed)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def read_node_key(path: pathlib.Path) -> NodeIdentity:
