@@ -23,11 +23,14 @@ from protocol.genesis import load_genesis
 
 
 def free_base_port() -> int:
-    """A base port whose p2p, RPC and metrics ranges (base+1..base+210) are free."""
+    """A base port whose p2p, RPC and metrics ports (base+1..7, +101..107, +201..207) are all
+    free. Bases stay below Linux's ephemeral range (32768+), where outgoing connections would
+    otherwise take a port our nodes are about to listen on."""
+    offsets = [o + i for o in (0, 100, 200) for i in range(1, 8)]
     for _ in range(50):
-        base = random.randrange(20_000, 60_000, 10)
+        base = random.randrange(10_000, 32_000 - 210, 10)
         ok = True
-        for offset in (1, 2, 3, 4, 5, 6, 7, 101, 102, 103, 104, 105, 106, 107, 201, 207):
+        for offset in offsets:
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", base + offset))
