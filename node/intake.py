@@ -12,7 +12,7 @@ transaction gossip topic, which every orderer follows so that a new leader holds
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,6 +30,7 @@ log = logging.getLogger("crossbill.intake")
 
 OUTGOING_TXS_MAX: Final = 20_000
 RECEIPT_WAITERS_MAX: Final = 20_000
+DECODED_BATCHES_MAX: Final = 32  # gossip batches decoded by the validator, kept for the handler
 ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
 OK: Final = "OK"
 
@@ -61,6 +62,7 @@ class TxIntake:
         self.timeout_s = request_timeout_s
         self._out_send, self._out_recv = trio.open_memory_channel[types.Tx](OUTGOING_TXS_MAX)
         self._waiters: dict[bytes, trio.Event] = {}
+        self._decoded_batches: OrderedDict[bytes, list[types.Tx]] = OrderedDict()
         self.on_admitted: Callable[[], None] = lambda: None
         self.stats: dict[str, int] = {"admitted": 0, "refused": 0, "forward_failures": 0,
                                       "gossip_batches_rejected": 0, "outgoing_dropped": 0}
@@ -160,7 +162,13 @@ class TxIntake:
     # ------------------------------------------------------------------ from peers
 
     def _decode_batch(self, data: bytes) -> list[types.Tx]:
-        return [types.Tx.decode(b) for b in wire.unpack_blobs(
+        """The batch's transactions; those the mempool holds byte for byte are not decoded
+        again, and a batch the gossip validator just decoded is taken from its cache."""
+        cached = self._decoded_batches.pop(data, None)
+        if cached is not None:
+            return cached
+        held = self.mempool.by_encoding if self.mempool is not None else (lambda _: None)
+        return [held(b) or types.Tx.decode(b) for b in wire.unpack_blobs(
             data, items_max=wire.TX_BATCH_TXS_MAX)]
 
     async def _on_forwarded(self, peer_id: str, payload: bytes) -> bytes:
@@ -183,6 +191,9 @@ class TxIntake:
     def _gossip_validator(self, data: bytes, peer_id: str) -> bool:
         try:
             txs = self._decode_batch(data)
+            self._decoded_batches[data] = txs
+            while len(self._decoded_batches) > DECODED_BATCHES_MAX:
+                self._decoded_batches.popitem(last=False)
             for tx in txs:
                 if self.mempool is not None and self.mempool.verified(tx):
                     continue

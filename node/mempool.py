@@ -31,6 +31,10 @@ class Mempool:
         self.bytes_max = bytes_max
         self._pending: OrderedDict[bytes, types.Tx] = OrderedDict()
         self._proposed: OrderedDict[bytes, types.Tx] = OrderedDict()
+        # The same transactions by their canonical encoding: a batch from a peer is matched
+        # against what we hold before anything is decoded or verified again.
+        self._by_encoding: dict[bytes, types.Tx] = {}
+        self._by_value: dict[types.Tx, types.Tx] = {}
         self.bytes = 0
 
     def __len__(self) -> int:
@@ -56,6 +60,8 @@ class Mempool:
             raise MempoolFullError(f"mempool is full ({self.bytes} of {self.bytes_max} "
                                    "bytes): retry later")
         self._pending[tx_id] = tx
+        self._by_encoding[tx.encoded] = tx
+        self._by_value[tx] = tx
         self.bytes += size
         return True
 
@@ -92,6 +98,8 @@ class Mempool:
             tx = self._pending.pop(tx_id, None) or self._proposed.pop(tx_id, None)
             if tx is not None:
                 self.bytes -= len(tx.encoded)
+                self._by_encoding.pop(tx.encoded, None)
+                self._by_value.pop(tx, None)
                 n += 1
         return n
 
@@ -102,8 +110,15 @@ class Mempool:
 
     def verified(self, tx: types.Tx) -> bool:
         """True when this exact transaction (signature included) passed admission here."""
-        held = self.get(tx.id)
-        return held is not None and (held is tx or held == tx)
+        return self.held(tx) is not None
+
+    def held(self, tx: types.Tx) -> types.Tx | None:
+        """The held transaction equal to `tx` (all fields, signature included), if any."""
+        return self._by_value.get(tx)
+
+    def by_encoding(self, encoded: bytes) -> types.Tx | None:
+        """The held transaction whose canonical encoding is exactly `encoded`."""
+        return self._by_encoding.get(encoded)
 
     def get(self, tx_id: bytes) -> types.Tx | None:
         return self._pending.get(tx_id) or self._proposed.get(tx_id)

@@ -289,6 +289,10 @@ class Orderer:
         except DecodeError as exc:
             log.error("committed Raft entry %d is not a block: %s", entry.index, exc)
             return
+        for tx in block.txs:  # reuse what admission computed for the same transactions
+            held = self.mempool.held(tx)
+            if held is not None:
+                tx.share_caches(held)
         header = block.header
         if header.height <= self.chain.height:
             stored = self.storage.block(header.height)

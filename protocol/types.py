@@ -101,7 +101,18 @@ class Tx:
 
     @staticmethod
     def decode(data: bytes) -> Tx:
-        return codec.decode(Tx, data, max_bytes=limits.TX_BYTES_MAX)
+        tx = codec.decode(Tx, data, max_bytes=limits.TX_BYTES_MAX)
+        _prime(tx, "encoded", bytes(data))  # canonical: the input is its encoding
+        return tx
+
+    def share_caches(self, twin: Tx) -> None:
+        """Take the computed id, sign bytes and encoding of an equal transaction (one this
+        node already decoded and verified), so they are not computed again."""
+        if twin is self or twin != self:
+            return
+        for name in ("id", "sign_bytes", "encoded"):
+            if name in twin.__dict__:
+                _prime(self, name, twin.__dict__[name])
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,12 @@ class Receipt:
     @cached_property
     def hash(self) -> bytes:
         return crypto.hash_domain(crypto.DOMAIN_RECEIPT, codec.encode(self))
+
+
+def _prime(obj: object, name: str, value: object) -> None:
+    """Fill a `cached_property` of a frozen dataclass with a value known to be the one it would
+    compute (frozen dataclasses forbid setattr, not their cache dict)."""
+    obj.__dict__[name] = value
 
 
 def receipts_root(receipts: tuple[Receipt, ...] | list[Receipt]) -> bytes:
@@ -191,7 +208,9 @@ class Block:
 
     @staticmethod
     def decode(data: bytes) -> Block:
-        return codec.decode(Block, data, max_bytes=limits.BLOCK_BYTES_MAX)
+        block = codec.decode(Block, data, max_bytes=limits.BLOCK_BYTES_MAX)
+        _prime(block, "encoded", bytes(data))
+        return block
 
 
 # ------------------------------------------------------------------------------ consortium

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import pathlib
 import random
@@ -86,6 +87,8 @@ class Devnet:
         node = self.node(name)
         proc = devnet.start_node(pathlib.Path(node["config"]), pathlib.Path(node["log"]))
         node["pid"] = proc.pid
+        # `devnet down` stops the pids written in devnet.json: keep it current.
+        (self.root / "devnet.json").write_text(json.dumps(self.desc, indent=2) + "\n")
 
     def wait_agree(self, names: list[str] | None = None, min_height: int = 1,
                    timeout_s: float = 60) -> int:
@@ -126,6 +129,9 @@ def running_devnet(root: pathlib.Path, tuning: dict[str, int] | None = None,
             devnet.down(root, out=lambda _: None)
         except devnet.DevnetError:
             pass
+        for node in desc["nodes"]:  # whatever `down` could not reach: never leak a node
+            if devnet.pid_alive(node["pid"]):
+                os.kill(node["pid"], signal.SIGKILL)
 
 
 class Load:

@@ -238,3 +238,20 @@ def test_unsupported_field_types_fail_at_definition_use() -> None:
 
     with pytest.raises(TypeError, match="does not support"):
         codec.encode(Floaty(1.0))
+
+
+def test_decoded_objects_remember_their_encoding_and_share_computed_ids() -> None:
+    tx = signed_tx()
+    assert len(tx.id) == 32  # computed (and cached) on the original
+    back = types.Tx.decode(tx.encoded)
+    assert back.encoded == tx.encoded == codec.encode(back)
+    twin = types.Tx.decode(tx.encoded)
+    assert "id" not in twin.__dict__
+    twin.share_caches(tx)
+    assert twin.__dict__["id"] == tx.id
+    other = signed_tx(nonce=b"\x07" * 16)
+    fresh = types.Tx.decode(tx.encoded)
+    fresh.share_caches(other)  # not equal: nothing is taken
+    assert "id" not in fresh.__dict__ and fresh.id == tx.id
+    block = signed_block((tx,))
+    assert types.Block.decode(block.encoded).encoded == block.encoded
