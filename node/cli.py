@@ -163,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--base-port", type=int, default=7100)
     run.set_defaults(func=_cmd_devnet_run)
 
-    __import__("node.cli_client").cli_client.register(sub)  # tx, query, rpc (issue 6)
+    from node import bench, cli_client
+
+    cli_client.register(sub)  # tx, query, rpc
+    bench.register(sub)  # bench
     return parser
 
 

@@ -76,9 +76,27 @@ class _Pubsub(Pubsub):
     """Pubsub that hands accepted messages to our delivery instead of libp2p's channels."""
 
     crossbill_deliver: Callable[[rpc_pb2.Message], None]
+    crossbill_stream_failures: int = 0
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         self.crossbill_deliver(publish_message)
+
+    async def stream_handler(self, stream: Any) -> None:
+        """libp2p's handler lets a protobuf DecodeError from a malformed RPC escape, and that
+        tears down the whole host (seen under overload in `crossbill bench`): whatever a peer
+        sends, reset that one stream and drop the peer from pubsub instead."""
+        peer_id = stream.muxed_conn.peer_id
+        try:
+            await self.continuously_read_stream(stream)
+        except Exception as error:
+            self.crossbill_stream_failures += 1
+            log.warning("gossip stream from %s failed (%s: %s): resetting it", peer_id,
+                        type(error).__name__, error)
+            try:
+                await stream.reset()
+            except Exception:
+                pass
+            self._handle_dead_peer(peer_id)
 
 
 class _Subscription:

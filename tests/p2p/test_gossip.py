@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from node.p2p import limits
@@ -193,3 +194,20 @@ async def test_full_delivery_queue_drops_and_counts(nursery: trio.Nursery,
     release.set()
     await eventually(lambda: stats["delivered"] == stats["received"])
     assert got == sorted(got)  # delivery keeps arrival order
+
+
+async def test_a_malformed_gossip_rpc_resets_one_stream_and_the_node_lives(
+        nursery: trio.Nursery) -> None:
+    """py-libp2p lets a protobuf DecodeError escape its pubsub stream handler, which tore the
+    whole host down (seen under overload). Garbage from a peer must cost only that stream."""
+    nodes, inboxes = await full_mesh_of_three(nursery)
+    victim, sender = nodes[0], nodes[1]
+    host = sender.host
+    stream = await host.new_stream(ID.from_base58(victim.peer_id),
+                                   [TProtocol("/meshsub/1.1.0")])
+    garbage = b"\xff" * 40
+    await stream.write(bytes([len(garbage)]) + garbage)  # a varint length, then no protobuf
+    await eventually(lambda: victim.gossip.pubsub.crossbill_stream_failures >= 1)
+    # The node still runs and still gossips with the third node.
+    assert await nodes[2].publish(TX_TOPIC, b"after-garbage")
+    await eventually(lambda: b"after-garbage" in inboxes[0].data())

@@ -1,0 +1,110 @@
+"""`crossbill bench` and benchmarks/micro.py run and print what they promise. Benchmarks print
+figures; these tests check shape and sanity, never speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from node import bench, cli
+from node.demo import DEFAULT_MEMBERS
+from protocol import txtypes
+from protocol.genesis import check_config
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _plan(mix: str, lag_cycles: int = 2) -> bench.Plan:
+    ents = tuple((bench._uscc("91370200MA", i), f"bank.b{i % 2}") for i in range(6))
+    return bench.Plan("c", mix, ents, ("bank.b0", "bank.b1"), "customs.qd", "tax.qd",
+                      lag_cycles, 10**13)
+
+
+def test_trade_mix_refers_to_earlier_records_of_the_right_bank() -> None:
+    plan = _plan("trade")
+    txs = [bench.plan_tx(plan, i) for i in range(200)]
+    kinds = {type(p).__name__ for _, p in txs}
+    assert kinds >= {"RegisterDeclaration", "RegisterTaxForm", "OpenFinancing",
+                     "DisburseFinancing", "RecordOutboundPayment", "RecordCredit",
+                     "RegisterEnterprise"}
+    declarations = {p.declaration_no: (i, p.exporter) for i, (_, p) in enumerate(txs)
+                    if isinstance(p, txtypes.RegisterDeclaration)}
+    financings = {p.financing_id: (i, signer) for i, (signer, p) in enumerate(txs)
+                  if isinstance(p, txtypes.OpenFinancing)}
+    owner = dict(plan.enterprises)
+    for i, (signer, p) in enumerate(txs):
+        if isinstance(p, txtypes.OpenFinancing):
+            j, exporter = declarations[p.pledges[0].declaration_no]
+            assert j < i and exporter == p.uscc and owner[p.uscc] == signer
+        if isinstance(p, txtypes.DisburseFinancing):
+            j, bank = financings[p.financing_id]
+            assert j < i and bank == signer
+    assert len({p.declaration_no for _, p in txs
+                if isinstance(p, txtypes.RegisterDeclaration)}) == len(declarations)
+
+
+@pytest.mark.parametrize("mix", bench.MIXES)
+def test_every_mix_builds_valid_payloads(mix: str) -> None:
+    for i in range(100):
+        signer, payload = bench.plan_tx(_plan(mix), i)
+        assert signer
+        assert isinstance(payload, txtypes.Payload)
+
+
+def test_options_parse() -> None:
+    assert bench.parse_rate("max") == 0 and bench.parse_rate("0") == 0
+    assert bench.parse_rate("500") == 500
+    assert bench.parse_nodes("4+3") == (4, 3) and bench.parse_nodes("3") == (3, 0)
+    assert bench.parse_tuning("tx_batch_interval_ms=10") == ("tx_batch_interval_ms", 10)
+    for bad in (lambda: bench.parse_rate("fast"), lambda: bench.parse_nodes("a+b"),
+                lambda: bench.parse_tuning("x")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bad()
+    args = cli.build_parser().parse_args(["bench", "--duration", "7", "--rate", "max",
+                                          "--nodes", "3+1", "--mix", "simple"])
+    assert (args.duration, args.rate, args.nodes, args.mix) == (7, 0, (3, 1), "simple")
+
+
+def test_members_for_other_counts() -> None:
+    from node.demo import build_consortium
+
+    assert bench.members_for(4, 3) == DEFAULT_MEMBERS
+    members = bench.members_for(3, 4)
+    assert [m.role for m in members].count("bank") == 3 and len(members) == 7
+    config, _ = build_consortium("c", 1, members)
+    check_config(config)
+
+
+@pytest.mark.slow
+def test_bench_runs_a_short_load(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--duration", "4", "--rate", "40", "--drain-timeout", "20"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(lines[-1])
+    for key in bench.JSON_KEYS:
+        assert key in figures, key
+    assert figures["nodes"] == 7 and figures["duration_s"] == 4 and figures["offered_tps"] == 40
+    assert figures["committed_tps"] > 0
+    assert figures["submitted"] > 0
+    for key in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "all_applied_ms"):
+        assert 0 < figures[key] < 60_000, key
+    assert figures["latency_p50_ms"] <= figures["latency_p95_ms"] <= figures["latency_p99_ms"]
+    assert len(figures["cpu_us_per_tx_node"]) == 7
+    assert all(v > 0 and math.isfinite(v) for v in figures["cpu_us_per_tx_node"].values())
+    assert 10 < figures["rss_mb_max"] < 10_000
+    assert figures["gossip_msgs_per_s"] >= 0
+
+
+def test_micro_runs_with_tiny_sizes() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "micro.py"), "--block-txs", "20",
+         "--blocks", "2", "--records", "500", "--raft-entries", "200", "--runs", "1"],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    for name in ("decode + verify", "apply", "state root", "raft core", "storage commit"):
+        assert name in out, out
+    assert "tx/s" in out and "us CPU/tx" in out
