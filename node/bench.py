@@ -35,9 +35,7 @@ import multiprocessing.synchronize
 import os
 import pathlib
 import queue
-import random
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -298,25 +296,6 @@ def members_for(orderers: int, followers: int) -> tuple[Any, ...]:
     others = [Member(f"{roles[j % 3]}.f{j // 3 + 1}", roles[j % 3],
                      f"{roles[j % 3].title()} {j // 3 + 1}") for j in range(followers)]
     return tuple(others + banks)
-
-
-def free_base_port(nodes: int) -> int:
-    """A base port whose p2p, RPC and metrics ports are all free, below the ephemeral range."""
-    offsets = [o + i for o in (0, 100, 200) for i in range(1, nodes + 1)]
-    rng = random.Random()
-    for _ in range(50):
-        base = rng.randrange(10_000, 32_000 - 210, 10)
-        ok = True
-        for offset in offsets:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", base + offset))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise BenchError("no free port range on 127.0.0.1")
 
 
 def start_network(root: pathlib.Path, members: tuple[Any, ...], base_port: int,
@@ -845,7 +824,7 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
     from protocol.genesis import load_genesis
 
     out = print
-    base = args.base_port or free_base_port(len(members))
+    base = args.base_port or devnet.free_base_port(len(members))
     wall0 = time.monotonic()
     desc = start_network(net, members, base, dict(args.tuning))
     ctx = multiprocessing.get_context("fork")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +35,28 @@ STEP_TIMEOUT_S: Final = 15.0
 
 class DevnetError(CrossbillError):
     pass
+
+
+def free_base_port(nodes: int = 7) -> int:
+    """A base port whose p2p, RPC and metrics ports (base+1.., +101.., +201..) are all free on
+    127.0.0.1. Bases stay below Linux's ephemeral range (32768+), where outgoing connections
+    would otherwise take a port our nodes are about to listen on."""
+    offsets = [o + i for o in (0, 100, 200) for i in range(1, nodes + 1)]
+    rng = random.Random()
+    for _ in range(50):
+        base = rng.randrange(10_000, 32_000 - 210, 10)
+        if all(_port_free(base + offset) for offset in offsets):
+            return base
+    raise DevnetError("no free port range on 127.0.0.1")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def node_env() -> dict[str, str]:

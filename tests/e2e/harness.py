@@ -6,9 +6,7 @@ import concurrent.futures
 import json
 import os
 import pathlib
-import random
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,25 +20,7 @@ from node.rpc.client import RpcCallError, RpcClient
 from protocol import crypto, txtypes, types
 from protocol.genesis import load_genesis
 
-
-def free_base_port() -> int:
-    """A base port whose p2p, RPC and metrics ports (base+1..7, +101..107, +201..207) are all
-    free. Bases stay below Linux's ephemeral range (32768+), where outgoing connections would
-    otherwise take a port our nodes are about to listen on."""
-    offsets = [o + i for o in (0, 100, 200) for i in range(1, 8)]
-    for _ in range(50):
-        base = random.randrange(10_000, 32_000 - 210, 10)
-        ok = True
-        for offset in offsets:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", base + offset))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
+free_base_port = devnet.free_base_port
 
 
 @dataclass
