@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import trio
 
@@ -39,6 +39,7 @@ from node.mempool import Mempool
 from node.metrics import OrderingMetrics
 from node.storage import Storage
 from protocol import codec, crypto, types
+from protocol.codec import bound
 from protocol.errors import DecodeError, ValidationError
 from protocol.raft import (
     LEADER,
@@ -73,19 +74,20 @@ class SnapshotRef:
     """What a Raft snapshot holds: the chain position it covers. The state itself travels as
     blocks (block sync), never inside Raft."""
 
-    height: int
-    hash: bytes
+    height: Annotated[int, bound(min_value=0)]
+    hash: Annotated[bytes, bound(min_len=32, max_len=32)]
 
 
 def encode_snapshot_ref(ref: SnapshotRef) -> bytes:
-    return codec.dumps_canonical({"height": ref.height, "hash": ref.hash.hex()})
+    return codec.encode(ref)
 
 
 def decode_snapshot_ref(data: bytes) -> SnapshotRef | None:
+    """The chain position in a snapshot's data; None for the genesis snapshot (no data). A
+    malformed reference raises DecodeError: the node stops rather than guess."""
     if not data:
         return None
-    raw = codec.parse_json(data, max_bytes=1024)
-    return SnapshotRef(int(raw["height"]), bytes.fromhex(raw["hash"]))
+    return codec.decode(SnapshotRef, data, max_bytes=1024)
 
 
 BlockListener = Callable[[types.Block, tuple[types.Receipt, ...], bool], Awaitable[None]]

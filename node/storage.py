@@ -351,6 +351,3 @@ class Storage:
         except DecodeError as exc:
             raise StorageError(f"{self.path}: damaged block {height}: {exc}") from None
 
-    def approximate_size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
-

@@ -76,9 +76,5 @@ class TxAcks:
     acks: Annotated[tuple[TxAck, ...], bound(max_len=TX_BATCH_TXS_MAX)]
 
 
-def encode(obj: object) -> bytes:
-    return codec.encode(obj)
-
-
 def decode_status(data: bytes) -> Status:
     return codec.decode(Status, data, max_bytes=4096)
