@@ -18,7 +18,6 @@ from protocol.txtypes import INSTITUTION_ROLES, ROLE_BANK, ROLE_REGULATOR, check
 from protocol.types import ConsortiumConfig
 
 _CHAIN_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_MULTIADDR: Final = re.compile(r"(/[A-Za-z0-9._:-]+)+")
 
 
 def load_genesis(data: bytes) -> ConsortiumConfig:
@@ -87,7 +86,7 @@ def check_config(config: ConsortiumConfig) -> None:
                             f"already the peer id of {seen_peers[inst.node.peer_id]!r}")
             seen_peers[inst.node.peer_id] = inst.id
             for a, addr in enumerate(inst.node.addresses):
-                if not _MULTIADDR.fullmatch(addr):
+                if not check_format("multiaddr", addr):
                     raise _fail(f"{path}.node.addresses[{a}]",
                                 f"{addr!r} is not a multiaddress like /ip4/127.0.0.1/tcp/7001")
     if not any(inst.role == ROLE_REGULATOR for inst in config.institutions):

@@ -38,6 +38,9 @@ _FORMATS: Final[dict[str, re.Pattern[str]]] = {
     "optional_id": re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._:/-]*)?"),
     "fx_class": re.compile(r"[ABC]"),
     "credit_kind": re.compile(r"credit_line|overdue"),
+    # A libp2p peer id in base58btc (Ed25519 identities are 52 characters: 12D3KooW...).
+    "multiaddr": re.compile(r"(/[A-Za-z0-9._:-]+)+"),
+    "peer_id": re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,128}"),
     "text": re.compile(r".*", re.DOTALL),
 }
 
@@ -66,6 +69,8 @@ CreditKind = Annotated[str, _fmt("credit_kind", max_len=32)]
 PublicKey = Annotated[bytes, bound(min_len=limits.PUBLIC_KEY_BYTES,
                                    max_len=limits.PUBLIC_KEY_BYTES)]
 OptionalPublicKey = Annotated[bytes, bound(max_len=limits.PUBLIC_KEY_BYTES)]
+PeerId = Annotated[str, _fmt("peer_id", max_len=128, min_len=32)]
+Multiaddr = Annotated[str, bound(min_len=1, max_len=limits.MULTIADDR_CHARS_MAX)]
 KeyId = Annotated[bytes, bound(min_len=limits.KEY_ID_BYTES, max_len=limits.KEY_ID_BYTES)]
 # A positive amount in minor units (cents); never a float.
 Amount = Annotated[int, bound(min_value=1, max_value=limits.AMOUNT_MINOR_MAX)]
@@ -164,6 +169,37 @@ class RekeyInstitution(Payload):
     institution: InstitutionId
     new_public_key: PublicKey
     retire_key_ids: Annotated[tuple[KeyId, ...], bound(max_len=limits.KEYS_PER_INSTITUTION_MAX)]
+
+
+@_register("node.set", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class SetNode(Payload):
+    """Name an institution's node: its libp2p peer id and addresses. Every node allows and
+    dials the new identity, and refuses the old one, from the block after this one is applied:
+    how a node's network key is rotated, and how a newly admitted institution joins."""
+
+    institution: InstitutionId
+    peer_id: PeerId
+    addresses: Annotated[tuple[Multiaddr, ...],
+                         bound(min_len=1, max_len=limits.NODE_ADDRESSES_MAX)]
+
+
+@_register("orderer.add", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class AddOrderer(Payload):
+    """Add a bank to the ordering set. Its node joins Raft as a learner, catches up, and the
+    leader promotes it to a voter (single-server changes, one at a time)."""
+
+    institution: InstitutionId
+
+
+@_register("orderer.remove", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class RemoveOrderer(Payload):
+    """Remove a bank from the ordering set: its blocks are refused from the next block on and
+    the leader removes it from Raft."""
+
+    institution: InstitutionId
 
 
 @_register("enterprise.set_fx_class", ROLE_REGULATOR)

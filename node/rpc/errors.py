@@ -47,7 +47,9 @@ REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
     (REJECTED_INSTITUTION, "institution", frozenset({
         codes.INSTITUTION_EXISTS, codes.UNKNOWN_INSTITUTION, codes.INVALID_ROLE,
         codes.BAD_PUBLIC_KEY, codes.ID_TAKEN, codes.ALREADY_SUSPENDED, codes.NOT_SUSPENDED,
-        codes.CANNOT_SUSPEND_SELF, codes.KEY_EXISTS, codes.TOO_MANY_KEYS})),
+        codes.CANNOT_SUSPEND_SELF, codes.KEY_EXISTS, codes.TOO_MANY_KEYS, codes.BAD_NODE,
+        codes.PEER_ID_TAKEN, codes.NO_NODE, codes.NOT_A_BANK, codes.ALREADY_ORDERER,
+        codes.NOT_ORDERER, codes.TOO_MANY_ORDERERS, codes.LAST_ORDERER})),
     (REJECTED_ENTERPRISE, "enterprise", frozenset({
         codes.UNKNOWN_ENTERPRISE, codes.NOT_SERVING_BANK, codes.ALREADY_REGISTERED,
         codes.ENTERPRISE_MISMATCH, codes.ENTERPRISE_KEY_CONFLICT, codes.TOO_MANY_BANKS,

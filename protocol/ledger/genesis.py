@@ -20,6 +20,8 @@ def init_genesis(state: State, config: types.ConsortiumConfig) -> bytes:
     view.put(keys.PARAMS, config.params)
     for inst in config.institutions:
         view.put(keys.institution(inst.id), institution_record(inst))
+        if inst.node is not None:
+            view.put(keys.node(inst.id), inst.node)
     rooted = {k: v for k, v in block.writes.items() if keys.is_rooted(k)}
     root = smt.update(block, rooted)
     block.merge_into_parent()

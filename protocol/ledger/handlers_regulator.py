@@ -1,24 +1,29 @@
-"""Regulator transactions: institutions (admit, suspend, reinstate, re-key) and the
-regulatory status of enterprises (FX class, freeze)."""
+"""Regulator transactions: institutions (admit, suspend, reinstate, re-key), their nodes and
+the ordering set, and the regulatory status of enterprises (FX class, freeze)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from protocol import crypto, limits
+from protocol import crypto, limits, types
 from protocol.errors import CryptoError
 from protocol.ledger import codes, keys, records
 from protocol.ledger.context import TxContext, reject
 from protocol.ledger.state import key_active
 from protocol.txtypes import (
     INSTITUTION_ROLES,
+    ROLE_BANK,
+    AddOrderer,
     AdmitInstitution,
     FreezeEnterprise,
     ReinstateInstitution,
     RekeyInstitution,
+    RemoveOrderer,
     SetFxClass,
+    SetNode,
     SuspendInstitution,
     UnfreezeEnterprise,
+    check_format,
 )
 
 
@@ -84,6 +89,46 @@ def rekey(ctx: TxContext, p: RekeyInstitution) -> None:
                f"{limits.KEYS_PER_INSTITUTION_MAX} active keys; retire some")
     new_key = records.KeyRecord(new_id, p.new_public_key, 0)
     ctx.write(keys.institution(p.institution), dataclasses.replace(inst, keys=(*kept, new_key)))
+
+
+def set_node(ctx: TxContext, p: SetNode) -> None:
+    ctx.institution(p.institution)
+    for addr in p.addresses:
+        if not check_format("multiaddr", addr):
+            reject(codes.BAD_NODE, f"{addr!r} is not a multiaddress like /ip4/10.0.0.1/tcp/7001")
+    if len(set(p.addresses)) != len(p.addresses):
+        reject(codes.BAD_NODE, "an address is listed twice")
+    for key, node in ctx.state.scan(keys.NODE, types.NodeInfo):
+        owner = key[len(keys.NODE):].decode("utf-8")
+        if node.peer_id == p.peer_id and owner != p.institution:
+            reject(codes.PEER_ID_TAKEN, f"peer id {p.peer_id} is the node of {owner}")
+    ctx.write(keys.node(p.institution), types.NodeInfo(p.peer_id, p.addresses))
+
+
+def add_orderer(ctx: TxContext, p: AddOrderer) -> None:
+    inst = ctx.institution(p.institution)
+    if inst.role != ROLE_BANK:
+        reject(codes.NOT_A_BANK, f"{p.institution} is a {inst.role}; only banks order blocks")
+    if inst.status != records.ACTIVE:
+        reject(codes.SIGNER_SUSPENDED, f"{p.institution} is suspended")
+    if ctx.state.get(keys.node(p.institution), types.NodeInfo) is None:
+        reject(codes.NO_NODE, f"{p.institution} has no node: name it with node.set first")
+    chain = ctx.state.chain
+    if p.institution in chain.orderers:
+        reject(codes.ALREADY_ORDERER, f"{p.institution} already orders blocks")
+    if len(chain.orderers) >= limits.ORDERERS_MAX:
+        reject(codes.TOO_MANY_ORDERERS, f"the ordering set is full ({limits.ORDERERS_MAX})")
+    ctx.write(keys.CHAIN, dataclasses.replace(chain, orderers=(*chain.orderers, p.institution)))
+
+
+def remove_orderer(ctx: TxContext, p: RemoveOrderer) -> None:
+    chain = ctx.state.chain
+    if p.institution not in chain.orderers:
+        reject(codes.NOT_ORDERER, f"{p.institution} does not order blocks")
+    if len(chain.orderers) == 1:
+        reject(codes.LAST_ORDERER, f"{p.institution} is the last orderer")
+    ctx.write(keys.CHAIN, dataclasses.replace(
+        chain, orderers=tuple(o for o in chain.orderers if o != p.institution)))
 
 
 def set_fx_class(ctx: TxContext, p: SetFxClass) -> None:

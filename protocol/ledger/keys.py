@@ -6,6 +6,7 @@ A key is a table tag, then its fields, each preceded by a NUL byte::
     meta\\0chain                         ChainInfo: chain id, genesis hash, orderers
     meta\\0params                        protocol.types.Params
     inst\\0<institution id>              InstitutionRecord
+    node\\0<institution id>              protocol.types.NodeInfo: the institution's node
     ent\\0<uscc>                         EnterpriseRecord (KYC by banks)
     reg\\0<uscc>                         RegulatoryStatus (FX class, freeze)
     cred\\0<uscc>\\0<entry id>            CreditEntry
@@ -38,6 +39,7 @@ HEAD: Final = b"meta\x00head"
 CHAIN: Final = b"meta\x00chain"
 PARAMS: Final = b"meta\x00params"
 INSTITUTION: Final = b"inst\x00"
+NODE: Final = b"node\x00"
 ENTERPRISE: Final = b"ent\x00"
 REGULATORY: Final = b"reg\x00"
 CREDIT: Final = b"cred\x00"
@@ -62,6 +64,10 @@ def _s(text: str) -> bytes:
 
 def institution(institution_id: str) -> bytes:
     return INSTITUTION + _s(institution_id)
+
+
+def node(institution_id: str) -> bytes:
+    return NODE + _s(institution_id)
 
 
 def enterprise(uscc: str) -> bytes:

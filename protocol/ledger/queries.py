@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol import types
 from protocol.ledger import codes, keys, records
 from protocol.ledger.handlers_trade import declaration_cap
 from protocol.ledger.state import State
@@ -79,6 +80,17 @@ class TaxFormView:
     used: int
     remaining: int
     history: tuple[HistoryItem, ...]
+
+
+def node(state: State, institution: str) -> types.NodeInfo | None:
+    """The node the ledger names for `institution` (peer id and addresses), if any."""
+    return state.get(keys.node(institution), types.NodeInfo)
+
+
+def nodes(state: State) -> dict[str, types.NodeInfo]:
+    """Every institution's node, by institution id (at most INSTITUTIONS_MAX)."""
+    return {k[len(keys.NODE):].decode("utf-8"): v
+            for k, v in state.scan(keys.NODE, types.NodeInfo)}
 
 
 def record_history(state: State, record_key: bytes) -> tuple[HistoryItem, ...]:

@@ -40,7 +40,8 @@ def make_config(advance_rate_bps: int = 9000, window_ms: int = 3_600_000
     insts = []
     for i, (inst_id, role) in enumerate(ROLES.items()):
         k = key_of(inst_id)
-        node = types.NodeInfo(f"peer-{i}", (f"/ip4/127.0.0.1/tcp/{7000 + i}",))
+        peer_id = "12D3KooWPeer" + "x" * 39 + "abcdefghijk"[i]  # base58, like a real one
+        node = types.NodeInfo(peer_id, (f"/ip4/127.0.0.1/tcp/{7000 + i}",))
         insts.append(types.Institution(inst_id, inst_id.upper(), role,
                                        (types.InstitutionKey(k.key_id, k.public_key),), node))
     params = types.Params(advance_rate_bps=advance_rate_bps, block_txs_max=2000,

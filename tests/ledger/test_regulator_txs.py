@@ -101,3 +101,83 @@ def test_freeze_and_unfreeze(trade: Chain) -> None:
     trade.ok(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
     types_seen = [h.tx_type for h in view.history]
     assert "enterprise.freeze" in types_seen
+
+
+# ----------------------------------------------------------------------------- nodes, orderers
+
+PEER_1 = "12D3KooW" + "A" * 44
+PEER_2 = "12D3KooW" + "B" * 44
+
+
+def test_set_node_names_and_replaces_an_institutions_node(chain: Chain) -> None:
+    chain.ok(REG, admit())
+    assert queries.node(chain.state, NEW_BANK) is None
+    chain.ok(REG, txtypes.SetNode(NEW_BANK, PEER_1, ("/ip4/10.0.0.9/tcp/7001",)))
+    node = queries.node(chain.state, NEW_BANK)
+    assert node is not None and node.peer_id == PEER_1
+    # Rotation: the same institution takes a new identity; the old one is gone.
+    chain.ok(REG, txtypes.SetNode(NEW_BANK, PEER_2, ("/dns4/bank.example/tcp/7001",)))
+    node = queries.node(chain.state, NEW_BANK)
+    assert node is not None and node.peer_id == PEER_2
+    assert node.addresses == ("/dns4/bank.example/tcp/7001",)
+
+
+def test_set_node_rejections(chain: Chain) -> None:
+    chain.ok(REG, admit())
+    taken = queries.node(chain.state, BANK_A)
+    assert taken is not None
+    assert chain.one(REG, txtypes.SetNode(NEW_BANK, taken.peer_id, ("/ip4/1.2.3.4/tcp/1",))
+                     ).code == codes.PEER_ID_TAKEN
+    assert chain.one(REG, txtypes.SetNode("nobody", PEER_1, ("/ip4/1.2.3.4/tcp/1",))
+                     ).code == codes.UNKNOWN_INSTITUTION
+    assert chain.one(REG, txtypes.SetNode(NEW_BANK, PEER_1, ("no-slash",))).code == \
+        codes.BAD_NODE
+    twice = ("/ip4/1.2.3.4/tcp/1", "/ip4/1.2.3.4/tcp/1")
+    assert chain.one(REG, txtypes.SetNode(NEW_BANK, PEER_1, twice)).code == codes.BAD_NODE
+    # Re-naming an institution's own current identity is fine.
+    chain.ok(REG, txtypes.SetNode(BANK_A, taken.peer_id, ("/ip4/1.2.3.4/tcp/1",)))
+    # Only the regulator names nodes.
+    assert chain.one(BANK_A, txtypes.SetNode(BANK_A, PEER_1, ("/ip4/1.2.3.4/tcp/1",))
+                     ).code == codes.ROLE_FORBIDDEN
+
+
+def test_add_and_remove_orderers(chain: Chain) -> None:
+    before = chain.state.chain.orderers
+    chain.ok(REG, admit())
+    assert chain.one(REG, txtypes.AddOrderer(NEW_BANK)).code == codes.NO_NODE
+    chain.ok(REG, txtypes.SetNode(NEW_BANK, PEER_1, ("/ip4/10.0.0.9/tcp/7001",)))
+    chain.ok(REG, txtypes.AddOrderer(NEW_BANK))
+    assert chain.state.chain.orderers == (*before, NEW_BANK)
+    assert chain.one(REG, txtypes.AddOrderer(NEW_BANK)).code == codes.ALREADY_ORDERER
+    chain.ok(REG, txtypes.RemoveOrderer(before[0]))
+    assert chain.state.chain.orderers == (*before[1:], NEW_BANK)
+    assert chain.one(REG, txtypes.RemoveOrderer(before[0])).code == codes.NOT_ORDERER
+    # The history of the chain record shows both changes.
+    from protocol.ledger import keys
+    assert len(queries.record_history(chain.state, keys.CHAIN)) == 2
+
+
+def test_orderer_rejections(chain: Chain) -> None:
+    assert chain.one(REG, txtypes.AddOrderer(REG)).code == codes.NOT_A_BANK
+    assert chain.one(REG, txtypes.AddOrderer("nobody")).code == codes.UNKNOWN_INSTITUTION
+    chain.ok(REG, admit())
+    chain.ok(REG, txtypes.SetNode(NEW_BANK, PEER_1, ("/ip4/10.0.0.9/tcp/7001",)))
+    chain.ok(REG, txtypes.SuspendInstitution(NEW_BANK, "audit"))
+    assert chain.one(REG, txtypes.AddOrderer(NEW_BANK)).code == codes.SIGNER_SUSPENDED
+    orderers = chain.state.chain.orderers
+    for o in orderers[:-1]:
+        chain.ok(REG, txtypes.RemoveOrderer(o))
+    assert chain.one(REG, txtypes.RemoveOrderer(orderers[-1])).code == codes.LAST_ORDERER
+    assert chain.one(BANK_A, txtypes.AddOrderer(BANK_A)).code == codes.ROLE_FORBIDDEN
+
+
+def test_orderer_set_is_bounded(chain: Chain) -> None:
+    n = len(chain.state.chain.orderers)
+    for i in range(limits.ORDERERS_MAX - n + 1):
+        bank = f"bank.extra-{i}"
+        chain.ok(REG, admit(bank))
+        chain.ok(REG, txtypes.SetNode(bank, "12D3KooW" + "C" * 40 + "abcdefghijk"[i],
+                                      ("/ip4/10.0.0.9/tcp/7001",)))
+        code = chain.one(REG, txtypes.AddOrderer(bank)).code
+        assert code == ("OK" if i < limits.ORDERERS_MAX - n else codes.TOO_MANY_ORDERERS)
+    assert len(chain.state.chain.orderers) == limits.ORDERERS_MAX
