@@ -70,7 +70,7 @@ PublicKey = Annotated[bytes, bound(min_len=limits.PUBLIC_KEY_BYTES,
                                    max_len=limits.PUBLIC_KEY_BYTES)]
 OptionalPublicKey = Annotated[bytes, bound(max_len=limits.PUBLIC_KEY_BYTES)]
 PeerId = Annotated[str, _fmt("peer_id", max_len=128, min_len=32)]
-Multiaddr = Annotated[str, bound(min_len=1, max_len=limits.MULTIADDR_CHARS_MAX)]
+Multiaddr = Annotated[str, bound(min_len=1, max_len=limits.ADDRESS_CHARS_MAX)]
 KeyId = Annotated[bytes, bound(min_len=limits.KEY_ID_BYTES, max_len=limits.KEY_ID_BYTES)]
 # A positive amount in minor units (cents); never a float.
 Amount = Annotated[int, bound(min_value=1, max_value=limits.AMOUNT_MINOR_MAX)]
