@@ -67,7 +67,6 @@ async def serve(seed: str, genesis_ms: int, port_file: pathlib.Path) -> None:
                 await nursery.start(host.run)
                 node = Node(config=config, institution=m.id, key=keys[m.id],
                             data_dir=pathlib.Path(root) / m.id, network=host,
-                            peer_of_institution={i: p for i, p in peers.items() if i != m.id},
                             tuning=FAST, rpc_host="127.0.0.1" if m.id == "bank.boc-qd"
                             else None)
                 await nursery.start(node.run)

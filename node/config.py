@@ -9,8 +9,12 @@ resolved against the directory of the configuration file.
     data_dir = "data"                    # LevelDB store (created if missing)
     genesis = "genesis.json"
     key_file = "institution.key"         # encrypted institution signing key
+    extra_key_files = ["next.key"]       # optional: more keys of the institution (same
+                                         # passphrase); the node signs with whichever the
+                                         # ledger lets sign the next block (key rotation)
     passphrase_file = "passphrase"       # optional; otherwise $CROSSBILL_PASSPHRASE
     node_key_file = "node.key"           # libp2p identity (created if missing)
+    backup_dir = "backups"               # optional: where admin.backup writes (this default)
 
     [network]
     listen = "/ip4/127.0.0.1/tcp/7101"
@@ -50,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from protocol.errors import CrossbillError
+from protocol.limits import KEYS_PER_INSTITUTION_MAX
 
 CONFIG_BYTES_MAX: Final = 64 * 1024
 _MULTIADDR_TCP: Final = re.compile(r"/ip4/(?P<ip>[0-9.]+)/tcp/(?P<port>\d{1,5})")
@@ -150,11 +155,14 @@ class NodeConfig:
     log_level: str = "info"
     log_format: str = "json"
     rpc: RpcSettings = field(default_factory=RpcSettings)
+    extra_key_files: tuple[pathlib.Path, ...] = ()
+    # Where `admin.backup` writes `<backup_dir>/<name>/` (None: "backups" beside data_dir).
+    backup_dir: pathlib.Path | None = None
 
 
 _SECTIONS: Final[dict[str, set[str]]] = {
-    "node": {"institution", "data_dir", "genesis", "key_file", "passphrase_file",
-             "node_key_file"},
+    "node": {"institution", "data_dir", "genesis", "key_file", "extra_key_files",
+             "passphrase_file", "node_key_file", "backup_dir"},
     "network": {"listen"},
     "rpc": {"listen", "require_client_auth", "clients", "clients_file", "cors_origins",
             *_RPC_BOUNDS},
@@ -252,6 +260,14 @@ def config_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NodeConfig:
     if fmt not in ("json", "text"):
         raise fail("log", "format", f"{fmt!r} is not json or text")
 
+    extra = raw["node"].get("extra_key_files", [])
+    if (not isinstance(extra, list) or len(extra) >= KEYS_PER_INSTITUTION_MAX
+            or not all(isinstance(f, str) and f for f in extra)):
+        raise fail("node", "extra_key_files", f"expected a list of at most "
+                   f"{KEYS_PER_INSTITUTION_MAX - 1} file names, got {extra!r}")
+    extra_key_files = tuple(pathlib.Path(f) if pathlib.Path(f).is_absolute() else base / f
+                            for f in extra)
+
     rpc_host, rpc_port = host_port("rpc")
     rpc_settings = _rpc_settings(raw["rpc"], base, fail)
     metrics_host, metrics_port = host_port("metrics")
@@ -262,12 +278,15 @@ def config_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NodeConfig:
         genesis=a_path("node", "genesis"),
         key_file=a_path("node", "key_file"),
         node_key_file=a_path("node", "node_key_file"),
+        extra_key_files=extra_key_files,
         passphrase_file=(a_path("node", "passphrase_file")
                          if "passphrase_file" in raw["node"] else None),
         p2p_listen=listen,
         rpc_host=rpc_host, rpc_port=rpc_port,
         metrics_host=metrics_host, metrics_port=metrics_port,
         tuning=tuning, log_level=level, log_format=fmt, rpc=rpc_settings,
+        backup_dir=(a_path("node", "backup_dir") if "backup_dir" in raw["node"]
+                    else base / "backups"),
     )
 
 

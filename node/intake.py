@@ -67,9 +67,28 @@ class TxIntake:
         self.stats: dict[str, int] = {"admitted": 0, "refused": 0, "forward_failures": 0,
                                       "gossip_batches_rejected": 0, "outgoing_dropped": 0}
         self.refusals: Counter[str] = Counter()  # admission refusals by code (metrics)
+        self._subscribed = False
         network.register_handler(net.PROTO_TXS, self._on_forwarded)
-        if mempool is not None:
-            network.subscribe(net.TOPIC_TXS, self._gossip_validator, self._on_gossip)
+        self.set_mempool(mempool)
+
+    def set_mempool(self, mempool: Mempool | None) -> None:
+        """Ordering nodes hold a mempool and take transaction gossip; others forward. The
+        node switches when the ledger changes the ordering set."""
+        self.mempool = mempool
+        if mempool is not None and not self._subscribed:
+            self.net.subscribe(net.TOPIC_TXS, self._gossip_validator, self._on_gossip)
+            self._subscribed = True
+
+    def forward_pending(self, txs: list[types.Tx]) -> int:
+        """Send on transactions this node admitted while ordering (it no longer does)."""
+        handed = 0
+        for tx in txs:
+            try:
+                self._out_send.send_nowait(tx)
+                handed += 1
+            except trio.WouldBlock:
+                self.stats["outgoing_dropped"] += 1
+        return handed
 
     # ------------------------------------------------------------------ admission
 
@@ -189,6 +208,8 @@ class TxIntake:
         return codec.encode(wire.TxAcks(tuple(acks)))
 
     def _gossip_validator(self, data: bytes, peer_id: str) -> bool:
+        if self.mempool is None:
+            return False  # not ordering (any more): neither take nor relay transaction gossip
         try:
             txs = self._decode_batch(data)
             self._decoded_batches[data] = txs
@@ -208,6 +229,8 @@ class TxIntake:
         return True
 
     async def _on_gossip(self, data: bytes, peer_id: str) -> None:
+        if self.mempool is None:
+            return
         try:
             txs = self._decode_batch(data)
         except DecodeError:

@@ -120,5 +120,9 @@ class Mempool:
         """The held transaction whose canonical encoding is exactly `encoded`."""
         return self._by_encoding.get(encoded)
 
+    def pending(self) -> list[types.Tx]:
+        """Every transaction held (proposed ones first), oldest first."""
+        return [*self._proposed.values(), *self._pending.values()]
+
     def get(self, tx_id: bytes) -> types.Tx | None:
         return self._pending.get(tx_id) or self._proposed.get(tx_id)

@@ -6,7 +6,7 @@ Protocol ids and topics are named here, once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Final, Protocol
 
 PROTO_RAFT: Final = "/crossbill/raft/1"          # one-way Raft messages
@@ -36,3 +36,7 @@ class Network(Protocol):
     def subscribe(self, topic: str, validator: Validator, handler: GossipHandler) -> None: ...
 
     def connected_peers(self) -> Collection[str]: ...
+
+    def set_peers(self, peers: Mapping[str, Sequence[str]]) -> None:
+        """Replace the allowlist: peer id -> addresses (the ledger's node records)."""
+        ...

@@ -43,6 +43,8 @@ from protocol.codec import bound
 from protocol.errors import DecodeError, ValidationError
 from protocol.raft import (
     LEADER,
+    ConfChange,
+    ConfOp,
     EntryKind,
     Message,
     PersistentState,
@@ -61,6 +63,8 @@ RAFT_OUTBOX_MSGS_MAX: Final = 1024
 RAFT_SEND_TIMEOUT_S: Final = 2.0
 BLOCK_OVERHEAD_BYTES: Final = 4096
 SNAPSHOT_FETCH_RETRY_S: Final = 0.5
+# A learner is promoted once its log is within this many entries of the leader's.
+LEARNER_CATCH_UP_ENTRIES: Final = 8
 
 
 def raft_id_of(institution: str) -> int:
@@ -99,7 +103,7 @@ class Orderer:
         self,
         *,
         institution: str,
-        key: crypto.PrivateKey,
+        signing_key: Callable[[], crypto.PrivateKey | None],
         chain: Chain,
         storage: Storage,
         mempool: Mempool,
@@ -114,7 +118,7 @@ class Orderer:
         rng: random.Random | None = None,
     ) -> None:
         self.institution = institution
-        self.key = key
+        self.signing_key = signing_key
         self.chain = chain
         self.storage = storage
         self.mempool = mempool
@@ -123,12 +127,12 @@ class Orderer:
         self.log_keep_entries = log_keep_entries
         self.on_block = on_block
         self.catch_up_to = catch_up_to
-        self.raft_ids = {inst: raft_id_of(inst) for inst in peer_of_institution}
-        self.raft_ids[institution] = raft_id_of(institution)
-        self.institution_of_raft = {rid: inst for inst, rid in self.raft_ids.items()}
-        self.peer_of_institution = dict(peer_of_institution)
-        self.institution_of_peer = {p: i for i, p in peer_of_institution.items()}
-        self.id = self.raft_ids[institution]
+        self.raft_ids: dict[str, int] = {}
+        self.institution_of_raft: dict[int, str] = {}
+        self.peer_of_institution: dict[str, str] = {}
+        self.institution_of_peer: dict[str, str] = {}
+        self.set_peers(peer_of_institution)
+        self.id = raft_id_of(institution)
         self.raft = Raft(
             RaftConfig(node_id=self.id, rng=rng or random.Random(),
                        election_timeout_ticks=election_ticks,
@@ -136,22 +140,83 @@ class Orderer:
             self._persistent_state())
         self._inbox_send, self._inbox = trio.open_memory_channel[Message](RAFT_INBOX_MSGS_MAX)
         self._outboxes: dict[int, trio.MemorySendChannel[Message]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._no_key_logged = False
         self._kick = trio.Event()
         self._ticks_due = 0
         self._proposal: Proposal | None = None
         self._last_cut = time.monotonic()
         self.stats: dict[str, int] = {"raft_msgs_dropped_inbox": 0, "raft_msgs_dropped_outbox": 0,
                                       "raft_send_failures": 0, "blocks_proposed": 0,
-                                      "stale_entries_skipped": 0, "leader_changes": 0}
+                                      "stale_entries_skipped": 0, "leader_changes": 0,
+                                      "conf_changes_proposed": 0}
         self.metrics = OrderingMetrics()
         self._proposed_at = self._committed_at = 0.0  # monotonic, for the latency metrics
         network.register_handler(net.PROTO_RAFT, self._on_raft_message)
+
+    # ------------------------------------------------------------------ membership
+
+    def set_peers(self, peer_of_institution: dict[str, str]) -> None:
+        """Institution -> peer id of every other node the ledger names. Raft messages go to
+        and are taken from these; a member's node key may change (node.set) at any time."""
+        self.peer_of_institution = dict(peer_of_institution)
+        self.institution_of_peer = {p: i for i, p in peer_of_institution.items()}
+        self.raft_ids = {inst: raft_id_of(inst) for inst in peer_of_institution}
+        self.raft_ids[self.institution] = raft_id_of(self.institution)
+        self.institution_of_raft = {rid: inst for inst, rid in self.raft_ids.items()}
+
+    def members(self) -> dict[str, list[str]]:
+        """Raft's configuration in use, by institution."""
+        conf = self.raft.conf
+        name = self.institution_of_raft.get
+        return {"voters": sorted(name(v, str(v)) for v in conf.voters),
+                "learners": sorted(name(v, str(v)) for v in conf.learners)}
+
+    def _reconcile_membership(self) -> None:
+        """Leader only: move Raft's configuration one single-server step towards the ledger's
+        ordering set. A new orderer joins as a learner and is promoted once it has caught up
+        (its match index within LEARNER_CATCH_UP_ENTRIES of the log); adds go before removals
+        so fault tolerance never dips below the smaller of the two sets."""
+        raft = self.raft
+        if not self.is_leader or raft.applied_index < raft.commit_index:
+            return
+        if raft.log.conf_index() > raft.commit_index:
+            return  # a change is in flight
+        wanted = {raft_id_of(o) for o in self.chain.orderers()}
+        voters, learners = set(raft.conf.voters), set(raft.conf.learners)
+        change: ConfChange | None = None
+        for rid in sorted(wanted - voters - learners):
+            change = ConfChange(ConfOp.ADD_LEARNER, rid)
+            break
+        if change is None:
+            last = raft.log.last_index()
+            for rid in sorted(learners & wanted):
+                pr = raft.prs.get(rid)
+                if pr is not None and pr.match + LEARNER_CATCH_UP_ENTRIES >= last:
+                    change = ConfChange(ConfOp.PROMOTE, rid)
+                    break
+        if change is None:
+            for rid in sorted((voters | learners) - wanted):
+                if voters - {rid}:
+                    change = ConfChange(ConfOp.REMOVE, rid)
+                    break
+        if change is None:
+            return
+        try:
+            raft.propose_conf_change(change)
+        except ProposalDropped as exc:
+            log.info("membership change %s %s not proposed: %s", change.op,
+                     self.institution_of_raft.get(change.node, change.node), exc)
+            return
+        self.stats["conf_changes_proposed"] += 1
+        log.info("proposed Raft membership change: %s %s", change.op,
+                 self.institution_of_raft.get(change.node, change.node))
 
     # ------------------------------------------------------------------ start-up
 
     def _persistent_state(self) -> PersistentState:
         hard, snap, entries, applied = self.storage.raft_state()
-        genesis = PersistentState.bootstrap(tuple(self.raft_ids[o]
+        genesis = PersistentState.bootstrap(tuple(raft_id_of(o)
                                                   for o in self.chain.config.orderers))
         if hard is None:
             return genesis
@@ -180,14 +245,13 @@ class Orderer:
         if ref is not None and ref.height > self.chain.height:
             await self._catch_up(ref.height)
         async with trio.open_nursery() as nursery:
-            for inst, rid in self.raft_ids.items():
-                if rid != self.id:
-                    send, recv = trio.open_memory_channel[Message](RAFT_OUTBOX_MSGS_MAX)
-                    self._outboxes[rid] = send
-                    nursery.start_soon(self._sender, self.peer_of_institution[inst], recv)
+            self._nursery = nursery
             nursery.start_soon(self._ticker)
             task_status.started()
-            await self._ready_loop()
+            try:
+                await self._ready_loop()
+            finally:
+                self._nursery = None
 
     async def _ticker(self) -> None:
         next_at = trio.current_time()
@@ -197,8 +261,22 @@ class Orderer:
             self._ticks_due += 1
             self._kick.set()
 
-    async def _sender(self, peer_id: str, outbox: trio.MemoryReceiveChannel[Message]) -> None:
+    def _outbox(self, rid: int) -> trio.MemorySendChannel[Message] | None:
+        """The queue to Raft member `rid`, with its sender task started on first use."""
+        outbox = self._outboxes.get(rid)
+        if outbox is None and rid in self.institution_of_raft and self._nursery is not None:
+            outbox, recv = trio.open_memory_channel[Message](RAFT_OUTBOX_MSGS_MAX)
+            self._outboxes[rid] = outbox
+            self._nursery.start_soon(self._sender, self.institution_of_raft[rid], recv)
+        return outbox
+
+    async def _sender(self, institution: str,
+                      outbox: trio.MemoryReceiveChannel[Message]) -> None:
         async for msg in outbox:
+            peer_id = self.peer_of_institution.get(institution)  # the ledger may rotate it
+            if peer_id is None:
+                self.stats["raft_send_failures"] += 1
+                continue
             try:
                 with trio.fail_after(RAFT_SEND_TIMEOUT_S):
                     await self.net.send(peer_id, net.PROTO_RAFT, encode_message(msg))
@@ -238,6 +316,7 @@ class Orderer:
             for _ in range(ticks):
                 self.raft.tick()
             self._maybe_cut_block()
+            self._reconcile_membership()
             while self.raft.has_ready():
                 rd = self.raft.ready()
                 await self._handle_ready(rd)
@@ -256,7 +335,7 @@ class Orderer:
                 await self._catch_up(ref.height)
         self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot)
         for msg in rd.messages:
-            outbox = self._outboxes.get(msg.dst)
+            outbox = self._outbox(msg.dst)
             if outbox is None:
                 continue
             try:
@@ -337,6 +416,8 @@ class Orderer:
         raft = self.raft
         if not self.is_leader or self._proposal is not None:
             return False
+        if self.institution not in self.chain.orderers():
+            return False  # removed by the ledger: its blocks would be refused
         if raft.applied_index < raft.commit_index:
             return False
         return raft.log.term(raft.commit_index) == raft.term
@@ -353,8 +434,14 @@ class Orderer:
                                 params.block_bytes_max - BLOCK_OVERHEAD_BYTES)
         if not txs:
             return
+        key = self.signing_key()
+        if key is None:
+            self.mempool.requeue_proposed()
+            self._hand_over_leadership()
+            return
+        self._no_key_logged = False
         index, term = self.raft.log.last_index() + 1, self.raft.term
-        proposal = self.chain.build(self.key, self.institution, txs, int(time.time() * 1000),
+        proposal = self.chain.build(key, self.institution, txs, int(time.time() * 1000),
                                     term, index)
         try:
             eid = self.raft.propose(proposal.block.encoded)
@@ -368,6 +455,23 @@ class Orderer:
         self._proposal = proposal
         self._last_cut = self._proposed_at = time.monotonic()
         self.stats["blocks_proposed"] += 1
+
+    def _hand_over_leadership(self) -> None:
+        """No configured key may sign the next block (the ledger retired it): let another
+        voter lead rather than propose blocks every node would refuse."""
+        if not self._no_key_logged:
+            log.error("no configured key of %s is active in the ledger: cannot sign blocks; "
+                      "handing leadership over (add the new key to [node] extra_key_files)",
+                      self.institution)
+            self._no_key_logged = True
+        others = [v for v in self.raft.conf.voters if v != self.id]
+        if others:
+            best = max(others, key=lambda v: self.raft.prs[v].match if v in self.raft.prs
+                       else 0)
+            try:
+                self.raft.transfer_leadership(best)
+            except ProposalDropped as exc:
+                log.info("leadership transfer not started: %s", exc)
 
     # ------------------------------------------------------------------ compaction
 

@@ -12,7 +12,8 @@ import logging
 import pathlib
 import signal
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 import trio
 
@@ -28,6 +29,14 @@ from node.storage import Storage
 from node.sync import BlockSync
 from protocol import crypto, types
 from protocol.errors import CrossbillError
+from protocol.ledger import queries
+from protocol.ledger.state import active_public_key
+
+# Transaction types after which the node re-reads peers and the ordering set from the ledger.
+MEMBERSHIP_TX_TYPES: Final = frozenset({"institution.admit", "node.set", "orderer.add",
+                                        "orderer.remove"})
+ORDERER_RETIRE_GRACE_S: Final = 10.0
+ROLE_CHECK_INTERVAL_S: Final = 1.0
 
 log = logging.getLogger("crossbill.node")
 
@@ -37,26 +46,30 @@ class NodeStartError(CrossbillError):
 
 
 class Node:
+    """One node. Who its peers are, whether it orders blocks, and which Raft members exist all
+    follow the ledger: the node records (`node.set`) and the ordering set (`orderer.add`,
+    `orderer.remove`) in the state after each applied block. A bank that the ledger adds to
+    the ordering set switches from following to ordering without a restart, and back."""
+
     def __init__(self, *, config: types.ConsortiumConfig, institution: str,
                  key: crypto.PrivateKey, data_dir: pathlib.Path, network: net.Network,
-                 peer_of_institution: dict[str, str], tuning: Tuning | None = None,
+                 extra_keys: Sequence[crypto.PrivateKey] = (), tuning: Tuning | None = None,
                  rpc_host: str | None = None, rpc_port: int = 0,
                  rpc_settings: RpcSettings | None = None,
-                 metrics_host: str | None = None, metrics_port: int = 0) -> None:
+                 metrics_host: str | None = None, metrics_port: int = 0,
+                 backup_dir: pathlib.Path | None = None) -> None:
         inst = config.institution(institution)
-        if inst is None:
-            raise ValueError(f"{institution!r} is not in the consortium")
         self.config = config
         self.institution = institution
-        self.role = inst.role
         self.key = key
+        self.keys = (key, *extra_keys)
         self.net = network
         self.tuning = tuning or Tuning()
         self.rpc_host = rpc_host
         self.rpc_port = rpc_port
         self.metrics_host = metrics_host
         self.metrics_port = metrics_port
-        self.peer_of_institution = peer_of_institution
+        self.backup_dir = backup_dir if backup_dir is not None else data_dir.parent / "backups"
         self.storage = Storage.open(data_dir, chain_id=config.chain_id,
                                     genesis_hash=config.hash)
         try:
@@ -64,40 +77,129 @@ class Node:
         except BaseException:
             self.storage.close()
             raise
-        self.is_orderer = institution in self.chain.orderers()
-        t = self.tuning
-        self.mempool = Mempool(t.mempool_txs_max, t.mempool_bytes_max) if self.is_orderer \
-            else None
-        orderer_peers = [peer_of_institution[o] for o in self.chain.orderers()
-                         if o != institution and o in peer_of_institution]
-        all_peers = [p for i, p in peer_of_institution.items() if i != institution]
-        timeout_s = t.request_timeout_ms / 1000
+        record = self.chain.state.institution(institution)
+        if record is None:
+            # An institution admitted after genesis, whose node starts from genesis (or from an
+            # older backup): it follows the chain until the ledger tells it who it is.
+            log.warning("%s is not in the ledger as of block %d: following the chain until "
+                        "its admission is applied", institution, self.chain.height)
+        self.role = record.role if record is not None else (inst.role if inst else "")
+        self.is_orderer = False
+        self.mempool: Mempool | None = None
         self.orderer: Orderer | None = None
+        self.nodes: dict[str, types.NodeInfo] = {}
+        self.peer_of_institution: dict[str, str] = {}
+        self._orderers: tuple[str, ...] = ()
+        self._refresh_membership()
+        t = self.tuning
+        self.timeout_s = t.request_timeout_ms / 1000
+        self._role_changed = trio.Event()
+        self._left_ordering_at: float | None = None
         self.sync = BlockSync(
             institution=institution, chain=self.chain, storage=self.storage,
-            network=network, peers=orderer_peers if self.is_orderer else all_peers,
-            batch_blocks=t.block_sync_batch_blocks, request_timeout_s=timeout_s,
-            on_block=self._on_block, leader=self._leader, raft_term=self._raft_term)
-        self.intake = TxIntake(chain=self.chain, mempool=self.mempool, network=network,
+            network=network, peers=self._sync_peers, batch_blocks=t.block_sync_batch_blocks,
+            request_timeout_s=self.timeout_s, on_block=self._on_block, leader=self._leader,
+            raft_term=self._raft_term)
+        self.intake = TxIntake(chain=self.chain, mempool=None, network=network,
                                forward_peers=self._forward_peers,
                                batch_txs_max=t.tx_batch_txs_max,
                                batch_interval_ms=t.tx_batch_interval_ms,
-                               request_timeout_s=timeout_s)
-        if self.mempool is not None:
-            self.orderer = Orderer(
-                institution=institution, key=key, chain=self.chain, storage=self.storage,
-                mempool=self.mempool, network=network,
-                peer_of_institution={o: peer_of_institution[o] for o in self.chain.orderers()
-                                     if o != institution},
-                tick_ms=t.raft_tick_ms, election_ticks=t.raft_election_ticks,
-                heartbeat_ticks=t.raft_heartbeat_ticks,
-                log_keep_entries=t.raft_log_keep_entries, on_block=self._on_block,
-                catch_up_to=self.sync.catch_up_to)
-            self.intake.on_admitted = self.orderer.kick
+                               request_timeout_s=self.timeout_s)
         self.rpc = RpcServer(self, rpc_settings)
         self.rpc_bound_port: int | None = None
         self.metrics_bound_port: int | None = None
         self.started_at = time.monotonic()
+        if self._wants_to_order():
+            self._become_orderer()
+
+    # ------------------------------------------------------------------ membership
+
+    def _refresh_membership(self) -> bool:
+        """Read the node records and the ordering set from the ledger; update the allowlist.
+        True if anything changed."""
+        state = self.chain.state
+        if not self.role:
+            record = state.institution(self.institution)
+            self.role = record.role if record is not None else ""
+        nodes = queries.nodes(state)
+        orderers = state.chain.orderers
+        if nodes == self.nodes and orderers == self._orderers:
+            return False
+        self.nodes = nodes
+        self._orderers = orderers
+        self.peer_of_institution = {i: n.peer_id for i, n in nodes.items()
+                                    if i != self.institution}
+        mine = nodes.get(self.institution)
+        peers = {n.peer_id: list(n.addresses) for i, n in nodes.items()
+                 if i != self.institution and (mine is None or n.peer_id != mine.peer_id)}
+        self.net.set_peers(peers)
+        if self.orderer is not None:
+            self.orderer.set_peers(self.peer_of_institution)
+        return True
+
+    def _sync_peers(self) -> list[str]:
+        """Whom block sync asks: the orderers' nodes when ordering, else everyone's."""
+        if self.is_orderer:
+            return [self.peer_of_institution[o] for o in self._orderers
+                    if o in self.peer_of_institution]
+        return list(self.peer_of_institution.values())
+
+    def _wants_to_order(self) -> bool:
+        return self.institution in self._orderers
+
+    def signing_key(self) -> crypto.PrivateKey | None:
+        """The configured key the ledger lets this institution sign the next block with."""
+        height = self.chain.height + 1
+        for key in self.keys:
+            if active_public_key(self.chain.state, self.institution, key.key_id,
+                                 height) == key.public_key:
+                return key
+        return None
+
+    def _become_orderer(self) -> None:
+        t = self.tuning
+        self.mempool = Mempool(t.mempool_txs_max, t.mempool_bytes_max)
+        self.orderer = Orderer(
+            institution=self.institution, signing_key=self.signing_key, chain=self.chain,
+            storage=self.storage, mempool=self.mempool, network=self.net,
+            peer_of_institution=self.peer_of_institution,
+            tick_ms=t.raft_tick_ms, election_ticks=t.raft_election_ticks,
+            heartbeat_ticks=t.raft_heartbeat_ticks,
+            log_keep_entries=t.raft_log_keep_entries, on_block=self._on_block,
+            catch_up_to=self.sync.catch_up_to)
+        self.intake.set_mempool(self.mempool)
+        self.intake.on_admitted = self.orderer.kick
+        self.is_orderer = True
+        self._left_ordering_at = None
+
+    def _become_follower(self) -> None:
+        mempool = self.mempool
+        self.is_orderer = False
+        self.orderer = None
+        self.mempool = None
+        self.intake.on_admitted = lambda: None
+        self.intake.set_mempool(None)
+        if mempool is not None:
+            handed = self.intake.forward_pending(mempool.pending())
+            log.info("left the ordering set: %d pending transactions forwarded", handed)
+
+    def _check_role(self) -> None:
+        """After a block: switch between ordering and following when the ledger says so. A
+        removed orderer keeps its Raft member running until Raft has removed it (or for
+        ORDERER_RETIRE_GRACE_S), so the leader can commit the removal."""
+        wants = self._wants_to_order()
+        if wants and not self.is_orderer:
+            self._role_changed.set()
+        elif not wants and self.is_orderer and self.orderer is not None:
+            raft = self.orderer.raft
+            now = time.monotonic()
+            if self._left_ordering_at is None:
+                self._left_ordering_at = now
+            if (raft.id not in raft.conf.members()
+                    or now - self._left_ordering_at > ORDERER_RETIRE_GRACE_S):
+                self._role_changed.set()
+        elif wants:
+            self._left_ordering_at = None
 
     # ------------------------------------------------------------------ views
 
@@ -116,7 +218,7 @@ class Node:
                 return []
             peer = self.peer_of_institution.get(leader)
             return [peer] if peer else []
-        orderers = [o for o in self.chain.orderers() if o in self.peer_of_institution]
+        orderers = [o for o in self._orderers if o in self.peer_of_institution]
         last = self.storage.block(self.chain.height) if self.chain.height else None
         if last is not None and last.header.proposer in orderers:
             orderers.remove(last.header.proposer)
@@ -126,6 +228,7 @@ class Node:
     def status(self) -> dict[str, Any]:
         tip = self.chain.tip
         leader = self._leader()
+        mine = self.nodes.get(self.institution)
         return {
             "institution": self.institution,
             "role": self.role,
@@ -137,6 +240,9 @@ class Node:
             "leader": leader,
             "is_leader": bool(leader) and leader == self.institution,
             "raft_term": self._raft_term(),
+            "raft_members": (self.orderer.members() if self.orderer is not None else {}),
+            "orderers": list(self._orderers),
+            "peer_id": mine.peer_id if mine is not None else "",
             "peers": sorted(self.net.connected_peers()),
             "catching_up": self.sync.catching_up,
             "best_known_height": max(self.sync.best_known_height, tip.height),
@@ -165,6 +271,11 @@ class Node:
         self.rpc.hub.block_applied(block, receipts)
         if mine:
             await self.net.publish(net.TOPIC_BLOCKS, block.encoded)
+        if (any(tx.type in MEMBERSHIP_TX_TYPES for tx in block.txs)
+                and self._refresh_membership()):
+            log.info("membership changed at block %d: orderers %s", block.height,
+                     ", ".join(self._orderers))
+        self._check_role()
         log.debug("applied block %d with %d txs", block.height, len(block.txs))
 
     # ------------------------------------------------------------------ running
@@ -172,10 +283,7 @@ class Node:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                if self.orderer is not None:
-                    await nursery.start(self.orderer.run)
-                else:
-                    await nursery.start(self.sync.follow)
+                await nursery.start(self._run_role)
                 await nursery.start(self.intake.run)
                 if self.rpc_host is not None:
                     self.rpc_bound_port = await nursery.start(
@@ -190,9 +298,66 @@ class Node:
         finally:
             self.storage.close()
 
+    async def _run_role(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Order blocks or follow them, whichever the ledger says; switch when it changes."""
+        started = False
+        while True:
+            self._role_changed = trio.Event()
+            async with trio.open_nursery() as nursery:
+                if self.orderer is not None:
+                    await nursery.start(self.orderer.run)
+                    nursery.start_soon(self._watch_retirement)
+                else:
+                    await nursery.start(self.sync.follow)
+                if not started:
+                    task_status.started()
+                    started = True
+                await self._role_changed.wait()
+                nursery.cancel_scope.cancel()
+            if self._wants_to_order() and self.orderer is None:
+                log.info("the ledger added %s to the ordering set: ordering from block %d",
+                         self.institution, self.chain.height)
+                self._become_orderer()
+            elif not self._wants_to_order() and self.orderer is not None:
+                log.info("the ledger removed %s from the ordering set: following from block "
+                         "%d", self.institution, self.chain.height)
+                self._become_follower()
+
+    async def _watch_retirement(self) -> None:
+        """A removed orderer gets no more blocks through Raft: check its role on a timer."""
+        while True:
+            await trio.sleep(ROLE_CHECK_INTERVAL_S)
+            if not self._wants_to_order():
+                self._check_role()
 
 
 # ---------------------------------------------------------------------- from a config file
+
+
+def _check_identity(node: Node, cfg: NodeConfig, peer_id: str) -> None:
+    """The institution key must be one the ledger knows for this institution (active now or
+    from a later block); the node key should be the one the ledger names (a warning only: after
+    a rotation, the operator restarts with the new key before this node has applied the block
+    that names it, and its peers are the judges)."""
+    state = node.chain.state
+    record = state.institution(cfg.institution)
+    if record is None:
+        return  # admitted later than this node's state: it learns by following the chain
+    known = {k.key_id for k in record.keys}
+    if not any(k.key_id in known for k in node.keys):
+        raise NodeStartError(
+            f"{cfg.key_file}: key {node.key.key_id.hex()} is not a key of {cfg.institution} in "
+            f"the ledger (as of block {node.chain.height})")
+    if node.signing_key() is None:
+        log.warning("no configured key of %s may sign the next block: blocks and transactions "
+                    "signed by this node will be refused until the ledger lists one",
+                    cfg.institution)
+    mine = node.nodes.get(cfg.institution)
+    if mine is not None and mine.peer_id != peer_id:
+        log.warning("%s: node key has peer id %s but the ledger (block %d) names %s for %s: "
+                    "peers refuse this node until a node.set transaction names it",
+                    cfg.node_key_file, peer_id, node.chain.height, mine.peer_id,
+                    cfg.institution)
 
 
 async def run_from_config(cfg: NodeConfig) -> None:
@@ -207,32 +372,29 @@ async def run_from_config(cfg: NodeConfig) -> None:
     except OSError as exc:
         raise NodeStartError(f"cannot read genesis {cfg.genesis}: {exc.strerror}") from None
     config = load_genesis(genesis_bytes)
-    inst = config.institution(cfg.institution)
-    if inst is None:
-        raise NodeStartError(f"{cfg.path}: [node] institution: {cfg.institution!r} is not in "
-                             f"the genesis file {cfg.genesis}")
-    key = read_key_file(cfg.key_file, passphrase_from_env_or_file(cfg.passphrase_file))
-    if not any(k.key_id == key.key_id for k in inst.keys):
-        raise NodeStartError(f"{cfg.key_file}: key {key.key_id.hex()} is not a key of "
-                             f"{cfg.institution} in the genesis file")
+    passphrase = passphrase_from_env_or_file(cfg.passphrase_file)
+    key = read_key_file(cfg.key_file, passphrase)
+    extra_keys = [read_key_file(f, passphrase) for f in cfg.extra_key_files]
     identity = load_or_create_node_key(cfg.node_key_file)
-    if inst.node is not None and inst.node.peer_id != identity.peer_id:
-        raise NodeStartError(
-            f"{cfg.node_key_file}: node key has peer id {identity.peer_id}, but the genesis "
-            f"file lists {inst.node.peer_id} for {cfg.institution}")
-    peers = {i.id: i.node.peer_id for i in config.institutions
-             if i.node is not None and i.id != cfg.institution}
+    # The allowlist starts from genesis; the node replaces it with the ledger's node records
+    # (node.set) as soon as it has opened its store, before the host listens.
     addresses = {i.node.peer_id: list(i.node.addresses) for i in config.institutions
-                 if i.node is not None and i.id != cfg.institution}
+                 if i.node is not None and i.node.peer_id != identity.peer_id}
     p2p = P2PNode(identity.key_pair, cfg.p2p_listen, addresses,
                   topics=(net.TOPIC_TXS, net.TOPIC_BLOCKS))
+    node = Node(config=config, institution=cfg.institution, key=key, extra_keys=extra_keys,
+                data_dir=cfg.data_dir, network=p2p,
+                tuning=cfg.tuning, rpc_host=cfg.rpc_host, rpc_port=cfg.rpc_port,
+                rpc_settings=cfg.rpc,
+                metrics_host=cfg.metrics_host, metrics_port=cfg.metrics_port,
+                backup_dir=cfg.backup_dir)
+    try:
+        _check_identity(node, cfg, identity.peer_id)
+    except BaseException:
+        node.storage.close()
+        raise
     async with trio.open_nursery() as nursery:
         await nursery.start(p2p.run)
-        node = Node(config=config, institution=cfg.institution, key=key,
-                    data_dir=cfg.data_dir, network=p2p, peer_of_institution=peers,
-                    tuning=cfg.tuning, rpc_host=cfg.rpc_host, rpc_port=cfg.rpc_port,
-                    rpc_settings=cfg.rpc,
-                    metrics_host=cfg.metrics_host, metrics_port=cfg.metrics_port)
         await nursery.start(node.run)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:

@@ -37,7 +37,7 @@ class SyncError(CrossbillError):
 
 class BlockSync:
     def __init__(self, *, institution: str, chain: Chain, storage: Storage,
-                 network: net.Network, peers: list[str], batch_blocks: int,
+                 network: net.Network, peers: Callable[[], list[str]], batch_blocks: int,
                  request_timeout_s: float, on_block: BlockListener,
                  leader: Callable[[], str] = lambda: "",
                  raft_term: Callable[[], int] = lambda: 0) -> None:
@@ -45,7 +45,7 @@ class BlockSync:
         self.chain = chain
         self.storage = storage
         self.net = network
-        self.peers = list(peers)
+        self.peers = peers  # whom to ask for blocks and status (follows the ledger)
         self.batch_blocks = min(batch_blocks, wire.BLOCK_RANGE_BLOCKS_MAX)
         self.timeout_s = request_timeout_s
         self.on_block = on_block
@@ -56,6 +56,8 @@ class BlockSync:
         self.stats: dict[str, int] = {"gossip_blocks_rejected": 0, "blocks_fetched": 0,
                                       "fetch_failures": 0}
         self._lock = trio.Lock()  # one writer of the chain at a time on a follower
+        self._subscribed = False
+        self._gossip_inbox: trio.MemorySendChannel[bytes] | None = None  # while following
         network.register_handler(net.PROTO_BLOCKS, self._serve_blocks)
         network.register_handler(net.PROTO_STATUS, self._serve_status)
 
@@ -102,7 +104,9 @@ class BlockSync:
             self.catching_up = False
 
     async def _fetch_next_batch(self, height: int) -> bool:
-        peers = [p for p in self.peers if p in set(self.net.connected_peers())] or self.peers
+        known = self.peers()
+        connected = set(self.net.connected_peers())
+        peers = [p for p in known if p in connected] or known
         random.shuffle(peers)
         for peer in peers:
             start = self.chain.height + 1
@@ -139,7 +143,10 @@ class BlockSync:
 
     def gossip_validator(self, data: bytes, peer_id: str) -> bool:
         """Cheap checks before a gossiped block is relayed: decodes, this chain, signed by an
-        orderer's active key. Full verification happens when it is applied."""
+        orderer's active key. Full verification happens when it is applied. An ordering node
+        gets its blocks through Raft: it neither takes nor relays block gossip."""
+        if self._gossip_inbox is None:
+            return False
         try:
             block = types.Block.decode(data)
             header = block.header
@@ -156,29 +163,35 @@ class BlockSync:
             self.stats["gossip_blocks_rejected"] += 1
         return ok
 
+    async def _on_gossip(self, data: bytes, peer_id: str) -> None:
+        if self._gossip_inbox is not None:
+            try:
+                self._gossip_inbox.send_nowait(data)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the status poll will fetch what we drop here
+
     async def follow(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run as a follower: apply gossiped blocks, fill gaps, poll peers' status."""
         send, recv = trio.open_memory_channel[bytes](GOSSIP_BLOCKS_QUEUE_MAX)
-
-        async def on_gossip(data: bytes, peer_id: str) -> None:
-            try:
-                send.send_nowait(data)
-            except trio.WouldBlock:
-                pass  # the status poll will fetch what we drop here
-
-        self.net.subscribe(net.TOPIC_BLOCKS, self.gossip_validator, on_gossip)
-        task_status.started()
-        while True:
-            data = None
-            with trio.move_on_after(STATUS_POLL_INTERVAL_S):
-                data = await recv.receive()
-            try:
-                if data is not None:
-                    await self._on_gossip_block(types.Block.decode(data))
-                else:
-                    await self._poll_and_catch_up()
-            except (SyncError, ValidationError) as exc:
-                log.info("sync: %s", exc)
+        if not self._subscribed:
+            self.net.subscribe(net.TOPIC_BLOCKS, self.gossip_validator, self._on_gossip)
+            self._subscribed = True
+        self._gossip_inbox = send
+        try:
+            task_status.started()
+            while True:
+                data = None
+                with trio.move_on_after(STATUS_POLL_INTERVAL_S):
+                    data = await recv.receive()
+                try:
+                    if data is not None:
+                        await self._on_gossip_block(types.Block.decode(data))
+                    else:
+                        await self._poll_and_catch_up()
+                except (SyncError, ValidationError) as exc:
+                    log.info("sync: %s", exc)
+        finally:
+            self._gossip_inbox = None
 
     async def _on_gossip_block(self, block: types.Block) -> None:
         height = block.header.height
@@ -192,8 +205,9 @@ class BlockSync:
 
     async def _poll_and_catch_up(self) -> None:
         best = self.chain.height
+        known = set(self.peers())
         for peer in self.net.connected_peers():
-            if peer not in self.peers:
+            if peer not in known:
                 continue
             try:
                 with trio.fail_after(self.timeout_s):

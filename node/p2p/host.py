@@ -179,6 +179,8 @@ class P2PNode:
                       "dial_failures": 0},
         }
         self._peer_changed: dict[str, trio.Event] = {}
+        self._keepers: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
         self._running = False
         self._ran = False
         self.host = new_host(
@@ -225,6 +227,42 @@ class P2PNode:
 
     def is_allowed(self, peer_id: str) -> bool:
         return peer_id in self._allow
+
+    def set_peers(self, peers: Mapping[str, Sequence[str]]) -> None:
+        """Replace the allowlist (peer id -> addresses), e.g. after the ledger named a node's
+        new identity or a new institution's node. Peers no longer listed are disconnected and
+        refused from now on; new ones are dialled; a peer whose addresses changed is redialled
+        at the new ones. Raises ValueError (and changes nothing) on a malformed entry."""
+        new = _Allowlist({p: a for p, a in peers.items() if p != self.peer_id})
+        old = self._allow
+        self._allow = new
+        for peer, addrs in new.addrs.items():
+            if addrs:
+                self.host.get_peerstore().add_addrs(new.ids[peer], addrs, 0)
+        for peer in old.ids.keys() - new.ids.keys():
+            log.info("peer %s left the allowlist: disconnecting it", peer)
+            self._stop_keeper(peer)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._disconnect, old.ids[peer])
+            self._signal(peer)
+        for peer in new.ids:
+            if peer not in old.ids or old.addrs.get(peer) != new.addrs[peer]:
+                self._stop_keeper(peer)
+                if self._nursery is not None and new.addrs[peer]:
+                    self._nursery.start_soon(self._keep_connected, peer)
+
+    def _stop_keeper(self, peer: str) -> None:
+        scope = self._keepers.pop(peer, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def _disconnect(self, pid: ID) -> None:
+        with trio.move_on_after(limits.UPGRADE_TIMEOUT_S):
+            try:
+                await self.host.disconnect(pid)
+            except Exception as exc:  # already gone: nothing to do
+                log.debug("disconnecting %s: %s", pid, exc)
+        self.gossip.refresh_peer(pid)
 
     def connected_peers(self) -> set[str]:
         network = self.host.get_network()
@@ -291,6 +329,7 @@ class P2PNode:
                     await nursery.start(self._run_host, stop)
                     await nursery.start(self.gossip.run)
                     self.reqresp.attach(nursery)
+                    self._nursery = nursery
                     for peer, addrs in self._allow.addrs.items():
                         if addrs:
                             nursery.start_soon(self._keep_connected, peer)
@@ -299,6 +338,7 @@ class P2PNode:
                     task_status.started()
                     await trio.sleep_forever()
                 finally:
+                    self._nursery = None
                     self.reqresp.attach(None)
                     self.reqresp.fail_all("the p2p node is stopping")
                     stop.set()  # the host task closes the host, shielded and bounded
@@ -344,6 +384,17 @@ class P2PNode:
             ev.set()
 
     async def _keep_connected(self, peer: str) -> None:
+        if peer not in self._allow or peer in self._keepers:
+            return
+        with trio.CancelScope() as scope:
+            self._keepers[peer] = scope
+            try:
+                await self._keep_connected_loop(peer)
+            finally:
+                if self._keepers.get(peer) is scope:
+                    del self._keepers[peer]
+
+    async def _keep_connected_loop(self, peer: str) -> None:
         pid = self._allow.ids[peer]
         info = PeerInfo(pid, self._allow.addrs[peer])
         network: Any = self.host.get_network()

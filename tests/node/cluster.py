@@ -55,8 +55,7 @@ class Cluster:
             host._running = True  # type: ignore[attr-defined]
         node = Node(config=self.config, institution=institution, key=self.keys[institution],
                     data_dir=self.root / institution, network=host,
-                    peer_of_institution={i: p for i, p in self.peers.items()
-                                         if i != institution}, tuning=FAST)
+                    tuning=FAST)
         node.cancel_scope = trio.CancelScope()  # type: ignore[attr-defined]
 
         async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -4,7 +4,7 @@ one task per receiving host, and links can be cut (partitions) or hosts stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -30,9 +30,12 @@ class MemNet:
         return h
 
     def reachable(self, a: str, b: str) -> bool:
+        """Both up, the link not cut, and each in the other's allowlist (when it has one)."""
         ha, hb = self.hosts.get(a), self.hosts.get(b)
         return (ha is not None and hb is not None and ha.up and hb.up
-                and frozenset((a, b)) not in self.cut)
+                and frozenset((a, b)) not in self.cut
+                and (ha.allowed is None or b in ha.allowed)
+                and (hb.allowed is None or a in hb.allowed))
 
     def partition(self, group: Iterable[str]) -> None:
         """Cut every link between `group` and the rest."""
@@ -51,6 +54,7 @@ class MemHost:
         self.net = net
         self.peer_id = peer_id
         self.up = True
+        self.allowed: set[str] | None = None  # None: everyone (until set_peers is called)
         self.handlers: dict[str, RequestHandler] = {}
         self.subs: dict[str, tuple[Validator, GossipHandler]] = {}
         self._send, self._recv = trio.open_memory_channel[tuple[Any, ...]](QUEUE_MAX)
@@ -109,6 +113,9 @@ class MemHost:
 
     def subscribe(self, topic: str, validator: Validator, handler: GossipHandler) -> None:
         self.subs[topic] = (validator, handler)
+
+    def set_peers(self, peers: Mapping[str, Sequence[str]]) -> None:
+        self.allowed = set(peers) - {self.peer_id}
 
     def connected_peers(self) -> list[str]:
         return [p for p in self.net.hosts if p != self.peer_id

@@ -233,3 +233,36 @@ async def test_gossip_resumes_after_a_peer_is_killed_and_replaced(nursery: trio.
     await eventually(lambda: a.peer_id in successor.topic_peers(TX_TOPIC), timeout_s=15)
     await successor.publish(TX_TOPIC, b"from the successor")
     await eventually(lambda: got == [b"from the successor"])
+
+
+async def test_allowlist_changes_at_runtime(nursery: trio.Nursery) -> None:
+    """set_peers (the ledger's node.set): a peer taken off the list is disconnected and
+    refused; a new one is admitted and dialled; a rotated identity replaces the old one."""
+    a_key, b_key, c_key = new_key(), new_key(), new_key()
+    served = Counter()
+    a = serving_node({peer_of(b_key): []}, served, key=a_key)
+    await start(nursery, a)
+    b = make_node(b_key, {a.peer_id: addr_of(a)})
+    await start(nursery, b)
+    await eventually(lambda: a.peer_id in b.connected_peers())
+    assert await b.request(a.peer_id, ECHO, b"hello", timeout_s=5) == b"hello"
+    # b's identity is rotated to c: a drops b and takes c.
+    a.set_peers({peer_of(c_key): []})
+    await eventually(lambda: peer_of(b_key) not in a.connected_peers())
+    assert not a.is_allowed(peer_of(b_key))
+    with pytest.raises(P2PError):
+        with trio.fail_after(5):
+            await b.request(a.peer_id, ECHO, b"still there?", timeout_s=3)
+    c = make_node(c_key, {a.peer_id: addr_of(a)})
+    await start(nursery, c)
+    await eventually(lambda: a.peer_id in c.connected_peers())
+    assert await c.request(a.peer_id, ECHO, b"new me", timeout_s=5) == b"new me"
+    # And a dials a peer added with an address.
+    d_key = new_key()
+    d = serving_node({a.peer_id: []}, Counter(), key=d_key)
+    await start(nursery, d)
+    a.set_peers({peer_of(c_key): [], peer_of(d_key): addr_of(d)})
+    await eventually(lambda: peer_of(d_key) in a.connected_peers())
+    with pytest.raises(ValueError):
+        a.set_peers({"not-a-peer-id": []})
+    assert a.is_allowed(peer_of(d_key))  # a refused update changes nothing
