@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pathlib
 import time
+from collections.abc import Callable
 
 import trio
 
@@ -56,7 +57,7 @@ async def admit_new_bank(c: Cluster) -> crypto.PrivateKey:
     return key
 
 
-async def wait_for(predicate, timeout_s: float = 20, what: str = "") -> None:  # type: ignore[no-untyped-def]
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 20, what: str = "") -> None:
     with trio.fail_after(timeout_s):
         while not predicate():
             await trio.sleep(0.02)
@@ -115,7 +116,7 @@ async def test_rotating_a_node_key_moves_the_allowlist(tmp_path: pathlib.Path) -
         others = [n for name, n in c.nodes.items() if name != CUSTOMS]
         await wait_for(lambda: all(n.storage.tx_record(rotate.id) for n in others))
         # Every other node now allows the new identity and refuses the old one.
-        for name, node in c.nodes.items():
+        for name in c.nodes:
             if name == CUSTOMS:
                 continue
             host = c.net.hosts[c.peers[name]]
