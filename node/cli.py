@@ -36,6 +36,22 @@ def _cmd_keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_node_key(args: argparse.Namespace) -> int:
+    """A new libp2p identity for a node (network key rotation, or a new node)."""
+    from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
+
+    seed = generate_seed()
+    write_node_key(args.out, seed)
+    peer_id = peer_id_from_seed(seed)
+    print(f"peer_id    {peer_id}")
+    print(f"written to {args.out} (mode 0600)")
+    print("next: the regulator names it with a node.set transaction, e.g.")
+    print(f"  crossbill tx node.set --signer <regulator> --key <regulator key> --rpc URL "
+          f"--institution <id> --peer-id {peer_id} --addresses '[\"/ip4/<host>/tcp/<port>\"]'")
+    print("then restart the node with node_key_file pointing at the new file")
+    return 0
+
+
 def _cmd_genesis_check(args: argparse.Namespace) -> int:
     from protocol.genesis import load_genesis
 
@@ -128,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also decrypt the key to check the passphrase")
     show.add_argument("--passphrase-file", type=pathlib.Path)
     show.set_defaults(func=_cmd_keys_show)
+    nk = keys_sub.add_parser("node-key", help="create a new libp2p node key (network identity) "
+                             "and print its peer id")
+    nk.add_argument("--out", type=pathlib.Path, required=True, help="node key file to create")
+    nk.set_defaults(func=_cmd_keys_node_key)
 
     genesis = sub.add_parser("genesis", help="check a genesis file (consortium configuration)")
     genesis_sub = genesis.add_subparsers(dest="genesis_command", required=True,
