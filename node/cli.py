@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     start = node_sub.add_parser("start", help="run a node in the foreground until SIGTERM")
     start.add_argument("--config", type=pathlib.Path, required=True, help="node.toml")
     start.set_defaults(func=_cmd_node_start)
+    from node import ops
+
+    ops.add_node_subcommands(node_sub)  # node id, node status
 
     dev = sub.add_parser("devnet", help="a local network on loopback (4 banks ordering, plus "
                          "regulator, customs and tax)")
@@ -187,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_client.register(sub)  # tx, query, rpc
     bench.register(sub)  # bench
+    ops.register(sub)  # backup create|restore, ledger check|compact
     return parser
 
 

@@ -50,6 +50,8 @@ _RAFT_HARD: Final = b"r:hard"
 _RAFT_SNAP: Final = b"r:snap"
 _RAFT_ENTRY: Final = b"r:e:"
 _RAFT_APPLIED: Final = b"r:applied"
+# Every Raft key starts with this: backups leave them out (docs/adr/0011).
+RAFT_KEY_PREFIX: Final = b"r:"
 
 U64 = Annotated[int, bound(min_value=0)]
 
@@ -339,6 +341,17 @@ class Storage:
         except plyvel.Error as exc:
             raise StorageError(f"{self.path}: not writable: {exc}") from None
 
+    # ------------------------------------------------------------------ operations
+
+    def snapshot(self) -> StoreSnapshot:
+        """A consistent read-only view of the whole store as of now. Every committed block is
+        one write batch, so the view always lies between two blocks. Close it when done."""
+        return StoreSnapshot(self._db.snapshot(), self.path)
+
+    def compact(self) -> None:
+        """Compact the whole key range (LevelDB compact_range; may take a while)."""
+        self._db.compact_range()
+
     def _decode(self, cls: type, raw: bytes, what: str):  # type: ignore[no-untyped-def]
         try:
             return codec.decode(cls, raw)
@@ -351,3 +364,78 @@ class Storage:
         except DecodeError as exc:
             raise StorageError(f"{self.path}: damaged block {height}: {exc}") from None
 
+
+class StoreSnapshot:
+    """A LevelDB snapshot of a `Storage`: reads see the store as it was when it was taken.
+    Usable from a worker thread; close it before the store closes."""
+
+    def __init__(self, snapshot: plyvel.Snapshot, path: pathlib.Path) -> None:
+        self._snapshot = snapshot
+        self.path = path
+
+    def __enter__(self) -> StoreSnapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._snapshot.close()
+
+    def tip(self) -> ChainTip | None:
+        raw = self._snapshot.get(_TIP)
+        if raw is None:
+            return None
+        try:
+            return codec.decode(ChainTip, raw)
+        except DecodeError as exc:
+            raise StorageError(f"{self.path}: damaged chain tip: {exc}") from None
+
+    def items(self, exclude_prefixes: tuple[bytes, ...] = ()) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) in key order, except keys starting with one of the prefixes."""
+        for key, value in self._snapshot.iterator():
+            if exclude_prefixes and key.startswith(exclude_prefixes):
+                continue
+            yield key, value
+
+
+def write_new_store(path: pathlib.Path, items: Iterable[tuple[bytes, bytes]],
+                    batch_keys: int) -> int:
+    """Create a new LevelDB at `path` (refused if one exists there) holding `items`, written
+    in synced batches of `batch_keys`. Returns the number of keys."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        db = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True)
+    except plyvel.Error as exc:
+        raise StorageError(f"cannot create a database at {path}: {exc}") from None
+    count = 0
+    try:
+        wb = db.write_batch(sync=True)
+        pending = 0
+        for key, value in items:
+            wb.put(key, value)
+            count += 1
+            pending += 1
+            if pending >= batch_keys:
+                wb.write()
+                wb = db.write_batch(sync=True)
+                pending = 0
+        wb.write()
+    finally:
+        db.close()
+    return count
+
+
+def database_in_use(path: pathlib.Path) -> bool:
+    """Whether another process (or this one) holds the LevelDB lock at `path`: a running node.
+    False when `path` holds no LevelDB."""
+    if not (path / "CURRENT").exists():
+        return False
+    try:
+        db = plyvel.DB(str(path), create_if_missing=False)
+    except plyvel.IOError:
+        return True
+    except plyvel.Error:
+        return False
+    db.close()
+    return False

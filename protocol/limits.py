@@ -82,3 +82,24 @@ INSTITUTIONS_MAX: Final = 256
 ORDERERS_MAX: Final = 9
 NODE_ADDRESSES_MAX: Final = 8
 ADDRESS_CHARS_MAX: Final = 256
+
+# network description (node/netinit.py) -------------------------------------------------------
+# `crossbill network init` reads one TOML file describing every institution and its node.
+NETWORK_DESCRIPTION_BYTES_MAX: Final = 256 * 1024
+# Every institution of the genesis file may run a node; each gets an scrypt-sealed key at init.
+NETWORK_INSTITUTIONS_MAX: Final = INSTITUTIONS_MAX
+# Node ports (p2p, RPC, metrics): the hardened service has no capabilities, so no port < 1024.
+NODE_PORT_MIN: Final = 1024
+NODE_PORT_MAX: Final = 65535
+
+# operations (node/ops.py) ----------------------------------------------------------------------
+# A backup name is one directory under [node] backup_dir: [A-Za-z0-9._-], not starting with ".".
+BACKUP_NAME_CHARS_MAX: Final = 64
+# Keys per synced write batch when a backup writes its new LevelDB.
+BACKUP_WRITE_BATCH_KEYS: Final = 10_000
+# How often a backup worker thread looks whether its RPC call was cancelled (node shutdown).
+BACKUP_CANCEL_CHECK_KEYS: Final = 2_000
+# A backup's manifest.json is refused above this size before parsing.
+BACKUP_MANIFEST_BYTES_MAX: Final = 64 * 1024
+# `crossbill ledger check` prints a progress line at most this often.
+LEDGER_CHECK_PROGRESS_INTERVAL_S: Final = 2

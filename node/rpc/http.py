@@ -63,6 +63,7 @@ class Request:
     headers: dict[bytes, bytes] = field(default_factory=dict)  # lower-case names, last wins
     body: bytes = b""
     scratch: dict[str, Any] = field(default_factory=dict)  # what checks learn, for handlers
+    peer: str = ""  # the client's IP address ("" when unknown)
 
     def header(self, name: bytes) -> bytes | None:
         return self.headers.get(name)
@@ -157,7 +158,7 @@ class HttpServer:
                 return
             if h11_request is None:
                 return
-            request = _request(h11_request, body)
+            request = _request(h11_request, body, _peer_host(stream))
             if _wants_upgrade(request):
                 await self._upgrade(conn, stream, request)
                 return
@@ -216,11 +217,20 @@ class HttpServer:
             await ws.close(WS_NORMAL, "")
 
 
-def _request(h11_request: h11.Request, body: bytes) -> Request:
+def _request(h11_request: h11.Request, body: bytes, peer: str = "") -> Request:
     method = h11_request.method.decode("ascii", "replace")
     path = h11_request.target.decode("ascii", "replace").split("?", 1)[0]
     headers = {bytes(name).lower(): bytes(value) for name, value in h11_request.headers}
-    return Request(method, path, headers, body)
+    return Request(method, path, headers, body, peer=peer)
+
+
+def _peer_host(stream: trio.SocketStream) -> str:
+    """The IP address of the connection's other end ("" if the socket cannot say)."""
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(address[0]) if isinstance(address, tuple) and address else ""
 
 
 def _wants_upgrade(request: Request) -> bool:

@@ -42,6 +42,7 @@ class CallContext:
     auth_error: str = ""               # why a credential offered was refused
     transport: str = "http"            # "http" or "ws"
     session: Any = None                # the WebSocket session (subscriptions)
+    loopback: bool = False             # the connection comes from a loopback address
 
 
 @dataclass(frozen=True)

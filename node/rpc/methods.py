@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import pathlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,13 +17,21 @@ from typing import Any, Final
 
 import trio
 
+from node import ops
 from node.intake import ALREADY_COMMITTED, OK, TooManyWaitersError, TxIntake
 from node.mempool import MEMPOOL_FULL
 from node.rpc import auth, schema, views
 from node.rpc import errors as E
-from node.rpc.jsonrpc import CallContext, Dispatcher, Param, RpcError, invalid_params
+from node.rpc.jsonrpc import (
+    INTERNAL_ERROR,
+    CallContext,
+    Dispatcher,
+    Param,
+    RpcError,
+    invalid_params,
+)
 from node.rpc.subs import Hub, SubscriptionError
-from node.storage import TxRecord
+from node.storage import StorageError, TxRecord
 from protocol import codec, limits, types
 from protocol.errors import DecodeError
 from protocol.ledger import queries
@@ -136,6 +145,8 @@ class Api:
         default_factory=lambda: collections.deque(maxlen=AUDIT_READS_MAX))
     read_replays: auth.ReplayCache = field(
         default_factory=lambda: auth.ReplayCache(2 * auth.READ_WINDOW_MS))
+    backup_dir: pathlib.Path | None = None  # [node] backup_dir: where admin.backup writes
+    admin_jobs: ops.AdminJobs = field(default_factory=ops.AdminJobs)
 
     @property
     def state(self) -> State:
@@ -381,6 +392,47 @@ class Api:
             raise RpcError(E.NOT_FOUND, f"no subscription {sub_id} on this connection")
         return True
 
+    # ------------------------------------------------------------------ admin
+
+    def _admin(self, method: str, ctx: CallContext) -> None:
+        """Admin methods are write methods (a credential whenever the node requires one for
+        writes) that, without a credential, also need a loopback connection."""
+        if ctx.client is None and not ctx.loopback:
+            reason = (f"{method} is an admin method: call it over a loopback connection or "
+                      "with a client credential (Authorization)")
+            audit_log.warning("admin call refused", extra={"method": method,
+                                                           "transport": ctx.transport})
+            raise RpcError(E.UNAUTHORIZED, f"Unauthorized: {reason}", {"reason": reason})
+
+    async def admin_backup(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        self._admin("admin.backup", ctx)
+        try:
+            name = ops.check_backup_name(params.get("name"))
+        except ops.OpsError as exc:
+            raise invalid_params(f"name: {exc}") from None
+        if self.backup_dir is None:
+            raise RpcError(INTERNAL_ERROR, "this node has no backup directory configured")
+        chain = self.intake.chain
+        institution = str(self.status().get("institution", ""))
+        try:
+            result = await self.admin_jobs.backup(chain.storage, self.backup_dir, name,
+                                                  institution)
+        except ops.BusyError as exc:
+            raise RpcError(E.BUSY, str(exc), {"running": self.admin_jobs.running}) from None
+        except (ops.OpsError, OSError, StorageError) as exc:
+            raise RpcError(INTERNAL_ERROR, f"backup failed: {exc}") from None
+        audit_log.info("backup written", extra={"backup": name, "height":
+                                                result["manifest"]["height"],
+                                                "client": ctx.client})
+        return result
+
+    async def admin_compact(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        self._admin("admin.compact", ctx)
+        try:
+            return await self.admin_jobs.compact(self.intake.chain.storage)
+        except ops.BusyError as exc:
+            raise RpcError(E.BUSY, str(exc), {"running": self.admin_jobs.running}) from None
+
     def record_view(self, kind: str, record_id: str) -> Any:
         try:
             return views.RECORD_VIEWS[kind](self.state, record_id)
@@ -468,3 +520,17 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("sub.cancel", api.sub_cancel, (Param("subscription", s.int_range(0, None), True),),
         summary="Cancel a subscription of this connection.", result=s.BOOL,
         errors=(E.WEBSOCKET_ONLY, E.NOT_FOUND))
+    admin = "Admin: loopback connection or client credential (a credential whenever writes " \
+        "need one). "
+    add("admin.backup", api.admin_backup, (
+        Param("name", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                       "maxLength": limits.BACKUP_NAME_CHARS_MAX}, True,
+              "the backup's directory name under the node's [node] backup_dir (never a "
+              "path)"),),
+        summary=admin + "Write a consistent backup of this node's store (a LevelDB snapshot "
+        "between two blocks, without Raft state) to <backup_dir>/<name>/ with a manifest; "
+        "one admin job at a time.", result=s.OBJECT, write=True,
+        errors=(E.UNAUTHORIZED, E.BUSY))
+    add("admin.compact", api.admin_compact, summary=admin + "Compact this node's LevelDB in "
+        "the background; one admin job at a time.", result=s.OBJECT, write=True,
+        errors=(E.UNAUTHORIZED, E.BUSY))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import trio
 
-from node.config import RpcSettings
+from node.config import RpcSettings, is_loopback
 from node.metrics import observe_rpc
 from node.rpc import auth, openrpc
 from node.rpc import errors as E
@@ -77,7 +77,8 @@ class RpcServer:
         self.auth_required = self.settings.auth_required(node.rpc_host or "127.0.0.1")
         self.client_auth = auth.ClientAuth(self.settings.clients, clock_ms)
         self.api = Api(intake=node.intake, status=node.status, hub=cast(Hub, None),
-                       config=node.config, clock_ms=clock_ms)
+                       config=node.config, clock_ms=clock_ms,
+                       backup_dir=node.backup_dir)
         self.hub = Hub(read_raw=lambda key: node.chain.state.kv.get(key),
                        record_view=self.api.record_view)
         self.api.hub = self.hub
@@ -115,7 +116,8 @@ class RpcServer:
             (b"access-control-max-age", str(CORS_MAX_AGE_S).encode())))
 
     def _context(self, request: Request) -> CallContext | Response:
-        ctx = CallContext(auth_required=self.auth_required)
+        ctx = CallContext(auth_required=self.auth_required,
+                          loopback=bool(request.peer) and is_loopback(request.peer))
         header = request.header(b"authorization")
         if header is not None:
             try:

@@ -1,0 +1,916 @@
+"""Operator commands: consistent backups of a running node, offline restore, the ledger check,
+compaction, and who a node is (docs/adr/0011-backup-restore-and-ledger-check.md).
+
+    crossbill backup create --rpc URL --name N          the running node writes a backup
+    crossbill backup restore --from DIR --config node.toml [--force]     (node stopped)
+    crossbill ledger check --config node.toml | --data DIR --genesis FILE  (node stopped)
+    crossbill ledger compact --config node.toml                            (node stopped)
+    crossbill node id --config node.toml
+    crossbill node status --rpc URL
+
+A backup is made by the node itself (`admin.backup`, node/rpc/methods.py): the node holds the
+LevelDB lock, so nothing else can read its store while it runs. It takes a LevelDB snapshot on
+the event loop (every committed block is one write batch, so the snapshot lies between two
+blocks) and copies every key except Raft's (`r:`) into a new LevelDB in a worker thread:
+
+    <backup_dir>/<name>/store/          the LevelDB (Crossbill store format, no Raft state)
+    <backup_dir>/<name>/manifest.json   format, chain, genesis, height, tip, state root, key
+                                        count, content digest, creation time, version
+
+A backup appears under its name only when complete (written under a hidden staging name,
+then renamed). `restore` copies a backup into a node's data directory after checking it
+against the node's genesis and re-checking the whole ledger; `check_ledger` re-applies every
+block from genesis on a fresh in-memory state and compares everything the store holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any, Final
+
+import orjson
+import trio
+
+from node.config import NodeConfig, load_config
+from node.storage import (
+    RAFT_KEY_PREFIX,
+    Storage,
+    StorageError,
+    StoreSnapshot,
+    TxRecord,
+    database_in_use,
+    write_new_store,
+)
+from protocol import ledger, limits, types, validation
+from protocol.errors import CrossbillError, DecodeError, ValidationError
+from protocol.ledger import keys as ledger_keys
+
+MANIFEST_FORMAT: Final = "crossbill-backup-1"
+MANIFEST_FILE: Final = "manifest.json"
+STORE_DIR: Final = "store"
+EXCLUDED_PREFIXES: Final = (RAFT_KEY_PREFIX,)
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_CONTENT_DOMAIN: Final = b"crossbill/backup-content\x00"
+
+
+class OpsError(CrossbillError):
+    """An operator command that cannot be carried out; the message says why and what to do."""
+
+
+class BusyError(OpsError):
+    """Another admin job (backup or compaction) is running on this node."""
+
+
+def version() -> str:
+    try:
+        return metadata.version("crossbill")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def check_backup_name(name: object) -> str:
+    """`name` if it is a safe single directory name, else `OpsError`."""
+    if (not isinstance(name, str) or not 0 < len(name) <= limits.BACKUP_NAME_CHARS_MAX
+            or not _NAME.fullmatch(name)):
+        raise OpsError(f"a backup name is 1-{limits.BACKUP_NAME_CHARS_MAX} characters of "
+                       "[A-Za-z0-9._-] starting with a letter or digit")
+    return name
+
+
+# ---------------------------------------------------------------------- manifest
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str
+    institution: str
+    chain_id: str
+    genesis_hash: str
+    height: int
+    tip_hash: str
+    state_root: str
+    key_count: int
+    content_sha256: str
+    excluded_prefixes: tuple[str, ...]
+    created_at: str
+    created_ms: int
+    crossbill_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["excluded_prefixes"] = list(self.excluded_prefixes)
+        return out
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def read_manifest(backup: pathlib.Path) -> Manifest:
+    """The manifest of the backup directory `backup`, checked field by field."""
+    path = backup / MANIFEST_FILE
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limits.BACKUP_MANIFEST_BYTES_MAX + 1)
+    except OSError as exc:
+        raise OpsError(f"{backup} is not a Crossbill backup: cannot read {path.name} "
+                       f"({exc.strerror})") from None
+    if len(raw) > limits.BACKUP_MANIFEST_BYTES_MAX:
+        raise OpsError(f"{path}: larger than {limits.BACKUP_MANIFEST_BYTES_MAX} bytes")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise OpsError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise OpsError(f"{path}: expected a JSON object")
+    if data.get("format") != MANIFEST_FORMAT:
+        raise OpsError(f"{path}: format {data.get('format')!r}; this Crossbill reads "
+                       f"{MANIFEST_FORMAT!r}")
+    fields: dict[str, Any] = {f: data.get(f) for f in Manifest.__dataclass_fields__}
+    for name in ("institution", "chain_id", "created_at", "crossbill_version"):
+        if not isinstance(fields[name], str):
+            raise OpsError(f"{path}: {name} must be a string")
+    for name in ("height", "key_count", "created_ms"):
+        if type(fields[name]) is not int or fields[name] < 0:
+            raise OpsError(f"{path}: {name} must be a non-negative integer")
+    for name in ("genesis_hash", "tip_hash", "state_root", "content_sha256"):
+        if not isinstance(fields[name], str) or not _HEX64.fullmatch(fields[name]):
+            raise OpsError(f"{path}: {name} must be 64 lowercase hex characters")
+    prefixes = fields["excluded_prefixes"]
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        raise OpsError(f"{path}: excluded_prefixes must be a list of strings")
+    fields["excluded_prefixes"] = tuple(prefixes)
+    if RAFT_KEY_PREFIX.decode() not in prefixes:
+        raise OpsError(f"{path}: this backup may hold Raft state (r: is not excluded): "
+                       "refusing it")
+    return Manifest(**fields)
+
+
+class _Digest:
+    """SHA-256 over the (key, value) pairs of a store, in key order, length-prefixed."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256(_CONTENT_DOMAIN)
+        self.count = 0
+
+    def add(self, key: bytes, value: bytes) -> None:
+        self._h.update(len(key).to_bytes(4, "big") + key + len(value).to_bytes(8, "big"))
+        self._h.update(value)
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+# ---------------------------------------------------------------------- backup
+
+
+def write_backup(snapshot: StoreSnapshot, dest: pathlib.Path, *, institution: str,
+                 chain_id: str, genesis_hash: bytes,
+                 checkpoint: Callable[[], None] = lambda: None) -> Manifest:
+    """Copy `snapshot` (without Raft state) into a new backup directory `dest`.
+
+    Blocking: run it in a worker thread. `checkpoint` is called every
+    `BACKUP_CANCEL_CHECK_KEYS` keys and may raise to abort (the staging directory is removed).
+    """
+    tip = snapshot.tip()
+    if tip is None:
+        raise OpsError("the store holds no chain yet: nothing to back up")
+    if dest.exists():
+        raise OpsError(f"a backup named {dest.name!r} already exists")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.partial-{os.getpid()}-{os.urandom(4).hex()}"
+    digest = _Digest()
+
+    def items() -> Iterator[tuple[bytes, bytes]]:
+        for key, value in snapshot.items(exclude_prefixes=EXCLUDED_PREFIXES):
+            if digest.count % limits.BACKUP_CANCEL_CHECK_KEYS == 0:
+                checkpoint()
+            digest.add(key, value)
+            yield key, value
+
+    now = time.time()
+    try:
+        count = write_new_store(staging / STORE_DIR, items(), limits.BACKUP_WRITE_BATCH_KEYS)
+        manifest = Manifest(
+            format=MANIFEST_FORMAT, institution=institution, chain_id=chain_id,
+            genesis_hash=genesis_hash.hex(), height=tip.height, tip_hash=tip.hash.hex(),
+            state_root=tip.state_root.hex(), key_count=count,
+            content_sha256=digest.hexdigest(),
+            excluded_prefixes=tuple(p.decode() for p in EXCLUDED_PREFIXES),
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            created_ms=int(now * 1000), crossbill_version=version())
+        _write_synced(staging / MANIFEST_FILE, manifest.dumps() + b"\n")
+        _fsync_tree(staging)
+        if dest.exists():
+            raise OpsError(f"a backup named {dest.name!r} already exists")
+        os.rename(staging, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+class AdminJobs:
+    """Runs one admin job (backup or compaction) of a live node at a time, in a worker
+    thread; a second request while one runs gets `BusyError`."""
+
+    def __init__(self) -> None:
+        self.running: str | None = None
+        self.started = 0.0
+
+    @contextlib.contextmanager
+    def _slot(self, job: str) -> Iterator[None]:
+        if self.running is not None:
+            raise BusyError(f"busy: a {self.running} started "
+                            f"{time.monotonic() - self.started:.1f} s ago is still running; "
+                            "retry when it has finished")
+        self.running, self.started = job, time.monotonic()
+        try:
+            yield
+        finally:
+            self.running = None
+
+    async def backup(self, storage: Storage, backup_dir: pathlib.Path, name: str,
+                     institution: str) -> dict[str, Any]:
+        dest = backup_dir / check_backup_name(name)
+        with self._slot("backup"):
+            started = time.monotonic()
+            # Taken on the event loop, between two blocks' write batches.
+            snapshot = storage.snapshot()
+            try:
+                manifest = await trio.to_thread.run_sync(lambda: write_backup(
+                    snapshot, dest, institution=institution, chain_id=storage.meta.chain_id,
+                    genesis_hash=storage.meta.genesis_hash,
+                    checkpoint=trio.from_thread.check_cancelled))
+            finally:
+                snapshot.close()
+            return {"name": name, "dir": str(dest), "bytes": _dir_bytes(dest),
+                    "seconds": round(time.monotonic() - started, 3),
+                    "manifest": manifest.to_json()}
+
+    async def compact(self, storage: Storage) -> dict[str, Any]:
+        with self._slot("compaction"):
+            started = time.monotonic()
+            before = _dir_bytes(storage.path)
+            await trio.to_thread.run_sync(storage.compact)
+            return {"bytes_before": before, "bytes_after": _dir_bytes(storage.path),
+                    "seconds": round(time.monotonic() - started, 3)}
+
+
+# ---------------------------------------------------------------------- ledger check
+
+
+@dataclass
+class CheckReport:
+    """What `check_ledger` found. `problem` names the first mismatch (None: all agree)."""
+
+    height: int = 0
+    blocks: int = 0
+    txs: int = 0
+    state_keys: int = 0
+    state_root: bytes = b""
+    tip_hash: bytes = b""
+    seconds: float = 0.0
+    problem: str | None = None
+    problem_height: int | None = None
+    problem_key: bytes | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def blocks_per_s(self) -> float:
+        return self.blocks / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Mismatch(Exception):
+    def __init__(self, message: str, height: int | None = None,
+                 key: bytes | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.height = height
+        self.key = key
+
+
+def show_key(key: bytes) -> str:
+    """A ledger or store key for people: NUL separators as '/', other bytes escaped."""
+    text = key.replace(b"\x00", b"/").decode("utf-8", "backslashreplace")
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+Progress = Callable[[int, int, float], None]
+
+
+def check_ledger(storage: Storage, config: types.ConsortiumConfig,
+                 progress: Progress | None = None) -> CheckReport:
+    """Re-apply every stored block from genesis on a fresh in-memory ledger state and compare.
+
+    Per block: it is present and decodes, the hash index points at it, it links to its parent,
+    `validate_basic_block` passes (proposer and transaction signatures, tx root), and the
+    re-computed state root, receipts root, receipts and transaction index entries equal the
+    stored ones. Then the chain tip, no block past it, and the stored ledger state key by key
+    (and its state root recomputed from scratch). Stops at the first mismatch.
+    """
+    report = CheckReport()
+    started = time.monotonic()
+    try:
+        _check(storage, config, report, progress, started)
+    except _Mismatch as exc:
+        report.problem, report.problem_height, report.problem_key = (
+            exc.message, exc.height, exc.key)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _check(storage: Storage, config: types.ConsortiumConfig, report: CheckReport,
+           progress: Progress | None, started: float) -> None:
+    if storage.meta.chain_id != config.chain_id or storage.meta.genesis_hash != config.hash:
+        raise _Mismatch(f"the store belongs to chain {storage.meta.chain_id!r}, not "
+                        f"{config.chain_id!r} with this genesis")
+    try:
+        tip = storage.tip()
+    except StorageError as exc:
+        raise _Mismatch(f"chain tip: {exc}") from None
+    if tip is None:
+        raise _Mismatch("the store holds no chain tip (genesis was never written)")
+    state = ledger.initial_state(config)
+    prev_hash, prev_height, prev_time = config.hash, 0, config.genesis_time_ms
+    state_root = state.state_root()
+    last_report = started
+    for height in range(1, tip.height + 1):
+        header = _check_block(storage, state, config, height, prev_hash, prev_height,
+                              prev_time, report)
+        prev_hash, prev_height, prev_time = header.hash, height, header.timestamp_ms
+        state_root = header.state_root
+        report.height = height
+        report.blocks += 1
+        now = time.monotonic()
+        if progress is not None and now - last_report >= limits.LEDGER_CHECK_PROGRESS_INTERVAL_S:
+            last_report = now
+            progress(height, tip.height, now - started)
+    if (tip.height, tip.hash, tip.state_root, tip.timestamp_ms) != (
+            prev_height, prev_hash, state_root, prev_time):
+        raise _Mismatch(f"the chain tip (height {tip.height}, hash {tip.hash.hex()[:16]}..., "
+                        f"root {tip.state_root.hex()[:16]}...) does not match block "
+                        f"{prev_height} (hash {prev_hash.hex()[:16]}..., root "
+                        f"{state_root.hex()[:16]}...)", height=tip.height)
+    if storage.blocks_range(tip.height + 1, 1):
+        raise _Mismatch(f"a block is stored at height {tip.height + 1}, past the chain tip",
+                        height=tip.height + 1)
+    report.tip_hash, report.state_root = tip.hash, tip.state_root
+    report.state_keys = _compare_state(storage, state)
+    rooted = ((k, v) for k, v in storage.state_kv.iterate(b"", None)
+              if ledger_keys.is_rooted(k))
+    scratch_root = ledger.compute_root(rooted)
+    if scratch_root != tip.state_root:
+        raise _Mismatch(f"the stored ledger records hash to state root "
+                        f"{scratch_root.hex()[:16]}... from scratch, the tip says "
+                        f"{tip.state_root.hex()[:16]}...", height=tip.height)
+
+
+def _check_block(storage: Storage, state: ledger.State, config: types.ConsortiumConfig,
+                 height: int, prev_hash: bytes, prev_height: int, prev_time: int,
+                 report: CheckReport) -> types.BlockHeader:
+    def fail(message: str) -> _Mismatch:
+        return _Mismatch(f"block {height}: {message}", height=height)
+
+    raw = storage.block_bytes(height)
+    if raw is None:
+        raise fail("missing")
+    try:
+        block = types.Block.decode(raw)
+    except DecodeError as exc:
+        raise fail(f"does not decode: {exc}") from None
+    header = block.header
+    if header.height != height:
+        raise fail(f"stored at height {height} but says height {header.height}")
+    indexed = storage.height_of(block.hash)
+    if indexed != height:
+        raise fail(f"its hash {block.hash.hex()[:16]}... is indexed at "
+                   f"{'no height' if indexed is None else f'height {indexed}'}: the block "
+                   "bytes were altered or the hash index is damaged")
+    try:
+        validation.validate_chain_link(prev_hash, prev_height, prev_time, header)
+        validation.validate_basic_block(
+            block, chain_id=config.chain_id, registry=state, orderers=state.chain.orderers,
+            params=state.params)
+    except ValidationError as exc:
+        raise fail(str(exc)) from None
+    result = ledger.apply_block(state, block)
+    if result.state_root != header.state_root:
+        raise fail(f"re-applied state root {result.state_root.hex()[:16]}..., the header says "
+                   f"{header.state_root.hex()[:16]}...")
+    if result.receipts_root != header.receipts_root:
+        raise fail(f"re-applied receipts root {result.receipts_root.hex()[:16]}..., the "
+                   f"header says {header.receipts_root.hex()[:16]}...")
+    try:
+        stored = storage.receipts(height)
+    except StorageError as exc:
+        raise fail(f"stored receipts: {exc}") from None
+    if stored is None:
+        raise fail("its receipts are missing")
+    if stored != result.receipts:
+        first = next((i for i, (a, b) in enumerate(zip(stored, result.receipts, strict=False))
+                      if a != b), min(len(stored), len(result.receipts)))
+        raise fail(f"stored receipt {first} differs from the re-computed one")
+    for index, (tx, receipt) in enumerate(zip(block.txs, result.receipts, strict=True)):
+        _check_tx_record(storage, tx, height, index, receipt, fail)
+    result.commit(state)
+    report.txs += len(block.txs)
+    return header
+
+
+def _check_tx_record(storage: Storage, tx: types.Tx, height: int, index: int,
+                     receipt: types.Receipt, fail: Callable[[str], _Mismatch]) -> None:
+    try:
+        record = storage.tx_record(tx.id)
+    except StorageError as exc:
+        raise fail(f"transaction index entry of tx {index}: {exc}") from None
+    if record is None:
+        raise fail(f"transaction {index} ({tx.id.hex()[:16]}...) is missing from the index")
+    # A later block may carry the same transaction again (rejected as a replay): the index
+    # names the latest place.
+    if (record.height, record.index) < (height, index):
+        raise fail(f"the index places transaction {index} at block {record.height} "
+                   f"position {record.index}")
+    if (record.height, record.index) == (height, index) and record != TxRecord(
+            height, index, receipt):
+        raise fail(f"the index holds another receipt for transaction {index}")
+
+
+def _compare_state(storage: Storage, state: ledger.State) -> int:
+    """Compare the stored ledger state with the recomputed one key by key; returns the count."""
+    stored = storage.state_kv.iterate(b"", None)
+    computed = iter(state.kv.iterate(b"", None))
+    count = 0
+    end = (None, None)
+    a_key, a_value = next(stored, end)
+    b_key, b_value = next(computed, end)
+    while a_key is not None or b_key is not None:
+        if b_key is None or (a_key is not None and a_key < b_key):
+            assert a_key is not None
+            raise _Mismatch(f"state key {show_key(a_key)} is stored but the re-applied "
+                            "chain does not have it", key=a_key)
+        if a_key is None or b_key < a_key:
+            raise _Mismatch(f"state key {show_key(b_key)} is missing from the store",
+                            key=b_key)
+        if a_value != b_value:
+            raise _Mismatch(f"state key {show_key(a_key)}: the stored value differs from "
+                            "the re-applied one", key=a_key)
+        count += 1
+        a_key, a_value = next(stored, end)
+        b_key, b_value = next(computed, end)
+    return count
+
+
+def format_report(report: CheckReport) -> str:
+    lines = ["ledger check: " + ("OK" if report.ok else "FAILED")]
+    if not report.ok:
+        lines.append(f"  first mismatch  {report.problem}")
+    lines += [
+        f"  blocks          {report.blocks} checked (up to height {report.height}), "
+        f"{report.txs} transactions",
+        f"  time            {report.seconds:.2f} s, {report.blocks_per_s:.0f} blocks/s",
+    ]
+    if report.ok:
+        lines += [f"  state           {report.state_keys} keys, root "
+                  f"{report.state_root.hex()}",
+                  f"  tip             {report.tip_hash.hex()}"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- restore
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    data_dir: pathlib.Path
+    moved_aside: pathlib.Path | None
+    manifest: Manifest
+    report: CheckReport
+
+
+def restore(backup: pathlib.Path, data_dir: pathlib.Path, config: types.ConsortiumConfig, *,
+            force: bool = False, progress: Progress | None = None) -> RestoreResult:
+    """Restore `backup` into `data_dir` for the network of `config` (the node is stopped).
+
+    Refuses a backup of another chain or genesis, a backup that fails the ledger check or its
+    manifest, a data directory in use, and a non-empty data directory unless `force` (which
+    moves it aside, never deletes it). Raft state is never restored.
+    """
+    backup = pathlib.Path(backup)
+    data_dir = pathlib.Path(data_dir)
+    manifest = read_manifest(backup)
+    if manifest.chain_id != config.chain_id or manifest.genesis_hash != config.hash.hex():
+        raise OpsError(f"{backup} is a backup of chain {manifest.chain_id!r} with genesis "
+                       f"{manifest.genesis_hash[:16]}..., but this node's genesis is chain "
+                       f"{config.chain_id!r} with genesis {config.hash.hex()[:16]}...: "
+                       "refusing a foreign backup")
+    if not (backup / STORE_DIR / "CURRENT").is_file():
+        raise OpsError(f"{backup} holds no {STORE_DIR}/ LevelDB: not a complete backup")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise OpsError(f"data directory {data_dir} is a file")
+    if database_in_use(data_dir):
+        raise OpsError(f"data directory {data_dir} is in use: stop the node first")
+    occupied = data_dir.is_dir() and any(data_dir.iterdir())
+    if occupied and not force:
+        raise OpsError(f"data directory {data_dir} is not empty: pass --force to move it "
+                       "aside (it is kept, never deleted) and restore into a fresh one")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = data_dir.parent / f".{data_dir.name}.restore-{stamp}-{os.urandom(4).hex()}"
+    moved: pathlib.Path | None = None
+    try:
+        shutil.copytree(backup / STORE_DIR, staging)
+        report = _verify_staged(staging, manifest, config, progress)
+        _fsync_tree(staging)
+        if occupied:
+            moved = _free_name(data_dir.parent / f"{data_dir.name}.before-restore-{stamp}")
+            os.rename(data_dir, moved)
+        elif data_dir.exists():
+            data_dir.rmdir()
+        os.rename(staging, data_dir)
+        _fsync_dir(data_dir.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RestoreResult(data_dir, moved, manifest, report)
+
+
+def _verify_staged(staging: pathlib.Path, manifest: Manifest,
+                   config: types.ConsortiumConfig, progress: Progress | None) -> CheckReport:
+    try:
+        storage = Storage.open(staging, chain_id=config.chain_id, genesis_hash=config.hash,
+                               create=False)
+    except StorageError as exc:
+        raise OpsError(f"the backup's store cannot be opened: {exc}") from None
+    try:
+        report = check_ledger(storage, config, progress)
+        if not report.ok:
+            raise OpsError(f"the backup fails the ledger check: {report.problem}")
+        if (report.height, report.tip_hash.hex(), report.state_root.hex()) != (
+                manifest.height, manifest.tip_hash, manifest.state_root):
+            raise OpsError(f"the backup's store ends at height {report.height} "
+                           f"({report.tip_hash.hex()[:16]}...), its manifest says "
+                           f"{manifest.height} ({manifest.tip_hash[:16]}...)")
+        digest = _Digest()
+        with storage.snapshot() as snap:
+            for key, value in snap.items():
+                if key.startswith(RAFT_KEY_PREFIX):
+                    raise OpsError(f"the backup holds Raft state ({show_key(key)}): refusing it")
+                digest.add(key, value)
+        if (digest.count, digest.hexdigest()) != (manifest.key_count, manifest.content_sha256):
+            raise OpsError(f"the backup's store ({digest.count} keys) does not match its "
+                           f"manifest ({manifest.key_count} keys, content digest "
+                           f"{manifest.content_sha256[:16]}...): it was altered")
+    finally:
+        storage.close()
+    return report
+
+
+def _free_name(path: pathlib.Path) -> pathlib.Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+# ---------------------------------------------------------------------- files
+
+
+def _write_synced(path: pathlib.Path, data: bytes) -> None:
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: pathlib.Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: pathlib.Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(pathlib.Path(dirpath))
+
+
+def _dir_bytes(root: pathlib.Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            with contextlib.suppress(OSError):  # LevelDB may delete a file under us
+                total += os.stat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def _load_node_config(path: pathlib.Path) -> NodeConfig:
+    return load_config(path)
+
+
+def _load_genesis(path: pathlib.Path) -> types.ConsortiumConfig:
+    from protocol.genesis import load_genesis
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise OpsError(f"cannot read genesis {path}: {exc.strerror}") from None
+    return load_genesis(data)
+
+
+def _open_store(data_dir: pathlib.Path, config: types.ConsortiumConfig) -> Storage:
+    if not data_dir.is_dir():
+        raise OpsError(f"no data directory at {data_dir}")
+    if database_in_use(data_dir):
+        raise OpsError(f"data directory {data_dir} is in use: stop the node first (offline "
+                       "command)")
+    return Storage.open(data_dir, chain_id=config.chain_id, genesis_hash=config.hash,
+                        create=False)
+
+
+def _stderr_progress(height: int, total: int, elapsed_s: float) -> None:
+    rate = height / elapsed_s if elapsed_s > 0 else 0.0
+    print(f"  checked block {height}/{total} ({rate:.0f} blocks/s)", file=sys.stderr,
+          flush=True)
+
+
+def _rpc_client(args: argparse.Namespace) -> Any:
+    from node.rpc.client import RpcClient
+
+    credential = None
+    if args.client_key is not None:
+        from node import keys
+        from node.client import Credential
+
+        if not args.client_name:
+            raise OpsError("--client-key needs --client-name")
+        key = keys.read_key_file(args.client_key,
+                                 keys.passphrase_from_env_or_file(args.passphrase_file))
+        credential = Credential(args.client_name, key)
+    return RpcClient(args.rpc, timeout_s=args.timeout_s, credential=credential)
+
+
+def _rpc_call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> Any:
+    from node.rpc.client import RpcCallError
+
+    client = _rpc_client(args)
+    try:
+        return client.call(method, params)
+    except RpcCallError as exc:
+        raise OpsError(f"{method}: {exc.message} (code {exc.code})") from None
+    except OSError as exc:
+        raise OpsError(f"cannot reach {args.rpc}: {exc}") from None
+    finally:
+        client.close()
+
+
+def cmd_backup_create(args: argparse.Namespace) -> int:
+    result = _rpc_call(args, "admin.backup", {"name": args.name})
+    m = result["manifest"]
+    print(f"backup {result['name']} of {m['institution']} written to {result['dir']}")
+    print(f"  height        {m['height']}  tip {m['tip_hash']}")
+    print(f"  state root    {m['state_root']}")
+    print(f"  keys          {m['key_count']} ({result['bytes'] / 1e6:.1f} MB), "
+          f"{result['seconds']:.2f} s")
+    return 0
+
+
+def cmd_backup_restore(args: argparse.Namespace) -> int:
+    cfg = _load_node_config(args.config)
+    config = _load_genesis(cfg.genesis)
+    print(f"restoring {args.backup} into {cfg.data_dir} (checking the whole ledger first)",
+          file=sys.stderr)
+    result = restore(args.backup, cfg.data_dir, config, force=args.force,
+                     progress=_stderr_progress)
+    m = result.manifest
+    print(f"restored {cfg.institution}'s data directory {result.data_dir} from the backup "
+          f"of {m.institution} taken {m.created_at}")
+    print(f"  height        {m.height}  tip {m.tip_hash}")
+    print(f"  checked       {result.report.blocks} blocks in {result.report.seconds:.2f} s")
+    if result.moved_aside is not None:
+        print(f"  previous data directory kept at {result.moved_aside}")
+    print("  no Raft state was restored: start the node and it catches up from its peers")
+    return 0
+
+
+def cmd_ledger_check(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        if args.data is not None or args.genesis is not None:
+            raise OpsError("give either --config, or --data and --genesis")
+        cfg = _load_node_config(args.config)
+        data_dir, genesis = cfg.data_dir, cfg.genesis
+    else:
+        if args.data is None or args.genesis is None:
+            raise OpsError("give either --config, or --data and --genesis")
+        data_dir, genesis = args.data, args.genesis
+    config = _load_genesis(genesis)
+    storage = _open_store(data_dir, config)
+    try:
+        tip = storage.tip()
+        print(f"checking {data_dir} (chain {config.chain_id}, height "
+              f"{tip.height if tip else '-'}) against genesis {genesis}", file=sys.stderr)
+        report = check_ledger(storage, config, _stderr_progress)
+    finally:
+        storage.close()
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def cmd_ledger_compact(args: argparse.Namespace) -> int:
+    cfg = _load_node_config(args.config)
+    config = _load_genesis(cfg.genesis)
+    storage = _open_store(cfg.data_dir, config)
+    try:
+        before = _dir_bytes(cfg.data_dir)
+        started = time.monotonic()
+        storage.compact()
+        seconds = time.monotonic() - started
+    finally:
+        storage.close()
+    after = _dir_bytes(cfg.data_dir)
+    print(f"compacted {cfg.data_dir}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB in "
+          f"{seconds:.2f} s")
+    return 0
+
+
+def node_identity(cfg: NodeConfig) -> dict[str, str]:
+    """What `crossbill node id` prints: label -> value."""
+    from node.keys import read_public_key
+    from node.p2p.identity import NodeKeyError, read_node_key
+
+    out: dict[str, str] = {"institution": cfg.institution}
+    config: types.ConsortiumConfig | None = None
+    try:
+        config = _load_genesis(cfg.genesis)
+    except CrossbillError as exc:
+        out["genesis"] = f"unreadable: {exc}"
+    inst = config.institution(cfg.institution) if config is not None else None
+    if config is not None:
+        out["chain"] = f"{config.chain_id} (genesis {config.hash.hex()})"
+        if inst is None:
+            out["role"] = "NOT IN THE GENESIS FILE"
+        else:
+            orderer = " (orderer)" if cfg.institution in config.orderers else ""
+            out["role"] = inst.role + orderer
+    if cfg.node_key_file.exists():
+        try:
+            peer_id = read_node_key(cfg.node_key_file).peer_id
+            listed = inst.node.peer_id if inst is not None and inst.node is not None else None
+            note = "" if listed in (None, peer_id) else f" (the genesis lists {listed}!)"
+            out["peer_id"] = peer_id + note
+        except NodeKeyError as exc:
+            out["peer_id"] = f"unreadable: {exc}"
+    else:
+        out["peer_id"] = f"no node key yet at {cfg.node_key_file} (created on first start)"
+    try:
+        key_id, _ = read_public_key(cfg.key_file)
+        known = inst is None or any(k.key_id == key_id for k in inst.keys)
+        out["key_id"] = key_id.hex() + ("" if known else " (NOT a key of this institution "
+                                        "in the genesis file)")
+    except CrossbillError as exc:
+        out["key_id"] = f"unreadable: {exc}"
+    out["data_dir"] = f"{cfg.data_dir} ({_data_dir_height(cfg.data_dir, config)})"
+    out["backup_dir"] = str(cfg.backup_dir)
+    return out
+
+
+def _data_dir_height(data_dir: pathlib.Path, config: types.ConsortiumConfig | None) -> str:
+    if config is None:
+        return "height unknown: no genesis"
+    if not (data_dir / "CURRENT").exists():
+        return "empty"
+    if database_in_use(data_dir):
+        return "in use by a running node: ask it with `crossbill node status`"
+    try:
+        storage = Storage.open(data_dir, chain_id=config.chain_id, genesis_hash=config.hash,
+                               create=False)
+    except StorageError as exc:
+        return f"unreadable: {exc}"
+    try:
+        tip = storage.tip()
+    except StorageError as exc:
+        return f"unreadable: {exc}"
+    finally:
+        storage.close()
+    return "no blocks yet" if tip is None else f"height {tip.height}"
+
+
+def cmd_node_id(args: argparse.Namespace) -> int:
+    for label, value in node_identity(_load_node_config(args.config)).items():
+        print(f"{label:<12} {value}")
+    return 0
+
+
+def format_status(status: dict[str, Any]) -> str:
+    order = ("institution", "role", "orderer", "height", "tip_hash", "state_root",
+             "block_time_ms", "leader", "is_leader", "raft_term", "catching_up",
+             "best_known_height", "mempool_txs", "peers", "chain_id", "genesis_hash")
+    lines = []
+    for name in (*order, *sorted(k for k in status if k not in order)):
+        if name not in status:
+            continue
+        value = status[name]
+        if name == "peers":
+            text = f"{len(value)}: " + ", ".join(value) if value else "none"
+        elif isinstance(value, dict | list):
+            text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        else:
+            text = str(value)
+        lines.append(f"{name:<18} {text}")
+    return "\n".join(lines)
+
+
+def cmd_node_status(args: argparse.Namespace) -> int:
+    print(format_status(_rpc_call(args, "node.status", {})))
+    return 0
+
+
+def _rpc_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rpc", required=True, help="the node's RPC URL, e.g. http://127.0.0.1:8101")
+    p.add_argument("--client-name", help="client credential name (as in the node's [rpc] "
+                   "clients); needed unless the connection is loopback")
+    p.add_argument("--client-key", type=pathlib.Path, help="client credential key file")
+    p.add_argument("--passphrase-file", type=pathlib.Path,
+                   help="passphrase of the key file (default $CROSSBILL_PASSPHRASE)")
+    p.add_argument("--timeout-s", type=float, default=600.0,
+                   help="how long to wait for the node (default %(default)s)")
+
+
+def register(sub: Any) -> None:
+    """Add the `backup` and `ledger` command groups to the top-level subparsers."""
+    backup = sub.add_parser("backup", help="back up a running node; restore a stopped one")
+    backup_sub = backup.add_subparsers(dest="backup_command", required=True,
+                                       metavar="BACKUP_COMMAND")
+    create = backup_sub.add_parser(
+        "create", help="ask a running node to write a consistent backup to its [node] "
+        "backup_dir (admin.backup: loopback or client credential)")
+    create.add_argument("--name", required=True,
+                        help="backup name: one directory under backup_dir")
+    _rpc_options(create)
+    create.set_defaults(func=cmd_backup_create)
+    rest = backup_sub.add_parser(
+        "restore", help="restore a backup into a stopped node's data directory (checks the "
+        "backup's chain and its whole ledger first; never restores Raft state)")
+    rest.add_argument("--from", dest="backup", type=pathlib.Path, required=True,
+                      help="the backup directory (<backup_dir>/<name>)")
+    rest.add_argument("--config", type=pathlib.Path, required=True, help="node.toml")
+    rest.add_argument("--force", action="store_true", help="move a non-empty data directory "
+                      "aside (kept as <data_dir>.before-restore-TIME) instead of refusing")
+    rest.set_defaults(func=cmd_backup_restore)
+
+    led = sub.add_parser("ledger", help="offline checks and maintenance of a node's store")
+    led_sub = led.add_subparsers(dest="ledger_command", required=True,
+                                 metavar="LEDGER_COMMAND")
+    check = led_sub.add_parser(
+        "check", help="re-apply every block from genesis and compare blocks, receipts, "
+        "transaction index, state and tip (node stopped)")
+    check.add_argument("--config", type=pathlib.Path, help="node.toml (its data_dir and "
+                       "genesis)")
+    check.add_argument("--data", type=pathlib.Path, help="a data directory or a backup's "
+                       "store/ directory")
+    check.add_argument("--genesis", type=pathlib.Path, help="the genesis file")
+    check.set_defaults(func=cmd_ledger_check)
+    compact = led_sub.add_parser("compact", help="compact a stopped node's LevelDB")
+    compact.add_argument("--config", type=pathlib.Path, required=True, help="node.toml")
+    compact.set_defaults(func=cmd_ledger_compact)
+
+
+def add_node_subcommands(node_sub: Any) -> None:
+    """Add `id` and `status` to the existing `crossbill node` group."""
+    ident = node_sub.add_parser("id", help="institution, peer id, key id and data directory "
+                                "height of a node configuration")
+    ident.add_argument("--config", type=pathlib.Path, required=True, help="node.toml")
+    ident.set_defaults(func=cmd_node_id)
+    status = node_sub.add_parser("status", help="a running node's status, pretty-printed")
+    _rpc_options(status)
+    status.set_defaults(func=cmd_node_status)
