@@ -31,6 +31,7 @@ log = logging.getLogger("crossbill.intake")
 OUTGOING_TXS_MAX: Final = 20_000
 RECEIPT_WAITERS_MAX: Final = 20_000
 DECODED_BATCHES_MAX: Final = 32  # gossip batches decoded by the validator, kept for the handler
+VERIFIED_TXS_MAX: Final = 50_000  # ids of transactions admitted here (signature checked)
 ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
 OK: Final = "OK"
 
@@ -63,6 +64,9 @@ class TxIntake:
         self._out_send, self._out_recv = trio.open_memory_channel[types.Tx](OUTGOING_TXS_MAX)
         self._waiters: dict[bytes, trio.Event] = {}
         self._decoded_batches: OrderedDict[bytes, list[types.Tx]] = OrderedDict()
+        # Not ordering: tx id -> signature of transactions admitted here (signature checked),
+        # so the block that carries them skips a second check. Ordering nodes ask the mempool.
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()
         self.on_admitted: Callable[[], None] = lambda: None
         self.stats: dict[str, int] = {"admitted": 0, "refused": 0, "forward_failures": 0,
                                       "gossip_batches_rejected": 0, "outgoing_dropped": 0}
@@ -116,8 +120,19 @@ class TxIntake:
                 self.refusals[exc.code] += 1
                 return Admission(exc.code, str(exc))
             self.on_admitted()
+        else:
+            self._verified[tx.id] = tx.signature
+            if len(self._verified) > VERIFIED_TXS_MAX:
+                self._verified.popitem(last=False)
         self.stats["admitted"] += 1
         return Admission(OK, "accepted")
+
+    def verified(self, tx: types.Tx) -> bool:
+        """True when this exact transaction (its signature included) passed admission here;
+        a block carrying it need not check its signature again."""
+        if self.mempool is not None:
+            return self.mempool.verified(tx)
+        return self._verified.get(tx.id) == tx.signature
 
     def submit(self, tx: types.Tx) -> Admission:
         """A client's transaction: admit it here, then send it on towards the leader."""

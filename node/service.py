@@ -99,7 +99,7 @@ class Node:
             institution=institution, chain=self.chain, storage=self.storage,
             network=network, peers=self._sync_peers, batch_blocks=t.block_sync_batch_blocks,
             request_timeout_s=self.timeout_s, on_block=self._on_block, leader=self._leader,
-            raft_term=self._raft_term)
+            raft_term=self._raft_term, tx_verified=lambda tx: self.intake.verified(tx))
         self.intake = TxIntake(chain=self.chain, mempool=None, network=network,
                                forward_peers=self._forward_peers,
                                batch_txs_max=t.tx_batch_txs_max,

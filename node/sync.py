@@ -40,7 +40,8 @@ class BlockSync:
                  network: net.Network, peers: Callable[[], list[str]], batch_blocks: int,
                  request_timeout_s: float, on_block: BlockListener,
                  leader: Callable[[], str] = lambda: "",
-                 raft_term: Callable[[], int] = lambda: 0) -> None:
+                 raft_term: Callable[[], int] = lambda: 0,
+                 tx_verified: Callable[[types.Tx], bool] | None = None) -> None:
         self.institution = institution
         self.chain = chain
         self.storage = storage
@@ -51,6 +52,7 @@ class BlockSync:
         self.on_block = on_block
         self.leader = leader
         self.raft_term = raft_term
+        self.tx_verified = tx_verified  # transactions whose signature this node checked
         self.catching_up = False
         self.best_known_height = 0
         self.stats: dict[str, int] = {"gossip_blocks_rejected": 0, "blocks_fetched": 0,
@@ -136,7 +138,7 @@ class BlockSync:
         return False
 
     async def _apply(self, block: types.Block) -> None:
-        result = self.chain.apply(block)
+        result = self.chain.apply(block, tx_verified=self.tx_verified)
         await self.on_block(block, result.receipts, False)
 
     # ------------------------------------------------------------------ following

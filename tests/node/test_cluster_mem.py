@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
 
+import pytest
 import trio
 
 from node.demo import headline_steps
@@ -65,3 +67,34 @@ async def test_new_leader_after_the_leader_crashes(tmp_path: pathlib.Path) -> No
             assert record is not None and record.receipt.code == step.expect_code
         await c.start(old.institution)
         await c.wait_same_tip(min_height=2)
+
+
+async def test_a_follower_checks_a_signature_once(tmp_path: pathlib.Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction submitted at a follower had its signature checked at admission; the
+    block that carries it does not check it again there (orderers use their mempool)."""
+    from protocol import validation
+
+    async with cluster(tmp_path) as c:
+        await c.wait_leader()
+        customs = c.nodes["customs.qd"]
+        step = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())[4]
+        assert step.tx.signer == "customs.qd"
+        checked: list[bytes] = []
+        real_verify = validation.crypto.verify
+
+        def counting_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+            checked.append(signature)
+            return real_verify(public_key, message, signature)
+
+        monkeypatch.setattr(validation.crypto, "verify", counting_verify)
+        assert customs.intake.submit(step.tx).accepted
+        assert checked.count(step.tx.signature) == 1  # admission at customs
+        assert customs.intake.verified(step.tx)
+        forged = dataclasses.replace(step.tx, signature=bytes(64))
+        assert forged.id == step.tx.id and not customs.intake.verified(forged)
+        assert await customs.intake.wait_committed(step.tx.id, 10) is not None
+        await c.wait_same_tip()
+        # Admission at customs, then one check per other node (3 orderers that took the
+        # gossip or forward, 3 more followers); never a second one at customs or the leader.
+        assert checked.count(step.tx.signature) == len(c.nodes)
