@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_client.register(sub)  # tx, query, rpc
     bench.register(sub)  # bench
     ops.register(sub)  # backup create|restore, ledger check|compact
+    from node import netinit
+
+    netinit.register(sub)  # network init|show
     return parser
 
 

@@ -1,11 +1,24 @@
 """Generating a network: every institution's keys, the genesis file and each node's config.
 
+One code path, `write_network`, serves the local devnet (`generate_network`, below) and
+`crossbill network init` (node/netinit.py). Only the `Layout` differs: where the files go and
+which paths each node.toml names.
+
+The devnet layout (`generate_network`):
+
     DIR/genesis.json
-    DIR/passphrase                       the key-file passphrase (mode 0600; devnets only)
+    DIR/passphrase                       the key-file passphrase, shared (mode 0600; devnets only)
     DIR/<institution>/institution.key    encrypted Ed25519 signing key
     DIR/<institution>/node.key           libp2p identity (raw seed, mode 0600)
     DIR/<institution>/node.toml          the node's configuration
     DIR/<institution>/data/              its LevelDB store (created at first start)
+
+The network-init layouts ("relative" and "system") give each institution its own passphrase and
+a self-contained directory, holding a copy of genesis.json, that can be copied to that
+institution's host (see deploy/README.md):
+
+    OUT/genesis.json
+    OUT/<institution>/{genesis.json,institution.key,node.key,node.toml,passphrase}
 """
 
 from __future__ import annotations
@@ -14,14 +27,17 @@ import json
 import pathlib
 import secrets
 import time
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from node.config import config_from_dict
 from node.demo import DEFAULT_MEMBERS, Member
 from node.files import create_private_file
 from node.keys import generate_key, write_key_file
 from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
-from protocol import codec, limits, types
-from protocol.genesis import check_config
+from protocol import codec, crypto, limits, types
+from protocol.genesis import check_config, load_genesis
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,85 @@ class NodePorts:
     p2p: int
     rpc: int
     metrics: int
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One institution and the node it runs, before any key exists."""
+
+    institution: str
+    name: str
+    role: str
+    orderer: bool
+    host: str  # the IPv4 address the other nodes dial (written into the genesis file)
+    ports: NodePorts
+    p2p_listen_host: str = ""  # default: host
+    rpc_listen_host: str = ""  # default: host
+    metrics_listen_host: str = ""  # default: host
+
+    @property
+    def p2p_address(self) -> str:
+        return f"/ip4/{self.host}/tcp/{self.ports.p2p}"
+
+    @property
+    def p2p_listen(self) -> str:
+        return f"/ip4/{self.p2p_listen_host or self.host}/tcp/{self.ports.p2p}"
+
+    @property
+    def rpc_listen(self) -> str:
+        return f"{self.rpc_listen_host or self.host}:{self.ports.rpc}"
+
+    @property
+    def metrics_listen(self) -> str:
+        return f"{self.metrics_listen_host or self.host}:{self.ports.metrics}"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A whole network: what `crossbill network init` reads from a description file."""
+
+    chain_id: str
+    nodes: tuple[NodeSpec, ...]
+    params: types.Params = types.DEFAULT_PARAMS
+    # Copied verbatim into every node.toml ([tuning] and [log]); node/config.py checks them.
+    tuning: Mapping[str, int] = field(default_factory=dict)
+    log: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the files of each node go, and the paths its node.toml names (relative paths are
+    resolved against the node.toml's directory by node/config.py)."""
+
+    name: str
+    shared_passphrase: bool  # True: one ROOT/passphrase for all (devnet); else one per node
+    genesis_copy: bool  # True: each node directory holds its own genesis.json
+    data_dir: str
+    genesis: str
+    key_file: str
+    node_key_file: str
+    passphrase_file: str
+    backup_dir: str = ""  # "": node/config.py's default, "backups" beside node.toml
+
+
+DEVNET_LAYOUT = Layout("devnet", shared_passphrase=True, genesis_copy=False, data_dir="data",
+                       genesis="../genesis.json", key_file="institution.key",
+                       node_key_file="node.key", passphrase_file="../passphrase")
+# Every path relative to node.toml: the directory works wherever it is copied.
+RELATIVE_LAYOUT = Layout("relative", shared_passphrase=False, genesis_copy=True,
+                         data_dir="data", genesis="genesis.json", key_file="institution.key",
+                         node_key_file="node.key", passphrase_file="passphrase")
+# The directory is copied to /etc/crossbill on the institution's host (deploy/README.md).
+SYSTEM_CONFIG_DIR = "/etc/crossbill"
+SYSTEM_LAYOUT = Layout("system", shared_passphrase=False, genesis_copy=True,
+                       data_dir="/var/lib/crossbill/data",
+                       genesis=f"{SYSTEM_CONFIG_DIR}/genesis.json",
+                       key_file=f"{SYSTEM_CONFIG_DIR}/institution.key",
+                       node_key_file=f"{SYSTEM_CONFIG_DIR}/node.key",
+                       passphrase_file=f"{SYSTEM_CONFIG_DIR}/passphrase",
+                       # /etc is read-only to the service: backups go beside the data.
+                       backup_dir="/var/lib/crossbill/backups")
+LAYOUTS = {layout.name: layout for layout in (DEVNET_LAYOUT, RELATIVE_LAYOUT, SYSTEM_LAYOUT)}
 
 
 @dataclass(frozen=True)
@@ -40,14 +135,22 @@ class GeneratedNode:
     config: pathlib.Path
     ports: NodePorts
     host: str
+    peer_id: str = ""
+    rpc_host: str = ""  # where the RPC listens, if not `host`
+    metrics_host: str = ""
 
     @property
     def rpc_url(self) -> str:
-        return f"http://{self.host}:{self.ports.rpc}"
+        return f"http://{_reachable(self.rpc_host or self.host)}:{self.ports.rpc}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{self.host}:{self.ports.metrics}/metrics"
+        return f"http://{_reachable(self.metrics_host or self.host)}:{self.ports.metrics}/metrics"
+
+
+def _reachable(host: str) -> str:
+    """A listen address as a client on the same host dials it."""
+    return "127.0.0.1" if host == "0.0.0.0" else host
 
 
 def generate_network(
@@ -64,60 +167,131 @@ def generate_network(
 ) -> tuple[types.ConsortiumConfig, list[GeneratedNode]]:
     """Write keys, genesis and configs for `members` under `root` (which must not exist or be
     empty). Ports: p2p base+i, RPC base+100+i, metrics base+200+i for the i-th member (1-based).
+    Every bank orders blocks; all nodes share one passphrase, ROOT/passphrase.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    if any(root.iterdir()):
+    nodes = tuple(
+        NodeSpec(m.id, m.name, m.role, m.role == "bank", host,
+                 NodePorts(base_port + i, base_port + 100 + i, base_port + 200 + i))
+        for i, m in enumerate(members, start=1))
+    spec = NetworkSpec(chain_id, nodes, params, tuning or {}, {"level": log_level,
+                                                              "format": "json"})
+    return write_network(root, spec, DEVNET_LAYOUT, scrypt_log_n=scrypt_log_n)
+
+
+@dataclass
+class _Pending:
+    """One node's generated secrets and files, held in memory until everything checks."""
+
+    spec: NodeSpec
+    key: crypto.PrivateKey
+    seed: bytes
+    peer_id: str
+    passphrase: str
+    toml: str = ""
+
+
+def write_network(
+    root: pathlib.Path,
+    spec: NetworkSpec,
+    layout: Layout,
+    *,
+    scrypt_log_n: int = limits.KEYFILE_SCRYPT_LOG_N_DEFAULT,
+    genesis_time_ms: int | None = None,
+) -> tuple[types.ConsortiumConfig, list[GeneratedNode]]:
+    """Generate keys, the genesis file and node configurations for `spec` under `root`.
+
+    `root` must not exist or be empty (FileExistsError otherwise). Nothing is written until the
+    genesis file has passed `load_genesis` and every node.toml `node.config`: a consortium rule
+    or a configuration bound that `spec` breaks raises ConfigError / ConfigFileError and leaves
+    `root` untouched.
+    """
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} is a file, not a directory")
+    if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty: refusing to overwrite a network")
-    passphrase = secrets.token_urlsafe(24)
-    create_private_file(root / "passphrase", (passphrase + "\n").encode())
-    institutions = []
-    nodes = []
-    for i, m in enumerate(members, start=1):
-        d = root / m.id
-        d.mkdir()
-        key = generate_key()
-        write_key_file(d / "institution.key", key, passphrase, scrypt_log_n=scrypt_log_n)
+    shared = secrets.token_urlsafe(32) if layout.shared_passphrase else ""
+    pending: list[_Pending] = []
+    for n in spec.nodes:
         seed = generate_seed()
-        write_node_key(d / "node.key", seed)
-        ports = NodePorts(base_port + i, base_port + 100 + i, base_port + 200 + i)
-        node_info = types.NodeInfo(peer_id_from_seed(seed), (f"/ip4/{host}/tcp/{ports.p2p}",))
-        institutions.append(types.Institution(
-            m.id, m.name, m.role, (types.InstitutionKey(key.key_id, key.public_key),),
-            node_info))
-        nodes.append(GeneratedNode(m.id, m.role, m.role == "bank", d, d / "node.toml", ports,
-                                   host))
-    config = types.ConsortiumConfig(chain_id, int(time.time() * 1000), tuple(institutions),
-                                    tuple(m.id for m in members if m.role == "bank"), params)
+        pending.append(_Pending(n, generate_key(), seed, peer_id_from_seed(seed),
+                                shared or secrets.token_urlsafe(32)))
+    institutions = tuple(
+        types.Institution(p.spec.institution, p.spec.name, p.spec.role,
+                          (types.InstitutionKey(p.key.key_id, p.key.public_key),),
+                          types.NodeInfo(p.peer_id, (p.spec.p2p_address,)))
+        for p in pending)
+    config = types.ConsortiumConfig(
+        spec.chain_id, int(time.time() * 1000) if genesis_time_ms is None else genesis_time_ms,
+        institutions, tuple(n.institution for n in spec.nodes if n.orderer), spec.params)
     check_config(config)
-    genesis = codec.to_json(config)
-    (root / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
-    for n in nodes:
-        n.config.write_text(_node_toml(n, tuning or {}, log_level))
+    genesis = (json.dumps(codec.to_json(config), indent=2) + "\n").encode()
+    load_genesis(genesis)  # the field bounds too, exactly as every node will check them
+    for p in pending:
+        p.toml = _node_toml(p.spec, layout, spec.tuning, spec.log)
+        if layout is not DEVNET_LAYOUT:
+            p.toml = (f"# The node of {p.spec.institution} in {config.chain_id}, written by "
+                      f"`crossbill network init` (layout: {layout.name}).\n"
+                      f"# genesis hash {config.hash.hex()}\n\n{p.toml}")
+        # Checked as node/config.py will check it, against the path it will have.
+        config_from_dict(tomllib.loads(p.toml), root / p.spec.institution / "node.toml")
+
+    root.mkdir(parents=True, exist_ok=True)
+    if shared:
+        create_private_file(root / "passphrase", (shared + "\n").encode())
+    (root / "genesis.json").write_bytes(genesis)
+    nodes = []
+    for p in pending:
+        d = root / p.spec.institution
+        if layout.shared_passphrase:
+            d.mkdir()
+        else:
+            d.mkdir(mode=0o700)  # holds this institution's secrets and nothing else
+            create_private_file(d / "passphrase", (p.passphrase + "\n").encode())
+        if layout.genesis_copy:
+            (d / "genesis.json").write_bytes(genesis)
+        write_key_file(d / "institution.key", p.key, p.passphrase, scrypt_log_n=scrypt_log_n)
+        write_node_key(d / "node.key", p.seed)
+        (d / "node.toml").write_text(p.toml)
+        s = p.spec
+        nodes.append(GeneratedNode(s.institution, s.role, s.orderer, d, d / "node.toml",
+                                   s.ports, s.host, p.peer_id,
+                                   s.rpc_listen_host, s.metrics_listen_host))
     return config, nodes
 
 
-def _node_toml(n: GeneratedNode, tuning: dict[str, int], log_level: str) -> str:
+def _toml_str(value: str) -> str:
+    """A TOML basic string (JSON's escapes are a subset of TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _node_toml(n: NodeSpec, layout: Layout, tuning: Mapping[str, int],
+               log: Mapping[str, str]) -> str:
+    log = {"level": "info", "format": "json", **log}
     lines = [
         "[node]",
-        f'institution = "{n.institution}"',
-        'data_dir = "data"',
-        'genesis = "../genesis.json"',
-        'key_file = "institution.key"',
-        'passphrase_file = "../passphrase"',
-        'node_key_file = "node.key"',
+        f"institution = {_toml_str(n.institution)}",
+        f"data_dir = {_toml_str(layout.data_dir)}",
+        f"genesis = {_toml_str(layout.genesis)}",
+        f"key_file = {_toml_str(layout.key_file)}",
+        f"passphrase_file = {_toml_str(layout.passphrase_file)}",
+        f"node_key_file = {_toml_str(layout.node_key_file)}",
+    ]
+    if layout.backup_dir:
+        lines.append(f"backup_dir = {_toml_str(layout.backup_dir)}")
+    lines += [
         "",
         "[network]",
-        f'listen = "/ip4/{n.host}/tcp/{n.ports.p2p}"',
+        f"listen = {_toml_str(n.p2p_listen)}",
         "",
         "[rpc]",
-        f'listen = "{n.host}:{n.ports.rpc}"',
+        f"listen = {_toml_str(n.rpc_listen)}",
         "",
         "[metrics]",
-        f'listen = "{n.host}:{n.ports.metrics}"',
+        f"listen = {_toml_str(n.metrics_listen)}",
         "",
         "[log]",
-        f'level = "{log_level}"',
-        'format = "json"',
+        f"level = {_toml_str(log['level'])}",
+        f"format = {_toml_str(log['format'])}",
     ]
     if tuning:
         lines += ["", "[tuning]"] + [f"{k} = {v}" for k, v in sorted(tuning.items())]

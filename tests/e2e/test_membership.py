@@ -144,8 +144,14 @@ def test_rotated_bank_key_old_key_refused(tmp_path: pathlib.Path) -> None:
     with running_devnet(tmp_path / "net") as dn:
         bank = "bank.icbc-qd"
         old, new = dn.keys[bank], generate_key()
-        commit(dn, REG, signed(dn, REG, txtypes.RekeyInstitution(
-            bank, new.public_key, (old.key_id,))))
+        rekey = signed(dn, REG, txtypes.RekeyInstitution(bank, new.public_key, (old.key_id,)))
+        commit(dn, REG, rekey)
+
+        def applied_at_bank() -> bool:
+            with dn.client_ctx(bank) as c:
+                return bool(c.tx(rekey.id)["status"] == "committed")
+
+        wait_until(f"{bank} applied the re-key", applied_at_bank, timeout_s=30)
         register = txtypes.RegisterEnterprise("91370200MA3C8Y5R2K", "Exporter Co", "CN", b"")
         with dn.client_ctx(bank) as c, pytest.raises(RpcCallError) as refused:
             c.submit(signed(dn, bank, register, key=old), wait=True, timeout_ms=5000)
