@@ -38,6 +38,9 @@ from protocol.errors import CrossbillError, DecodeError
 from protocol.raft.messages import Entry, HardState, Snapshot
 
 FORMAT: Final = "crossbill-store-1"
+# Ledger state reads cached in memory (hot records, tree nodes, absent nonces): about 300 bytes
+# each, so some 15 MB at most.
+STATE_READ_CACHE_ENTRIES_MAX: Final = 50_000
 
 _META: Final = b"m:format"
 _TIP: Final = b"c:tip"
@@ -96,23 +99,45 @@ def _prefix_stop(prefix: bytes) -> bytes:
 
 
 class LevelKV:
-    """The ledger's `KV` interface over one key prefix of the LevelDB."""
+    """The ledger's `KV` interface over one key prefix of the LevelDB, with a bounded read
+    cache (values and absences) kept exact: every write to the prefix goes through `put`,
+    `delete` or `Storage.commit_block`, which update it."""
 
-    __slots__ = ("_db", "_prefix")
+    __slots__ = ("_cache", "_db", "_prefix")
 
     def __init__(self, db: plyvel.DB, prefix: bytes) -> None:
         self._db = db
         self._prefix = prefix
+        self._cache: dict[bytes, bytes | None] = {}
 
     def get(self, key: bytes) -> bytes | None:
+        cache = self._cache
+        if key in cache:
+            return cache[key]
         value: bytes | None = self._db.get(self._prefix + key)
+        self._remember(key, value)
         return value
+
+    def _remember(self, key: bytes, value: bytes | None) -> None:
+        cache = self._cache
+        if len(cache) >= STATE_READ_CACHE_ENTRIES_MAX and key not in cache:
+            del cache[next(iter(cache))]  # the oldest entry (insertion order)
+        cache[key] = value
+
+    def written(self, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Keep the cache exact after a batch wrote `writes` (value None: deleted)."""
+        cache = self._cache
+        for key, value in writes:
+            if key in cache:
+                cache[key] = value
 
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(self._prefix + key, value)
+        self._cache.pop(key, None)
 
     def delete(self, key: bytes) -> None:
         self._db.delete(self._prefix + key)
+        self._cache.pop(key, None)
 
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         p = self._prefix
@@ -237,11 +262,13 @@ class Storage:
         """Write the genesis state and the height-0 tip in one synced batch."""
         if self.tip() is not None:
             raise StorageError("refusing to write genesis over an existing chain")
+        writes = list(state_writes)
         with self._db.write_batch(transaction=True, sync=True) as wb:
-            for key, value in state_writes:
+            for key, value in writes:
                 if value is not None:
                     wb.put(_STATE + key, value)
             wb.put(_TIP, codec.encode(tip))
+        self.state_kv.written(writes)
 
     def commit_block(self, block: types.Block, receipts: Sequence[types.Receipt],
                      state_writes: Iterable[tuple[bytes, bytes | None]],
@@ -267,7 +294,8 @@ class Storage:
             wb.put(_BY_HASH + block.hash, h)
             for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
                 wb.put(_TX + tx.id, codec.encode(TxRecord(header.height, i, receipt)))
-            for key, value in state_writes:
+            writes = list(state_writes)
+            for key, value in writes:
                 if value is None:
                     wb.delete(_STATE + key)
                 else:
@@ -275,6 +303,7 @@ class Storage:
             wb.put(_TIP, codec.encode(new_tip))
             if raft_applied is not None:
                 wb.put(_RAFT_APPLIED, _u64(raft_applied))
+        self.state_kv.written(writes)
         self.metrics.persist_s["block"].observe(time.monotonic() - started)
         return new_tip
 

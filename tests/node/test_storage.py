@@ -128,3 +128,30 @@ def test_refuses_a_damaged_database(tmp_path: pathlib.Path) -> None:
         for h in range(1, 30):
             s.block(h)
         s.close()
+
+
+def test_state_read_cache_stays_exact(tmp_path: pathlib.Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from node import storage as storage_mod
+
+    monkeypatch.setattr(storage_mod, "STATE_READ_CACHE_ENTRIES_MAX", 4)
+    store = _open(tmp_path / "db")
+    kv = store.state_kv
+    assert kv.get(b"k1") is None  # an absence, cached
+    store.commit_genesis([(b"k1", b"v0")], storage_mod.ChainTip(0, b"\x00" * 32, b"\x00" * 32, 0))
+    assert kv.get(b"k1") == b"v0"
+    block = signed_block((signed_tx(),))
+    store.commit_block(block, _receipts(block), [(b"k1", b"v1"), (b"k2", b"v2")])
+    assert kv.get(b"k1") == b"v1" and kv.get(b"k2") == b"v2"
+    block2 = signed_block((), height=2, prev_hash=block.hash)
+    store.commit_block(block2, [], [(b"k1", None)])
+    assert kv.get(b"k1") is None
+    kv.put(b"k3", b"direct")
+    assert kv.get(b"k3") == b"direct"
+    kv.delete(b"k3")
+    assert kv.get(b"k3") is None
+    for i in range(10):  # bounded: old entries leave, reads stay right
+        assert kv.get(b"x%d" % i) is None
+    assert len(kv._cache) <= 4
+    assert kv.get(b"k2") == b"v2"
+    store.close()
