@@ -11,7 +11,7 @@ Key layout (one LevelDB; every value is a canonical `protocol.codec` encoding un
     s:<ledger key>      ledger state (protocol.ledger's key layout, behind the KV interface)
     r:hard              Raft HardState
     r:snap              Raft Snapshot (its data names a block height; bulk state is blocks)
-    r:e:<index u64>     Raft Entry
+    r:e:<index u64>     Raft Entry, binary (protocol.raft.messages.encode_entry: no hex)
     r:applied           Raft index of the last entry applied to the ledger (u64, raw)
 
 A committed block, its receipts, its transaction index entries, its ledger write set, the new
@@ -35,9 +35,9 @@ from node.metrics import StorageMetrics
 from protocol import codec, types
 from protocol.codec import bound
 from protocol.errors import CrossbillError, DecodeError
-from protocol.raft.messages import Entry, HardState, Snapshot
+from protocol.raft.messages import Entry, HardState, Snapshot, decode_entry, encode_entry
 
-FORMAT: Final = "crossbill-store-1"
+FORMAT: Final = "crossbill-store-2"  # 2: Raft entries in binary (encode_entry)
 # Ledger state reads cached in memory (hot records, tree nodes, absent nonces): about 300 bytes
 # each, so some 15 MB at most.
 STATE_READ_CACHE_ENTRIES_MAX: Final = 50_000
@@ -315,8 +315,7 @@ class Storage:
         snap_raw = self._db.get(_RAFT_SNAP)
         hard = None if hard_raw is None else self._decode(HardState, hard_raw, "raft hard state")
         snap = None if snap_raw is None else self._decode(Snapshot, snap_raw, "raft snapshot")
-        entries = [self._decode(Entry, v, "raft entry")
-                   for _, v in self._db.iterator(prefix=_RAFT_ENTRY)]
+        entries = [self._decode_entry(v) for _, v in self._db.iterator(prefix=_RAFT_ENTRY)]
         for prev, nxt in itertools.pairwise(entries):
             if nxt.index != prev.index + 1:
                 raise StorageError(f"{self.path}: Raft log has a gap after index {prev.index}")
@@ -342,7 +341,7 @@ class Storage:
                                              include_value=False):
                     wb.delete(key)
                 for e in entries:
-                    wb.put(_RAFT_ENTRY + _u64(e.index), codec.encode(e))
+                    wb.put(_RAFT_ENTRY + _u64(e.index), encode_entry(e))
             if hard_state is not None:
                 wb.put(_RAFT_HARD, codec.encode(hard_state))
         self.metrics.persist_s["raft"].observe(time.monotonic() - started)
@@ -380,6 +379,12 @@ class Storage:
     def compact(self) -> None:
         """Compact the whole key range (LevelDB compact_range; may take a while)."""
         self._db.compact_range()
+
+    def _decode_entry(self, raw: bytes) -> Entry:
+        try:
+            return decode_entry(raw)
+        except DecodeError as exc:
+            raise StorageError(f"{self.path}: stored raft entry is damaged: {exc}") from None
 
     def _decode(self, cls: type, raw: bytes, what: str):  # type: ignore[no-untyped-def]
         try:

@@ -4,12 +4,20 @@ Every message is a frozen dataclass carrying `term`, `src` and `dst`. On the wir
 wrapped in an envelope ``{"type": <TYPE>, "msg": {...}, "v": 1}`` encoded by `protocol.codec`;
 `decode_message` refuses anything else with `protocol.errors.DecodeError`.
 
+An AppendRequest that carries entries travels in a binary form instead, because its entries
+are blocks of several hundred kilobytes that JSON would carry hex-encoded (twice the bytes, and
+a hex pass at each end): ``BINARY_MAGIC``, the canonical JSON envelope of the message with no
+entries, then each entry as ``encode_entry`` gives it, length-prefixed. Each message still has
+exactly one encoding: the binary form if and only if it is an AppendRequest with entries.
+
 Entry payloads are opaque bytes: the node puts encoded blocks there; Raft only reads the
 payload of config-change entries (`EntryKind.CONF_CHANGE`), which holds an encoded `ConfChange`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import struct
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Final
 
@@ -255,17 +263,86 @@ class _Envelope:
     msg: Annotated[Message, variant("type", MESSAGE_TYPES.get)]
 
 
+BINARY_MAGIC: Final = b"\x00CBR1"  # never the first bytes of JSON
+_ENTRY_HEAD: Final = struct.Struct(">QQB")  # term, index, kind
+_U32: Final = struct.Struct(">I")
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """An entry's canonical binary form: term and index (u64), kind (u8), then the data."""
+    return _ENTRY_HEAD.pack(entry.term, entry.index, entry.kind) + entry.data
+
+
+def decode_entry(data: bytes) -> Entry:
+    """The inverse of `encode_entry`; `DecodeError` on anything else."""
+    if len(data) < _ENTRY_HEAD.size:
+        raise DecodeError("raft entry is shorter than its header", "entry")
+    if len(data) - _ENTRY_HEAD.size > limits.ENTRY_BYTES_MAX:
+        raise DecodeError(f"raft entry data exceeds {limits.ENTRY_BYTES_MAX} bytes",
+                          "entry.data")
+    term, index, kind = _ENTRY_HEAD.unpack_from(data)
+    if kind not in (EntryKind.NORMAL, EntryKind.CONF_CHANGE):
+        raise DecodeError(f"unknown entry kind {kind}", "entry.kind")
+    return Entry(term=term, index=index, kind=kind, data=data[_ENTRY_HEAD.size:])
+
+
 def encode_message(msg: Message) -> bytes:
     """The canonical bytes of a message, with its type discriminator."""
+    if isinstance(msg, AppendRequest) and msg.entries:
+        head = codec.encode(_Envelope(type=msg.TYPE, msg=dataclasses.replace(msg, entries=())))
+        parts = [BINARY_MAGIC, _U32.pack(len(head)), head, _U32.pack(len(msg.entries))]
+        for entry in msg.entries:
+            body = encode_entry(entry)
+            parts += (_U32.pack(len(body)), body)
+        return b"".join(parts)
     return codec.encode(_Envelope(type=msg.TYPE, msg=msg))
 
 
 def decode_message(data: bytes) -> Message:
     """Decode bytes produced by `encode_message`; `DecodeError` on anything else."""
-    env = codec.decode(_Envelope, data, max_bytes=base_limits.MESSAGE_BYTES_MAX)
-    msg: Message = env.msg
+    if len(data) > base_limits.MESSAGE_BYTES_MAX:
+        raise DecodeError(f"message exceeds {base_limits.MESSAGE_BYTES_MAX} bytes", "")
+    if data.startswith(BINARY_MAGIC):
+        msg = _decode_binary(memoryview(data)[len(BINARY_MAGIC):])
+    else:
+        env = codec.decode(_Envelope, data, max_bytes=base_limits.MESSAGE_BYTES_MAX)
+        msg = env.msg
+        if isinstance(msg, AppendRequest) and msg.entries:
+            raise DecodeError("an AppendRequest with entries travels in the binary form",
+                              "msg.entries")
     _check_message(msg)
     return msg
+
+
+def _decode_binary(view: memoryview) -> Message:
+    pos = 0
+
+    def take(n: int, what: str) -> memoryview:
+        nonlocal pos
+        if n > len(view) - pos:
+            raise DecodeError(f"binary raft message ends inside {what}", what)
+        out = view[pos:pos + n]
+        pos += n
+        return out
+
+    (head_len,) = _U32.unpack(take(_U32.size, "head length"))
+    env = codec.decode(_Envelope, bytes(take(head_len, "head")),
+                       max_bytes=base_limits.MESSAGE_BYTES_MAX)
+    msg = env.msg
+    if not isinstance(msg, AppendRequest) or msg.entries:
+        raise DecodeError("the binary form carries an AppendRequest whose entries follow",
+                          "msg")
+    (count,) = _U32.unpack(take(_U32.size, "entry count"))
+    if not 0 < count <= limits.APPEND_ENTRIES_MAX:
+        raise DecodeError(f"{count} entries: expected 1..{limits.APPEND_ENTRIES_MAX}",
+                          "msg.entries")
+    entries = []
+    for i in range(count):
+        (size,) = _U32.unpack(take(_U32.size, f"entries[{i}] length"))
+        entries.append(decode_entry(bytes(take(size, f"entries[{i}]"))))
+    if pos != len(view):
+        raise DecodeError("trailing bytes after the last entry", "msg")
+    return dataclasses.replace(msg, entries=tuple(entries))
 
 
 def _check_message(msg: Message) -> None:

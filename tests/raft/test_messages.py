@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ from protocol.raft import (
     decode_message,
     encode_message,
 )
+from protocol.raft.messages import BINARY_MAGIC
 
 CONF = ConfState(voters=(1, 2, 3), learners=(4,))
 SAMPLES: list[Message] = [
@@ -55,7 +57,8 @@ def test_round_trip(msg: Message) -> None:
     data = encode_message(msg)
     assert decode_message(data) == msg
     assert encode_message(decode_message(data)) == data
-    assert data.startswith(b'{"msg":{')
+    binary = isinstance(msg, AppendRequest) and bool(msg.entries)
+    assert data.startswith(BINARY_MAGIC if binary else b'{"msg":{')
 
 
 entries_st = st.lists(st.binary(max_size=64), max_size=8)
@@ -102,24 +105,52 @@ def test_garbage_rejected(data: bytes) -> None:
         decode_message(data)
 
 
-def _raw_append(entries: str, prev_index: int = 4, term: int = 3) -> bytes:
+def _head(prev_index: int = 4, term: int = 3, entries: str = "") -> bytes:
     return (b'{"msg":{"commit":0,"dst":2,"entries":[' + entries.encode() +
             b'],"prev_index":%d,"prev_term":1,"src":1,"term":%d},"type":"append","v":1}'
             % (prev_index, term))
 
 
+def _raw_append(entries: list[tuple[int, int, int, bytes]], prev_index: int = 4,
+                term: int = 3, head: bytes | None = None, tail: bytes = b"") -> bytes:
+    """The binary form, built by hand: entries as (term, index, kind, data)."""
+    head = _head(prev_index, term) if head is None else head
+    out = BINARY_MAGIC + struct.pack(">I", len(head)) + head + struct.pack(">I", len(entries))
+    for t, i, k, d in entries:
+        body = struct.pack(">QQB", t, i, k) + d
+        out += struct.pack(">I", len(body)) + body
+    return out + tail
+
+
 def test_append_semantic_checks() -> None:
     """Decoding refuses AppendRequests whose entries do not follow prev_index without gaps,
     whose terms decrease or pass the message term, or whose config change is unreadable."""
-    ok = '{"data":"","index":5,"kind":0,"term":2}'
-    assert isinstance(decode_message(_raw_append(ok)), AppendRequest)
-    for bad in ('{"data":"","index":6,"kind":0,"term":2}',
-                '{"data":"","index":5,"kind":0,"term":9}',
-                '{"data":"","index":5,"kind":0,"term":0}',
-                '{"data":"","index":5,"kind":2,"term":2}',
-                '{"data":"00","index":5,"kind":1,"term":2}'):
+    ok = (2, 5, 0, b"")
+    assert isinstance(decode_message(_raw_append([ok])), AppendRequest)
+    for bad in ((2, 6, 0, b""), (9, 5, 0, b""), (0, 5, 0, b""), (2, 5, 2, b""),
+                (2, 5, 1, b"\x00")):
         with pytest.raises(DecodeError):
-            decode_message(_raw_append(bad))
+            decode_message(_raw_append([bad]))
+
+
+def test_append_binary_form_is_the_only_form_with_entries() -> None:
+    """One encoding per message: entries travel in the binary form only, and a binary message
+    that is truncated, padded, empty or not an AppendRequest is refused."""
+    ok = (2, 5, 0, b"block")
+    good = _raw_append([ok])
+    assert decode_message(good).entries[0].data == b"block"  # type: ignore[union-attr]
+    json_with_entries = _head(entries='{"data":"","index":5,"kind":0,"term":2}')
+    for bad in (json_with_entries,                        # entries in JSON
+                good[:-1],                                # truncated entry
+                good + b"\x00",                           # trailing byte
+                _raw_append([]),                          # no entries
+                _raw_append([ok], head=_head(entries='{"data":"","index":5,"kind":0,'
+                                                    '"term":2}')),  # entries in the head
+                _raw_append([ok], head=encode_message(TimeoutNow(term=3, src=1, dst=2))),
+                BINARY_MAGIC + b"\xff\xff\xff\xff",        # head longer than the message
+                _raw_append([(2, 5, 0, b"")])[:-8]):      # entry shorter than its header
+        with pytest.raises(DecodeError):
+            decode_message(bad)
 
 
 def test_random_mutations_never_crash() -> None:
