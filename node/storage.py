@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import pathlib
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Final
@@ -108,7 +109,9 @@ class LevelKV:
     def __init__(self, db: plyvel.DB, prefix: bytes) -> None:
         self._db = db
         self._prefix = prefix
-        self._cache: dict[bytes, bytes | None] = {}
+        # Insertion-ordered for O(1) eviction of the oldest entry (a plain dict's first key
+        # gets slower to find the more entries were deleted from its front).
+        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
 
     def get(self, key: bytes) -> bytes | None:
         cache = self._cache
@@ -121,7 +124,7 @@ class LevelKV:
     def _remember(self, key: bytes, value: bytes | None) -> None:
         cache = self._cache
         if len(cache) >= STATE_READ_CACHE_ENTRIES_MAX and key not in cache:
-            del cache[next(iter(cache))]  # the oldest entry (insertion order)
+            cache.popitem(last=False)  # the oldest entry
         cache[key] = value
 
     def written(self, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
