@@ -21,7 +21,7 @@ import trio
 
 from node import net, wire
 from node.chain import Chain
-from node.mempool import Mempool, MempoolFullError
+from node.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
 from node.storage import TxRecord
 from protocol import codec, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
@@ -135,7 +135,14 @@ class TxIntake:
         return self._verified.get(tx.id) == tx.signature
 
     def submit(self, tx: types.Tx) -> Admission:
-        """A client's transaction: admit it here, then send it on towards the leader."""
+        """A client's transaction: admit it here, then send it on towards the leader. When
+        this node cannot send more on (overload), the client hears so now (MEMPOOL_FULL,
+        retry later) rather than getting an acceptance that would be dropped."""
+        if self._out_send.statistics().current_buffer_used >= OUTGOING_TXS_MAX:
+            self.stats["refused"] += 1
+            self.refusals[MEMPOOL_FULL] += 1
+            return Admission(MEMPOOL_FULL, f"{OUTGOING_TXS_MAX} transactions are waiting to be "
+                             "sent on from this node: retry later")
         result = self.admit(tx)
         if result.code == OK:
             try:

@@ -98,3 +98,27 @@ async def test_a_follower_checks_a_signature_once(tmp_path: pathlib.Path,
         # Admission at customs, then one check per other node (3 orderers that took the
         # gossip or forward, 3 more followers); never a second one at customs or the leader.
         assert checked.count(step.tx.signature) == len(c.nodes)
+
+
+def test_an_overloaded_node_refuses_instead_of_dropping(tmp_path: pathlib.Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that cannot send transactions on (its queue towards the leader is full) refuses
+    new ones with MEMPOOL_FULL; it never accepts one it would then drop."""
+    from node import intake as intake_mod
+    from node.chain import Chain
+    from node.demo import build_consortium
+    from node.storage import Storage
+    from tests.node.memnet import MemNet
+
+    monkeypatch.setattr(intake_mod, "OUTGOING_TXS_MAX", 2)
+    config, keys = build_consortium("crossbill-test", int(time.time() * 1000) - 1000)
+    storage = Storage.open(tmp_path / "db", chain_id=config.chain_id, genesis_hash=config.hash)
+    chain = Chain(storage, config)
+    intake = intake_mod.TxIntake(chain=chain, mempool=None, network=MemNet().host("p"),
+                                 forward_peers=lambda: [], batch_txs_max=10,
+                                 batch_interval_ms=5, request_timeout_s=1)  # never run
+    steps = headline_steps(config, keys, int(time.time() * 1000), generate_key())
+    results = [intake.submit(s.tx) for s in steps[:4]]
+    assert [r.code for r in results] == ["OK", "OK", "MEMPOOL_FULL", "MEMPOOL_FULL"]
+    assert intake.stats["outgoing_dropped"] == 0 and intake.stats["refused"] == 2
+    storage.close()
