@@ -152,7 +152,6 @@ class Orderer:
                                       "conf_changes_proposed": 0}
         self.metrics = OrderingMetrics()
         self._proposed_at = self._committed_at = 0.0  # monotonic, for the latency metrics
-        network.register_handler(net.PROTO_RAFT, self._on_raft_message)
 
     # ------------------------------------------------------------------ membership
 
@@ -284,7 +283,9 @@ class Orderer:
                 self.stats["raft_send_failures"] += 1
                 log.debug("raft send to %s failed: %s", peer_id, exc)
 
-    async def _on_raft_message(self, peer_id: str, payload: bytes) -> bytes | None:
+    async def on_raft_message(self, peer_id: str, payload: bytes) -> bytes | None:
+        """PROTO_RAFT: the node registers the protocol once and hands messages to its
+        current Orderer (a node may stop and start ordering as the ledger says)."""
         try:
             msg = decode_message(payload)
         except DecodeError as exc:

@@ -105,6 +105,7 @@ class Node:
                                batch_txs_max=t.tx_batch_txs_max,
                                batch_interval_ms=t.tx_batch_interval_ms,
                                request_timeout_s=self.timeout_s)
+        network.register_handler(net.PROTO_RAFT, self._on_raft_message)
         self.rpc = RpcServer(self, rpc_settings)
         self.rpc_bound_port: int | None = None
         self.metrics_bound_port: int | None = None
@@ -264,6 +265,12 @@ class Node:
         return out
 
     # ------------------------------------------------------------------ events
+
+    async def _on_raft_message(self, peer_id: str, payload: bytes) -> bytes | None:
+        orderer = self.orderer
+        if orderer is None:
+            return None  # not ordering (now): Raft retransmits to members only
+        return await orderer.on_raft_message(peer_id, payload)
 
     async def _on_block(self, block: types.Block, receipts: tuple[types.Receipt, ...],
                         mine: bool) -> None:

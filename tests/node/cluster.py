@@ -50,6 +50,8 @@ class Cluster:
         host = self.net.hosts.get(self.peers[institution]) or self.net.host(
             self.peers[institution])
         host.up = True
+        host.handlers.clear()  # a restarted node process starts with a fresh host
+        host.subs.clear()
         if not getattr(host, "_running", False):
             await self.nursery.start(host.run)
             host._running = True  # type: ignore[attr-defined]

@@ -77,6 +77,8 @@ class MemHost:
                 pass
 
     def register_handler(self, protocol_id: str, handler: RequestHandler) -> None:
+        if protocol_id in self.handlers:  # as node.p2p does: one handler per protocol
+            raise ValueError(f"a handler for {protocol_id} is already registered")
         self.handlers[protocol_id] = handler
 
     async def request(self, peer_id: str, protocol_id: str, payload: bytes, *,

@@ -168,3 +168,27 @@ async def test_a_leader_whose_key_was_retired_hands_over(tmp_path: pathlib.Path)
         new_leader = await c.wait_leader()
         assert new_leader is not leader
         await c.wait_same_tip(min_height=4)
+
+
+async def test_an_orderer_removed_then_added_back_orders_again(tmp_path: pathlib.Path) -> None:
+    """Ordering, following, ordering again in one process: the Raft protocol handler is the
+    node's, so a second Orderer takes over the messages (py-libp2p allows one handler per
+    protocol, and the in-memory network now refuses a second one too)."""
+    async with cluster(tmp_path) as c:
+        leader = await c.wait_leader()
+        bank = next(n for n in c.orderer_nodes() if n is not leader)
+        await commit(c.nodes[REG], tx(c, REG, txtypes.RemoveOrderer(bank.institution)))
+        await wait_for(lambda: not bank.is_orderer)
+        await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(1)))
+        await commit(c.nodes[REG], tx(c, REG, txtypes.AddOrderer(bank.institution)))
+        await wait_for(lambda: bank.is_orderer and bank.orderer is not None)
+        rid = raft_id_of(bank.institution)
+
+        def voter_again() -> bool:
+            lead = c.leader()
+            return lead is not None and lead.orderer is not None and \
+                rid in lead.orderer.raft.conf.voters
+
+        await wait_for(voter_again)
+        await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(2)))
+        await c.wait_same_tip(min_height=4)
