@@ -4,14 +4,21 @@ clients waiting for receipts.
 A transaction enters through `submit` (a client, via RPC), a forwarded batch (`PROTO_TXS`) or a
 gossiped batch (`TOPIC_TXS`). Admission runs `validate_basic` against the current ledger state
 (signature, known signer, role) and refuses what already committed. Orderers keep admitted
-transactions in their mempool; every node batches what its clients submitted and sends the
-batch on two paths: a request to the leader (or, from a non-orderer, to an orderer), and the
-transaction gossip topic, which every orderer follows so that a new leader holds them too.
+transactions in their mempool; every node batches what its clients submitted and forwards the
+batch to the leader (from a non-orderer: to an orderer, which passes it on).
+
+The node that took a client's transaction answers for it until it sees it committed: it keeps
+it (bounded) and forwards it again when the leader changes or when it has waited
+`REFORWARD_AFTER_S`, so a leader that crashes with a full mempool loses nothing a client was
+told is accepted. Gossip carries a batch only when no orderer could be reached: one forward
+costs one request, where gossip costs every orderer a message (py-libp2p's per-message cost
+dominates at moderate load; see ADR 0013).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +39,9 @@ OUTGOING_TXS_MAX: Final = 20_000
 RECEIPT_WAITERS_MAX: Final = 20_000
 DECODED_BATCHES_MAX: Final = 32  # gossip batches decoded by the validator, kept for the handler
 VERIFIED_TXS_MAX: Final = 50_000  # ids of transactions admitted here (signature checked)
+AWAITING_TXS_MAX: Final = 20_000  # client transactions taken here, not yet seen committed
+REFORWARD_AFTER_S: Final = 15.0  # forward an uncommitted transaction again after this long
+REFORWARD_CHECK_S: Final = 1.0
 ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
 OK: Final = "OK"
 
@@ -67,9 +77,12 @@ class TxIntake:
         # Not ordering: tx id -> signature of transactions admitted here (signature checked),
         # so the block that carries them skips a second check. Ordering nodes ask the mempool.
         self._verified: OrderedDict[bytes, bytes] = OrderedDict()
+        # Client transactions taken here: id -> (tx, where it was sent, when). Until committed.
+        self._awaiting: OrderedDict[bytes, tuple[types.Tx, str, float]] = OrderedDict()
         self.on_admitted: Callable[[], None] = lambda: None
         self.stats: dict[str, int] = {"admitted": 0, "refused": 0, "forward_failures": 0,
-                                      "gossip_batches_rejected": 0, "outgoing_dropped": 0}
+                                      "gossip_batches_rejected": 0, "outgoing_dropped": 0,
+                                      "reforwarded": 0, "gossip_fallbacks": 0}
         self.refusals: Counter[str] = Counter()  # admission refusals by code (metrics)
         self._subscribed = False
         network.register_handler(net.PROTO_TXS, self._on_forwarded)
@@ -138,13 +151,15 @@ class TxIntake:
         """A client's transaction: admit it here, then send it on towards the leader. When
         this node cannot send more on (overload), the client hears so now (MEMPOOL_FULL,
         retry later) rather than getting an acceptance that would be dropped."""
-        if self._out_send.statistics().current_buffer_used >= OUTGOING_TXS_MAX:
+        if (self._out_send.statistics().current_buffer_used >= OUTGOING_TXS_MAX
+                or len(self._awaiting) >= AWAITING_TXS_MAX):
             self.stats["refused"] += 1
             self.refusals[MEMPOOL_FULL] += 1
-            return Admission(MEMPOOL_FULL, f"{OUTGOING_TXS_MAX} transactions are waiting to be "
-                             "sent on from this node: retry later")
+            return Admission(MEMPOOL_FULL, "this node holds as many uncommitted transactions "
+                             "as it may: retry later")
         result = self.admit(tx)
-        if result.code == OK:
+        if result.code == OK and tx.id not in self._awaiting:
+            self._awaiting[tx.id] = (tx, "", time.monotonic())
             try:
                 self._out_send.send_nowait(tx)
             except trio.WouldBlock:
@@ -170,35 +185,74 @@ class TxIntake:
         return self.committed(tx_id)
 
     def block_applied(self, block: types.Block) -> None:
+        awaiting = self._awaiting
         for tx in block.txs:
             event = self._waiters.pop(tx.id, None)
             if event is not None:
                 event.set()
+            awaiting.pop(tx.id, None)
 
     # ------------------------------------------------------------------ sending on
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            batch = [await self._out_recv.receive()]
-            with trio.move_on_after(self.batch_interval_s):
-                while len(batch) < self.batch_txs_max:
-                    batch.append(await self._out_recv.receive())
-            await self._send_batch(batch)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reforward_loop)
+            task_status.started()
+            while True:
+                batch = [await self._out_recv.receive()]
+                with trio.move_on_after(self.batch_interval_s):
+                    while len(batch) < self.batch_txs_max:
+                        batch.append(await self._out_recv.receive())
+                await self._send_batch(batch)
 
     async def _send_batch(self, batch: list[types.Tx]) -> None:
         payload = wire.pack_blobs([tx.encoded for tx in batch])
-        await self.net.publish(net.TOPIC_TXS, payload)
         peers = self.forward_peers()
+        sent_to = ""
         for peer in peers[:2]:
             try:
                 with trio.fail_after(self.timeout_s):
                     await self.net.request(peer, net.PROTO_TXS, payload,
                                            timeout_s=self.timeout_s)
-                return
-            except Exception as exc:  # gossip carries the batch too; try one more peer
+                sent_to = peer
+                break
+            except Exception as exc:  # try one more peer, then gossip
                 self.stats["forward_failures"] += 1
                 log.debug("forwarding %d txs to %s failed: %s", len(batch), peer, exc)
+        if peers and not sent_to:
+            self.stats["gossip_fallbacks"] += 1
+            await self.net.publish(net.TOPIC_TXS, payload)
+        now = time.monotonic()
+        awaiting = self._awaiting
+        for tx in batch:
+            if tx.id in awaiting:
+                awaiting[tx.id] = (tx, sent_to, now)
+
+    async def _reforward_loop(self) -> None:
+        """Send on again what clients gave this node and the ledger has not taken yet: when
+        the leader changed since (or no one took it), or after REFORWARD_AFTER_S."""
+        while True:
+            await trio.sleep(REFORWARD_CHECK_S)
+            peers = self.forward_peers()
+            target = peers[0] if peers else ""
+            now_s = time.monotonic()
+            now_ms = int(time.time() * 1000)
+            again = []
+            for tx_id, (tx, sent_to, at) in list(self._awaiting.items()):
+                if tx.expires_at_ms < now_ms:
+                    del self._awaiting[tx_id]
+                elif (target and target != sent_to) or now_s - at > REFORWARD_AFTER_S:
+                    if self.committed(tx_id) is not None:
+                        del self._awaiting[tx_id]
+                    else:
+                        again.append(tx)
+            for tx in again:
+                try:
+                    self._out_send.send_nowait(tx)
+                except trio.WouldBlock:
+                    break
+                self._awaiting[tx.id] = (tx, target, now_s)  # not again until it changes
+                self.stats["reforwarded"] += 1
 
     # ------------------------------------------------------------------ from peers
 

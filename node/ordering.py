@@ -115,6 +115,7 @@ class Orderer:
         log_keep_entries: int,
         on_block: BlockListener,
         catch_up_to: FetchBlocks,
+        on_new_leader: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
     ) -> None:
         self.institution = institution
@@ -127,6 +128,7 @@ class Orderer:
         self.log_keep_entries = log_keep_entries
         self.on_block = on_block
         self.catch_up_to = catch_up_to
+        self.on_new_leader = on_new_leader  # another node leads now: hand it our pending txs
         self.raft_ids: dict[str, int] = {}
         self.institution_of_raft: dict[int, str] = {}
         self.peer_of_institution: dict[str, str] = {}
@@ -354,6 +356,8 @@ class Orderer:
             self._proposal = None
         if role != LEADER:
             self.mempool.requeue_proposed()
+            if leader_id and leader_id != self.id:
+                self.on_new_leader()
 
     async def _catch_up(self, height: int) -> None:
         while self.chain.height < height:

@@ -167,11 +167,19 @@ class Node:
             tick_ms=t.raft_tick_ms, election_ticks=t.raft_election_ticks,
             heartbeat_ticks=t.raft_heartbeat_ticks,
             log_keep_entries=t.raft_log_keep_entries, on_block=self._on_block,
-            catch_up_to=self.sync.catch_up_to)
+            catch_up_to=self.sync.catch_up_to, on_new_leader=self._hand_pending_to_leader)
         self.intake.set_mempool(self.mempool)
         self.intake.on_admitted = self.orderer.kick
         self.is_orderer = True
         self._left_ordering_at = None
+
+    def _hand_pending_to_leader(self) -> None:
+        """Another orderer leads now: send it what our mempool holds (it may not have seen
+        it; it drops what it holds or what committed)."""
+        if self.mempool is not None and self.mempool.pending_count:
+            handed = self.intake.forward_pending(self.mempool.pending())
+            log.info("new leader %s: %d pending transactions forwarded to it", self._leader(),
+                     handed)
 
     def _become_follower(self) -> None:
         mempool = self.mempool
