@@ -8,11 +8,11 @@ transactions in their mempool; every node batches what its clients submitted and
 batch to the leader (from a non-orderer: to an orderer, which passes it on).
 
 The node that took a client's transaction answers for it until it sees it committed: it keeps
-it (bounded) and forwards it again when the leader changes or when it has waited
-`REFORWARD_AFTER_S`, so a leader that crashes with a full mempool loses nothing a client was
-told is accepted. Gossip carries a batch only when no orderer could be reached: one forward
-costs one request, where gossip costs every orderer a message (py-libp2p's per-message cost
-dominates at moderate load; see ADR 0013).
+it (bounded) and forwards it again when the leader changes, when no orderer took it (after
+`REFORWARD_REFUSED_S`), and as a last resort after `REFORWARD_AFTER_S`, so a leader that crashes
+with a full mempool loses nothing a client was told is accepted. Gossip carries a batch only
+when no orderer could be reached: one forward costs one request, where gossip costs every
+orderer a message (py-libp2p's per-message cost dominates at moderate load; see ADR 0013).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from node import net, wire
 from node.chain import Chain
 from node.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
 from node.storage import TxRecord
-from protocol import codec, types, validation
+from protocol import codec, limits, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
 
 log = logging.getLogger("crossbill.intake")
@@ -40,8 +40,10 @@ RECEIPT_WAITERS_MAX: Final = 20_000
 DECODED_BATCHES_MAX: Final = 32  # gossip batches decoded by the validator, kept for the handler
 VERIFIED_TXS_MAX: Final = 50_000  # ids of transactions admitted here (signature checked)
 AWAITING_TXS_MAX: Final = 20_000  # client transactions taken here, not yet seen committed
-REFORWARD_AFTER_S: Final = 15.0  # forward an uncommitted transaction again after this long
+REFORWARD_REFUSED_S: Final = 5.0  # no orderer took it (unreachable, mempool full): retry after
+REFORWARD_AFTER_S: Final = 120.0  # taken but still not committed: a last resort
 REFORWARD_CHECK_S: Final = 1.0
+HELD_HERE: Final = "."  # `sent_to` of a transaction this node's own mempool holds (leader)
 ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
 OK: Final = "OK"
 
@@ -208,17 +210,24 @@ class TxIntake:
     async def _send_batch(self, batch: list[types.Tx]) -> None:
         payload = wire.pack_blobs([tx.encoded for tx in batch])
         peers = self.forward_peers()
-        sent_to = ""
+        sent_to = HELD_HERE if not peers and self.mempool is not None else ""
+        taken: set[bytes] | None = None  # None: every transaction of the batch
         for peer in peers[:2]:
             try:
                 with trio.fail_after(self.timeout_s):
-                    await self.net.request(peer, net.PROTO_TXS, payload,
-                                           timeout_s=self.timeout_s)
-                sent_to = peer
-                break
+                    reply = await self.net.request(peer, net.PROTO_TXS, payload,
+                                                   timeout_s=self.timeout_s)
             except Exception as exc:  # try one more peer, then gossip
                 self.stats["forward_failures"] += 1
                 log.debug("forwarding %d txs to %s failed: %s", len(batch), peer, exc)
+                continue
+            sent_to = peer
+            try:
+                acks = codec.decode(wire.TxAcks, reply, max_bytes=limits.MESSAGE_BYTES_MAX).acks
+                taken = {a.tx_id for a in acks if a.code in (OK, ALREADY_COMMITTED)}
+            except DecodeError:
+                pass  # an answer we cannot read: count it as taken; the timeout re-sends
+            break
         if peers and not sent_to:
             self.stats["gossip_fallbacks"] += 1
             await self.net.publish(net.TOPIC_TXS, payload)
@@ -226,7 +235,8 @@ class TxIntake:
         awaiting = self._awaiting
         for tx in batch:
             if tx.id in awaiting:
-                awaiting[tx.id] = (tx, sent_to, now)
+                took = taken is None or tx.id in taken
+                awaiting[tx.id] = (tx, sent_to if took else "", now)
 
     async def _reforward_loop(self) -> None:
         """Send on again what clients gave this node and the ledger has not taken yet: when
@@ -239,9 +249,12 @@ class TxIntake:
             now_ms = int(time.time() * 1000)
             again = []
             for tx_id, (tx, sent_to, at) in list(self._awaiting.items()):
+                waited = now_s - at
                 if tx.expires_at_ms < now_ms:
                     del self._awaiting[tx_id]
-                elif (target and target != sent_to) or now_s - at > REFORWARD_AFTER_S:
+                elif ((target and sent_to and target != sent_to)  # the leader changed
+                      or (not sent_to and waited > REFORWARD_REFUSED_S)  # nobody took it
+                      or waited > REFORWARD_AFTER_S):
                     if self.committed(tx_id) is not None:
                         del self._awaiting[tx_id]
                     else:
@@ -251,7 +264,7 @@ class TxIntake:
                     self._out_send.send_nowait(tx)
                 except trio.WouldBlock:
                     break
-                self._awaiting[tx.id] = (tx, target, now_s)  # not again until it changes
+                self._awaiting[tx.id] = (tx, target or HELD_HERE, now_s)
                 self.stats["reforwarded"] += 1
 
     # ------------------------------------------------------------------ from peers
