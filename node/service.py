@@ -95,6 +95,7 @@ class Node:
         self.timeout_s = t.request_timeout_ms / 1000
         self._role_changed = trio.Event()
         self._left_ordering_at: float | None = None
+        self._last_proposer: str | None = None  # of the last applied block (None: not read)
         self.sync = BlockSync(
             institution=institution, chain=self.chain, storage=self.storage,
             network=network, peers=self._sync_peers, batch_blocks=t.block_sync_batch_blocks,
@@ -228,10 +229,12 @@ class Node:
             peer = self.peer_of_institution.get(leader)
             return [peer] if peer else []
         orderers = [o for o in self._orderers if o in self.peer_of_institution]
-        last = self.storage.block(self.chain.height) if self.chain.height else None
-        if last is not None and last.header.proposer in orderers:
-            orderers.remove(last.header.proposer)
-            orderers.insert(0, last.header.proposer)
+        if self._last_proposer is None and self.chain.height:
+            last = self.storage.block(self.chain.height)  # once: then _on_block keeps it
+            self._last_proposer = last.header.proposer if last is not None else ""
+        if self._last_proposer in orderers:
+            orderers.remove(self._last_proposer)
+            orderers.insert(0, self._last_proposer)
         return [self.peer_of_institution[o] for o in orderers]
 
     def status(self) -> dict[str, Any]:
@@ -282,6 +285,7 @@ class Node:
 
     async def _on_block(self, block: types.Block, receipts: tuple[types.Receipt, ...],
                         mine: bool) -> None:
+        self._last_proposer = block.header.proposer
         self.intake.block_applied(block)
         self.rpc.hub.block_applied(block, receipts)
         if mine:
