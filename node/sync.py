@@ -14,6 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import orjson
 import trio
 
 from node import net, wire
@@ -26,6 +27,10 @@ log = logging.getLogger("crossbill.sync")
 
 GOSSIP_BLOCKS_QUEUE_MAX: Final = 64
 STATUS_POLL_INTERVAL_S: Final = 1.0
+# A follower that applied a gossiped block this recently, and is at most GOSSIP_LAG_BLOCKS
+# behind what a peer reports, waits for gossip instead of fetching the same blocks by range.
+GOSSIP_GRACE_S: Final = 2.0
+GOSSIP_LAG_BLOCKS: Final = 2
 BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
 
 BlockListener = Callable[[types.Block, tuple[types.Receipt, ...], bool], Awaitable[None]]
@@ -59,6 +64,7 @@ class BlockSync:
                                       "fetch_failures": 0}
         self._lock = trio.Lock()  # one writer of the chain at a time on a follower
         self._subscribed = False
+        self._gossip_applied_at = float("-inf")  # trio time of the last gossiped block applied
         self._gossip_inbox: trio.MemorySendChannel[bytes] | None = None  # while following
         network.register_handler(net.PROTO_BLOCKS, self._serve_blocks)
         network.register_handler(net.PROTO_STATUS, self._serve_status)
@@ -149,6 +155,8 @@ class BlockSync:
         gets its blocks through Raft: it neither takes nor relays block gossip."""
         if self._gossip_inbox is None:
             return False
+        if 0 < _gossiped_height(data) <= self.chain.height:
+            return False  # already applied (fetched by range): not worth decoding again
         try:
             block = types.Block.decode(data)
             header = block.header
@@ -204,6 +212,7 @@ class BlockSync:
             await self.catch_up_to(height - 1)
         if self.chain.follows_tip(block):
             await self._apply(block)
+            self._gossip_applied_at = trio.current_time()
 
     async def _poll_and_catch_up(self) -> None:
         best = self.chain.height
@@ -219,5 +228,17 @@ class BlockSync:
             except (trio.TooSlowError, DecodeError, Exception) as exc:
                 log.debug("status of %s unavailable: %s", peer, exc)
         self.best_known_height = max(self.best_known_height, best)
-        if best > self.chain.height:
+        behind = best - self.chain.height
+        gossip_flowing = trio.current_time() - self._gossip_applied_at < GOSSIP_GRACE_S
+        if behind > GOSSIP_LAG_BLOCKS or (behind > 0 and not gossip_flowing):
             await self.catch_up_to(best)
+
+
+def _gossiped_height(data: bytes) -> int:
+    """The height a gossiped block claims, read without decoding the block (0 if unreadable:
+    the full decode then says why)."""
+    try:
+        height = orjson.loads(data)["header"]["height"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return 0
+    return height if type(height) is int else 0
