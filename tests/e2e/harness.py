@@ -70,6 +70,13 @@ class Devnet:
         # `devnet down` stops the pids written in devnet.json: keep it current.
         (self.root / "devnet.json").write_text(json.dumps(self.desc, indent=2) + "\n")
 
+    def assert_all_have(self, tx_ids: list[bytes]) -> None:
+        """Every node reports every one of `tx_ids` committed."""
+        for name in self.names():
+            with self.client_ctx(name) as c:
+                missing = [t.hex() for t in tx_ids if c.tx(t)["status"] != "committed"]
+            assert missing == [], f"{name} lacks {len(missing)} acknowledged transactions"
+
     def wait_agree(self, names: list[str] | None = None, min_height: int = 1,
                    timeout_s: float = 60) -> int:
         """Wait until the named nodes (default: all) report one height and state root."""

@@ -80,18 +80,24 @@ def add_node_dir(dn: Devnet, institution: str, key: crypto.PrivateKey) -> dict[s
             "peer_id": peer_id_from_seed(seed)}
 
 
+def admit_new_bank(dn: Devnet) -> dict[str, Any]:
+    """The regulator admits NEW_BANK and names its node; its directory is ready to start."""
+    key = generate_key()
+    node = add_node_dir(dn, NEW_BANK, key)
+    commit(dn, REG, signed(dn, REG, txtypes.AdmitInstitution(
+        NEW_BANK, "New Bank Qingdao", "bank", key.public_key)))
+    commit(dn, REG, signed(dn, REG, txtypes.SetNode(NEW_BANK, node["peer_id"],
+                                                    (node["p2p"],))))
+    dn.keys[NEW_BANK] = key
+    return node
+
+
 def start_added(dn: Devnet, node: dict[str, Any]) -> None:
     proc = devnet.start_node(pathlib.Path(node["config"]), pathlib.Path(node["log"]))
     node["pid"] = proc.pid
     dn.desc["nodes"].append(node)
     (dn.root / "devnet.json").write_text(json.dumps(dn.desc, indent=2) + "\n")
 
-
-def all_have(dn: Devnet, tx_ids: list[bytes]) -> None:
-    for name in dn.names():
-        with dn.client_ctx(name) as c:
-            missing = [t.hex() for t in tx_ids if c.tx(t)["status"] != "committed"]
-        assert missing == [], f"{name} lacks {len(missing)} acknowledged transactions"
 
 
 def test_add_a_fifth_orderer_and_remove_one_under_load(tmp_path: pathlib.Path) -> None:
@@ -100,14 +106,8 @@ def test_add_a_fifth_orderer_and_remove_one_under_load(tmp_path: pathlib.Path) -
         banks = [n for n in dn.names() if n.startswith("bank.")]
         victim = next(b for b in banks if b != leader)
         steady = next(b for b in banks if b not in (leader, victim))
-        key = generate_key()
-        node = add_node_dir(dn, NEW_BANK, key)
-        commit(dn, REG, signed(dn, REG, txtypes.AdmitInstitution(
-            NEW_BANK, "New Bank Qingdao", "bank", key.public_key)))
-        commit(dn, REG, signed(dn, REG, txtypes.SetNode(NEW_BANK, node["peer_id"],
-                                                        (node["p2p"],))))
+        node = admit_new_bank(dn)
         start_added(dn, node)
-        dn.keys[NEW_BANK] = key
         with Load(dn, ["customs.qd", steady]) as load:
             load.wait_acknowledged(10)
             commit(dn, REG, signed(dn, REG, txtypes.AddOrderer(NEW_BANK)))
@@ -137,7 +137,7 @@ def test_add_a_fifth_orderer_and_remove_one_under_load(tmp_path: pathlib.Path) -
         assert sorted(status["orderers"]) == sorted([b for b in banks if b != victim]
                                                      + [NEW_BANK])
         assert len(status["raft_members"]["voters"]) == 4
-        all_have(dn, load.acknowledged)
+        dn.assert_all_have(load.acknowledged)
 
 
 def test_rotated_bank_key_old_key_refused(tmp_path: pathlib.Path) -> None:
@@ -172,12 +172,7 @@ def test_a_new_follower_starts_from_a_backup(tmp_path: pathlib.Path) -> None:
     from node.config import load_config
 
     with running_devnet(tmp_path / "net") as dn:
-        key = generate_key()
-        node = add_node_dir(dn, NEW_BANK, key)
-        commit(dn, REG, signed(dn, REG, txtypes.AdmitInstitution(
-            NEW_BANK, "New Bank Qingdao", "bank", key.public_key)))
-        commit(dn, REG, signed(dn, REG, txtypes.SetNode(NEW_BANK, node["peer_id"],
-                                                        (node["p2p"],))))
+        node = admit_new_bank(dn)
         with Load(dn, ["customs.qd"]) as load:
             load.wait_acknowledged(20)
             with dn.client_ctx(REG, timeout_s=60) as client:
@@ -189,7 +184,7 @@ def test_a_new_follower_starts_from_a_backup(tmp_path: pathlib.Path) -> None:
             load.wait_acknowledged(len(load.acknowledged) + 20)
         height = dn.wait_agree(min_height=backed_up + 1, timeout_s=30)
         assert height > backed_up
-        all_have(dn, load.acknowledged)
+        dn.assert_all_have(load.acknowledged)
         # It did not replay from genesis: blocks below the backup's height came with the backup
         # (its log shows no range fetch from 1).
         status = dn.status(NEW_BANK)

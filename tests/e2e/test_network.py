@@ -16,16 +16,10 @@ from node.p2p.identity import generate_seed, key_pair_from_seed, read_node_key
 from node.rpc.client import RpcCallError
 from node.wire import pack_blobs
 from protocol import types
-from tests.e2e.harness import Devnet, Load, free_base_port, running_devnet
+from tests.e2e.harness import Load, free_base_port, running_devnet
 
 pytestmark = pytest.mark.slow
 
-
-def _all_have(dn: Devnet, tx_ids: list[bytes]) -> None:
-    for name in dn.names():
-        with dn.client_ctx(name) as c:
-            missing = [t.hex() for t in tx_ids if c.tx(t)["status"] != "committed"]
-        assert missing == [], f"{name} lacks {len(missing)} acknowledged transactions"
 
 
 def test_network_commits_and_every_node_agrees(tmp_path: pathlib.Path) -> None:
@@ -36,7 +30,7 @@ def test_network_commits_and_every_node_agrees(tmp_path: pathlib.Path) -> None:
             load.wait_acknowledged(60)
         height = dn.wait_agree(min_height=2)
         assert height >= 2
-        _all_have(dn, load.acknowledged)
+        dn.assert_all_have(load.acknowledged)
         statuses = [dn.status(n) for n in dn.names()]
         assert len({s["tip_hash"] for s in statuses}) == 1
         assert sum(s["is_leader"] for s in statuses) == 1
@@ -60,7 +54,7 @@ def test_kill9_follower_then_leader_under_load(tmp_path: pathlib.Path) -> None:
         dn.restart(follower)
         dn.restart(leader)
         dn.wait_agree(min_height=2, timeout_s=90)
-        _all_have(dn, load.acknowledged)
+        dn.assert_all_have(load.acknowledged)
         assert len(survivors) == 5
 
 

@@ -13,18 +13,12 @@ import pytest
 
 from node import ops
 from node.config import load_config
-from tests.e2e.harness import Devnet, Load, running_devnet
+from tests.e2e.harness import Load, running_devnet
 
 pytestmark = pytest.mark.slow
 
 FOLLOWER = "customs.qd"
 
-
-def _all_have(dn: Devnet, tx_ids: list[bytes]) -> None:
-    for name in dn.names():
-        with dn.client_ctx(name) as c:
-            missing = [t.hex() for t in tx_ids if c.tx(t)["status"] != "committed"]
-        assert missing == [], f"{name} lacks {len(missing)} acknowledged transactions"
 
 
 def test_backup_kill9_restore_and_catch_up(tmp_path: pathlib.Path) -> None:
@@ -52,7 +46,7 @@ def test_backup_kill9_restore_and_catch_up(tmp_path: pathlib.Path) -> None:
             load.wait_acknowledged(len(load.acknowledged) + 10)
         height = dn.wait_agree(min_height=backed_up + 1, timeout_s=30)
         assert height > backed_up
-        _all_have(dn, load.acknowledged)
+        dn.assert_all_have(load.acknowledged)
         statuses = [dn.status(n) for n in dn.names()]
         assert len({(s["height"], s["tip_hash"], s["state_root"]) for s in statuses}) == 1
         assert not any(p.name.startswith(".") for p in cfg.data_dir.parent.iterdir())
