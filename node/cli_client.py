@@ -22,6 +22,7 @@ import orjson
 
 from node.rpc.client import RpcCallError
 from protocol import txtypes
+from protocol.errors import CrossbillError
 
 RPC_DEFAULT: Final = "http://127.0.0.1:8101"
 RECORD_QUERIES: Final = {
@@ -41,20 +42,22 @@ def _read_key(path: pathlib.Path, passphrase_file: pathlib.Path | None) -> Any:
     return keys.read_key_file(path, keys.passphrase_from_env_or_file(passphrase_file))
 
 
-def _client(args: argparse.Namespace) -> Any:
+def rpc_client(args: argparse.Namespace) -> Any:
+    """A client for the options `add_rpc_options` added (signed with the client credential
+    when one is given)."""
     from node.client import Client, Credential
 
     credential = None
     if args.client_key is not None:
         if not args.client_name:
-            raise SystemExit("crossbill: error: --client-key needs --client-name")
+            raise CrossbillError("--client-key needs --client-name")
         credential = Credential(args.client_name, _read_key(args.client_key,
                                                             args.passphrase_file))
     return Client(args.rpc, timeout_s=args.timeout_s, credential=credential)
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
-    with _client(args) as client:
+    with rpc_client(args) as client:
         try:
             _print(action(client))
         except RpcCallError as exc:
@@ -63,14 +66,22 @@ def _run(args: argparse.Namespace, action: Any) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rpc", default=RPC_DEFAULT, help="node RPC URL (default %(default)s)")
-    p.add_argument("--client-name", help="client credential name (as in the node's "
-                   "[rpc] clients)")
+def add_rpc_options(p: argparse.ArgumentParser, *, rpc_required: bool = False,
+                    timeout_s: float = 30.0) -> None:
+    """--rpc, the client credential (--client-name, --client-key, --passphrase-file) and
+    --timeout-s: what `rpc_client` reads."""
+    if rpc_required:
+        p.add_argument("--rpc", required=True,
+                       help="the node's RPC URL, e.g. http://127.0.0.1:8101")
+    else:
+        p.add_argument("--rpc", default=RPC_DEFAULT, help="node RPC URL (default %(default)s)")
+    p.add_argument("--client-name", help="client credential name (as in the node's [rpc] "
+                   "clients); needed for writes unless the connection is loopback")
     p.add_argument("--client-key", type=pathlib.Path, help="client credential key file")
     p.add_argument("--passphrase-file", type=pathlib.Path,
                    help="passphrase of the key files (default $CROSSBILL_PASSPHRASE)")
-    p.add_argument("--timeout-s", type=float, default=30.0)
+    p.add_argument("--timeout-s", type=float, default=timeout_s,
+                   help="how long to wait for the node (default %(default)s)")
 
 
 # ---------------------------------------------------------------------- transactions
@@ -107,7 +118,7 @@ def _add_tx_commands(sub: Any) -> None:
         p.add_argument("--no-wait", action="store_true", help="return the tx id at once")
         p.add_argument("--wait-ms", type=int, default=10_000)
         p.add_argument("--expires-in-ms", type=int, default=10 * 60 * 1000)
-        _common(p)
+        add_rpc_options(p)
         for spec in payload_fields(tx_type):
             p.add_argument(f"--{spec.name.replace('_', '-')}", dest=f"f_{spec.name}",
                            required=True, metavar=spec.kind.upper(), help=spec.doc)
@@ -176,7 +187,7 @@ def _add_query_commands(sub: Any) -> None:
     for kind in RECORD_QUERIES:
         p = q_sub.add_parser(kind, help=f"one {kind} record with its history")
         p.add_argument("id")
-        _common(p)
+        add_rpc_options(p)
         p.set_defaults(func=_cmd_query_record)
     specs: list[tuple[str, str, list[str]]] = [
         ("status", "node status", []), ("health", "node health", []),
@@ -190,27 +201,27 @@ def _add_query_commands(sub: Any) -> None:
         p = q_sub.add_parser(name, help=text)
         for pos in positionals:
             p.add_argument(pos)
-        _common(p)
+        add_rpc_options(p)
         p.set_defaults(func=_cmd_query_simple)
     p = q_sub.add_parser("txs", help="transactions by signer or by record")
     p.add_argument("--signer")
     p.add_argument("--kind", choices=sorted(RECORD_QUERIES))
     p.add_argument("--id")
     p.add_argument("--limit", type=int, default=20)
-    _common(p)
+    add_rpc_options(p)
     p.set_defaults(func=_cmd_query_txs)
     p = q_sub.add_parser("credit", help="an enterprise's credit file (signed read, logged)")
     p.add_argument("uscc")
     p.add_argument("--reader", required=True, help="the reading institution")
     p.add_argument("--key", type=pathlib.Path, help="the reader's key file (signed read); "
                    "without it the client credential named READER proves who reads")
-    _common(p)
+    add_rpc_options(p)
     p.set_defaults(func=_cmd_query_credit)
     p = q_sub.add_parser("audit", help="granted credit-file reads (regulator only)")
     p.add_argument("--reader", required=True)
     p.add_argument("--key", type=pathlib.Path, required=True)
     p.add_argument("--limit", type=int, default=20)
-    _common(p)
+    add_rpc_options(p)
     p.set_defaults(func=_cmd_query_audit)
 
 
@@ -232,5 +243,5 @@ def register(sub: Any) -> None:
     p = sub.add_parser("rpc", help="call any JSON-RPC method (see rpc.discover)")
     p.add_argument("method")
     p.add_argument("params", nargs="?", help="JSON object")
-    _common(p)
+    add_rpc_options(p)
     p.set_defaults(func=_cmd_rpc)

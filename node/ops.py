@@ -664,26 +664,11 @@ def _stderr_progress(height: int, total: int, elapsed_s: float) -> None:
           flush=True)
 
 
-def _rpc_client(args: argparse.Namespace) -> Any:
-    from node.rpc.client import RpcClient
-
-    credential = None
-    if args.client_key is not None:
-        from node import keys
-        from node.client import Credential
-
-        if not args.client_name:
-            raise OpsError("--client-key needs --client-name")
-        key = keys.read_key_file(args.client_key,
-                                 keys.passphrase_from_env_or_file(args.passphrase_file))
-        credential = Credential(args.client_name, key)
-    return RpcClient(args.rpc, timeout_s=args.timeout_s, credential=credential)
-
-
 def _rpc_call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> Any:
+    from node.cli_client import rpc_client
     from node.rpc.client import RpcCallError
 
-    client = _rpc_client(args)
+    client = rpc_client(args)
     try:
         return client.call(method, params)
     except RpcCallError as exc:
@@ -855,19 +840,10 @@ def cmd_node_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rpc_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rpc", required=True, help="the node's RPC URL, e.g. http://127.0.0.1:8101")
-    p.add_argument("--client-name", help="client credential name (as in the node's [rpc] "
-                   "clients); needed unless the connection is loopback")
-    p.add_argument("--client-key", type=pathlib.Path, help="client credential key file")
-    p.add_argument("--passphrase-file", type=pathlib.Path,
-                   help="passphrase of the key file (default $CROSSBILL_PASSPHRASE)")
-    p.add_argument("--timeout-s", type=float, default=600.0,
-                   help="how long to wait for the node (default %(default)s)")
-
-
 def register(sub: Any) -> None:
     """Add the `backup` and `ledger` command groups to the top-level subparsers."""
+    from node.cli_client import add_rpc_options
+
     backup = sub.add_parser("backup", help="back up a running node; restore a stopped one")
     backup_sub = backup.add_subparsers(dest="backup_command", required=True,
                                        metavar="BACKUP_COMMAND")
@@ -876,7 +852,7 @@ def register(sub: Any) -> None:
         "backup_dir (admin.backup: loopback or client credential)")
     create.add_argument("--name", required=True,
                         help="backup name: one directory under backup_dir")
-    _rpc_options(create)
+    add_rpc_options(create, rpc_required=True, timeout_s=600.0)
     create.set_defaults(func=cmd_backup_create)
     rest = backup_sub.add_parser(
         "restore", help="restore a backup into a stopped node's data directory (checks the "
@@ -907,10 +883,12 @@ def register(sub: Any) -> None:
 
 def add_node_subcommands(node_sub: Any) -> None:
     """Add `id` and `status` to the existing `crossbill node` group."""
+    from node.cli_client import add_rpc_options
+
     ident = node_sub.add_parser("id", help="institution, peer id, key id and data directory "
                                 "height of a node configuration")
     ident.add_argument("--config", type=pathlib.Path, required=True, help="node.toml")
     ident.set_defaults(func=cmd_node_id)
     status = node_sub.add_parser("status", help="a running node's status, pretty-printed")
-    _rpc_options(status)
+    add_rpc_options(status, rpc_required=True, timeout_s=600.0)
     status.set_defaults(func=cmd_node_status)

@@ -61,7 +61,6 @@ class Node:
         inst = config.institution(institution)
         self.config = config
         self.institution = institution
-        self.key = key
         self.keys = (key, *extra_keys)
         self.net = network
         self.tuning = tuning or Tuning()
@@ -131,10 +130,8 @@ class Node:
         self._orderers = orderers
         self.peer_of_institution = {i: n.peer_id for i, n in nodes.items()
                                     if i != self.institution}
-        mine = nodes.get(self.institution)
-        peers = {n.peer_id: list(n.addresses) for i, n in nodes.items()
-                 if i != self.institution and (mine is None or n.peer_id != mine.peer_id)}
-        self.net.set_peers(peers)
+        self.net.set_peers({n.peer_id: list(n.addresses) for i, n in nodes.items()
+                            if i != self.institution})
         if self.orderer is not None:
             self.orderer.set_peers(self.peer_of_institution)
         return True
@@ -365,7 +362,7 @@ def _check_identity(node: Node, cfg: NodeConfig, peer_id: str) -> None:
     known = {k.key_id for k in record.keys}
     if not any(k.key_id in known for k in node.keys):
         raise NodeStartError(
-            f"{cfg.key_file}: key {node.key.key_id.hex()} is not a key of {cfg.institution} in "
+            f"{cfg.key_file}: key {node.keys[0].key_id.hex()} is not a key of {cfg.institution} in "
             f"the ledger (as of block {node.chain.height})")
     if node.signing_key() is None:
         log.warning("no configured key of %s may sign the next block: blocks and transactions "
