@@ -15,9 +15,13 @@
 # release. Running the script again is safe: users, directories, modes and the unit are
 # (re)applied, never duplicated.
 #
+# Dependencies come from deploy/lock/runtime.txt (hash-pinned, wheels only, no compiler needed;
+# docs/adr/0014): use the deploy/ directory of the same Crossbill version as SOURCE.
+#
 # Options:
 #   --python PY          interpreter for the virtualenv (default python3; 3.11 or newer)
-#   --pip-args ARGS      extra pip arguments, e.g. "--no-index --find-links /srv/wheels"
+#   --wheelhouse DIR     install every dependency from DIR, fetching nothing (a host without
+#                        registry access; deploy/lock/wheelhouse.sh fills DIR)
 #   --health-timeout S   seconds to wait for /readyz after a restart (default 120)
 #   --no-health-check    restart without waiting for /readyz (no automatic rollback)
 #   --no-start           install only: do not (re)start the service
@@ -33,7 +37,7 @@ UNIT=crossbill.service
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 PYTHON=python3
-PIP_ARGS=""
+WHEELHOUSE=""
 HEALTH_TIMEOUT=120
 HEALTH_CHECK=1
 START=1
@@ -48,7 +52,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) PYTHON=${2:?--python needs a value}; shift 2 ;;
-    --pip-args) PIP_ARGS=${2?--pip-args needs a value}; shift 2 ;;
+    --wheelhouse) WHEELHOUSE=${2:?--wheelhouse needs a directory}; shift 2 ;;
     --health-timeout) HEALTH_TIMEOUT=${2:?--health-timeout needs a value}; shift 2 ;;
     --no-health-check) HEALTH_CHECK=0; shift ;;
     --no-start) START=0; shift ;;
@@ -139,17 +143,29 @@ build_release() {
     die "$SOURCE does not exist"
   fi
   SOURCE=$(readlink -f "$SOURCE")
+  local from=() offline=()
+  if [ -n "$WHEELHOUSE" ]; then
+    [ -d "$WHEELHOUSE" ] || die "--wheelhouse $WHEELHOUSE is not a directory"
+    WHEELHOUSE=$(readlink -f "$WHEELHOUSE")
+    from=(--wheelhouse "$WHEELHOUSE")
+    offline=(--no-index --find-links "$WHEELHOUSE")
+  fi
   local rel
   rel="$RELEASES/$(date -u +%Y%m%dT%H%M%SZ)"
   [ ! -e "$rel" ] || rel="$rel-$$"
   say "building release $rel from $SOURCE"
   "$PYTHON" -m venv "$rel"
-  # shellcheck disable=SC2086  # PIP_ARGS is a list of words on purpose
-  if ! "$rel/bin/python" -m pip install --disable-pip-version-check --quiet $PIP_ARGS \
-      "$SOURCE" || ! "$rel/bin/crossbill" --help >/dev/null; then
+  # The locked dependencies first (hashes checked, wheels only), then Crossbill alone: a wheel
+  # needs nothing more; a source tree is built with the locked setuptools and no compiler.
+  if ! { "$HERE/lock/pip-sync.sh" "$rel/bin/python" "$HERE/lock/runtime.txt" "${from[@]}" &&
+         CC=false CXX=false "$rel/bin/python" -m pip install --disable-pip-version-check \
+           --no-input --no-deps --no-build-isolation "${offline[@]}" "$SOURCE" &&
+         "$rel/bin/crossbill" --help >/dev/null; } >"$rel.install.log" 2>&1; then
+    tail -n 20 "$rel.install.log" >&2
     rm -rf "$rel"
-    die "installing $SOURCE failed; the current release is untouched"
+    die "installing $SOURCE failed (log: $rel.install.log); the current release is untouched"
   fi
+  rm -f "$rel.install.log"
   NEW_RELEASE=$rel
 }
 

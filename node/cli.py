@@ -127,6 +127,7 @@ def _cmd_devnet_run(args: argparse.Namespace) -> int:
     from node import devnet
 
     root = args.dir or pathlib.Path(tempfile.mkdtemp(prefix="crossbill-devnet-"))
+    kept = args.dir is not None or args.keep
     try:
         devnet.up(root, base_port=args.base_port)
         try:
@@ -134,8 +135,12 @@ def _cmd_devnet_run(args: argparse.Namespace) -> int:
         finally:
             devnet.down(root)
     finally:
-        if args.dir is None and not args.keep:
+        if not kept:
             shutil.rmtree(root, ignore_errors=True)
+    logs = f"each node's log is in {root}/<institution>/node.log" if kept else (
+        "`./dev demo --keep` keeps each node's log")
+    print(f"next: {logs}; `crossbill devnet up --dir DIR` keeps a network running to explore "
+          "(README.md, 'Running a network by hand'; metrics: monitoring/README.md)")
     return 0
 
 

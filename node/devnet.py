@@ -211,7 +211,7 @@ def demo(root: pathlib.Path, out: Callable[[str], None] = print) -> float:
     out(f"headline workflow on {len(clients)} nodes of {genesis.chain_id}")
     started = time.perf_counter()
     try:
-        for step in steps:
+        for i, step in enumerate(steps, 1):
             t0 = time.perf_counter()
             client = clients.get(step.tx.signer) or clients[first_bank]
             reply = client.submit(step.tx, wait=True, timeout_ms=int(STEP_TIMEOUT_S * 1000))
@@ -224,7 +224,7 @@ def demo(root: pathlib.Path, out: Callable[[str], None] = print) -> float:
                                   f"ledger said {code}: {reply['receipt']['message']}")
             _wait_everywhere(clients, step.tx.id, t0 + STEP_TIMEOUT_S)
             everywhere = time.perf_counter() - t0
-            out(f"  [{step.number}] {step.title:<66} {code:<17} committed "
+            out(f"  {i:>2}. {step.title:<66} {code:<17} committed "
                 f"{committed * 1000:6.0f} ms, on all {len(clients)} nodes "
                 f"{everywhere * 1000:6.0f} ms")
     finally:

@@ -28,9 +28,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-import plyvel
+try:  # CPython 3.11: plyvel's own wheels
+    import plyvel
+except ImportError:  # CPython 3.12+: plyvel-next, the same API under another name (docs/adr/0014)
+    import plyvel_next as plyvel  # type: ignore[no-redef,unused-ignore]
 
 from node.metrics import StorageMetrics
 from protocol import codec, types
@@ -413,7 +416,7 @@ class StoreSnapshot:
     """A LevelDB snapshot of a `Storage`: reads see the store as it was when it was taken.
     Usable from a worker thread; close it before the store closes."""
 
-    def __init__(self, snapshot: plyvel.Snapshot, path: pathlib.Path) -> None:
+    def __init__(self, snapshot: Any, path: pathlib.Path) -> None:
         self._snapshot = snapshot
         self.path = path
 

@@ -171,7 +171,7 @@ def test_install_script_is_valid_bash_and_parses_its_options() -> None:
     helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
     assert helped.returncode == 0
     for option in ("--rollback", "--status", "--health-timeout", "--no-health-check",
-                   "--pip-args", "SOURCE"):
+                   "--wheelhouse", "SOURCE"):
         assert option in helped.stdout, option
     bad = subprocess.run([str(script), "--frobnicate"], capture_output=True, text=True,
                          timeout=30)
