@@ -13,17 +13,17 @@ import time
 
 import orjson
 
-from node.ops import OpsError, _dir_bytes, check_ledger, restore, write_backup
-from node.storage import Storage
+from node.cli.ops import OpsError, _dir_bytes, check_ledger, restore, write_backup
+from node.storage.store import Storage
 from protocol import types
 
 
 def bench(blocks: int, txs_per_block: int, root: pathlib.Path) -> dict[str, float]:
     """Build a chain of `blocks` blocks (the headline workflow, then customs declarations) in
     `root`, then time a backup, a restore (with its ledger check) and a ledger check."""
-    from node.chain import Chain
-    from node.demo import EXPORTER, build_consortium, headline_steps
+    from node.cli.demo import EXPORTER, build_consortium, headline_steps
     from node.keys import generate_key
+    from node.replica.chain import Chain
     from protocol import txtypes
 
     now = int(time.time() * 1000)

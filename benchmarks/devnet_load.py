@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from node.rpc.client import RpcCallError, RpcClient
+from node.client.transport import RpcCallError, RpcClient
 from protocol import txtypes, types
 from tests.e2e.harness import Devnet, running_devnet
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # ledger_apply
 import ledger_apply as la  # benchmarks/ledger_apply.py: state and workload
 import raft_core
 
-from node.storage import Storage
+from node.storage.store import Storage
 from protocol import types
 from protocol.ledger import apply as ledger_apply
 from protocol.ledger import apply_txs

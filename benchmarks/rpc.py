@@ -31,8 +31,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import trio
 
+from node.cli.demo import DEFAULT_MEMBERS, EXPORTER, build_consortium
 from node.client import AsyncClient, TxBuilder
-from node.demo import DEFAULT_MEMBERS, EXPORTER, build_consortium
 from protocol import crypto, types
 
 CLIENTS = 16

@@ -17,16 +17,16 @@ from typing import Any, Final
 
 import trio
 
-from node import net
-from node.chain import Chain
 from node.config import NodeConfig, RpcSettings, Tuning
-from node.intake import TxIntake
-from node.mempool import Mempool
-from node.metrics import MetricsServer
-from node.ordering import Orderer
+from node.observe.metrics import MetricsServer
+from node.p2p import network as net
+from node.replica.chain import Chain
+from node.replica.intake import TxIntake
+from node.replica.mempool import Mempool
+from node.replica.ordering import Orderer
+from node.replica.sync import BlockSync
 from node.rpc.server import RpcServer
-from node.storage import Storage
-from node.sync import BlockSync
+from node.storage.store import Storage
 from protocol import crypto, types
 from protocol.errors import CrossbillError
 from protocol.ledger import queries

@@ -83,7 +83,7 @@ ORDERERS_MAX: Final = 9
 NODE_ADDRESSES_MAX: Final = 8
 ADDRESS_CHARS_MAX: Final = 256
 
-# network description (node/netinit.py) -------------------------------------------------------
+# network description (node/cli/netinit.py) -------------------------------------------------------
 # `crossbill network init` reads one TOML file describing every institution and its node.
 NETWORK_DESCRIPTION_BYTES_MAX: Final = 256 * 1024
 # Every institution of the genesis file may run a node; each gets an scrypt-sealed key at init.
@@ -92,7 +92,7 @@ NETWORK_INSTITUTIONS_MAX: Final = INSTITUTIONS_MAX
 NODE_PORT_MIN: Final = 1024
 NODE_PORT_MAX: Final = 65535
 
-# operations (node/ops.py) ----------------------------------------------------------------------
+# operations (node/storage/backup.py, node/cli/ops.py) ------------------------------------
 # A backup name is one directory under [node] backup_dir: [A-Za-z0-9._-], not starting with ".".
 BACKUP_NAME_CHARS_MAX: Final = 64
 # Keys per synced write batch when a backup writes its new LevelDB.

@@ -55,7 +55,7 @@ step "running the installed node's start-up paths"
 (cd "$tmp" && "$tmp/venv/bin/python" - <<'PY'
 import tempfile
 
-import node.storage  # plyvel or plyvel-next, whichever this Python has
+import node.storage.store  # plyvel or plyvel-next, whichever this Python has
 from libp2p.crypto.ecc import ECCPublicKey
 from libp2p.crypto.ecc import create_new_key_pair as ecc_pair
 from libp2p.crypto.ed25519 import create_new_key_pair as ed_pair
@@ -63,7 +63,7 @@ from libp2p.crypto.key_exchange import create_ephemeral_key_pair
 from libp2p.crypto.serialization import deserialize_public_key
 from libp2p.security.noise.transport import Transport  # noqa: F401
 
-db = node.storage.plyvel.DB(tempfile.mkdtemp(), create_if_missing=True)
+db = node.storage.store.plyvel.DB(tempfile.mkdtemp(), create_if_missing=True)
 db.put(b"k", b"v", sync=True)
 assert db.get(b"k") == b"v"
 db.close()

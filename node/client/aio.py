@@ -14,7 +14,7 @@ import orjson
 import trio
 
 from node.client.api import Credential, Queries, RpcError
-from node.rpc.client import result_of
+from node.client.transport import result_of
 
 POOL_CONNECTIONS_MAX: Final = 32
 RESPONSE_BYTES_MAX: Final = 64 * 1024 * 1024

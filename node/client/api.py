@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from node.client.transport import RpcCallError
 from node.rpc import auth
-from node.rpc.client import RpcCallError
 from protocol import codec, crypto, types
 
 RpcError = RpcCallError

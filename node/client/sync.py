@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from node.client.api import Credential, Queries
-from node.rpc.client import RpcClient
+from node.client.transport import RpcClient
 
 
 class Client(Queries, RpcClient):

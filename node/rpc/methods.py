@@ -17,9 +17,8 @@ from typing import Any, Final
 
 import trio
 
-from node import ops
-from node.intake import ALREADY_COMMITTED, OK, TooManyWaitersError, TxIntake
-from node.mempool import MEMPOOL_FULL
+from node.replica.intake import ALREADY_COMMITTED, OK, TooManyWaitersError, TxIntake
+from node.replica.mempool import MEMPOOL_FULL
 from node.rpc import auth, schema, views
 from node.rpc import errors as E
 from node.rpc.jsonrpc import (
@@ -31,7 +30,8 @@ from node.rpc.jsonrpc import (
     invalid_params,
 )
 from node.rpc.subs import Hub, SubscriptionError
-from node.storage import StorageError, TxRecord
+from node.storage import backup
+from node.storage.store import StorageError, TxRecord
 from protocol import codec, limits, types
 from protocol.errors import DecodeError
 from protocol.ledger import queries
@@ -146,7 +146,7 @@ class Api:
     read_replays: auth.ReplayCache = field(
         default_factory=lambda: auth.ReplayCache(2 * auth.READ_WINDOW_MS))
     backup_dir: pathlib.Path | None = None  # [node] backup_dir: where admin.backup writes
-    admin_jobs: ops.AdminJobs = field(default_factory=ops.AdminJobs)
+    admin_jobs: backup.AdminJobs = field(default_factory=backup.AdminJobs)
 
     @property
     def state(self) -> State:
@@ -407,8 +407,8 @@ class Api:
     async def admin_backup(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         self._admin("admin.backup", ctx)
         try:
-            name = ops.check_backup_name(params.get("name"))
-        except ops.OpsError as exc:
+            name = backup.check_backup_name(params.get("name"))
+        except backup.OpsError as exc:
             raise invalid_params(f"name: {exc}") from None
         if self.backup_dir is None:
             raise RpcError(INTERNAL_ERROR, "this node has no backup directory configured")
@@ -417,9 +417,9 @@ class Api:
         try:
             result = await self.admin_jobs.backup(chain.storage, self.backup_dir, name,
                                                   institution)
-        except ops.BusyError as exc:
+        except backup.BusyError as exc:
             raise RpcError(E.BUSY, str(exc), {"running": self.admin_jobs.running}) from None
-        except (ops.OpsError, OSError, StorageError) as exc:
+        except (backup.OpsError, OSError, StorageError) as exc:
             raise RpcError(INTERNAL_ERROR, f"backup failed: {exc}") from None
         audit_log.info("backup written", extra={"backup": name, "height":
                                                 result["manifest"]["height"],
@@ -430,7 +430,7 @@ class Api:
         self._admin("admin.compact", ctx)
         try:
             return await self.admin_jobs.compact(self.intake.chain.storage)
-        except ops.BusyError as exc:
+        except backup.BusyError as exc:
             raise RpcError(E.BUSY, str(exc), {"running": self.admin_jobs.running}) from None
 
     def record_view(self, kind: str, record_id: str) -> Any:

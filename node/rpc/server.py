@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import trio
 
 from node.config import RpcSettings, is_loopback
-from node.metrics import observe_rpc
+from node.observe.metrics import observe_rpc
 from node.rpc import auth, openrpc
 from node.rpc import errors as E
 from node.rpc.http import (

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from node import devnet
+from node.cli import devnet
+from node.client.transport import RpcCallError, RpcClient
 from node.keys import read_key_file
-from node.rpc.client import RpcCallError, RpcClient
 from protocol import crypto, txtypes, types
 from protocol.genesis import load_genesis
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from node import devnet
+from node.cli import devnet
+from node.client.transport import RpcCallError
 from node.keys import generate_key, write_key_file
 from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
-from node.rpc.client import RpcCallError
 from protocol import crypto, limits, txtypes, types
 from tests.e2e.harness import Devnet, Load, free_base_port, running_devnet
 
@@ -168,8 +168,8 @@ def test_rotated_bank_key_old_key_refused(tmp_path: pathlib.Path) -> None:
 def test_a_new_follower_starts_from_a_backup(tmp_path: pathlib.Path) -> None:
     """A newly admitted institution's node starts from another node's backup (a snapshot of
     the chain without Raft state) instead of replaying from genesis, then follows and agrees."""
-    from node import ops
     from node.config import load_config
+    from node.storage import backup as storage_backup
 
     with running_devnet(tmp_path / "net") as dn:
         node = admit_new_bank(dn)
@@ -179,7 +179,7 @@ def test_a_new_follower_starts_from_a_backup(tmp_path: pathlib.Path) -> None:
                 result = client.call("admin.backup", {"name": "seed-for-new-bank"})
             backed_up = result["manifest"]["height"]
             cfg = load_config(pathlib.Path(node["config"]))
-            ops.restore(pathlib.Path(result["dir"]), cfg.data_dir, dn.config)
+            storage_backup.restore(pathlib.Path(result["dir"]), cfg.data_dir, dn.config)
             start_added(dn, node)
             load.wait_acknowledged(len(load.acknowledged) + 20)
         height = dn.wait_agree(min_height=backed_up + 1, timeout_s=30)

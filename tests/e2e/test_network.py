@@ -10,11 +10,11 @@ import time
 import pytest
 import trio
 
-from node import net as netproto
+from node.client.transport import RpcCallError
+from node.p2p import network as netproto
 from node.p2p.host import P2PNode
 from node.p2p.identity import generate_seed, key_pair_from_seed, read_node_key
-from node.rpc.client import RpcCallError
-from node.wire import pack_blobs
+from node.replica.messages import pack_blobs
 from protocol import types
 from tests.e2e.harness import Load, free_base_port, running_devnet
 

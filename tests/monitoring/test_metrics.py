@@ -1,5 +1,5 @@
-"""node.metrics in-process: instruments, the exposition of a real consortium on the in-memory
-network, readiness checks, the RPC hook and the scrape-config generator."""
+"""node.observe.metrics in-process: instruments, the exposition of a real consortium on the
+in-memory network, readiness checks, the RPC hook and the scrape-config generator."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from node import metrics
-from node.demo import DEFAULT_MEMBERS, headline_steps
+from node.cli.demo import DEFAULT_MEMBERS, headline_steps
 from node.keys import generate_key
+from node.observe import metrics
 from protocol import txtypes
 from tests.node.cluster import cluster
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from node import devnet
-from node.metrics import scrape_config
-from node.rpc.client import RpcCallError
+from node.cli import devnet
+from node.client.transport import RpcCallError
+from node.observe.metrics import scrape_config
 from protocol import txtypes, types
 from tests.e2e.harness import Devnet, Load, running_devnet
 
@@ -42,7 +42,7 @@ PROMETHEUS_MISSING = ("{tool} not found on PATH: install Debian's prometheus pac
                       "monitoring tests")
 # Queries that are allowed to return no series on a healthy devnet under light load, and why.
 MAY_BE_EMPTY = (
-    "crossbill_rpc_",                      # until the RPC server calls node.metrics.observe_rpc
+    "crossbill_rpc_",                      # until the RPC server calls observe_rpc
     "> 0",                                 # panels that show only non-zero drop rates
 )
 CORE_PER_NODE = (

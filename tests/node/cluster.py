@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import trio
 
+from node.cli.demo import DEFAULT_MEMBERS, build_consortium
 from node.config import Tuning
-from node.demo import DEFAULT_MEMBERS, build_consortium
 from node.service import Node
 from protocol import crypto, types
 from tests.node.memnet import MemNet

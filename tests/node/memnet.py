@@ -1,4 +1,4 @@
-"""An in-memory network with the shape of `node.net.Network`, for multi-node tests in one
+"""An in-memory network with the shape of `node.p2p.network.Network`, for multi-node tests in one
 process: requests call the peer's handler, one-way sends and gossip are delivered in order by
 one task per receiving host, and links can be cut (partitions) or hosts stopped."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from node.net import GossipHandler, RequestHandler, Validator
+from node.p2p.network import GossipHandler, RequestHandler, Validator
 
 QUEUE_MAX = 10_000
 

@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from node import bench, cli
-from node.demo import DEFAULT_MEMBERS
+from node.cli import bench
+from node.cli import main as cli
+from node.cli.demo import DEFAULT_MEMBERS
 from protocol import txtypes
 from protocol.genesis import check_config
 
@@ -72,7 +73,7 @@ def test_options_parse() -> None:
 
 
 def test_members_for_other_counts() -> None:
-    from node.demo import build_consortium
+    from node.cli.demo import build_consortium
 
     assert bench.members_for(4, 3) == DEFAULT_MEMBERS
     members = bench.members_for(3, 4)

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from node.chain import Chain, DivergenceError
-from node.demo import build_consortium, headline_steps
+from node.cli.demo import build_consortium, headline_steps
 from node.keys import generate_key
-from node.storage import Storage, StorageError
+from node.replica.chain import Chain, DivergenceError
+from node.storage.store import Storage, StorageError
 from protocol import types
 from protocol.errors import ValidationError
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from node import cli
+from node.cli import main as cli
 from node.keys import PASSPHRASE_ENV
 from protocol import limits
 from tests.protocol.helpers import genesis_json

@@ -9,7 +9,7 @@ import time
 import pytest
 import trio
 
-from node.demo import headline_steps
+from node.cli.demo import headline_steps
 from node.keys import generate_key
 from protocol import types
 from tests.node.cluster import cluster
@@ -105,10 +105,10 @@ def test_an_overloaded_node_refuses_instead_of_dropping(tmp_path: pathlib.Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A node that cannot send transactions on (its queue towards the leader is full) refuses
     new ones with MEMPOOL_FULL; it never accepts one it would then drop."""
-    from node import intake as intake_mod
-    from node.chain import Chain
-    from node.demo import build_consortium
-    from node.storage import Storage
+    from node.cli.demo import build_consortium
+    from node.replica import intake as intake_mod
+    from node.replica.chain import Chain
+    from node.storage.store import Storage
     from tests.node.memnet import MemNet
 
     monkeypatch.setattr(intake_mod, "OUTGOING_TXS_MAX", 2)
@@ -129,11 +129,12 @@ async def test_the_node_that_took_a_transaction_forwards_it_until_committed(
         tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Forwarded to the leader A, it goes again to B when B leads; refused by a full
     mempool, it goes again after a pause; once committed, it is forgotten."""
-    from node import intake as intake_mod
-    from node import net, wire
-    from node.chain import Chain
-    from node.demo import build_consortium
-    from node.storage import Storage
+    from node.cli.demo import build_consortium
+    from node.p2p import network as net
+    from node.replica import intake as intake_mod
+    from node.replica import messages as wire
+    from node.replica.chain import Chain
+    from node.storage.store import Storage
     from protocol import codec
     from tests.node.memnet import MemNet
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import trio
 
 from node.keys import generate_key
-from node.ordering import raft_id_of
+from node.replica.ordering import raft_id_of
 from node.service import Node
 from protocol import crypto, txtypes, types
 from protocol.ledger import codes

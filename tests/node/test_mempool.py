@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.mempool import Mempool, MempoolFullError
+from node.replica.mempool import Mempool, MempoolFullError
 from protocol import types
 from tests.protocol.helpers import declaration, signed_tx
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.ordering import SnapshotRef, decode_snapshot_ref, encode_snapshot_ref, raft_id_of
+from node.replica.ordering import SnapshotRef, decode_snapshot_ref, encode_snapshot_ref, raft_id_of
 from protocol.errors import DecodeError
 
 

@@ -7,7 +7,7 @@ import pathlib
 import plyvel
 import pytest
 
-from node.storage import Storage, StorageError
+from node.storage.store import Storage, StorageError
 from protocol import types
 from protocol.raft.messages import ConfState, Entry, HardState, Snapshot, SnapshotMeta
 from tests.protocol.helpers import declaration, signed_block, signed_tx
@@ -132,7 +132,7 @@ def test_refuses_a_damaged_database(tmp_path: pathlib.Path) -> None:
 
 def test_state_read_cache_stays_exact(tmp_path: pathlib.Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from node import storage as storage_mod
+    from node.storage import store as storage_mod
 
     monkeypatch.setattr(storage_mod, "STATE_READ_CACHE_ENTRIES_MAX", 4)
     store = _open(tmp_path / "db")

@@ -18,13 +18,14 @@ import plyvel
 import pytest
 import trio
 
-from node import ops
-from node.chain import Chain
+from node.cli import ops
+from node.replica.chain import Chain
 from node.rpc import errors as E
 from node.rpc.http import Request
 from node.rpc.jsonrpc import INVALID_PARAMS, CallContext
 from node.service import Node
-from node.storage import RAFT_KEY_PREFIX, Storage
+from node.storage import backup as storage_backup
+from node.storage.store import RAFT_KEY_PREFIX, Storage
 from protocol import codec, types
 from tests.node.cluster import cluster
 from tests.ops.test_ledger_check import BuiltChain, block_key, build_chain, declaration, flip
@@ -42,12 +43,12 @@ async def rpc(node: Node, method: str, params: dict[str, Any] | None = None,
 
 
 def backup_of(built: BuiltChain, dest: pathlib.Path, institution: str = "bank.boc-qd",
-              **kw: Any) -> ops.Manifest:
+              **kw: Any) -> storage_backup.Manifest:
     storage = Storage.open(built.path, chain_id=built.config.chain_id,
                            genesis_hash=built.config.hash, create=False)
     try:
         with storage.snapshot() as snap:
-            return ops.write_backup(snap, dest, institution=institution,
+            return storage_backup.write_backup(snap, dest, institution=institution,
                                     chain_id=built.config.chain_id,
                                     genesis_hash=built.config.hash, **kw)
     finally:
@@ -62,16 +63,17 @@ def raft_keys(path: pathlib.Path) -> int:
         db.close()
 
 
-def assert_consistent(dest: pathlib.Path, config: types.ConsortiumConfig) -> ops.Manifest:
-    manifest = ops.read_manifest(dest)
+def assert_consistent(dest: pathlib.Path,
+                      config: types.ConsortiumConfig) -> storage_backup.Manifest:
+    manifest = storage_backup.read_manifest(dest)
     assert (manifest.chain_id, manifest.genesis_hash) == (config.chain_id, config.hash.hex())
     assert manifest.excluded_prefixes == ("r:",)
-    assert manifest.crossbill_version == ops.version()
-    assert raft_keys(dest / ops.STORE_DIR) == 0
-    storage = Storage.open(dest / ops.STORE_DIR, chain_id=config.chain_id,
+    assert manifest.crossbill_version == storage_backup.version()
+    assert raft_keys(dest / storage_backup.STORE_DIR) == 0
+    storage = Storage.open(dest / storage_backup.STORE_DIR, chain_id=config.chain_id,
                            genesis_hash=config.hash, create=False)
     try:
-        report = ops.check_ledger(storage, config)
+        report = storage_backup.check_ledger(storage, config)
         assert report.ok, report.problem
         with storage.snapshot() as snap:
             keys = sum(1 for _ in snap.items())
@@ -152,7 +154,7 @@ def test_a_backup_holds_the_snapshot_not_the_writes_after_it(tmp_path: pathlib.P
 
     try:
         with storage.snapshot() as snap:
-            manifest = ops.write_backup(snap, tmp_path / "b", institution="x",
+            manifest = storage_backup.write_backup(snap, tmp_path / "b", institution="x",
                                         chain_id=built.config.chain_id,
                                         genesis_hash=built.config.hash,
                                         checkpoint=commit_more)
@@ -177,7 +179,7 @@ def test_an_aborted_backup_leaves_nothing(tmp_path: pathlib.Path) -> None:
         backup_of(built, tmp_path / "backups" / "b", checkpoint=abort)
     assert list((tmp_path / "backups").iterdir()) == []
     backup_of(built, tmp_path / "backups" / "b")
-    with pytest.raises(ops.OpsError, match="already exists"):
+    with pytest.raises(storage_backup.OpsError, match="already exists"):
         backup_of(built, tmp_path / "backups" / "b")
 
 
@@ -227,7 +229,7 @@ async def test_admin_backup_over_http_from_loopback_and_the_cli(
     async with rpc_cluster(tmp_path / "net") as rc:
         reply = await call(rc.url, "admin.backup", {"name": "http-1"})
         assert reply["result"]["name"] == "http-1", reply
-        assert (rc.node.backup_dir / "http-1" / ops.MANIFEST_FILE).is_file()
+        assert (rc.node.backup_dir / "http-1" / storage_backup.MANIFEST_FILE).is_file()
 
         def cli(func: Any, **kw: Any) -> int:
             code: int = func(argparse.Namespace(rpc=rc.url, client_name=None, client_key=None,
@@ -240,7 +242,7 @@ async def test_admin_backup_over_http_from_loopback_and_the_cli(
         out = capsys.readouterr().out
         assert f"backup cli-1 of {rc.node.institution} written to" in out
         assert_consistent(rc.node.backup_dir / "cli-1", rc.c.config)
-        with pytest.raises(ops.OpsError, match="already exists"):
+        with pytest.raises(storage_backup.OpsError, match="already exists"):
             await trio.to_thread.run_sync(lambda: cli(ops.cmd_backup_create, name="cli-1"))
         assert await trio.to_thread.run_sync(lambda: cli(ops.cmd_node_status)) == 0
         out = capsys.readouterr().out
@@ -252,14 +254,14 @@ async def test_a_second_admin_job_while_one_runs_is_busy(
         tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
     entered = threading.Event()
-    real = ops.write_backup
+    real = storage_backup.write_backup
 
-    def held(*args: Any, **kw: Any) -> ops.Manifest:
+    def held(*args: Any, **kw: Any) -> storage_backup.Manifest:
         entered.set()
         assert release.wait(20)
         return real(*args, **kw)
 
-    monkeypatch.setattr(ops, "write_backup", held)
+    monkeypatch.setattr(storage_backup, "write_backup", held)
     async with cluster(tmp_path / "net") as c:
         node = c.nodes["tax.qd"]
         first: dict[str, Any] = {}
@@ -292,7 +294,7 @@ def test_restore_into_an_empty_dir_opens_as_a_chain(tmp_path: pathlib.Path) -> N
     built = build_chain(tmp_path / "data", blocks=5)
     manifest = backup_of(built, tmp_path / "backups" / "b1")
     target = tmp_path / "restored" / "data"
-    result = ops.restore(tmp_path / "backups" / "b1", target, built.config)
+    result = storage_backup.restore(tmp_path / "backups" / "b1", target, built.config)
     assert result.moved_aside is None and result.report.ok
     storage = Storage.open(target, chain_id=built.config.chain_id,
                            genesis_hash=built.config.hash, create=False)
@@ -311,14 +313,14 @@ def test_restore_refuses_a_foreign_chains_backup(tmp_path: pathlib.Path) -> None
     ours = build_chain(tmp_path / "ours", blocks=1)
     theirs = build_chain(tmp_path / "theirs", blocks=2, chain_id="crossbill-foreign")
     backup_of(theirs, tmp_path / "backups" / "foreign")
-    with pytest.raises(ops.OpsError, match="refusing a foreign backup"):
-        ops.restore(tmp_path / "backups" / "foreign", tmp_path / "new", ours.config)
+    with pytest.raises(storage_backup.OpsError, match="refusing a foreign backup"):
+        storage_backup.restore(tmp_path / "backups" / "foreign", tmp_path / "new", ours.config)
     assert not (tmp_path / "new").exists()
     # Same chain id, another genesis (another consortium's keys): refused as well.
     twin = build_chain(tmp_path / "twin", blocks=1, chain_id="crossbill-ops")
     backup_of(twin, tmp_path / "backups" / "twin")
-    with pytest.raises(ops.OpsError, match="refusing a foreign backup"):
-        ops.restore(tmp_path / "backups" / "twin", tmp_path / "new", ours.config)
+    with pytest.raises(storage_backup.OpsError, match="refusing a foreign backup"):
+        storage_backup.restore(tmp_path / "backups" / "twin", tmp_path / "new", ours.config)
 
 
 def test_restore_refuses_a_corrupted_backup_and_names_the_block(tmp_path: pathlib.Path
@@ -326,9 +328,9 @@ def test_restore_refuses_a_corrupted_backup_and_names_the_block(tmp_path: pathli
     built = build_chain(tmp_path / "data", blocks=6)
     backup = tmp_path / "backups" / "b"
     backup_of(built, backup)
-    flip(backup / ops.STORE_DIR, block_key(4), 300)
-    with pytest.raises(ops.OpsError, match=r"fails the ledger check: block 4: "):
-        ops.restore(backup, tmp_path / "new", built.config)
+    flip(backup / storage_backup.STORE_DIR, block_key(4), 300)
+    with pytest.raises(storage_backup.OpsError, match=r"fails the ledger check: block 4: "):
+        storage_backup.restore(backup, tmp_path / "new", built.config)
     assert not (tmp_path / "new").exists()
     assert list(tmp_path.glob(".new.restore-*")) == []
 
@@ -338,26 +340,26 @@ def test_restore_refuses_a_backup_that_differs_from_its_manifest(tmp_path: pathl
     built = build_chain(tmp_path / "data", blocks=3)
     backup = tmp_path / "backups" / "b"
     backup_of(built, backup)
-    db = plyvel.DB(str(backup / ops.STORE_DIR))
+    db = plyvel.DB(str(backup / storage_backup.STORE_DIR))
     db.put(b"m:smuggled", b"1", sync=True)  # outside the ledger: only the digest sees it
     db.close()
-    with pytest.raises(ops.OpsError, match="does not match its manifest"):
-        ops.restore(backup, tmp_path / "new", built.config)
+    with pytest.raises(storage_backup.OpsError, match="does not match its manifest"):
+        storage_backup.restore(backup, tmp_path / "new", built.config)
 
-    db = plyvel.DB(str(backup / ops.STORE_DIR))
+    db = plyvel.DB(str(backup / storage_backup.STORE_DIR))
     db.delete(b"m:smuggled")
     db.put(b"r:hard", b"{}", sync=True)
     db.close()
-    with pytest.raises(ops.OpsError, match="holds Raft state"):
-        ops.restore(backup, tmp_path / "new", built.config)
+    with pytest.raises(storage_backup.OpsError, match="holds Raft state"):
+        storage_backup.restore(backup, tmp_path / "new", built.config)
 
-    raw = json.loads((backup / ops.MANIFEST_FILE).read_text())
+    raw = json.loads((backup / storage_backup.MANIFEST_FILE).read_text())
     raw["excluded_prefixes"] = []
-    (backup / ops.MANIFEST_FILE).write_text(json.dumps(raw))
-    with pytest.raises(ops.OpsError, match="may hold Raft state"):
-        ops.restore(backup, tmp_path / "new", built.config)
-    with pytest.raises(ops.OpsError, match="not a Crossbill backup"):
-        ops.restore(tmp_path / "data", tmp_path / "new", built.config)
+    (backup / storage_backup.MANIFEST_FILE).write_text(json.dumps(raw))
+    with pytest.raises(storage_backup.OpsError, match="may hold Raft state"):
+        storage_backup.restore(backup, tmp_path / "new", built.config)
+    with pytest.raises(storage_backup.OpsError, match="not a Crossbill backup"):
+        storage_backup.restore(tmp_path / "data", tmp_path / "new", built.config)
 
 
 def test_restore_refuses_a_non_empty_data_dir_unless_forced(tmp_path: pathlib.Path) -> None:
@@ -366,16 +368,16 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(tmp_path: pathlib.Pa
     manifest = backup_of(built, backup)
     target = tmp_path / "node" / "data"
     other = build_chain(target, blocks=1)  # whatever was there before
-    with pytest.raises(ops.OpsError, match="not empty: pass --force"):
-        ops.restore(backup, target, built.config)
+    with pytest.raises(storage_backup.OpsError, match="not empty: pass --force"):
+        storage_backup.restore(backup, target, built.config)
     storage = Storage.open(target, chain_id=other.config.chain_id,
                            genesis_hash=other.config.hash, create=False)
     try:  # a node running on it: refused even with --force
-        with pytest.raises(ops.OpsError, match="in use: stop the node first"):
-            ops.restore(backup, target, built.config, force=True)
+        with pytest.raises(storage_backup.OpsError, match="in use: stop the node first"):
+            storage_backup.restore(backup, target, built.config, force=True)
     finally:
         storage.close()
-    result = ops.restore(backup, target, built.config, force=True)
+    result = storage_backup.restore(backup, target, built.config, force=True)
     assert result.moved_aside is not None and result.moved_aside.parent == target.parent
     assert result.moved_aside.name.startswith("data.before-restore-")
     kept = Storage.open(result.moved_aside, chain_id=other.config.chain_id,
@@ -395,7 +397,7 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(tmp_path: pathlib.Pa
     # An existing but empty data directory needs no --force.
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert ops.restore(backup, empty, built.config).moved_aside is None
+    assert storage_backup.restore(backup, empty, built.config).moved_aside is None
 
 
 def test_cli_backup_restore_and_node_id(tmp_path: pathlib.Path,
@@ -426,7 +428,7 @@ def test_cli_backup_restore_and_node_id(tmp_path: pathlib.Path,
     assert run("backup", "restore", "--from", str(backup), "--config", config) == 0
     out = capsys.readouterr().out
     assert "restored customs.qd's data directory" in out and "height        3" in out
-    with pytest.raises(ops.OpsError, match="not empty"):
+    with pytest.raises(storage_backup.OpsError, match="not empty"):
         run("backup", "restore", "--from", str(backup), "--config", config)
     assert run("ledger", "check", "--config", config) == 0
     assert run("ledger", "compact", "--config", config) == 0

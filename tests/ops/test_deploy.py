@@ -14,9 +14,9 @@ import stat
 import subprocess
 import sys
 
+from node.cli.netgen import SYSTEM_LAYOUT
+from node.cli.netinit import load_description
 from node.config import Tuning
-from node.netgen import SYSTEM_LAYOUT
-from node.netinit import load_description
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

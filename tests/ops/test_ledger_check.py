@@ -14,11 +14,12 @@ import time
 import plyvel
 import pytest
 
-from node import ops
-from node.chain import Chain
-from node.demo import build_consortium, headline_steps
+from node.cli import ops
+from node.cli.demo import build_consortium, headline_steps
 from node.keys import generate_key
-from node.storage import Storage
+from node.replica.chain import Chain
+from node.storage import backup as storage_backup
+from node.storage.store import Storage
 from protocol import codec, crypto, txtypes, types
 
 BLOCKS = 8
@@ -69,11 +70,11 @@ def build_chain(path: pathlib.Path, blocks: int = BLOCKS, chain_id: str = "cross
     return BuiltChain(config, keys, path, height, tx_ids)
 
 
-def check(built: BuiltChain, path: pathlib.Path | None = None) -> ops.CheckReport:
+def check(built: BuiltChain, path: pathlib.Path | None = None) -> storage_backup.CheckReport:
     storage = Storage.open(path or built.path, chain_id=built.config.chain_id,
                            genesis_hash=built.config.hash, create=False)
     try:
-        return ops.check_ledger(storage, built.config)
+        return storage_backup.check_ledger(storage, built.config)
     finally:
         storage.close()
 
@@ -115,7 +116,7 @@ def test_a_clean_store_passes_and_the_report_counts_everything(built: BuiltChain
         storage.close()
     assert report.state_keys == stored_keys > 0
     assert report.blocks_per_s > 0
-    assert "ledger check: OK" in ops.format_report(report)
+    assert "ledger check: OK" in storage_backup.format_report(report)
 
 
 def test_a_tampered_state_value_is_named_by_its_key(built: BuiltChain) -> None:
@@ -222,7 +223,7 @@ def test_another_genesis_is_refused(built: BuiltChain, tmp_path: pathlib.Path) -
     storage = Storage.open(built.path, chain_id=built.config.chain_id,
                            genesis_hash=built.config.hash, create=False)
     try:
-        report = ops.check_ledger(storage, other.config)
+        report = storage_backup.check_ledger(storage, other.config)
     finally:
         storage.close()
     assert not report.ok and "belongs to chain 'crossbill-ops'" in str(report.problem)
@@ -265,9 +266,9 @@ def test_cli_ledger_check_refuses_a_store_in_use(built: BuiltChain,
     storage = Storage.open(built.path, chain_id=built.config.chain_id,
                            genesis_hash=built.config.hash)
     try:
-        with pytest.raises(ops.OpsError, match="in use: stop the node first"):
+        with pytest.raises(storage_backup.OpsError, match="in use: stop the node first"):
             run_cli(["ledger", "check", "--data", str(built.path), "--genesis", str(genesis)])
     finally:
         storage.close()
-    with pytest.raises(ops.OpsError, match="either --config, or --data and --genesis"):
+    with pytest.raises(storage_backup.OpsError, match="either --config, or --data and --genesis"):
         run_cli(["ledger", "check", "--data", str(built.path)])

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from node import cli, devnet, netinit
+from node.cli import devnet, netinit
+from node.cli import main as cli
+from node.cli.netgen import NodePorts, generate_network
+from node.client.transport import RpcClient
 from node.config import load_config
 from node.keys import passphrase_from_env_or_file, read_key_file
-from node.netgen import NodePorts, generate_network
 from node.p2p.identity import read_node_key
-from node.rpc.client import RpcClient
 from protocol import limits, txtypes, types
 from protocol.errors import KeyFileError
 from protocol.genesis import load_genesis
@@ -30,7 +31,7 @@ SCRYPT = str(limits.KEYFILE_SCRYPT_LOG_N_MIN)  # fast key files; the default is 
 
 
 def crossbill(*argv: str) -> int:
-    """`crossbill ARGV` in process, as node/cli.py's main runs it."""
+    """`crossbill ARGV` in process, as node/cli/main.py's main runs it."""
     return cli.main(list(argv))
 
 

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from node import ops
+from node.cli import ops
 from node.config import load_config
 from tests.e2e.harness import Load, running_devnet
 

@@ -13,8 +13,8 @@ import httpx
 import orjson
 import trio
 
+from node.cli.demo import Member
 from node.config import RpcSettings
-from node.demo import Member
 from node.rpc.server import RpcServer
 from node.service import Node
 from tests.node.cluster import Cluster, cluster

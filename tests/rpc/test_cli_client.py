@@ -10,8 +10,8 @@ import orjson
 import pytest
 import trio
 
-from node import cli
-from node.demo import EXPORTER
+from node.cli import main as cli
+from node.cli.demo import EXPORTER
 from node.keys import write_key_file
 from tests.rpc.harness import rpc_cluster
 

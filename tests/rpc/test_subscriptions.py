@@ -12,8 +12,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket
 
+from node.cli.demo import EXPORTER, headline_steps
 from node.client import AsyncClient, TxBuilder
-from node.demo import EXPORTER, headline_steps
 from node.keys import generate_key
 from node.rpc import errors as E
 from protocol import codec

@@ -186,7 +186,7 @@ class ClientResult:
 
 
 def _client_main(spec: ClientSpec, shared: Shared) -> None:
-    from node.rpc.client import RpcCallError, RpcClient
+    from node.client.transport import RpcCallError, RpcClient
     from protocol import codec, types
 
     started = time.process_time()
@@ -285,7 +285,7 @@ def _client_main(spec: ClientSpec, shared: Shared) -> None:
 
 
 def members_for(orderers: int, followers: int) -> tuple[Any, ...]:
-    from node.demo import DEFAULT_MEMBERS, Member
+    from node.cli.demo import DEFAULT_MEMBERS, Member
 
     if orderers < 1 or followers < 0 or orderers + followers > 30:
         raise BenchError("need 1 to 30 nodes, at least one ordering bank")
@@ -302,8 +302,8 @@ def start_network(root: pathlib.Path, members: tuple[Any, ...], base_port: int,
                   tuning: dict[str, int]) -> dict[str, Any]:
     """Like `crossbill devnet up` (same DIR/devnet.json, so `devnet down` stops it), for any
     member list."""
-    from node import devnet
-    from node.netgen import generate_network
+    from node.cli import devnet
+    from node.cli.netgen import generate_network
 
     config, nodes = generate_network(root, members=members, base_port=base_port,
                                      tuning=tuning or None)
@@ -326,7 +326,7 @@ def start_network(root: pathlib.Path, members: tuple[Any, ...], base_port: int,
 def _setup(desc: dict[str, Any], keys: dict[str, Any], chain_id: str, banks: tuple[str, ...],
            expires_at_ms: int) -> tuple[tuple[str, str], ...]:
     """Each bank registers ENTERPRISES_PER_BANK enterprises; wait until all are committed."""
-    from node.rpc.client import RpcClient
+    from node.client.transport import RpcClient
     from protocol import codec, txtypes, types
 
     ents: list[tuple[str, str]] = []
@@ -544,7 +544,7 @@ def receipt_codes(url: str, heights: list[int],
                   timeout_s: float = RECEIPTS_TIMEOUT_S) -> dict[str, int]:
     """Receipt codes of the blocks at `heights` (read with block.get; bounded in time: the
     tally covers the blocks read by then)."""
-    from node.rpc.client import RpcClient
+    from node.client.transport import RpcClient
 
     codes: collections.Counter[str] = collections.Counter()
     client = RpcClient(url, timeout_s=10)
@@ -574,7 +574,7 @@ def _f(value: float | None) -> str:
 
 
 def _alive(pid: int) -> bool:
-    from node.devnet import pid_alive
+    from node.cli.devnet import pid_alive
 
     return pid_alive(pid)
 
@@ -819,7 +819,7 @@ def main(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) -> int:
     import trio
 
-    from node import devnet
+    from node.cli import devnet
     from node.keys import read_key_file
     from protocol.genesis import load_genesis
 

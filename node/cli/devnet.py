@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from node.demo import headline_steps
+from node.cli.demo import headline_steps
+from node.cli.netgen import generate_network
+from node.client.transport import RpcCallError, RpcClient
 from node.keys import generate_key, read_key_file
-from node.netgen import generate_network
-from node.rpc.client import RpcCallError, RpcClient
 from protocol import types
 from protocol.errors import CrossbillError
 from protocol.genesis import load_genesis
@@ -69,7 +69,7 @@ def start_node(config: pathlib.Path, log_path: pathlib.Path) -> subprocess.Popen
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "node", "start", "--config", str(config)],
+            [sys.executable, "-m", "node.cli.main", "node", "start", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=node_env(), start_new_session=True)
     finally:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from node.metrics import LedgerMetrics
-from node.storage import ChainTip, Storage, StorageError
+from node.observe.metrics import LedgerMetrics
+from node.storage.store import ChainTip, Storage, StorageError
 from protocol import crypto, ledger, types, validation
 from protocol.errors import CrossbillError
 from protocol.ledger import BlockResult, CorruptStateError, State

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import orjson
 
-from node.rpc.client import RpcCallError
+from node.client.transport import RpcCallError
 from protocol import txtypes
 from protocol.errors import CrossbillError
 

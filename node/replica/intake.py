@@ -26,10 +26,11 @@ from typing import Any, Final
 
 import trio
 
-from node import net, wire
-from node.chain import Chain
-from node.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
-from node.storage import TxRecord
+from node.p2p import network as net
+from node.replica import messages as wire
+from node.replica.chain import Chain
+from node.replica.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
+from node.storage.store import TxRecord
 from protocol import codec, limits, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
 

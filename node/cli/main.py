@@ -73,7 +73,7 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
     import trio
 
     from node.config import load_config
-    from node.logs import setup_logging
+    from node.observe.logs import setup_logging
     from node.service import run_from_config
 
     cfg = load_config(args.config)
@@ -99,21 +99,21 @@ GC_GEN0_THRESHOLD = 50_000  # allocations between young collections (CPython's d
 
 
 def _cmd_devnet_up(args: argparse.Namespace) -> int:
-    from node import devnet
+    from node.cli import devnet
 
     devnet.up(args.dir, base_port=args.base_port)
     return 0
 
 
 def _cmd_devnet_down(args: argparse.Namespace) -> int:
-    from node import devnet
+    from node.cli import devnet
 
     devnet.down(args.dir)
     return 0
 
 
 def _cmd_devnet_demo(args: argparse.Namespace) -> int:
-    from node import devnet
+    from node.cli import devnet
 
     devnet.demo(args.dir)
     return 0
@@ -124,7 +124,7 @@ def _cmd_devnet_run(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from node import devnet
+    from node.cli import devnet
 
     root = args.dir or pathlib.Path(tempfile.mkdtemp(prefix="crossbill-devnet-"))
     kept = args.dir is not None or args.keep
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     start = node_sub.add_parser("start", help="run a node in the foreground until SIGTERM")
     start.add_argument("--config", type=pathlib.Path, required=True, help="node.toml")
     start.set_defaults(func=_cmd_node_start)
-    from node import ops
+    from node.cli import ops
 
     ops.add_node_subcommands(node_sub)  # node id, node status
 
@@ -207,12 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--base-port", type=int, default=7100)
     run.set_defaults(func=_cmd_devnet_run)
 
-    from node import bench, cli_client
+    from node.cli import bench
+    from node.cli import client_cmds as cli_client
 
     cli_client.register(sub)  # tx, query, rpc
     bench.register(sub)  # bench
     ops.register(sub)  # backup create|restore, ledger check|compact
-    from node import netinit
+    from node.cli import netinit
 
     netinit.register(sub)  # network init|show
     return parser

@@ -17,9 +17,10 @@ from typing import Any, Final
 import orjson
 import trio
 
-from node import net, wire
-from node.chain import Chain
-from node.storage import Storage
+from node.p2p import network as net
+from node.replica import messages as wire
+from node.replica.chain import Chain
+from node.storage.store import Storage
 from protocol import codec, crypto, types
 from protocol.errors import CrossbillError, DecodeError, ValidationError
 

@@ -35,7 +35,7 @@ try:  # CPython 3.11: plyvel's own wheels
 except ImportError:  # CPython 3.12+: plyvel-next, the same API under another name (docs/adr/0014)
     import plyvel_next as plyvel  # type: ignore[no-redef,unused-ignore]
 
-from node.metrics import StorageMetrics
+from node.observe.metrics import StorageMetrics
 from protocol import codec, types
 from protocol.codec import bound
 from protocol.errors import CrossbillError, DecodeError

@@ -63,8 +63,7 @@ import tomllib
 from collections.abc import Callable
 from typing import Any, Final
 
-from node.config import ConfigFileError, config_from_dict
-from node.netgen import (
+from node.cli.netgen import (
     LAYOUTS,
     GeneratedNode,
     NetworkSpec,
@@ -72,6 +71,7 @@ from node.netgen import (
     NodeSpec,
     write_network,
 )
+from node.config import ConfigFileError, config_from_dict
 from node.p2p.identity import NodeKeyError
 from protocol import codec, limits, types
 from protocol.errors import ConfigError, CrossbillError, DecodeError

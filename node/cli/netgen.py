@@ -1,7 +1,7 @@
 """Generating a network: every institution's keys, the genesis file and each node's config.
 
 One code path, `write_network`, serves the local devnet (`generate_network`, below) and
-`crossbill network init` (node/netinit.py). Only the `Layout` differs: where the files go and
+`crossbill network init` (node/cli/netinit.py). Only the `Layout` differs: where the files go and
 which paths each node.toml names.
 
 The devnet layout (`generate_network`):
@@ -31,8 +31,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from node.cli.demo import DEFAULT_MEMBERS, Member
 from node.config import config_from_dict
-from node.demo import DEFAULT_MEMBERS, Member
 from node.files import create_private_file
 from node.keys import generate_key, write_key_file
 from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key

@@ -33,11 +33,11 @@ from typing import Annotated, Any, Final
 
 import trio
 
-from node import net
-from node.chain import Chain, Proposal
-from node.mempool import Mempool
-from node.metrics import OrderingMetrics
-from node.storage import Storage
+from node.observe.metrics import OrderingMetrics
+from node.p2p import network as net
+from node.replica.chain import Chain, Proposal
+from node.replica.mempool import Mempool
+from node.storage.store import Storage
 from protocol import codec, crypto, types
 from protocol.codec import bound
 from protocol.errors import DecodeError, ValidationError

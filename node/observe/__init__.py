@@ -1,0 +1,1 @@
+"""Observability: metrics, health and logs, read from what components publish."""

@@ -1,0 +1,1 @@
+"""The replica: what orders, fetches, checks, applies and admits blocks and transactions."""

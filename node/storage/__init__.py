@@ -1,0 +1,1 @@
+"""LevelDB storage and the library half of backup, restore and ledger check."""
