@@ -2,8 +2,8 @@
 
 Pure: the caller supplies every random value (seeds, salts, nonces) and does the file I/O, so
 this module stays deterministic and testable. Verification uses libsodium through PyNaCl
-(about 16,000 verifications/s, see LIMITS.md); pycryptodome is used only for the key-file KDF
-and cipher, off the hot path.
+(about 16,000 verifications/s, see docs/building-blocks.md); pycryptodome is used only for the
+key-file KDF and cipher, off the hot path.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Transaction types: each type's payload schema and the roles allowed to send it.
 
-This table is DOMAIN.md's role table as data. `validate_basic` consults it without state;
+This table is docs/domain.md's role table as data. `validate_basic` consults it without state;
 the ledger (`protocol/ledger`) gives each type its meaning.
 """
 
@@ -15,7 +15,8 @@ from typing import Annotated, Any, ClassVar, Final
 from protocol import limits
 from protocol.codec import bound
 
-# Roles of DOMAIN.md. An enterprise is not a consortium institution; its key lives on the ledger.
+# Roles of docs/domain.md. An enterprise is not a consortium institution; its key lives on the
+# ledger.
 ROLE_REGULATOR: Final = "regulator"
 ROLE_CUSTOMS: Final = "customs"
 ROLE_TAX: Final = "tax"

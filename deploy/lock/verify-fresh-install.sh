@@ -43,8 +43,10 @@ deploy/lock/pip-sync.sh "$tmp/venv/bin/python" deploy/lock/runtime.txt --wheelho
   >"$tmp/install.log" 2>&1 || { tail -n 30 "$tmp/install.log" >&2; exit 1; }
 
 step "building Crossbill's wheel and installing it offline"
+mkdir "$tmp/src"  # a copy: setuptools leaves build/ and *.egg-info/ beside the sources
+cp -r pyproject.toml README.md node protocol "$tmp/src/"
 CC=false CXX=false "$tmp/venv/bin/python" -m pip wheel --disable-pip-version-check --no-input \
-  --no-deps --no-build-isolation --no-index -w "$tmp/dist" . >"$tmp/wheel.log" 2>&1 \
+  --no-deps --no-build-isolation --no-index -w "$tmp/dist" "$tmp/src" >"$tmp/wheel.log" 2>&1 \
   || { tail -n 30 "$tmp/wheel.log" >&2; exit 1; }
 "$tmp/venv/bin/python" -m pip install --disable-pip-version-check --no-input --no-deps \
   --no-index "$tmp"/dist/crossbill-*.whl >>"$tmp/install.log" 2>&1 \

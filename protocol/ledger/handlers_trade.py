@@ -1,7 +1,7 @@
 """Trade-finance transactions: export declarations (customs), financings, inbound proceeds and
 outbound payments (banks), tax filing forms (tax bureau).
 
-Financing rules (invariants 1, 2 and 5 of DOMAIN.md):
+Financing rules (invariants 1, 2 and 5 of docs/domain.md):
 - a financing pledges amounts of declarations; a declaration's cap is
   ``floor(value * advance_rate_bps / 10000)`` and the pledges of every financing that holds
   pledges (approved, disbursed or defaulted) never sum above it;

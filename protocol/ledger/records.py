@@ -75,7 +75,7 @@ class InstitutionRecord:
 class EnterpriseRecord:
     """KYC data registered by banks. The regulator's FX class and freeze live apart in
     `RegulatoryStatus`, because the regulator may class an enterprise before any bank has
-    registered it (DOMAIN.md's headline workflow does)."""
+    registered it (docs/domain.md's headline workflow does)."""
 
     uscc: Id
     name: Str

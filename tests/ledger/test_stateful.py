@@ -1,5 +1,5 @@
 """Random traffic from several banks, customs, the tax bureau and the regulator, several
-transactions per block, checked after every block against DOMAIN.md's invariants and a small
+transactions per block, checked after every block against docs/domain.md's invariants and a small
 independent reference model of the ledger."""
 
 from __future__ import annotations

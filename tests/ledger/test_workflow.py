@@ -1,4 +1,4 @@
-"""DOMAIN.md's headline workflow, end to end on one ledger."""
+"""docs/domain.md's headline workflow, end to end on one ledger."""
 
 from __future__ import annotations
 
