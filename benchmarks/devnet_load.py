@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from node.client.transport import RpcCallError, RpcClient
+from node.client.transport import RpcClient, RpcError
 from protocol import txtypes, types
 from tests.e2e.harness import Devnet, running_devnet
 
@@ -85,7 +85,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 try:
                     reply = c.submit(tx, wait=True, timeout_ms=20_000)
-                except (OSError, RpcCallError):
+                except (OSError, RpcError):
                     errors[0] += 1
                     continue
                 if reply["status"] == "committed":

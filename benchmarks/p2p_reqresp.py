@@ -123,7 +123,7 @@ async def reqresp(n: int) -> None:
             total = time.perf_counter() - t0
             done_n = (n // inflight) * inflight
             print(f"  {inflight} in flight,    100 B: {done_n / total:7.0f} round trips/s "
-                  f"(one stream: {client.stats['reqresp'][ECHO]['streams_opened']} opened)")
+                  f"(one stream: {client.snapshot().reqresp[ECHO].streams_opened} opened)")
             nursery.cancel_scope.cancel()
     finally:
         server.kill()

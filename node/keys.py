@@ -6,8 +6,8 @@ import os
 import pathlib
 
 from node.files import create_private_file
-from protocol import crypto, limits
-from protocol.errors import KeyFileError
+from protocol import codec, crypto, limits
+from protocol.errors import DecodeError, KeyFileError
 
 PASSPHRASE_ENV = "CROSSBILL_PASSPHRASE"
 
@@ -43,9 +43,6 @@ def read_key_file(path: pathlib.Path, passphrase: str) -> crypto.PrivateKey:
 
 def read_public_key(path: pathlib.Path) -> tuple[bytes, bytes]:
     """(key id, public key) of a key file, without its passphrase."""
-    from protocol import codec
-    from protocol.errors import DecodeError
-
     try:
         with open(path, "rb") as f:
             kf = codec.decode(crypto.KeyFile, f.read(limits.KEYFILE_BYTES_MAX + 1),

@@ -8,27 +8,33 @@ SIGTERM or SIGINT, then stops within the configured deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import trio
 
 from node.config import NodeConfig, RpcSettings, Tuning
-from node.observe.metrics import MetricsServer
+from node.keys import passphrase_from_env_or_file, read_key_file
+from node.observe.metrics import MetricsPages, Page
 from node.p2p import network as net
+from node.p2p.host import P2PNode
+from node.p2p.identity import load_or_create_node_key
 from node.replica.chain import Chain
 from node.replica.intake import TxIntake
 from node.replica.mempool import Mempool
 from node.replica.ordering import Orderer
 from node.replica.sync import BlockSync
+from node.rpc.http import HttpServer, Response, RouteHandler
 from node.rpc.server import RpcServer
 from node.storage.store import Storage
 from protocol import crypto, types
 from protocol.errors import CrossbillError
+from protocol.genesis import load_genesis
 from protocol.ledger import queries
 from protocol.ledger.state import active_public_key
 
@@ -108,6 +114,7 @@ class Node:
         network.register_handler(net.PROTO_RAFT, self._on_raft_message)
         self.rpc = RpcServer(self, rpc_settings)
         self.rpc_bound_port: int | None = None
+        self.metrics_http: HttpServer | None = None  # while the metrics address is served
         self.metrics_bound_port: int | None = None
         self.started_at = time.monotonic()
         if self._wants_to_order():
@@ -262,14 +269,24 @@ class Node:
         }
 
     def counters(self) -> dict[str, Any]:
-        """Every component's counters (the Prometheus metrics read the same numbers)."""
-        out: dict[str, Any] = {"intake": dict(self.intake.stats),
-                               "sync": dict(self.sync.stats)}
+        """Every component's counters (the Prometheus metrics read the same snapshots)."""
+        sync = self.sync.snapshot()
+        rpc = self.rpc.snapshot()
+        out: dict[str, Any] = {
+            "intake": dict(self.intake.stats),
+            "sync": {"blocks_fetched": sync.blocks_fetched,
+                     "fetch_failures": sync.fetch_failures,
+                     "gossip_blocks_rejected": sync.gossip_blocks_rejected,
+                     "status_failures": sync.status_failures},
+            "p2p": _plain(self.net.snapshot()),
+            "rpc": {**_plain(rpc.http), "ws_message_errors": rpc.ws_message_errors,
+                    "subscription_events": rpc.subscription_events,
+                    "dropped_sessions": rpc.dropped_sessions},
+        }
         if self.orderer is not None:
             out["ordering"] = dict(self.orderer.stats)
-        net_stats = getattr(self.net, "stats", None)
-        if isinstance(net_stats, dict):
-            out["p2p"] = net_stats
+        if self.metrics_http is not None:
+            out["metrics_http"] = _plain(self.metrics_http.snapshot())
         return out
 
     # ------------------------------------------------------------------ events
@@ -305,8 +322,9 @@ class Node:
                     self.rpc_bound_port = await nursery.start(
                         self.rpc.serve, self.rpc_host, self.rpc_port)
                 if self.metrics_host is not None:
+                    self.metrics_http = _serve_pages(MetricsPages(self).routes())
                     self.metrics_bound_port = await nursery.start(
-                        MetricsServer(self).serve, self.metrics_host, self.metrics_port)
+                        self.metrics_http.serve, self.metrics_host, self.metrics_port)
                 log.info("node started", extra={"institution": self.institution,
                                                 "height": self.chain.height,
                                                 "orderer": self.is_orderer})
@@ -347,6 +365,28 @@ class Node:
                 self._check_role()
 
 
+def _serve_pages(pages: Mapping[str, Callable[[], Page]]) -> HttpServer:
+    """An HTTP server answering GET on each path with its page (the metrics endpoints)."""
+
+    def route(render: Callable[[], Page]) -> RouteHandler:
+        async def handler(body: bytes) -> Response:
+            page = render()
+            return Response(page.status, page.body, page.content_type)
+
+        return handler
+
+    return HttpServer({("GET", path): route(render) for path, render in pages.items()})
+
+
+def _plain(value: Any) -> Any:
+    """A snapshot (frozen dataclasses, read-only mappings) as plain JSON-able values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
 # ---------------------------------------------------------------------- from a config file
 
 
@@ -378,11 +418,6 @@ def _check_identity(node: Node, cfg: NodeConfig, peer_id: str) -> None:
 
 async def run_from_config(cfg: NodeConfig) -> None:
     """Load everything `cfg` names and run the node until SIGTERM/SIGINT."""
-    from node.keys import passphrase_from_env_or_file, read_key_file
-    from node.p2p.host import P2PNode
-    from node.p2p.identity import load_or_create_node_key
-    from protocol.genesis import load_genesis
-
     try:
         genesis_bytes = cfg.genesis.read_bytes()
     except OSError as exc:

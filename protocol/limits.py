@@ -71,10 +71,18 @@ DECODED_RECORDS_CACHE_MAX: Final = 65_536
 
 # --- blocks ---------------------------------------------------------------------------------
 BLOCK_TXS_MAX: Final = 10_000
-# Gossip drops payloads near 1 MiB (LIMITS.md); a block is one gossip message.
+# Gossip drops payloads near 1 MiB (docs/building-blocks.md); a block is one gossip message.
 BLOCK_BYTES_MAX: Final = 900 * 1024
 BLOCK_INTERVAL_MS_MAX: Final = 10_000
 BLOCK_INTERVAL_MS_MIN: Final = 1
+
+# --- ordering (protocol/replica/, node/replica/ordering.py) ----------------------------------
+# Room left in a block for its header, signature and encoding when the leader reaps pending
+# transactions: it takes at most `block_bytes_max` minus this many encoded transaction bytes.
+BLOCK_OVERHEAD_BYTES: Final = 4096
+# The leader promotes a learner once the learner's match index is within this many entries of
+# the leader's last index (Raft itself still refuses a learner short of the commit index).
+LEARNER_CATCH_UP_ENTRIES: Final = 8
 
 # --- consortium configuration ---------------------------------------------------------------
 GENESIS_BYTES_MAX: Final = 1024 * 1024
@@ -103,3 +111,14 @@ BACKUP_CANCEL_CHECK_KEYS: Final = 2_000
 BACKUP_MANIFEST_BYTES_MAX: Final = 64 * 1024
 # `crossbill ledger check` prints a progress line at most this often.
 LEDGER_CHECK_PROGRESS_INTERVAL_S: Final = 2
+
+# transaction intake (node/replica/intake.py, protocol/replica/forwarding.py) ---------------
+# Client transactions a node took and has not yet seen committed; it answers for each (sends
+# it on again) until it does, and refuses new ones with MEMPOOL_FULL while this many wait.
+INTAKE_AWAITING_TXS_MAX: Final = 20_000
+# One that no orderer took (none reachable, a full mempool) is sent again after this pause.
+REFORWARD_REFUSED_MS: Final = 5_000
+# One an orderer took but that is still not committed is sent again after this: a last resort.
+REFORWARD_AFTER_MS: Final = 120_000
+# How often the intake asks which transactions are due to be sent again.
+REFORWARD_CHECK_MS: Final = 1_000

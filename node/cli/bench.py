@@ -186,7 +186,7 @@ class ClientResult:
 
 
 def _client_main(spec: ClientSpec, shared: Shared) -> None:
-    from node.client.transport import RpcCallError, RpcClient
+    from node.client.transport import RpcClient, RpcError
     from protocol import codec, types
 
     started = time.process_time()
@@ -243,13 +243,13 @@ def _client_main(spec: ClientSpec, shared: Shared) -> None:
                 last = time.monotonic()
                 try:
                     replies = client.batch([("tx.submit", params) for _, _, params in chunk])
-                except (OSError, RpcCallError):
+                except (OSError, RpcError):
                     errors += len(chunk)
                     client.close()
                     replies = [None] * len(chunk)
                 lost = 0
                 for (_, tx_id, _), reply in zip(chunk, replies, strict=True):
-                    if isinstance(reply, RpcCallError):
+                    if isinstance(reply, RpcError):
                         code = (reply.data or {}).get("code") if isinstance(
                             reply.data, dict) else None
                         refused[str(code or reply.code)] += 1
@@ -440,18 +440,26 @@ async def _watch(url: str, index: int, obs: Observed, shared: Shared,
 
 
 async def _statuses(urls: list[str]) -> list[dict[str, Any]]:
+    import h11
     import trio
 
     from node.client.aio import AsyncClient
+    from node.client.transport import RpcError
 
+    # what AsyncClient.call raises: no connection, a deadline, a broken or garbled exchange
+    # (HTTP, JSON), a JSON-RPC error
+    failures = (OSError, trio.TooSlowError, trio.BrokenResourceError, h11.ProtocolError,
+                ValueError, RpcError)
     out: list[dict[str, Any]] = [{} for _ in urls]
 
     async def one(i: int) -> None:
         try:
             async with AsyncClient(urls[i], timeout_s=5) as c:
                 out[i] = await c.call("node.status")
-        except Exception:  # a figure goes missing; the run goes on
+        except failures as exc:  # a figure goes missing (say which); the run goes on
             out[i] = {}
+            print(f"bench: node.status of {urls[i]} failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
 
     async with trio.open_nursery() as nursery:
         for i in range(len(urls)):

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import orjson
 
-from node.client.transport import RpcCallError
+from node.client.transport import RpcError
 from protocol import txtypes
 from protocol.errors import CrossbillError
 
@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace, action: Any) -> int:
     with rpc_client(args) as client:
         try:
             _print(action(client))
-        except RpcCallError as exc:
+        except RpcError as exc:
             _print({"error": {"code": exc.code, "message": exc.message, "data": exc.data}})
             return 1
     return 0

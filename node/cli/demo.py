@@ -1,4 +1,4 @@
-"""The headline workflow of DOMAIN.md as signed transactions, and a consortium to run it in.
+"""The headline workflow of docs/domain.md as signed transactions, and a consortium to run it in.
 
 `headline_steps` is shared by the local demo and (later) the devnet demo, so both walk exactly
 the same workflow.
@@ -76,7 +76,7 @@ def headline_steps(
     enterprise_key: crypto.PrivateKey,
     nonce: Callable[[], bytes] = lambda: os.urandom(16),
 ) -> list[Step]:
-    """DOMAIN.md's headline workflow, every step a signed transaction."""
+    """docs/domain.md's headline workflow, every step a signed transaction."""
     regulator = next(i.id for i in config.institutions if i.role == "regulator")
     customs = next(i.id for i in config.institutions if i.role == "customs")
     tax = next(i.id for i in config.institutions if i.role == "tax")

@@ -2,7 +2,7 @@
 
 `up` writes DIR/devnet.json listing each node's name, role, pid, RPC URL and metrics URL, once
 every node answers and the orderers agree on a leader. `down` stops them (SIGTERM, then SIGKILL
-after a deadline). `demo` walks DOMAIN.md's headline workflow through the RPC API and waits for
+after a deadline). `demo` walks docs/domain.md's headline workflow through the RPC API and waits for
 every step to be committed on every node.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from node.cli.demo import headline_steps
 from node.cli.netgen import generate_network
-from node.client.transport import RpcCallError, RpcClient
+from node.client.transport import RpcClient, RpcError
 from node.keys import generate_key, read_key_file
 from protocol import types
 from protocol.errors import CrossbillError
@@ -130,7 +130,7 @@ def wait_ready(description: dict[str, Any], timeout_s: float) -> str:
         while time.monotonic() < deadline:
             try:
                 statuses = {name: c.status() for name, c in clients.items()}
-            except (OSError, RpcCallError) as exc:
+            except (OSError, RpcError) as exc:
                 last_error = str(exc)
                 _check_alive(description)
                 time.sleep(0.2)
@@ -243,7 +243,7 @@ def _wait_everywhere(clients: dict[str, RpcClient], tx_id: bytes, deadline: floa
             try:
                 if clients[name].tx(tx_id)["status"] == "committed":
                     pending.discard(name)
-            except RpcCallError:
+            except RpcError:
                 pass
         if pending:
             if time.perf_counter() > deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import pathlib
 import sys
 import time
@@ -74,10 +75,14 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
 
     from node.config import load_config
     from node.observe.logs import setup_logging
+    from node.p2p.host import attach_libp2p_logging
     from node.service import run_from_config
 
     cfg = load_config(args.config)
     setup_logging(cfg.institution, cfg.log_level, cfg.log_format)
+    # libp2p is imported by now (it turned off propagation of its logger): route its records
+    # back to ours, at warning and above unless we debug.
+    attach_libp2p_logging(logging.DEBUG if cfg.log_level == "debug" else logging.WARNING)
     tune_gc()
     trio.run(run_from_config, cfg)
     return 0

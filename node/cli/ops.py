@@ -45,12 +45,12 @@ def _stderr_progress(height: int, total: int, elapsed_s: float) -> None:
 
 def _rpc_call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> Any:
     from node.cli.client_cmds import rpc_client
-    from node.client.transport import RpcCallError
+    from node.client.transport import RpcError
 
     client = rpc_client(args)
     try:
         return client.call(method, params)
-    except RpcCallError as exc:
+    except RpcError as exc:
         raise OpsError(f"{method}: {exc.message} (code {exc.code})") from None
     except OSError as exc:
         raise OpsError(f"cannot reach {args.rpc}: {exc}") from None

@@ -10,8 +10,9 @@ query, synchronously (`Client`) or with trio (`AsyncClient`).
 """
 
 from node.client.aio import AsyncClient
-from node.client.api import Credential, RpcError
+from node.client.api import Credential
 from node.client.sync import Client
+from node.client.transport import RpcError
 from node.client.txbuild import TxBuilder, build_payload, payload_fields
 
 __all__ = ["AsyncClient", "Client", "Credential", "RpcError", "TxBuilder", "build_payload",

@@ -13,8 +13,8 @@ import h11
 import orjson
 import trio
 
-from node.client.api import Credential, Queries, RpcError
-from node.client.transport import result_of
+from node.client.api import Credential, Queries
+from node.client.transport import RpcError, result_of
 
 POOL_CONNECTIONS_MAX: Final = 32
 RESPONSE_BYTES_MAX: Final = 64 * 1024 * 1024

@@ -9,11 +9,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from node.client.transport import RpcCallError
-from node.rpc import auth
+from node import credentials
 from protocol import codec, crypto, types
 
-RpcError = RpcCallError
 WAIT_MS_DEFAULT: Final = 10_000
 
 
@@ -29,7 +27,7 @@ class Credential:
     key: crypto.PrivateKey
 
     def __call__(self, http_method: str, path: str, body: bytes) -> str:
-        return auth.sign_token(self.key, self.name, http_method, path, body, now_ms(),
+        return credentials.sign_token(self.key, self.name, http_method, path, body, now_ms(),
                                os.urandom(16).hex())
 
 
@@ -43,7 +41,7 @@ class ReadSigner:
     chain_id: str
 
     def auth(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        return auth.sign_read(self.key, self.chain_id, method, params, self.reader, now_ms())
+        return credentials.sign_read(self.key, self.chain_id, method, params, self.reader, now_ms())
 
 
 class Queries:

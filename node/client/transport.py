@@ -1,5 +1,6 @@
 """A small synchronous JSON-RPC client over HTTP (stdlib only), used by the CLI, the devnet
-and tests. Every call has a timeout; errors come back as `RpcCallError` with the JSON-RPC code.
+and tests. Every call has a timeout; errors come back as `RpcError` with the JSON-RPC code
+(the client library's one error type: `AsyncClient` raises it too).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from protocol import codec, types
 from protocol.errors import CrossbillError
 
 
-class RpcCallError(CrossbillError):
+class RpcError(CrossbillError):
+    """A JSON-RPC error response (`code`, `message`, `data`), or an HTTP failure status
+    (`code` = -status)."""
+
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(f"{message} (code {code})")
         self.code = code
@@ -55,7 +59,7 @@ class RpcClient:
         return result_of(orjson.loads(raw))
 
     def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-        """Several calls in one JSON-RPC batch; each item is a result or an RpcCallError."""
+        """Several calls in one JSON-RPC batch; each item is a result or an RpcError."""
         ids = [next(self._ids) for _ in calls]
         body = orjson.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
                              for i, (m, p) in zip(ids, calls, strict=True)])
@@ -68,7 +72,7 @@ class RpcClient:
             try:
                 out.append(result_of(by_id.get(i, {"error": {"code": 0,
                                                              "message": "no reply"}})))
-            except RpcCallError as exc:
+            except RpcError as exc:
                 out.append(exc)
         return out
 
@@ -92,7 +96,7 @@ class RpcClient:
             if response.status == 401:
                 return data  # a JSON-RPC error body: refused credential
             if response.status not in (200, 204):
-                raise RpcCallError(-response.status, f"HTTP {response.status}: "
+                raise RpcError(-response.status, f"HTTP {response.status}: "
                                    f"{data[:200]!r}")
             return data
         raise RuntimeError("unreachable")
@@ -112,10 +116,10 @@ class RpcClient:
 
 
 def result_of(reply: Any) -> Any:
-    """The result of a JSON-RPC response object, or `RpcCallError`."""
+    """The result of a JSON-RPC response object, or `RpcError`."""
     if not isinstance(reply, dict):
-        raise RpcCallError(0, f"not a JSON-RPC response: {str(reply)[:200]}")
+        raise RpcError(0, f"not a JSON-RPC response: {str(reply)[:200]}")
     if "error" in reply:
         err = reply["error"] if isinstance(reply["error"], dict) else {}
-        raise RpcCallError(err.get("code", 0), err.get("message", ""), err.get("data"))
+        raise RpcError(err.get("code", 0), err.get("message", ""), err.get("data"))
     return reply.get("result")

@@ -36,6 +36,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(node: str, level: str = "info", fmt: str = "json") -> None:
+    """Log to stderr, one line per record. py-libp2p cuts its own logger off when it is
+    imported: the daemon hands it back with `node.p2p.host.attach_libp2p_logging`."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(node))
@@ -45,8 +47,3 @@ def setup_logging(node: str, level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # py-libp2p turns off propagation of its logger when it is imported: import it now, then
-    # route its records back to ours (at warning and above unless we debug).
-    from node.p2p.host import attach_libp2p_logging
-
-    attach_libp2p_logging(logging.DEBUG if level == "debug" else logging.WARNING)

@@ -8,10 +8,12 @@ dedups by content hash, queues it on a bounded trio channel per topic and counts
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -21,10 +23,12 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.tools.anyio_service import background_trio_service
+from libp2p.tools.anyio_service import LifecycleError, background_trio_service
 
 from node.p2p import limits
 from node.p2p.errors import NotRunning, PayloadTooLarge
+from node.p2p.network import GossipCounts
+from node.p2p.reqresp import reset_quietly
 
 log = logging.getLogger("crossbill.p2p.gossip")
 
@@ -36,8 +40,21 @@ Validator = Callable[[bytes, str], bool]
 # handler(data, origin_peer_id): called for each accepted message, one at a time per topic.
 GossipHandler = Callable[[bytes, str], Awaitable[None]]
 
-STAT_KEYS = ("published", "received", "delivered", "duplicate", "rejected", "dropped",
-             "handler_errors")
+
+@dataclasses.dataclass(slots=True)
+class _Counters:
+    """The mutable side of `GossipCounts` (one per topic)."""
+
+    published: int = 0
+    received: int = 0
+    delivered: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    dropped: int = 0
+    handler_errors: int = 0
+
+    def freeze(self) -> GossipCounts:
+        return GossipCounts(**dataclasses.asdict(self))
 
 
 def message_hash(data: bytes) -> bytes:
@@ -77,6 +94,7 @@ class _Pubsub(Pubsub):
 
     crossbill_deliver: Callable[[rpc_pb2.Message], None]
     crossbill_stream_failures: int = 0
+    crossbill_reset_failures: int = 0
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         self.crossbill_deliver(publish_message)
@@ -88,15 +106,13 @@ class _Pubsub(Pubsub):
         peer_id = stream.muxed_conn.peer_id
         try:
             await self.continuously_read_stream(stream)
-        except Exception as error:
+        except Exception as error:  # a peer's bytes must never stop the node: count, log
             self.crossbill_stream_failures += 1
             log.warning("gossip stream from %s failed (%s: %s): resetting it", peer_id,
                         type(error).__name__, error)
-            try:
-                await stream.reset()
-            except Exception:
-                pass
-            self._handle_dead_peer(peer_id)
+            if not await reset_quietly(stream, f"gossip stream from {peer_id}"):
+                self.crossbill_reset_failures += 1
+            self._handle_dead_peer(peer_id)  # private: docs/adr/0016
 
 
 class _Subscription:
@@ -157,8 +173,7 @@ class Gossip:
         self._subs: dict[str, _Subscription] = {}
         self._seen = _SeenHashes(limits.GOSSIP_SEEN_ITEMS_MAX, limits.GOSSIP_SEEN_TTL_S)
         self._nursery: trio.Nursery | None = None
-        self.stats: dict[str, dict[str, int]] = {
-            t: dict.fromkeys(STAT_KEYS, 0) for t in sorted(self._topics)}
+        self._counters = {t: _Counters() for t in sorted(self._topics)}
 
     # ------------------------------------------------------------------ public (via P2PNode)
 
@@ -185,13 +200,25 @@ class Gossip:
         if len(data) > limits.GOSSIP_BYTES_MAX:
             raise PayloadTooLarge(
                 f"gossip message of {len(data)} bytes exceeds {limits.GOSSIP_BYTES_MAX}")
-        stats = self.stats[topic]
+        stats = self._counters[topic]
         if self._seen.check_and_add(message_hash(data)):
-            stats["duplicate"] += 1
+            stats.duplicate += 1
             return False
         await self.pubsub.publish(topic, data)
-        stats["published"] += 1
+        stats.published += 1
         return True
+
+    def counts(self) -> MappingProxyType[str, GossipCounts]:
+        """Messages by topic since start."""
+        return MappingProxyType({t: c.freeze() for t, c in self._counters.items()})
+
+    @property
+    def stream_failures(self) -> int:
+        return self.pubsub.crossbill_stream_failures
+
+    @property
+    def reset_failures(self) -> int:
+        return self.pubsub.crossbill_reset_failures
 
     def mesh_peers(self, topic: str) -> set[str]:
         return {p.to_base58() for p in self.router.mesh.get(topic, ())}
@@ -210,12 +237,17 @@ class Gossip:
         the stale entry: after the restart we never send it our subscriptions, and it never
         learns we subscribe. Called on every connect and disconnect of an allowlisted peer."""
         stream = self.pubsub.peers.get(peer)
-        manager = getattr(self.pubsub, "_manager", None)
-        if stream is None or manager is None or not manager.is_running:
+        if stream is None:
             return
-        if getattr(stream.muxed_conn, "is_closed", False):
+        try:
+            running = self.pubsub.get_manager().is_running
+        except LifecycleError:  # pubsub has not started (or was never run)
+            return
+        if running and stream.muxed_conn.is_closed:
             log.info("dropping stale pubsub stream of %s", peer)
-            self.pubsub._handle_dead_peer(peer)  # re-registers the peer if it is connected
+            # Private, no public equivalent (docs/adr/0016); re-registers the peer if it is
+            # still connected.
+            self.pubsub._handle_dead_peer(peer)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,21 +277,21 @@ class Gossip:
         await self._drain(sub)
 
     async def _drain(self, sub: _Subscription) -> None:
-        stats = self.stats[sub.topic]
+        stats = self._counters[sub.topic]
         async with sub.recv:
             async for data, origin in sub.recv:
                 try:
                     await sub.handler(data, origin)
-                except Exception:
-                    stats["handler_errors"] += 1
+                except Exception:  # a bug in one handler must not stop the topic's delivery
+                    stats.handler_errors += 1
                     log.exception("gossip handler for topic %s failed", sub.topic)
                 else:
-                    stats["delivered"] += 1
+                    stats.delivered += 1
 
     # ------------------------------------------------------------------ libp2p callbacks
 
     def _wrap_validator(self, sub: _Subscription) -> Callable[[ID, rpc_pb2.Message], bool]:
-        stats = self.stats[sub.topic]
+        stats = self._counters[sub.topic]
 
         def validate(forwarder: ID, msg: rpc_pb2.Message) -> bool:
             reason = ""
@@ -279,7 +311,7 @@ class Gossip:
                     reason = f"topic validator raised {type(exc).__name__}: {exc}"
                     log.exception("gossip validator for topic %s raised", sub.topic)
             if reason:
-                stats["rejected"] += 1
+                stats.rejected += 1
                 log.info("gossip message on %s from %s rejected: %s", sub.topic, origin_s,
                          reason)
                 return False
@@ -295,21 +327,21 @@ class Gossip:
             return
         if self._seen.check_and_add(message_hash(msg.data)):
             for sub in subs:
-                self.stats[sub.topic]["duplicate"] += 1
+                self._counters[sub.topic].duplicate += 1
             return
         origin = ID(msg.from_id).to_base58()
         for sub in subs:
-            stats = self.stats[sub.topic]
+            stats = self._counters[sub.topic]
             try:
                 sub.send.send_nowait((msg.data, origin))
             except trio.WouldBlock:
-                stats["dropped"] += 1
+                stats.dropped += 1
                 log.warning("gossip delivery queue of topic %s full (%d): message dropped",
                             sub.topic, limits.GOSSIP_DELIVERY_QUEUE_ITEMS)
             except trio.ClosedResourceError:
-                stats["dropped"] += 1
+                stats.dropped += 1
             else:
-                stats["received"] += 1
+                stats.received += 1
 
 
 __all__ = ["Gossip", "GossipHandler", "Validator", "message_hash"]

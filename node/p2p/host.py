@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -26,12 +27,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import multiaddr
+import multiaddr.exceptions
 import trio
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee, IRawConnection, ISecureConn
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
@@ -44,6 +47,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from node.p2p import limits
 from node.p2p.errors import P2PError
 from node.p2p.gossip import Gossip, GossipHandler, Validator
+from node.p2p.network import NetworkSnapshot, PeerCounts
 from node.p2p.reqresp import Handler, ReqResp
 
 log = logging.getLogger("crossbill.p2p")
@@ -54,9 +58,10 @@ YAMUX_RELEASE_ON_READ_ENV = "PY_YAMUX_RELEASE_ON_READ"
 
 def apply_yamux_tuning() -> None:
     """Yamux sends a window update on almost every read unless PY_YAMUX_RELEASE_ON_READ=0
-    (read by py-libp2p at call time). LIMITS.md measured it faster; on our 3-process gossip
-    benchmark it lost less past saturation (800 msgs/s: 31-94% delivered vs 18-80%, noisy;
-    ADR 0006). Not soak-tested: an operator who sets the variable keeps their choice."""
+    (read by py-libp2p at call time). docs/building-blocks.md measured it faster; on our
+    3-process gossip benchmark it lost less past saturation (800 msgs/s: 31-94% delivered vs
+    18-80%, noisy; ADR 0006). Not soak-tested: an operator who sets the variable keeps their
+    choice."""
     os.environ.setdefault(YAMUX_RELEASE_ON_READ_ENV, "0")
 
 
@@ -79,7 +84,7 @@ class _Allowlist:
         for peer, addrs in peers.items():
             try:
                 pid = ID.from_base58(peer)
-            except Exception:
+            except ValueError:  # not base58
                 raise ValueError(f"{peer!r} is not a libp2p peer id") from None
             if pid.to_base58() != peer:
                 raise ValueError(f"{peer!r} is not in canonical base58 form")
@@ -88,7 +93,7 @@ class _Allowlist:
             for a in addrs:
                 try:
                     parsed.append(multiaddr.Multiaddr(a))
-                except Exception:
+                except (ValueError, multiaddr.exceptions.Error):
                     raise ValueError(f"{a!r} (peer {peer}) is not a multiaddress") from None
             self.addrs[peer] = parsed
 
@@ -106,7 +111,7 @@ class _AllowlistNoise(NoiseTransport):
     def _admit(self, conn: ISecureConn, direction: str) -> ISecureConn:
         remote = conn.get_remote_peer().to_base58()
         if not self._node.is_allowed(remote):
-            self._node.stats["peers"]["refused"] += 1
+            self._node.peer_counts.refused += 1
             log.warning("refused %s connection from peer %s: not in the consortium allowlist",
                         direction, remote)
             raise HandshakeFailure(f"peer {remote} is not in the consortium allowlist")
@@ -127,6 +132,20 @@ class _AllowlistNoise(NoiseTransport):
         except HandshakeFailure:
             await secured.close()
             raise
+
+
+@dataclasses.dataclass(slots=True)
+class _PeerCounters:
+    """The mutable side of `PeerCounts`."""
+
+    connected: int = 0
+    disconnected: int = 0
+    dials: int = 0
+    dial_failures: int = 0
+    refused: int = 0
+
+    def freeze(self) -> PeerCounts:
+        return PeerCounts(**dataclasses.asdict(self))
 
 
 class _Notifee(INotifee):
@@ -174,10 +193,7 @@ class P2PNode:
         self._allow = _Allowlist({p: a for p, a in allowlist.items()
                                   if p != self._peer_id.to_base58()})
         self._rng = rng or random.Random()
-        self.stats: dict[str, Any] = {
-            "peers": {"refused": 0, "connected": 0, "disconnected": 0, "dials": 0,
-                      "dial_failures": 0},
-        }
+        self.peer_counts = _PeerCounters()
         self._peer_changed: dict[str, trio.Event] = {}
         self._keepers: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
@@ -202,7 +218,8 @@ class P2PNode:
             ),
         )
         network: Any = self.host.get_network()
-        # We are the only dialler: no retries inside one dial, no auto-connector.
+        # We are the only dialler: no retries inside one dial, no auto-connector. Both are
+        # members of py-libp2p's Swarm outside its INetwork interface (docs/adr/0016).
         network.retry_config = RetryConfig(max_retries=0)
         network.auto_connector.maybe_connect = _no_auto_connect
         network.register_notifee(_Notifee(self))
@@ -211,8 +228,6 @@ class P2PNode:
                 self.host.get_peerstore().add_addrs(self._allow.ids[peer], addrs, 0)
         self.gossip = Gossip(self.host, topics, self.is_allowed)
         self.reqresp = ReqResp(self.host, self.is_allowed)
-        self.stats["gossip"] = self.gossip.stats
-        self.stats["reqresp"] = self.reqresp.stats
 
     # ------------------------------------------------------------------ identity and peers
 
@@ -227,6 +242,13 @@ class P2PNode:
 
     def is_allowed(self, peer_id: str) -> bool:
         return peer_id in self._allow
+
+    def snapshot(self) -> NetworkSnapshot:
+        """Peer, gossip and request/response counters since start (for the metrics)."""
+        return NetworkSnapshot(
+            peers=self.peer_counts.freeze(), gossip=self.gossip.counts(),
+            reqresp=self.reqresp.counts(), gossip_stream_failures=self.gossip.stream_failures,
+            stream_reset_failures=self.gossip.reset_failures + self.reqresp.reset_failures)
 
     def set_peers(self, peers: Mapping[str, Sequence[str]]) -> None:
         """Replace the allowlist (peer id -> addresses), e.g. after the ledger named a node's
@@ -260,8 +282,8 @@ class P2PNode:
         with trio.move_on_after(limits.UPGRADE_TIMEOUT_S):
             try:
                 await self.host.disconnect(pid)
-            except Exception as exc:  # already gone: nothing to do
-                log.debug("disconnecting %s: %s", pid, exc)
+            except (BaseLibp2pError, OSError) as exc:  # already gone: nothing to do
+                log.debug("disconnecting %s: %s: %s", pid, type(exc).__name__, exc)
         self.gossip.refresh_peer(pid)
 
     def connected_peers(self) -> set[str]:
@@ -404,20 +426,23 @@ class P2PNode:
                 backoff_s = limits.RECONNECT_BACKOFF_MIN_S
                 await self._changed(peer).wait()
                 continue
-            self.stats["peers"]["dials"] += 1
+            self.peer_counts.dials += 1
             network.unblock_peer(pid)  # libp2p's negative cache would refuse for 60 s
             self.host.get_peerstore().add_addrs(pid, info.addrs, 0)
             error = ""
             with trio.move_on_after(limits.DIAL_TIMEOUT_S) as scope:
                 try:
                     await self.host.connect(info)
-                except Exception as exc:  # any dial failure: log and back off
+                except Exception as exc:  # counted and logged below, then back off
+                    # Broad on purpose: what a dial raises depends on the remote end (TCP,
+                    # Noise, multistream, yamux errors, not all BaseLibp2pError), and this
+                    # loop must outlive any peer.
                     error = f"{type(exc).__name__}: {exc}"
             if scope.cancelled_caught:
                 error = f"timed out after {limits.DIAL_TIMEOUT_S} s"
             if not error and self.is_connected(peer):
                 continue
-            self.stats["peers"]["dial_failures"] += 1
+            self.peer_counts.dial_failures += 1
             wait_s = self._rng.uniform(backoff_s / 2, backoff_s)
             log.info("dial to %s failed (%s); next attempt in %.2f s", peer,
                      error or "no connection", wait_s)
@@ -429,13 +454,13 @@ class P2PNode:
     async def _on_connected(self, conn: INetConn) -> None:
         peer = conn.muxed_conn.peer_id.to_base58()
         if not self.is_allowed(peer):  # unreachable while _AllowlistNoise gates; second lock
-            self.stats["peers"]["refused"] += 1
+            self.peer_counts.refused += 1
             log.error("connection from %s outside the allowlist got past the handshake; "
                       "closing it", peer)
             with trio.move_on_after(limits.UPGRADE_TIMEOUT_S):
                 await conn.close()
             return
-        self.stats["peers"]["connected"] += 1
+        self.peer_counts.connected += 1
         log.info("connected to %s", peer)
         self.gossip.refresh_peer(conn.muxed_conn.peer_id)
         self._signal(peer)
@@ -444,7 +469,7 @@ class P2PNode:
         peer = conn.muxed_conn.peer_id.to_base58()
         if not self.is_allowed(peer):
             return
-        self.stats["peers"]["disconnected"] += 1
+        self.peer_counts.disconnected += 1
         log.info("disconnected from %s", peer)
         self.gossip.refresh_peer(conn.muxed_conn.peer_id)
         self._signal(peer)
@@ -461,7 +486,7 @@ def _check_port_free(addr: multiaddr.Multiaddr) -> None:
     try:
         port = int(addr.value_for_protocol("tcp"))
         ip = str(addr.value_for_protocol("ip4"))
-    except Exception:
+    except multiaddr.exceptions.ProtocolLookupError:
         return  # not /ip4/../tcp/..: nothing we can check
     if port == 0:
         return

@@ -14,8 +14,10 @@ oversized frame closes the stream with a logged reason. Nothing here can crash t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from types import MappingProxyType
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -43,26 +45,50 @@ from node.p2p.framing import (
     encode_frame,
     error_reason,
 )
+from node.p2p.network import StreamCounts
 
 log = logging.getLogger("crossbill.p2p.reqresp")
 
 # handler(peer_id, payload) -> response payload (None = empty response; ignored for one-way).
 Handler = Callable[[str, bytes], Awaitable[bytes | None]]
 
-STAT_KEYS = ("requests_out", "responses_in", "remote_errors", "timeouts", "stream_failures",
-             "oneway_out", "requests_in", "oneway_in", "handler_errors", "streams_opened",
-             "streams_accepted", "frames_refused")
-
 _STREAM_ERRORS = (BaseLibp2pError, OSError)
 _RESET_TIMEOUT_S = 1.0
 
 
-async def _reset_quietly(stream: INetStream) -> None:
+@dataclasses.dataclass(slots=True)
+class _Counters:
+    """The mutable side of `StreamCounts` (one per protocol)."""
+
+    requests_out: int = 0
+    responses_in: int = 0
+    remote_errors: int = 0
+    timeouts: int = 0
+    stream_failures: int = 0
+    oneway_out: int = 0
+    requests_in: int = 0
+    oneway_in: int = 0
+    handler_errors: int = 0
+    streams_opened: int = 0
+    streams_accepted: int = 0
+    frames_refused: int = 0
+
+    def freeze(self) -> StreamCounts:
+        return StreamCounts(**dataclasses.asdict(self))
+
+
+async def reset_quietly(stream: INetStream, where: str) -> bool:
+    """Reset a stream we are done with (bounded in time, shielded); False if py-libp2p raised
+    doing so, which is logged: the caller counts it. Called from `finally` clauses of stream
+    handlers, so nothing may escape: whatever a dead connection makes libp2p raise here is
+    caught (`NetStream.reset` already swallows the muxer's errors)."""
     with trio.CancelScope(shield=True), trio.move_on_after(_RESET_TIMEOUT_S):
         try:
             await stream.reset()
-        except Exception as exc:  # already dead: nothing to release
-            log.debug("reset of a stream failed: %s", exc)
+        except Exception as exc:
+            log.debug("reset of %s failed: %s: %s", where, type(exc).__name__, exc)
+            return False
+    return True
 
 
 async def _read_frames_into(stream: INetStream, decoder: FrameDecoder) -> list[Frame]:
@@ -132,7 +158,8 @@ class ReqResp:
         self._outbound: dict[tuple[str, str], _Outbound] = {}
         self._open_locks: dict[tuple[str, str], trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
-        self.stats: dict[str, dict[str, int]] = {}
+        self._counters: dict[str, _Counters] = {}
+        self.reset_failures = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -146,11 +173,19 @@ class ReqResp:
             ch.mark_failed(StreamFailed(f"{ch.describe()}: {reason}"))
         self._outbound.clear()
 
-    def _stats(self, protocol: str) -> dict[str, int]:
-        s = self.stats.get(protocol)
+    def _stats(self, protocol: str) -> _Counters:
+        s = self._counters.get(protocol)
         if s is None:
-            s = self.stats[protocol] = dict.fromkeys(STAT_KEYS, 0)
+            s = self._counters[protocol] = _Counters()
         return s
+
+    def counts(self) -> MappingProxyType[str, StreamCounts]:
+        """Events by protocol id since start (every protocol served or asked)."""
+        return MappingProxyType({p: c.freeze() for p, c in sorted(self._counters.items())})
+
+    async def _reset(self, stream: INetStream, where: str) -> None:
+        if not await reset_quietly(stream, where):
+            self.reset_failures += 1
 
     # ------------------------------------------------------------------ public (via P2PNode)
 
@@ -173,7 +208,7 @@ class ReqResp:
             raise ValueError(f"timeout_s must lie in (0, {limits.REQUEST_TIMEOUT_S_MAX}]")
         frame_payload_check(payload)
         stats = self._stats(protocol_id)
-        stats["requests_out"] += 1
+        stats.requests_out += 1
         pending = _Pending()
         ch: _Outbound | None = None
         rid = -1
@@ -199,22 +234,22 @@ class ReqResp:
                         await self._fail(ch, StreamFailed(
                             f"{ch.describe()}: too many abandoned requests"))
         if not finished:  # our own deadline fired
-            stats["timeouts"] += 1
+            stats.timeouts += 1
             if ch is not None:
                 await self._fail(ch, StreamFailed(
                     f"{ch.describe()}: reset after a request timed out"))
             raise RequestTimeout(f"no response from {peer_id} on {protocol_id} within "
                                  f"{timeout_s} s; stream reset")
         if pending.error is not None:
-            stats["stream_failures"] += 1
+            stats.stream_failures += 1
             raise pending.error
         frame = pending.frame
         if frame is None:  # impossible: done is only set with a frame or an error
             raise RuntimeError("request completed without a frame")
         if frame.kind is FrameKind.ERROR:
-            stats["remote_errors"] += 1
+            stats.remote_errors += 1
             raise RemoteError(f"{peer_id} {protocol_id}: {error_reason(frame)}")
-        stats["responses_in"] += 1
+        stats.responses_in += 1
         return frame.payload
 
     async def send(self, peer_id: str, protocol_id: str, payload: bytes, *,
@@ -225,9 +260,9 @@ class ReqResp:
         with trio.move_on_after(timeout_s) as deadline:
             ch = await self._channel(peer_id, protocol_id)
             await self._write(ch, encode_frame(FrameKind.ONEWAY, ch.new_id(), payload))
-            stats["oneway_out"] += 1
+            stats.oneway_out += 1
         if deadline.cancelled_caught:
-            stats["timeouts"] += 1
+            stats.timeouts += 1
             raise RequestTimeout(f"could not send to {peer_id} on {protocol_id} "
                                  f"within {timeout_s} s")
 
@@ -263,11 +298,11 @@ class ReqResp:
                 raise StreamFailed(f"cannot open {protocol_id} stream to {peer_id}: timed out "
                                    f"after {limits.STREAM_OPEN_TIMEOUT_S} s")
             if self._nursery is None:
-                await _reset_quietly(stream)
+                await self._reset(stream, f"{protocol_id} stream to {peer_id}")
                 raise NotRunning("the p2p node stopped")
             ch = _Outbound(peer_id, protocol_id, stream)
             self._outbound[key] = ch
-            self._stats(protocol_id)["streams_opened"] += 1
+            self._stats(protocol_id).streams_opened += 1
             self._nursery.start_soon(self._outbound_reader, ch)
             return ch
 
@@ -300,7 +335,7 @@ class ReqResp:
             if self._outbound.get((ch.peer, ch.protocol)) is ch:
                 del self._outbound[(ch.peer, ch.protocol)]
             log.info("%s closed: %s", ch.describe(), error)
-            await _reset_quietly(ch.stream)
+            await self._reset(ch.stream, ch.describe())
 
     async def _outbound_reader(self, ch: _Outbound) -> None:
         decoder = FrameDecoder()
@@ -322,7 +357,7 @@ class ReqResp:
                             raise FrameError(
                                 f"response to unknown request id {frame.request_id}")
             except FrameError as exc:
-                self._stats(ch.protocol)["frames_refused"] += 1
+                self._stats(ch.protocol).frames_refused += 1
                 log.warning("%s: refused frame, closing: %s", ch.describe(), exc)
                 error = StreamFailed(f"{ch.describe()}: {exc}")
             except StreamFailed as exc:
@@ -339,10 +374,10 @@ class ReqResp:
             # The security transport already refuses unknown peers; this is a second lock.
             log.warning("refused %s stream from %s: %s", protocol, peer,
                         "no handler" if handler is None else "peer not in the allowlist")
-            await _reset_quietly(stream)
+            await self._reset(stream, f"{protocol} stream from {peer}")
             return
         stats = self._stats(protocol)
-        stats["streams_accepted"] += 1
+        stats.streams_accepted += 1
         write_lock = trio.Lock()
         slots = trio.Semaphore(limits.HANDLERS_INFLIGHT_PER_STREAM_MAX)
         decoder = FrameDecoder()
@@ -353,25 +388,25 @@ class ReqResp:
                     while True:
                         for frame in await _read_frames_into(stream, decoder):
                             if frame.kind is FrameKind.REQUEST:
-                                stats["requests_in"] += 1
+                                stats.requests_in += 1
                                 await slots.acquire()
                                 nursery.start_soon(self._answer, stream, write_lock, slots,
                                                    handler, peer, protocol, frame,
                                                    nursery.cancel_scope)
                             elif frame.kind is FrameKind.ONEWAY:
-                                stats["oneway_in"] += 1
+                                stats.oneway_in += 1
                                 await self._run_oneway(handler, peer, protocol, frame)
                             else:
                                 raise FrameError(f"unexpected {frame.kind.name} frame on an "
                                                  "inbound stream")
                 except FrameError as exc:
-                    stats["frames_refused"] += 1
+                    stats.frames_refused += 1
                     log.warning("%s: refused frame, closing: %s", where, exc)
                 except StreamFailed as exc:
                     log.debug("%s ended: %s", where, exc)
                 nursery.cancel_scope.cancel()
         finally:
-            await _reset_quietly(stream)
+            await self._reset(stream, where)
 
     async def _run_handler(self, handler: Handler, peer: str, protocol: str, frame: Frame
                            ) -> bytes:
@@ -382,15 +417,15 @@ class ReqResp:
                 result = await handler(peer, frame.payload)
             return encode_frame(FrameKind.RESPONSE, frame.request_id, result or b"")
         except trio.TooSlowError:
-            stats["handler_errors"] += 1
+            stats.handler_errors += 1
             log.warning("%s handler timed out on a request from %s", protocol, peer)
             return encode_error(frame.request_id,
                                 f"handler timed out after {limits.HANDLER_TIMEOUT_S} s")
         except PayloadTooLarge as exc:
-            stats["handler_errors"] += 1
+            stats.handler_errors += 1
             return encode_error(frame.request_id, f"response too large: {exc}")
         except Exception as exc:
-            stats["handler_errors"] += 1
+            stats.handler_errors += 1
             log.warning("%s handler failed on a request from %s: %s: %s", protocol, peer,
                         type(exc).__name__, exc, exc_info=True)
             return encode_error(frame.request_id, f"{type(exc).__name__}: {exc}")
@@ -420,10 +455,10 @@ class ReqResp:
             with trio.fail_after(limits.HANDLER_TIMEOUT_S):
                 await handler(peer, frame.payload)
         except trio.TooSlowError:
-            self._stats(protocol)["handler_errors"] += 1
+            self._stats(protocol).handler_errors += 1
             log.warning("%s one-way handler timed out on a message from %s", protocol, peer)
         except Exception as exc:
-            self._stats(protocol)["handler_errors"] += 1
+            self._stats(protocol).handler_errors += 1
             log.warning("%s one-way handler failed on a message from %s: %s: %s", protocol,
                         peer, type(exc).__name__, exc, exc_info=True)
 

@@ -15,17 +15,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from node.observe.metrics import LedgerMetrics
+from node.observe.instruments import LedgerMetrics, LedgerSnapshot
 from node.storage.store import ChainTip, Storage, StorageError
 from protocol import crypto, ledger, types, validation
-from protocol.errors import CrossbillError
 from protocol.ledger import BlockResult, CorruptStateError, State
+from protocol.replica.blocks import DivergenceError as DivergenceError
+from protocol.replica.blocks import Tip, build_block, execute_block
 
 log = logging.getLogger("crossbill.chain")
 
 
-class DivergenceError(CrossbillError):
-    """A validly signed block whose roots this node cannot reproduce: stop, never diverge."""
+@dataclass(frozen=True, slots=True)
+class ChainSnapshot:
+    """The chain as the metrics see it: the tip and what was applied since start."""
+
+    height: int
+    tip_timestamp_ms: int
+    ledger: LedgerSnapshot
 
 
 @dataclass(frozen=True)
@@ -90,22 +96,21 @@ class Chain:
     def params(self) -> types.Params:
         return self.state.params
 
+    def snapshot(self) -> ChainSnapshot:
+        return ChainSnapshot(self.tip.height, self.tip.timestamp_ms, self.metrics.snapshot())
+
     # ------------------------------------------------------------------ leader
 
     def build(self, key: crypto.PrivateKey, proposer: str, txs: list[types.Tx], now_ms: int,
               raft_term: int, raft_index: int) -> Proposal:
         """Apply `txs` on the tip and return the signed block that records the outcome."""
         tip = self.tip
-        timestamp = max(now_ms, tip.timestamp_ms)
-        height = tip.height + 1
-        result = ledger.apply_txs(self.state, height, timestamp, txs)
-        header = types.BlockHeader(
-            chain_id=self.config.chain_id, height=height, prev_hash=tip.hash,
-            tx_count=len(txs), tx_root=types.tx_root(txs),
-            receipts_root=result.receipts_root, state_root=result.state_root,
-            timestamp_ms=timestamp, proposer=proposer, proposer_key_id=key.key_id,
-            raft_term=raft_term, raft_index=raft_index)
-        return Proposal(types.Block.create(key, header, tuple(txs)), result, tip.hash)
+        block, result = build_block(self.state, self._tip_ref(), key, proposer, txs, now_ms,
+                                    raft_term, raft_index)
+        return Proposal(block, result, tip.hash)
+
+    def _tip_ref(self) -> Tip:
+        return Tip(self.tip.height, self.tip.hash, self.tip.timestamp_ms)
 
     # ------------------------------------------------------------------ everyone
 
@@ -122,27 +127,15 @@ class Chain:
         this tip (the leader's fast path). Raises `ValidationError` for a block that does not
         belong here (nothing changes) and `DivergenceError` when the roots do not match.
         """
-        header = block.header
         started = time.monotonic()
-        validation.validate_chain_link(self.tip.hash, self.tip.height, self.tip.timestamp_ms,
-                                       header)
         if proposal is not None and (proposal.block.hash != block.hash
                                      or proposal.tip_hash != self.tip.hash):
             proposal = None
-        if proposal is None:
-            validation.validate_basic_block(
-                block, chain_id=self.config.chain_id, registry=self.state,
-                orderers=self.orderers(), params=self.params(), tx_verified=tx_verified)
-            result = ledger.apply_block(self.state, block)
-            if (result.state_root != header.state_root
-                    or result.receipts_root != header.receipts_root):
-                raise DivergenceError(
-                    f"block {header.height} ({block.hash.hex()[:16]}...) from "
-                    f"{header.proposer}: this node computes state root "
-                    f"{result.state_root.hex()[:16]}... and receipts root "
-                    f"{result.receipts_root.hex()[:16]}..., the header says "
-                    f"{header.state_root.hex()[:16]}... and {header.receipts_root.hex()[:16]}...")
+        if proposal is None:  # verify against the tip and the state, re-execute, compare roots
+            result = execute_block(self.state, self._tip_ref(), block, tx_verified=tx_verified)
         else:
+            validation.validate_chain_link(self.tip.hash, self.tip.height,
+                                           self.tip.timestamp_ms, block.header)
             result = proposal.result
         self.tip = self.storage.commit_block(block, result.receipts, result.writes,
                                              raft_applied=raft_applied)

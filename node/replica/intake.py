@@ -9,10 +9,14 @@ batch to the leader (from a non-orderer: to an orderer, which passes it on).
 
 The node that took a client's transaction answers for it until it sees it committed: it keeps
 it (bounded) and forwards it again when the leader changes, when no orderer took it (after
-`REFORWARD_REFUSED_S`), and as a last resort after `REFORWARD_AFTER_S`, so a leader that crashes
-with a full mempool loses nothing a client was told is accepted. Gossip carries a batch only
-when no orderer could be reached: one forward costs one request, where gossip costs every
-orderer a message (py-libp2p's per-message cost dominates at moderate load; see ADR 0013).
+`limits.REFORWARD_REFUSED_MS`), and as a last resort after `limits.REFORWARD_AFTER_MS`, so a
+leader that crashes with a full mempool loses nothing a client was told is accepted. Those
+decisions are `protocol.replica.forwarding.Forwarding`'s; this shell keeps the transactions'
+bodies, reads the clock (trio's, so tests run it on virtual time) and does the sending.
+
+Gossip carries a batch only when no orderer could be reached: one forward costs one request,
+where gossip costs every orderer a message (py-libp2p's per-message cost dominates at moderate
+load; see ADR 0013).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from node.replica.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
 from node.storage.store import TxRecord
 from protocol import codec, limits, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
+from protocol.replica.forwarding import HELD_HERE, NOBODY, Forwarding
 
 log = logging.getLogger("crossbill.intake")
 
@@ -40,11 +45,6 @@ OUTGOING_TXS_MAX: Final = 20_000
 RECEIPT_WAITERS_MAX: Final = 20_000
 DECODED_BATCHES_MAX: Final = 32  # gossip batches decoded by the validator, kept for the handler
 VERIFIED_TXS_MAX: Final = 50_000  # ids of transactions admitted here (signature checked)
-AWAITING_TXS_MAX: Final = 20_000  # client transactions taken here, not yet seen committed
-REFORWARD_REFUSED_S: Final = 5.0  # no orderer took it (unreachable, mempool full): retry after
-REFORWARD_AFTER_S: Final = 120.0  # taken but still not committed: a last resort
-REFORWARD_CHECK_S: Final = 1.0
-HELD_HERE: Final = "."  # `sent_to` of a transaction this node's own mempool holds (leader)
 ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
 OK: Final = "OK"
 
@@ -59,8 +59,29 @@ class Admission:
         return self.code in (OK, ALREADY_COMMITTED)
 
 
+@dataclass(frozen=True)
+class IntakeSnapshot:
+    """The intake's counters at one moment (`TxIntake.snapshot`)."""
+
+    admitted: int                 # transactions admitted from clients and peers
+    refused: int                  # admissions refused (any code)
+    forward_failures: int         # failed forwards of a batch towards the leader
+    gossip_batches_rejected: int  # gossiped batches the validator refused
+    outgoing_dropped: int         # transactions dropped because the outgoing queue was full
+    reforwarded: int              # client transactions sent on again
+    gossip_fallbacks: int         # batches gossiped because no orderer could be reached
+    awaiting_expired: int         # client transactions that expired before they committed
+    refusals: tuple[tuple[str, int], ...]  # admission refusals by code, sorted by code
+    awaiting: int                 # client transactions taken here, not yet seen committed
+
+
 class TooManyWaitersError(CrossbillError):
     pass
+
+
+def _now_ms() -> int:
+    """The shell's clock for forwarding decisions: trio's (monotonic; virtual in tests)."""
+    return int(trio.current_time() * 1000)
 
 
 class TxIntake:
@@ -80,12 +101,15 @@ class TxIntake:
         # Not ordering: tx id -> signature of transactions admitted here (signature checked),
         # so the block that carries them skips a second check. Ordering nodes ask the mempool.
         self._verified: OrderedDict[bytes, bytes] = OrderedDict()
-        # Client transactions taken here: id -> (tx, where it was sent, when). Until committed.
-        self._awaiting: OrderedDict[bytes, tuple[types.Tx, str, float]] = OrderedDict()
+        # Client transactions taken here, until committed: what to send again and when
+        # (ids only), and their bodies.
+        self.forwarding = Forwarding()
+        self._awaiting: dict[bytes, types.Tx] = {}
         self.on_admitted: Callable[[], None] = lambda: None
         self.stats: dict[str, int] = {"admitted": 0, "refused": 0, "forward_failures": 0,
                                       "gossip_batches_rejected": 0, "outgoing_dropped": 0,
-                                      "reforwarded": 0, "gossip_fallbacks": 0}
+                                      "reforwarded": 0, "gossip_fallbacks": 0,
+                                      "awaiting_expired": 0}
         self.refusals: Counter[str] = Counter()  # admission refusals by code (metrics)
         self._subscribed = False
         network.register_handler(net.PROTO_TXS, self._on_forwarded)
@@ -98,6 +122,11 @@ class TxIntake:
         if mempool is not None and not self._subscribed:
             self.net.subscribe(net.TOPIC_TXS, self._gossip_validator, self._on_gossip)
             self._subscribed = True
+
+    def snapshot(self) -> IntakeSnapshot:
+        """Every counter of `stats`, the refusals by code and how many transactions wait."""
+        return IntakeSnapshot(**self.stats, refusals=tuple(sorted(self.refusals.items())),
+                              awaiting=len(self.forwarding))
 
     def forward_pending(self, txs: list[types.Tx]) -> int:
         """Send on transactions this node admitted while ordering (it no longer does)."""
@@ -155,14 +184,17 @@ class TxIntake:
         this node cannot send more on (overload), the client hears so now (MEMPOOL_FULL,
         retry later) rather than getting an acceptance that would be dropped."""
         if (self._out_send.statistics().current_buffer_used >= OUTGOING_TXS_MAX
-                or len(self._awaiting) >= AWAITING_TXS_MAX):
+                or self.forwarding.full):
             self.stats["refused"] += 1
             self.refusals[MEMPOOL_FULL] += 1
             return Admission(MEMPOOL_FULL, "this node holds as many uncommitted transactions "
                              "as it may: retry later")
         result = self.admit(tx)
-        if result.code == OK and tx.id not in self._awaiting:
-            self._awaiting[tx.id] = (tx, "", time.monotonic())
+        now_ms = _now_ms()
+        # The expiry on the shell's clock: the wall clock's distance to it, from now.
+        expires_ms = now_ms + tx.expires_at_ms - int(time.time() * 1000)
+        if result.code == OK and self.forwarding.track(tx.id, expires_ms, now_ms):
+            self._awaiting[tx.id] = tx
             try:
                 self._out_send.send_nowait(tx)
             except trio.WouldBlock:
@@ -194,6 +226,7 @@ class TxIntake:
             if event is not None:
                 event.set()
             awaiting.pop(tx.id, None)
+        self.forwarding.committed(tx.id for tx in block.txs)
 
     # ------------------------------------------------------------------ sending on
 
@@ -211,7 +244,7 @@ class TxIntake:
     async def _send_batch(self, batch: list[types.Tx]) -> None:
         payload = wire.pack_blobs([tx.encoded for tx in batch])
         peers = self.forward_peers()
-        sent_to = HELD_HERE if not peers and self.mempool is not None else ""
+        sent_to = HELD_HERE if not peers and self.mempool is not None else NOBODY
         taken: set[bytes] | None = None  # None: every transaction of the batch
         for peer in peers[:2]:
             try:
@@ -232,41 +265,39 @@ class TxIntake:
         if peers and not sent_to:
             self.stats["gossip_fallbacks"] += 1
             await self.net.publish(net.TOPIC_TXS, payload)
-        now = time.monotonic()
-        awaiting = self._awaiting
-        for tx in batch:
-            if tx.id in awaiting:
-                took = taken is None or tx.id in taken
-                awaiting[tx.id] = (tx, sent_to if took else "", now)
+        self.forwarding.sent((tx.id for tx in batch), sent_to, taken, _now_ms())
 
     async def _reforward_loop(self) -> None:
-        """Send on again what clients gave this node and the ledger has not taken yet: when
-        the leader changed since (or no one took it), or after REFORWARD_AFTER_S."""
+        """Send on again what clients gave this node and the ledger has not taken yet, as
+        `Forwarding.due` decides (a new leader, nobody took it, or a long wait)."""
         while True:
-            await trio.sleep(REFORWARD_CHECK_S)
-            peers = self.forward_peers()
-            target = peers[0] if peers else ""
-            now_s = time.monotonic()
-            now_ms = int(time.time() * 1000)
-            again = []
-            for tx_id, (tx, sent_to, at) in list(self._awaiting.items()):
-                waited = now_s - at
-                if tx.expires_at_ms < now_ms:
-                    del self._awaiting[tx_id]
-                elif ((target and sent_to and target != sent_to)  # the leader changed
-                      or (not sent_to and waited > REFORWARD_REFUSED_S)  # nobody took it
-                      or waited > REFORWARD_AFTER_S):
-                    if self.committed(tx_id) is not None:
-                        del self._awaiting[tx_id]
-                    else:
-                        again.append(tx)
-            for tx in again:
-                try:
-                    self._out_send.send_nowait(tx)
-                except trio.WouldBlock:
-                    break
-                self._awaiting[tx.id] = (tx, target or HELD_HERE, now_s)
-                self.stats["reforwarded"] += 1
+            await trio.sleep(limits.REFORWARD_CHECK_MS / 1000)
+            self.reforward()
+
+    def reforward(self) -> int:
+        """One round of `_reforward_loop`: queue what is due again; returns how many."""
+        peers = self.forward_peers()
+        target = peers[0] if peers else NOBODY
+        now_ms = _now_ms()
+        due = self.forwarding.due(now_ms, target)
+        for tx_id in due.expired:
+            self._awaiting.pop(tx_id, None)
+        self.stats["awaiting_expired"] += len(due.expired)
+        queued = 0
+        for tx_id in due.resend:
+            tx = self._awaiting.get(tx_id)
+            if tx is None or self.committed(tx_id) is not None:  # in the ledger: forget it
+                self.forwarding.committed((tx_id,))
+                self._awaiting.pop(tx_id, None)
+                continue
+            try:
+                self._out_send.send_nowait(tx)
+            except trio.WouldBlock:
+                break  # the rest stay due: the next round
+            self.forwarding.sent((tx_id,), target or HELD_HERE, None, now_ms)
+            queued += 1
+        self.stats["reforwarded"] += queued
+        return queued
 
     # ------------------------------------------------------------------ from peers
 

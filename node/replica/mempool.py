@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from protocol import types
 from protocol.errors import CrossbillError
@@ -21,6 +22,13 @@ class MempoolFullError(CrossbillError):
     def __init__(self, message: str) -> None:
         self.code = MEMPOOL_FULL
         super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolSnapshot:
+    txs: int        # pending and proposed
+    bytes: int      # their encoded size
+    pending: int    # not yet in a proposed block
 
 
 class Mempool:
@@ -46,6 +54,9 @@ class Mempool:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    def snapshot(self) -> MempoolSnapshot:
+        return MempoolSnapshot(len(self), self.bytes, len(self._pending))
 
     def add(self, tx: types.Tx) -> bool:
         """Add a transaction; False if it is already here. Raises `MempoolFullError`."""

@@ -12,18 +12,22 @@ One task drives the pure Raft core (`protocol.raft.Raft`):
         4. apply committed entries: each is a block, verified and stored atomically
         5. advance
 
-Block cutting (ADR 0007): the leader cuts a block once its own term has a committed entry,
-everything committed is applied, and no earlier proposal of its is still in flight; it cuts
-when the pending transactions fill a block (count or bytes) or the oldest has waited the
-consortium's `block_interval_ms`. It applies the block's transactions on its tip to fill in the
-receipts and state roots, signs, and proposes the encoded block as one Raft entry. A committed
-entry whose block does not extend the tip (a stale proposal of a deposed leader) is skipped by
-every node alike.
+The decisions are pure functions in `protocol.replica` (docs/adr/0015); this shell gathers
+their inputs, calls them and carries them out:
+
+- block cutting (`decide_cut`, ADR 0007): leader only, once its own term has a committed entry,
+  everything committed is applied and no earlier proposal of its is in flight; when the pending
+  transactions fill a block (count or bytes) or `block_interval_ms` passed since the last cut.
+  The block is built on the tip (`Chain.build`), signed and proposed as one Raft entry;
+- membership (`decide_membership`): one single-server step of Raft's configuration towards
+  the ledger's ordering set;
+- committed entries (`judge_entry`): a block that does not extend the tip (a stale proposal)
+  is skipped by every node alike;
+- role changes (`on_role_change`) and leadership hand-over (`hand_over_target`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
@@ -33,7 +37,7 @@ from typing import Annotated, Any, Final
 
 import trio
 
-from node.observe.metrics import OrderingMetrics
+from node.observe.instruments import HistogramSnapshot, OrderingMetrics
 from node.p2p import network as net
 from node.replica.chain import Chain, Proposal
 from node.replica.mempool import Mempool
@@ -43,8 +47,8 @@ from protocol.codec import bound
 from protocol.errors import DecodeError, ValidationError
 from protocol.raft import (
     LEADER,
-    ConfChange,
-    ConfOp,
+    NONE,
+    Entry,
     EntryKind,
     Message,
     PersistentState,
@@ -55,22 +59,35 @@ from protocol.raft import (
     decode_message,
     encode_message,
 )
+from protocol.replica import (
+    CUT,
+    HAND_OVER,
+    INVALID_BLOCK,
+    SKIP,
+    CutInputs,
+    EntryVerdict,
+    MembershipInputs,
+    Tip,
+    applied_index_on_restart,
+    decide_cut,
+    decide_membership,
+    hand_over_target,
+    judge_entry,
+    on_role_change,
+)
+from protocol.replica.membership import raft_id_of as raft_id_of
 
 log = logging.getLogger("crossbill.ordering")
 
 RAFT_INBOX_MSGS_MAX: Final = 4096
 RAFT_OUTBOX_MSGS_MAX: Final = 1024
 RAFT_SEND_TIMEOUT_S: Final = 2.0
-BLOCK_OVERHEAD_BYTES: Final = 4096
 SNAPSHOT_FETCH_RETRY_S: Final = 0.5
-# A learner is promoted once its log is within this many entries of the leader's.
-LEARNER_CATCH_UP_ENTRIES: Final = 8
 
 
-def raft_id_of(institution: str) -> int:
-    """A stable Raft node id for an institution (48 bits of a hash; never 0)."""
-    digest = hashlib.sha256(b"crossbill/raft-id\x00" + institution.encode()).digest()
-    return int.from_bytes(digest[:6], "big") + 1
+def _monotonic_ms() -> int:
+    """The clock the decisions of protocol.replica are given (integer milliseconds)."""
+    return int(time.monotonic() * 1000)
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,37 @@ def decode_snapshot_ref(data: bytes) -> SnapshotRef | None:
     if not data:
         return None
     return codec.decode(SnapshotRef, data, max_bytes=1024)
+
+
+@dataclass(frozen=True)
+class OrdererSnapshot:
+    """Everything the metrics read from an ordering node, at one moment: Raft's position and
+    configuration (members by institution), each follower's match index when leading, and the
+    orderer's counters (the same numbers as `Orderer.stats`)."""
+
+    is_leader: bool
+    leader: str  # institution of the leader this node knows, "" if none
+    term: int
+    commit_index: int
+    applied_index: int
+    last_log_index: int
+    snapshot_index: int
+    voters: tuple[str, ...]  # by institution, sorted
+    learners: tuple[str, ...]
+    match_index: tuple[tuple[str, int], ...]  # leader only: (follower, match index), sorted
+    raft_msgs_dropped_inbox: int
+    raft_msgs_dropped_outbox: int
+    raft_send_failures: int
+    blocks_proposed: int
+    stale_entries_skipped: int
+    leader_changes: int
+    conf_changes_proposed: int
+    propose_to_commit_s: HistogramSnapshot  # the leader's own blocks
+    commit_to_apply_s: HistogramSnapshot    # every committed block
+
+    def follower_lag_entries(self) -> tuple[tuple[str, int], ...]:
+        """Leader only: log entries each follower lacks."""
+        return tuple((f, max(0, self.last_log_index - m)) for f, m in self.match_index)
 
 
 BlockListener = Callable[[types.Block, tuple[types.Receipt, ...], bool], Awaitable[None]]
@@ -147,7 +195,7 @@ class Orderer:
         self._kick = trio.Event()
         self._ticks_due = 0
         self._proposal: Proposal | None = None
-        self._last_cut = time.monotonic()
+        self._last_cut_ms = _monotonic_ms()
         self.stats: dict[str, int] = {"raft_msgs_dropped_inbox": 0, "raft_msgs_dropped_outbox": 0,
                                       "raft_send_failures": 0, "blocks_proposed": 0,
                                       "stale_entries_skipped": 0, "leader_changes": 0,
@@ -173,34 +221,24 @@ class Orderer:
         return {"voters": sorted(name(v, str(v)) for v in conf.voters),
                 "learners": sorted(name(v, str(v)) for v in conf.learners)}
 
+    def _match(self) -> tuple[tuple[int, int], ...]:
+        """The leader's match index of each follower (empty when not leading)."""
+        if not self.is_leader:
+            return ()
+        return tuple(sorted((rid, pr.match) for rid, pr in self.raft.prs.items()))
+
     def _reconcile_membership(self) -> None:
         """Leader only: move Raft's configuration one single-server step towards the ledger's
-        ordering set. A new orderer joins as a learner and is promoted once it has caught up
-        (its match index within LEARNER_CATCH_UP_ENTRIES of the log); adds go before removals
-        so fault tolerance never dips below the smaller of the two sets."""
+        ordering set (`protocol.replica.membership`)."""
         raft = self.raft
-        if not self.is_leader or raft.applied_index < raft.commit_index:
-            return
-        if raft.log.conf_index() > raft.commit_index:
-            return  # a change is in flight
-        wanted = {raft_id_of(o) for o in self.chain.orderers()}
-        voters, learners = set(raft.conf.voters), set(raft.conf.learners)
-        change: ConfChange | None = None
-        for rid in sorted(wanted - voters - learners):
-            change = ConfChange(ConfOp.ADD_LEARNER, rid)
-            break
-        if change is None:
-            last = raft.log.last_index()
-            for rid in sorted(learners & wanted):
-                pr = raft.prs.get(rid)
-                if pr is not None and pr.match + LEARNER_CATCH_UP_ENTRIES >= last:
-                    change = ConfChange(ConfOp.PROMOTE, rid)
-                    break
-        if change is None:
-            for rid in sorted((voters | learners) - wanted):
-                if voters - {rid}:
-                    change = ConfChange(ConfOp.REMOVE, rid)
-                    break
+        leader = self.is_leader
+        decision = decide_membership(MembershipInputs(
+            is_leader=leader, commit_index=raft.commit_index, applied_index=raft.applied_index,
+            conf_index=raft.log.conf_index(), last_index=raft.log.last_index(),
+            voters=raft.conf.voters, learners=raft.conf.learners, match=self._match(),
+            wanted=tuple(sorted(raft_id_of(o) for o in self.chain.orderers())) if leader
+            else ()))
+        change = decision.change
         if change is None:
             return
         try:
@@ -221,8 +259,10 @@ class Orderer:
                                                   for o in self.chain.config.orderers))
         if hard is None:
             return genesis
-        return PersistentState(hard_state=hard, snapshot=snap or genesis.snapshot,
-                               entries=tuple(entries), applied=applied)
+        snapshot = snap or genesis.snapshot
+        return PersistentState(
+            hard_state=hard, snapshot=snapshot, entries=tuple(entries),
+            applied=applied_index_on_restart(applied, snapshot.meta.index))
 
     # ------------------------------------------------------------------ views
 
@@ -237,6 +277,31 @@ class Orderer:
 
     def kick(self) -> None:
         self._kick.set()
+
+    def snapshot(self) -> OrdererSnapshot:
+        """What the metrics read, in one consistent frozen value."""
+        raft, name = self.raft, self.institution_of_raft.get
+        leader = self.is_leader
+        match = tuple(sorted((name(rid, str(rid)), m) for rid, m in self._match())) \
+            if leader else ()
+        st = self.stats
+        return OrdererSnapshot(
+            is_leader=leader, leader=self.leader, term=raft.term,
+            commit_index=raft.commit_index, applied_index=raft.applied_index,
+            last_log_index=raft.log.last_index(),
+            snapshot_index=raft.snapshot.meta.index if raft.snapshot is not None else 0,
+            voters=tuple(sorted(name(v, str(v)) for v in raft.conf.voters)),
+            learners=tuple(sorted(name(v, str(v)) for v in raft.conf.learners)),
+            match_index=match,
+            raft_msgs_dropped_inbox=st["raft_msgs_dropped_inbox"],
+            raft_msgs_dropped_outbox=st["raft_msgs_dropped_outbox"],
+            raft_send_failures=st["raft_send_failures"],
+            blocks_proposed=st["blocks_proposed"],
+            stale_entries_skipped=st["stale_entries_skipped"],
+            leader_changes=st["leader_changes"],
+            conf_changes_proposed=st["conf_changes_proposed"],
+            propose_to_commit_s=self.metrics.propose_to_commit_s.snapshot(),
+            commit_to_apply_s=self.metrics.commit_to_apply_s.snapshot())
 
     # ------------------------------------------------------------------ tasks
 
@@ -352,12 +417,13 @@ class Orderer:
         self.stats["leader_changes"] += 1
         log.info("raft role %s, leader %s, term %d", role,
                  self.institution_of_raft.get(leader_id, "unknown"), self.raft.term)
-        if role != LEADER and self._proposal is not None:
+        actions = on_role_change(role, leader_id, self.id)
+        if actions.drop_proposal:
             self._proposal = None
-        if role != LEADER:
+        if actions.requeue_proposed:
             self.mempool.requeue_proposed()
-            if leader_id and leader_id != self.id:
-                self.on_new_leader()
+        if actions.hand_pending_to != NONE:
+            self.on_new_leader()
 
     async def _catch_up(self, height: int) -> None:
         while self.chain.height < height:
@@ -366,30 +432,52 @@ class Orderer:
             except Exception as exc:  # peers may be down; keep trying until cancelled
                 log.warning("catching up to height %d failed: %s", height, exc)
                 await trio.sleep(SNAPSHOT_FETCH_RETRY_S)
+        self._forget_committed()
 
-    async def _apply_entry(self, entry: Any) -> None:
+    def _forget_committed(self) -> None:
+        """Block sync applies the blocks it fetches without telling this mempool (Raft
+        re-delivers none of them: they lie below the tip). Drop the pending transactions they
+        committed, or this node, leading later, would propose them again: the ledger would
+        refuse the replay, and that receipt would overwrite the committed one in the
+        transaction index (found by the ledger model of tests/sim)."""
+        self.mempool.remove([tx.id for tx in self.mempool.pending()
+                             if self.storage.tx_record(tx.id) is not None])
+
+    def _decode_block(self, entry: Entry) -> types.Block | None:
         if entry.kind == EntryKind.CONF_CHANGE or not entry.data:
-            return
+            return None
         try:
             block = types.Block.decode(entry.data)
         except DecodeError as exc:
             log.error("committed Raft entry %d is not a block: %s", entry.index, exc)
-            return
+            return None
         for tx in block.txs:  # reuse what admission computed for the same transactions
             held = self.mempool.held(tx)
             if held is not None:
                 tx.share_caches(held)
-        header = block.header
-        if header.height <= self.chain.height:
-            stored = self.storage.block(header.height)
-            if stored is not None and stored.hash != block.hash:
-                self.stats["stale_entries_skipped"] += 1
-            return
-        if (not self.chain.follows_tip(block) or header.raft_index != entry.index
-                or header.raft_term != entry.term):
+        return block
+
+    def _skip(self, verdict: EntryVerdict, block: types.Block | None) -> None:
+        if verdict.stale:
             self.stats["stale_entries_skipped"] += 1
-            log.info("skipping stale block %d at raft index %d", header.height, entry.index)
+        if block is not None and verdict.drops_proposal:
             self._drop_proposal_if(block)
+
+    async def _apply_entry(self, entry: Entry) -> None:
+        """Apply a committed entry as a block, or skip it (`protocol.replica.entries`)."""
+        block = self._decode_block(entry)
+        header = block.header if block is not None else None
+        tip = self.chain.tip
+        known: bytes | None = None
+        if header is not None and header.height <= tip.height:
+            stored = self.storage.block(header.height)
+            known = stored.hash if stored is not None else None
+        verdict = judge_entry(entry, header, Tip(tip.height, tip.hash, tip.timestamp_ms), known)
+        if verdict.action == SKIP or block is None or header is None:
+            if verdict.reason in ("does_not_follow_tip", "raft_position_mismatch"):
+                log.info("skipping stale block %d at raft index %d (%s)",
+                         header.height if header else 0, entry.index, verdict.reason)
+            self._skip(verdict, block)
             return
         proposal = self._proposal if (self._proposal is not None
                                       and self._proposal.block.hash == block.hash) else None
@@ -397,9 +485,8 @@ class Orderer:
             result = self.chain.apply(block, raft_applied=entry.index, proposal=proposal,
                                       tx_verified=self.mempool.verified)
         except ValidationError as exc:
-            self.stats["stale_entries_skipped"] += 1
             log.error("committed block %d is invalid and skipped: %s", header.height, exc)
-            self._drop_proposal_if(block)
+            self._skip(INVALID_BLOCK, block)
             return
         self.mempool.remove(tx.id for tx in block.txs)
         mine = proposal is not None
@@ -417,32 +504,30 @@ class Orderer:
 
     # ------------------------------------------------------------------ block cutting
 
-    def _can_cut(self) -> bool:
+    def _cut_inputs(self, key: crypto.PrivateKey | None) -> CutInputs:
         raft = self.raft
-        if not self.is_leader or self._proposal is not None:
-            return False
-        if self.institution not in self.chain.orderers():
-            return False  # removed by the ledger: its blocks would be refused
-        if raft.applied_index < raft.commit_index:
-            return False
-        return raft.log.term(raft.commit_index) == raft.term
+        return CutInputs(
+            is_leader=self.is_leader,
+            in_ordering_set=self.institution in self.chain.orderers(),
+            proposal_in_flight=self._proposal is not None,
+            term=raft.term, commit_index=raft.commit_index,
+            commit_term=raft.log.term(raft.commit_index), applied_index=raft.applied_index,
+            pending_txs=self.mempool.pending_count, pending_bytes=self.mempool.bytes,
+            now_ms=_monotonic_ms(), last_cut_ms=self._last_cut_ms,
+            params=self.chain.params(), has_signing_key=key is not None)
 
     def _maybe_cut_block(self) -> None:
-        pending = self.mempool.pending_count
-        if not pending or not self._can_cut():
-            return
-        params = self.chain.params()
-        waited = time.monotonic() - self._last_cut
-        if pending < params.block_txs_max and waited * 1000 < params.block_interval_ms:
-            return
-        txs = self.mempool.reap(params.block_txs_max,
-                                params.block_bytes_max - BLOCK_OVERHEAD_BYTES)
-        if not txs:
-            return
-        key = self.signing_key()
-        if key is None:
-            self.mempool.requeue_proposed()
+        """Cut, wait or hand over, as `protocol.replica.cutting.decide_cut` says."""
+        # The key is a ledger read: look it up only when it can matter (see CutInputs).
+        key = self.signing_key() if self.is_leader and self.mempool.pending_count else None
+        decision = decide_cut(self._cut_inputs(key))
+        if decision.action == HAND_OVER:
             self._hand_over_leadership()
+            return
+        if decision.action != CUT or key is None:
+            return
+        txs = self.mempool.reap(decision.txs_max, decision.bytes_max)
+        if not txs:
             return
         self._no_key_logged = False
         index, term = self.raft.log.last_index() + 1, self.raft.term
@@ -458,7 +543,8 @@ class Orderer:
             raise RuntimeError(f"Raft put the block at {eid}, expected index {index} term "
                                f"{term}")
         self._proposal = proposal
-        self._last_cut = self._proposed_at = time.monotonic()
+        self._proposed_at = time.monotonic()
+        self._last_cut_ms = _monotonic_ms()
         self.stats["blocks_proposed"] += 1
 
     def _hand_over_leadership(self) -> None:
@@ -469,12 +555,10 @@ class Orderer:
                       "handing leadership over (add the new key to [node] extra_key_files)",
                       self.institution)
             self._no_key_logged = True
-        others = [v for v in self.raft.conf.voters if v != self.id]
-        if others:
-            best = max(others, key=lambda v: self.raft.prs[v].match if v in self.raft.prs
-                       else 0)
+        target = hand_over_target(self.id, self.raft.conf.voters, self._match()).target
+        if target != NONE:
             try:
-                self.raft.transfer_leadership(best)
+                self.raft.transfer_leadership(target)
             except ProposalDropped as exc:
                 log.info("leadership transfer not started: %s", exc)
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 import trio
 
 from node.p2p import network as net
+from node.p2p.errors import P2PError
 from node.replica import messages as wire
 from node.replica.chain import Chain
 from node.storage.store import Storage
@@ -35,10 +37,23 @@ GOSSIP_LAG_BLOCKS: Final = 2
 BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
 
 BlockListener = Callable[[types.Block, tuple[types.Receipt, ...], bool], Awaitable[None]]
+# What asking a peer can fail with, its answer included: the network (node.p2p's errors; an
+# in-memory or plain-socket network raises OSError), our own deadline, undecodable bytes.
+PEER_ERRORS: Final = (P2PError, OSError, trio.TooSlowError, DecodeError)
 
 
 class SyncError(CrossbillError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSnapshot:
+    catching_up: bool
+    best_known_height: int         # highest height seen announced by peers
+    blocks_fetched: int            # fetched by range and applied
+    fetch_failures: int            # block range requests that failed
+    gossip_blocks_rejected: int    # gossiped blocks that failed the cheap checks
+    status_failures: int           # status requests to peers that failed
 
 
 class BlockSync:
@@ -61,14 +76,23 @@ class BlockSync:
         self.tx_verified = tx_verified  # transactions whose signature this node checked
         self.catching_up = False
         self.best_known_height = 0
-        self.stats: dict[str, int] = {"gossip_blocks_rejected": 0, "blocks_fetched": 0,
-                                      "fetch_failures": 0}
+        self.blocks_fetched = 0
+        self.fetch_failures = 0
+        self.gossip_blocks_rejected = 0
+        self.status_failures = 0
         self._lock = trio.Lock()  # one writer of the chain at a time on a follower
         self._subscribed = False
         self._gossip_applied_at = float("-inf")  # trio time of the last gossiped block applied
         self._gossip_inbox: trio.MemorySendChannel[bytes] | None = None  # while following
         network.register_handler(net.PROTO_BLOCKS, self._serve_blocks)
         network.register_handler(net.PROTO_STATUS, self._serve_status)
+
+    def snapshot(self) -> SyncSnapshot:
+        return SyncSnapshot(
+            catching_up=self.catching_up, best_known_height=self.best_known_height,
+            blocks_fetched=self.blocks_fetched, fetch_failures=self.fetch_failures,
+            gossip_blocks_rejected=self.gossip_blocks_rejected,
+            status_failures=self.status_failures)
 
     # ------------------------------------------------------------------ serving
 
@@ -122,9 +146,14 @@ class BlockSync:
             count = min(self.batch_blocks, height - start + 1)
             try:
                 blocks = await self.fetch_range(peer, start, count)
-            except (trio.TooSlowError, DecodeError, Exception) as exc:
-                self.stats["fetch_failures"] += 1
-                log.debug("fetching blocks %d+ from %s failed: %s", start, peer, exc)
+            except PEER_ERRORS as exc:
+                self.fetch_failures += 1
+                log.debug("fetching blocks %d+ from %s failed: %s: %s", start, peer,
+                          type(exc).__name__, exc)
+                continue
+            except Exception:  # our bug on a peer's answer: try the next peer, never stop
+                self.fetch_failures += 1
+                log.exception("fetching blocks %d+ from %s failed unexpectedly", start, peer)
                 continue
             if not blocks:
                 continue
@@ -139,7 +168,7 @@ class BlockSync:
                                 block.header.height, exc)
                     break
                 applied += 1
-            self.stats["blocks_fetched"] += applied
+            self.blocks_fetched += applied
             if applied:
                 return True
         return False
@@ -171,7 +200,7 @@ class BlockSync:
         except (DecodeError, CrossbillError):
             ok = False
         if not ok:
-            self.stats["gossip_blocks_rejected"] += 1
+            self.gossip_blocks_rejected += 1
         return ok
 
     async def _on_gossip(self, data: bytes, peer_id: str) -> None:
@@ -226,8 +255,12 @@ class BlockSync:
                     raw = await self.net.request(peer, net.PROTO_STATUS, b"",
                                                  timeout_s=self.timeout_s)
                 best = max(best, wire.decode_status(raw).height)
-            except (trio.TooSlowError, DecodeError, Exception) as exc:
-                log.debug("status of %s unavailable: %s", peer, exc)
+            except PEER_ERRORS as exc:
+                self.status_failures += 1
+                log.debug("status of %s unavailable: %s: %s", peer, type(exc).__name__, exc)
+            except Exception:  # our bug on a peer's answer: ask the others, never stop
+                self.status_failures += 1
+                log.exception("status request to %s failed unexpectedly", peer)
         self.best_known_height = max(self.best_known_height, best)
         behind = best - self.chain.height
         gossip_flowing = trio.current_time() - self._gossip_applied_at < GOSSIP_GRACE_S

@@ -1,32 +1,27 @@
-"""Client credentials of the JSON-RPC API, and signed read requests.
+"""Checking client credentials of the JSON-RPC API, and signed read requests.
 
 Client tokens (write methods; see ADR 0008). Each client has an Ed25519 key whose public key
-is listed in the node's configuration (`[rpc] clients = {name = "hex"}`). For every HTTP
-request (and for the WebSocket upgrade) the client sends
-
-    Authorization: Crossbill-Ed25519 client=NAME,ts=MS,nonce=HEX,sig=HEX
-
-where `sig` signs `token_message(...)`: the HTTP method and path, the client name, the
-timestamp, the nonce and the SHA-256 of the body. The node accepts a token when the client is
-listed, the signature verifies, the timestamp lies within `TOKEN_WINDOW_MS` of its clock, and
-the (client, nonce) pair was not seen in the window (replay protection, bounded).
+is listed in the node's configuration (`[rpc] clients = {name = "hex"}`) and signs every
+request (`node.credentials`: the header and the signed message). The node accepts a token
+when the client is listed, the signature verifies, the timestamp lies within
+`TOKEN_WINDOW_MS` of its clock, and the (client, nonce) pair was not seen in the window
+(replay protection, bounded).
 
 Signed reads (credit files, the audit list). The reading institution signs
-`read_message(...)` with a key the ledger lists for it; the node checks the key against the
-current state, the time window and replays the same way.
+`node.credentials.read_message(...)` with a key the ledger lists for it; the node checks the
+key against the current state, the time window and replays the same way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol import codec, crypto, limits
+from node.credentials import AUTH_SCHEME, read_message, token_message
+from protocol import crypto, limits
 
-AUTH_SCHEME: Final = "Crossbill-Ed25519"
 TOKEN_WINDOW_MS: Final = 30_000
 READ_WINDOW_MS: Final = 60_000
 REPLAY_CACHE_ENTRIES_MAX: Final = 200_000
@@ -34,8 +29,6 @@ NONCE_HEX_CHARS_MIN: Final = 16
 NONCE_HEX_CHARS_MAX: Final = 64
 AUTH_HEADER_BYTES_MAX: Final = 512
 
-_TOKEN_DOMAIN: Final = b"crossbill/rpc-token\x00"
-_READ_DOMAIN: Final = b"crossbill/rpc-read\x00"
 _HEADER: Final = re.compile(
     r"Crossbill-Ed25519 client=(?P<client>[A-Za-z0-9._-]{1,64}),ts=(?P<ts>\d{1,15}),"
     r"nonce=(?P<nonce>[0-9a-f]{16,64}),sig=(?P<sig>[0-9a-f]{128})")
@@ -47,19 +40,6 @@ class AuthError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def token_message(http_method: str, path: str, client: str, ts_ms: int, nonce: str,
-                  body: bytes) -> bytes:
-    return _TOKEN_DOMAIN + (f"{http_method} {path}\n{client}\n{ts_ms}\n{nonce}\n".encode()
-                            + hashlib.sha256(body).digest())
-
-
-def sign_token(key: crypto.PrivateKey, client: str, http_method: str, path: str, body: bytes,
-               now_ms: int, nonce: str) -> str:
-    """The Authorization header value for one request."""
-    sig = key.sign(token_message(http_method, path, client, now_ms, nonce, body))
-    return f"{AUTH_SCHEME} client={client},ts={now_ms},nonce={nonce},sig={sig.hex()}"
 
 
 class ReplayCache:
@@ -124,23 +104,6 @@ class ReadProof:
     key_id: bytes
     ts_ms: int
     signature: bytes
-
-
-def read_message(chain_id: str, method: str, params: dict[str, Any], reader: str,
-                 key_id: bytes, ts_ms: int) -> bytes:
-    """What a reader signs: the method and its parameters (without `auth`), canonical."""
-    body = {"chain_id": chain_id, "method": method,
-            "params": {k: v for k, v in params.items() if k != "auth"},
-            "reader": reader, "key_id": key_id.hex(), "ts_ms": ts_ms}
-    return _READ_DOMAIN + codec.dumps_canonical(body)
-
-
-def sign_read(key: crypto.PrivateKey, chain_id: str, method: str, params: dict[str, Any],
-              reader: str, now_ms: int) -> dict[str, Any]:
-    """The `auth` parameter of a signed read request."""
-    sig = key.sign(read_message(chain_id, method, params, reader, key.key_id, now_ms))
-    return {"reader": reader, "key_id": key.key_id.hex(), "ts_ms": now_ms,
-            "signature": sig.hex()}
 
 
 def parse_read_proof(value: Any) -> ReadProof:

@@ -25,7 +25,7 @@ import trio
 from wsproto.connection import Connection as WsConnection
 from wsproto.connection import ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
-from wsproto.utilities import generate_accept_token
+from wsproto.utilities import LocalProtocolError, generate_accept_token
 
 log = logging.getLogger("crossbill.http")
 
@@ -76,6 +76,13 @@ WebSocketHandler = Callable[[Request, "WebSocket"], Awaitable[None]]
 UpgradeCheck = Callable[[Request], Response | None]
 
 
+@dataclass(frozen=True, slots=True)
+class HttpCounts:
+    connections: int         # open now (HTTP and WebSocket)
+    connection_errors: int   # connections ended by an unexpected error (logged)
+    handler_errors: int      # route handlers that raised: answered 500 (logged)
+
+
 class HttpError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -111,8 +118,13 @@ class HttpServer:
         self.upgrade_check = upgrade_check
         self.connections = 0
         self.connections_max = connections_max
+        self.connection_errors = 0
+        self.handler_errors = 0
         self.body_bytes_max = body_bytes_max
         self.ws_message_bytes_max = ws_message_bytes_max
+
+    def snapshot(self) -> HttpCounts:
+        return HttpCounts(self.connections, self.connection_errors, self.handler_errors)
 
     async def serve(self, host: str, port: int, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -132,9 +144,11 @@ class HttpServer:
         try:
             await self._serve_connection(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
-            pass
-        except Exception:
-            log.exception("unexpected error on an HTTP connection")
+            pass  # the client went away or was too slow: routine
+        except Exception:  # a bug must cost one connection, never the server
+            self.connection_errors += 1
+            log.exception("unexpected error on an HTTP connection from %s",
+                          _peer_host(stream) or "an unknown address")
         finally:
             self.connections -= 1
             with trio.move_on_after(1):
@@ -180,7 +194,8 @@ class HttpServer:
                 return await self.request_routes[key](request)
             if key in self.routes:
                 return await self.routes[key](request.body)
-        except Exception:
+        except Exception:  # a bug in one handler: answer 500, keep serving
+            self.handler_errors += 1
             log.exception("handler for %s %s failed", request.method, request.path)
             return json_response(500, {"error": "internal error"})
         paths = {p for _, p in self.routes} | {p for _, p in self.request_routes}
@@ -306,7 +321,7 @@ class WebSocket:
             await self._send_bytes(self.ws.send(event.response()))
         elif isinstance(event, CloseConnection):
             if self.ws.state is ConnectionState.REMOTE_CLOSING:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(LocalProtocolError, WebSocketClosed):
                     await self._send_bytes(self.ws.send(event.response()))
             self.closed = WebSocketClosed(event.code, event.reason or "")
 
@@ -329,7 +344,7 @@ class WebSocket:
             self.closed = WebSocketClosed(code, reason)
         if self.ws.state is ConnectionState.OPEN:
             with trio.move_on_after(WS_CLOSE_TIMEOUT_S):
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(LocalProtocolError, WebSocketClosed):  # best effort
                     data = self.ws.send(CloseConnection(code=code, reason=reason[:120]))
                     await self._send_bytes(data)
 

@@ -157,7 +157,7 @@ class Dispatcher:
         except RpcError as err:
             self._observe(name, err.code, started)
             return None if notification else _error_response(req_id, err)
-        except Exception:
+        except Exception:  # a bug in one method: answer -32603, keep serving; counted below
             log.exception("internal error in %s", name)
             self._observe(name, INTERNAL_ERROR, started)
             internal = RpcError(INTERNAL_ERROR, "Internal error")

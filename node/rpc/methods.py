@@ -34,7 +34,7 @@ from node.storage import backup
 from node.storage.store import StorageError, TxRecord
 from protocol import codec, limits, types
 from protocol.errors import DecodeError
-from protocol.ledger import queries
+from protocol.ledger import keys, queries, records
 from protocol.ledger.state import State
 from protocol.txtypes import ROLE_REGULATOR
 
@@ -290,8 +290,6 @@ class Api:
         return {"kind": kind, "id": record_id, "history": views.history_json(history)}
 
     async def consent_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        from protocol.ledger import keys, records
-
         uscc, bank = _text(params, "uscc", 18), _text(params, "bank", 64)
         consent = self.state.get(keys.consent(uscc, bank), records.Consent)
         if consent is None:

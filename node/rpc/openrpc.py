@@ -1,19 +1,22 @@
-"""The OpenRPC document of the API, built from the registered methods.
+"""The OpenRPC document of the API, built from the registered methods, and the dispatcher
+that serves every method plus `rpc.discover` (that document).
 
-`rpc.discover` serves it; docs/openrpc.json keeps a copy in the repository (regenerate with
+docs/openrpc.json keeps a copy in the repository (regenerate with
 `python -m node.rpc.openrpc > docs/openrpc.json`; a test checks both agree).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
+from node.config import RpcSettings
 from node.rpc import errors as E
 from node.rpc import jsonrpc
-from node.rpc.jsonrpc import Dispatcher, Method
+from node.rpc.jsonrpc import CallContext, Dispatcher, Method
+from node.rpc.methods import Api, register
 
 OPENRPC_VERSION: Final = "1.2.6"
 API_VERSION: Final = "1.0.0"
@@ -65,9 +68,29 @@ def dumps(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
-def main() -> None:
-    from node.rpc.server import standalone_dispatcher
+def build_dispatcher(api: Api, batch_requests_max: int) -> Dispatcher:
+    """Every method of `api`, and `rpc.discover`."""
+    dispatcher = Dispatcher(batch_requests_max)
+    register(dispatcher, api)
+    name, result = discover_method()
+    doc: dict[str, Any] = {}
 
+    async def discover(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        if not doc:
+            doc.update(document(dispatcher))
+        return doc
+
+    dispatcher.add(name, discover, summary="This API's OpenRPC document.", result=result)
+    return dispatcher
+
+
+def standalone_dispatcher() -> Dispatcher:
+    """The dispatcher without a node (for the OpenRPC document): handlers are never called."""
+    api = Api(intake=cast(Any, None), status=dict, hub=cast(Any, None), config=cast(Any, None))
+    return build_dispatcher(api, RpcSettings().batch_requests_max)
+
+
+def main() -> None:
     sys.stdout.buffer.write(dumps(document(standalone_dispatcher())))
 
 

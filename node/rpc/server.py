@@ -1,27 +1,33 @@
 """The node's JSON-RPC endpoint: HTTP POST / (JSON-RPC 2.0), GET /ws (JSON-RPC 2.0 over
 WebSocket, with subscriptions) and GET /status.
 
-`RpcServer(node, settings)` builds the dispatcher and the subscription hub from the node's
-parts; `serve(host, port)` runs it. The node calls `hub.block_applied` for every block.
+`RpcServer(node, settings)` builds the dispatcher and the subscription hub from the parts of
+the node it needs (`RpcNode`); `serve(host, port)` runs it. The node calls `hub.block_applied`
+for every block. The server counts every request by method and result code (`metrics`) and
+publishes that, with its error counters, in `snapshot()`.
 """
 
 from __future__ import annotations
 
 import logging
+import pathlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, cast
 
 import trio
 
 from node.config import RpcSettings, is_loopback
-from node.observe.metrics import observe_rpc
-from node.rpc import auth, openrpc
+from node.observe.instruments import RpcMetrics, RpcRequestsSnapshot
+from node.replica.intake import TxIntake
+from node.rpc import auth
 from node.rpc import errors as E
 from node.rpc.http import (
     WS_INTERNAL_ERROR,
     WS_NORMAL,
     WS_POLICY_VIOLATION,
+    HttpCounts,
     HttpServer,
     Request,
     Response,
@@ -30,11 +36,10 @@ from node.rpc.http import (
     json_response,
 )
 from node.rpc.jsonrpc import CallContext, Dispatcher
-from node.rpc.methods import Api, register
+from node.rpc.methods import Api
+from node.rpc.openrpc import build_dispatcher
 from node.rpc.subs import SESSION_QUEUE_MESSAGES_MAX, Hub
-
-if TYPE_CHECKING:
-    from node.service import Node
+from protocol import types
 
 log = logging.getLogger("crossbill.rpc")
 
@@ -48,29 +53,37 @@ def _wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-def build_dispatcher(api: Api, batch_requests_max: int) -> Dispatcher:
-    dispatcher = Dispatcher(batch_requests_max)
-    register(dispatcher, api)
-    name, result = openrpc.discover_method()
-    doc: dict[str, Any] = {}
+class RpcNode(Protocol):
+    """What the RPC server needs from its node (`node.service.Node` provides it)."""
 
-    async def discover(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        if not doc:
-            doc.update(openrpc.document(dispatcher))
-        return doc
+    @property
+    def intake(self) -> TxIntake: ...
 
-    dispatcher.add(name, discover, summary="This API's OpenRPC document.", result=result)
-    return dispatcher
+    @property
+    def config(self) -> types.ConsortiumConfig: ...
+
+    @property
+    def backup_dir(self) -> pathlib.Path | None: ...
+
+    @property
+    def rpc_host(self) -> str | None: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
-def standalone_dispatcher() -> Dispatcher:
-    """The dispatcher without a node (for the OpenRPC document): handlers are never called."""
-    api = Api(intake=cast(Any, None), status=dict, hub=cast(Any, None), config=cast(Any, None))
-    return build_dispatcher(api, RpcSettings().batch_requests_max)
+@dataclass(frozen=True, slots=True)
+class RpcServerSnapshot:
+    """What the RPC server publishes for the metrics and `node.status`."""
+
+    requests: RpcRequestsSnapshot   # JSON-RPC requests by method and result code
+    http: HttpCounts                # connections and unexpected errors
+    ws_message_errors: int          # WebSocket messages whose handling raised (logged)
+    subscription_events: int        # notifications queued to subscribers
+    dropped_sessions: int           # subscribers dropped for being too slow
 
 
 class RpcServer:
-    def __init__(self, node: Node, settings: RpcSettings | None = None,
+    def __init__(self, node: RpcNode, settings: RpcSettings | None = None,
                  clock_ms: Callable[[], int] = _wall_clock_ms) -> None:
         self.node = node
         self.settings = settings or RpcSettings()
@@ -79,12 +92,13 @@ class RpcServer:
         self.api = Api(intake=node.intake, status=node.status, hub=cast(Hub, None),
                        config=node.config, clock_ms=clock_ms,
                        backup_dir=node.backup_dir)
-        self.hub = Hub(read_raw=lambda key: node.chain.state.kv.get(key),
+        self.hub = Hub(read_raw=lambda key: self.api.state.kv.get(key),
                        record_view=self.api.record_view)
         self.api.hub = self.hub
+        self.metrics = RpcMetrics()
+        self.ws_message_errors = 0
         self.dispatcher = build_dispatcher(self.api, self.settings.batch_requests_max)
-        self.dispatcher.on_call = lambda method, code, seconds: observe_rpc(
-            node, method, code, seconds)
+        self.dispatcher.on_call = self.metrics.observe
         self.session_queue_max = SESSION_QUEUE_MESSAGES_MAX
         self.http = HttpServer(
             {("GET", "/status"): self._status},
@@ -93,6 +107,12 @@ class RpcServer:
             websocket_routes={"/ws": self._websocket}, upgrade_check=self._check_upgrade,
             body_bytes_max=self.settings.body_bytes_max,
             ws_message_bytes_max=self.settings.ws_message_bytes_max)
+
+    def snapshot(self) -> RpcServerSnapshot:
+        return RpcServerSnapshot(
+            requests=self.metrics.snapshot(), http=self.http.snapshot(),
+            ws_message_errors=self.ws_message_errors,
+            subscription_events=self.hub.events, dropped_sessions=self.hub.dropped_sessions)
 
     async def serve(self, host: str, port: int, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -160,20 +180,25 @@ class RpcServer:
 
     async def _websocket(self, request: Request, ws: WebSocket) -> None:
         ctx: CallContext = request.scratch["ctx"]  # set by _check_upgrade
-        session = WsSession(ws, self.session_queue_max)
+        session = WsSession(ws, self.session_queue_max, self._ws_message_failed)
         ctx.transport, ctx.session = "ws", session
         try:
             await session.run(self.dispatcher, ctx)
         finally:
             self.hub.forget(session)
 
+    def _ws_message_failed(self) -> None:
+        self.ws_message_errors += 1
+
 
 class WsSession:
     """One WebSocket connection: requests in (bounded in flight), replies and subscription
     events out through one bounded queue; `drop` closes it with a reason."""
 
-    def __init__(self, ws: WebSocket, queue_messages_max: int) -> None:
+    def __init__(self, ws: WebSocket, queue_messages_max: int,
+                 on_error: Callable[[], None] = lambda: None) -> None:
         self.ws = ws
+        self._on_error = on_error  # counts a message whose handling raised
         self._send, self._recv = trio.open_memory_channel[bytes](queue_messages_max)
         self._cancel = trio.CancelScope()
         self.drop_reason = ""
@@ -230,9 +255,11 @@ class WsSession:
             for callback in after:
                 callback()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
-        except Exception:
-            log.exception("unexpected error handling a WebSocket message")
+            pass  # the session is closing: nobody to answer
+        except Exception:  # a bug must cost one message, never the session's reader
+            self._on_error()
+            log.exception("unexpected error handling a WebSocket message (%d bytes)",
+                          len(message))
         finally:
             limiter.release_on_behalf_of(token)
 

@@ -69,7 +69,8 @@ class Hub:
         self.subscriptions_max = subscriptions_max
         self.subs: dict[int, Subscription] = {}
         self._ids = itertools.count(1)
-        self.stats = {"events": 0, "dropped_sessions": 0}
+        self.events = 0              # notifications queued to sessions
+        self.dropped_sessions = 0    # sessions dropped for a full queue
 
     # ------------------------------------------------------------------ (un)subscribing
 
@@ -113,10 +114,10 @@ class Hub:
         message = orjson.dumps({"jsonrpc": "2.0", "method": "sub.event", "params": {
             "subscription": sub.id, "topic": sub.topic, "result": result}})
         if sub.session.offer(message):
-            self.stats["events"] += 1
+            self.events += 1
             return
         self.forget(sub.session)
-        self.stats["dropped_sessions"] += 1
+        self.dropped_sessions += 1
         log.warning("dropping a slow subscriber", extra={"subscription": sub.id})
         sub.session.drop(f"subscriber too slow: more than {SESSION_QUEUE_MESSAGES_MAX} "
                          "undelivered notifications")

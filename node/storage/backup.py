@@ -45,6 +45,7 @@ from node.storage.store import (
 )
 from protocol import ledger, limits, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
+from protocol.genesis import load_genesis
 from protocol.ledger import keys as ledger_keys
 
 MANIFEST_FORMAT: Final = "crossbill-backup-1"
@@ -630,8 +631,6 @@ def load_node_config_file(path: pathlib.Path) -> NodeConfig:
 
 
 def load_genesis_file(path: pathlib.Path) -> types.ConsortiumConfig:
-    from protocol.genesis import load_genesis
-
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -35,7 +35,7 @@ try:  # CPython 3.11: plyvel's own wheels
 except ImportError:  # CPython 3.12+: plyvel-next, the same API under another name (docs/adr/0014)
     import plyvel_next as plyvel  # type: ignore[no-redef,unused-ignore]
 
-from node.observe.metrics import StorageMetrics
+from node.observe.instruments import StorageMetrics, StorageSnapshot
 from protocol import codec, types
 from protocol.codec import bound
 from protocol.errors import CrossbillError, DecodeError
@@ -379,8 +379,13 @@ class Storage:
         """Raise StorageError unless a synced write to the store succeeds now."""
         try:
             self._db.put(b"m:probe", b"1", sync=True)
-        except plyvel.Error as exc:
+        except (plyvel.Error, RuntimeError) as exc:  # RuntimeError: the database is closed
             raise StorageError(f"{self.path}: not writable: {exc}") from None
+
+    def metrics_snapshot(self) -> StorageSnapshot:
+        """Durations of the synced write batches so far, for the metrics. (`snapshot` is
+        the store's consistent read view.)"""
+        return self.metrics.snapshot()
 
     # ------------------------------------------------------------------ operations
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.cli import devnet
-from node.client.transport import RpcCallError, RpcClient
+from node.client.transport import RpcClient, RpcError
 from node.keys import read_key_file
 from protocol import crypto, txtypes, types
 from protocol.genesis import load_genesis
+from tests.waiting import wait_until_sync
 
 free_base_port = devnet.free_base_port
 
@@ -59,9 +60,8 @@ class Devnet:
     def kill9(self, name: str) -> None:
         node = self.node(name)
         os.kill(node["pid"], signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while devnet.pid_alive(node["pid"]) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_sync(lambda: not devnet.pid_alive(node["pid"]), 10,
+                        what=f"{name} (pid {node['pid']}) gone after SIGKILL")
 
     def restart(self, name: str) -> None:
         node = self.node(name)
@@ -80,24 +80,16 @@ class Devnet:
     def wait_agree(self, names: list[str] | None = None, min_height: int = 1,
                    timeout_s: float = 60) -> int:
         """Wait until the named nodes (default: all) report one height and state root."""
-        names = names or self.names()
-        deadline = time.monotonic() + timeout_s
-        last: Any = None
-        while time.monotonic() < deadline:
-            try:
-                tips = {(s["height"], s["state_root"]) for s in
-                        (self.status(n) for n in names)}
-            except (OSError, RpcCallError) as exc:
-                last = exc
-                time.sleep(0.2)
-                continue
-            last = tips
-            if len(tips) == 1:
-                height = next(iter(tips))[0]
-                if height >= min_height:
-                    return int(height)
-            time.sleep(0.2)
-        raise AssertionError(f"nodes did not agree in {timeout_s} s: {last}")
+        chosen = names or self.names()
+
+        def agreed() -> tuple[int] | None:
+            tips = {(s["height"], s["state_root"]) for s in (self.status(n) for n in chosen)}
+            height = int(next(iter(tips))[0]) if len(tips) == 1 else -1
+            return (height,) if height >= min_height else None
+
+        (height,) = wait_until_sync(agreed, timeout_s, poll_s=0.2, retry_on=(OSError, RpcError),
+                                    what=f"{chosen} to agree on a tip >= {min_height}")
+        return height
 
 
 @contextmanager
@@ -162,7 +154,7 @@ class Load:
                 if reply["status"] == "committed":
                     with self._lock:
                         self.acknowledged.append(tx.id)
-            except (OSError, RpcCallError):
+            except (OSError, RpcError):
                 self.failures += 1
                 client.close()
                 time.sleep(0.05)
@@ -181,9 +173,6 @@ class Load:
             self._pool.shutdown(wait=True)
 
     def wait_acknowledged(self, n: int, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(self.acknowledged) < n:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"only {len(self.acknowledged)} of {n} transactions "
-                                     f"acknowledged in {timeout_s} s ({self.failures} failures)")
-            time.sleep(0.05)
+        wait_until_sync(lambda: len(self.acknowledged) >= n, timeout_s, what=lambda: (
+            f"{n} transactions acknowledged: {len(self.acknowledged)} were, "
+            f"{self.failures} failures"))

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from node.cli import devnet
-from node.client.transport import RpcCallError
+from node.client.transport import RpcError
 from node.keys import generate_key, write_key_file
 from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
 from protocol import crypto, limits, txtypes, types
 from tests.e2e.harness import Devnet, Load, free_base_port, running_devnet
+from tests.waiting import wait_until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +43,7 @@ def commit(dn: Devnet, at: str, tx: types.Tx) -> dict[str, Any]:
 
 
 def wait_until(what: str, predicate: Any, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (OSError, RpcCallError) as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} ({last})")
+    wait_until_sync(predicate, timeout_s, what=what, poll_s=0.2, retry_on=(OSError, RpcError))
 
 
 def add_node_dir(dn: Devnet, institution: str, key: crypto.PrivateKey) -> dict[str, Any]:
@@ -153,7 +145,7 @@ def test_rotated_bank_key_old_key_refused(tmp_path: pathlib.Path) -> None:
 
         wait_until(f"{bank} applied the re-key", applied_at_bank, timeout_s=30)
         register = txtypes.RegisterEnterprise("91370200MA3C8Y5R2K", "Exporter Co", "CN", b"")
-        with dn.client_ctx(bank) as c, pytest.raises(RpcCallError) as refused:
+        with dn.client_ctx(bank) as c, pytest.raises(RpcError) as refused:
             c.submit(signed(dn, bank, register, key=old), wait=True, timeout_ms=5000)
         assert refused.value.data["code"] in ("UNKNOWN_KEY", "KEY_RETIRED"), refused.value.data
         commit(dn, bank, signed(dn, bank, register, key=new))

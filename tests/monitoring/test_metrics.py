@@ -17,7 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from node.cli.demo import DEFAULT_MEMBERS, headline_steps
 from node.keys import generate_key
-from node.observe import metrics
+from node.observe import instruments, metrics
+from node.replica.sync import SyncSnapshot
+from node.storage.store import StorageError
 from protocol import txtypes
 from tests.node.cluster import cluster
 
@@ -45,40 +47,41 @@ def value(s: dict[str, list[tuple[dict[str, str], float]]], name: str,
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
-    h = metrics.Histogram((0.1, 1.0))
+    h = instruments.Histogram((0.1, 1.0))
     for v in (0.05, 0.1, 0.5, 1.0, 7.0):
         h.observe(v)
     assert h.cumulative() == [("0.1", 2), ("1.0", 4), ("+Inf", 5)]
     assert h.count == 5 and h.sum == pytest.approx(8.65)
     with pytest.raises(ValueError):
-        metrics.Histogram((1.0, 0.5))
+        instruments.Histogram((1.0, 0.5))
 
 
 def test_rpc_metrics_bound_their_label_values() -> None:
-    m = metrics.RpcMetrics()
-    for i in range(metrics.RPC_METHODS_MAX + 10):
+    m = instruments.RpcMetrics()
+    for i in range(instruments.RPC_METHODS_MAX + 10):
         m.observe(f"m{i}", "ok", 0.001)
-    assert len(m.latency_s) == metrics.RPC_METHODS_MAX + 1      # the extra ones are "other"
+    assert len(m.latency_s) == instruments.RPC_METHODS_MAX + 1      # the extra ones are "other"
     assert m.requests[("other", "ok")] == 10
     m.observe("m0", -32602, 0.5)
     assert m.requests[("m0", "-32602")] == 1
     assert m.latency_s[("m0", "-32602")].count == 1
-    for i in range(metrics.RPC_CODES_MAX + 5):
+    for i in range(instruments.RPC_CODES_MAX + 5):
         m.observe("m1", i, 0.001)
-    assert len(m.codes) == metrics.RPC_CODES_MAX          # "ok" and "-32602" came first
+    assert len(m.codes) == instruments.RPC_CODES_MAX          # "ok" and "-32602" came first
     assert m.requests[("m1", "other")] == 5 + 2
 
 
-def test_observe_rpc_is_per_node_and_exported() -> None:
-    class Dummy:
-        pass
-
-    a, b = Dummy(), Dummy()
-    metrics.observe_rpc(a, "submit", "ok", 0.02)  # type: ignore[arg-type]
-    metrics.observe_rpc(a, "submit", -32602, 0.001)  # type: ignore[arg-type]
-    assert metrics.rpc_metrics(a).requests == Counter(  # type: ignore[arg-type]
-        {("submit", "ok"): 1, ("submit", "-32602"): 1})
-    assert not metrics.rpc_metrics(b).requests  # type: ignore[arg-type]
+def test_rpc_metrics_snapshot_is_a_frozen_copy() -> None:
+    m = instruments.RpcMetrics()
+    m.observe("submit", "ok", 0.02)
+    m.observe("submit", -32602, 0.001)
+    snap = m.snapshot()
+    m.observe("submit", "ok", 0.5)
+    assert snap.requests == {("submit", "ok"): 1, ("submit", "-32602"): 1}
+    assert snap.latency_s[("submit", "ok")].count == 1
+    assert m.snapshot().requests[("submit", "ok")] == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.requests = {}  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------- a real consortium
@@ -104,7 +107,7 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
         bad = dataclasses.replace(steps[0].tx, chain_id="other-chain")
         assert not leader.intake.submit(bad).accepted
         height = await c.wait_same_tip()
-        metrics.observe_rpc(leader, "submit", "ok", 0.004)
+        leader.rpc.metrics.observe("submit", "ok", 0.004)
 
         scraped = {name: samples(n) for name, n in c.nodes.items()}
         assert sum(value(s, "consensus_etcdraft_is_leader") for s in scraped.values()) == 1
@@ -159,11 +162,13 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
 
 def test_readiness_names_each_failed_check() -> None:
     def fail() -> None:
-        raise OSError("disk full")
+        raise StorageError("disk full")
 
+    sync = SyncSnapshot(catching_up=False, best_known_height=20, blocks_fetched=0,
+                        fetch_failures=0, gossip_blocks_rejected=0, status_failures=0)
     node: Any = SimpleNamespace(
         institution="tax.qd", orderer=None,
-        sync=SimpleNamespace(best_known_height=20, catching_up=False),
+        sync=SimpleNamespace(snapshot=lambda: sync),
         chain=SimpleNamespace(height=3, orderers=lambda: ("bank.a",)),
         net=SimpleNamespace(connected_peers=lambda: {"peer-customs"}),
         peer_of_institution={"bank.a": "peer-bank-a", "customs": "peer-customs"},
@@ -174,7 +179,7 @@ def test_readiness_names_each_failed_check() -> None:
                               "orderer_connected": "no ordering node connected",
                               "storage_writable": "disk full"}
     assert set(body["checks"]) == {"caught_up", "orderer_connected", "storage_writable"}
-    node.sync.catching_up = True
+    sync = dataclasses.replace(sync, catching_up=True)
     assert metrics.readiness_failures(node)["caught_up"].startswith("catching up")
 
 

@@ -26,10 +26,11 @@ from typing import Any
 import pytest
 
 from node.cli import devnet
-from node.client.transport import RpcCallError
+from node.client.transport import RpcError
 from node.observe.metrics import scrape_config
 from protocol import txtypes, types
 from tests.e2e.harness import Devnet, Load, running_devnet
+from tests.waiting import wait_until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -120,15 +121,8 @@ class Prometheus:
         return result
 
     def wait(self, what: str, check: Any, timeout_s: float) -> Any:
-        deadline = time.monotonic() + timeout_s
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = check()
-            if last:
-                return last
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last: {last}\n"
-                             f"prometheus log tail:\n{self.log.read_text()[-2000:]}")
+        return wait_until_sync(check, timeout_s, poll_s=0.25, what=lambda: (
+            f"{what}\nprometheus log tail:\n{self.log.read_text()[-2000:]}"))
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +173,10 @@ def _stack(binary: str, root: pathlib.Path) -> Iterator[tuple[Devnet, Prometheus
             with Load(dn, ["customs.qd", "bank.icbc-qd", "regulator.safe-qd"],
                       threads=3) as load:
                 load.wait_acknowledged(30, timeout_s=30)
-                time.sleep(3)  # a few more scrapes under load
+                # scrapes under load: commits rising on every node, as rate() sees them
+                prom.wait("commits rising on every node", lambda: len(prom.query(
+                    'sum by (node) (rate(crossbill_transactions_committed_total'
+                    '{job="crossbill"}[1m])) > 0')) == n, 30)
             submit_rejected_transactions(dn)
             dn.wait_agree(min_height=2)
             for stage in ("ledger", "admission"):  # rate() needs two samples of a new series
@@ -215,7 +212,7 @@ def submit_rejected_transactions(dn: Devnet) -> None:
     with dn.client_ctx(signer) as c:
         for _ in range(2):
             c.submit(tx(dn.config.chain_id), wait=True, timeout_ms=10_000)
-        with pytest.raises(RpcCallError):
+        with pytest.raises(RpcError):
             c.submit(tx("another-chain"), wait=False)
 
 

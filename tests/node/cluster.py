@@ -15,6 +15,7 @@ from node.config import Tuning
 from node.service import Node
 from protocol import crypto, types
 from tests.node.memnet import MemNet
+from tests.waiting import wait_until
 
 FAST = Tuning(raft_tick_ms=10, raft_election_ticks=15, raft_heartbeat_ticks=2,
               tx_batch_interval_ms=5, request_timeout_ms=1000, raft_log_keep_entries=50)
@@ -41,10 +42,7 @@ class Cluster:
         return leaders[0] if len(leaders) == 1 else None
 
     async def wait_leader(self, timeout_s: float = 10) -> Node:
-        with trio.fail_after(timeout_s):
-            while (leader := self.leader()) is None:
-                await trio.sleep(0.01)
-        return leader
+        return await wait_until(self.leader, timeout_s, what="one leader")
 
     async def start(self, institution: str) -> Node:
         host = self.net.hosts.get(self.peers[institution]) or self.net.host(
@@ -75,14 +73,18 @@ class Cluster:
         node.cancel_scope.cancel()  # type: ignore[attr-defined]
 
     async def wait_same_tip(self, min_height: int = 1, timeout_s: float = 20) -> int:
-        with trio.fail_after(timeout_s):
-            while True:
-                tips = {(n.chain.tip.height, n.chain.tip.state_root)
-                        for n in self.nodes.values()}
-                heights = {h for h, _ in tips}
-                if len(tips) == 1 and min(heights) >= min_height:
-                    return heights.pop()
-                await trio.sleep(0.02)
+        def tips() -> set[tuple[int, bytes]]:
+            return {(n.chain.tip.height, n.chain.tip.state_root) for n in self.nodes.values()}
+
+        def agreed() -> tuple[int] | None:
+            seen = tips()
+            if len(seen) == 1 and (height := next(iter(seen))[0]) >= min_height:
+                return (height,)
+            return None
+
+        (height,) = await wait_until(agreed, timeout_s, poll_s=0.02, what=lambda: (
+            f"every node at one tip of height >= {min_height}: {sorted(tips())}"))
+        return height
 
 
 @asynccontextmanager

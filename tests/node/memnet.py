@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from node.p2p.network import GossipHandler, RequestHandler, Validator
+from node.p2p.network import GossipHandler, NetworkSnapshot, RequestHandler, Validator
 
 QUEUE_MAX = 10_000
 
@@ -122,3 +122,6 @@ class MemHost:
     def connected_peers(self) -> list[str]:
         return [p for p in self.net.hosts if p != self.peer_id
                 and self.net.reachable(self.peer_id, p)]
+
+    def snapshot(self) -> NetworkSnapshot:
+        return NetworkSnapshot()  # no counters in memory

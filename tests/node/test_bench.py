@@ -98,7 +98,7 @@ def test_bench_runs_a_short_load(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(figures["cpu_us_per_tx_node"]) == 7
     assert all(v > 0 and math.isfinite(v) for v in figures["cpu_us_per_tx_node"].values())
     assert 10 < figures["rss_mb_max"] < 10_000
-    assert figures["gossip_msgs_per_s"] >= 0
+    assert figures["gossip_msgs_per_s"] > 0  # every block reaches the followers by gossip
 
 
 def test_micro_runs_with_tiny_sizes() -> None:

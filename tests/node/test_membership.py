@@ -9,14 +9,13 @@ import pathlib
 import time
 from collections.abc import Callable
 
-import trio
-
 from node.keys import generate_key
 from node.replica.ordering import raft_id_of
 from node.service import Node
 from protocol import crypto, txtypes, types
 from protocol.ledger import codes
 from tests.node.cluster import Cluster, cluster
+from tests.waiting import wait_until
 
 REG = "regulator.safe-qd"
 CUSTOMS = "customs.qd"
@@ -58,9 +57,7 @@ async def admit_new_bank(c: Cluster) -> crypto.PrivateKey:
 
 
 async def wait_for(predicate: Callable[[], bool], timeout_s: float = 20, what: str = "") -> None:
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(0.02)
+    await wait_until(predicate, timeout_s, what=what, poll_s=0.02)
 
 
 async def test_a_new_bank_joins_follows_then_orders(tmp_path: pathlib.Path) -> None:

@@ -29,6 +29,7 @@ from node.storage.store import RAFT_KEY_PREFIX, Storage
 from protocol import codec, types
 from tests.node.cluster import cluster
 from tests.ops.test_ledger_check import BuiltChain, block_key, build_chain, declaration, flip
+from tests.waiting import wait_until
 
 LOOPBACK = CallContext(loopback=True)
 
@@ -98,17 +99,18 @@ async def test_backup_of_an_orderer_while_blocks_commit_is_consistent(
         now = int(time.time() * 1000)
         stop = trio.Event()
 
-        async def load() -> None:
+        async def load() -> None:  # batches of declarations, the next once one committed
             n = 0
             while not stop.is_set():
-                n += 1
-                customs.intake.submit(declaration(c.config, c.keys["customs.qd"], n, now))
-                await trio.sleep(0.003)
+                batch = [declaration(c.config, c.keys["customs.qd"], n + i, now)
+                         for i in range(1, 11)]
+                n += len(batch)
+                for tx in batch:
+                    assert customs.intake.submit(tx).accepted
+                await customs.intake.wait_committed(batch[-1].id, 10)
 
         c.nursery.start_soon(load)
-        with trio.fail_after(20):
-            while node.chain.height < 3:
-                await trio.sleep(0.01)
+        await wait_until(lambda: node.chain.height >= 3, 20, what="height 3")
         for i in range(3):
             before = node.chain.height
             reply = await rpc(node, "admin.backup", {"name": f"live-{i}"})
@@ -119,9 +121,9 @@ async def test_backup_of_an_orderer_while_blocks_commit_is_consistent(
             assert pathlib.Path(result["dir"]) == node.backup_dir / f"live-{i}"
             assert result["bytes"] > 0
             backups.append(result)
-            with trio.fail_after(20):  # the node keeps committing
-                while node.chain.height <= result["manifest"]["height"] + 1:
-                    await trio.sleep(0.01)
+            await wait_until(  # the node keeps committing
+                lambda h=result["manifest"]["height"]: node.chain.height > h + 1, 20,
+                what="two more blocks")
         stop.set()
         assert node.storage.raft_state()[0] is not None  # the live store has Raft state
     heights = []
@@ -253,11 +255,11 @@ async def test_admin_backup_over_http_from_loopback_and_the_cli(
 async def test_a_second_admin_job_while_one_runs_is_busy(
         tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
-    entered = threading.Event()
+    entered = trio.Event()
     real = storage_backup.write_backup
 
-    def held(*args: Any, **kw: Any) -> storage_backup.Manifest:
-        entered.set()
+    def held(*args: Any, **kw: Any) -> storage_backup.Manifest:  # in a trio worker thread
+        trio.from_thread.run_sync(entered.set)
         assert release.wait(20)
         return real(*args, **kw)
 
@@ -272,8 +274,7 @@ async def test_a_second_admin_job_while_one_runs_is_busy(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(first_backup)
             with trio.fail_after(10):
-                while not entered.is_set():
-                    await trio.sleep(0.01)
+                await entered.wait()
             second = await rpc(node, "admin.backup", {"name": "second"})
             compact = await rpc(node, "admin.compact")
             release.set()

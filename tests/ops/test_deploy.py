@@ -154,7 +154,9 @@ def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: pathlib
     if as_root:
         assert proc.returncode == 0, proc.stderr
     else:  # everything but the chown, which needs root
-        assert all("Operation not permitted" in ln for ln in proc.stderr.splitlines()), proc.stderr
+        complaints = proc.stderr.splitlines()
+        assert complaints and all("Operation not permitted" in ln for ln in complaints), \
+            proc.stderr
     for rel, (mode, owner, group) in expected.items():
         st = (root / rel).stat()
         assert stat.S_IMODE(st.st_mode) == mode, rel

@@ -139,7 +139,7 @@ def test_every_dependency_of_pyproject_is_pinned_with_hashes_in_the_lock_files()
             ("dev.txt", project["dependencies"] + project["optional-dependencies"]["test"]),
             ("build.txt", ["setuptools", "uv", "wheel"])):
         pins = _locked(LOCK / lock)
-        assert all(hashes for entries in pins.values() for _, _, hashes in entries), lock
+        assert pins and all(hashes for entries in pins.values() for _, _, hashes in entries), lock
         for python in ("3.11", "3.12", "3.13"):
             env = {"python_version": python, "python_full_version": f"{python}.0"}
             for spec in requirements:

@@ -25,6 +25,7 @@ from node.p2p.identity import read_node_key
 from protocol import limits, txtypes, types
 from protocol.errors import KeyFileError
 from protocol.genesis import load_genesis
+from tests.waiting import wait_until_sync
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRYPT = str(limits.KEYFILE_SCRYPT_LOG_N_MIN)  # fast key files; the default is for real keys
@@ -412,9 +413,8 @@ def running(nodes: list[dict[str, Any]]) -> Iterator[None]:
         for n in nodes:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(n["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(devnet.pid_alive(n["pid"]) for n in nodes):
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):  # then SIGKILL whatever still runs
+            wait_until_sync(lambda: not any(devnet.pid_alive(n["pid"]) for n in nodes), 10)
         for n in nodes:
             if devnet.pid_alive(n["pid"]):
                 os.kill(n["pid"], signal.SIGKILL)
@@ -462,21 +462,20 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
         try:
             reply = clients["customs.qd"].submit(tx, wait=True, timeout_ms=10_000)
             assert reply["status"] == "committed" and reply["receipt"]["code"] == "OK", reply
-            deadline = time.monotonic() + 15
-            while True:
+            seen: list[Any] = []
+
+            def everywhere() -> bool:
                 committed = {name: c.tx(tx.id)["status"] == "committed"
                              for name, c in clients.items()}
                 tips = {(s["height"], s["state_root"]) for s in
                         (c.status() for c in clients.values())}
-                if all(committed.values()) and len(tips) == 1:
-                    break
-                assert time.monotonic() < deadline, (committed, tips)
-                time.sleep(0.05)
+                seen[:] = [committed, tips]
+                return all(committed.values()) and len(tips) == 1
+
+            wait_until_sync(everywhere, 15, what=lambda: f"committed everywhere, one tip: {seen}")
         finally:
             for c in clients.values():
                 c.close()
         # What deploy/install.sh waits for after a restart: /readyz answers 200 everywhere.
-        deadline = time.monotonic() + 10
-        while any(_readyz(n["readyz"]) != 200 for n in nodes):
-            assert time.monotonic() < deadline, {n["name"]: _readyz(n["readyz"]) for n in nodes}
-            time.sleep(0.1)
+        wait_until_sync(lambda: all(_readyz(n["readyz"]) == 200 for n in nodes), 10,
+                        poll_s=0.1, what=lambda: {n["name"]: _readyz(n["readyz"]) for n in nodes})

@@ -11,6 +11,7 @@ from libp2p.crypto.keys import KeyPair
 
 from node.p2p.host import P2PNode, attach_libp2p_logging
 from node.p2p.identity import generate_seed, key_pair_from_seed
+from tests.waiting import wait_until
 
 TX_TOPIC = "/crossbill/test/txs/1"
 BLOCK_TOPIC = "/crossbill/test/blocks/1"
@@ -66,9 +67,7 @@ def addr_of(node: P2PNode) -> list[str]:
 async def eventually(pred: Callable[[], bool], timeout_s: float = 10.0,
                      step_s: float = 0.02) -> None:
     """Poll `pred` until true (for libp2p state that has no event to await)."""
-    with trio.fail_after(timeout_s):
-        while not pred():
-            await trio.sleep(step_s)
+    await wait_until(pred, timeout_s, poll_s=step_s)
 
 
 async def wait_mesh(nodes: Sequence[P2PNode], topic: str, timeout_s: float = 10.0) -> None:

@@ -49,21 +49,27 @@ async def test_round_trip_and_stream_reuse(nursery: trio.Nursery) -> None:
     assert await b.request(a.peer_id, ECHO, b"", timeout_s=5) == b""
     for i in range(20):
         assert await b.request(a.peer_id, ECHO, b"%d" % i, timeout_s=5) == b"%d" % i
-    assert b.stats["reqresp"][ECHO]["streams_opened"] == 1
-    assert a.stats["reqresp"][ECHO]["streams_accepted"] == 1
+    assert b.snapshot().reqresp[ECHO].streams_opened == 1
+    assert a.snapshot().reqresp[ECHO].streams_accepted == 1
     for conn in b.host.get_network().get_connections(ID.from_base58(a.peer_id)):
         assert conn.get_negotiated_security_protocol() == "/noise"  # type: ignore[attr-defined]
 
 
 async def test_concurrent_requests_on_one_stream_are_matched_by_id(nursery: trio.Nursery
                                                                    ) -> None:
-    rng = random.Random(1)
+    parked: list[trio.Event] = []
 
-    async def jittery(peer: str, data: bytes) -> bytes:
-        await trio.sleep(rng.random() * 0.05)  # answers come back out of order
+    async def swapping(peer: str, data: bytes) -> bytes:
+        """Answers come back out of order: the first of each pair of requests in the handler
+        waits for the second, which answers first and then lets it go."""
+        if parked:
+            parked.pop().set()
+        else:
+            parked.append(trio.Event())
+            await parked[-1].wait()
         return data[::-1]
 
-    a, b = await pair(nursery, lambda n: n.register_handler(SLOW, jittery))
+    a, b = await pair(nursery, lambda n: n.register_handler(SLOW, swapping))
     results: dict[int, bytes] = {}
 
     async def one(i: int) -> None:
@@ -73,7 +79,7 @@ async def test_concurrent_requests_on_one_stream_are_matched_by_id(nursery: trio
         for i in range(60):
             n.start_soon(one, i)
     assert results == {i: (b"req-%03d" % i)[::-1] for i in range(60)}
-    assert b.stats["reqresp"][SLOW]["streams_opened"] == 1
+    assert b.snapshot().reqresp[SLOW].streams_opened == 1
 
 
 async def test_one_megabyte_payloads_both_ways(nursery: trio.Nursery) -> None:
@@ -97,8 +103,8 @@ async def test_handler_error_reaches_the_caller_and_stream_survives(nursery: tri
     with pytest.raises(RemoteError, match="ValueError: height 7 is beyond our tip"):
         await b.request(a.peer_id, FAIL, b"bad", timeout_s=5)
     assert await b.request(a.peer_id, FAIL, b"good", timeout_s=5) == b"ok"
-    assert b.stats["reqresp"][FAIL]["streams_opened"] == 1
-    assert a.stats["reqresp"][FAIL]["handler_errors"] == 1
+    assert b.snapshot().reqresp[FAIL].streams_opened == 1
+    assert a.snapshot().reqresp[FAIL].handler_errors == 1
 
 
 async def test_deadline_resets_stream_and_late_reply_never_answers_next(nursery: trio.Nursery
@@ -117,8 +123,8 @@ async def test_deadline_resets_stream_and_late_reply_never_answers_next(nursery:
             await b.request(a.peer_id, SLOW, b"first", timeout_s=0.3)
     release.set()
     assert await b.request(a.peer_id, SLOW, b"second", timeout_s=5) == b"reply to second"
-    stats = b.stats["reqresp"][SLOW]
-    assert stats["timeouts"] == 1 and stats["streams_opened"] == 2
+    stats = b.snapshot().reqresp[SLOW]
+    assert stats.timeouts == 1 and stats.streams_opened == 2
 
 
 async def test_timeout_fails_every_request_pending_on_the_stream(nursery: trio.Nursery
@@ -158,7 +164,7 @@ async def test_oversize_and_garbage_frames_close_only_that_stream(nursery: trio.
                 while True:
                     if not await raw.read(1024):
                         raise EOFError
-    await eventually(lambda: a.stats["reqresp"][ECHO]["frames_refused"] == 3)
+    await eventually(lambda: a.snapshot().reqresp[ECHO].frames_refused == 3)
     assert await b.request(a.peer_id, ECHO, b"still serving", timeout_s=5) == b"still serving"
 
 
@@ -191,8 +197,8 @@ async def test_handler_deadline_and_unknown_protocol(nursery: trio.Nursery,
     monkeypatch.setattr(limits, "HANDLER_TIMEOUT_S", 0.2)
 
     async def sluggish(peer: str, data: bytes) -> bytes:
-        await trio.sleep(5)
-        return b"too late"
+        await trio.sleep_forever()  # past any deadline
+        raise AssertionError
 
     a, b = await pair(nursery, lambda n: n.register_handler(SLOW, sluggish))
     with pytest.raises(RemoteError, match="handler timed out"):

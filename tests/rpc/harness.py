@@ -6,12 +6,11 @@ from __future__ import annotations
 import pathlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
-import trio
 
 from node.cli.demo import Member
 from node.config import RpcSettings
@@ -34,18 +33,22 @@ class RpcCluster:
     c: Cluster
     node: Node
     url: str
+    extra: dict[str, RpcServer] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1].rstrip("/"))
 
     async def serve_extra(self, settings: RpcSettings, host: str = "127.0.0.1") -> str:
-        """Another RPC server on the same node with other settings; returns its URL."""
+        """Another RPC server on the same node with other settings; returns its URL (the
+        server is `self.extra[url]`)."""
         server = RpcServer(self.node, settings)
         if settings.require_client_auth is None:
             server.auth_required = settings.auth_required(host)
         port = await self.c.nursery.start(server.serve, host, 0)
-        return f"http://{host}:{port}/"
+        url = f"http://{host}:{port}/"
+        self.extra[url] = server
+        return url
 
 
 @asynccontextmanager
@@ -74,9 +77,3 @@ async def call(url: str, method: str, params: Any = None, **kw: Any) -> Any:
     reply = await post(url, request, **kw)
     assert reply.status_code == 200, reply.text
     return reply.json()
-
-
-async def sleep_until(predicate: Any, timeout_s: float = 10) -> None:
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(0.01)

@@ -12,11 +12,13 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket
 
+from node import credentials
 from node.config import RpcSettings, is_loopback
 from node.keys import generate_key
 from node.rpc import auth
 from node.rpc import errors as E
 from tests.rpc.harness import call, post, rpc_cluster
+from tests.waiting import wait_until
 
 STATUS = {"jsonrpc": "2.0", "id": 1, "method": "node.status"}
 
@@ -84,16 +86,19 @@ async def test_limits(tmp_path: pathlib.Path) -> None:
                 await ws.get_message()
             assert closed.value.reason.code == 1003
         # connections: three idle ones fill the limit, the fourth gets a clear 503
+        http = rc.extra[url].http
         streams = [await trio.open_tcp_stream(host, port) for _ in range(3)]
-        await trio.sleep(0.1)
+        await wait_until(lambda: http.connections == 3, 5, what="3 connections accepted")
         extra = await trio.open_tcp_stream(host, port)
         with trio.fail_after(5):
             head = await extra.receive_some(4096)
         assert head.startswith(b"HTTP/1.1 503") and b"too many connections" in head
         for s in [*streams, extra]:
             await s.aclose()
-        await trio.sleep(0.1)
-        assert (await call(url, "node.health"))["result"]["height"] >= 0
+        # once the server has seen them close, the slots are free again
+        await wait_until(lambda: http.connections == 0, 5, what="connections released")
+        health = (await call(url, "node.health"))["result"]
+        assert health["height"] == rc.node.chain.height and "ok" in health
 
 
 async def test_cors_off_by_default_and_on_for_listed_origins(tmp_path: pathlib.Path) -> None:
@@ -122,9 +127,9 @@ async def test_cors_off_by_default_and_on_for_listed_origins(tmp_path: pathlib.P
 
 def token(key: Any, client: str, body: bytes, ts_ms: int | None = None,
           nonce: str | None = None, path: str = "/", method: str = "POST") -> str:
-    return auth.sign_token(key, client, method, path, body,
-                           ts_ms if ts_ms is not None else int(time.time() * 1000),
-                           nonce or generate_key().public_key.hex()[:32])
+    return credentials.sign_token(key, client, method, path, body,
+                                  ts_ms if ts_ms is not None else int(time.time() * 1000),
+                                  nonce or generate_key().public_key.hex()[:32])
 
 
 async def test_client_credentials(tmp_path: pathlib.Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 import trio
 
 from node.cli.demo import EXPORTER, headline_steps
-from node.client import AsyncClient, Client, TxBuilder
-from node.client.api import ReadSigner, RpcError
+from node.client import AsyncClient, Client, RpcError, TxBuilder
+from node.client.api import ReadSigner
 from node.keys import generate_key
 from node.rpc import errors as E
 from tests.rpc.harness import RpcCluster, rpc_cluster

@@ -9,7 +9,7 @@ import orjson
 
 from node.rpc import errors as E
 from node.rpc import openrpc
-from node.rpc.server import standalone_dispatcher
+from node.rpc.openrpc import standalone_dispatcher
 from protocol.ledger import codes
 
 DOC = pathlib.Path(__file__).parents[2] / "docs" / "openrpc.json"

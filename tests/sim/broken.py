@@ -1,9 +1,31 @@
-"""Deliberately broken Raft variants: the simulator must catch each of them, or its checks are
-worthless."""
+"""Deliberately broken variants: the simulator must catch each of them, or its checks are
+worthless. `BROKEN`: Raft cores (every model). `BROKEN_REPLICA`: the node's own decisions of
+protocol.replica, swapped into the ledger model (`--model ledger`)."""
 
 from __future__ import annotations
 
-from protocol.raft import LEADER, AppendRequest, HardState, Raft, VoteRequest, VoteResponse
+from dataclasses import replace
+
+from protocol.raft import (
+    LEADER,
+    AppendRequest,
+    ConfChange,
+    ConfOp,
+    HardState,
+    Raft,
+    VoteRequest,
+    VoteResponse,
+)
+from protocol.replica import (
+    CutDecision,
+    CutInputs,
+    MembershipDecision,
+    MembershipInputs,
+    decide_cut,
+    decide_membership,
+)
+
+from .ledger import Rules
 
 
 class VotesTwice(Raft):
@@ -67,4 +89,40 @@ BROKEN = {
     "forgets_vote": ForgetsVote,
     "commits_old_terms_no_noop": CommitsOldTermsNoNoop,
     "commits_unmatched": CommitsUnmatched,
+}
+
+
+# ----------------------------------------------------------------- the node's decisions
+
+
+def cuts_before_term_commit(i: CutInputs) -> CutDecision:
+    """Cuts as soon as it leads, before its term has a committed entry: it builds on a tip
+    that entries of earlier terms, committed with its no-op, may still extend."""
+    return decide_cut(replace(i, commit_term=i.term))
+
+
+def removes_before_adding(i: MembershipInputs) -> MembershipDecision:
+    """Removes a member the ledger dropped before adding the one it named, so replacing an
+    orderer first shrinks the voters."""
+    if i.is_leader and i.applied_index >= i.commit_index and i.conf_index <= i.commit_index:
+        voters = set(i.voters)
+        for node in sorted((voters | set(i.learners)) - set(i.wanted)):
+            if voters - {node}:
+                return MembershipDecision(ConfChange(ConfOp.REMOVE, node), "remove")
+    return decide_membership(i)
+
+
+def restarts_from_stored_applied(stored_applied: int, snapshot_index: int) -> int:
+    """Restarts Raft from the last block the store applied, even when a snapshot lies beyond
+    it (the node's behaviour before issue 14): Raft refuses to start."""
+    return stored_applied
+
+
+BROKEN_REPLICA = {
+    "cuts_before_term_commit": Rules(decide_cut=cuts_before_term_commit),
+    "removes_before_adding": Rules(decide_membership=removes_before_adding),
+    "restarts_from_stored_applied": Rules(applied_on_restart=restarts_from_stored_applied),
+    # Blocks fetched by block sync leave their transactions pending (before issue 14): a later
+    # leader term proposes them again.
+    "keeps_synced_txs": Rules(forget_synced_txs=False),
 }

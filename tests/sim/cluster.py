@@ -56,6 +56,13 @@ class SimParams:
     compaction_p: float = 0.0
     propose_p: float = 0.3
     codec: bool = False  # round-trip every message through encode/decode
+    # The ledger model (tests/sim/ledger.py) only:
+    model: str = "raft"  # "raft": opaque entries; "ledger": blocks, ledger, membership txs
+    block_txs_max: int = 8
+    block_bytes_max: int = 16 * 1024
+    block_interval_ms: int = 30
+    keep_entries: int = 0  # compaction keeps this many applied entries after the snapshot
+    key_loss_p: float = 0.0  # per step: the leader loses its signing key for a while
 
 
 class Storage:
@@ -110,6 +117,11 @@ def snapshot_data(index: int, chain: bytes) -> bytes:
     return index.to_bytes(8, "big") + chain
 
 
+def snapshot_chain(data: bytes) -> bytes:
+    """The checker's hash chain at a snapshot's index (the ledger model appends more)."""
+    return data[8:24] if data else GENESIS_CHAIN
+
+
 @dataclass
 class SimNode:
     id: int
@@ -140,11 +152,45 @@ class Cluster:
         self.voters0 = tuple(range(1, params.nodes + 1))
         spare = 2 if "membership" in params.faults else 0
         self.ids = tuple(range(1, params.nodes + spare + 1))
-        self.nodes = {i: SimNode(i, Storage(self.voters0)) for i in self.ids}
+        self.nodes = {i: self._new_node(i) for i in self.ids}
         self.proposed = 0
         self.faults_on = True
         for n in self.nodes.values():
             self._start(n)
+
+    # ------------------------------------------------------------------ hooks (ledger model)
+
+    def _new_node(self, node_id: int) -> SimNode:
+        return SimNode(node_id, Storage(self.voters0))
+
+    def _restart_point(self, n: SimNode) -> tuple[int, bytes]:
+        """Raft applied index to restart from, and the checker's chain there (-1: Raft's
+        default, the snapshot's index: the whole committed log is applied again)."""
+        snap = n.storage.snapshot
+        return -1, snapshot_chain(snap.data)
+
+    def _after_start(self, n: SimNode) -> None:
+        """The node restarted (its Raft is built); before its first Ready."""
+
+    def _after_crash(self, n: SimNode) -> None:
+        """The node lost everything not persisted."""
+
+    def _on_soft_state(self, n: SimNode, role: str, leader_id: int) -> None:
+        """A Ready reported a new role or leader for `n`."""
+
+    def _install_snapshot(self, n: SimNode, snap: Snapshot) -> None:
+        """`n` installed a snapshot from the leader (after persisting it)."""
+
+    def _apply_entry(self, n: SimNode, e: Entry) -> None:
+        """`n` applies committed entry `e` (after the Raft-level checks)."""
+
+    def _before_ready(self, n: SimNode) -> None:
+        """The node's own decisions after stepping and ticking, before its Ready loop."""
+
+    def _progress(self) -> int:
+        """A number that grows while the cluster makes progress (for the liveness phase)."""
+        return sum(n.applied + (n.raft.log.last_index() if n.raft else 0)
+                   for n in self.nodes.values())
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -159,18 +205,23 @@ class Cluster:
             pre_vote=self.p.pre_vote,
             check_quorum=self.p.check_quorum,
         )
-        n.raft = self.factory(cfg, n.storage.state())
-        snap = n.storage.snapshot
-        n.applied = snap.meta.index
-        n.chain = snap.data[8:] if snap.data else GENESIS_CHAIN
+        applied, chain = self._restart_point(n)
+        state = n.storage.state()
+        if applied >= 0:
+            state = PersistentState(state.hard_state, state.snapshot, state.entries, applied)
+        n.raft = self.factory(cfg, state)
+        n.applied = n.raft.applied_index
+        n.chain = chain
         n.pending = {}
         n.last_commit = n.raft.commit_index
         n.restart_at = -1
+        self._after_start(n)
 
     def crash(self, n: SimNode, downtime: int) -> None:
         n.raft = None
         n.pending = {}
         n.restart_at = self.now + downtime
+        self._after_crash(n)
         self.checker.check_durable(self._holds)
 
     def _holds(self, node: int, index: int, term: int) -> bool:
@@ -186,7 +237,9 @@ class Cluster:
             rd = r.ready()
             if rd.soft_state is not None and rd.soft_state.role == LEADER:
                 self.checker.on_leader(n.id, r.term, r.log.term, r.log.snap_index,
-                                       r.snapshot.data[8:])
+                                       snapshot_chain(r.snapshot.data))
+            if rd.soft_state is not None:
+                self._on_soft_state(n, rd.soft_state.role, rd.soft_state.leader_id)
             if self._persist(n, rd):
                 return  # crashed after persisting, before sending
             self._send_all(rd.messages)
@@ -213,14 +266,18 @@ class Cluster:
     def _apply(self, n: SimNode, rd: Ready) -> None:
         if rd.snapshot is not None:
             meta = rd.snapshot.meta
-            n.applied, n.chain = meta.index, rd.snapshot.data[8:]
+            n.applied, n.chain = meta.index, snapshot_chain(rd.snapshot.data)
             self.checker.on_snapshot(n.id, meta.index, n.chain)
+            self._install_snapshot(n, rd.snapshot)
+            if n.raft is None:
+                return  # crashed right after installing it
         for e in rd.committed_entries:
             if e.index != n.applied + 1:
                 self.checker.fail(f"node {n.id} got entry {e.index} to apply after {n.applied}")
             n.applied = e.index
             n.chain = chain_next(n.chain, e.term, e.data)
             self.checker.on_apply(n.id, e, n.chain)
+            self._apply_entry(n, e)
             mine = n.pending.pop(e.index, None)
             if mine is not None and mine == (e.term, e.data):
                 self.checker.on_ack(e.index, e.term, e.data)
@@ -263,6 +320,8 @@ class Cluster:
             if n not in dirty:
                 dirty.append(n)
         for n in dirty:
+            if n.raft is not None:
+                self._before_ready(n)
             self.process(n)
 
     # -------------------------------------------------------------------------------- faults
@@ -381,6 +440,7 @@ class Cluster:
                 self._start(n)
             if n.raft is not None:
                 n.raft.tick()
+                self._before_ready(n)
                 self.process(n)
         self._deliver()
         if propose and self.rng.random() < self.p.propose_p:
@@ -423,8 +483,7 @@ class Cluster:
             missing = self.converged()
             if not missing:
                 return ""
-            applied = sum(n.applied + (n.raft.log.last_index() if n.raft else 0)
-                          for n in self.nodes.values())
+            applied = self._progress()
             stalled = 0 if applied > low else stalled + 1
             low = max(low, applied)
             if stalled >= self.p.liveness_steps:

@@ -6,13 +6,21 @@ import random
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .broken import BROKEN
+from protocol.raft import Raft
+
+from .broken import BROKEN, BROKEN_REPLICA
 from .cluster import FAULTS, Cluster, RaftFactory, SimParams
+from .ledger import LedgerCluster
 
 NODE_CHOICES = (3, 5, 7)
 STEPS_DEFAULT = 200
+MODELS = ("raft", "ledger")
+# The ledger model costs more per step (blocks are built, verified and applied on every node):
+# its schedules are shorter, and its clusters mostly smaller (docs/adr/0015 has the figures).
+LEDGER_NODE_CHOICES = (3, 3, 5, 5, 7)
+LEDGER_STEPS_DEFAULT = 50
 
 
 def parse_faults(text: str) -> frozenset[str] | None:
@@ -29,9 +37,11 @@ def parse_faults(text: str) -> frozenset[str] | None:
 
 
 def params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
-               steps: int) -> SimParams:
+               steps: int, model: str = "raft") -> SimParams:
     """Everything about a schedule derives from its seed (and the optional fixed choices), so
     `--seed S` with the same options replays it exactly."""
+    if model == "ledger":
+        return ledger_params_for(seed, nodes, faults, steps)
     rng = random.Random(seed ^ 0x5EED)
     # Draw every choice whether or not it is overridden, so the draws that follow do not
     # depend on the options (the printed replay command names the options explicitly).
@@ -70,36 +80,90 @@ def params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
     return p
 
 
+def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
+                      steps: int) -> SimParams:
+    """The ledger model's schedule (tests/sim/ledger.py): the same faults, plus block limits;
+    `membership` means regulator transactions (orderer.add, orderer.remove) and leaders that
+    lose their signing key."""
+    rng = random.Random(seed ^ 0x1ED6E5)
+    n_drawn = rng.choice(LEDGER_NODE_CHOICES)
+    pick = rng.random()
+    subset = frozenset(rng.sample(FAULTS, rng.randint(1, 3)))
+    n = nodes if nodes is not None else n_drawn
+    if faults is None:
+        faults = frozenset() if pick < 0.1 else frozenset(FAULTS) if pick < 0.4 else subset
+    p = SimParams(nodes=n, faults=faults, steps=steps, model="ledger")
+    p.append_entries_max = rng.choice((1, 2, 8, 64))
+    p.inflight_msgs_max = rng.choice((1, 2, 4, 16))
+    p.uncommitted_bytes_max = rng.choice((64 * 1024, 1 << 20))  # always room for one block
+    p.propose_p = rng.choice((0.1, 0.2, 0.4))
+    p.codec = rng.random() < 0.05
+    p.pre_vote = rng.random() >= 0.2
+    cq_draw = rng.random()
+    p.check_quorum = "membership" in faults or cq_draw >= 0.2
+    p.block_txs_max = rng.choice((2, 4, 16, 64))
+    p.block_bytes_max = rng.choice((16 * 1024, 64 * 1024))
+    p.block_interval_ms = rng.choice((20, 50, 100))
+    keep = rng.choice((1, 2, 4, 8))
+    if "drop" in faults:
+        p.drop_p = rng.choice((0.02, 0.1, 0.2))
+    if "dup" in faults:
+        p.dup_p = rng.choice((0.02, 0.1, 0.2))
+    if "reorder" in faults:
+        p.delay_max = rng.choice((2, 4, 7))
+    if "partition" in faults:
+        p.partition_p = rng.choice((0.02, 0.05))
+    if "crash" in faults:
+        p.crash_p = rng.choice((0.01, 0.03))
+        p.crash_mid_ready_p = rng.choice((0.0, 0.003, 0.01))
+    if "membership" in faults:
+        p.membership_p = rng.choice((0.03, 0.08))
+        p.key_loss_p = rng.choice((0.0, 0.01))
+    if "compaction" in faults:
+        p.keep_entries = keep  # every node compacts, as the node does (no compaction_p)
+    return p
+
+
 @dataclass
 class Outcome:
     seed: int
     params: SimParams
     violations: list[str]
+    stats: dict[str, int] = field(default_factory=dict)  # the ledger model's counts
 
     def replay_command(self, broken: str | None = None) -> str:
         p = self.params
         faults = ",".join(sorted(p.faults)) or "none"
         extra = f" --broken {broken}" if broken else ""
-        return (f"python -m tests.sim --seed {self.seed} --nodes {p.nodes} --faults {faults} "
-                f"--steps {p.steps}{extra}")
+        model = " --model ledger" if p.model == "ledger" else ""
+        return (f"python -m tests.sim{model} --seed {self.seed} --nodes {p.nodes} "
+                f"--faults {faults} --steps {p.steps}{extra}")
 
 
 def run_schedule(seed: int, nodes: int | None = None, faults: frozenset[str] | None = None,
-                 steps: int = STEPS_DEFAULT, factory: RaftFactory | None = None,
-                 broken: str | None = None) -> Outcome:
-    params = params_for(seed, nodes, faults, steps)
-    if broken is not None:
+                 steps: int | None = None, factory: RaftFactory | None = None,
+                 broken: str | None = None, model: str = "raft") -> Outcome:
+    if steps is None:
+        steps = LEDGER_STEPS_DEFAULT if model == "ledger" else STEPS_DEFAULT
+    params = params_for(seed, nodes, faults, steps, model)
+    if broken is not None and broken in BROKEN:
         factory = BROKEN[broken]
+    if model == "ledger":
+        rules = BROKEN_REPLICA.get(broken or "")
+        ledger = LedgerCluster(seed, params, factory or Raft, rules)
+        return Outcome(seed, params, ledger.run(), dict(ledger.stats))
+    if broken in BROKEN_REPLICA:
+        raise ValueError(f"--broken {broken} needs --model ledger")
     cluster = Cluster(seed, params) if factory is None else Cluster(seed, params, factory)
     return Outcome(seed, params, cluster.run())
 
 
-_Chunk = tuple[list[int], int | None, frozenset[str] | None, int, str | None]
+_Chunk = tuple[list[int], int | None, frozenset[str] | None, int | None, str | None, str]
 
 
 def _run_chunk(args: _Chunk) -> list[Outcome]:
-    seeds, nodes, faults, steps, broken = args
-    return [run_schedule(s, nodes, faults, steps, broken=broken) for s in seeds]
+    seeds, nodes, faults, steps, broken, model = args
+    return [run_schedule(s, nodes, faults, steps, broken=broken, model=model) for s in seeds]
 
 
 @dataclass
@@ -107,6 +171,7 @@ class Summary:
     schedules: int
     failed: list[Outcome]
     seconds: float
+    stats: dict[str, int] = field(default_factory=dict)  # summed over the schedules
 
     @property
     def violations(self) -> int:
@@ -117,17 +182,21 @@ class Summary:
 
 
 def run_many(seeds: Iterable[int], nodes: int | None = None,
-             faults: frozenset[str] | None = None, steps: int = STEPS_DEFAULT,
-             jobs: int = 1, broken: str | None = None) -> Summary:
+             faults: frozenset[str] | None = None, steps: int | None = None,
+             jobs: int = 1, broken: str | None = None, model: str = "raft") -> Summary:
     seeds = list(seeds)
     t0 = time.perf_counter()
     if jobs <= 1:
-        outcomes = _run_chunk((seeds, nodes, faults, steps, broken))
+        outcomes = _run_chunk((seeds, nodes, faults, steps, broken, model))
     else:
         chunks = [seeds[i::jobs * 8] for i in range(jobs * 8)]
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             parts = pool.map(_run_chunk,
-                             [(c, nodes, faults, steps, broken) for c in chunks if c])
+                             [(c, nodes, faults, steps, broken, model) for c in chunks if c])
             outcomes = [o for part in parts for o in part]
     failed = sorted((o for o in outcomes if o.violations), key=lambda o: o.seed)
-    return Summary(len(seeds), failed, time.perf_counter() - t0)
+    stats: dict[str, int] = {}
+    for o in outcomes:
+        for k, v in o.stats.items():
+            stats[k] = stats.get(k, 0) + v
+    return Summary(len(seeds), failed, time.perf_counter() - t0, stats)
