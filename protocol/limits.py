@@ -108,6 +108,9 @@ QUERY_PAGE_ITEMS_MAX: Final = 500
 # Expired (signer, nonce) entries pruned per block; the rest wait for the next block (replay
 # checks already ignore expired entries, so this only bounds the work of one block).
 NONCE_PRUNE_PER_BLOCK_MAX: Final = 20_000
+# Keys written to a ledger overlay since its last sort that a range read scans one by one; more
+# are sorted into its key list first (protocol/ledger/kv.py).
+OVERLAY_FRESH_KEYS_MAX: Final = 64
 # Decoded ledger records kept in the per-process decode cache.
 DECODED_RECORDS_CACHE_MAX: Final = 65_536
 

@@ -24,13 +24,11 @@ def convert(amount: int, rate_e8: int) -> int:
 
 
 def rate_of_day(state: State, base: str, quote: str, time_ms: int) -> records.FxRate | None:
-    """The rate of the day for (base, quote) at block time `time_ms`, or None."""
+    """The rate of the day for (base, quote) at block time `time_ms`, or None: the one dated
+    that day, else the latest of the FX_RATE_STALE_DAYS_MAX days before (point reads)."""
     today = dates.day_of(time_ms)
-    first = dates.format_day(today - limits.FX_RATE_STALE_DAYS_MAX)
-    prefix = keys.fx_rate_prefix(base, quote)
-    stop = prefix + dates.format_day(today + 1).encode("ascii")
-    found: records.FxRate | None = None
-    # At most FX_RATE_STALE_DAYS_MAX + 1 keys: one per date; the last is the latest.
-    for _, rate in state.scan_range(prefix + first.encode("ascii"), stop, records.FxRate):
-        found = rate
-    return found
+    for day in range(today, today - limits.FX_RATE_STALE_DAYS_MAX - 1, -1):
+        rate = state.get(keys.fx_rate(base, quote, dates.format_day(day)), records.FxRate)
+        if rate is not None:
+            return rate
+    return None
