@@ -102,7 +102,7 @@ def main() -> None:
     size = statistics.mean(len(e) for e in encoded)
     print(f"state of {args.records:,} records built in {build_s:.1f} s; blocks of "
           f"{args.block_txs} txs (mean {size:.0f} bytes each)", flush=True)
-    registry = la.make_config()
+    registry = state  # the ledger's signer registry: institutions and enterprises' keys
 
     # ---------------------------------------------------------------- decode + verify
     def decode_verify() -> None:

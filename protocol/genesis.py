@@ -104,3 +104,7 @@ def check_config(config: ConsortiumConfig) -> None:
             raise _fail(path, f"{oid!r} is a {orderer.role}; only banks order blocks")
         if orderer.node is None:
             raise _fail(path, f"{oid!r} runs no node (institutions[].node is null)")
+    params = config.params
+    if params.heartbeat_interval_ms < params.block_interval_ms:
+        raise _fail("params.heartbeat_interval_ms", f"{params.heartbeat_interval_ms} is shorter "
+                    f"than the block interval {params.block_interval_ms}")

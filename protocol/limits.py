@@ -50,8 +50,16 @@ PASSPHRASE_BYTES_MAX: Final = 1024
 # Minor units (cents). 10^15 cents is ten trillion units of any currency; sums of bounded
 # amounts stay far inside INT_MAX.
 AMOUNT_MINOR_MAX: Final = 10**15
-# Advance rate in basis points of a declaration's value (9000 = 90%).
+# Advance rate in basis points of a declaration's outstanding value (9000 = 90%).
 ADVANCE_RATE_BPS_MAX: Final = 10_000
+# A reference exchange rate (docs/domain.md §2): minor units of the quote currency per minor
+# unit of the base currency, times 10^8. At most 10^6 quote minor units per base minor unit.
+FX_RATE_E8_MAX: Final = 10**14
+# The rate of the day is the one dated the block's (UTC) date or, failing that, the latest one
+# at most this many days older (a Friday rate serves the weekend and a holiday Monday).
+FX_RATE_STALE_DAYS_MAX: Final = 4
+# A rate may be published for a date at most this many days after the block's date.
+FX_RATE_AHEAD_DAYS_MAX: Final = 7
 
 # --- transactions ---------------------------------------------------------------------------
 TX_BYTES_MAX: Final = 8 * 1024
@@ -63,9 +71,46 @@ TX_EXPIRY_WINDOW_MS_MAX: Final = 24 * 60 * 60 * 1000
 # --- ledger records ---------------------------------------------------------------------------
 SERVING_BANKS_MAX: Final = 64  # banks serving one enterprise
 REPAYMENTS_PER_FINANCING_MAX: Final = 256
+# Open pledges on one declaration (bounds the financings a cut of its collateral touches).
+PLEDGES_PER_DECLARATION_MAX: Final = 16
+# Financings of one enterprise that hold pledges or owe money (bounds its exposure query).
+ACTIVE_FINANCINGS_PER_ENTERPRISE_MAX: Final = 256
+# Flag records kept on a financing (older ones are dropped; the count and history keep all).
+FLAGS_PER_FINANCING_MAX: Final = 32
+
+# --- time in the ledger (docs/domain.md §4.2; ADR 0017) ----------------------------------------
+# A declaration's export date may lie at most this far after the block time (time zones).
+EXPORT_DATE_AHEAD_MS_MAX: Final = 24 * 60 * 60 * 1000
+# A financing's maturity lies at most this far after the block time that opens it.
+FINANCING_TENOR_MS_MAX: Final = 366 * 24 * 60 * 60 * 1000
+# How far ahead of the block time an application, a mandate or a payment review may expire.
+APPLICATION_VALIDITY_MS_MAX: Final = 90 * 24 * 60 * 60 * 1000
+MANDATE_VALIDITY_MS_MAX: Final = 366 * 24 * 60 * 60 * 1000
+REVIEW_VALIDITY_MS_MAX: Final = 30 * 24 * 60 * 60 * 1000
+# Time-driven transitions (lapse, overdue, application expiry) applied at the start of one
+# block; the rest wait for the next block (the rules never depend on them being processed).
+DUE_TRANSITIONS_PER_BLOCK_MAX: Final = 1_000
+# Consortium parameters changeable by `params.set` (and set at genesis) lie in these bounds.
+FINANCING_LAPSE_MS_MIN: Final = 60 * 1000
+FINANCING_LAPSE_MS_MAX: Final = 90 * 24 * 60 * 60 * 1000
+RECEIVABLE_AGE_MS_MIN: Final = 24 * 60 * 60 * 1000
+RECEIVABLE_AGE_MS_MAX: Final = 2 * 365 * 24 * 60 * 60 * 1000
+CLASS_B_TENOR_MS_MIN: Final = 24 * 60 * 60 * 1000
+CLASS_B_TENOR_MS_MAX: Final = FINANCING_TENOR_MS_MAX
+# The leader cuts an empty block when this long passed since the last one (the heartbeat);
+# ADR 0017 §4 gives its cost. Never below the block interval.
+HEARTBEAT_INTERVAL_MS_MIN: Final = 1_000
+HEARTBEAT_INTERVAL_MS_MAX: Final = 60 * 60 * 1000
+
+# --- queries --------------------------------------------------------------------------------
+# Items in one page of a list query (declarations by exporter, a bank's book, the watch list).
+QUERY_PAGE_ITEMS_MAX: Final = 500
 # Expired (signer, nonce) entries pruned per block; the rest wait for the next block (replay
 # checks already ignore expired entries, so this only bounds the work of one block).
 NONCE_PRUNE_PER_BLOCK_MAX: Final = 20_000
+# Keys written to a ledger overlay since its last sort that a range read scans one by one; more
+# are sorted into its key list first (protocol/ledger/kv.py).
+OVERLAY_FRESH_KEYS_MAX: Final = 64
 # Decoded ledger records kept in the per-process decode cache.
 DECODED_RECORDS_CACHE_MAX: Final = 65_536
 

@@ -38,6 +38,7 @@ _FORMATS: Final[dict[str, re.Pattern[str]]] = {
     "date": re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"),
     "optional_id": re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._:/-]*)?"),
     "fx_class": re.compile(r"[ABC]"),
+    "param": re.compile(r"[a-z][a-z0-9_]*"),
     "credit_kind": re.compile(r"credit_line|overdue"),
     # A libp2p peer id in base58btc (Ed25519 identities are 52 characters: 12D3KooW...).
     "multiaddr": re.compile(r"(/[A-Za-z0-9._:-]+)+"),
@@ -77,6 +78,9 @@ KeyId = Annotated[bytes, bound(min_len=limits.KEY_ID_BYTES, max_len=limits.KEY_I
 Amount = Annotated[int, bound(min_value=1, max_value=limits.AMOUNT_MINOR_MAX)]
 NonNegativeAmount = Annotated[int, bound(min_value=0, max_value=limits.AMOUNT_MINOR_MAX)]
 TimeMs = Annotated[int, bound(min_value=0)]
+ParamName = Annotated[str, _fmt("param", max_len=64)]
+RateE8 = Annotated[int, bound(min_value=1, max_value=limits.FX_RATE_E8_MAX)]
+Sha256 = Annotated[bytes, bound(min_len=limits.HASH_BYTES, max_len=limits.HASH_BYTES)]
 
 
 def check_format(fmt: str, value: str) -> bool:
@@ -223,6 +227,49 @@ class UnfreezeEnterprise(Payload):
     uscc: Uscc
 
 
+@_register("params.set", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class SetParam(Payload):
+    """Change one consortium parameter of `protocol.types.CHANGEABLE_PARAMS` from the next
+    block on."""
+
+    name: ParamName
+    value: Annotated[int, bound(min_value=0)]
+
+
+@_register("fx.publish", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class PublishFxRate(Payload):
+    """The reference rate of `date` for (base, quote): quote-currency minor units per
+    base-currency minor unit, times 10^8 (USD/CNY 7.1: 710_000_000)."""
+
+    base: Currency
+    quote: Currency
+    date: Date
+    rate_e8: RateE8
+
+
+@_register("financing.release", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class ReleaseFinancing(Payload):
+    """Release every pledge of a financing (a court order, a fraud finding ...)."""
+
+    financing_id: RecordId
+    reason: Text
+
+
+@_register("payment.review", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class ReviewPayment(Payload):
+    """Approve, in advance, one outbound payment of a class C enterprise against a form."""
+
+    review_id: RecordId
+    payer: Uscc
+    form_no: RecordId
+    amount: Amount
+    expires_at_ms: TimeMs
+
+
 # ------------------------------------------------------------------------------ bank
 
 
@@ -255,15 +302,40 @@ class Pledge:
     amount: Amount
 
 
+@_register("mandate.record", ROLE_BANK)
+@dataclass(frozen=True)
+class RecordMandate(Payload):
+    """The bank holds a keyless enterprise's signed paper mandate (its SHA-256 here) to apply
+    for financing in the enterprise's name until `expires_at_ms`."""
+
+    uscc: Uscc
+    mandate_id: RecordId
+    document_hash: Sha256
+    expires_at_ms: TimeMs
+
+
+@_register("mandate.revoke", ROLE_BANK, ROLE_REGULATOR)
+@dataclass(frozen=True)
+class RevokeMandate(Payload):
+    uscc: Uscc
+    bank: InstitutionId
+
+
 @_register("financing.open", ROLE_BANK)
 @dataclass(frozen=True)
 class OpenFinancing(Payload):
+    """Open a financing on the enterprise's application `application_id` (at most what it
+    asked for). Pledge amounts are in each declaration's currency; the principal is in
+    `currency`; `maturity_ms` is the block time by which it must be repaid."""
+
     financing_id: RecordId
     uscc: Uscc
+    application_id: RecordId
     principal: Amount
     currency: Currency
     pledges: Annotated[tuple[Pledge, ...],
                        bound(min_len=1, max_len=limits.PLEDGES_PER_FINANCING_MAX)]
+    maturity_ms: TimeMs
 
 
 @_register("financing.disburse", ROLE_BANK)
@@ -295,11 +367,25 @@ class DefaultFinancing(Payload):
 @_register("payment.outbound", ROLE_BANK)
 @dataclass(frozen=True)
 class RecordOutboundPayment(Payload):
+    """An outbound payment against a tax filing form; `review_id` names the regulator's review
+    a class C payer needs ("" otherwise)."""
+
     payment_id: RecordId
     payer: Uscc
     form_no: RecordId
     amount: Amount
     currency: Currency
+    review_id: OptionalRecordId
+
+
+@_register("payment.reverse", ROLE_BANK)
+@dataclass(frozen=True)
+class ReverseOutboundPayment(Payload):
+    """The recording bank reverses its outbound payment (refund, bank error); the form's
+    balance is restored."""
+
+    payment_id: RecordId
+    reason: Text
 
 
 @_register("payment.inbound", ROLE_BANK)
@@ -385,3 +471,41 @@ class GrantConsent(Payload):
 @dataclass(frozen=True)
 class RevokeConsent(Payload):
     bank: InstitutionId
+
+
+@_register("financing.apply", ROLE_ENTERPRISE, ROLE_BANK)
+@dataclass(frozen=True)
+class ApplyForFinancing(Payload):
+    """The enterprise `uscc` asks `bank` for financing of at most `principal` in `currency`,
+    letting each listed declaration secure at most its amount (in the declaration's
+    currency), until `expires_at_ms`. Signed by the enterprise, or by `bank` under a mandate of
+    a keyless enterprise (docs/domain.md I-9, I-11)."""
+
+    application_id: RecordId
+    uscc: Uscc
+    bank: InstitutionId
+    principal: Amount
+    currency: Currency
+    pledges: Annotated[tuple[Pledge, ...],
+                       bound(min_len=1, max_len=limits.PLEDGES_PER_FINANCING_MAX)]
+    expires_at_ms: TimeMs
+
+
+@_register("financing.withdraw", ROLE_ENTERPRISE, ROLE_BANK)
+@dataclass(frozen=True)
+class WithdrawApplication(Payload):
+    """The applicant (the enterprise, or the bank that applied under a mandate) withdraws an
+    open application."""
+
+    uscc: Uscc
+    application_id: RecordId
+
+
+@_register("enterprise.rekey", ROLE_ENTERPRISE, ROLE_REGULATOR)
+@dataclass(frozen=True)
+class RekeyEnterprise(Payload):
+    """The enterprise rotates its key (signed with the current one), or the regulator sets a
+    new key for an enterprise that lost its own. The new key signs from the next block on."""
+
+    uscc: Uscc
+    new_public_key: PublicKey

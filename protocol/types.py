@@ -242,7 +242,10 @@ class Institution:
 
 @dataclass(frozen=True)
 class Params:
-    """Consortium parameters; each must lie inside the ceiling of `protocol.limits`."""
+    """Consortium parameters; each must lie inside the bounds of `protocol.limits`.
+
+    The regulator changes the ones in `CHANGEABLE_PARAMS` with `params.set`, effective from the
+    next block (docs/domain.md §2); block limits and the expiry window are fixed at genesis."""
 
     advance_rate_bps: Annotated[int, bound(min_value=0,
                                                  max_value=limits.ADVANCE_RATE_BPS_MAX)]
@@ -253,7 +256,31 @@ class Params:
                                                   max_value=limits.BLOCK_INTERVAL_MS_MAX)]
     tx_expiry_window_ms: Annotated[int, bound(
         min_value=1000, max_value=limits.TX_EXPIRY_WINDOW_MS_MAX)]
+    # An approved financing not disbursed this long after opening lapses.
+    financing_lapse_ms: Annotated[int, bound(min_value=limits.FINANCING_LAPSE_MS_MIN,
+                                             max_value=limits.FINANCING_LAPSE_MS_MAX)]
+    # A declaration exported longer ago than this is no longer financed.
+    receivable_age_max_ms: Annotated[int, bound(min_value=limits.RECEIVABLE_AGE_MS_MIN,
+                                                max_value=limits.RECEIVABLE_AGE_MS_MAX)]
+    # The leader cuts an empty block when this long passed since the last one.
+    heartbeat_interval_ms: Annotated[int, bound(min_value=limits.HEARTBEAT_INTERVAL_MS_MIN,
+                                                max_value=limits.HEARTBEAT_INTERVAL_MS_MAX)]
+    # The longest tenor of a financing to an FX class B exporter.
+    class_b_tenor_max_ms: Annotated[int, bound(min_value=limits.CLASS_B_TENOR_MS_MIN,
+                                               max_value=limits.CLASS_B_TENOR_MS_MAX)]
 
+
+# Parameters the regulator may change by transaction (`params.set`), with their bounds.
+CHANGEABLE_PARAMS: Final[dict[str, tuple[int, int]]] = {
+    "advance_rate_bps": (0, limits.ADVANCE_RATE_BPS_MAX),
+    "financing_lapse_ms": (limits.FINANCING_LAPSE_MS_MIN, limits.FINANCING_LAPSE_MS_MAX),
+    "receivable_age_max_ms": (limits.RECEIVABLE_AGE_MS_MIN, limits.RECEIVABLE_AGE_MS_MAX),
+    "heartbeat_interval_ms": (limits.HEARTBEAT_INTERVAL_MS_MIN,
+                              limits.HEARTBEAT_INTERVAL_MS_MAX),
+    "class_b_tenor_max_ms": (limits.CLASS_B_TENOR_MS_MIN, limits.CLASS_B_TENOR_MS_MAX),
+}
+
+_DAY_MS: Final = 24 * 60 * 60 * 1000
 
 DEFAULT_PARAMS: Final = Params(
     advance_rate_bps=9000,
@@ -261,6 +288,10 @@ DEFAULT_PARAMS: Final = Params(
     block_bytes_max=512 * 1024,
     block_interval_ms=50,
     tx_expiry_window_ms=60 * 60 * 1000,
+    financing_lapse_ms=7 * _DAY_MS,
+    receivable_age_max_ms=180 * _DAY_MS,
+    heartbeat_interval_ms=60 * 1000,
+    class_b_tenor_max_ms=90 * _DAY_MS,
 )
 
 

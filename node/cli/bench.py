@@ -72,10 +72,12 @@ class Plan:
     """Everything needed to build transaction i of the run deterministically, in any process.
 
     The `trade` mix repeats a cycle of 20: 6 declarations (customs), 3 tax forms (tax),
-    3 financings pledging a declaration registered `lag_cycles` cycles earlier, 2 disbursements
-    of financings opened `lag_cycles` earlier, 2 outbound payments against earlier tax forms,
-    2 credit records and 2 enterprise registrations (banks). A dependent transaction whose
-    referent is not committed yet is still ordered and applied, with a rejection receipt.
+    3 financing applications pledging a declaration registered `lag_cycles` cycles earlier
+    (signed by the serving bank under the keyless enterprise's mandate, recorded in setup),
+    2 financings opened on applications made `lag_cycles` earlier, 2 outbound payments against
+    earlier tax forms, 2 credit records and 2 enterprise registrations (banks). A dependent
+    transaction whose referent is not committed yet is still ordered and applied, with a
+    rejection receipt.
     """
 
     chain_id: str
@@ -91,6 +93,16 @@ class Plan:
 TRADE_CYCLE: Final = "DDDDDTTTFFFXXPPCCEED"
 VALUE: Final = 100_000_000
 CAP: Final = VALUE * 8 // 10
+MATURITY_AFTER_MS: Final = 90 * 24 * 60 * 60 * 1000  # financings mature 90 days after the run
+MANDATE_VALIDITY_MS: Final = 30 * 24 * 60 * 60 * 1000
+EXPORTED_BEFORE_MS: Final = 2 * 24 * 60 * 60 * 1000  # declarations are two days old
+
+
+def _date(time_ms: int) -> str:
+    """The UTC calendar date of a time (what a declaration's export date is)."""
+    from protocol.ledger import dates
+
+    return dates.format_day(dates.day_of(time_ms))
 
 
 def _uscc(prefix: str, n: int) -> str:
@@ -120,7 +132,8 @@ def plan_tx(plan: Plan, i: int) -> tuple[str, Any]:
     if kind == "D":
         uscc, _ = ents[i % len(ents)]
         return plan.customs, txtypes.RegisterDeclaration(
-            f"D{i}", uscc, "Buyer GmbH", "DE", "centrifugal pumps", VALUE, "USD", "2026-11-20")
+            f"D{i}", uscc, "Buyer GmbH", "DE", "centrifugal pumps", VALUE, "USD",
+            _date(plan.expires_at_ms - EXPORTED_BEFORE_MS))
     if kind == "T":
         uscc, _ = ents[i % len(ents)]
         return plan.tax, txtypes.RegisterTaxForm(
@@ -128,17 +141,20 @@ def plan_tx(plan: Plan, i: int) -> tuple[str, Any]:
     if kind == "F":
         d = ref_base + (slot - 8)                      # declaration slots 0..2
         uscc, bank = ents[d % len(ents)]
-        return bank, txtypes.OpenFinancing(f"F{i}", uscc, CAP, "USD",
-                                           (txtypes.Pledge(f"D{d}", CAP),))
+        return bank, txtypes.ApplyForFinancing(f"A{i}", uscc, bank, CAP, "USD",
+                                               (txtypes.Pledge(f"D{d}", CAP),),
+                                               plan.expires_at_ms)
     if kind == "X":
-        f = ref_base + 8 + (slot - 11)                 # financing slots 8..9
-        d = (f // len(TRADE_CYCLE) - plan.lag_cycles) * len(TRADE_CYCLE) + (f % 20 - 8)
-        _, bank = ents[d % len(ents)]
-        return bank, txtypes.DisburseFinancing(f"F{f}")
+        a = ref_base + 8 + (slot - 11)                 # application slots 8..9
+        d = (a // len(TRADE_CYCLE) - plan.lag_cycles) * len(TRADE_CYCLE) + (a % 20 - 8)
+        uscc, bank = ents[d % len(ents)]
+        return bank, txtypes.OpenFinancing(f"F{i}", uscc, f"A{a}", CAP, "USD",
+                                           (txtypes.Pledge(f"D{d}", CAP),),
+                                           plan.expires_at_ms + MATURITY_AFTER_MS)
     if kind == "P":
         t = ref_base + 5 + (slot - 13)                 # tax form slots 5..6
         uscc, bank = ents[t % len(ents)]
-        return bank, txtypes.RecordOutboundPayment(f"P{i}", uscc, f"T{t}", 1000, "USD")
+        return bank, txtypes.RecordOutboundPayment(f"P{i}", uscc, f"T{t}", 1000, "USD", "")
     if kind == "C":
         uscc, bank = ents[i % len(ents)]
         return bank, txtypes.RecordCredit(uscc, f"c{i}", "overdue", 100, "USD", "late payment")
@@ -325,43 +341,53 @@ def start_network(root: pathlib.Path, members: tuple[Any, ...], base_port: int,
 
 def _setup(desc: dict[str, Any], keys: dict[str, Any], chain_id: str, banks: tuple[str, ...],
            expires_at_ms: int) -> tuple[tuple[str, str], ...]:
-    """Each bank registers ENTERPRISES_PER_BANK enterprises; wait until all are committed."""
+    """Each bank registers ENTERPRISES_PER_BANK keyless enterprises, then records a mandate to
+    apply for financing in each one's name (the trade mix's applications); each phase waits
+    until all of it is committed."""
     from node.client.transport import RpcClient
-    from protocol import codec, txtypes, types
+    from protocol import txtypes, types
 
-    ents: list[tuple[str, str]] = []
-    txs = []
-    for b, bank in enumerate(banks):
-        for j in range(ENTERPRISES_PER_BANK):
-            uscc = _uscc("91370200MA", b * 1000 + j)
-            ents.append((uscc, bank))
-            txs.append(types.Tx.create(keys[bank], chain_id=chain_id, signer=bank,
-                                       payload=txtypes.RegisterEnterprise(
-                                           uscc, f"Exporter {b}-{j}", "CN", b""),
-                                       nonce=os.urandom(16), expires_at_ms=expires_at_ms))
+    ents = tuple((_uscc("91370200MA", b * 1000 + j), bank) for b, bank in enumerate(banks)
+                 for j in range(ENTERPRISES_PER_BANK))
+
+    def tx(signer: str, payload: txtypes.Payload) -> types.Tx:
+        return types.Tx.create(keys[signer], chain_id=chain_id, signer=signer, payload=payload,
+                               nonce=os.urandom(16), expires_at_ms=expires_at_ms)
+
     client = RpcClient(desc["nodes"][0]["rpc_url"], timeout_s=10)
     try:
-        for reply in client.batch([("tx.submit", {"tx": codec.to_json(tx), "wait": False})
-                                   for tx in txs]):
-            if isinstance(reply, Exception):
-                raise BenchError(f"setup transaction refused: {reply}")
-        deadline = time.monotonic() + SETUP_TIMEOUT_S
-        pending = {tx.id.hex() for tx in txs}
-        while pending:
-            if time.monotonic() > deadline:
-                raise BenchError(f"{len(pending)} setup transactions not committed in "
-                                 f"{SETUP_TIMEOUT_S:.0f} s")
-            time.sleep(0.1)
-            ids = sorted(pending)
-            for tx_id, reply in zip(ids, client.batch([("tx.get", {"tx_id": t}) for t in ids]),
-                                    strict=True):
-                if isinstance(reply, dict) and reply.get("status") == "committed":
-                    if reply["receipt"]["code"] != "OK":
-                        raise BenchError(f"setup transaction rejected: {reply['receipt']}")
-                    pending.discard(tx_id)
+        _commit_all(client, [tx(bank, txtypes.RegisterEnterprise(
+            uscc, f"Exporter {n}", "CN", b"")) for n, (uscc, bank) in enumerate(ents)])
+        _commit_all(client, [tx(bank, txtypes.RecordMandate(
+            uscc, f"M-{uscc}", bytes(32), expires_at_ms + MANDATE_VALIDITY_MS))
+            for uscc, bank in ents])
     finally:
         client.close()
-    return tuple(ents)
+    return ents
+
+
+def _commit_all(client: Any, txs: list[Any]) -> None:
+    """Submit `txs` and wait until every one is committed with an OK receipt."""
+    from protocol import codec
+
+    for reply in client.batch([("tx.submit", {"tx": codec.to_json(tx), "wait": False})
+                               for tx in txs]):
+        if isinstance(reply, Exception):
+            raise BenchError(f"setup transaction refused: {reply}")
+    deadline = time.monotonic() + SETUP_TIMEOUT_S
+    pending = {tx.id.hex() for tx in txs}
+    while pending:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{len(pending)} setup transactions not committed in "
+                             f"{SETUP_TIMEOUT_S:.0f} s")
+        time.sleep(0.1)
+        ids = sorted(pending)
+        for tx_id, reply in zip(ids, client.batch([("tx.get", {"tx_id": t}) for t in ids]),
+                                strict=True):
+            if isinstance(reply, dict) and reply.get("status") == "committed":
+                if reply["receipt"]["code"] != "OK":
+                    raise BenchError(f"setup transaction rejected: {reply['receipt']}")
+                pending.discard(tx_id)
 
 
 # ------------------------------------------------------------------------------ measuring

@@ -1,4 +1,5 @@
-"""The headline workflow of docs/domain.md as signed transactions, and a consortium to run it in.
+"""The headline workflow of docs/domain.md §6 as signed transactions, and a consortium to run
+it in.
 
 `headline_steps` is shared by the local demo and (later) the devnet demo, so both walk exactly
 the same workflow.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from protocol import crypto, txtypes, types
 from protocol.genesis import check_config
+from protocol.ledger import dates
 
 EXPORTER = "91370200MA3C8Y5R2K"
 EXPORTER_NAME = "Qingdao Harbour Pumps Co., Ltd."
@@ -69,6 +71,14 @@ class Step:
     expect_code: str  # "OK", or the reason code the ledger must give
 
 
+DAY_MS = 24 * 60 * 60 * 1000
+USD_CNY_E8 = 710_000_000  # the day's reference rate: 7.1 fen per cent (CNY per USD), x 10^8
+
+
+def _date(time_ms: int) -> str:
+    return dates.format_day(dates.day_of(time_ms))
+
+
 def headline_steps(
     config: types.ConsortiumConfig,
     keys: dict[str, crypto.PrivateKey],
@@ -76,7 +86,9 @@ def headline_steps(
     enterprise_key: crypto.PrivateKey,
     nonce: Callable[[], bytes] = lambda: os.urandom(16),
 ) -> list[Step]:
-    """docs/domain.md's headline workflow, every step a signed transaction."""
+    """docs/domain.md §6, every step a signed transaction: an enterprise-signed application and
+    a CNY financing against USD declarations, a refused double financing, proceeds in USD that
+    repay it, a refused refinancing of the collected receivable, and a tax form."""
     regulator = next(i.id for i in config.institutions if i.role == "regulator")
     customs = next(i.id for i in config.institutions if i.role == "customs")
     tax = next(i.id for i in config.institutions if i.role == "tax")
@@ -88,50 +100,70 @@ def headline_steps(
         return types.Tx.create(key or keys[signer], chain_id=config.chain_id, signer=signer,
                                payload=payload, nonce=nonce(), expires_at_ms=expires)
 
-    usd = "USD"
+    usd, cny = "USD", "CNY"
     decl1, decl2 = "QD-2026-EX-0001", "QD-2026-EX-0002"
-    fin = "FIN-BOC-0001"
+    app1, app2 = "APP-BOC-0001", "APP-ICBC-0001"
+    fin, fin2 = "FIN-BOC-0001", "FIN-ICBC-0001"
     form = "TX-2026-0001"
+    maturity = now_ms + 90 * DAY_MS
+    applied_until = now_ms + 7 * DAY_MS
+    # USD 900,000 pledged (540,000 + 360,000) at 7.1 = CNY 6,390,000 (in fen).
+    principal_cny = 90_000_000 * USD_CNY_E8 // 10**8
+    second_try = txtypes.OpenFinancing(fin2, EXPORTER, app2, 30_000_000, usd, (
+        txtypes.Pledge(decl1, 30_000_000),), maturity)
     steps = [
-        (2, "bank registers the exporter (KYC)", bank, txtypes.RegisterEnterprise(
-            EXPORTER, EXPORTER_NAME, "CN", enterprise_key.public_key), "OK"),
+        (2, "bank registers the exporter (KYC, with the exporter's key)", bank,
+         txtypes.RegisterEnterprise(EXPORTER, EXPORTER_NAME, "CN", enterprise_key.public_key),
+         "OK"),
         (1, "regulator classes the exporter A", regulator,
          txtypes.SetFxClass(EXPORTER, "A"), "OK"),
         (2, "bank records the exporter's credit line", bank, txtypes.RecordCredit(
             EXPORTER, "CL-2026-001", "credit_line", 200_000_000, usd,
             "revolving export credit line"), "OK"),
-        (3, "exporter grants the bank consent to read its credit file", EXPORTER,
-         txtypes.GrantConsent(bank, now_ms + 86_400_000), "OK"),
-        (4, "customs registers declaration 1 (USD 600,000)", customs,
+        (2, "exporter grants the bank consent to read its credit file", EXPORTER,
+         txtypes.GrantConsent(bank, now_ms + DAY_MS), "OK"),
+        (3, "customs registers declaration 1 (USD 600,000)", customs,
          txtypes.RegisterDeclaration(decl1, EXPORTER, "Hamburg Marine GmbH", "DE",
                                      "centrifugal marine pumps", 60_000_000, usd,
-                                     "2026-11-20"), "OK"),
-        (4, "customs registers declaration 2 (USD 450,000)", customs,
+                                     _date(now_ms - 10 * DAY_MS)), "OK"),
+        (3, "customs registers declaration 2 (USD 450,000)", customs,
          txtypes.RegisterDeclaration(decl2, EXPORTER, "Rotterdam Pumps BV", "NL",
-                                     "pump spare parts", 45_000_000, usd, "2026-11-21"), "OK"),
-        (5, "bank opens a USD 900,000 financing on both declarations", bank,
-         txtypes.OpenFinancing(fin, EXPORTER, 90_000_000, usd, (
-             txtypes.Pledge(decl1, 54_000_000), txtypes.Pledge(decl2, 36_000_000))), "OK"),
+                                     "pump spare parts", 45_000_000, usd,
+                                     _date(now_ms - 5 * DAY_MS)), "OK"),
+        (4, "regulator publishes the day's USD/CNY reference rate (7.1)", regulator,
+         txtypes.PublishFxRate(usd, cny, _date(now_ms), USD_CNY_E8), "OK"),
+        (5, "exporter applies to its bank for CNY 6,390,000 on both", EXPORTER,
+         txtypes.ApplyForFinancing(app1, EXPORTER, bank, principal_cny, cny, (
+             txtypes.Pledge(decl1, 54_000_000), txtypes.Pledge(decl2, 36_000_000)),
+             applied_until), "OK"),
+        (5, "bank opens the CNY financing against the USD declarations", bank,
+         txtypes.OpenFinancing(fin, EXPORTER, app1, principal_cny, cny, (
+             txtypes.Pledge(decl1, 54_000_000), txtypes.Pledge(decl2, 36_000_000)),
+             maturity), "OK"),
         (5, "bank disburses the financing", bank, txtypes.DisburseFinancing(fin), "OK"),
         (6, "a second bank registers the exporter as its customer (KYC)", bank2,
          txtypes.RegisterEnterprise(EXPORTER, EXPORTER_NAME, "CN", b""), "OK"),
-        (6, "a second bank tries to finance declaration 1 again", bank2,
-         txtypes.OpenFinancing("FIN-ICBC-0001", EXPORTER, 30_000_000, usd, (
-             txtypes.Pledge(decl1, 30_000_000),)), "DOUBLE_FINANCING"),
-        (7, "proceeds of declaration 1 arrive and repay part of the financing", bank,
+        (6, "exporter also applies to the second bank on declaration 1", EXPORTER,
+         txtypes.ApplyForFinancing(app2, EXPORTER, bank2, 30_000_000, usd, (
+             txtypes.Pledge(decl1, 30_000_000),), applied_until), "OK"),
+        (6, "the second bank tries to finance declaration 1 again", bank2, second_try,
+         "DOUBLE_FINANCING"),
+        (7, "USD 600,000 proceeds of declaration 1 repay CNY 4,260,000", bank,
          txtypes.RecordInboundProceeds("PRC-0001", EXPORTER, decl1, 60_000_000, usd, fin),
          "OK"),
-        (7, "proceeds of declaration 2 arrive and repay the rest", bank,
-         txtypes.RecordInboundProceeds("PRC-0002", EXPORTER, decl2, 30_000_000, usd, fin),
+        (7, "proceeds of declaration 2 repay the remaining CNY 2,130,000", bank,
+         txtypes.RecordInboundProceeds("PRC-0002", EXPORTER, decl2, 45_000_000, usd, fin),
          "OK"),
         (7, "bank closes the repaid financing", bank, txtypes.CloseFinancing(fin), "OK"),
-        (8, "tax bureau registers a filing form (USD 50,000)", tax, txtypes.RegisterTaxForm(
+        (8, "the second bank tries again: declaration 1 is collected", bank2, second_try,
+         "RECEIVABLE_COLLECTED"),
+        (9, "tax bureau registers a filing form (USD 50,000)", tax, txtypes.RegisterTaxForm(
             form, EXPORTER, "Singapore Design Pte Ltd", "technical services", 5_000_000, usd,
             300_000), "OK"),
-        (8, "bank records an outbound payment of USD 30,000 against the form", bank,
-         txtypes.RecordOutboundPayment("PAY-0001", EXPORTER, form, 3_000_000, usd), "OK"),
-        (8, "a second payment of USD 25,000 would exceed the form", bank2,
-         txtypes.RecordOutboundPayment("PAY-0002", EXPORTER, form, 2_500_000, usd),
+        (9, "bank records an outbound payment of USD 30,000 against the form", bank,
+         txtypes.RecordOutboundPayment("PAY-0001", EXPORTER, form, 3_000_000, usd, ""), "OK"),
+        (9, "a second payment of USD 25,000 would exceed the form", bank2,
+         txtypes.RecordOutboundPayment("PAY-0002", EXPORTER, form, 2_500_000, usd, ""),
          "FORM_EXCEEDED"),
     ]
     return [Step(n, title, tx(signer, payload, enterprise_key if signer == EXPORTER else None),

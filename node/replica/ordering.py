@@ -504,7 +504,7 @@ class Orderer:
 
     # ------------------------------------------------------------------ block cutting
 
-    def _cut_inputs(self, key: crypto.PrivateKey | None) -> CutInputs:
+    def _cut_inputs(self, *, has_signing_key: bool) -> CutInputs:
         raft = self.raft
         return CutInputs(
             is_leader=self.is_leader,
@@ -514,20 +514,22 @@ class Orderer:
             commit_term=raft.log.term(raft.commit_index), applied_index=raft.applied_index,
             pending_txs=self.mempool.pending_count, pending_bytes=self.mempool.bytes,
             now_ms=_monotonic_ms(), last_cut_ms=self._last_cut_ms,
-            params=self.chain.params(), has_signing_key=key is not None)
+            params=self.chain.params(), has_signing_key=has_signing_key)
 
     def _maybe_cut_block(self) -> None:
         """Cut, wait or hand over, as `protocol.replica.cutting.decide_cut` says."""
-        # The key is a ledger read: look it up only when it can matter (see CutInputs).
-        key = self.signing_key() if self.is_leader and self.mempool.pending_count else None
-        decision = decide_cut(self._cut_inputs(key))
+        # The key is a ledger read: look it up only once the rest says cut (see CutInputs).
+        decision = decide_cut(self._cut_inputs(has_signing_key=True))
+        key = self.signing_key() if decision.action == CUT else None
+        if decision.action == CUT and key is None:
+            decision = decide_cut(self._cut_inputs(has_signing_key=False))
         if decision.action == HAND_OVER:
             self._hand_over_leadership()
             return
         if decision.action != CUT or key is None:
             return
         txs = self.mempool.reap(decision.txs_max, decision.bytes_max)
-        if not txs:
+        if not txs and decision.reason != "heartbeat":
             return
         self._no_key_logged = False
         index, term = self.raft.log.last_index() + 1, self.raft.term

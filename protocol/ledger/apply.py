@@ -1,5 +1,6 @@
-"""Applying a block: envelope checks, replay protection, the handler of each transaction type,
-the per-record history index and the state root.
+"""Applying a block: the time-driven transitions due at the block's time (clock.py), then for
+each transaction the envelope checks, replay protection and its handler, the per-record history
+index, and the state root.
 
 Each transaction runs in its own overlay over the block's overlay: accepted, its writes join
 the block's write set; rejected, they are dropped and the receipt says why. The block's write
@@ -14,8 +15,10 @@ from typing import Any, Final
 
 from protocol import limits, types
 from protocol.ledger import (
+    clock,
     codes,
     handlers_enterprise,
+    handlers_financing,
     handlers_regulator,
     handlers_trade,
     keys,
@@ -40,16 +43,26 @@ HANDLERS: Final[dict[str, Handler]] = {
     "enterprise.set_fx_class": handlers_regulator.set_fx_class,
     "enterprise.freeze": handlers_regulator.freeze,
     "enterprise.unfreeze": handlers_regulator.unfreeze,
+    "params.set": handlers_regulator.set_param,
+    "fx.publish": handlers_regulator.publish_fx_rate,
+    "payment.review": handlers_regulator.review_payment,
+    "financing.release": handlers_financing.release_financing,
     "enterprise.register": handlers_enterprise.register,
+    "enterprise.rekey": handlers_enterprise.rekey,
     "credit.record": handlers_enterprise.record_credit,
     "consent.grant": handlers_enterprise.grant_consent,
     "consent.revoke": handlers_enterprise.revoke_consent,
-    "financing.open": handlers_trade.open_financing,
-    "financing.disburse": handlers_trade.disburse_financing,
-    "financing.repay": handlers_trade.repay_financing,
-    "financing.close": handlers_trade.close_financing,
-    "financing.default": handlers_trade.default_financing,
+    "mandate.record": handlers_financing.record_mandate,
+    "mandate.revoke": handlers_financing.revoke_mandate,
+    "financing.apply": handlers_financing.apply_for_financing,
+    "financing.withdraw": handlers_financing.withdraw_application,
+    "financing.open": handlers_financing.open_financing,
+    "financing.disburse": handlers_financing.disburse_financing,
+    "financing.repay": handlers_financing.repay_financing,
+    "financing.close": handlers_financing.close_financing,
+    "financing.default": handlers_financing.default_financing,
     "payment.outbound": handlers_trade.record_outbound,
+    "payment.reverse": handlers_trade.reverse_outbound,
     "payment.inbound": handlers_trade.record_inbound,
     "declaration.register": handlers_trade.register_declaration,
     "declaration.amend": handlers_trade.amend_declaration,
@@ -109,6 +122,7 @@ def apply_txs(state: State, height: int, timestamp_ms: int,
     params = block_state.params
     chain_id = block_state.chain.chain_id
     _prune_nonces(block_state, timestamp_ms)
+    clock.process_due(block_state, height, timestamp_ms, params)
     receipts = tuple(
         _apply_tx(block_kv, TxContext(State(Overlay(block_kv)), tx, height, timestamp_ms, i,
                                       params, signers=state), chain_id)

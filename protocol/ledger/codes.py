@@ -1,7 +1,8 @@
 """Stable reason codes of the ledger: every rejected transaction's receipt carries one.
 
 Codes shared with basic validation (UNKNOWN_KEY, ROLE_FORBIDDEN ...) keep the same spelling as
-`protocol.validation`. Clients may match on these strings; never rename one.
+`protocol.validation`. Clients may match on these strings; never rename one. docs/domain.md §4
+says which rule each code belongs to.
 """
 
 from typing import Final
@@ -52,6 +53,11 @@ FX_CLASS_C: Final = "FX_CLASS_C"
 ALREADY_FROZEN: Final = "ALREADY_FROZEN"
 NOT_FROZEN: Final = "NOT_FROZEN"
 DUPLICATE_ENTRY: Final = "DUPLICATE_ENTRY"
+SIGNER_MISMATCH: Final = "SIGNER_MISMATCH"  # an enterprise signs only for itself (I-10)
+ENTERPRISE_HAS_KEY: Final = "ENTERPRISE_HAS_KEY"  # mandates are for keyless enterprises (I-11)
+NO_MANDATE: Final = "NO_MANDATE"
+MANDATE_EXPIRED: Final = "MANDATE_EXPIRED"
+FX_CLASS_B_TENOR: Final = "FX_CLASS_B_TENOR"
 
 # --- consent --------------------------------------------------------------------------------
 UNKNOWN_BANK: Final = "UNKNOWN_BANK"
@@ -65,6 +71,8 @@ DECLARATION_CANCELLED: Final = "DECLARATION_CANCELLED"
 DECLARATION_PLEDGED: Final = "DECLARATION_PLEDGED"
 AMEND_BELOW_PLEDGED: Final = "AMEND_BELOW_PLEDGED"
 AMEND_BELOW_PROCEEDS: Final = "AMEND_BELOW_PROCEEDS"
+BAD_DATE: Final = "BAD_DATE"
+EXPORT_DATE_IN_FUTURE: Final = "EXPORT_DATE_IN_FUTURE"
 
 # --- financings (banks) ---------------------------------------------------------------------
 FINANCING_EXISTS: Final = "FINANCING_EXISTS"
@@ -81,6 +89,32 @@ REPAYMENT_EXCEEDS_OUTSTANDING: Final = "REPAYMENT_EXCEEDS_OUTSTANDING"
 OUTSTANDING_BALANCE: Final = "OUTSTANDING_BALANCE"
 TOO_MANY_REPAYMENTS: Final = "TOO_MANY_REPAYMENTS"
 DECLARATION_NOT_PLEDGED: Final = "DECLARATION_NOT_PLEDGED"
+RECEIVABLE_COLLECTED: Final = "RECEIVABLE_COLLECTED"
+RECEIVABLE_TOO_OLD: Final = "RECEIVABLE_TOO_OLD"
+TOO_MANY_PLEDGES: Final = "TOO_MANY_PLEDGES"
+TOO_MANY_FINANCINGS: Final = "TOO_MANY_FINANCINGS"
+COLLATERAL_SHORTFALL: Final = "COLLATERAL_SHORTFALL"
+BAD_MATURITY: Final = "BAD_MATURITY"
+FINANCING_LAPSED: Final = "FINANCING_LAPSED"
+NO_PLEDGES: Final = "NO_PLEDGES"
+
+# --- financing applications (enterprises, banks under a mandate) -----------------------------
+NO_APPLICATION: Final = "NO_APPLICATION"
+APPLICATION_EXISTS: Final = "APPLICATION_EXISTS"
+APPLICATION_OTHER_BANK: Final = "APPLICATION_OTHER_BANK"
+APPLICATION_NOT_OPEN: Final = "APPLICATION_NOT_OPEN"
+APPLICATION_EXPIRED: Final = "APPLICATION_EXPIRED"
+APPLICATION_MISMATCH: Final = "APPLICATION_MISMATCH"
+EXCEEDS_APPLICATION: Final = "EXCEEDS_APPLICATION"
+BAD_EXPIRY: Final = "BAD_EXPIRY"
+
+# --- exchange rates and consortium parameters (regulator) ------------------------------------
+SAME_CURRENCY: Final = "SAME_CURRENCY"
+FX_DATE_OUT_OF_RANGE: Final = "FX_DATE_OUT_OF_RANGE"
+FX_RATE_MISSING: Final = "FX_RATE_MISSING"
+UNKNOWN_PARAM: Final = "UNKNOWN_PARAM"
+PARAM_OUT_OF_RANGE: Final = "PARAM_OUT_OF_RANGE"
+REASON_REQUIRED: Final = "REASON_REQUIRED"
 
 # --- payments, proceeds and tax forms -------------------------------------------------------
 PAYMENT_EXISTS: Final = "PAYMENT_EXISTS"
@@ -91,6 +125,28 @@ UNKNOWN_FORM: Final = "UNKNOWN_FORM"
 FORM_REVOKED: Final = "FORM_REVOKED"
 FORM_EXCEEDED: Final = "FORM_EXCEEDED"
 PAYER_MISMATCH: Final = "PAYER_MISMATCH"
+UNKNOWN_PAYMENT: Final = "UNKNOWN_PAYMENT"
+NOT_RECORDING_BANK: Final = "NOT_RECORDING_BANK"
+PAYMENT_REVERSED: Final = "PAYMENT_REVERSED"
+REVIEW_REQUIRED: Final = "REVIEW_REQUIRED"
+UNKNOWN_REVIEW: Final = "UNKNOWN_REVIEW"
+REVIEW_EXISTS: Final = "REVIEW_EXISTS"
+REVIEW_MISMATCH: Final = "REVIEW_MISMATCH"
+REVIEW_USED: Final = "REVIEW_USED"
+REVIEW_EXPIRED: Final = "REVIEW_EXPIRED"
+
+# --- flags on a financing whose collateral was cut (never in receipts; I-2, I-12, I-17) ------
+FLAG_COLLATERAL_CANCELLED: Final = "COLLATERAL_CANCELLED"
+FLAG_COLLATERAL_AMENDED: Final = "COLLATERAL_AMENDED"
+FLAG_COLLATERAL_COLLECTED: Final = "COLLATERAL_COLLECTED"
+FLAG_PLEDGES_RELEASED: Final = "PLEDGES_RELEASED"
+ALL_FLAG_CODES: Final = frozenset({FLAG_COLLATERAL_CANCELLED, FLAG_COLLATERAL_AMENDED,
+                                   FLAG_COLLATERAL_COLLECTED, FLAG_PLEDGES_RELEASED})
+
+# --- history entries of time-driven transitions (never in receipts; docs/domain.md §4.2) ------
+CLOCK_LAPSE: Final = "clock.lapse"
+CLOCK_OVERDUE: Final = "clock.overdue"
+CLOCK_APPLICATION_EXPIRED: Final = "clock.application_expired"
 
 # --- queries (never in receipts) ------------------------------------------------------------
 QUERY_UNKNOWN_READER: Final = "UNKNOWN_READER"
@@ -116,4 +172,18 @@ ALL_TX_CODES: Final = frozenset({
     OUTSTANDING_BALANCE, TOO_MANY_REPAYMENTS, DECLARATION_NOT_PLEDGED, PAYMENT_EXISTS,
     PROCEEDS_EXISTS, PROCEEDS_EXCEED_VALUE, FORM_EXISTS, UNKNOWN_FORM, FORM_REVOKED,
     FORM_EXCEEDED, PAYER_MISMATCH,
+    # issue 15
+    SIGNER_MISMATCH, ENTERPRISE_HAS_KEY, NO_MANDATE, MANDATE_EXPIRED, FX_CLASS_B_TENOR,
+    BAD_DATE, EXPORT_DATE_IN_FUTURE, RECEIVABLE_COLLECTED, RECEIVABLE_TOO_OLD, TOO_MANY_PLEDGES,
+    TOO_MANY_FINANCINGS, COLLATERAL_SHORTFALL, BAD_MATURITY, FINANCING_LAPSED, NO_PLEDGES,
+    NO_APPLICATION, APPLICATION_EXISTS, APPLICATION_OTHER_BANK, APPLICATION_NOT_OPEN,
+    APPLICATION_EXPIRED, APPLICATION_MISMATCH, EXCEEDS_APPLICATION, BAD_EXPIRY, SAME_CURRENCY,
+    FX_DATE_OUT_OF_RANGE, FX_RATE_MISSING, UNKNOWN_PARAM,
+    PARAM_OUT_OF_RANGE, REASON_REQUIRED, UNKNOWN_PAYMENT, NOT_RECORDING_BANK, PAYMENT_REVERSED,
+    REVIEW_REQUIRED, UNKNOWN_REVIEW, REVIEW_EXISTS, REVIEW_MISMATCH, REVIEW_USED, REVIEW_EXPIRED,
 })
+
+# No longer produced since issue 15 (customs is the authority of record, docs/domain.md I-12);
+# kept in ALL_TX_CODES because receipts in existing blocks carry them.
+RETIRED_TX_CODES: Final = frozenset({DECLARATION_PLEDGED, AMEND_BELOW_PLEDGED,
+                                     AMEND_BELOW_PROCEEDS})

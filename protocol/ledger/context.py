@@ -1,10 +1,15 @@
 """What a transaction handler sees: the transaction, the block it is in, and a state whose
-writes are kept only if the handler returns without raising `Rejected`."""
+writes are kept only if the handler returns without raising `Rejected`.
+
+`Act` is what the rules shared by transactions and time-driven transitions need (the state,
+the block's height, time and parameters, and a way to name the records changed): `TxContext`
+for a transaction, `ClockContext` for the transitions at the start of a block (clock.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from protocol import limits, types
 from protocol.ledger import codes, keys, records
@@ -24,6 +29,37 @@ class Rejected(Exception):
 
 def reject(code: str, message: str) -> NoReturn:
     raise Rejected(code, message)
+
+
+class Act(Protocol):
+    state: State
+    height: int
+    timestamp_ms: int
+    params: types.Params
+
+    def touch(self, record_key: bytes) -> None: ...
+
+    def write(self, record_key: bytes, record: object) -> None: ...
+
+
+@dataclass
+class ClockContext:
+    """The time-driven transitions at the start of a block: every record they change gets one
+    history entry at this height, named after the first transition that changed it."""
+
+    state: State
+    height: int
+    timestamp_ms: int
+    params: types.Params
+    event: str = ""
+    touched: dict[bytes, str] = field(default_factory=dict)
+
+    def touch(self, record_key: bytes) -> None:
+        self.touched.setdefault(record_key, self.event)
+
+    def write(self, record_key: bytes, record: object) -> None:
+        self.state.put(record_key, record)
+        self.touch(record_key)
 
 
 @dataclass
@@ -80,23 +116,36 @@ class TxContext:
             reject(codes.DECLARATION_CANCELLED, f"declaration {declaration_no} is cancelled")
         return decl
 
+    def own_declaration(self, declaration_no: str, uscc: str) -> records.Declaration:
+        """A live declaration whose exporter is `uscc`."""
+        decl = self.live_declaration(declaration_no)
+        if decl.exporter != uscc:
+            reject(codes.EXPORTER_MISMATCH, f"declaration {declaration_no} is an export of "
+                   f"{decl.exporter}, not {uscc}")
+        return decl
+
     def financing(self, financing_id: str) -> records.Financing:
         fin = self.state.get(keys.financing(financing_id), records.Financing)
         if fin is None:
             reject(codes.UNKNOWN_FINANCING, f"financing {financing_id} does not exist")
         return fin
 
-    def own_financing(self, financing_id: str, *allowed_status: str) -> records.Financing:
-        """A financing of the signing bank in one of `allowed_status`."""
+    def own_financing(self, financing_id: str) -> records.Financing:
+        """A financing of the signing bank (its status is for the lifecycle table to judge)."""
         fin = self.financing(financing_id)
         if fin.bank != self.signer:
             reject(codes.NOT_LENDING_BANK,
                    f"financing {financing_id} belongs to {fin.bank}, not {self.signer}")
-        if fin.status not in allowed_status:
-            reject(codes.BAD_FINANCING_STATUS,
-                   f"financing {financing_id} is {fin.status}; this needs "
-                   f"{' or '.join(allowed_status)}")
         return fin
+
+    def check_expiry(self, expires_at_ms: int, validity_max_ms: int, what: str) -> None:
+        """An expiry after the block time and at most `validity_max_ms` after it."""
+        if expires_at_ms <= self.timestamp_ms:
+            reject(codes.BAD_EXPIRY, f"{what} would expire at {expires_at_ms}, not after the "
+                   f"block time {self.timestamp_ms}")
+        if expires_at_ms > self.timestamp_ms + validity_max_ms:
+            reject(codes.BAD_EXPIRY, f"{what} would expire at {expires_at_ms}, more than "
+                   f"{validity_max_ms} ms after the block time {self.timestamp_ms}")
 
     def tax_form(self, form_no: str) -> records.TaxForm:
         form = self.state.get(keys.tax_form(form_no), records.TaxForm)

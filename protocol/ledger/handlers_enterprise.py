@@ -1,5 +1,5 @@
-"""Bank and enterprise transactions about enterprises: KYC registration, the credit file and
-consent to read it."""
+"""Bank and enterprise transactions about enterprises: KYC registration, the enterprise's own
+key, the credit file and consent to read it (docs/domain.md I-10)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,27 @@ from protocol.txtypes import (
     GrantConsent,
     RecordCredit,
     RegisterEnterprise,
+    RekeyEnterprise,
     RevokeConsent,
 )
 
 
+def _check_public_key(public_key: bytes) -> None:
+    try:
+        if len(public_key) != limits.PUBLIC_KEY_BYTES:
+            raise CryptoError(f"a public key is {limits.PUBLIC_KEY_BYTES} bytes")
+        crypto.check_public_key(public_key)
+    except CryptoError as exc:
+        reject(codes.BAD_PUBLIC_KEY, f"not a usable Ed25519 public key: {exc}")
+
+
 def register(ctx: TxContext, p: RegisterEnterprise) -> None:
     """KYC by a serving bank. The first bank creates the record; another bank adds itself to
-    the serving banks (name and country must match). The enterprise's key may be set by any
-    serving bank while none is set, and replaced only by the bank that set it."""
+    the serving banks (name and country must match). A bank may set the key of an enterprise
+    that has none; a key the enterprise holds is never replaced by a bank (it rotates it with
+    enterprise.rekey)."""
     if p.public_key:
-        try:
-            if len(p.public_key) != limits.PUBLIC_KEY_BYTES:
-                raise CryptoError(f"a public key is {limits.PUBLIC_KEY_BYTES} bytes")
-            crypto.check_public_key(p.public_key)
-        except CryptoError as exc:
-            reject(codes.BAD_PUBLIC_KEY, f"not a usable Ed25519 public key: {exc}")
+        _check_public_key(p.public_key)
     if ctx.state.institution(p.uscc) is not None:
         reject(codes.ID_TAKEN, f"{p.uscc} is an institution's id")
     ent = ctx.state.enterprise(p.uscc)
@@ -36,7 +42,7 @@ def register(ctx: TxContext, p: RegisterEnterprise) -> None:
     if ent is None:
         ctx.write(key, records.EnterpriseRecord(
             uscc=p.uscc, name=p.name, country=p.country, serving_banks=(ctx.signer,),
-            public_key=p.public_key, key_bank=ctx.signer if p.public_key else "",
+            public_key=p.public_key, key_set_by=ctx.signer if p.public_key else "",
             registered_height=ctx.height))
         return
     if ent.name != p.name or ent.country != p.country:
@@ -58,11 +64,24 @@ def _reregister(ctx: TxContext, ent: records.EnterpriseRecord,
         serving = (*serving, ctx.signer)
     if not public_key or public_key == ent.public_key:
         return dataclasses.replace(ent, serving_banks=serving)
-    if ent.public_key and ent.key_bank != ctx.signer:
-        reject(codes.ENTERPRISE_KEY_CONFLICT, f"enterprise {ent.uscc}'s key was registered by "
-               f"{ent.key_bank}; only that bank may replace it")
+    if ent.public_key:
+        reject(codes.ENTERPRISE_KEY_CONFLICT, f"enterprise {ent.uscc} holds a key; it rotates "
+               "it itself (enterprise.rekey), no bank replaces it")
     return dataclasses.replace(ent, serving_banks=serving, public_key=public_key,
-                               key_bank=ctx.signer)
+                               key_set_by=ctx.signer)
+
+
+def rekey(ctx: TxContext, p: RekeyEnterprise) -> None:
+    """The enterprise rotates its own key (signed with the current one), or the regulator sets
+    one for an enterprise that lost its key. The new key signs from the next block on."""
+    if ctx.state.institution(ctx.signer) is None and ctx.signer != p.uscc:
+        reject(codes.SIGNER_MISMATCH, f"{ctx.signer} cannot re-key enterprise {p.uscc}")
+    ent = ctx.enterprise(p.uscc)
+    _check_public_key(p.new_public_key)
+    if p.new_public_key == ent.public_key:
+        reject(codes.KEY_EXISTS, f"enterprise {p.uscc} already holds this key")
+    ctx.write(keys.enterprise(p.uscc), dataclasses.replace(
+        ent, public_key=p.new_public_key, key_set_by=ctx.signer))
 
 
 def record_credit(ctx: TxContext, p: RecordCredit) -> None:

@@ -1,5 +1,7 @@
 """Regulator transactions: institutions (admit, suspend, reinstate, re-key), their nodes and
-the ordering set, and the regulatory status of enterprises (FX class, freeze)."""
+the ordering set, the regulatory status of enterprises (FX class, freeze), consortium
+parameters, reference exchange rates and payment reviews (docs/domain.md I-13, I-17).
+Releasing a financing's pledges is in handlers_financing.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import dataclasses
 
 from protocol import crypto, limits, types
 from protocol.errors import CryptoError
-from protocol.ledger import codes, keys, records
+from protocol.ledger import codes, dates, keys, records
 from protocol.ledger.context import TxContext, reject
 from protocol.ledger.state import key_active
 from protocol.txtypes import (
@@ -16,11 +18,14 @@ from protocol.txtypes import (
     AddOrderer,
     AdmitInstitution,
     FreezeEnterprise,
+    PublishFxRate,
     ReinstateInstitution,
     RekeyInstitution,
     RemoveOrderer,
+    ReviewPayment,
     SetFxClass,
     SetNode,
+    SetParam,
     SuspendInstitution,
     UnfreezeEnterprise,
     check_format,
@@ -153,3 +158,52 @@ def unfreeze(ctx: TxContext, p: UnfreezeEnterprise) -> None:
     ctx.state.put(keys.regulatory(p.uscc),
               dataclasses.replace(status, frozen=False, freeze_reason=""))
     ctx.touch(keys.enterprise(p.uscc))
+
+
+def set_param(ctx: TxContext, p: SetParam) -> None:
+    """Change one parameter of `types.CHANGEABLE_PARAMS`. The block's transactions keep the
+    parameters of the block's start (`ctx.params`): the change applies from the next block."""
+    bounds = types.CHANGEABLE_PARAMS.get(p.name)
+    if bounds is None:
+        reject(codes.UNKNOWN_PARAM, f"{p.name!r} is not a changeable parameter (one of "
+               f"{', '.join(sorted(types.CHANGEABLE_PARAMS))})")
+    low, high = bounds
+    if not low <= p.value <= high:
+        reject(codes.PARAM_OUT_OF_RANGE, f"{p.name} must lie in [{low}, {high}], not {p.value}")
+    params = dataclasses.replace(ctx.state.params, **{p.name: p.value})
+    if params.heartbeat_interval_ms < params.block_interval_ms:
+        reject(codes.PARAM_OUT_OF_RANGE, f"heartbeat_interval_ms {params.heartbeat_interval_ms} "
+               f"is shorter than the block interval {params.block_interval_ms}")
+    ctx.write(keys.PARAMS, params)
+
+
+def publish_fx_rate(ctx: TxContext, p: PublishFxRate) -> None:
+    """A reference rate for a date from today to FX_RATE_AHEAD_DAYS_MAX days ahead; a rate may
+    be replaced until its day has passed."""
+    if p.base == p.quote:
+        reject(codes.SAME_CURRENCY, f"a rate needs two currencies, not {p.base}/{p.quote}")
+    day = dates.parse_day(p.date)
+    if day is None:
+        reject(codes.BAD_DATE, f"{p.date} is not a calendar date")
+    today = dates.day_of(ctx.timestamp_ms)
+    if not today <= day <= today + limits.FX_RATE_AHEAD_DAYS_MAX:
+        reject(codes.FX_DATE_OUT_OF_RANGE, f"a rate is published for today "
+               f"({dates.format_day(today)}) or up to {limits.FX_RATE_AHEAD_DAYS_MAX} days "
+               f"ahead, not for {p.date}")
+    ctx.write(keys.fx_rate(p.base, p.quote, p.date),
+              records.FxRate(p.base, p.quote, p.date, p.rate_e8, ctx.height))
+
+
+def review_payment(ctx: TxContext, p: ReviewPayment) -> None:
+    key = keys.review(p.payer, p.review_id)
+    if ctx.state.kv.get(key) is not None:
+        reject(codes.REVIEW_EXISTS, f"review {p.review_id} of {p.payer} exists")
+    form = ctx.tax_form(p.form_no)
+    if form.payer != p.payer:
+        reject(codes.PAYER_MISMATCH, f"tax filing form {p.form_no} is for payer {form.payer}, "
+               f"not {p.payer}")
+    ctx.check_expiry(p.expires_at_ms, limits.REVIEW_VALIDITY_MS_MAX, "the review")
+    ctx.write(key, records.PaymentReview(
+        uscc=p.payer, review_id=p.review_id, form_no=p.form_no, amount=p.amount,
+        expires_at_ms=p.expires_at_ms, status=records.OPEN, payment_id="", height=ctx.height))
+    ctx.touch(keys.enterprise(p.payer))

@@ -1,21 +1,12 @@
-"""Trade-finance transactions: export declarations (customs), financings, inbound proceeds and
-outbound payments (banks), tax filing forms (tax bureau).
+"""Export declarations (customs), inbound proceeds and outbound payments (banks), tax filing
+forms (tax bureau); financings are in handlers_financing.py.
 
-Financing rules (invariants 1, 2 and 5 of docs/domain.md):
-- a financing pledges amounts of declarations; a declaration's cap is
-  ``floor(value * advance_rate_bps / 10000)`` and the pledges of every financing that holds
-  pledges (approved, disbursed or defaulted) never sum above it;
-- the principal must not exceed the sum of the financing's own pledges;
-- every pledged declaration is registered, not cancelled, of the financed exporter and in the
-  financing's currency; the enterprise is served by the bank, not frozen and not in FX class C
-  (checked again at disbursement);
-- pledges are released when the financing is repaid in full or closed. A defaulted financing
-  keeps its pledges: the receivable stays assigned to the lender until it closes the
-  financing (recovery or write-off), so no other bank can finance it meanwhile;
-- a freeze or FX class C stops new financing only (opening and disbursing); repayments,
-  proceeds and payments go on;
-- proceeds recorded against a declaration never sum above its declared value, and a
-  declaration's value is never amended below its proceeds.
+- Customs is the authority of record (docs/domain.md I-12): it amends or cancels any
+  declaration; open pledges above the new cap are cut and their financings flagged.
+- Proceeds received at any bank reduce a declaration's outstanding value (I-2, I-16); naming a
+  financing they repay it, converted at the rate of the day.
+- Outbound payments (I-13, I-14, I-15): not for a frozen payer; a class C payer's needs a
+  regulator review; they never exceed the form; the recording bank may reverse one.
 """
 
 from __future__ import annotations
@@ -23,30 +14,20 @@ from __future__ import annotations
 import dataclasses
 
 from protocol import limits
-from protocol.ledger import codes, keys, records
+from protocol.ledger import codes, dates, fx, keys, lifecycle, records
 from protocol.ledger.context import TxContext, reject
+from protocol.ledger.handlers_financing import rate_e8, repay
+from protocol.ledger.pledges import cut_to_cap
 from protocol.txtypes import (
     AmendDeclaration,
     CancelDeclaration,
-    CloseFinancing,
-    DefaultFinancing,
-    DisburseFinancing,
-    OpenFinancing,
     RecordInboundProceeds,
     RecordOutboundPayment,
     RegisterDeclaration,
     RegisterTaxForm,
-    RepayFinancing,
+    ReverseOutboundPayment,
     RevokeTaxForm,
 )
-
-_BPS: int = 10_000
-
-
-def declaration_cap(value: int, advance_rate_bps: int) -> int:
-    """The most that may be pledged against a declaration of `value` (rounded down)."""
-    return value * advance_rate_bps // _BPS
-
 
 # ------------------------------------------------------------------------------ customs
 
@@ -55,167 +36,54 @@ def register_declaration(ctx: TxContext, p: RegisterDeclaration) -> None:
     key = keys.declaration(p.declaration_no)
     if ctx.state.kv.get(key) is not None:
         reject(codes.DECLARATION_EXISTS, f"declaration {p.declaration_no} already exists")
+    day = dates.parse_day(p.export_date)
+    if day is None:
+        reject(codes.BAD_DATE, f"export date {p.export_date} is not a calendar date")
+    latest = ctx.timestamp_ms + limits.EXPORT_DATE_AHEAD_MS_MAX
+    if dates.start_ms(day) > latest:
+        reject(codes.EXPORT_DATE_IN_FUTURE, f"export date {p.export_date} lies more than "
+               f"{limits.EXPORT_DATE_AHEAD_MS_MAX} ms after the block time {ctx.timestamp_ms}")
     ctx.write(key, records.Declaration(
         declaration_no=p.declaration_no, exporter=p.exporter, buyer=p.buyer,
         destination=p.destination, goods=p.goods, value=p.value, currency=p.currency,
         export_date=p.export_date, status=records.REGISTERED, pledged=0, proceeds=0,
-        customs=ctx.signer, registered_height=ctx.height))
+        pledge_rate_bps=ctx.params.advance_rate_bps, customs=ctx.signer,
+        registered_height=ctx.height, status_reason=""))
+    ctx.state.put(keys.exporter_decl(p.exporter, p.declaration_no), records.Marker())
 
 
 def amend_declaration(ctx: TxContext, p: AmendDeclaration) -> None:
-    decl = ctx.live_declaration(p.declaration_no)
-    cap = declaration_cap(p.value, ctx.params.advance_rate_bps)
-    if cap < decl.pledged:
-        reject(codes.AMEND_BELOW_PLEDGED, f"declaration {p.declaration_no} has {decl.pledged} "
-               f"pledged; value {p.value} would allow only {cap}")
-    if p.value < decl.proceeds:
-        reject(codes.AMEND_BELOW_PROCEEDS, f"declaration {p.declaration_no} already received "
-               f"{decl.proceeds} in proceeds, more than {p.value}")
+    decl = ctx.declaration(p.declaration_no)
+    status = lifecycle.advance(lifecycle.DECLARATION, p.declaration_no, decl.status,
+                               lifecycle.AMEND)
     ctx.write(keys.declaration(p.declaration_no), dataclasses.replace(
-        decl, value=p.value, goods=p.goods, status=records.AMENDED))
+        decl, value=p.value, goods=p.goods, status=status))
+    cut_to_cap(ctx, p.declaration_no, codes.FLAG_COLLATERAL_AMENDED,
+               f"{ctx.signer} amended declaration {p.declaration_no}: value {decl.value} -> "
+               f"{p.value}")
 
 
 def cancel_declaration(ctx: TxContext, p: CancelDeclaration) -> None:
-    decl = ctx.live_declaration(p.declaration_no)
-    if decl.pledged:
-        reject(codes.DECLARATION_PLEDGED,
-               f"declaration {p.declaration_no} secures {decl.pledged} of open financing")
+    decl = ctx.declaration(p.declaration_no)
+    status = lifecycle.advance(lifecycle.DECLARATION, p.declaration_no, decl.status,
+                               lifecycle.CANCEL)
     ctx.write(keys.declaration(p.declaration_no),
-              dataclasses.replace(decl, status=records.CANCELLED))
+              dataclasses.replace(decl, status=status, status_reason=p.reason))
+    cut_to_cap(ctx, p.declaration_no, codes.FLAG_COLLATERAL_CANCELLED,
+               f"{ctx.signer} cancelled declaration {p.declaration_no}: {p.reason}")
 
 
-# ------------------------------------------------------------------------------ financing
-
-
-def _check_may_finance(ctx: TxContext, uscc: str) -> None:
-    status = ctx.state.regulatory(uscc)
-    if status.frozen:
-        reject(codes.ENTERPRISE_FROZEN, f"enterprise {uscc} is frozen: {status.freeze_reason}")
-    if status.fx_class == "C":
-        reject(codes.FX_CLASS_C, f"enterprise {uscc} is in FX class C")
-
-
-def _check_pledge(ctx: TxContext, p: OpenFinancing, decl: records.Declaration,
-                  amount: int) -> None:
-    if decl.exporter != p.uscc:
-        reject(codes.EXPORTER_MISMATCH, f"declaration {decl.declaration_no} is an export of "
-               f"{decl.exporter}, not {p.uscc}")
-    if decl.currency != p.currency:
-        reject(codes.CURRENCY_MISMATCH, f"declaration {decl.declaration_no} is in "
-               f"{decl.currency}, the financing in {p.currency}")
-    cap = declaration_cap(decl.value, ctx.params.advance_rate_bps)
-    if decl.pledged + amount > cap:
-        code = codes.DOUBLE_FINANCING if decl.pledged else codes.ADVANCE_RATE_EXCEEDED
-        reject(code, f"declaration {decl.declaration_no}: {decl.pledged} already pledged, "
-               f"{amount} more would exceed {cap} (value {decl.value} at "
-               f"{ctx.params.advance_rate_bps} bps)")
-
-
-def open_financing(ctx: TxContext, p: OpenFinancing) -> None:
-    key = keys.financing(p.financing_id)
-    if ctx.state.kv.get(key) is not None:
-        reject(codes.FINANCING_EXISTS, f"financing {p.financing_id} already exists")
-    ctx.served_enterprise(p.uscc)
-    _check_may_finance(ctx, p.uscc)
-    seen: set[str] = set()
-    pledged: list[tuple[records.Declaration, int]] = []
-    for pledge in p.pledges:
-        if pledge.declaration_no in seen:
-            reject(codes.DUPLICATE_PLEDGE,
-                   f"declaration {pledge.declaration_no} is pledged twice in one financing")
-        seen.add(pledge.declaration_no)
-        decl = ctx.live_declaration(pledge.declaration_no)
-        _check_pledge(ctx, p, decl, pledge.amount)
-        pledged.append((decl, pledge.amount))
-    total = sum(amount for _, amount in pledged)
-    if p.principal > total:
-        reject(codes.PRINCIPAL_EXCEEDS_PLEDGES,
-               f"principal {p.principal} exceeds the pledged {total}")
-    for decl, amount in pledged:
-        ctx.write(keys.declaration(decl.declaration_no),
-                  dataclasses.replace(decl, pledged=decl.pledged + amount))
-    ctx.write(key, records.Financing(
-        financing_id=p.financing_id, bank=ctx.signer, uscc=p.uscc, principal=p.principal,
-        currency=p.currency,
-        pledges=tuple(records.PledgeRecord(x.declaration_no, x.amount) for x in p.pledges),
-        status=records.APPROVED, repaid=0, repayments=(), opened_height=ctx.height,
-        updated_height=ctx.height, default_reason=""))
-
-
-def _release_pledges(ctx: TxContext, fin: records.Financing) -> None:
-    for pledge in fin.pledges:
-        decl = ctx.declaration(pledge.declaration_no)
-        if decl.pledged < pledge.amount:
-            raise RuntimeError(f"declaration {decl.declaration_no} holds {decl.pledged}, less "
-                               f"than the {pledge.amount} financing {fin.financing_id} pledged")
-        ctx.write(keys.declaration(decl.declaration_no),
-                  dataclasses.replace(decl, pledged=decl.pledged - pledge.amount))
-
-
-def _set_status(ctx: TxContext, fin: records.Financing, updated: records.Financing) -> None:
-    """Store `updated` (a later version of `fin`), releasing the pledges when the financing
-    stops holding them."""
-    if fin.holds_pledges and not updated.holds_pledges:
-        _release_pledges(ctx, fin)
-    ctx.write(keys.financing(fin.financing_id),
-              dataclasses.replace(updated, updated_height=ctx.height))
-
-
-def disburse_financing(ctx: TxContext, p: DisburseFinancing) -> None:
-    fin = ctx.own_financing(p.financing_id, records.APPROVED)
-    _check_may_finance(ctx, fin.uscc)
-    _set_status(ctx, fin, dataclasses.replace(fin, status=records.DISBURSED))
-
-
-def _repay(ctx: TxContext, fin: records.Financing, amount: int, source: str) -> None:
-    if amount > fin.outstanding:
-        reject(codes.REPAYMENT_EXCEEDS_OUTSTANDING, f"financing {fin.financing_id} has "
-               f"{fin.outstanding} outstanding, less than {amount}")
-    if len(fin.repayments) >= limits.REPAYMENTS_PER_FINANCING_MAX:
-        reject(codes.TOO_MANY_REPAYMENTS, f"financing {fin.financing_id} has "
-               f"{limits.REPAYMENTS_PER_FINANCING_MAX} repayments already")
-    repaid = fin.repaid + amount
-    status = records.REPAID if repaid == fin.principal else fin.status
-    _set_status(ctx, fin, dataclasses.replace(
-        fin, status=status, repaid=repaid,
-        repayments=(*fin.repayments, records.Repayment(ctx.height, amount, source))))
-
-
-def repay_financing(ctx: TxContext, p: RepayFinancing) -> None:
-    fin = ctx.own_financing(p.financing_id, records.DISBURSED, records.DEFAULTED)
-    _repay(ctx, fin, p.amount, "repay")
-
-
-def close_financing(ctx: TxContext, p: CloseFinancing) -> None:
-    """Close a repaid financing, withdraw an approved one, or write off a defaulted one."""
-    fin = ctx.own_financing(p.financing_id, records.APPROVED, records.DISBURSED,
-                            records.REPAID, records.DEFAULTED)
-    if fin.status == records.DISBURSED:
-        reject(codes.OUTSTANDING_BALANCE, f"financing {p.financing_id} has {fin.outstanding} "
-               "outstanding; repay it or declare a default first")
-    _set_status(ctx, fin, dataclasses.replace(fin, status=records.CLOSED))
-
-
-def default_financing(ctx: TxContext, p: DefaultFinancing) -> None:
-    fin = ctx.own_financing(p.financing_id, records.DISBURSED)
-    _set_status(ctx, fin, dataclasses.replace(fin, status=records.DEFAULTED,
-                                                  default_reason=p.reason))
-
-
-# ------------------------------------------------------------------------------ payments
+# ------------------------------------------------------------------------------ proceeds
 
 
 def record_inbound(ctx: TxContext, p: RecordInboundProceeds) -> None:
-    """Export proceeds for a declaration; with a financing id they repay that financing (at
-    most its outstanding amount; the rest is the exporter's)."""
+    """Export proceeds for a declaration, at any bank serving the exporter; with a financing id
+    they repay that financing (at most its outstanding amount; the rest is the exporter's)."""
     key = keys.proceeds(p.proceeds_id)
     if ctx.state.kv.get(key) is not None:
         reject(codes.PROCEEDS_EXISTS, f"proceeds {p.proceeds_id} are already recorded")
     ctx.served_enterprise(p.exporter)
-    decl = ctx.live_declaration(p.declaration_no)
-    if decl.exporter != p.exporter:
-        reject(codes.EXPORTER_MISMATCH, f"declaration {p.declaration_no} is an export of "
-               f"{decl.exporter}, not {p.exporter}")
+    decl = ctx.own_declaration(p.declaration_no, p.exporter)
     if decl.currency != p.currency:
         reject(codes.CURRENCY_MISMATCH, f"declaration {p.declaration_no} is in "
                f"{decl.currency}, the proceeds in {p.currency}")
@@ -224,26 +92,37 @@ def record_inbound(ctx: TxContext, p: RecordInboundProceeds) -> None:
                f"{decl.value} already received {decl.proceeds}; {p.amount} more exceeds it")
     ctx.write(keys.declaration(p.declaration_no),
               dataclasses.replace(decl, proceeds=decl.proceeds + p.amount))
-    applied = 0
+    applied, rate = 0, fx.SCALE
     if p.financing_id:
-        applied = _apply_proceeds(ctx, p)
+        applied, rate = _apply_proceeds(ctx, p, decl)
+    cut_to_cap(ctx, p.declaration_no, codes.FLAG_COLLATERAL_COLLECTED,
+               f"{ctx.signer} recorded proceeds {p.proceeds_id} of {p.amount} {p.currency} on "
+               f"declaration {p.declaration_no}", beneficiary=p.financing_id)
     ctx.write(key, records.InboundProceeds(
         proceeds_id=p.proceeds_id, bank=ctx.signer, exporter=p.exporter,
         declaration_no=p.declaration_no, amount=p.amount, currency=p.currency,
-        financing_id=p.financing_id, applied_to_financing=applied, height=ctx.height))
+        financing_id=p.financing_id, applied_to_financing=applied, rate_e8=rate,
+        height=ctx.height))
 
 
-def _apply_proceeds(ctx: TxContext, p: RecordInboundProceeds) -> int:
-    fin = ctx.own_financing(p.financing_id, records.DISBURSED, records.DEFAULTED)
+def _apply_proceeds(ctx: TxContext, p: RecordInboundProceeds,
+                    decl: records.Declaration) -> tuple[int, int]:
+    fin = ctx.own_financing(p.financing_id)
+    lifecycle.advance(lifecycle.FINANCING, fin.financing_id, fin.status, lifecycle.REPAY_PART)
     if fin.uscc != p.exporter:
         reject(codes.EXPORTER_MISMATCH,
                f"financing {p.financing_id} finances {fin.uscc}, not {p.exporter}")
-    if all(x.declaration_no != p.declaration_no for x in fin.pledges):
+    if fin.pledge_on(p.declaration_no) is None:
         reject(codes.DECLARATION_NOT_PLEDGED,
                f"financing {p.financing_id} is not secured by declaration {p.declaration_no}")
-    applied = min(p.amount, fin.outstanding)
-    _repay(ctx, fin, applied, p.proceeds_id)
-    return applied
+    rate = rate_e8(ctx, decl.currency, fin.currency)
+    applied = min(fx.convert(p.amount, rate), fin.outstanding)
+    if applied:
+        repay(ctx, fin, applied, p.proceeds_id)
+    return applied, rate
+
+
+# ------------------------------------------------------------------------------ payments
 
 
 def record_outbound(ctx: TxContext, p: RecordOutboundPayment) -> None:
@@ -251,6 +130,10 @@ def record_outbound(ctx: TxContext, p: RecordOutboundPayment) -> None:
     if ctx.state.kv.get(key) is not None:
         reject(codes.PAYMENT_EXISTS, f"payment {p.payment_id} is already recorded")
     ctx.served_enterprise(p.payer)
+    status = ctx.state.regulatory(p.payer)
+    if status.frozen:
+        reject(codes.ENTERPRISE_FROZEN, f"enterprise {p.payer} is frozen: "
+               f"{status.freeze_reason}")
     form = ctx.tax_form(p.form_no)
     if form.status == records.REVOKED:
         reject(codes.FORM_REVOKED, f"tax filing form {p.form_no} is revoked")
@@ -263,10 +146,48 @@ def record_outbound(ctx: TxContext, p: RecordOutboundPayment) -> None:
     if form.used + p.amount > form.amount:
         reject(codes.FORM_EXCEEDED, f"tax filing form {p.form_no} of {form.amount} has "
                f"{form.amount - form.used} left, less than {p.amount}")
+    if status.fx_class == "C" or p.review_id:
+        _use_review(ctx, p)
     ctx.write(keys.tax_form(p.form_no), dataclasses.replace(form, used=form.used + p.amount))
     ctx.write(key, records.OutboundPayment(
         payment_id=p.payment_id, bank=ctx.signer, payer=p.payer, form_no=p.form_no,
-        amount=p.amount, currency=p.currency, height=ctx.height))
+        amount=p.amount, currency=p.currency, height=ctx.height, tax_paid=form.tax_paid,
+        review_id=p.review_id, status=records.RECORDED, reverse_reason=""))
+
+
+def _use_review(ctx: TxContext, p: RecordOutboundPayment) -> None:
+    """A class C payer's payment uses up a regulator review of that payer and form (I-13)."""
+    if not p.review_id:
+        reject(codes.REVIEW_REQUIRED, f"enterprise {p.payer} is in FX class C: each outbound "
+               "payment needs a regulator review")
+    key = keys.review(p.payer, p.review_id)
+    review = ctx.state.get(key, records.PaymentReview)
+    if review is None:
+        reject(codes.UNKNOWN_REVIEW, f"the regulator made no review {p.review_id} of {p.payer}")
+    status = lifecycle.advance(lifecycle.REVIEW, p.review_id, review.status,
+                               lifecycle.USE_REVIEW)
+    if ctx.timestamp_ms >= review.expires_at_ms:
+        reject(codes.REVIEW_EXPIRED, f"review {p.review_id} expired at {review.expires_at_ms}")
+    if review.form_no != p.form_no or p.amount > review.amount:
+        reject(codes.REVIEW_MISMATCH, f"review {p.review_id} covers at most {review.amount} "
+               f"against form {review.form_no}, not {p.amount} against {p.form_no}")
+    ctx.write(key, dataclasses.replace(review, status=status, payment_id=p.payment_id))
+
+
+def reverse_outbound(ctx: TxContext, p: ReverseOutboundPayment) -> None:
+    key = keys.payment(p.payment_id)
+    pay = ctx.state.get(key, records.OutboundPayment)
+    if pay is None:
+        reject(codes.UNKNOWN_PAYMENT, f"payment {p.payment_id} is not recorded")
+    if pay.bank != ctx.signer:
+        reject(codes.NOT_RECORDING_BANK, f"payment {p.payment_id} was recorded by {pay.bank}, "
+               f"not {ctx.signer}")
+    if not p.reason.strip():
+        reject(codes.REASON_REQUIRED, "reversing a payment needs a reason")
+    status = lifecycle.advance(lifecycle.PAYMENT, p.payment_id, pay.status, lifecycle.REVERSE)
+    form = ctx.tax_form(pay.form_no)
+    ctx.write(keys.tax_form(pay.form_no), dataclasses.replace(form, used=form.used - pay.amount))
+    ctx.write(key, dataclasses.replace(pay, status=status, reverse_reason=p.reason))
 
 
 # ------------------------------------------------------------------------------ tax bureau
@@ -284,6 +205,6 @@ def register_tax_form(ctx: TxContext, p: RegisterTaxForm) -> None:
 
 def revoke_tax_form(ctx: TxContext, p: RevokeTaxForm) -> None:
     form = ctx.tax_form(p.form_no)
-    if form.status == records.REVOKED:
-        reject(codes.FORM_REVOKED, f"tax filing form {p.form_no} is already revoked")
-    ctx.write(keys.tax_form(p.form_no), dataclasses.replace(form, status=records.REVOKED))
+    status = lifecycle.advance(lifecycle.TAX_FORM, p.form_no, form.status,
+                               lifecycle.REVOKE_FORM)
+    ctx.write(keys.tax_form(p.form_no), dataclasses.replace(form, status=status))

@@ -16,8 +16,20 @@ A key is a table tag, then its fields, each preceded by a NUL byte::
     form\\0<form no>                     TaxForm
     pay\\0<payment id>                   OutboundPayment
     proc\\0<proceeds id>                 InboundProceeds
+    app\\0<uscc>\\0<application id>       Application (an enterprise's financing application)
+    mand\\0<uscc>\\0<bank id>             Mandate (a keyless enterprise's authority for a bank)
+    fx\\0<base>\\0<quote>\\0<YYYY-MM-DD>   FxRate (the regulator's reference rate)
+    rev\\0<uscc>\\0<review id>            PaymentReview (class C outbound payments)
+    due\\0<at_ms:8><kind:1><record id>   Marker: a pending time-driven transition (clock.py)
+    dpl\\0<decl no>\\0<height:8><index:4><financing id>   Marker: open pledges by priority
+    edecl\\0<uscc>\\0<decl no>            Marker: declarations by exporter
+    eact\\0<uscc>\\0<financing id>        Marker: live financings by enterprise
+    bact\\0<bank id>\\0<financing id>     Marker: live financings by bank (its book)
+    watch\\0<flagged|overdue>\\0<financing id>   Marker: the regulator's watch list
     nonce\\0<signer>\\0<nonce bytes>      NonceRecord (replay protection)
     hist\\0<record key>\\0<height:8><index:4>   HistoryEntry (per-record history)
+    hist\\0<record key>\\0<height:8>     HistoryEntry of a time-driven transition (before
+                                        the block's transactions, so it sorts first)
     exp\\0<expires_at_ms:8><signer>\\0<nonce>   Marker: nonces by expiry (derived index)
     smt\\0<depth:1><path nibbles>        state-root tree record (derived, see smt.py)
 
@@ -25,7 +37,9 @@ Identifiers never contain NUL (the codec refuses control characters) and every t
 fixed number of fields, so the layout is unambiguous and a record's history is the key range
 ``hist\\0<record key>\\0``. Integers are big-endian, so byte order is numeric order.
 
-The state root covers every key except the derived tables `exp` and `smt`.
+The state root covers every key except the derived tables `exp` and `smt`; the secondary
+indexes (`due`, `dpl`, `edecl`, `eact`, `bact`, `watch`) are rooted because the rules and the
+queries read them (ADR 0017 §4).
 """
 
 from __future__ import annotations
@@ -49,6 +63,16 @@ FINANCING: Final = b"fin\x00"
 TAX_FORM: Final = b"form\x00"
 PAYMENT: Final = b"pay\x00"
 PROCEEDS: Final = b"proc\x00"
+APPLICATION: Final = b"app\x00"
+MANDATE: Final = b"mand\x00"
+FX_RATE: Final = b"fx\x00"
+REVIEW: Final = b"rev\x00"
+DUE: Final = b"due\x00"
+DECL_PLEDGES: Final = b"dpl\x00"
+EXPORTER_DECLS: Final = b"edecl\x00"
+ENTERPRISE_LIVE: Final = b"eact\x00"
+BANK_LIVE: Final = b"bact\x00"
+WATCH: Final = b"watch\x00"
 NONCE: Final = b"nonce\x00"
 HISTORY: Final = b"hist\x00"
 EXPIRY: Final = b"exp\x00"
@@ -110,6 +134,108 @@ def proceeds(proceeds_id: str) -> bytes:
     return PROCEEDS + _s(proceeds_id)
 
 
+def application_prefix(uscc: str) -> bytes:
+    return APPLICATION + _s(uscc) + SEP
+
+
+def application(uscc: str, application_id: str) -> bytes:
+    return application_prefix(uscc) + _s(application_id)
+
+
+def mandate_prefix(uscc: str) -> bytes:
+    return MANDATE + _s(uscc) + SEP
+
+
+def mandate(uscc: str, bank: str) -> bytes:
+    return mandate_prefix(uscc) + _s(bank)
+
+
+def fx_rate_prefix(base: str, quote: str) -> bytes:
+    return FX_RATE + _s(base) + SEP + _s(quote) + SEP
+
+
+def fx_rate(base: str, quote: str, date: str) -> bytes:
+    return fx_rate_prefix(base, quote) + _s(date)
+
+
+def review(uscc: str, review_id: str) -> bytes:
+    return REVIEW + _s(uscc) + SEP + _s(review_id)
+
+
+# Kinds of pending time-driven transitions (clock.py), in the order they run at one deadline.
+DUE_LAPSE: Final = b"L"  # an approved financing lapses; record id: the financing id
+DUE_MATURITY: Final = b"M"  # a disbursed financing becomes overdue; the financing id
+DUE_APPLICATION: Final = b"P"  # an open application expires; <uscc>\0<application id>
+
+
+def due(at_ms: int, kind: bytes, record_id: str) -> bytes:
+    return DUE + at_ms.to_bytes(8, "big") + kind + _s(record_id)
+
+
+def due_stop(up_to_ms: int) -> bytes:
+    """The end of the due range holding every entry due at or before `up_to_ms`."""
+    return DUE + (up_to_ms + 1).to_bytes(8, "big")
+
+
+def parse_due(key: bytes) -> tuple[int, bytes, str]:
+    body = key[len(DUE):]
+    return int.from_bytes(body[:8], "big"), body[8:9], body[9:].decode("utf-8")
+
+
+def application_due_id(uscc: str, application_id: str) -> str:
+    return uscc + "\x00" + application_id
+
+
+def decl_pledges_prefix(declaration_no: str) -> bytes:
+    return DECL_PLEDGES + _s(declaration_no) + SEP
+
+
+def decl_pledge(declaration_no: str, height: int, tx_index: int, financing_id: str) -> bytes:
+    return (decl_pledges_prefix(declaration_no) + height.to_bytes(8, "big")
+            + tx_index.to_bytes(4, "big") + _s(financing_id))
+
+
+def parse_decl_pledge(key: bytes, declaration_no: str) -> str:
+    """The financing id of a `dpl` key."""
+    return key[len(decl_pledges_prefix(declaration_no)) + 12:].decode("utf-8")
+
+
+def exporter_decls_prefix(uscc: str) -> bytes:
+    return EXPORTER_DECLS + _s(uscc) + SEP
+
+
+def exporter_decl(uscc: str, declaration_no: str) -> bytes:
+    return exporter_decls_prefix(uscc) + _s(declaration_no)
+
+
+def enterprise_live_prefix(uscc: str) -> bytes:
+    return ENTERPRISE_LIVE + _s(uscc) + SEP
+
+
+def enterprise_live(uscc: str, financing_id: str) -> bytes:
+    return enterprise_live_prefix(uscc) + _s(financing_id)
+
+
+def bank_live_prefix(bank: str) -> bytes:
+    return BANK_LIVE + _s(bank) + SEP
+
+
+def bank_live(bank: str, financing_id: str) -> bytes:
+    return bank_live_prefix(bank) + _s(financing_id)
+
+
+WATCH_FLAGGED: Final = "flagged"
+WATCH_OVERDUE: Final = "overdue"
+
+
+def watch_prefix(kind: str) -> bytes:
+    return WATCH + _s(kind) + SEP
+
+
+def watch(kind: str, financing_id: str) -> bytes:
+    return watch_prefix(kind) + _s(financing_id)
+
+
 def nonce(signer: str, nonce_bytes: bytes) -> bytes:
     return NONCE + _s(signer) + SEP + nonce_bytes
 
@@ -135,6 +261,12 @@ def history_prefix(record_key: bytes) -> bytes:
 
 def history(record_key: bytes, height: int, tx_index: int) -> bytes:
     return history_prefix(record_key) + height.to_bytes(8, "big") + tx_index.to_bytes(4, "big")
+
+
+def clock_history(record_key: bytes, height: int) -> bytes:
+    """The history key of the time-driven transitions of a record at `height`: a prefix of
+    that height's transaction keys, so it sorts before them (it happened first)."""
+    return history_prefix(record_key) + height.to_bytes(8, "big")
 
 
 def is_rooted(key: bytes) -> bool:

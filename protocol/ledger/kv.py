@@ -15,6 +15,8 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from typing import Final, Protocol
 
+from protocol import limits
+
 # Keys per chunk of `MemoryKV`'s ordered index (a chunked sorted list: O(log n + chunk) insert).
 _CHUNK_KEYS: Final = 512
 
@@ -144,13 +146,20 @@ class Overlay:
     `writes` maps each written key to its new value, or None for a deletion. `merge_into_parent`
     pushes the writes down (a per-transaction overlay into the block overlay); `write_set` is
     what the node commits in one atomic batch.
+
+    Range reads (`iterate`) bisect a sorted list of the written keys instead of scanning every
+    write: keys written since the last sort wait in `_fresh` and are sorted in once there are
+    more than `limits.OVERLAY_FRESH_KEYS_MAX` of them (a block overlay holds thousands of
+    writes, and the ledger reads small index ranges many times per block).
     """
 
-    __slots__ = ("parent", "writes")
+    __slots__ = ("_fresh", "_order", "parent", "writes")
 
     def __init__(self, parent: KV) -> None:
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}
+        self._order: list[bytes] = []  # sorted; every key is in `writes`
+        self._fresh: list[bytes] = []  # keys of `writes` not in `_order` yet
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.writes:
@@ -158,13 +167,31 @@ class Overlay:
         return self.parent.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
+        if key not in self.writes:
+            self._fresh.append(key)
         self.writes[key] = value
 
     def delete(self, key: bytes) -> None:
+        if key not in self.writes:
+            self._fresh.append(key)
         self.writes[key] = _DELETED
 
+    def _local_keys(self, start: bytes, stop: bytes | None) -> list[bytes]:
+        if len(self._fresh) > limits.OVERLAY_FRESH_KEYS_MAX:
+            self._order.extend(self._fresh)
+            self._order.sort()
+            self._fresh = []
+        order = self._order
+        lo = bisect_left(order, start)
+        hi = len(order) if stop is None else bisect_left(order, stop, lo)
+        local = order[lo:hi]
+        if self._fresh:
+            local.extend(k for k in self._fresh if k >= start and (stop is None or k < stop))
+            local.sort()
+        return local
+
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        local = sorted(k for k in self.writes if k >= start and (stop is None or k < stop))
+        local = self._local_keys(start, stop)
         parent = self.parent.iterate(start, stop)
         return _merge(parent, [(k, self.writes[k]) for k in local])
 
@@ -172,7 +199,9 @@ class Overlay:
         """Apply the buffered writes to the parent (an `Overlay` or a store) and clear them."""
         parent = self.parent
         if isinstance(parent, Overlay):
-            parent.writes.update(self.writes)
+            parent_writes = parent.writes
+            parent._fresh.extend(k for k in self.writes if k not in parent_writes)
+            parent_writes.update(self.writes)
         else:
             for key, value in self.writes.items():
                 if value is None:
@@ -180,6 +209,8 @@ class Overlay:
                 else:
                     parent.put(key, value)
         self.writes = {}
+        self._order = []
+        self._fresh = []
 
     def write_set(self) -> list[tuple[bytes, bytes | None]]:
         """The buffered writes in key order (value None: delete), for one atomic batch."""

@@ -3,17 +3,27 @@
 Credit files are confidential: `read_credit_file` answers the regulator, the enterprise itself,
 or a bank holding a live consent, and says whether the read was a consented one so the caller
 (the node's API) can log it; anyone else gets `QueryRefused` with a reason code.
+
+Lists (docs/domain.md §7) read a secondary index the ledger keeps, never a whole table, and are
+paged: at most `limit` (<= QUERY_PAGE_ITEMS_MAX) items after the id `after`; `Page.next_after`
+is the id to pass for the next page, "" when the list is complete.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from protocol import types
-from protocol.ledger import codes, keys, records
-from protocol.ledger.handlers_trade import declaration_cap
+from protocol import limits, types
+from protocol.ledger import codes, fx, keys, records
+from protocol.ledger.pledges import declaration_cap
 from protocol.ledger.state import State
 from protocol.txtypes import ROLE_BANK, ROLE_REGULATOR
+
+T = TypeVar("T")
+# Amounts by currency, sorted by currency code.
+Amounts = tuple[tuple[str, int], ...]
 
 # How a credit-file read was allowed.
 ACCESS_REGULATOR = "regulator"
@@ -61,9 +71,10 @@ class EnterpriseView:
 @dataclass(frozen=True)
 class DeclarationView:
     declaration: records.Declaration
-    cap: int  # floor(value * advance_rate_bps / 10000)
+    outstanding: int  # value - proceeds (0 once cancelled)
+    cap: int  # floor(outstanding * advance_rate_bps / 10000): the most new pledges may reach
     pledged: int
-    remaining: int  # cap - pledged (0 once cancelled)
+    remaining: int  # cap - pledged, at least 0
     history: tuple[HistoryItem, ...]
 
 
@@ -71,7 +82,34 @@ class DeclarationView:
 class FinancingView:
     financing: records.Financing
     outstanding: int
+    overdue: bool  # past maturity and still owing (even before the clock marked it)
+    flagged: bool  # some pledge was cut by someone else's act, or released
     history: tuple[HistoryItem, ...]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next_after: str  # "" when there is nothing after these
+
+
+@dataclass(frozen=True)
+class ApplicationView:
+    application: records.Application
+    live: bool  # open and unexpired at the query time
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """An enterprise's exposure across banks: its live financings (docs/domain.md §7)."""
+
+    uscc: str
+    open_pledges: Amounts  # by declaration currency
+    outstanding: Amounts  # disbursed principal still owed, by financing currency
+    overdue: Amounts  # the part of `outstanding` past maturity
+    approved: Amounts  # approved, not yet disbursed principal
+    flagged: tuple[str, ...]  # financing ids
+    financings: tuple[records.Financing, ...]
 
 
 @dataclass(frozen=True)
@@ -156,17 +194,23 @@ def declaration_view(state: State, declaration_no: str) -> DeclarationView:
     decl = state.get(key, records.Declaration)
     if decl is None:
         raise QueryRefused(codes.QUERY_NOT_FOUND, f"declaration {declaration_no} not found")
-    cap = declaration_cap(decl.value, state.params.advance_rate_bps)
-    remaining = 0 if decl.status == records.CANCELLED else max(cap - decl.pledged, 0)
-    return DeclarationView(decl, cap, decl.pledged, remaining, record_history(state, key))
+    cap = declaration_cap(decl.outstanding, state.params.advance_rate_bps)
+    return DeclarationView(decl, decl.outstanding, cap, decl.pledged,
+                           max(cap - decl.pledged, 0), record_history(state, key))
 
 
-def financing_view(state: State, financing_id: str) -> FinancingView:
+def is_overdue(fin: records.Financing, now_ms: int) -> bool:
+    return fin.status == records.OVERDUE or (
+        fin.status == records.DISBURSED and now_ms > fin.maturity_ms)
+
+
+def financing_view(state: State, financing_id: str, at_ms: int | None = None) -> FinancingView:
     key = keys.financing(financing_id)
     fin = state.get(key, records.Financing)
     if fin is None:
         raise QueryRefused(codes.QUERY_NOT_FOUND, f"financing {financing_id} not found")
-    return FinancingView(fin, fin.outstanding, record_history(state, key))
+    return FinancingView(fin, fin.outstanding, is_overdue(fin, _now(state, at_ms)),
+                         fin.flag_count > 0, record_history(state, key))
 
 
 def tax_form_view(state: State, form_no: str) -> TaxFormView:
@@ -176,3 +220,112 @@ def tax_form_view(state: State, form_no: str) -> TaxFormView:
         raise QueryRefused(codes.QUERY_NOT_FOUND, f"tax filing form {form_no} not found")
     remaining = 0 if form.status == records.REVOKED else form.amount - form.used
     return TaxFormView(form, form.used, remaining, record_history(state, key))
+
+
+# ------------------------------------------------------------------------------ lists
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(limit, limits.QUERY_PAGE_ITEMS_MAX))
+
+
+def _page(state: State, prefix: bytes, after: str, limit: int,
+          load: Callable[[str], T | None]) -> Page[T]:
+    """Items named by the index keys under `prefix` (the id is the key's tail), in key order."""
+    n = _limit(limit)
+    index = state.keys_in(prefix, after=after.encode("utf-8"), limit=n + 1)
+    items: list[T] = []
+    for key in index[:n]:
+        item = load(key[len(prefix):].decode("utf-8"))
+        if item is None:
+            raise QueryRefused(codes.QUERY_NOT_FOUND, f"index entry {key!r} names nothing")
+        items.append(item)
+    more = len(index) > n
+    return Page(tuple(items), index[n - 1][len(prefix):].decode("utf-8") if more else "")
+
+
+def _financing(state: State) -> Callable[[str], records.Financing | None]:
+    return lambda fid: state.get(keys.financing(fid), records.Financing)
+
+
+def declarations_by_exporter(state: State, uscc: str, after: str = "",
+                             limit: int = limits.QUERY_PAGE_ITEMS_MAX
+                             ) -> Page[records.Declaration]:
+    """The declarations customs registered for an exporter, by declaration number."""
+    return _page(state, keys.exporter_decls_prefix(uscc), after, limit,
+                 lambda no: state.get(keys.declaration(no), records.Declaration))
+
+
+def applications_by_enterprise(state: State, uscc: str, after: str = "",
+                               limit: int = limits.QUERY_PAGE_ITEMS_MAX,
+                               at_ms: int | None = None) -> Page[ApplicationView]:
+    """An enterprise's financing applications, by application id, with whether each is live."""
+    now = _now(state, at_ms)
+
+    def load(app_id: str) -> ApplicationView | None:
+        app = state.get(keys.application(uscc, app_id), records.Application)
+        if app is None:
+            return None
+        return ApplicationView(app, app.status == records.OPEN and now < app.expires_at_ms)
+
+    return _page(state, keys.application_prefix(uscc), after, limit, load)
+
+
+def mandates_of(state: State, uscc: str) -> tuple[records.Mandate, ...]:
+    """Every mandate of an enterprise, by bank (at most one per serving bank)."""
+    return tuple(m for _, m in state.scan(keys.mandate_prefix(uscc), records.Mandate))
+
+
+def bank_book(state: State, bank: str, after: str = "",
+              limit: int = limits.QUERY_PAGE_ITEMS_MAX) -> Page[records.Financing]:
+    """A bank's live financings (holding pledges or owing money), by financing id."""
+    return _page(state, keys.bank_live_prefix(bank), after, limit, _financing(state))
+
+
+def watch_list(state: State, kind: str, after: str = "",
+               limit: int = limits.QUERY_PAGE_ITEMS_MAX) -> Page[records.Financing]:
+    """The regulator's list of live flagged (`keys.WATCH_FLAGGED`) or overdue
+    (`keys.WATCH_OVERDUE`) financings, by financing id."""
+    if kind not in (keys.WATCH_FLAGGED, keys.WATCH_OVERDUE):
+        raise QueryRefused(codes.QUERY_NOT_FOUND, f"no watch list {kind!r}")
+    return _page(state, keys.watch_prefix(kind), after, limit, _financing(state))
+
+
+def _add(totals: dict[str, int], currency: str, amount: int) -> None:
+    if amount:
+        totals[currency] = totals.get(currency, 0) + amount
+
+
+def _sorted(totals: dict[str, int]) -> Amounts:
+    return tuple(sorted(totals.items()))
+
+
+def exposure(state: State, uscc: str, at_ms: int | None = None) -> Exposure:
+    """An enterprise's exposure across every bank: open pledges, approved and outstanding
+    principal, the overdue part, flagged financings (at most
+    ACTIVE_FINANCINGS_PER_ENTERPRISE_MAX live financings)."""
+    now = _now(state, at_ms)
+    fins = _page(state, keys.enterprise_live_prefix(uscc), "",
+                 limits.ACTIVE_FINANCINGS_PER_ENTERPRISE_MAX, _financing(state)).items
+    pledged: dict[str, int] = {}
+    outstanding: dict[str, int] = {}
+    overdue: dict[str, int] = {}
+    approved: dict[str, int] = {}
+    for fin in fins:
+        for p in fin.pledges:
+            _add(pledged, p.currency, p.amount)
+        if fin.status == records.APPROVED:
+            _add(approved, fin.currency, fin.principal)
+        else:
+            _add(outstanding, fin.currency, fin.outstanding)
+            if is_overdue(fin, now):
+                _add(overdue, fin.currency, fin.outstanding)
+    return Exposure(uscc, _sorted(pledged), _sorted(outstanding), _sorted(overdue),
+                    _sorted(approved), tuple(f.financing_id for f in fins if f.flag_count),
+                    fins)
+
+
+def fx_rate(state: State, base: str, quote: str,
+            at_ms: int | None = None) -> records.FxRate | None:
+    """The rate of the day for (base, quote) at the query time."""
+    return fx.rate_of_day(state, base, quote, _now(state, at_ms))

@@ -23,11 +23,24 @@ CANCELLED: Final = "cancelled"
 REVOKED: Final = "revoked"
 APPROVED: Final = "approved"
 DISBURSED: Final = "disbursed"
+OVERDUE: Final = "overdue"
 REPAID: Final = "repaid"
 CLOSED: Final = "closed"
 DEFAULTED: Final = "defaulted"
-# A financing in one of these holds its pledges (counts against the declarations' caps).
-PLEDGE_HOLDING: Final = frozenset({APPROVED, DISBURSED, DEFAULTED})
+LAPSED: Final = "lapsed"
+RELEASED: Final = "released"
+# Applications, payments, mandates, reviews.
+OPEN: Final = "open"
+USED: Final = "used"
+WITHDRAWN: Final = "withdrawn"
+EXPIRED: Final = "expired"
+RECORDED: Final = "recorded"
+REVERSED: Final = "reversed"
+# A financing in one of these holds its pledges (counts against the declarations' caps) and is
+# "live": it is in its bank's book and its enterprise's exposure (docs/domain.md §5).
+PLEDGE_HOLDING: Final = frozenset({APPROVED, DISBURSED, OVERDUE, DEFAULTED})
+# A financing in one of these has been paid out and may owe money.
+PAID_OUT: Final = frozenset({DISBURSED, OVERDUE, DEFAULTED})
 
 Str = Annotated[str, bound(max_len=limits.TEXT_CHARS_MAX)]
 Id = Annotated[str, bound(max_len=limits.RECORD_ID_CHARS_MAX)]
@@ -82,7 +95,9 @@ class EnterpriseRecord:
     country: Id
     serving_banks: Annotated[tuple[str, ...], bound(max_len=limits.SERVING_BANKS_MAX)]
     public_key: Annotated[bytes, bound(max_len=limits.PUBLIC_KEY_BYTES)]  # empty: no key
-    key_bank: Id  # the bank that registered `public_key` (only it may replace it)
+    # Who set `public_key`: the bank that registered it at KYC, the enterprise's own USCC
+    # (enterprise.rekey) or the regulator (key recovery); "" when there is no key.
+    key_set_by: Id
     registered_height: Count
 
 
@@ -126,16 +141,46 @@ class Declaration:
     currency: Id
     export_date: Id
     status: Id
-    pledged: Amount  # sum of pledges of financings in PLEDGE_HOLDING
-    proceeds: Amount  # sum of inbound proceeds recorded against it
+    pledged: Amount  # sum of the open pledges on it (financings in PLEDGE_HOLDING)
+    proceeds: Amount  # sum of inbound proceeds recorded against it, at any bank
+    # The advance rate its latest pledge was admitted at: its open pledges never exceed
+    # floor(outstanding * pledge_rate_bps / 10000) (docs/domain.md I-1).
+    pledge_rate_bps: Count
     customs: Id
     registered_height: Count
+    status_reason: Str  # why customs cancelled it
+
+    @property
+    def outstanding(self) -> int:
+        """What is still to be collected: declared value less proceeds (0 once cancelled)."""
+        if self.status == CANCELLED:
+            return 0
+        return max(self.value - self.proceeds, 0)
 
 
 @dataclass(frozen=True)
 class PledgeRecord:
+    """One declaration securing a financing, in the declaration's currency."""
+
     declaration_no: Id
-    amount: Amount
+    amount: Amount  # open now (cut by collection, amendment, cancellation or release)
+    opened_amount: Amount  # pledged at opening
+    currency: Id  # the declaration's currency
+    # The rate of the day used at opening: financing-currency minor units per declaration-
+    # currency minor unit, times 10^8 (10^8 when the currencies are the same).
+    rate_e8: Count
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Why a financing's collateral was cut by someone else's act (docs/domain.md I-2)."""
+
+    code: Id  # codes.FLAG_*
+    height: Count
+    time_ms: Count
+    declaration_no: Id  # "" for a release of every pledge
+    amount: Amount  # how much of the pledge was cut
+    detail: Str
 
 
 @dataclass(frozen=True)
@@ -150,6 +195,7 @@ class Financing:
     financing_id: Id
     bank: Id
     uscc: Id
+    application_id: Id
     principal: Amount
     currency: Id
     pledges: Annotated[tuple[PledgeRecord, ...],
@@ -158,8 +204,15 @@ class Financing:
     repaid: Amount
     repayments: Annotated[tuple[Repayment, ...], bound(max_len=limits.REPAYMENTS_PER_FINANCING_MAX)]
     opened_height: Count
+    opened_index: Count  # with opened_height, the priority of its pledges
+    opened_ms: Count
+    lapse_at_ms: Count  # lapses at the first block at or after this time unless disbursed
+    maturity_ms: Count  # overdue at the first block after this time unless repaid
     updated_height: Count
     default_reason: Str
+    flags: Annotated[tuple[Flag, ...], bound(max_len=limits.FLAGS_PER_FINANCING_MAX)]
+    flag_count: Count  # every flag ever raised (flags keeps the latest FLAGS_PER_FINANCING_MAX)
+    release_reason: Str  # the regulator's, when it released the pledges
 
     @property
     def outstanding(self) -> int:
@@ -168,6 +221,75 @@ class Financing:
     @property
     def holds_pledges(self) -> bool:
         return self.status in PLEDGE_HOLDING
+
+    @property
+    def pledged_total(self) -> int:
+        return sum(p.amount for p in self.pledges)
+
+    def pledge_on(self, declaration_no: str) -> PledgeRecord | None:
+        return next((p for p in self.pledges if p.declaration_no == declaration_no), None)
+
+
+@dataclass(frozen=True)
+class AppliedPledge:
+    declaration_no: Id
+    amount: Amount  # the most this declaration may secure, in its currency
+
+
+@dataclass(frozen=True)
+class Application:
+    """An enterprise's signed request for financing from one bank (docs/domain.md I-9)."""
+
+    uscc: Id
+    application_id: Id
+    bank: Id
+    principal: Amount
+    currency: Id
+    pledges: Annotated[tuple[AppliedPledge, ...],
+                       bound(min_len=1, max_len=limits.PLEDGES_PER_FINANCING_MAX)]
+    expires_at_ms: Count
+    status: Id
+    signed_by: Id  # the enterprise's USCC, or the bank that applied under a mandate
+    mandate_id: Id  # "" unless signed by a bank under a mandate
+    height: Count
+    financing_id: Id  # the financing opened on it ("" until used)
+
+
+@dataclass(frozen=True)
+class Mandate:
+    """A keyless enterprise's paper authority for a bank to apply in its name (I-11)."""
+
+    uscc: Id
+    bank: Id
+    mandate_id: Id
+    document_hash: Hash  # SHA-256 of the signed paper mandate
+    expires_at_ms: Count
+    status: Id  # active or revoked
+    height: Count
+    revoked_by: Id
+
+
+@dataclass(frozen=True)
+class FxRate:
+    base: Id
+    quote: Id
+    date: Id
+    rate_e8: Count  # quote minor units per base minor unit, times 10^8
+    height: Count
+
+
+@dataclass(frozen=True)
+class PaymentReview:
+    """The regulator's prior approval of one outbound payment of a class C enterprise."""
+
+    uscc: Id
+    review_id: Id
+    form_no: Id
+    amount: Amount  # at most this much
+    expires_at_ms: Count
+    status: Id  # open or used
+    payment_id: Id  # the payment that used it
+    height: Count
 
 
 @dataclass(frozen=True)
@@ -194,6 +316,10 @@ class OutboundPayment:
     amount: Amount
     currency: Id
     height: Count
+    tax_paid: Amount  # as stated on the form
+    review_id: Id  # the regulator review it used (class C), or ""
+    status: Id  # recorded or reversed
+    reverse_reason: Str
 
 
 @dataclass(frozen=True)
@@ -205,7 +331,8 @@ class InboundProceeds:
     amount: Amount
     currency: Id
     financing_id: Id
-    applied_to_financing: Amount
+    applied_to_financing: Amount  # in the financing's currency
+    rate_e8: Count  # the rate used for that (10^8 when the currencies are the same)
     height: Count
 
 

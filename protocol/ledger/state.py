@@ -7,7 +7,7 @@ from typing import TypeVar
 from protocol import codec, crypto, limits, types
 from protocol.errors import DecodeError
 from protocol.ledger import keys, records, smt
-from protocol.ledger.kv import KV, MemoryKV, Overlay, iterate_prefix
+from protocol.ledger.kv import KV, MemoryKV, Overlay, iterate_prefix, prefix_stop
 from protocol.txtypes import ROLE_ENTERPRISE
 
 R = TypeVar("R")
@@ -58,6 +58,21 @@ class State:
 
     def scan(self, prefix: bytes, cls: type[R]) -> list[tuple[bytes, R]]:
         return [(k, decode_value(cls, v)) for k, v in iterate_prefix(self.kv, prefix)]
+
+    def scan_range(self, start: bytes, stop: bytes, cls: type[R]) -> list[tuple[bytes, R]]:
+        return [(k, decode_value(cls, v)) for k, v in self.kv.iterate(start, stop)]
+
+    def keys_in(self, prefix: bytes, *, after: bytes = b"", limit: int | None = None
+                ) -> list[bytes]:
+        """Keys starting with `prefix`, in order, those after `prefix + after` only, at most
+        `limit` of them (index tables whose values are markers)."""
+        start = prefix + after + b"\x00" if after else prefix
+        out: list[bytes] = []
+        for key, _ in self.kv.iterate(start, prefix_stop(prefix)):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(key)
+        return out
 
     # ----------------------------------------------------------------- chain metadata
 

@@ -11,8 +11,11 @@ The leader cuts only when every condition for a block that will extend every nod
 
 It then cuts when the pending transactions fill a block by count or by bytes, or when
 `block_interval_ms` has passed since its previous cut (so the first transaction after a quiet
-spell goes out at once and a busy leader batches for one interval). A leader with no signing
-key the ledger accepts hands leadership over instead of proposing a block no node would take.
+spell goes out at once and a busy leader batches for one interval). With nothing pending it
+cuts an empty block once `heartbeat_interval_ms` has passed since its previous cut, so that
+block time, and with it consent expiry, lapses and maturities, advances on a quiet network
+(docs/domain.md; the cost is in docs/adr/0017). A leader with no signing key the ledger
+accepts hands leadership over instead of proposing a block no node would take.
 
 Time enters as integer milliseconds from the caller's monotonic clock; nothing here reads one.
 """
@@ -35,12 +38,13 @@ CutReason = Literal[
     "proposal_in_flight",  # wait: the previous proposal has not committed or been lost
     "applying_behind",  # wait: committed entries are not all applied yet
     "no_commit_in_term",  # wait: this leader's term has no committed entry yet
-    "nothing_pending",  # wait: no transaction to order
+    "nothing_pending",  # wait: no transaction to order, and the heartbeat is not due
     "filling",  # wait: the block is not full and the interval has not passed
     "no_signing_key",  # hand over: no configured key may sign the next block
     "full_by_count",  # cut: block_txs_max transactions are pending
     "full_by_bytes",  # cut: the pending transactions fill block_bytes_max
     "interval_elapsed",  # cut: block_interval_ms since the previous cut
+    "heartbeat",  # cut an empty block: heartbeat_interval_ms since the previous cut, idle
 ]
 
 
@@ -89,12 +93,14 @@ def decide_cut(i: CutInputs) -> CutDecision:
         return CutDecision(WAIT, "applying_behind")
     if i.commit_term != i.term:
         return CutDecision(WAIT, "no_commit_in_term")
-    if i.pending_txs <= 0:
-        return CutDecision(WAIT, "nothing_pending")
     p = i.params
     budget = p.block_bytes_max - limits.BLOCK_OVERHEAD_BYTES
     reason: CutReason
-    if i.pending_txs >= p.block_txs_max:
+    if i.pending_txs <= 0:
+        if i.now_ms - i.last_cut_ms < p.heartbeat_interval_ms:
+            return CutDecision(WAIT, "nothing_pending")
+        reason = "heartbeat"
+    elif i.pending_txs >= p.block_txs_max:
         reason = "full_by_count"
     elif i.pending_bytes >= budget:
         reason = "full_by_bytes"

@@ -27,16 +27,19 @@ def chain() -> Chain:
 def trade() -> Chain:
     """A chain with enterprises registered and documents on file:
 
-    - EXPORTER (key "exporter") served by bank.a; EXPORTER2 served by bank.b; PAYER by bank.a;
+    - EXPORTER (key "exporter") served by bank.a; EXPORTER2 (key "exporter2") served by bank.b;
+      PAYER (no key) served by bank.a;
     - declarations D-1 (USD 1,000.00) and D-2 (USD 500.00) of EXPORTER, D-EUR (EUR 1,000.00)
       of EXPORTER, D-X (USD 1,000.00) of EXPORTER2;
     - tax filing form T-1 (USD 100.00) for PAYER.
     """
     c = Chain()
     c.keys[EXPORTER] = key_of("exporter")
+    c.keys[EXPORTER2] = key_of("exporter2")
     receipts = c.apply(
         c.tx(BANK_A, register_enterprise(public_key=key_of("exporter").public_key)),
-        c.tx(BANK_B, register_enterprise(EXPORTER2, name="Second Exporter")),
+        c.tx(BANK_B, register_enterprise(EXPORTER2, name="Second Exporter",
+                                         public_key=key_of("exporter2").public_key)),
         c.tx(BANK_A, register_enterprise(PAYER, name="Importer Co")),
         c.tx(CUSTOMS, declaration("D-1", 100_000)),
         c.tx(CUSTOMS, declaration("D-2", 50_000)),

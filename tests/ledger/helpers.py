@@ -3,6 +3,7 @@ and a chain driver that signs transactions, cuts blocks and commits them."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,10 @@ from protocol.genesis import check_config
 from protocol.ledger import BlockResult, State, apply_block, initial_state
 
 CHAIN_ID = "crossbill-test"
-T0 = 1_700_000_000_000
+T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+DAY_MS = 86_400_000
+EXPORT_DATE = "2023-11-01"  # 13 days before T0
+MATURITY_MS = T0 + 60 * DAY_MS  # the default maturity of test financings
 REG = "reg.safe"
 CUSTOMS = "customs.qd"
 TAX = "tax.qd"
@@ -35,7 +39,7 @@ def uscc(n: int) -> str:
     return f"91370200MA3C{n:05d}X"
 
 
-def make_config(advance_rate_bps: int = 9000, window_ms: int = 3_600_000
+def make_config(advance_rate_bps: int = 9000, window_ms: int = 3_600_000, **params: int
                 ) -> types.ConsortiumConfig:
     insts = []
     for i, (inst_id, role) in enumerate(ROLES.items()):
@@ -44,10 +48,9 @@ def make_config(advance_rate_bps: int = 9000, window_ms: int = 3_600_000
         node = types.NodeInfo(peer_id, (f"/ip4/127.0.0.1/tcp/{7000 + i}",))
         insts.append(types.Institution(inst_id, inst_id.upper(), role,
                                        (types.InstitutionKey(k.key_id, k.public_key),), node))
-    params = types.Params(advance_rate_bps=advance_rate_bps, block_txs_max=2000,
-                          block_bytes_max=512 * 1024, block_interval_ms=50,
-                          tx_expiry_window_ms=window_ms)
-    config = types.ConsortiumConfig(CHAIN_ID, T0, tuple(insts), BANKS, params)
+    config = types.ConsortiumConfig(CHAIN_ID, T0, tuple(insts), BANKS, dataclasses.replace(
+        types.DEFAULT_PARAMS, advance_rate_bps=advance_rate_bps, tx_expiry_window_ms=window_ms,
+        **params))
     check_config(config)
     return config
 
@@ -110,6 +113,29 @@ class Chain:
         assert receipt.ok, (receipt.code, receipt.message)
         return receipt
 
+    def application_for(self, bank: str, p: txtypes.OpenFinancing, **kw: Any
+                        ) -> txtypes.ApplyForFinancing:
+        """The application that asks for exactly what `p` opens (a fresh application id)."""
+        self._nonce += 1
+        return application(f"A-{p.financing_id}-{self._nonce}", p.principal,
+                           *[(x.declaration_no, x.amount) for x in p.pledges], u=p.uscc,
+                           bank=bank, currency=p.currency,
+                           expires_at_ms=kw.get("expires_at_ms", self.time_ms + 30 * DAY_MS))
+
+    def finance(self, bank: str, p: txtypes.OpenFinancing, **kw: Any) -> types.Receipt:
+        """The enterprise applies for exactly `p` (one block), then `bank` opens it (the next):
+        the receipt of the first step that was refused, or of the opening."""
+        app = self.application_for(bank, p)
+        applied = self.one(p.uscc, app)
+        if not applied.ok:
+            return applied
+        return self.one(bank, dataclasses.replace(p, application_id=app.application_id), **kw)
+
+    def finance_ok(self, bank: str, p: txtypes.OpenFinancing, **kw: Any) -> types.Receipt:
+        receipt = self.finance(bank, p, **kw)
+        assert receipt.ok, (receipt.code, receipt.message)
+        return receipt
+
 
 # ------------------------------------------------------------------------------ payloads
 
@@ -120,16 +146,26 @@ def register_enterprise(u: str = EXPORTER, *, name: str = "Qingdao Exporter Co",
     return txtypes.RegisterEnterprise(u, name, country, public_key)
 
 
-def declaration(no: str, value: int, *, exporter: str = EXPORTER, currency: str = "USD"
-                ) -> txtypes.RegisterDeclaration:
+def declaration(no: str, value: int, *, exporter: str = EXPORTER, currency: str = "USD",
+                export_date: str = EXPORT_DATE) -> txtypes.RegisterDeclaration:
     return txtypes.RegisterDeclaration(no, exporter, "Hamburg Buyer GmbH", "DE",
-                                       "machine parts", value, currency, "2026-11-01")
+                                       "machine parts", value, currency, export_date)
 
 
 def open_financing(fid: str, principal: int, *pledges: tuple[str, int],
-                   u: str = EXPORTER, currency: str = "USD") -> txtypes.OpenFinancing:
-    return txtypes.OpenFinancing(fid, u, principal, currency,
-                                 tuple(txtypes.Pledge(no, amt) for no, amt in pledges))
+                   u: str = EXPORTER, currency: str = "USD", application_id: str = "",
+                   maturity_ms: int = MATURITY_MS) -> txtypes.OpenFinancing:
+    return txtypes.OpenFinancing(fid, u, application_id or f"A-{fid}", principal, currency,
+                                 tuple(txtypes.Pledge(no, amt) for no, amt in pledges),
+                                 maturity_ms)
+
+
+def application(app_id: str, principal: int, *pledges: tuple[str, int], u: str = EXPORTER,
+                bank: str = BANK_A, currency: str = "USD",
+                expires_at_ms: int = T0 + 30 * DAY_MS) -> txtypes.ApplyForFinancing:
+    return txtypes.ApplyForFinancing(app_id, u, bank, principal, currency,
+                                     tuple(txtypes.Pledge(no, amt) for no, amt in pledges),
+                                     expires_at_ms)
 
 
 def tax_form(no: str, amount: int, *, payer: str = PAYER, currency: str = "USD"
@@ -139,8 +175,8 @@ def tax_form(no: str, amount: int, *, payer: str = PAYER, currency: str = "USD"
 
 
 def outbound(pid: str, form_no: str, amount: int, *, payer: str = PAYER,
-             currency: str = "USD") -> txtypes.RecordOutboundPayment:
-    return txtypes.RecordOutboundPayment(pid, payer, form_no, amount, currency)
+             currency: str = "USD", review_id: str = "") -> txtypes.RecordOutboundPayment:
+    return txtypes.RecordOutboundPayment(pid, payer, form_no, amount, currency, review_id)
 
 
 def inbound(pid: str, decl_no: str, amount: int, *, financing_id: str = "",

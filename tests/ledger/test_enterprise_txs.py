@@ -17,6 +17,7 @@ from tests.ledger.helpers import (
     Chain,
     key_of,
     register_enterprise,
+    uscc,
 )
 
 
@@ -45,18 +46,53 @@ def test_register_rejections(chain: Chain) -> None:
     assert chain.one(BANK_A, register_enterprise(numeric)).code == codes.ID_TAKEN
 
 
-def test_enterprise_key_set_once_replaced_only_by_its_bank(chain: Chain) -> None:
+def test_a_bank_sets_a_key_only_where_none_is_held(chain: Chain) -> None:
+    """domain.md I-10: a bank's KYC never replaces a key the enterprise holds, not even the
+    bank that set it."""
     k1, k2 = key_of("e1"), key_of("e2")
     chain.ok(BANK_A, register_enterprise())
     chain.ok(BANK_B, register_enterprise(public_key=k1.public_key))  # none set: B sets it
-    assert chain.one(BANK_A, register_enterprise(public_key=k2.public_key)).code == \
-        codes.ENTERPRISE_KEY_CONFLICT
-    assert chain.one(BANK_C, register_enterprise(public_key=k2.public_key)).code == \
-        codes.ENTERPRISE_KEY_CONFLICT
+    assert chain.state.enterprise(EXPORTER).key_set_by == BANK_B  # type: ignore[union-attr]
+    for bank in (BANK_A, BANK_B, BANK_C):
+        assert chain.one(bank, register_enterprise(public_key=k2.public_key)).code == \
+            codes.ENTERPRISE_KEY_CONFLICT
     chain.ok(BANK_C, register_enterprise(public_key=k1.public_key))  # same key: joins
-    chain.ok(BANK_B, register_enterprise(public_key=k2.public_key))  # B replaces its key
-    assert chain.state.signer_public_key(EXPORTER, k2.key_id) == k2.public_key
-    assert chain.state.signer_public_key(EXPORTER, k1.key_id) is None
+    assert chain.state.signer_public_key(EXPORTER, k1.key_id) == k1.public_key
+    assert chain.state.signer_public_key(EXPORTER, k2.key_id) is None
+
+
+def test_enterprise_rotates_its_own_key_from_the_next_block(chain: Chain) -> None:
+    k1, k2, k3 = key_of("e1"), key_of("e2"), key_of("e3")
+    chain.ok(BANK_A, register_enterprise(public_key=k1.public_key))
+    grant = txtypes.GrantConsent(BANK_A, T0 + 10**9)
+    r = chain.apply(chain.tx(EXPORTER, txtypes.RekeyEnterprise(EXPORTER, k2.public_key), key=k1),
+                    chain.tx(EXPORTER, grant, key=k1))  # same block: the old key still signs
+    assert [x.code for x in r] == ["OK", "OK"]
+    assert chain.one(EXPORTER, grant, key=k1).code == codes.UNKNOWN_KEY
+    chain.ok(EXPORTER, grant, key=k2)
+    ent = chain.state.enterprise(EXPORTER)
+    assert ent is not None and (ent.public_key, ent.key_set_by) == (k2.public_key, EXPORTER)
+    assert chain.one(EXPORTER, txtypes.RekeyEnterprise(EXPORTER, k2.public_key),
+                     key=k2).code == codes.KEY_EXISTS
+    assert chain.one(EXPORTER, txtypes.RekeyEnterprise(EXPORTER, b"\x00" * 32),
+                     key=k2).code == codes.BAD_PUBLIC_KEY
+    # The regulator recovers a lost key; the history shows who did it.
+    chain.ok(REG, txtypes.RekeyEnterprise(EXPORTER, k3.public_key))
+    assert chain.state.enterprise(EXPORTER).key_set_by == REG  # type: ignore[union-attr]
+    types_seen = [h.tx_type for h in queries.enterprise_view(chain.state, EXPORTER, REG).history]
+    assert types_seen.count("enterprise.rekey") == 2
+    assert chain.one(REG, txtypes.RekeyEnterprise(uscc(77), k3.public_key)).code == \
+        codes.UNKNOWN_ENTERPRISE
+
+
+def test_an_enterprise_rekeys_only_itself(chain: Chain) -> None:
+    k1, k2 = key_of("e1"), key_of("other")
+    chain.ok(BANK_A, register_enterprise(public_key=k1.public_key))
+    chain.ok(BANK_A, register_enterprise(uscc(9), name="Other", public_key=k2.public_key))
+    r = chain.one(uscc(9), txtypes.RekeyEnterprise(EXPORTER, k2.public_key), key=k2)
+    assert r.code == codes.SIGNER_MISMATCH
+    assert chain.one(BANK_A, txtypes.RekeyEnterprise(EXPORTER, k2.public_key)).code == \
+        codes.ROLE_FORBIDDEN
 
 
 def test_credit_record(chain: Chain) -> None:

@@ -13,6 +13,7 @@ from tests.ledger.helpers import (
     BANK_B,
     BANKS,
     CUSTOMS,
+    EXPORT_DATE,
     EXPORTER,
     REG,
     ROLES,
@@ -63,17 +64,17 @@ def test_validate_basic_runs_against_the_current_state() -> None:
 
 def test_history_lists_every_tx_that_touched_a_record_across_banks(trade: Chain) -> None:
     trade.ok(BANK_B, register_enterprise())
-    trade.ok(BANK_A, open_financing("F-A", 10, ("D-1", 10)))
-    refused = trade.one(BANK_B, open_financing("F-B", 90_000, ("D-1", 90_000)))
+    trade.finance_ok(BANK_A, open_financing("F-A", 10, ("D-1", 10)))
+    refused = trade.finance(BANK_B, open_financing("F-B", 90_000, ("D-1", 90_000)))
     assert refused.code == codes.DOUBLE_FINANCING
-    trade.ok(BANK_B, open_financing("F-B", 100, ("D-1", 100)))
+    trade.finance_ok(BANK_B, open_financing("F-B", 100, ("D-1", 100)))
     trade.ok(CUSTOMS, txtypes.AmendDeclaration("D-1", 120_000, "more"))
     view = queries.declaration_view(trade.state, "D-1")
     assert [h.tx_type for h in view.history] == [
         "declaration.register", "financing.open", "financing.open", "declaration.amend"]
     assert [h.height for h in view.history] == sorted(h.height for h in view.history)
     assert (view.cap, view.pledged, view.remaining) == (108_000, 110, 107_890)
-    results = {r.receipts[0].tx_id for r in trade.results[-5:]}
+    results = {r.receipts[0].tx_id for r in trade.results[-7:]}
     assert {h.tx_id for h in view.history[1:]} <= results
     with pytest.raises(queries.QueryRefused):
         queries.financing_view(trade.state, "F-404")
@@ -97,9 +98,9 @@ def test_history_keys_are_unambiguous() -> None:
     """A record whose id extends another's never shows up in the other's history."""
     chain = Chain()
     chain.ok(CUSTOMS, txtypes.RegisterDeclaration("D-1", EXPORTER, "b", "DE", "g", 10, "USD",
-                                                  "2026-01-01"))
+                                                  EXPORT_DATE))
     chain.ok(CUSTOMS, txtypes.RegisterDeclaration("D-1/2", EXPORTER, "b", "DE", "g", 10, "USD",
-                                                  "2026-01-01"))
+                                                  EXPORT_DATE))
     assert len(queries.record_history(chain.state, keys.declaration("D-1"))) == 1
     assert len(queries.record_history(chain.state, keys.declaration("D-1/2"))) == 1
 

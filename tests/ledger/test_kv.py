@@ -83,3 +83,33 @@ def test_prefix_helpers() -> None:
     assert prefix_stop(b"\xff\xff") is None
     kv = MemoryKV([(b"a", b"1"), (b"ab", b"2"), (b"ab\xff", b"3"), (b"ac", b"4")])
     assert [k for k, _ in iterate_prefix(kv, b"ab")] == [b"ab", b"ab\xff"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["put", "delete", "tx", "range"]),
+                          st.binary(max_size=2), st.binary(max_size=2)), max_size=400))
+def test_overlay_ranges_stay_exact_across_merges_and_sorts(
+        steps: list[tuple[str, bytes, bytes]]) -> None:
+    """The block overlay's sorted key list (fresh keys sorted in lazily, keys merged in from
+    transaction overlays) answers every range read like a sorted dict would."""
+    base = MemoryKV([(b"\x00", b"b"), (b"\x80", b"b")])
+    block = Overlay(base)
+    model = dict(base.items())
+    for kind, k, v in steps:
+        if kind == "put":
+            block.put(k, v)
+            model[k] = v
+        elif kind == "delete":
+            block.delete(k)
+            model.pop(k, None)
+        elif kind == "tx":  # a transaction's overlay, merged into the block's
+            tx = Overlay(block)
+            tx.put(k + b"t", v)
+            tx.delete(v)
+            model[k + b"t"] = v
+            model.pop(v, None)
+            assert list(tx.iterate(b"", None)) == model_range(model, b"", None)
+            tx.merge_into_parent()
+        else:
+            assert list(block.iterate(k, v or None)) == model_range(model, k, v or None)
+    assert list(block.iterate(b"", None)) == model_range(model, b"", None)

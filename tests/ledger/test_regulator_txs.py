@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from protocol import limits, txtypes
-from protocol.ledger import codes, queries
+from protocol.errors import ConfigError
+from protocol.genesis import check_config
+from protocol.ledger import codes, keys, queries
 from tests.ledger.helpers import (
     BANK_A,
     BANK_B,
     EXPORTER,
     REG,
     Chain,
+    application,
     key_of,
+    make_config,
     open_financing,
     register_enterprise,
 )
@@ -83,24 +91,81 @@ def test_rekey_key_limit_and_dropping_retired_keys(chain: Chain) -> None:
 def test_fx_class_before_registration_and_class_c_blocks_financing(trade: Chain) -> None:
     trade.ok(REG, txtypes.SetFxClass("91370200MA3C00077X", "A"))  # not registered yet: fine
     trade.ok(REG, txtypes.SetFxClass(EXPORTER, "C"))
-    r = trade.one(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
-    assert r.code == codes.FX_CLASS_C
+    assert trade.finance(BANK_A, open_financing("F-1", 100, ("D-1", 100))).code == \
+        codes.FX_CLASS_C
     trade.ok(REG, txtypes.SetFxClass(EXPORTER, "B"))
-    trade.ok(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
+    trade.finance_ok(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
 
 
 def test_freeze_and_unfreeze(trade: Chain) -> None:
     assert trade.one(REG, txtypes.UnfreezeEnterprise(EXPORTER)).code == codes.NOT_FROZEN
+    trade.ok(EXPORTER, application("A-1", 100, ("D-1", 100)))
     trade.ok(REG, txtypes.FreezeEnterprise(EXPORTER, "sanctions check"))
     assert trade.one(REG, txtypes.FreezeEnterprise(EXPORTER, "")).code == codes.ALREADY_FROZEN
-    r = trade.one(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
+    r = trade.one(BANK_A, open_financing("F-1", 100, ("D-1", 100), application_id="A-1"))
     assert r.code == codes.ENTERPRISE_FROZEN
     view = queries.enterprise_view(trade.state, EXPORTER, REG)
     assert view.regulatory.frozen and view.regulatory.freeze_reason == "sanctions check"
     trade.ok(REG, txtypes.UnfreezeEnterprise(EXPORTER))
-    trade.ok(BANK_A, open_financing("F-1", 100, ("D-1", 100)))
+    trade.ok(BANK_A, open_financing("F-1", 100, ("D-1", 100), application_id="A-1"))
     types_seen = [h.tx_type for h in view.history]
     assert "enterprise.freeze" in types_seen
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def test_params_set_applies_from_the_next_block(trade: Chain) -> None:
+    """domain.md I-17: the block's transactions keep the parameters of its start."""
+    trade.ok(EXPORTER, application("A-1", 90_000, ("D-1", 90_000)))
+    r = trade.apply(trade.tx(REG, txtypes.SetParam("advance_rate_bps", 5000)),
+                    trade.tx(BANK_A, open_financing("F-1", 60_000, ("D-1", 60_000),
+                                                    application_id="A-1")))
+    assert [x.code for x in r] == ["OK", "OK"]  # 60,000 fits under the old 90%
+    assert trade.state.params.advance_rate_bps == 5000
+    assert queries.declaration_view(trade.state, "D-2").cap == 25_000
+    assert trade.finance(BANK_A, open_financing("F-2", 25_001, ("D-2", 25_001))).code == \
+        codes.ADVANCE_RATE_EXCEEDED
+    # Existing pledges are not cut when the rate falls; the declaration keeps its rate.
+    decl = queries.declaration_view(trade.state, "D-1")
+    assert (decl.pledged, decl.declaration.pledge_rate_bps) == (60_000, 9000)
+    history = queries.record_history(trade.state, keys.PARAMS)
+    assert [h.tx_type for h in history] == ["params.set"]
+
+
+def test_params_set_rejections(chain: Chain) -> None:
+    cases = [
+        (txtypes.SetParam("block_txs_max", 10), codes.UNKNOWN_PARAM),
+        (txtypes.SetParam("advance_rate_bps", 10_001), codes.PARAM_OUT_OF_RANGE),
+        (txtypes.SetParam("financing_lapse_ms", 1), codes.PARAM_OUT_OF_RANGE),
+        (txtypes.SetParam("receivable_age_max_ms", 10**13), codes.PARAM_OUT_OF_RANGE),
+        (txtypes.SetParam("heartbeat_interval_ms", 999), codes.PARAM_OUT_OF_RANGE),
+        (txtypes.SetParam("class_b_tenor_max_ms", 0), codes.PARAM_OUT_OF_RANGE),
+    ]
+    for payload, code in cases:
+        assert chain.one(REG, payload).code == code, payload
+    day = 86_400_000
+    new = {"financing_lapse_ms": 3_600_000, "receivable_age_max_ms": 30 * day,
+           "heartbeat_interval_ms": 5_000, "class_b_tenor_max_ms": 60 * day}
+    for name, value in new.items():
+        chain.ok(REG, txtypes.SetParam(name, value))
+    assert {name: getattr(chain.state.params, name) for name in new} == new
+    assert chain.one(BANK_A, txtypes.SetParam("advance_rate_bps", 1)).code == \
+        codes.ROLE_FORBIDDEN
+
+
+def test_heartbeat_may_not_be_shorter_than_the_block_interval() -> None:
+    from protocol.ledger import initial_state
+    config = make_config()
+    slow = dataclasses.replace(config, params=dataclasses.replace(
+        config.params, block_interval_ms=5_000, heartbeat_interval_ms=5_000))
+    chain = Chain(slow)
+    assert chain.one(REG, txtypes.SetParam("heartbeat_interval_ms", 4_999)).code == \
+        codes.PARAM_OUT_OF_RANGE
+    with pytest.raises(ConfigError):
+        check_config(dataclasses.replace(config, params=dataclasses.replace(
+            config.params, block_interval_ms=5_000, heartbeat_interval_ms=4_000)))
+    assert initial_state(slow).params.heartbeat_interval_ms == 5_000
 
 
 # ----------------------------------------------------------------------------- nodes, orderers
@@ -153,7 +218,6 @@ def test_add_and_remove_orderers(chain: Chain) -> None:
     assert chain.state.chain.orderers == (*before[1:], NEW_BANK)
     assert chain.one(REG, txtypes.RemoveOrderer(before[0])).code == codes.NOT_ORDERER
     # The history of the chain record shows both changes.
-    from protocol.ledger import keys
     assert len(queries.record_history(chain.state, keys.CHAIN)) == 2
 
 

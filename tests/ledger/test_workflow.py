@@ -1,76 +1,68 @@
-"""docs/domain.md's headline workflow, end to end on one ledger."""
+"""docs/domain.md §6: the headline workflow of the demo (node/cli/demo.py), end to end on one
+ledger, one block per step, with the queries its users would ask along the way."""
 
 from __future__ import annotations
 
-from protocol import txtypes
-from protocol.ledger import codes, keys, queries
-from tests.ledger.helpers import (
-    BANK_A,
-    BANK_B,
-    CUSTOMS,
-    EXPORTER,
-    PAYER,
-    REG,
-    TAX,
-    Chain,
-    declaration,
-    inbound,
-    key_of,
-    open_financing,
-    outbound,
-    register_enterprise,
-    tax_form,
-)
+from node.cli.demo import EXPORTER, build_consortium, headline_steps
+from protocol import types
+from protocol.ledger import apply_block, codes, initial_state, keys, queries
+from tests.ledger.helpers import key_of
 
-USD = 100  # cents per dollar
+NOW = 1_795_000_000_000  # 2026-11-18T08:53:20Z
 
 
 def test_headline_workflow() -> None:
-    chain = Chain()
+    keys_ = {m: key_of(m) for m in ("regulator.safe-qd", "customs.qd", "tax.qd", "bank.boc-qd",
+                                    "bank.icbc-qd", "bank.ccb-qd", "bank.abc-qd")}
+    config, keys_ = build_consortium("crossbill-demo", NOW - 60_000, keys=keys_)
+    state = initial_state(config)
     exporter_key = key_of("exporter")
-    chain.keys[EXPORTER] = exporter_key
-    # 1. Institutions admitted at genesis; the regulator classes the exporter A.
-    chain.ok(REG, txtypes.SetFxClass(EXPORTER, "A"))
-    # 2. The exporter's bank registers it (KYC, with its key) and records its credit line.
-    chain.ok(BANK_A, register_enterprise(public_key=exporter_key.public_key))
-    chain.ok(BANK_A, txtypes.RecordCredit(EXPORTER, "line-1", "credit_line", 2_000_000 * USD,
-                                          "USD", "annual line"))
-    # 3. Consent, then the bank reads the credit file (a consented, loggable read).
-    refused = queries.enterprise_view(chain.state, EXPORTER, BANK_A)
-    assert refused.credit is None and refused.credit_refusal_code == codes.NO_CONSENT
-    chain.ok(EXPORTER, txtypes.GrantConsent(BANK_A, chain.time_ms + 86_400_000))
-    read = queries.read_credit_file(chain.state, EXPORTER, BANK_A)
-    assert read.consented_read and [e.entry_id for e in read.entries] == ["line-1"]
-    # 4. Customs registers two declarations (USD 600,000 and 450,000).
-    r1, r2 = chain.apply(chain.tx(CUSTOMS, declaration("D-1", 600_000 * USD)),
-                         chain.tx(CUSTOMS, declaration("D-2", 450_000 * USD)))
-    assert r1.ok and r2.ok
-    # 5. A financing secured by both for USD 900,000, disbursed.
-    chain.ok(BANK_A, open_financing("F-1", 900_000 * USD, ("D-1", 540_000 * USD),
-                                    ("D-2", 360_000 * USD)))
-    chain.ok(BANK_A, txtypes.DisburseFinancing("F-1"))
-    # 6. A second bank tries to finance the first declaration again: refused.
-    chain.ok(BANK_B, register_enterprise())
-    again = chain.one(BANK_B, open_financing("F-2", 100_000 * USD, ("D-1", 100_000 * USD)))
-    assert again.code == codes.DOUBLE_FINANCING
-    # 7. Proceeds arrive and repay the financing, which is then closed.
-    chain.ok(BANK_A, inbound("P-1", "D-1", 600_000 * USD, financing_id="F-1"))
-    chain.ok(BANK_A, inbound("P-2", "D-2", 450_000 * USD, financing_id="F-1"))
-    fin = queries.financing_view(chain.state, "F-1")
-    assert fin.financing.status == "repaid" and fin.outstanding == 0
-    chain.ok(BANK_A, txtypes.CloseFinancing("F-1"))
-    assert queries.financing_view(chain.state, "F-1").financing.status == "closed"
-    assert queries.declaration_view(chain.state, "D-1").pledged == 0
-    types_seen = [h.tx_type for h in queries.financing_view(chain.state, "F-1").history]
-    assert types_seen == ["financing.open", "financing.disburse", "payment.inbound",
-                          "payment.inbound", "financing.close"]
-    # 8. A tax filing form, one payment against it, and a second that would exceed it.
-    chain.ok(BANK_A, register_enterprise(PAYER, name="Importer Co"))
-    chain.ok(TAX, tax_form("T-1", 50_000 * USD))
-    chain.ok(BANK_A, outbound("O-1", "T-1", 30_000 * USD))
-    over = chain.one(BANK_A, outbound("O-2", "T-1", 30_000 * USD))
-    assert over.code == codes.FORM_EXCEEDED
-    form = queries.tax_form_view(chain.state, "T-1")
-    assert (form.used, form.remaining) == (30_000 * USD, 20_000 * USD)
-    assert [h.tx_type for h in queries.record_history(chain.state, keys.tax_form("T-1"))] == [
-        "taxform.register", "payment.outbound"]
+    counter = iter(range(1, 10**6))
+    steps = headline_steps(config, keys_, NOW, exporter_key,
+                           nonce=lambda: next(counter).to_bytes(16, "big"))
+    assert 16 <= len(steps) <= 20
+    bank, bank2 = "bank.boc-qd", "bank.icbc-qd"
+    proposer = keys_[bank]
+    t = NOW
+    for height, step in enumerate(steps, 1):
+        t += 1_000
+        header = types.BlockHeader(config.chain_id, height, bytes(32), 1,
+                                   types.tx_root([step.tx]), bytes(32), bytes(32), t, bank,
+                                   proposer.key_id, 1, height)
+        result = apply_block(state, types.Block.create(proposer, header, (step.tx,)))
+        result.commit(state)
+        receipt = result.receipts[0]
+        assert receipt.code == step.expect_code, (step.title, receipt.code, receipt.message)
+        if step.title.startswith("exporter grants"):
+            read = queries.read_credit_file(state, EXPORTER, bank)
+            assert read.consented_read and [e.entry_id for e in read.entries] == ["CL-2026-001"]
+        if step.title == "bank disburses the financing":
+            exposure = queries.exposure(state, EXPORTER)
+            assert exposure.outstanding == (("CNY", 639_000_000),)
+            assert exposure.open_pledges == (("USD", 90_000_000),)
+            assert [f.financing_id for f in queries.bank_book(state, bank).items] == [
+                "FIN-BOC-0001"]
+    fin = queries.financing_view(state, "FIN-BOC-0001")
+    assert (fin.financing.status, fin.financing.currency, fin.financing.repaid) == (
+        "closed", "CNY", 639_000_000)
+    assert [r.amount for r in fin.financing.repayments] == [426_000_000, 213_000_000]
+    assert not fin.flagged
+    assert [h.tx_type for h in fin.history] == ["financing.open", "financing.disburse",
+                                                "payment.inbound", "payment.inbound",
+                                                "financing.close"]
+    apps = queries.applications_by_enterprise(state, EXPORTER).items
+    assert [(a.application.application_id, a.application.status, a.live) for a in apps] == [
+        ("APP-BOC-0001", "used", False), ("APP-ICBC-0001", "open", True)]
+    assert apps[0].application.signed_by == EXPORTER
+    decls = queries.declarations_by_exporter(state, EXPORTER).items
+    assert [(d.declaration_no, d.proceeds, d.pledged) for d in decls] == [
+        ("QD-2026-EX-0001", 60_000_000, 0), ("QD-2026-EX-0002", 45_000_000, 0)]
+    assert queries.exposure(state, EXPORTER).financings == ()
+    assert queries.bank_book(state, bank2).items == ()
+    form = queries.tax_form_view(state, "TX-2026-0001")
+    assert (form.used, form.remaining) == (3_000_000, 2_000_000)
+    assert [h.tx_type for h in queries.record_history(state, keys.tax_form("TX-2026-0001"))] \
+        == ["taxform.register", "payment.outbound"]
+    codes_seen = {s.expect_code for s in steps}
+    assert {codes.DOUBLE_FINANCING, codes.RECEIVABLE_COLLECTED, codes.FORM_EXCEEDED} <= \
+        codes_seen

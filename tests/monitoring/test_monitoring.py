@@ -29,6 +29,7 @@ from node.cli import devnet
 from node.client.transport import RpcError
 from node.observe.metrics import scrape_config
 from protocol import txtypes, types
+from tests.dates import RECENT_EXPORT_DATE
 from tests.e2e.harness import Devnet, Load, running_devnet
 from tests.waiting import wait_until_sync
 
@@ -202,7 +203,7 @@ def submit_rejected_transactions(dn: Devnet) -> None:
     signer = "customs.qd"
     payload = txtypes.RegisterDeclaration(
         f"MON-{os.getpid()}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods", 1_000,
-        "USD", "2026-11-20")
+        "USD", RECENT_EXPORT_DATE)
 
     def tx(chain_id: str) -> types.Tx:
         return types.Tx.create(dn.keys[signer], chain_id=chain_id, signer=signer,

@@ -31,21 +31,25 @@ def test_trade_mix_refers_to_earlier_records_of_the_right_bank() -> None:
     plan = _plan("trade")
     txs = [bench.plan_tx(plan, i) for i in range(200)]
     kinds = {type(p).__name__ for _, p in txs}
-    assert kinds >= {"RegisterDeclaration", "RegisterTaxForm", "OpenFinancing",
-                     "DisburseFinancing", "RecordOutboundPayment", "RecordCredit",
+    assert kinds >= {"RegisterDeclaration", "RegisterTaxForm", "ApplyForFinancing",
+                     "OpenFinancing", "RecordOutboundPayment", "RecordCredit",
                      "RegisterEnterprise"}
     declarations = {p.declaration_no: (i, p.exporter) for i, (_, p) in enumerate(txs)
                     if isinstance(p, txtypes.RegisterDeclaration)}
-    financings = {p.financing_id: (i, signer) for i, (signer, p) in enumerate(txs)
-                  if isinstance(p, txtypes.OpenFinancing)}
+    applications = {p.application_id: (i, signer, p) for i, (signer, p) in enumerate(txs)
+                    if isinstance(p, txtypes.ApplyForFinancing)}
     owner = dict(plan.enterprises)
+    opened = 0
     for i, (signer, p) in enumerate(txs):
-        if isinstance(p, txtypes.OpenFinancing):
+        if isinstance(p, txtypes.ApplyForFinancing):
             j, exporter = declarations[p.pledges[0].declaration_no]
-            assert j < i and exporter == p.uscc and owner[p.uscc] == signer
-        if isinstance(p, txtypes.DisburseFinancing):
-            j, bank = financings[p.financing_id]
-            assert j < i and bank == signer
+            assert j < i and exporter == p.uscc and owner[p.uscc] == signer == p.bank
+        if isinstance(p, txtypes.OpenFinancing):
+            j, bank, app = applications[p.application_id]
+            assert j < i and bank == signer and app.uscc == p.uscc
+            assert p.pledges == app.pledges and p.principal <= app.principal
+            opened += 1
+    assert opened > 0
     assert len({p.declaration_no for _, p in txs
                 if isinstance(p, txtypes.RegisterDeclaration)}) == len(declarations)
 

@@ -27,6 +27,7 @@ from node.replica.mempool import Mempool
 from node.storage.store import Storage
 from protocol import codec, crypto, limits, txtypes, types
 from protocol.replica.forwarding import HELD_HERE, Forwarding
+from tests.dates import RECENT_EXPORT_DATE
 from tests.node.memnet import MemNet
 from tests.waiting import wait_until
 
@@ -80,7 +81,7 @@ class Setup:
     def tx(self, expires_in_ms: int = 600_000) -> types.Tx:
         payload = txtypes.RegisterDeclaration(
             f"IN-{os.urandom(4).hex()}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods",
-            1_000_000, "USD", "2026-11-20")
+            1_000_000, "USD", RECENT_EXPORT_DATE)
         return types.Tx.create(self.keys["customs.qd"], chain_id=self.config.chain_id,
                                signer="customs.qd", payload=payload, nonce=os.urandom(16),
                                expires_at_ms=int(time.time() * 1000) + expires_in_ms)

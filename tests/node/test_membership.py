@@ -14,6 +14,7 @@ from node.replica.ordering import raft_id_of
 from node.service import Node
 from protocol import crypto, txtypes, types
 from protocol.ledger import codes
+from tests.dates import RECENT_EXPORT_DATE
 from tests.node.cluster import Cluster, cluster
 from tests.waiting import wait_until
 
@@ -41,7 +42,7 @@ async def commit(node: Node, t: types.Tx, expect: str = "OK") -> None:
 def declaration(n: int) -> txtypes.RegisterDeclaration:
     return txtypes.RegisterDeclaration(f"MEM-{os.getpid()}-{n}", "91370200MA3C8Y5R2K",
                                        "Buyer GmbH", "DE", "goods", 1_000_000 + n, "USD",
-                                       "2026-11-20")
+                                       RECENT_EXPORT_DATE)
 
 
 async def admit_new_bank(c: Cluster) -> crypto.PrivateKey:

@@ -21,6 +21,7 @@ from node.replica.chain import Chain
 from node.storage import backup as storage_backup
 from node.storage.store import Storage
 from protocol import codec, crypto, txtypes, types
+from tests.dates import RECENT_EXPORT_DATE
 
 BLOCKS = 8
 
@@ -37,7 +38,7 @@ class BuiltChain:
 def declaration(config: types.ConsortiumConfig, key: crypto.PrivateKey, n: int,
                 now_ms: int) -> types.Tx:
     payload = txtypes.RegisterDeclaration(f"OPS-{n}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE",
-                                          "pumps", 1_000_000 + n, "USD", "2026-11-20")
+                                          "pumps", 1_000_000 + n, "USD", RECENT_EXPORT_DATE)
     return types.Tx.create(key, chain_id=config.chain_id, signer="customs.qd",
                            payload=payload, nonce=os.urandom(16),
                            expires_at_ms=now_ms + 600_000)

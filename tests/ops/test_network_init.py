@@ -25,6 +25,7 @@ from node.p2p.identity import read_node_key
 from protocol import limits, txtypes, types
 from protocol.errors import KeyFileError
 from protocol.genesis import load_genesis
+from tests.dates import RECENT_EXPORT_DATE
 from tests.waiting import wait_until_sync
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -454,7 +455,7 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
         customs = next(n for n in nodes if n["name"] == "customs.qd")
         payload = txtypes.RegisterDeclaration(
             "DECL-OPS-1", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "pumps", 1_000_000, "USD",
-            "2026-11-20")
+            RECENT_EXPORT_DATE)
         tx = types.Tx.create(customs["key"], chain_id=genesis.chain_id, signer="customs.qd",
                              payload=payload, nonce=os.urandom(16),
                              expires_at_ms=int(time.time() * 1000) + 600_000)

@@ -29,7 +29,7 @@ _ccy = st.from_regex(r"[A-Z]{3}", fullmatch=True)
 
 @st.composite
 def payloads(draw: st.DrawFn) -> txtypes.Payload:
-    kind = draw(st.sampled_from(["decl", "fin", "form", "credit"]))
+    kind = draw(st.sampled_from(["decl", "fin", "apply", "form", "credit"]))
     if kind == "decl":
         return txtypes.RegisterDeclaration(
             draw(_id), draw(_uscc), draw(_text.filter(bool)), "DE", draw(_text.filter(bool)),
@@ -37,8 +37,15 @@ def payloads(draw: st.DrawFn) -> txtypes.Payload:
     if kind == "fin":
         pledges = draw(st.lists(st.builds(txtypes.Pledge, _id, _amount), min_size=1,
                                 max_size=limits.PLEDGES_PER_FINANCING_MAX))
-        return txtypes.OpenFinancing(draw(_id), draw(_uscc), draw(_amount), draw(_ccy),
-                                     tuple(pledges))
+        return txtypes.OpenFinancing(draw(_id), draw(_uscc), draw(_id), draw(_amount),
+                                     draw(_ccy), tuple(pledges),
+                                     draw(st.integers(0, limits.INT_MAX)))
+    if kind == "apply":
+        pledges = draw(st.lists(st.builds(txtypes.Pledge, _id, _amount), min_size=1,
+                                max_size=limits.PLEDGES_PER_FINANCING_MAX))
+        return txtypes.ApplyForFinancing(draw(_id), draw(_uscc), "bank.alpha", draw(_amount),
+                                         draw(_ccy), tuple(pledges),
+                                         draw(st.integers(0, limits.INT_MAX)))
     if kind == "form":
         return txtypes.RegisterTaxForm(draw(_id), draw(_uscc), draw(_text.filter(bool)),
                                        draw(_text.filter(bool)), draw(_amount), draw(_ccy),

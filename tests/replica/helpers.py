@@ -9,7 +9,7 @@ from dataclasses import replace
 from node.cli.demo import Member, build_consortium
 from protocol import crypto, txtypes, types
 from protocol.genesis import check_config
-from protocol.ledger import State, initial_state
+from protocol.ledger import State, dates, initial_state
 from protocol.raft import Entry, EntryKind
 from protocol.replica import Tip
 
@@ -18,6 +18,8 @@ T0_MS = 1_700_000_000_000
 REG = "regulator.safe"
 CUSTOMS = "customs.qd"
 EXPORTER = "91370200MA3C8Y5R2K"
+# Exported two days before genesis: neither in the future nor too old for any block time.
+EXPORT_DATE = dates.format_day(dates.day_of(T0_MS) - 2)
 
 
 def bank(i: int) -> str:
@@ -59,7 +61,7 @@ def declaration(n: int, nonce: int | None = None) -> types.Tx:
     """Customs registers declaration `n` (with nonce `n` unless given): accepted the first
     time in any state, refused (DECLARATION_EXISTS) after."""
     return signed(CUSTOMS, txtypes.RegisterDeclaration(
-        f"SIM-{n}", EXPORTER, "Buyer GmbH", "DE", "pumps", 1_000_000 + n, "USD", "2026-11-20"),
+        f"SIM-{n}", EXPORTER, "Buyer GmbH", "DE", "pumps", 1_000_000 + n, "USD", EXPORT_DATE),
         n if nonce is None else nonce)
 
 

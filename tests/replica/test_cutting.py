@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from protocol import limits, types
 from protocol.replica import CUT, HAND_OVER, WAIT, CutInputs, decide_cut
 
-PARAMS = types.Params(advance_rate_bps=9000, block_txs_max=100, block_bytes_max=64 * 1024,
-                      block_interval_ms=50, tx_expiry_window_ms=3_600_000)
+PARAMS = replace(types.DEFAULT_PARAMS, block_txs_max=100, block_bytes_max=64 * 1024,
+                 block_interval_ms=50, heartbeat_interval_ms=60_000)
 BUDGET = PARAMS.block_bytes_max - limits.BLOCK_OVERHEAD_BYTES
 
 # A leader in term 3 whose no-op (index 7) committed and was applied, with 5 transactions
@@ -56,9 +56,28 @@ def test_a_leader_the_ledger_removed_from_the_ordering_set_never_cuts() -> None:
     assert (d.action, d.reason) == (WAIT, "not_in_ordering_set")
 
 
-def test_nothing_pending_nothing_cut() -> None:
-    d = decide_cut(replace(READY, pending_txs=0, pending_bytes=0, now_ms=99_999))
+def test_nothing_pending_nothing_cut_until_the_heartbeat() -> None:
+    idle = replace(READY, pending_txs=0, pending_bytes=0)
+    d = decide_cut(replace(idle, now_ms=idle.last_cut_ms + PARAMS.heartbeat_interval_ms - 1))
     assert (d.action, d.reason) == (WAIT, "nothing_pending")
+
+
+def test_an_idle_leader_cuts_an_empty_block_once_the_heartbeat_interval_passed() -> None:
+    """Block time (and with it consent expiry, lapses, maturities) advances on a quiet
+    network: one empty block per heartbeat_interval_ms, to the millisecond."""
+    idle = replace(READY, pending_txs=0, pending_bytes=0,
+                   now_ms=READY.last_cut_ms + PARAMS.heartbeat_interval_ms)
+    d = decide_cut(idle)
+    assert (d.action, d.reason) == (CUT, "heartbeat")
+
+
+def test_a_heartbeat_obeys_every_precondition_of_a_cut() -> None:
+    idle = replace(READY, pending_txs=0, pending_bytes=0, now_ms=10**9)
+    for blocked in (replace(idle, is_leader=False), replace(idle, proposal_in_flight=True),
+                    replace(idle, commit_term=2), replace(idle, in_ordering_set=False),
+                    replace(idle, applied_index=6)):
+        assert decide_cut(blocked).action == WAIT
+    assert decide_cut(replace(idle, has_signing_key=False)).action == HAND_OVER
 
 
 def test_a_partly_filled_block_waits_for_the_interval_to_the_millisecond() -> None:
@@ -93,7 +112,8 @@ def test_a_leader_without_an_active_key_hands_over_instead_of_cutting() -> None:
 
 def test_a_leader_without_a_key_hands_over_only_when_it_would_cut() -> None:
     """Nothing to order, or not ready to order: no reason to give leadership away."""
-    for waiting in (replace(READY, pending_txs=0), replace(READY, now_ms=READY.last_cut_ms),
+    for waiting in (replace(READY, pending_txs=0, now_ms=READY.last_cut_ms + 1),
+                    replace(READY, now_ms=READY.last_cut_ms),
                     replace(READY, commit_term=2)):
         assert decide_cut(replace(waiting, has_signing_key=False)).action == WAIT
 

@@ -13,6 +13,7 @@ import trio
 from node.cli import main as cli
 from node.cli.demo import EXPORTER
 from node.keys import write_key_file
+from tests.dates import RECENT_EXPORT_DATE
 from tests.rpc.harness import rpc_cluster
 
 LOG_N = 14
@@ -43,7 +44,7 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
                 "tx", "declaration.register", "--key", str(tmp_path / "customs.qd.key"),
                 "--signer", "customs.qd", "--declaration-no", "CLI-1", "--exporter", EXPORTER,
                 "--buyer", "Buyer GmbH", "--destination", "DE", "--goods", "pumps",
-                "--value", "60000000", "--currency", "USD", "--export-date", "2026-11-20",
+                "--value", "60000000", "--currency", "USD", "--export-date", RECENT_EXPORT_DATE,
                 *common], capsys))
             out.append(run_cli([
                 "tx", "financing.open", "--key", str(tmp_path / "bank.boc-qd.key"),

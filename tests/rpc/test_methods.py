@@ -16,6 +16,7 @@ from node.client import AsyncClient, Client, RpcError, TxBuilder
 from node.client.api import ReadSigner
 from node.keys import generate_key
 from node.rpc import errors as E
+from tests.dates import RECENT_EXPORT_DATE
 from tests.rpc.harness import RpcCluster, rpc_cluster
 
 DECL1 = "QD-2026-EX-0001"
@@ -169,7 +170,7 @@ async def test_sync_client_works_from_a_thread(tmp_path: pathlib.Path) -> None:
                                     signer="customs.qd")
                 tx = builder.build("declaration.register", declaration_no="SYNC-1",
                                    exporter=EXPORTER, buyer="B", destination="DE", goods="g",
-                                   value=100, currency="USD", export_date="2026-11-20")
+                                   value=100, currency="USD", export_date=RECENT_EXPORT_DATE)
                 reply = c.submit(tx, wait=True)
                 results = c.batch([("declaration.get", {"declaration_no": "SYNC-1"}),
                                    ("declaration.get", {"declaration_no": "NOPE"})])

@@ -17,6 +17,7 @@ from node.client import AsyncClient, TxBuilder
 from node.keys import generate_key
 from node.rpc import errors as E
 from protocol import codec
+from tests.dates import RECENT_EXPORT_DATE
 from tests.rpc.harness import rpc_cluster
 from tests.rpc.test_http import host_port, ws_call
 from tests.waiting import wait_until
@@ -88,7 +89,7 @@ async def test_slow_subscriber_is_dropped_with_a_reason(tmp_path: pathlib.Path) 
                                 signer="customs.qd")
             tx = builder.build("declaration.register", declaration_no="SLOW-1",
                                exporter=EXPORTER, buyer="B", destination="DE", goods="g",
-                               value=100, currency="USD", export_date="2026-11-20")
+                               value=100, currency="USD", export_date=RECENT_EXPORT_DATE)
             reply = await client.submit(tx, wait=True)
         block = rc.node.storage.block(reply["height"])
         receipts = rc.node.storage.receipts(reply["height"])

@@ -32,6 +32,7 @@ member reaches the same tip, and every submitted transaction commits.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from node.replica.mempool import Mempool
 from protocol import crypto, txtypes, types, validation
 from protocol.errors import DecodeError, ValidationError
 from protocol.genesis import check_config
-from protocol.ledger import BlockResult, MemoryKV, State, initial_state
+from protocol.ledger import BlockResult, MemoryKV, State, dates, initial_state
 from protocol.raft import (
     LEADER,
     NONE,
@@ -114,9 +115,9 @@ def _consortium(banks: int, orderers: int, txs_max: int, bytes_max: int,
                *(Member(bank(i), "bank", f"Bank {i}") for i in range(1, banks + 1)))
     config, _ = build_consortium(CHAIN_ID, T0_MS, members, keys={m.id: _key(m.id)
                                                                   for m in members})
-    params = types.Params(advance_rate_bps=9000, block_txs_max=txs_max,
-                          block_bytes_max=bytes_max, block_interval_ms=interval_ms,
-                          tx_expiry_window_ms=3_600_000)
+    params = dataclasses.replace(types.DEFAULT_PARAMS, block_txs_max=txs_max,
+                                 block_bytes_max=bytes_max, block_interval_ms=interval_ms,
+                                 tx_expiry_window_ms=3_600_000)
     config = types.ConsortiumConfig(config.chain_id, config.genesis_time_ms,
                                     config.institutions,
                                     tuple(bank(i) for i in range(1, orderers + 1)), params)
@@ -137,7 +138,7 @@ def declaration(n: int) -> types.Tx:
     tx = types.Tx.create(_key(CUSTOMS), chain_id=CHAIN_ID, signer=CUSTOMS,
                          payload=txtypes.RegisterDeclaration(
                              f"SIM-{n}", EXPORTER, "Buyer GmbH", "DE", "pumps", 1_000 + n,
-                             "USD", "2026-11-20"),
+                             "USD", dates.format_day(dates.day_of(T0_MS) - 2)),
                          nonce=n.to_bytes(8, "big"), expires_at_ms=EXPIRES_MS)
     GENUINE.add(tx)
     return tx
