@@ -224,7 +224,7 @@ def demo(root: pathlib.Path, out: Callable[[str], None] = print) -> float:
                                   f"ledger said {code}: {reply['receipt']['message']}")
             _wait_everywhere(clients, step.tx.id, t0 + STEP_TIMEOUT_S)
             everywhere = time.perf_counter() - t0
-            out(f"  {i:>2}. {step.title:<66} {code:<17} committed "
+            out(f"  {i:>2}. {step.title:<66} {code:<20} committed "
                 f"{committed * 1000:6.0f} ms, on all {len(clients)} nodes "
                 f"{everywhere * 1000:6.0f} ms")
     finally:
