@@ -128,8 +128,10 @@ def plan_tx(plan: Plan, i: int) -> tuple[str, Any]:
     if kind == "F":
         d = ref_base + (slot - 8)                      # declaration slots 0..2
         uscc, bank = ents[d % len(ents)]
-        return bank, txtypes.OpenFinancing(f"F{i}", uscc, CAP, "USD",
-                                           (txtypes.Pledge(f"D{d}", CAP),))
+        # No application yet (issue 15): the ledger refuses these with NO_APPLICATION.
+        return bank, txtypes.OpenFinancing(f"F{i}", uscc, f"A{d}", CAP, "USD",
+                                           (txtypes.Pledge(f"D{d}", CAP),),
+                                           plan.expires_at_ms + 30 * 86_400_000)
     if kind == "X":
         f = ref_base + 8 + (slot - 11)                 # financing slots 8..9
         d = (f // len(TRADE_CYCLE) - plan.lag_cycles) * len(TRADE_CYCLE) + (f % 20 - 8)
@@ -138,7 +140,7 @@ def plan_tx(plan: Plan, i: int) -> tuple[str, Any]:
     if kind == "P":
         t = ref_base + 5 + (slot - 13)                 # tax form slots 5..6
         uscc, bank = ents[t % len(ents)]
-        return bank, txtypes.RecordOutboundPayment(f"P{i}", uscc, f"T{t}", 1000, "USD")
+        return bank, txtypes.RecordOutboundPayment(f"P{i}", uscc, f"T{t}", 1000, "USD", "")
     if kind == "C":
         uscc, bank = ents[i % len(ents)]
         return bank, txtypes.RecordCredit(uscc, f"c{i}", "overdue", 100, "USD", "late payment")
