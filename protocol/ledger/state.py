@@ -59,9 +59,6 @@ class State:
     def scan(self, prefix: bytes, cls: type[R]) -> list[tuple[bytes, R]]:
         return [(k, decode_value(cls, v)) for k, v in iterate_prefix(self.kv, prefix)]
 
-    def scan_range(self, start: bytes, stop: bytes, cls: type[R]) -> list[tuple[bytes, R]]:
-        return [(k, decode_value(cls, v)) for k, v in self.kv.iterate(start, stop)]
-
     def keys_in(self, prefix: bytes, *, after: bytes = b"", limit: int | None = None
                 ) -> list[bytes]:
         """Keys starting with `prefix`, in order, those after `prefix + after` only, at most

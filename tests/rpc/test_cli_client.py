@@ -4,6 +4,7 @@ the operator's by-hand path through the headline workflow's first steps."""
 from __future__ import annotations
 
 import pathlib
+import time
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ import trio
 
 from node.cli import main as cli
 from node.cli.demo import EXPORTER
-from node.keys import write_key_file
+from node.keys import generate_key, write_key_file
 from tests.dates import RECENT_EXPORT_DATE
 from tests.rpc.harness import rpc_cluster
 
@@ -33,13 +34,18 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
         for name in ("customs.qd", "bank.boc-qd"):
             write_key_file(tmp_path / f"{name}.key", rc.c.keys[name], "secret",
                            scrypt_log_n=LOG_N)
+        exporter_key = generate_key()
+        write_key_file(tmp_path / "exporter.key", exporter_key, "secret", scrypt_log_n=LOG_N)
         common = ["--rpc", rc.url.rstrip("/"), "--passphrase-file", str(pw)]
+        now = int(time.time() * 1000)
+        pledges = '[{"declaration_no": "CLI-1", "amount": 1000}]'
 
         def walk() -> list[tuple[int, Any]]:
             out = [run_cli([
                 "tx", "enterprise.register", "--key", str(tmp_path / "bank.boc-qd.key"),
                 "--signer", "bank.boc-qd", "--uscc", EXPORTER, "--name", "Exporter Co",
-                "--country", "CN", "--public-key", "", *common], capsys)]
+                "--country", "CN", "--public-key", exporter_key.public_key.hex(), *common],
+                capsys)]
             out.append(run_cli([
                 "tx", "declaration.register", "--key", str(tmp_path / "customs.qd.key"),
                 "--signer", "customs.qd", "--declaration-no", "CLI-1", "--exporter", EXPORTER,
@@ -47,10 +53,16 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
                 "--value", "60000000", "--currency", "USD", "--export-date", RECENT_EXPORT_DATE,
                 *common], capsys))
             out.append(run_cli([
+                "tx", "financing.apply", "--key", str(tmp_path / "exporter.key"),
+                "--signer", EXPORTER, "--application-id", "CLI-A1", "--uscc", EXPORTER,
+                "--bank", "bank.boc-qd", "--principal", "1000", "--currency", "USD",
+                "--pledges", pledges, "--expires-at-ms", str(now + 86_400_000), *common],
+                capsys))
+            out.append(run_cli([
                 "tx", "financing.open", "--key", str(tmp_path / "bank.boc-qd.key"),
                 "--signer", "bank.boc-qd", "--financing-id", "CLI-F1", "--uscc", EXPORTER,
-                "--principal", "1000", "--currency", "USD",
-                "--pledges", '[{"declaration_no": "CLI-1", "amount": 1000}]', *common],
+                "--application-id", "CLI-A1", "--principal", "1000", "--currency", "USD",
+                "--pledges", pledges, "--maturity-ms", str(now + 30 * 86_400_000), *common],
                 capsys))
             out.append(run_cli(["query", "declaration", "CLI-1", *common], capsys))
             out.append(run_cli(["query", "txs", "--kind", "declaration", "--id", "CLI-1",
@@ -60,10 +72,11 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
             return out
 
         results = await trio.to_thread.run_sync(walk)
-        (c1, ent), (c2, decl_tx), (c3, fin_tx), (c4, decl), (c5, txs), (c6, missing), (
-            c7, health) = results
-        assert (c1, c2, c3) == (0, 0, 0)
+        (c1, ent), (c2, decl_tx), (c0, app_tx), (c3, fin_tx), (c4, decl), (c5, txs), (
+            c6, missing), (c7, health) = results
+        assert (c1, c2, c0, c3) == (0, 0, 0, 0)
         assert ent["receipt"]["code"] == decl_tx["receipt"]["code"] == "OK"
+        assert app_tx["receipt"]["code"] == "OK"
         assert fin_tx["receipt"]["code"] == "OK"
         assert c4 == 0 and decl["pledged"] == 1000 and decl["declaration"]["value"] == 60000000
         assert c5 == 0 and [i["tx_type"] for i in txs["items"]] == [

@@ -37,7 +37,8 @@ async def test_headline_workflow_and_every_query(tmp_path: pathlib.Path) -> None
     async with rpc_cluster(tmp_path) as rc, AsyncClient(rc.url) as client:
         replies = await walk_headline(rc, client)
         decl = await client.declaration(DECL1)
-        assert decl["declaration"]["exporter"] == EXPORTER and decl["cap"] == 54_000_000
+        assert decl["declaration"]["exporter"] == EXPORTER
+        assert decl["cap"] == 0 and decl["declaration"]["proceeds"] == 60_000_000  # collected
         assert decl["history"][0]["tx_type"] == "declaration.register"
         fin = await client.financing("FIN-BOC-0001")
         assert fin["financing"]["status"] == "closed" and fin["outstanding"] == 0
@@ -96,8 +97,8 @@ async def test_application_errors(tmp_path: pathlib.Path) -> None:
         builder = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
                             signer="customs.qd")
         tx = builder.build("financing.open", financing_id="F-X", uscc=EXPORTER,
-                           principal=1, currency="USD",
-                           pledges=[{"declaration_no": "D", "amount": 1}])
+                           application_id="A-X", principal=1, currency="USD",
+                           pledges=[{"declaration_no": "D", "amount": 1}], maturity_ms=1)
         with pytest.raises(RpcError) as err:
             await client.submit(tx)
         assert err.value.code == E.TX_REFUSED and err.value.data["code"] == "ROLE_FORBIDDEN"

@@ -40,9 +40,10 @@ async def test_blocks_tx_and_record_subscriptions(tmp_path: pathlib.Path) -> Non
         host, port = host_port(rc.url)
         steps = headline_steps(rc.c.config, rc.c.keys, int(time.time() * 1000), generate_key())
         async with AsyncClient(rc.url) as client:
-            for step in steps[:6]:  # up to both declarations
+            for step in steps[:8]:  # up to the exporter's application
                 await client.submit(step.tx, wait=True)
-        open_fin, disburse = steps[6], steps[7]
+        open_fin, disburse = steps[8], steps[9]
+        assert (open_fin.tx.type, disburse.tx.type) == ("financing.open", "financing.disburse")
         async with open_websocket(host, port, "/ws", use_ssl=False) as ws:
             blocks = (await ws_call(ws, req("sub.blocks")))["result"]
             record = (await ws_call(ws, req("sub.record", {"kind": "declaration",
