@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -88,12 +89,14 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(root: pathlib.Path, members: tuple = DEFAULT_MEMBERS  # type: ignore[type-arg]
-                  ) -> AsyncIterator[Cluster]:
+async def cluster(root: pathlib.Path, members: tuple = DEFAULT_MEMBERS,  # type: ignore[type-arg]
+                  params: types.Params | None = None) -> AsyncIterator[Cluster]:
     peers = {m.id: f"peer-{m.id}" for m in members}
     config, keys = build_consortium(
         "crossbill-test", int(time.time() * 1000) - 1000, members,
         nodes={m.id: types.NodeInfo(peers[m.id], ()) for m in members})
+    if params is not None:
+        config = dataclasses.replace(config, params=params)
     async with trio.open_nursery() as nursery:
         c = Cluster(config, keys, MemNet(), {}, nursery, root, peers)
         for m in members:

@@ -21,7 +21,7 @@ from node.replica.ordering import (
     raft_id_of,
 )
 from node.storage.store import Storage
-from protocol import crypto
+from protocol import crypto, limits, types
 from protocol.errors import DecodeError
 from protocol.raft import ConfState, HardState, Snapshot, SnapshotMeta
 from tests.node.cluster import cluster
@@ -119,3 +119,22 @@ async def test_catching_up_drops_pending_transactions_the_fetched_blocks_committ
                             1, 2).block)  # as block sync would
     await orderer._catch_up(chain.height)
     assert [tx.id for tx in orderer.mempool.pending()] == [pending.id]
+
+
+async def test_an_idle_network_cuts_heartbeat_blocks_so_block_time_advances(
+        tmp_path: pathlib.Path) -> None:
+    """No transaction at all: the leader still cuts an empty block every
+    heartbeat_interval_ms (docs/domain.md), so block time, consent expiry and lapses advance,
+    and every node applies the same heartbeats."""
+    params = dataclasses.replace(types.DEFAULT_PARAMS,
+                                 heartbeat_interval_ms=limits.HEARTBEAT_INTERVAL_MS_MIN)
+    async with cluster(tmp_path, params=params) as c:
+        leader = await c.wait_leader()
+        await c.wait_same_tip(min_height=2, timeout_s=30)
+        first, second = (leader.chain.storage.block(h) for h in (1, 2))
+        assert first is not None and second is not None
+        assert first.txs == () and second.txs == ()
+        assert second.header.timestamp_ms - first.header.timestamp_ms >= (
+            params.heartbeat_interval_ms)
+        assert all(n.chain.params().heartbeat_interval_ms == params.heartbeat_interval_ms
+                   for n in c.nodes.values())
