@@ -297,6 +297,46 @@ class Api:
         now = self.state.head.timestamp_ms
         return {"consent": views.plain(consent), "live": consent.expires_at_ms > now}
 
+    # ------------------------------------------------------------------ the users' lists
+
+    def _page(self, params: dict[str, Any]) -> tuple[str, int]:
+        return (_text(params, "after", views.RECORD_ID_CHARS_MAX) if "after" in params else "",
+                _int(params, "limit", limits.QUERY_PAGE_ITEMS_MAX, 1,
+                     limits.QUERY_PAGE_ITEMS_MAX))
+
+    @staticmethod
+    def _page_json(page: queries.Page[Any]) -> dict[str, Any]:
+        return {"items": views.plain(page.items), "next_after": page.next_after}
+
+    async def enterprise_exposure(self, params: dict[str, Any],
+                                  ctx: CallContext) -> dict[str, Any]:
+        return dict(views.plain(queries.exposure(self.state, _text(params, "uscc", 18))))
+
+    async def bank_book(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        after, limit = self._page(params)
+        return self._page_json(queries.bank_book(self.state, _text(params, "bank", 64),
+                                                 after, limit))
+
+    async def declaration_list(self, params: dict[str, Any],
+                               ctx: CallContext) -> dict[str, Any]:
+        after, limit = self._page(params)
+        return self._page_json(queries.declarations_by_exporter(
+            self.state, _text(params, "exporter", 18), after, limit))
+
+    async def application_list(self, params: dict[str, Any],
+                               ctx: CallContext) -> dict[str, Any]:
+        after, limit = self._page(params)
+        return self._page_json(queries.applications_by_enterprise(
+            self.state, _text(params, "uscc", 18), after, limit))
+
+    async def financing_watch_list(self, params: dict[str, Any],
+                                   ctx: CallContext) -> dict[str, Any]:
+        after, limit = self._page(params)
+        kind = _text(params, "kind", 16)
+        if kind not in (keys.WATCH_FLAGGED, keys.WATCH_OVERDUE):
+            raise invalid_params(f"kind must be {keys.WATCH_FLAGGED} or {keys.WATCH_OVERDUE}")
+        return self._page_json(queries.watch_list(self.state, kind, after, limit))
+
     # ------------------------------------------------------------------ confidential reads
 
     def _reader(self, method: str, params: dict[str, Any], ctx: CallContext) -> tuple[str, str]:
@@ -487,6 +527,25 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("record.history", api.record_history, (Param("kind", s.RECORD_KIND, True),
                                                Param("id", s.RECORD_ID, True)),
         summary="Every accepted transaction that touched a record, in chain order.",
+        result=s.OBJECT)
+    page = (Param("after", s.RECORD_ID, description="the next_after of the previous page"),
+            Param("limit", s.int_range(1, limits.QUERY_PAGE_ITEMS_MAX)))
+    add("enterprise.exposure", api.enterprise_exposure, (Param("uscc", s.USCC, True),),
+        summary="An enterprise's exposure across every bank: open pledges, approved, "
+        "outstanding and overdue principal by currency, flagged financings.", result=s.OBJECT)
+    add("bank.book", api.bank_book, (Param("bank", s.text(64), True), *page),
+        summary="A bank's live financings (holding pledges or owing money), by id, paged.",
+        result=s.OBJECT)
+    add("declaration.list", api.declaration_list, (Param("exporter", s.USCC, True), *page),
+        summary="The declarations customs registered for an exporter, by number, paged.",
+        result=s.OBJECT)
+    add("application.list", api.application_list, (Param("uscc", s.USCC, True), *page),
+        summary="An enterprise's financing applications, with whether each is live, paged.",
+        result=s.OBJECT)
+    add("financing.watch_list", api.financing_watch_list, (
+        Param("kind", s.text(16), True, "flagged (collateral cut by customs or collected) or "
+              "overdue (past maturity)"), *page),
+        summary="The regulator's list of live flagged or overdue financings, by id, paged.",
         result=s.OBJECT)
     add("consent.get", api.consent_get, (Param("uscc", s.USCC, True),
                                          Param("bank", s.text(64), True)),

@@ -181,3 +181,35 @@ async def test_sync_client_works_from_a_thread(tmp_path: pathlib.Path) -> None:
         assert reply["receipt"]["code"] == "OK"
         assert results[0]["declaration"]["value"] == 100
         assert isinstance(results[1], RpcError) and results[1].code == E.NOT_FOUND
+
+
+async def test_the_users_lists_exposure_book_declarations_applications_watch_list(
+        tmp_path: pathlib.Path) -> None:
+    """docs/domain.md §7's queries over JSON-RPC, after the headline workflow: the exporter's
+    two declarations, its two applications (one used, one refused at opening), the first
+    bank's closed financing gone from its book and from the exposure, and empty watch lists;
+    pages are bounded and chained by next_after."""
+    async with rpc_cluster(tmp_path) as rc, AsyncClient(rc.url) as client:
+        await walk_headline(rc, client)
+        decls = await client.call("declaration.list", {"exporter": EXPORTER})
+        assert [d["declaration_no"] for d in decls["items"]] == [DECL1, "QD-2026-EX-0002"]
+        first = await client.call("declaration.list", {"exporter": EXPORTER, "limit": 1})
+        assert len(first["items"]) == 1 and first["next_after"] == DECL1
+        rest = await client.call("declaration.list", {"exporter": EXPORTER,
+                                                      "after": first["next_after"]})
+        assert [d["declaration_no"] for d in rest["items"]] == ["QD-2026-EX-0002"]
+        apps = await client.call("application.list", {"uscc": EXPORTER})
+        assert len(apps["items"]) == 2
+        assert {a["application"]["bank"] for a in apps["items"]} == {"bank.boc-qd",
+                                                                     "bank.icbc-qd"}
+        exposure = await client.call("enterprise.exposure", {"uscc": EXPORTER})
+        assert exposure["uscc"] == EXPORTER and exposure["outstanding"] == []
+        assert exposure["flagged"] == [] and exposure["financings"] == []
+        book = await client.call("bank.book", {"bank": "bank.boc-qd"})
+        assert book == {"items": [], "next_after": ""}
+        for kind in ("flagged", "overdue"):
+            watch = await client.call("financing.watch_list", {"kind": kind})
+            assert watch["items"] == []
+        with pytest.raises(RpcError) as bad:
+            await client.call("financing.watch_list", {"kind": "late"})
+        assert bad.value.code == -32602
