@@ -128,6 +128,9 @@ ROWS: list[tuple[str, list[tuple[str, str, str, list[tuple[str, str]], str]]]] =
                                 f'{N}, stage="ledger"}}[{RI}]))'),
           ("admission {{reason}}", "sum by (reason) (rate(crossbill_transactions_rejected_total"
                                    f'{{{N}, stage="admission"}}[{RI}]))')], ""),
+        ("Financings on the watch list", "timeseries", "none",
+         [("{{list}}", f"max by (list) (crossbill_ledger_financings_watched{{{N}}})")],
+         "Live flagged (collateral cancelled, cut or released) and overdue financings."),
         ("Admitted transactions/s by node", "timeseries", "ops",
          [("{{node}}", f"rate(crossbill_transactions_admitted_total{{{N}}}[{RI}])")], ""),
         ("RPC requests/s", "timeseries", "reqps",

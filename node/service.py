@@ -35,7 +35,7 @@ from node.storage.store import Storage
 from protocol import crypto, types
 from protocol.errors import CrossbillError
 from protocol.genesis import load_genesis
-from protocol.ledger import queries
+from protocol.ledger import BlockResult, queries
 from protocol.ledger.state import active_public_key
 
 # Transaction types after which the node re-reads peers and the ordering set from the ledger.
@@ -297,11 +297,10 @@ class Node:
             return None  # not ordering (now): Raft retransmits to members only
         return await orderer.on_raft_message(peer_id, payload)
 
-    async def _on_block(self, block: types.Block, receipts: tuple[types.Receipt, ...],
-                        mine: bool) -> None:
+    async def _on_block(self, block: types.Block, result: BlockResult, mine: bool) -> None:
         self._last_proposer = block.header.proposer
         self.intake.block_applied(block)
-        self.rpc.hub.block_applied(block, receipts)
+        self.rpc.hub.block_applied(block, result.receipts, result.writes)
         if mine:
             await self.net.publish(net.TOPIC_BLOCKS, block.encoded)
         if (any(tx.type in MEMBERSHIP_TX_TYPES for tx in block.txs)

@@ -105,6 +105,9 @@ HEARTBEAT_INTERVAL_MS_MAX: Final = 60 * 60 * 1000
 # --- queries --------------------------------------------------------------------------------
 # Items in one page of a list query (declarations by exporter, a bank's book, the watch list).
 QUERY_PAGE_ITEMS_MAX: Final = 500
+# Financings counted per watch list (flagged, overdue) for the node's gauges; a list longer
+# than this reads as this many (recounted only after a block that changed the list).
+WATCH_COUNT_ITEMS_MAX: Final = 100_000
 # Expired (signer, nonce) entries pruned per block; the rest wait for the next block (replay
 # checks already ignore expired entries, so this only bounds the work of one block).
 NONCE_PRUNE_PER_BLOCK_MAX: Final = 20_000

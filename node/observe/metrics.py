@@ -211,6 +211,13 @@ class NodeCollector(Collector):
         yield r
         yield _counter("crossbill_blocks_applied_total", "Blocks applied since start.",
                        m.blocks)
+        w = GaugeMetricFamily("crossbill_ledger_financings_watched",
+                              "Live financings on the regulator's watch list: flagged (collateral "
+                              "cut by customs, collected or released) or overdue (past maturity "
+                              "and still owing).", labels=["list"])
+        for kind, n in chain.watched:
+            w.add_metric([kind], n)
+        yield w
         yield _hist("crossbill_block_size_bytes", "Encoded size of applied blocks.",
                     m.block_bytes)
         yield _hist("crossbill_block_transactions", "Transactions per applied block.",

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from node.observe.instruments import LedgerMetrics, LedgerSnapshot
 from node.storage.store import ChainTip, Storage, StorageError
-from protocol import crypto, ledger, types, validation
-from protocol.ledger import BlockResult, CorruptStateError, State
+from protocol import crypto, ledger, limits, types, validation
+from protocol.ledger import BlockResult, CorruptStateError, State, keys
 from protocol.replica.blocks import DivergenceError as DivergenceError
 from protocol.replica.blocks import Tip, build_block, execute_block
 
 log = logging.getLogger("crossbill.chain")
+
+# Told of every applied block: the block, the ledger's result (receipts, writes), and whether
+# this node proposed it. Called by the one task that owns the chain, in height order.
+BlockListener = Callable[[types.Block, BlockResult, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,7 @@ class ChainSnapshot:
     height: int
     tip_timestamp_ms: int
     ledger: LedgerSnapshot
+    watched: tuple[tuple[str, int], ...]  # (watch list, live financings on it), capped
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class Chain:
             tip = self._write_genesis()
         self.tip: ChainTip = tip
         self._check_tip_against_state()
+        self.watched = self._count_watched()
 
     # ------------------------------------------------------------------ start-up
 
@@ -97,7 +103,15 @@ class Chain:
         return self.state.params
 
     def snapshot(self) -> ChainSnapshot:
-        return ChainSnapshot(self.tip.height, self.tip.timestamp_ms, self.metrics.snapshot())
+        return ChainSnapshot(self.tip.height, self.tip.timestamp_ms, self.metrics.snapshot(),
+                             self.watched)
+
+    def _count_watched(self) -> tuple[tuple[str, int], ...]:
+        """How many financings each watch list holds (flagged, overdue), counted up to
+        `limits.WATCH_COUNT_ITEMS_MAX`; recounted only after a block that wrote the list."""
+        return tuple((kind, len(self.state.keys_in(keys.watch_prefix(kind),
+                                                   limit=limits.WATCH_COUNT_ITEMS_MAX)))
+                     for kind in (keys.WATCH_FLAGGED, keys.WATCH_OVERDUE))
 
     # ------------------------------------------------------------------ leader
 
@@ -139,5 +153,7 @@ class Chain:
             result = proposal.result
         self.tip = self.storage.commit_block(block, result.receipts, result.writes,
                                              raft_applied=raft_applied)
+        if any(key.startswith(keys.WATCH) for key, _ in result.writes):
+            self.watched = self._count_watched()
         self.metrics.block_applied(block, result.receipts, time.monotonic() - started)
         return result

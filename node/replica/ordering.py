@@ -39,7 +39,7 @@ import trio
 
 from node.observe.instruments import HistogramSnapshot, OrderingMetrics
 from node.p2p import network as net
-from node.replica.chain import Chain, Proposal
+from node.replica.chain import BlockListener, Chain, Proposal
 from node.replica.mempool import Mempool
 from node.storage.store import Storage
 from protocol import codec, crypto, types
@@ -142,7 +142,6 @@ class OrdererSnapshot:
         return tuple((f, max(0, self.last_log_index - m)) for f, m in self.match_index)
 
 
-BlockListener = Callable[[types.Block, tuple[types.Receipt, ...], bool], Awaitable[None]]
 FetchBlocks = Callable[[int], Awaitable[None]]
 
 
@@ -495,7 +494,7 @@ class Orderer:
             self.metrics.propose_to_commit_s.observe(self._committed_at - self._proposed_at)
         if mine:
             self._proposal = None
-        await self.on_block(block, result.receipts, mine)
+        await self.on_block(block, result, mine)
 
     def _drop_proposal_if(self, block: types.Block) -> None:
         if self._proposal is not None and self._proposal.block.hash == block.hash:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,7 +21,7 @@ import trio
 from node.p2p import network as net
 from node.p2p.errors import P2PError
 from node.replica import messages as wire
-from node.replica.chain import Chain
+from node.replica.chain import BlockListener, Chain
 from node.storage.store import Storage
 from protocol import codec, crypto, types
 from protocol.errors import CrossbillError, DecodeError, ValidationError
@@ -36,7 +36,6 @@ GOSSIP_GRACE_S: Final = 2.0
 GOSSIP_LAG_BLOCKS: Final = 2
 BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
 
-BlockListener = Callable[[types.Block, tuple[types.Receipt, ...], bool], Awaitable[None]]
 # What asking a peer can fail with, its answer included: the network (node.p2p's errors; an
 # in-memory or plain-socket network raises OSError), our own deadline, undecodable bytes.
 PEER_ERRORS: Final = (P2PError, OSError, trio.TooSlowError, DecodeError)
@@ -175,7 +174,7 @@ class BlockSync:
 
     async def _apply(self, block: types.Block) -> None:
         result = self.chain.apply(block, tx_verified=self.tx_verified)
-        await self.on_block(block, result.receipts, False)
+        await self.on_block(block, result, False)
 
     # ------------------------------------------------------------------ following
 

@@ -312,6 +312,19 @@ class Api:
                                   ctx: CallContext) -> dict[str, Any]:
         return dict(views.plain(queries.exposure(self.state, _text(params, "uscc", 18))))
 
+    async def fx_rate(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        pair = []
+        for name in ("base", "quote"):
+            code = _text(params, name, 3)
+            if not (len(code) == 3 and code.isascii() and code.isupper() and code.isalpha()):
+                raise invalid_params(f"{name} must be an ISO 4217 code such as USD")
+            pair.append(code)
+        rate = queries.fx_rate(self.state, pair[0], pair[1])
+        if rate is None:
+            raise RpcError(E.NOT_FOUND, f"no {pair[0]}/{pair[1]} reference rate published for "
+                           "the day of the last block")
+        return dict(views.plain(rate))
+
     async def bank_book(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         after, limit = self._page(params)
         return self._page_json(queries.bank_book(self.state, _text(params, "bank", 64),
@@ -416,6 +429,11 @@ class Api:
         kind, record_id = _kind(params), _text(params, "id")
         key = views.RECORD_KEYS[kind](record_id)
         return self._subscribe(lambda: self.hub.subscribe_record(session, kind, record_id, key))
+
+    async def sub_watch(self, params: dict[str, Any], ctx: CallContext) -> int:
+        session = self._session(ctx)
+        bank = _text(params, "bank", 64) if params.get("bank") is not None else ""
+        return self._subscribe(lambda: self.hub.subscribe_watch(session, bank))
 
     def _subscribe(self, add: Callable[[], int]) -> int:
         try:
@@ -533,6 +551,10 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("enterprise.exposure", api.enterprise_exposure, (Param("uscc", s.USCC, True),),
         summary="An enterprise's exposure across every bank: open pledges, approved, "
         "outstanding and overdue principal by currency, flagged financings.", result=s.OBJECT)
+    add("fx.rate", api.fx_rate, (Param("base", s.CURRENCY, True), Param("quote", s.CURRENCY, True)),
+        summary="The regulator's reference rate of the day (the last block's date) for a "
+        "currency pair: quote minor units per base minor unit, times 10^8 (rate_e8).",
+        result=s.OBJECT, errors=(E.NOT_FOUND,))
     add("bank.book", api.bank_book, (Param("bank", s.text(64), True), *page),
         summary="A bank's live financings (holding pledges or owing money), by id, paged.",
         result=s.OBJECT)
@@ -574,6 +596,13 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
                                        Param("id", s.RECORD_ID, True)),
         summary="Subscribe to changes of a record, e.g. a declaration's pledged amount "
         "(WebSocket only).", result=s.SUB_ID, errors=(E.WEBSOCKET_ONLY, E.BUSY))
+    add("sub.watch", api.sub_watch, (
+        Param("bank", s.text(64), description="only this bank's financings (omit: every "
+              "bank's, the regulator's view)"),),
+        summary="Subscribe to financings joining or leaving the regulator's watch list "
+        "(flagged: collateral cancelled, cut or released; overdue: past maturity); one event "
+        "per change with the financing (WebSocket only).", result=s.SUB_ID,
+        errors=(E.WEBSOCKET_ONLY, E.BUSY))
     add("sub.cancel", api.sub_cancel, (Param("subscription", s.int_range(0, None), True),),
         summary="Cancel a subscription of this connection.", result=s.BOOL,
         errors=(E.WEBSOCKET_ONLY, E.NOT_FOUND))

@@ -22,6 +22,7 @@ OBJECT: Final = {"type": "object"}
 BOOL: Final = {"type": "boolean"}
 HEX32: Final = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 USCC: Final = {"type": "string", "pattern": "^[0-9A-HJ-NPQRTUWXY]{18}$"}
+CURRENCY: Final = {"type": "string", "pattern": "^[A-Z]{3}$"}
 RECORD_ID: Final = text(views.RECORD_ID_CHARS_MAX)
 RECORD_KIND: Final = {"type": "string", "enum": list(views.RECORD_KINDS)}
 SUB_ID: Final = {"type": "integer", "minimum": 1}

@@ -1,4 +1,5 @@
-"""WebSocket subscriptions: new blocks, a transaction committed, changes to a record.
+"""WebSocket subscriptions: new blocks, a transaction committed, changes to a record, and a
+bank's financings joining or leaving the regulator's watch list (flagged or overdue).
 
 The node calls `Hub.block_applied` for every block it applies (synchronously, in
 `Node._on_block`). The hub builds each event once and offers it to every interested session
@@ -21,6 +22,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from protocol import codec, types
+from protocol.ledger import keys
 
 log = logging.getLogger("crossbill.rpc.subs")
 
@@ -31,6 +33,7 @@ SESSION_QUEUE_MESSAGES_MAX: Final = 256
 TOPIC_BLOCKS: Final = "blocks"
 TOPIC_TX: Final = "tx"
 TOPIC_RECORD: Final = "record"
+TOPIC_WATCH: Final = "watch"
 
 
 class SubscriptionError(Exception):
@@ -53,6 +56,7 @@ class Subscription:
     tx_id: bytes = b""
     record: tuple[str, str] = ("", "")          # (kind, id)
     record_key: bytes = b""
+    bank: str = ""                              # watch: this bank's financings ("" = all)
     last_value: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -97,6 +101,9 @@ class Hub:
                            record_key=record_key, last_value=self.read_raw(record_key))
         return self._add(sub)
 
+    def subscribe_watch(self, session: Session, bank: str) -> int:
+        return self._add(Subscription(next(self._ids), session, TOPIC_WATCH, bank=bank))
+
     def unsubscribe(self, session: Session, sub_id: int) -> bool:
         sub = self.subs.get(sub_id)
         if sub is None or sub.session is not session:
@@ -122,10 +129,14 @@ class Hub:
         sub.session.drop(f"subscriber too slow: more than {SESSION_QUEUE_MESSAGES_MAX} "
                          "undelivered notifications")
 
-    def block_applied(self, block: types.Block, receipts: tuple[types.Receipt, ...]) -> None:
+    def block_applied(self, block: types.Block, receipts: tuple[types.Receipt, ...],
+                      writes: tuple[tuple[bytes, bytes | None], ...] = ()) -> None:
+        """Offer `block`'s events; `writes` is the block's ledger write set (the watch-list
+        topic reads which financings joined or left a list from it)."""
         if not self.subs:
             return
         summary = block_summary(block)
+        watch: list[dict[str, Any]] | None = None  # built once, on the first watch subscriber
         positions = {tx.id: i for i, tx in enumerate(block.txs)}
         for sub in list(self.subs.values()):
             if sub.id not in self.subs:
@@ -141,6 +152,31 @@ class Hub:
                                   if index < len(receipts) else None})
             elif sub.topic == TOPIC_RECORD and block.txs:
                 self._record_changed(sub, block.height)
+            elif sub.topic == TOPIC_WATCH:
+                if watch is None:
+                    watch = self._watch_changes(block.height, writes)
+                for event in watch:
+                    if sub.bank in ("", event["bank"]) and sub.id in self.subs:
+                        self.notify(sub, event)
+
+    def _watch_changes(self, height: int, writes: tuple[tuple[bytes, bytes | None], ...]
+                       ) -> list[dict[str, Any]]:
+        """One event per watch-list entry the block wrote: the list, the financing, whether
+        it is on the list now, and the financing as `record.get` shows it."""
+        events = []
+        for key, value in writes:
+            if not key.startswith(keys.WATCH):
+                continue
+            kind, _, fid_bytes = key[len(keys.WATCH):].partition(keys.SEP)
+            fid = fid_bytes.decode("utf-8", "replace")
+            view = self.record_view("financing", fid)
+            if view is None:  # an index entry without its financing: nothing to tell
+                log.warning("watch-list entry without a financing", extra={"financing": fid})
+                continue
+            events.append({"list": kind.decode("utf-8", "replace"), "financing_id": fid,
+                           "on_list": value is not None, "height": height,
+                           "bank": view["financing"]["bank"], "record": view})
+        return events
 
     def _record_changed(self, sub: Subscription, height: int) -> None:
         value = self.read_raw(sub.record_key)

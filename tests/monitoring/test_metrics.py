@@ -118,6 +118,8 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
             assert value(s, "consensus_etcdraft_cluster_size") == len(c.config.orderers)
             assert value(s, "crossbill_node_ready") == 1, metrics.readiness_failures(node)
             assert value(s, "crossbill_build_info", institution=name) == 1
+            for watch_list in ("flagged", "overdue"):  # the workflow leaves both empty
+                assert value(s, "crossbill_ledger_financings_watched", list=watch_list) == 0
             committed = {(lb["type"], lb["status"]): v
                          for lb, v in s["crossbill_transactions_committed_total"]}
             assert {k: v for k, v in committed.items() if v} == expected_types, name

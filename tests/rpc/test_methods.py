@@ -213,3 +213,12 @@ async def test_the_users_lists_exposure_book_declarations_applications_watch_lis
         with pytest.raises(RpcError) as bad:
             await client.call("financing.watch_list", {"kind": "late"})
         assert bad.value.code == -32602
+        # The day's reference rate the headline workflow published (USD/CNY 7.1).
+        rate = await client.call("fx.rate", {"base": "USD", "quote": "CNY"})
+        assert (rate["base"], rate["quote"], rate["rate_e8"]) == ("USD", "CNY", 710_000_000)
+        with pytest.raises(RpcError) as missing:
+            await client.call("fx.rate", {"base": "EUR", "quote": "CNY"})
+        assert missing.value.code == E.NOT_FOUND
+        with pytest.raises(RpcError) as bad:
+            await client.call("fx.rate", {"base": "usd", "quote": "CNY"})
+        assert bad.value.code == -32602

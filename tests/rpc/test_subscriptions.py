@@ -10,11 +10,13 @@ from typing import Any
 import orjson
 import pytest
 import trio
+from prometheus_client import generate_latest
 from trio_websocket import ConnectionClosed, open_websocket
 
 from node.cli.demo import EXPORTER, headline_steps
 from node.client import AsyncClient, TxBuilder
 from node.keys import generate_key
+from node.observe import metrics
 from node.rpc import errors as E
 from protocol import codec
 from tests.dates import RECENT_EXPORT_DATE
@@ -112,3 +114,56 @@ async def test_slow_subscriber_is_dropped_with_a_reason(tmp_path: pathlib.Path) 
             await fast.aclose()
         assert not rc.node.rpc.hub.subs
         assert rc.node.rpc.snapshot().dropped_sessions == 1
+
+
+async def test_watch_subscription_tells_the_lending_bank_its_collateral_was_cancelled(
+        tmp_path: pathlib.Path) -> None:
+    """docs/domain.md §4 (customs is the authority of record): customs cancels the declaration
+    a disbursed financing pledges; the lending bank's `sub.watch` gets one event naming the
+    financing as flagged, another bank's subscription gets none, the regulator's (every bank)
+    gets the same event, and the node's gauge counts one flagged financing."""
+    async with rpc_cluster(tmp_path) as rc:
+        host, port = host_port(rc.url)
+        steps = headline_steps(rc.c.config, rc.c.keys, int(time.time() * 1000), generate_key())
+        async with AsyncClient(rc.url) as client:
+            for step in steps[:10]:  # up to the first bank's disbursement
+                await client.submit(step.tx, wait=True)
+        disbursed = steps[9].tx
+        assert disbursed.type == "financing.disburse" and disbursed.signer == "bank.boc-qd"
+        assert rc.node.chain.snapshot().watched == (("flagged", 0), ("overdue", 0))
+        async with open_websocket(host, port, "/ws", use_ssl=False) as ws:
+            mine = (await ws_call(ws, req("sub.watch", {"bank": "bank.boc-qd"})))["result"]
+            other = (await ws_call(ws, req("sub.watch", {"bank": "bank.icbc-qd"})))["result"]
+            every = (await ws_call(ws, req("sub.watch")))["result"]
+            bad = await ws_call(ws, req("sub.watch", {"bank": ""}))
+            assert bad["error"]["code"] == -32602
+            cancel = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
+                               signer="customs.qd").build(
+                "declaration.cancel", declaration_no="QD-2026-EX-0001",
+                reason="shipment withdrawn")
+            await ws_call(ws, req("tx.submit", {"tx": codec.to_json(cancel)}))
+            events = [await next_event(ws), await next_event(ws)]
+            # the next block (a heartbeat or anything) brings nothing more for either bank
+            async with AsyncClient(rc.url) as client:
+                await client.submit(TxBuilder(rc.c.keys["customs.qd"],
+                                              chain_id=rc.c.config.chain_id,
+                                              signer="customs.qd").build(
+                    "declaration.register", declaration_no="QD-AFTER", exporter=EXPORTER,
+                    buyer="B", destination="DE", goods="g", value=100, currency="USD",
+                    export_date=RECENT_EXPORT_DATE), wait=True)
+            with trio.move_on_after(0.5):
+                events.append(await next_event(ws))
+        assert sorted(e["subscription"] for e in events) == sorted([mine, every])
+        assert other not in {e["subscription"] for e in events}
+        for event in events:
+            result = event["result"]
+            assert event["topic"] == "watch"
+            assert (result["list"], result["on_list"], result["bank"]) == (
+                "flagged", True, "bank.boc-qd")
+            fin = result["record"]["financing"]
+            assert fin["financing_id"] == result["financing_id"] == "FIN-BOC-0001"
+            assert fin["flags"] and fin["flags"][0]["code"] == "COLLATERAL_CANCELLED"
+        assert rc.node.chain.snapshot().watched == (("flagged", 1), ("overdue", 0))
+        text = generate_latest(metrics.build_registry(rc.node)).decode().splitlines()
+        assert 'crossbill_ledger_financings_watched{list="flagged"} 1.0' in text
+        assert 'crossbill_ledger_financings_watched{list="overdue"} 0.0' in text
