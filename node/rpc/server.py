@@ -85,6 +85,7 @@ class RpcServerSnapshot:
     ws_message_errors: int          # WebSocket messages whose handling raised (logged)
     subscription_events: int        # notifications queued to subscribers
     dropped_sessions: int           # subscribers dropped for being too slow
+    host_refusals: int = 0          # requests refused for their Host or Origin (403)
 
 
 class RpcServer:
@@ -123,7 +124,8 @@ class RpcServer:
         return RpcServerSnapshot(
             requests=self.metrics.snapshot(), http=self.http.snapshot(),
             ws_message_errors=self.ws_message_errors,
-            subscription_events=self.hub.events, dropped_sessions=self.hub.dropped_sessions)
+            subscription_events=self.hub.events, dropped_sessions=self.hub.dropped_sessions,
+            host_refusals=self.host_refusals)
 
     async def serve(self, host: str, port: int, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -182,6 +182,15 @@ async def test_dns_rebinding_host_and_origin_refused_before_any_method(
         async with httpx.AsyncClient() as client:
             reply = await client.get(rc.url + "status", headers={"host": "evil.example"})
         assert reply.status_code == 403
+        # counted, and exported
+        from prometheus_client import generate_latest
+
+        from node.observe.metrics import build_registry
+
+        assert rc.node.rpc.host_refusals == 9
+        text = generate_latest(build_registry(rc.node)).decode()
+        assert 'crossbill_rpc_refused_total{reason="host_origin"} 9.0' in text
+        assert 'crossbill_rpc_connections{kind="ws"} 0.0' in text
         # the node's own names, IP literals and its own origin pass; admin.backup then runs
         for n, headers in enumerate(({"host": f"localhost:{port}"},
                                      {"host": f"[::1]:{port}"},
@@ -308,3 +317,37 @@ def test_replay_cache_is_bounded_per_client_and_in_clients() -> None:
     cache.check_and_add("a", "n9", 2000, 2000)
     cache.check_and_add("c", "n0", 2000, 2000)
     assert len(cache) == 2
+
+
+def test_rpc_limits_and_allowed_hosts_in_the_config(tmp_path: pathlib.Path) -> None:
+    from node.config import ConfigFileError, config_from_dict
+
+    base = {"node": {"institution": "bank.x", "data_dir": "d", "genesis": "g",
+                     "key_file": "k", "node_key_file": "n"},
+            "network": {"listen": "/ip4/127.0.0.1/tcp/7001"},
+            "metrics": {"listen": "127.0.0.1:9001"}}
+    cfg = config_from_dict({**base, "rpc": {
+        "listen": "127.0.0.1:8001", "ws_connections_max": 10,
+        "ws_connections_per_address_max": 2, "connections_per_address_max": 3,
+        "keepalive_idle_s": 5, "ws_idle_timeout_s": 20,
+        "allowed_hosts": ["RPC.Bank.example", "proxy.example:443"]}}, tmp_path / "node.toml")
+    rpc = cfg.rpc
+    assert (rpc.ws_connections_max, rpc.ws_connections_per_address_max,
+            rpc.connections_per_address_max) == (10, 2, 3)
+    assert (rpc.keepalive_idle_s, rpc.ws_idle_timeout_s) == (5, 20)
+    assert rpc.allowed_hosts == ("rpc.bank.example", "proxy.example:443")
+    from node.rpc import http
+
+    d = RpcSettings()  # the configuration's defaults are the server's named constants
+    assert (d.connections_max, d.connections_per_address_max, d.ws_connections_max,
+            d.ws_connections_per_address_max, d.keepalive_idle_s, d.ws_idle_timeout_s) == (
+        http.HTTP_CONNECTIONS_MAX, http.HTTP_CONNECTIONS_PER_ADDRESS_MAX,
+        http.WS_CONNECTIONS_MAX, http.WS_CONNECTIONS_PER_ADDRESS_MAX,
+        http.HTTP_KEEPALIVE_IDLE_S, http.WS_IDLE_TIMEOUT_S)
+    assert d.allowed_hosts == ()
+    for bad in ({"allowed_hosts": "*"}, {"allowed_hosts": ["http://a.example"]},
+                {"ws_idle_timeout_s": 0}, {"ws_connections_max": 0},
+                {"connections_per_address_max": 10**6}):
+        with pytest.raises(ConfigFileError, match=r"\[rpc\]"):
+            config_from_dict({**base, "rpc": {"listen": "127.0.0.1:1", **bad}},
+                             tmp_path / "node.toml")
