@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected, open_websocket
 
-from node.client import AsyncClient, Credential, RpcError
+from node.client import AsyncClient, Client, Credential, RpcError
 from node.config import RpcSettings
 from node.keys import generate_key
 from node.rpc import auth
@@ -122,6 +122,25 @@ async def test_connection_caps_per_client_address(tmp_path: pathlib.Path) -> Non
         for s in (first, second, elsewhere):
             await s.aclose()
         assert http.refused == 2
+
+
+async def test_idle_keep_alive_connection_closed_after_the_configured_time(
+        tmp_path: pathlib.Path) -> None:
+    async with rpc_cluster(tmp_path, wait_leader=False) as rc:
+        url = await rc.serve_extra(RpcSettings(keepalive_idle_s=1.0))
+        http = rc.extra[url].http
+        host, port = host_port(url)
+        stream = await trio.open_tcp_stream(host, port)
+        await stream.send_all(b"GET /status HTTP/1.1\r\nHost: localhost:%d\r\n\r\n" % port)
+        assert (await read_head(stream)).startswith(b"HTTP/1.1 200")
+        # the connection stays open for another request, then the server closes it
+        start = trio.current_time()
+        with trio.fail_after(10):
+            while await stream.receive_some(65536):
+                pass
+        assert trio.current_time() - start >= 0.9
+        await wait_until(lambda: http.connections == 0, 5, what="connection released")
+        await stream.aclose()
 
 
 async def test_websocket_upgrade_needs_a_credential_where_auth_is_required(
@@ -271,6 +290,17 @@ async def test_a_token_made_for_another_node_is_refused(tmp_path: pathlib.Path) 
                 with pytest.raises(RpcError) as err:
                     await client.call("tx.submit", {"tx": {}})
                 assert err.value.code == -32602  # past the credential check
+
+        def sync_calls() -> tuple[int, int]:
+            codes = []
+            for aud in (None, RPC_NODE):  # learnt from node.status; or given, and wrong
+                with Client(other_url, credential=Credential("backoffice", key, aud)) as c:
+                    with pytest.raises(RpcError) as err:
+                        c.call("tx.submit", {"tx": {}})
+                    codes.append(err.value.code)
+            return codes[0], codes[1]
+
+        assert await trio.to_thread.run_sync(sync_calls) == (-32602, E.UNAUTHORIZED)
 
 
 async def test_one_clients_token_flood_neither_locks_out_nor_evicts_another(
