@@ -48,6 +48,7 @@ IDLE_KEEPALIVE_TIMEOUT_S: Final = HTTP_KEEPALIVE_IDLE_S
 # A WebSocket that sends no frame (pongs included) for this long is closed (1001); the server
 # pings it once half of this has passed without a frame.
 WS_IDLE_TIMEOUT_S: Final = 60.0
+WS_PING_SEND_TIMEOUT_S: Final = 10.0
 # Told to a client refused for a full connection cap.
 RETRY_AFTER_S: Final = 5
 READ_CHUNK_BYTES: Final = 64 * 1024
@@ -439,7 +440,8 @@ class WebSocket:
                 assert self.closed is not None
                 raise self.closed
             if self.ws.state is ConnectionState.OPEN:
-                await self._send_bytes(self.ws.send(Ping(payload=b"crossbill")))
+                with trio.move_on_after(WS_PING_SEND_TIMEOUT_S):  # else: idle at the deadline
+                    await self._send_bytes(self.ws.send(Ping(payload=b"crossbill")))
 
     async def _on_event(self, event: object) -> None:
         if isinstance(event, TextMessage):

@@ -196,10 +196,7 @@ class RpcServer:
     # ------------------------------------------------------------------ WebSocket
 
     def _check_upgrade(self, request: Request) -> Response | None:
-        origin = request.header(b"origin")
-        if origin is not None and not self._cors(request):
-            return json_response(403, {"error": "WebSocket from a browser origin that is not "
-                                       "in [rpc] cors_origins"})
+        # Host and Origin were checked for every request (_check_host_origin).
         ctx = self._context(request)
         if isinstance(ctx, Response):
             return ctx

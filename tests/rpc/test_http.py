@@ -108,6 +108,7 @@ async def test_cors_off_by_default_and_on_for_listed_origins(tmp_path: pathlib.P
         origin = {"origin": "https://bank.example"}
         reply = await post(rc.url, STATUS, headers=origin)
         assert "access-control-allow-origin" not in reply.headers
+        assert reply.status_code == 403  # an unlisted Origin is refused (ADR 0020)
         async with httpx.AsyncClient() as http:
             assert (await http.options(rc.url, headers=origin)).status_code == 403
         host, port = host_port(rc.url)
