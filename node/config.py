@@ -28,7 +28,10 @@ resolved against the directory of the configuration file.
     body_bytes_max = 1048576             # limits, each bounded (see _RPC_BOUNDS)
     batch_requests_max = 100
     ws_message_bytes_max = 1048576
-    connections_max = 256
+    connections_max = 256                # HTTP; WebSockets: ws_connections_max = 256
+    connections_per_address_max = 128    # ws_connections_per_address_max = 64
+    keepalive_idle_s = 30                # ws_idle_timeout_s = 60 (the server pings)
+    allowed_hosts = []                   # Host names besides localhost and IP literals
 
     [metrics]
     listen = "127.0.0.1:9101"
@@ -110,7 +113,15 @@ class RpcSettings:
     body_bytes_max: int = 1024 * 1024
     batch_requests_max: int = 100
     ws_message_bytes_max: int = 1024 * 1024
-    connections_max: int = 256
+    connections_max: int = 256               # HTTP connections (WebSockets have their own)
+    connections_per_address_max: int = 128   # HTTP connections from one client address
+    ws_connections_max: int = 256
+    ws_connections_per_address_max: int = 64
+    keepalive_idle_s: float = 30.0           # an idle HTTP keep-alive connection is closed
+    ws_idle_timeout_s: float = 60.0          # no frame and no pong: the WebSocket is closed
+    # Host names (optionally NAME:PORT) a request's Host may carry besides localhost and IP
+    # literals; Origins other than the node's own and `cors_origins` are refused (ADR 0020).
+    allowed_hosts: tuple[str, ...] = ()
 
     def auth_required(self, host: str) -> bool:
         if self.require_client_auth is not None:
@@ -123,7 +134,13 @@ _RPC_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "batch_requests_max": (1, 1000),
     "ws_message_bytes_max": (1024, 16 * 1024 * 1024),
     "connections_max": (1, 10_000),
+    "connections_per_address_max": (1, 10_000),
+    "ws_connections_max": (1, 10_000),
+    "ws_connections_per_address_max": (1, 10_000),
+    "keepalive_idle_s": (1, 3600),
+    "ws_idle_timeout_s": (2, 3600),
 }
+_HOST_NAME: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:\d{1,5})?")
 RPC_CLIENTS_MAX: Final = 1000
 _CLIENT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -165,7 +182,7 @@ _SECTIONS: Final[dict[str, set[str]]] = {
              "passphrase_file", "node_key_file", "backup_dir"},
     "network": {"listen"},
     "rpc": {"listen", "require_client_auth", "clients", "clients_file", "cors_origins",
-            *_RPC_BOUNDS},
+            "allowed_hosts", *_RPC_BOUNDS},
     "metrics": {"listen"},
     "tuning": {f.name for f in dataclasses.fields(Tuning)},
     "log": {"level", "format"},
@@ -306,13 +323,18 @@ def _rpc_settings(raw: dict[str, Any], base: pathlib.Path,
     if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
         raise fail("rpc", "cors_origins", "expected a list of origins like "
                    '"https://bank.example"')
+    hosts = raw.get("allowed_hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and _HOST_NAME.fullmatch(h)
+                                              for h in hosts):
+        raise fail("rpc", "allowed_hosts", 'expected a list of host names like '
+                   '"rpc.bank.example" or "rpc.bank.example:443"')
     clients = _rpc_clients(raw.get("clients", {}), "clients", fail)
     if "clients_file" in raw:
         clients.update(_rpc_clients_file(raw["clients_file"], base, fail))
     if len(clients) > RPC_CLIENTS_MAX:
         raise fail("rpc", "clients", f"more than {RPC_CLIENTS_MAX} clients")
     return RpcSettings(require_client_auth=auth, clients=clients, cors_origins=tuple(origins),
-                       **limits)
+                       allowed_hosts=tuple(h.lower() for h in hosts), **limits)
 
 
 def _rpc_clients(table: Any, key: str,

@@ -62,13 +62,15 @@ class _Conn:
 
 class AsyncClient(Queries):
     def __init__(self, url: str, credential: Credential | None = None,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, audience: str | None = None) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
             raise ValueError(f"expected http://HOST:PORT, got {url!r}")
         self.host, self.port = parsed.hostname, parsed.port
         self.path = parsed.path or "/"
         self.credential = credential
+        # The node's institution id, which tokens name (ADR 0020); asked once if not given.
+        self.audience = audience or (credential.audience if credential else None)
         self.timeout_s = timeout_s
         self._idle: list[_Conn] = []
         self._ids = itertools.count(1)
@@ -84,10 +86,19 @@ class AsyncClient(Queries):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _post(self, body: bytes, timeout_s: float) -> bytes:
+    async def _audience(self) -> str:
+        if self.audience is None:
+            body = orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "node.status"})
+            status = result_of(orjson.loads(await self._post(body, self.timeout_s,
+                                                             signed=False)))
+            self.audience = str(status["institution"])
+        return self.audience
+
+    async def _post(self, body: bytes, timeout_s: float, signed: bool = True) -> bytes:
         headers = []
-        if self.credential is not None:
-            headers.append(("authorization", self.credential("POST", self.path, body)))
+        if self.credential is not None and signed:
+            headers.append(("authorization", self.credential("POST", self.path, body,
+                                                             await self._audience())))
         conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = _Conn(await trio.open_tcp_stream(self.host, self.port))
@@ -123,7 +134,8 @@ class AsyncClient(Queries):
 
         headers: list[tuple[bytes, bytes]] = []
         if self.credential is not None:
-            headers.append((b"authorization", self.credential("GET", "/ws", b"").encode()))
+            headers.append((b"authorization", self.credential(
+                "GET", "/ws", b"", await self._audience()).encode()))
         send, recv = trio.open_memory_channel[dict[str, Any]](SUBSCRIPTION_QUEUE_MESSAGES_MAX)
         async with open_websocket(self.host, self.port, "/ws", use_ssl=False,
                                   extra_headers=headers) as ws:

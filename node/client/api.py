@@ -21,14 +21,19 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Credential:
-    """A client credential: a name listed in the node's [rpc] clients and its key."""
+    """A client credential: a name listed in the node's [rpc] clients and its key.
+
+    Each token names the node it is for (`audience`: the node's institution id, which
+    `node.status` tells as `institution`); `Client` and `AsyncClient` ask the node once when
+    `audience` is not given (ADR 0020)."""
 
     name: str
     key: crypto.PrivateKey
+    audience: str | None = None
 
-    def __call__(self, http_method: str, path: str, body: bytes) -> str:
+    def __call__(self, http_method: str, path: str, body: bytes, audience: str) -> str:
         return credentials.sign_token(self.key, self.name, http_method, path, body, now_ms(),
-                               os.urandom(16).hex())
+                                      os.urandom(16).hex(), self.audience or audience)
 
 
 @dataclass(frozen=True)

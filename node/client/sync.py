@@ -10,8 +10,8 @@ from node.client.transport import RpcClient
 
 class Client(Queries, RpcClient):
     def __init__(self, url: str, timeout_s: float = 30.0,
-                 credential: Credential | None = None) -> None:
-        super().__init__(url, timeout_s=timeout_s, credential=credential)
+                 credential: Credential | None = None, audience: str | None = None) -> None:
+        super().__init__(url, timeout_s=timeout_s, credential=credential, audience=audience)
 
     def call(self, method: str, params: dict[str, Any] | None = None,
              timeout_s: float | None = None) -> Any:

@@ -29,11 +29,13 @@ class RpcError(CrossbillError):
 
 
 class RpcClient:
-    """`credential`, when given, is called with (http_method, path, body) and returns the
-    Authorization header value (see node.client.api.Credential)."""
+    """`credential`, when given, is called with (http_method, path, body, audience) and
+    returns the Authorization header value (see node.client.api.Credential); the audience is
+    the node's institution id, asked once with `node.status` unless `audience` is given."""
 
     def __init__(self, url: str, timeout_s: float = 30.0,
-                 credential: Callable[[str, str, bytes], str] | None = None) -> None:
+                 credential: Callable[[str, str, bytes, str], str] | None = None,
+                 audience: str | None = None) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
             raise ValueError(f"expected http://HOST:PORT, got {url!r}")
@@ -42,6 +44,7 @@ class RpcClient:
         self.port = parsed.port
         self.timeout_s = timeout_s
         self.credential = credential
+        self.audience = audience or getattr(credential, "audience", None)
         self.path = parsed.path or "/"
         self._ids = itertools.count(1)
         self._conn: http.client.HTTPConnection | None = None
@@ -84,7 +87,8 @@ class RpcClient:
             try:
                 headers = {"content-type": "application/json"}
                 if self.credential is not None:
-                    headers["authorization"] = self.credential("POST", self.path, body)
+                    headers["authorization"] = self.credential("POST", self.path, body,
+                                                               self._audience(timeout_s))
                 self._conn.request("POST", self.path, body, headers)
                 response = self._conn.getresponse()
                 data = response.read()
@@ -100,6 +104,18 @@ class RpcClient:
                                    f"{data[:200]!r}")
             return data
         raise RuntimeError("unreachable")
+
+    def _audience(self, timeout_s: float) -> str:
+        """The node's institution id (the audience of tokens), asked once."""
+        if self.audience is None:
+            body = orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "node.status"})
+            credential, self.credential = self.credential, None
+            try:
+                status = result_of(orjson.loads(self._post(body, timeout_s)))
+            finally:
+                self.credential = credential
+            self.audience = str(status["institution"])
+        return self.audience
 
     # ------------------------------------------------------------------ conveniences
 

@@ -367,7 +367,21 @@ class NodeCollector(Collector):
                         sm.persist_s["raft"])
 
     def _rpc(self, node: ObservedNode) -> Iterator[Any]:
-        m = node.rpc.snapshot().requests
+        snap = node.rpc.snapshot()
+        m = snap.requests
+        g = GaugeMetricFamily("crossbill_rpc_connections", "Open RPC connections by kind "
+                              "(http, ws); each kind has its own caps (ADR 0020).",
+                              labels=["kind"])
+        g.add_metric(["http"], snap.http.connections - snap.http.ws_connections)
+        g.add_metric(["ws"], snap.http.ws_connections)
+        yield g
+        r = CounterMetricFamily("crossbill_rpc_refused_total", "RPC connections and requests "
+                                "refused: connection_cap (503), host_origin (403), ws_idle "
+                                "(WebSockets closed for being idle).", labels=["reason"])
+        r.add_metric(["connection_cap"], snap.http.refused)
+        r.add_metric(["host_origin"], snap.host_refusals)
+        r.add_metric(["ws_idle"], snap.http.idle_closed)
+        yield r
         c = CounterMetricFamily("crossbill_rpc_requests_total",
                                 "RPC requests by method and result code (ok or error code).",
                                 labels=["method", "code"])

@@ -1,6 +1,8 @@
 """Application error codes of the JSON-RPC API (JSON-RPC leaves -32000..-32099 to servers).
 
     -32001  UNAUTHORIZED     a write without a valid client credential; `data.reason`
+    -32002  FORBIDDEN        (HTTP 403) the request's Host or Origin is not this node's nor
+                             configured (DNS rebinding; ADR 0020); `data.reason`
     -32010  TX_REFUSED       admission refused (envelope, signature, signer, role, chain):
                              `data.code` is the reason (BAD_SIGNATURE, UNKNOWN_SIGNER, ...)
     -32011  MEMPOOL_FULL     the node cannot take more transactions now: retry later
@@ -23,6 +25,7 @@ from typing import Final
 from protocol.ledger import codes
 
 UNAUTHORIZED: Final = -32001
+FORBIDDEN: Final = -32002
 TX_REFUSED: Final = -32010
 MEMPOOL_FULL_CODE: Final = -32011
 BUSY: Final = -32012
@@ -96,6 +99,8 @@ def rejection_family(reason_code: str) -> tuple[int, str]:
 
 ERROR_DOCS: Final[dict[int, tuple[str, str]]] = {
     UNAUTHORIZED: ("Unauthorized", "a write method without a valid client credential"),
+    FORBIDDEN: ("Forbidden", "HTTP 403: the request's Host or Origin is not this node's nor "
+                "configured ([rpc] allowed_hosts, cors_origins)"),
     TX_REFUSED: ("Transaction refused", "admission refused; data.code is the reason"),
     MEMPOOL_FULL_CODE: ("Mempool full", "retry later"),
     BUSY: ("Busy", "too many receipt waiters or subscriptions: retry later"),

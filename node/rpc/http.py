@@ -1,10 +1,13 @@
 """A small, bounded HTTP/1.1 server on trio and h11 for JSON-RPC (POST /), plain routes and
 WebSocket upgrades (GET /ws, wsproto after an h11 101 response).
 
-Bounds: request body size, header size (h11), concurrent connections (HTTP and WebSocket
-together), time to receive a request, idle keep-alive time, WebSocket message size. Every
+Bounds (ADR 0020): request body size, request head size (431), concurrent HTTP connections
+and, separately, WebSocket connections, each also per client address, time to receive a
+request, idle keep-alive time, WebSocket idle time (the server pings; a socket that sends no
+frame and answers no ping for `ws_idle_timeout_s` is closed), WebSocket message size. Every
 violation is answered with a clear HTTP status (or WebSocket close code) and a JSON body;
-nothing a client sends can raise out of the connection task.
+nothing a client sends can raise out of the connection task. `request_check` sees every
+request (the RPC server checks Host and Origin there) before any route or upgrade runs.
 
 Two kinds of routes: `routes` take the body only (the metrics server uses these), and
 `request_routes` take a `Request` with the headers (the JSON-RPC endpoint, for credentials and
@@ -14,6 +17,7 @@ CORS). `websocket_routes` take the upgrade `Request` and an open `WebSocket`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,10 +34,23 @@ from wsproto.utilities import LocalProtocolError, generate_accept_token
 log = logging.getLogger("crossbill.http")
 
 BODY_BYTES_MAX: Final = 1024 * 1024
+# The request line and all header lines together (431 above it).
 HEADER_BYTES_MAX: Final = 16 * 1024
-CONNECTIONS_MAX: Final = 256
+# HTTP connections (a WebSocket leaves this count when its upgrade is accepted).
+HTTP_CONNECTIONS_MAX: Final = 256
+CONNECTIONS_MAX: Final = HTTP_CONNECTIONS_MAX
+HTTP_CONNECTIONS_PER_ADDRESS_MAX: Final = 128
+WS_CONNECTIONS_MAX: Final = 256
+WS_CONNECTIONS_PER_ADDRESS_MAX: Final = 64
 REQUEST_RECEIVE_TIMEOUT_S: Final = 10.0
-IDLE_KEEPALIVE_TIMEOUT_S: Final = 30.0
+HTTP_KEEPALIVE_IDLE_S: Final = 30.0
+IDLE_KEEPALIVE_TIMEOUT_S: Final = HTTP_KEEPALIVE_IDLE_S
+# A WebSocket that sends no frame (pongs included) for this long is closed (1001); the server
+# pings it once half of this has passed without a frame.
+WS_IDLE_TIMEOUT_S: Final = 60.0
+WS_PING_SEND_TIMEOUT_S: Final = 10.0
+# Told to a client refused for a full connection cap.
+RETRY_AFTER_S: Final = 5
 READ_CHUNK_BYTES: Final = 64 * 1024
 RESPONSE_SEND_TIMEOUT_S: Final = 30.0
 WS_MESSAGE_BYTES_MAX: Final = 1024 * 1024
@@ -69,11 +86,25 @@ class Request:
         return self.headers.get(name)
 
 
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Connection caps and idle times of one server (ADR 0020)."""
+
+    http_max: int = HTTP_CONNECTIONS_MAX
+    http_per_address_max: int = HTTP_CONNECTIONS_PER_ADDRESS_MAX
+    ws_max: int = WS_CONNECTIONS_MAX
+    ws_per_address_max: int = WS_CONNECTIONS_PER_ADDRESS_MAX
+    keepalive_idle_s: float = HTTP_KEEPALIVE_IDLE_S
+    ws_idle_timeout_s: float = WS_IDLE_TIMEOUT_S
+
+
 RouteHandler = Callable[[bytes], Awaitable[Response]]
 RequestHandler = Callable[[Request], Awaitable[Response]]
 WebSocketHandler = Callable[[Request, "WebSocket"], Awaitable[None]]
 # Checks a WebSocket upgrade before it is accepted: None to accept, else the refusal.
 UpgradeCheck = Callable[[Request], Response | None]
+# Checks every request before it is routed or upgraded: None to go on, else the refusal.
+RequestCheck = Callable[[Request], Response | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +112,19 @@ class HttpCounts:
     connections: int         # open now (HTTP and WebSocket)
     connection_errors: int   # connections ended by an unexpected error (logged)
     handler_errors: int      # route handlers that raised: answered 500 (logged)
+    ws_connections: int = 0  # open WebSockets (included in `connections`)
+    refused: int = 0         # connections and upgrades refused for a full cap (503)
+    idle_closed: int = 0     # WebSockets closed for being idle
+
+
+class _Slot:
+    """What one connection holds against the caps: an HTTP slot, then maybe a WebSocket one."""
+
+    __slots__ = ("address", "kind")
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.kind = "http"
 
 
 class HttpError(Exception):
@@ -106,43 +150,99 @@ class HttpServer:
     """Routes: (method, path) -> handler -> Response; WebSocket upgrades on their paths."""
 
     def __init__(self, routes: dict[tuple[str, str], RouteHandler],
-                 connections_max: int = CONNECTIONS_MAX, *,
+                 connections_max: int | None = None, *,
                  request_routes: dict[tuple[str, str], RequestHandler] | None = None,
                  websocket_routes: dict[str, WebSocketHandler] | None = None,
                  upgrade_check: UpgradeCheck | None = None,
+                 request_check: RequestCheck | None = None,
                  body_bytes_max: int = BODY_BYTES_MAX,
-                 ws_message_bytes_max: int = WS_MESSAGE_BYTES_MAX) -> None:
+                 ws_message_bytes_max: int = WS_MESSAGE_BYTES_MAX,
+                 limits: ConnectionLimits | None = None) -> None:
         self.routes = routes
         self.request_routes = request_routes or {}
         self.websocket_routes = websocket_routes or {}
         self.upgrade_check = upgrade_check
-        self.connections = 0
-        self.connections_max = connections_max
+        self.request_check = request_check
+        self.limits = limits or ConnectionLimits()
+        if connections_max is not None:  # the HTTP cap alone, as before
+            self.limits = dataclasses.replace(self.limits, http_max=connections_max)
+        self.connections_max = self.limits.http_max
+        self.connections = 0  # HTTP and WebSocket
+        self.http_connections = 0
+        self.ws_connections = 0
+        self._http_by_address: dict[str, int] = {}
+        self._ws_by_address: dict[str, int] = {}
+        self.refused = 0
+        self.idle_closed = 0
         self.connection_errors = 0
         self.handler_errors = 0
         self.body_bytes_max = body_bytes_max
         self.ws_message_bytes_max = ws_message_bytes_max
+        self.port = 0  # the bound port, once serving
 
     def snapshot(self) -> HttpCounts:
-        return HttpCounts(self.connections, self.connection_errors, self.handler_errors)
+        return HttpCounts(self.connections, self.connection_errors, self.handler_errors,
+                          self.ws_connections, self.refused, self.idle_closed)
 
     async def serve(self, host: str, port: int, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound_port = listeners[0].socket.getsockname()[1]
+        self.port = bound_port
         task_status.started(bound_port)
         await trio.serve_listeners(self._connection, listeners)
 
+    def _cap_refusal(self, kind: str, address: str) -> str | None:
+        """Why a new connection of `kind` from `address` is over a cap (None: it is not)."""
+        lim = self.limits
+        if kind == "http":
+            total, total_max, by, by_max = (self.http_connections, lim.http_max,
+                                            self._http_by_address, lim.http_per_address_max)
+            what = "HTTP connections"
+        else:
+            total, total_max, by, by_max = (self.ws_connections, lim.ws_max,
+                                            self._ws_by_address, lim.ws_per_address_max)
+            what = "WebSocket connections"
+        if total >= total_max:
+            return f"too many connections: {total} {what} open (limit {total_max})"
+        if by.get(address, 0) >= by_max:
+            return (f"too many connections: {what} from {address or 'your address'} "
+                    f"(limit {by_max} per client address)")
+        return None
+
+    def _take(self, kind: str, address: str) -> None:
+        by = self._http_by_address if kind == "http" else self._ws_by_address
+        by[address] = by.get(address, 0) + 1
+        if kind == "http":
+            self.http_connections += 1
+        else:
+            self.ws_connections += 1
+
+    def _release(self, kind: str, address: str) -> None:
+        by = self._http_by_address if kind == "http" else self._ws_by_address
+        left = by.get(address, 0) - 1
+        if left > 0:
+            by[address] = left
+        else:
+            by.pop(address, None)
+        if kind == "http":
+            self.http_connections -= 1
+        else:
+            self.ws_connections -= 1
+
     async def _connection(self, stream: trio.SocketStream) -> None:
-        if self.connections >= self.connections_max:
-            await _send_simple(stream, 503, f"too many connections (limit "
-                               f"{self.connections_max})")
+        slot = _Slot(_peer_host(stream))
+        refusal = self._cap_refusal("http", slot.address)
+        if refusal is not None:
+            self.refused += 1
+            await _send_simple(stream, 503, refusal)
             with trio.move_on_after(1):
                 await stream.aclose()
             return
+        self._take("http", slot.address)
         self.connections += 1
         try:
-            await self._serve_connection(stream)
+            await self._serve_connection(stream, slot)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
             pass  # the client went away or was too slow: routine
         except Exception:  # a bug must cost one connection, never the server
@@ -151,14 +251,15 @@ class HttpServer:
                           _peer_host(stream) or "an unknown address")
         finally:
             self.connections -= 1
+            self._release(slot.kind, slot.address)
             with trio.move_on_after(1):
                 await stream.aclose()
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.SocketStream, slot: _Slot) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_BYTES_MAX)
         first = True
         while True:
-            timeout = REQUEST_RECEIVE_TIMEOUT_S if first else IDLE_KEEPALIVE_TIMEOUT_S
+            timeout = REQUEST_RECEIVE_TIMEOUT_S if first else self.limits.keepalive_idle_s
             first = False
             try:
                 with trio.fail_after(timeout):
@@ -172,9 +273,15 @@ class HttpServer:
                 return
             if h11_request is None:
                 return
-            request = _request(h11_request, body, _peer_host(stream))
+            request = _request(h11_request, body, slot.address)
+            if self.request_check is not None:
+                refusal = self.request_check(request)
+                if refusal is not None:
+                    with trio.fail_after(RESPONSE_SEND_TIMEOUT_S):
+                        await _send(conn, stream, refusal, close=True)
+                    return
             if _wants_upgrade(request):
-                await self._upgrade(conn, stream, request)
+                await self._upgrade(conn, stream, request, slot)
                 return
             response = await self._route(request)
             keep = conn.our_state is h11.SEND_RESPONSE and request_keep_alive(h11_request)
@@ -205,13 +312,22 @@ class HttpServer:
         return json_response(404, {"error": f"no such path {request.path}"})
 
     async def _upgrade(self, conn: h11.Connection, stream: trio.SocketStream,
-                       request: Request) -> None:
+                       request: Request, slot: _Slot) -> None:
         refusal = _check_upgrade(request, self.websocket_routes)
         if refusal is None and self.upgrade_check is not None:
             refusal = self.upgrade_check(request)
+        if refusal is None:
+            full = self._cap_refusal("ws", slot.address)
+            if full is not None:
+                self.refused += 1
+                refusal = json_response(503, {"error": full}, headers=(
+                    (b"retry-after", str(RETRY_AFTER_S).encode()),))
         if refusal is not None:
             await _send(conn, stream, refusal, close=True)
             return
+        self._release("http", slot.address)
+        self._take("ws", slot.address)
+        slot.kind = "ws"
         key = request.header(b"sec-websocket-key") or b""
         try:
             data = conn.send(h11.InformationalResponse(status_code=101, headers=[
@@ -223,13 +339,15 @@ class HttpServer:
             await stream.send_all(data or b"")
         trailing, _ = conn.trailing_data
         ws = WebSocket(stream, WsConnection(ConnectionType.SERVER, trailing_data=trailing),
-                       self.ws_message_bytes_max)
+                       self.ws_message_bytes_max, self.limits.ws_idle_timeout_s)
         try:
             await self.websocket_routes[request.path](request, ws)
         except WebSocketClosed:
             pass
         finally:
             await ws.close(WS_NORMAL, "")
+            if ws.idle:
+                self.idle_closed += 1
 
 
 def _request(h11_request: h11.Request, body: bytes, peer: str = "") -> Request:
@@ -277,10 +395,13 @@ class WebSocket:
     """
 
     def __init__(self, stream: trio.SocketStream, ws: WsConnection,
-                 message_bytes_max: int) -> None:
+                 message_bytes_max: int, idle_timeout_s: float = WS_IDLE_TIMEOUT_S) -> None:
         self.stream = stream
         self.ws = ws
         self.message_bytes_max = message_bytes_max
+        self.idle_timeout_s = idle_timeout_s
+        self.idle = False  # closed for being idle
+        self._last_frame = trio.current_time()
         self._send_lock = trio.Lock()
         self._parts: list[str] = []
         self._size = 0
@@ -296,12 +417,31 @@ class WebSocket:
                 await self._on_event(event)
             if self._pending or self.closed is not None:
                 continue
-            data = await self.stream.receive_some(READ_CHUNK_BYTES)
+            data = await self._receive_some()
             if not data:
                 self.closed = WebSocketClosed(1006, "connection lost")
                 raise self.closed
             self.ws.receive_data(data)
         return self._pending.pop(0)
+
+    async def _receive_some(self) -> bytes:
+        """The next bytes from the client. Half an idle timeout without any: ping it; a whole
+        one: close the socket (1001) and raise `WebSocketClosed`."""
+        while True:
+            with trio.move_on_after(self.idle_timeout_s / 2):
+                data = await self.stream.receive_some(READ_CHUNK_BYTES)
+                self._last_frame = trio.current_time()
+                return data
+            idle_s = trio.current_time() - self._last_frame
+            if idle_s >= self.idle_timeout_s:
+                self.idle = True
+                await self.close(WS_GOING_AWAY, f"idle: no frame and no answer to a ping for "
+                                 f"{self.idle_timeout_s:g} s")
+                assert self.closed is not None
+                raise self.closed
+            if self.ws.state is ConnectionState.OPEN:
+                with trio.move_on_after(WS_PING_SEND_TIMEOUT_S):  # else: idle at the deadline
+                    await self._send_bytes(self.ws.send(Ping(payload=b"crossbill")))
 
     async def _on_event(self, event: object) -> None:
         if isinstance(event, TextMessage):
@@ -376,6 +516,10 @@ async def _receive_request(conn: h11.Connection, stream: trio.SocketStream,
         if event is h11.PAUSED:
             return request, b"".join(chunks)
         if isinstance(event, h11.Request):
+            head = _head_bytes(event)
+            if head > HEADER_BYTES_MAX:
+                raise HttpError(431, f"request head of {head} bytes exceeds the limit of "
+                                f"{HEADER_BYTES_MAX} bytes")
             request = event
             for name, value in event.headers:
                 if name == b"content-length" and value.isdigit() and int(value) > body_bytes_max:
@@ -390,6 +534,12 @@ async def _receive_request(conn: h11.Connection, stream: trio.SocketStream,
             return request, b"".join(chunks)
         elif isinstance(event, h11.ConnectionClosed):
             return None, b""
+
+
+def _head_bytes(request: h11.Request) -> int:
+    """The size of the request line and the header lines as sent (CRLFs included)."""
+    line = len(request.method) + len(request.target) + len(b" HTTP/1.1\r\n") + 1
+    return line + sum(len(n) + len(v) + 4 for n, v in request.headers.raw_items()) + 2
 
 
 async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Response,
@@ -411,7 +561,8 @@ async def _send_simple(stream: trio.SocketStream, status: int, message: str) -> 
     body = orjson.dumps({"error": message})
     reason = {503: b"Service Unavailable"}.get(status, b"Error")
     head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n" % (status, reason, len(body)))
+            b"retry-after: %d\r\nconnection: close\r\n\r\n"
+            % (status, reason, len(body), RETRY_AFTER_S))
     with trio.move_on_after(1):
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(head + body)

@@ -27,6 +27,7 @@ from node.rpc.http import (
     WS_INTERNAL_ERROR,
     WS_NORMAL,
     WS_POLICY_VIOLATION,
+    ConnectionLimits,
     HttpCounts,
     HttpServer,
     Request,
@@ -38,6 +39,7 @@ from node.rpc.http import (
 from node.rpc.jsonrpc import CallContext, Dispatcher
 from node.rpc.methods import Api
 from node.rpc.openrpc import build_dispatcher
+from node.rpc.origin import HostPolicy
 from node.rpc.subs import SESSION_QUEUE_MESSAGES_MAX, Hub
 from protocol import types
 
@@ -68,6 +70,9 @@ class RpcNode(Protocol):
     @property
     def rpc_host(self) -> str | None: ...
 
+    @property
+    def institution(self) -> str: ...  # the audience of client tokens (ADR 0020)
+
     def status(self) -> dict[str, Any]: ...
 
 
@@ -80,6 +85,7 @@ class RpcServerSnapshot:
     ws_message_errors: int          # WebSocket messages whose handling raised (logged)
     subscription_events: int        # notifications queued to subscribers
     dropped_sessions: int           # subscribers dropped for being too slow
+    host_refusals: int = 0          # requests refused for their Host or Origin (403)
 
 
 class RpcServer:
@@ -88,7 +94,7 @@ class RpcServer:
         self.node = node
         self.settings = settings or RpcSettings()
         self.auth_required = self.settings.auth_required(node.rpc_host or "127.0.0.1")
-        self.client_auth = auth.ClientAuth(self.settings.clients, clock_ms)
+        self.client_auth = auth.ClientAuth(self.settings.clients, clock_ms, node.institution)
         self.api = Api(intake=node.intake, status=node.status, hub=cast(Hub, None),
                        config=node.config, clock_ms=clock_ms,
                        backup_dir=node.backup_dir)
@@ -100,25 +106,47 @@ class RpcServer:
         self.dispatcher = build_dispatcher(self.api, self.settings.batch_requests_max)
         self.dispatcher.on_call = self.metrics.observe
         self.session_queue_max = SESSION_QUEUE_MESSAGES_MAX
+        st = self.settings
         self.http = HttpServer(
             {("GET", "/status"): self._status},
-            self.settings.connections_max,
             request_routes={("POST", "/"): self._rpc, ("OPTIONS", "/"): self._preflight},
             websocket_routes={"/ws": self._websocket}, upgrade_check=self._check_upgrade,
-            body_bytes_max=self.settings.body_bytes_max,
-            ws_message_bytes_max=self.settings.ws_message_bytes_max)
+            request_check=self._check_host_origin,
+            body_bytes_max=st.body_bytes_max, ws_message_bytes_max=st.ws_message_bytes_max,
+            limits=ConnectionLimits(
+                http_max=st.connections_max, http_per_address_max=st.connections_per_address_max,
+                ws_max=st.ws_connections_max,
+                ws_per_address_max=st.ws_connections_per_address_max,
+                keepalive_idle_s=st.keepalive_idle_s, ws_idle_timeout_s=st.ws_idle_timeout_s))
+        self.host_refusals = 0  # requests refused for their Host or Origin (403)
 
     def snapshot(self) -> RpcServerSnapshot:
         return RpcServerSnapshot(
             requests=self.metrics.snapshot(), http=self.http.snapshot(),
             ws_message_errors=self.ws_message_errors,
-            subscription_events=self.hub.events, dropped_sessions=self.hub.dropped_sessions)
+            subscription_events=self.hub.events, dropped_sessions=self.hub.dropped_sessions,
+            host_refusals=self.host_refusals)
 
     async def serve(self, host: str, port: int, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         await self.http.serve(host, port, task_status=task_status)
 
     # ------------------------------------------------------------------ HTTP
+
+    def _check_host_origin(self, request: Request) -> Response | None:
+        """Every request: Host and Origin must be this node's or configured (ADR 0020)."""
+        policy = HostPolicy(self.http.port, self.settings.allowed_hosts,
+                            self.settings.cors_origins)
+        host, origin = request.header(b"host"), request.header(b"origin")
+        reason = policy.refusal(None if host is None else host.decode("latin-1"),
+                                None if origin is None else origin.decode("latin-1"))
+        if reason is None:
+            return None
+        self.host_refusals += 1
+        log.warning("refused a request: %s", reason, extra={"peer": request.peer})
+        return json_response(403, {"jsonrpc": "2.0", "id": None, "error": {
+            "code": E.FORBIDDEN, "message": f"Forbidden: {reason}",
+            "data": {"reason": reason}}})
 
     def _cors(self, request: Request) -> tuple[tuple[bytes, bytes], ...]:
         origin = request.header(b"origin")
@@ -168,13 +196,15 @@ class RpcServer:
     # ------------------------------------------------------------------ WebSocket
 
     def _check_upgrade(self, request: Request) -> Response | None:
-        origin = request.header(b"origin")
-        if origin is not None and not self._cors(request):
-            return json_response(403, {"error": "WebSocket from a browser origin that is not "
-                                       "in [rpc] cors_origins"})
+        # Host and Origin were checked for every request (_check_host_origin).
         ctx = self._context(request)
         if isinstance(ctx, Response):
             return ctx
+        if self.auth_required and ctx.client is None:
+            return json_response(401, {"jsonrpc": "2.0", "id": None, "error": {
+                "code": E.UNAUTHORIZED, "message": "Unauthorized: this node requires a client "
+                "credential for the WebSocket upgrade", "data": {"reason": "missing "
+                "credential"}}}, headers=self._cors(request))
         request.scratch["ctx"] = ctx
         return None
 

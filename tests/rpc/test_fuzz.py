@@ -119,7 +119,7 @@ async def test_fuzz_http_and_websocket(tmp_path: pathlib.Path) -> None:
                       b"\x81\x85" + b"\x00" * 4 + b"\xff\xfe\xfd\xfc\xfb"):
             stream = await trio.open_tcp_stream(host, port)
             await stream.send_all(
-                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                 b"Sec-WebSocket-Version: 13\r\n\r\n")
             with trio.fail_after(5):

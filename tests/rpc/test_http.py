@@ -17,7 +17,7 @@ from node.config import RpcSettings, is_loopback
 from node.keys import generate_key
 from node.rpc import auth
 from node.rpc import errors as E
-from tests.rpc.harness import call, post, rpc_cluster
+from tests.rpc.harness import RPC_NODE, call, post, rpc_cluster
 from tests.waiting import wait_until
 
 STATUS = {"jsonrpc": "2.0", "id": 1, "method": "node.status"}
@@ -108,6 +108,7 @@ async def test_cors_off_by_default_and_on_for_listed_origins(tmp_path: pathlib.P
         origin = {"origin": "https://bank.example"}
         reply = await post(rc.url, STATUS, headers=origin)
         assert "access-control-allow-origin" not in reply.headers
+        assert reply.status_code == 403  # an unlisted Origin is refused (ADR 0020)
         async with httpx.AsyncClient() as http:
             assert (await http.options(rc.url, headers=origin)).status_code == 403
         host, port = host_port(rc.url)
@@ -126,10 +127,11 @@ async def test_cors_off_by_default_and_on_for_listed_origins(tmp_path: pathlib.P
 
 
 def token(key: Any, client: str, body: bytes, ts_ms: int | None = None,
-          nonce: str | None = None, path: str = "/", method: str = "POST") -> str:
+          nonce: str | None = None, path: str = "/", method: str = "POST",
+          audience: str = RPC_NODE) -> str:
     return credentials.sign_token(key, client, method, path, body,
                                   ts_ms if ts_ms is not None else int(time.time() * 1000),
-                                  nonce or generate_key().public_key.hex()[:32])
+                                  nonce or generate_key().public_key.hex()[:32], audience)
 
 
 async def test_client_credentials(tmp_path: pathlib.Path) -> None:
