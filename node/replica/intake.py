@@ -150,6 +150,7 @@ class TxIntake:
         if self.mempool is not None and tx.id in self.mempool and self.mempool.verified(tx):
             return Admission(OK, "already pending")
         try:
+            validation.check_not_expired(tx, now_ms=int(time.time() * 1000))
             validation.validate_basic_tx(tx, chain_id=self.chain.config.chain_id,
                                          registry=self.chain.state,
                                          check_signature=not verified)

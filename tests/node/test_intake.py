@@ -236,3 +236,15 @@ async def test_the_snapshot_holds_every_counter(tmp_path: pathlib.Path) -> None:
             1, 1, ((code, 1),), 1)
         with pytest.raises(dataclasses.FrozenInstanceError):
             snap.admitted = 2  # type: ignore[misc]
+
+
+async def test_admission_refuses_an_already_expired_transaction(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: ["A"], run=False) as s:
+        t = s.tx(expires_in_ms=-1_000)  # expired a second ago on the wall clock
+        result = s.intake.submit(t)
+        assert not result.accepted and result.code == "TX_EXPIRED"
+        assert "expired" in result.message
+        snap = s.intake.snapshot()
+        assert snap.awaiting == 0 and dict(snap.refusals) == {"TX_EXPIRED": 1}
+        assert s.intake.submit(s.tx()).accepted  # the witness: a live one is taken
