@@ -31,6 +31,7 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
     async with rpc_cluster(tmp_path / "net") as rc:
         pw = tmp_path / "pw"
         pw.write_text("secret\n")
+        pw.chmod(0o600)  # a passphrase file others may read is refused
         for name in ("customs.qd", "bank.boc-qd"):
             write_key_file(tmp_path / f"{name}.key", rc.c.keys[name], "secret",
                            scrypt_log_n=LOG_N)
