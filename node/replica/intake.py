@@ -160,9 +160,9 @@ class TxIntake:
         it answers for (at most `limits.INTAKE_AWAITING_TXS_MAX`) and, on an orderer, the
         mempool's others."""
         held = len(self._awaiting)
-        if self.mempool is not None:
-            awaiting = self._awaiting
-            held += sum(1 for tx in self.mempool.pending() if tx.id not in awaiting)
+        mempool = self.mempool
+        if mempool is not None:  # its others: those not among the client transactions
+            held += len(mempool) - sum(1 for tx_id in self._awaiting if tx_id in mempool)
         return held
 
     def forward_pending(self, txs: list[types.Tx]) -> int:
@@ -284,6 +284,9 @@ class TxIntake:
                 for tx in batch:
                     if self._logging.get(tx.id) is group:
                         del self._logging[tx.id]
+                # Committed or expired while the group was being written: out of the log now
+                # rather than at the next start.
+                self._forget_logged([tx.id for tx in batch if tx.id not in self._awaiting])
             group.done.set()
 
     def _forget_logged(self, tx_ids: list[bytes]) -> None:

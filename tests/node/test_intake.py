@@ -305,3 +305,14 @@ async def test_submits_that_arrive_together_share_one_synced_write(
         assert results == [True] * 20
         assert s.intake.snapshot().intake_log_groups <= 2  # the first may go alone
         assert {i for i, _ in s.intake.chain.storage.intake_log()} == {t.id for t in txs}
+
+
+async def test_one_committed_while_its_group_was_written_leaves_no_entry(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: ["A"]) as s:
+        t = s.tx()
+        assert s.intake.submit(t).accepted  # queued for the next group, not written yet
+        s.commit(t)  # its block arrives first
+        await wait_until(lambda: s.intake.snapshot().intake_log_groups == 1, 5)
+        assert list(s.intake.chain.storage.intake_log()) == []
+        assert s.intake.snapshot().pending == 0
