@@ -311,7 +311,9 @@ class TxIntake:
                 drop.append(tx_id)
                 continue
             result = self.admit(tx)
-            if result.code != OK:  # committed meanwhile, or refused now: nothing to answer for
+            # Committed meanwhile, or refused now: nothing to answer for. A full mempool is
+            # no refusal: the leader may take it.
+            if result.code not in (OK, MEMPOOL_FULL):
                 drop.append(tx_id)
                 continue
             if self._take(tx):

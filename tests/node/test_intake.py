@@ -316,3 +316,17 @@ async def test_one_committed_while_its_group_was_written_leaves_no_entry(
         await wait_until(lambda: s.intake.snapshot().intake_log_groups == 1, 5)
         assert list(s.intake.chain.storage.intake_log()) == []
         assert s.intake.snapshot().pending == 0
+
+
+async def test_a_full_mempool_at_restart_does_not_drop_an_acknowledged_transaction(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: []) as s:
+        built = (s.config, s.keys)
+        t, other = s.tx(), s.tx()
+        assert (await s.intake.submit_durable(t)).accepted
+    full = Mempool(1, 1 << 20)
+    full.add(other)  # this orderer's mempool is full when it takes its log back
+    async with intake_on_memnet(tmp_path, lambda: ["A"], mempool=full, built=built) as s:
+        assert s.intake.snapshot().recovered == 1
+        await s.leaders.until("A", t.id, 1, LATE_S)  # the leader gets it all the same
+        assert [i for i, _ in s.intake.chain.storage.intake_log()] == [t.id]
