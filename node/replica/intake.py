@@ -165,6 +165,11 @@ class TxIntake:
             held += len(mempool) - sum(1 for tx_id in self._awaiting if tx_id in mempool)
         return held
 
+    def holds(self, tx_id: bytes) -> bool:
+        """True while this node holds `tx_id` uncommitted: a client transaction it answers
+        for (in its intake log), or one in its mempool."""
+        return tx_id in self._awaiting or (self.mempool is not None and tx_id in self.mempool)
+
     def forward_pending(self, txs: list[types.Tx]) -> int:
         """Send on transactions this node admitted while ordering (it no longer does)."""
         handed = 0

@@ -198,8 +198,7 @@ class Api:
         tx_id = _hex32(params, "tx_id")
         record = self.storage.tx_record(tx_id)
         if record is None:
-            mempool = self.intake.mempool
-            if mempool is not None and tx_id in mempool:
+            if self.intake.holds(tx_id):  # its mempool, or a client's it answers for
                 return {"tx_id": tx_id.hex(), "status": "pending"}
             raise RpcError(E.NOT_FOUND, f"no transaction {tx_id.hex()}")
         block = self.storage.block(record.height)

@@ -117,6 +117,10 @@ async def test_a_transaction_acknowledged_before_a_crash_commits_after_the_resta
         reply = orjson.loads(await node.rpc.dispatcher.handle(
             request, CallContext(loopback=True)) or b"{}")
         assert reply["result"]["status"] == "pending", reply  # the client is told: accepted
+        asked = orjson.loads(await node.rpc.dispatcher.handle(orjson.dumps(
+            {"jsonrpc": "2.0", "id": 2, "method": "tx.get",
+             "params": {"tx_id": form.tx.id.hex()}}), CallContext(loopback=True)) or b"{}")
+        assert asked["result"]["status"] == "pending", asked  # the follower says it holds it
         c.stop("tax.qd")  # the process dies: what it held in memory is gone
         await wait_until(lambda: node.storage._db.closed, 5, what="the store released")
         c.net.heal()
