@@ -40,7 +40,7 @@ from node.replica.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
 from node.storage.store import TxRecord
 from protocol import codec, limits, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
-from protocol.replica.forwarding import HELD_HERE, NOBODY, Forwarding
+from protocol.replica.forwarding import DROP, HELD_HERE, NOBODY, Forwarding, after_restart
 
 log = logging.getLogger("crossbill.intake")
 
@@ -312,13 +312,12 @@ class TxIntake:
             except DecodeError:
                 drop.append(tx_id)
                 continue
-            if tx.id != tx_id or tx.expires_at_ms < now_wall_ms:
+            if tx.id != tx_id:
                 drop.append(tx_id)
                 continue
-            result = self.admit(tx)
-            # Committed meanwhile, or refused now: nothing to answer for. A full mempool is
-            # no refusal: the leader may take it.
-            if result.code not in (OK, MEMPOOL_FULL):
+            code = (self.admit(tx).code if tx.expires_at_ms >= now_wall_ms
+                    else validation.TX_EXPIRED)
+            if after_restart(code, tx.expires_at_ms, now_wall_ms) == DROP:
                 drop.append(tx_id)
                 continue
             if self._take(tx):
