@@ -108,7 +108,7 @@ async def intake_on_memnet(tmp_path: pathlib.Path, forward_peers: Callable[[], l
     intake = TxIntake(chain=Chain(storage, config), mempool=mempool,
                       network=memnet.host("me"), forward_peers=forward_peers,
                       batch_txs_max=10, batch_interval_ms=int(BATCH_S * 1000),
-                      request_timeout_s=1)
+                      request_timeout_s=1, log_in_thread=False)  # virtual clock: no thread
     try:
         async with trio.open_nursery() as nursery:
             if run:
