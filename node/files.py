@@ -4,6 +4,25 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
+
+
+class LooseFileModeError(Exception):
+    """A secret file that others than its owner may read or write."""
+
+
+def check_private_file(path: pathlib.Path, what: str) -> None:
+    """Raise `LooseFileModeError` when `path` (a key or passphrase file) is readable or writable
+    by its group or by others: the message names the file, its mode and the fix. A file that
+    cannot be stat'ed is left to the caller's read, which reports it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_IMODE(mode) & 0o077:
+        raise LooseFileModeError(
+            f"{what} {path} has mode {stat.S_IMODE(mode):04o}: group and others may read or "
+            f"write it; only its owner may. Fix: chmod 600 {path}")
 
 
 def create_private_file(path: pathlib.Path, data: bytes) -> None:

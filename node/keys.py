@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-from node.files import create_private_file
+from node.files import LooseFileModeError, check_private_file, create_private_file
 from protocol import codec, crypto, limits
 from protocol.errors import DecodeError, KeyFileError
 
@@ -29,7 +29,16 @@ def write_key_file(path: pathlib.Path, key: crypto.PrivateKey, passphrase: str,
         raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from None
 
 
+def _check_private(path: pathlib.Path, what: str) -> None:
+    try:
+        check_private_file(path, what)
+    except LooseFileModeError as exc:
+        raise KeyFileError(str(exc)) from None
+
+
 def read_key_file(path: pathlib.Path, passphrase: str) -> crypto.PrivateKey:
+    """The key in `path`; refused (KeyFileError) when group or others may read or write it."""
+    _check_private(path, "key file")
     try:
         with open(path, "rb") as f:
             data = f.read(limits.KEYFILE_BYTES_MAX + 1)
@@ -57,6 +66,7 @@ def read_public_key(path: pathlib.Path) -> tuple[bytes, bytes]:
 def passphrase_from_env_or_file(passphrase_file: pathlib.Path | None) -> str:
     """The passphrase from a file (first line) or from $CROSSBILL_PASSPHRASE."""
     if passphrase_file is not None:
+        _check_private(passphrase_file, "passphrase file")
         try:
             text = passphrase_file.read_text(encoding="utf-8")
         except OSError as exc:

@@ -35,6 +35,7 @@ DOMAIN_RECEIPT: Final = b"receipt"
 DOMAIN_GENESIS: Final = b"genesis"
 DOMAIN_KEY_ID: Final = b"key-id"
 DOMAIN_STATE: Final = b"state"
+DOMAIN_ENTERPRISE_KEY_PROOF: Final = b"enterprise-key-proof"
 
 _HASH_PREFIX: Final = b"crossbill/"
 

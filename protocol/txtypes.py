@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Final
 
-from protocol import limits
+from protocol import codec, crypto, limits
 from protocol.codec import bound
 
 # Roles of docs/domain.md. An enterprise is not a consortium institution; its key lives on the
@@ -71,6 +71,7 @@ CreditKind = Annotated[str, _fmt("credit_kind", max_len=32)]
 PublicKey = Annotated[bytes, bound(min_len=limits.PUBLIC_KEY_BYTES,
                                    max_len=limits.PUBLIC_KEY_BYTES)]
 OptionalPublicKey = Annotated[bytes, bound(max_len=limits.PUBLIC_KEY_BYTES)]
+OptionalSignature = Annotated[bytes, bound(max_len=limits.SIGNATURE_BYTES)]
 PeerId = Annotated[str, _fmt("peer_id", max_len=128, min_len=32)]
 Multiaddr = Annotated[str, bound(min_len=1, max_len=limits.ADDRESS_CHARS_MAX)]
 KeyId = Annotated[bytes, bound(min_len=limits.KEY_ID_BYTES, max_len=limits.KEY_ID_BYTES)]
@@ -277,12 +278,38 @@ class ReviewPayment(Payload):
 @dataclass(frozen=True)
 class RegisterEnterprise(Payload):
     """KYC registration by a serving bank; `public_key` is empty when the enterprise holds no
-    key of its own."""
+    key of its own. With a key, `key_proof` is the enterprise's signature with that key over
+    `enterprise_key_proof_message` (this chain, the USCC, the key, the registering bank): a
+    bank binds only a key the enterprise holds and agreed to (docs/domain.md I-10)."""
 
     uscc: Uscc
     name: Name
     country: Country
     public_key: OptionalPublicKey
+    key_proof: OptionalSignature = b""
+
+
+@dataclass(frozen=True)
+class _EnterpriseKeyProof:
+    chain_id: str
+    uscc: str
+    public_key: bytes
+    bank: str
+
+
+def enterprise_key_proof_message(chain_id: str, uscc: str, public_key: bytes,
+                                 bank: str) -> bytes:
+    """What an enterprise signs so that `bank` may register `public_key` as its key on
+    `chain_id`: canonical bytes behind their own domain tag (never a transaction's)."""
+    return crypto.hash_domain_prefix(crypto.DOMAIN_ENTERPRISE_KEY_PROOF) + codec.encode(
+        _EnterpriseKeyProof(chain_id, uscc, public_key, bank))
+
+
+def sign_enterprise_key_proof(key: crypto.PrivateKey, chain_id: str, uscc: str,
+                              bank: str) -> bytes:
+    """The `key_proof` of a `RegisterEnterprise` carrying `key`'s public key, made by the
+    enterprise (who holds `key`) for `bank`."""
+    return key.sign(enterprise_key_proof_message(chain_id, uscc, key.public_key, bank))
 
 
 @_register("credit.record", ROLE_BANK)

@@ -34,6 +34,9 @@ BAD_BLOCK_SIGNATURE: Final = "BAD_BLOCK_SIGNATURE"
 BAD_HEIGHT: Final = "BAD_HEIGHT"
 BAD_PREV_HASH: Final = "BAD_PREV_HASH"
 TIME_WENT_BACKWARDS: Final = "TIME_WENT_BACKWARDS"
+# The ledger's own code for an expired transaction (protocol/ledger/codes.py), reused by
+# admission so a client hears the same word before and after ordering.
+TX_EXPIRED: Final = "TX_EXPIRED"
 
 
 class SignerRegistry(Protocol):
@@ -78,6 +81,15 @@ def validate_basic_tx(
     if check_signature and not crypto.verify(public_key, tx.signing_message(), tx.signature):
         raise ValidationError(BAD_SIGNATURE,
                               f"signature of transaction {tx.id.hex()} does not verify")
+
+
+def check_not_expired(tx: types.Tx, *, now_ms: int) -> None:
+    """Raise `ValidationError(TX_EXPIRED)` when `tx` expired before `now_ms` (the admitting
+    node's wall clock, passed in): no block could still carry it, so admission refuses it
+    rather than acknowledge a transaction that can only be rejected."""
+    if tx.expires_at_ms < now_ms:
+        raise ValidationError(TX_EXPIRED, f"transaction expired at {tx.expires_at_ms}, "
+                              f"{now_ms - tx.expires_at_ms} ms before it reached this node")
 
 
 def validate_basic_block(

@@ -113,7 +113,10 @@ def headline_steps(
         txtypes.Pledge(decl1, 30_000_000),), maturity)
     steps = [
         (2, "bank registers the exporter (KYC, with the exporter's key)", bank,
-         txtypes.RegisterEnterprise(EXPORTER, EXPORTER_NAME, "CN", enterprise_key.public_key),
+         txtypes.RegisterEnterprise(
+             EXPORTER, EXPORTER_NAME, "CN", enterprise_key.public_key,
+             # the exporter's proof that it holds the key, made for this bank on this chain
+             txtypes.sign_enterprise_key_proof(enterprise_key, config.chain_id, EXPORTER, bank)),
          "OK"),
         (1, "regulator classes the exporter A", regulator,
          txtypes.SetFxClass(EXPORTER, "A"), "OK"),

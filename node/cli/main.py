@@ -53,6 +53,21 @@ def _cmd_keys_node_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_enterprise_proof(args: argparse.Namespace) -> int:
+    """The enterprise's proof that it holds its key, for one bank's enterprise.register."""
+    from node import keys
+    from protocol import txtypes
+
+    key = keys.read_key_file(args.key, keys.passphrase_from_env_or_file(args.passphrase_file))
+    proof = txtypes.sign_enterprise_key_proof(key, args.chain_id, args.uscc, args.bank)
+    print(f"public_key {key.public_key.hex()}")
+    print(f"key_proof  {proof.hex()}")
+    print(f"the bank registers it with: crossbill tx enterprise.register --signer {args.bank} "
+          f"--uscc {args.uscc} --public-key {key.public_key.hex()} --key-proof {proof.hex()} "
+          "...")
+    return 0
+
+
 def _cmd_genesis_check(args: argparse.Namespace) -> int:
     from protocol.genesis import load_genesis
 
@@ -174,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "and print its peer id")
     nk.add_argument("--out", type=pathlib.Path, required=True, help="node key file to create")
     nk.set_defaults(func=_cmd_keys_node_key)
+    ep = keys_sub.add_parser("enterprise-proof", help="as an enterprise, sign the proof that "
+                             "lets one bank bind your key (enterprise.register --key-proof)")
+    ep.add_argument("--key", type=pathlib.Path, required=True, help="the enterprise's key file")
+    ep.add_argument("--uscc", required=True, help="the enterprise's USCC")
+    ep.add_argument("--bank", required=True, help="the registering bank's institution id")
+    ep.add_argument("--chain-id", required=True, help="the network's chain id")
+    ep.add_argument("--passphrase-file", type=pathlib.Path)
+    ep.set_defaults(func=_cmd_keys_enterprise_proof)
 
     genesis = sub.add_parser("genesis", help="check a genesis file (consortium configuration)")
     genesis_sub = genesis.add_subparsers(dest="genesis_command", required=True,

@@ -90,7 +90,7 @@ class StorageSnapshot:
 class StorageMetrics:
     """Durations of the synced (fsync) write batches, by what was written."""
 
-    OPS: Final = ("raft", "block", "compact")
+    OPS: Final = ("raft", "block", "compact", "intake")
 
     def __init__(self) -> None:
         self.persist_s = {op: Histogram(PERSIST_BUCKETS_S) for op in self.OPS}

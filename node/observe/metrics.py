@@ -241,6 +241,13 @@ class NodeCollector(Collector):
         yield _gauge("crossbill_transactions_awaiting_commit",
                      "Client transactions this node took and has not yet seen committed.",
                      intake.awaiting)
+        yield _gauge("crossbill_transactions_pending",
+                     "Transactions this node holds that are not yet committed: the client "
+                     "transactions it answers for (intake log) plus, on an orderer, the "
+                     "mempool's others.", intake.pending)
+        yield _counter("crossbill_transactions_recovered_total",
+                       "Acknowledged client transactions taken back from the intake log "
+                       "after a restart.", intake.recovered)
         if node.mempool is not None:
             mempool = node.mempool.snapshot()
             yield _gauge("crossbill_mempool_size", "Transactions in the mempool.",
@@ -357,7 +364,8 @@ class NodeCollector(Collector):
                                   "Duration of synced (fsync) LevelDB write batches: raft (Raft "
                                   "hard state and entries, before acknowledging), block (a "
                                   "block with its state changes), compact (Raft log "
-                                  "compaction).", labels=["op"])
+                                  "compaction), intake (a group of acknowledged client "
+                                  "transactions, docs/adr/0021).", labels=["op"])
         for op, hist in sm.persist_s.items():
             h.add_metric([op], list(hist.buckets), hist.sum)
         yield h

@@ -8,11 +8,14 @@ transactions in their mempool; every node batches what its clients submitted and
 batch to the leader (from a non-orderer: to an orderer, which passes it on).
 
 The node that took a client's transaction answers for it until it sees it committed: it keeps
-it (bounded) and forwards it again when the leader changes, when no orderer took it (after
-`limits.REFORWARD_REFUSED_MS`), and as a last resort after `limits.REFORWARD_AFTER_MS`, so a
-leader that crashes with a full mempool loses nothing a client was told is accepted. Those
-decisions are `protocol.replica.forwarding.Forwarding`'s; this shell keeps the transactions'
-bodies, reads the clock (trio's, so tests run it on virtual time) and does the sending.
+it (bounded), writes it to its intake log in LevelDB before it tells the client it is accepted
+(`submit_durable`: one synced write per group of transactions, docs/adr/0021), takes it back
+from that log after a restart, and forwards it again when the leader changes, when no orderer
+took it (after `limits.REFORWARD_REFUSED_MS`), and as a last resort after
+`limits.REFORWARD_AFTER_MS`, so neither a leader that crashes with a full mempool nor this
+node crashing loses anything a client was told is accepted. Those decisions are
+`protocol.replica.forwarding.Forwarding`'s; this shell keeps the transactions' bodies, reads
+the clock (trio's, so tests run it on virtual time) and does the sending.
 
 Gossip carries a batch only when no orderer could be reached: one forward costs one request,
 where gossip costs every orderer a message (py-libp2p's per-message cost dominates at moderate
@@ -37,7 +40,7 @@ from node.replica.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
 from node.storage.store import TxRecord
 from protocol import codec, limits, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
-from protocol.replica.forwarding import HELD_HERE, NOBODY, Forwarding
+from protocol.replica.forwarding import DROP, HELD_HERE, NOBODY, Forwarding, after_restart
 
 log = logging.getLogger("crossbill.intake")
 
@@ -71,12 +74,29 @@ class IntakeSnapshot:
     reforwarded: int              # client transactions sent on again
     gossip_fallbacks: int         # batches gossiped because no orderer could be reached
     awaiting_expired: int         # client transactions that expired before they committed
+    recovered: int                # client transactions taken back from the intake log at start
+    intake_log_groups: int        # synced group writes of the intake log
     refusals: tuple[tuple[str, int], ...]  # admission refusals by code, sorted by code
     awaiting: int                 # client transactions taken here, not yet seen committed
+    pending: int                  # transactions held here not yet committed (awaiting + mempool)
 
 
 class TooManyWaitersError(CrossbillError):
     pass
+
+
+class IntakeLogError(CrossbillError):
+    """The intake log could not be written: the transaction is held in memory only."""
+
+
+class _LogGroup:
+    """Transactions written to the intake log in one synced batch; their submitters wait."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: str | None = None
 
 
 def _now_ms() -> int:
@@ -87,7 +107,8 @@ def _now_ms() -> int:
 class TxIntake:
     def __init__(self, *, chain: Chain, mempool: Mempool | None, network: net.Network,
                  forward_peers: Callable[[], list[str]], batch_txs_max: int,
-                 batch_interval_ms: int, request_timeout_s: float) -> None:
+                 batch_interval_ms: int, request_timeout_s: float,
+                 log_in_thread: bool = True) -> None:
         self.chain = chain
         self.mempool = mempool
         self.net = network
@@ -109,8 +130,18 @@ class TxIntake:
         self.stats: dict[str, int] = {"admitted": 0, "refused": 0, "forward_failures": 0,
                                       "gossip_batches_rejected": 0, "outgoing_dropped": 0,
                                       "reforwarded": 0, "gossip_fallbacks": 0,
-                                      "awaiting_expired": 0}
+                                      "awaiting_expired": 0, "recovered": 0,
+                                      "intake_log_groups": 0}
         self.refusals: Counter[str] = Counter()  # admission refusals by code (metrics)
+        # The intake log: client transactions queued for the next synced group write, the
+        # group they belong to (ids stay here until their group is written).
+        self._log_queue: list[types.Tx] = []
+        self._log_group = _LogGroup()
+        self._logging: dict[bytes, _LogGroup] = {}
+        self._log_wake = trio.Event()
+        # The synced write runs in a worker thread so the event loop keeps serving during the
+        # fsync; tests on trio's virtual clock write inline (a thread would let the clock jump).
+        self._log_in_thread = log_in_thread
         self._subscribed = False
         network.register_handler(net.PROTO_TXS, self._on_forwarded)
         self.set_mempool(mempool)
@@ -126,7 +157,22 @@ class TxIntake:
     def snapshot(self) -> IntakeSnapshot:
         """Every counter of `stats`, the refusals by code and how many transactions wait."""
         return IntakeSnapshot(**self.stats, refusals=tuple(sorted(self.refusals.items())),
-                              awaiting=len(self.forwarding))
+                              awaiting=len(self.forwarding), pending=self.pending_count())
+
+    def pending_count(self) -> int:
+        """Transactions this node holds that are not yet committed: the client transactions
+        it answers for (at most `limits.INTAKE_AWAITING_TXS_MAX`) and, on an orderer, the
+        mempool's others."""
+        held = len(self._awaiting)
+        mempool = self.mempool
+        if mempool is not None:  # its others: those not among the client transactions
+            held += len(mempool) - sum(1 for tx_id in self._awaiting if tx_id in mempool)
+        return held
+
+    def holds(self, tx_id: bytes) -> bool:
+        """True while this node holds `tx_id` uncommitted: a client transaction it answers
+        for (in its intake log), or one in its mempool."""
+        return tx_id in self._awaiting or (self.mempool is not None and tx_id in self.mempool)
 
     def forward_pending(self, txs: list[types.Tx]) -> int:
         """Send on transactions this node admitted while ordering (it no longer does)."""
@@ -150,6 +196,7 @@ class TxIntake:
         if self.mempool is not None and tx.id in self.mempool and self.mempool.verified(tx):
             return Admission(OK, "already pending")
         try:
+            validation.check_not_expired(tx, now_ms=int(time.time() * 1000))
             validation.validate_basic_tx(tx, chain_id=self.chain.config.chain_id,
                                          registry=self.chain.state,
                                          check_signature=not verified)
@@ -190,16 +237,107 @@ class TxIntake:
             return Admission(MEMPOOL_FULL, "this node holds as many uncommitted transactions "
                              "as it may: retry later")
         result = self.admit(tx)
+        if result.code == OK and self._take(tx):
+            self._log_queue.append(tx)
+            self._logging[tx.id] = self._log_group
+            self._log_wake.set()
+        return result
+
+    async def submit_durable(self, tx: types.Tx) -> Admission:
+        """`submit`, and when this node took the transaction, return only once it is in the
+        intake log (synced): an acceptance the client hears survives a crash of this node.
+        Raises `IntakeLogError` when the log cannot be written (it is then held in memory
+        only, and the client should submit it again)."""
+        result = self.submit(tx)
+        group = self._logging.get(tx.id) if result.code == OK else None
+        if group is not None:
+            await group.done.wait()
+            if group.error is not None:
+                raise IntakeLogError(f"accepted but not stored durably: {group.error}")
+        return result
+
+    def _take(self, tx: types.Tx) -> bool:
+        """Answer for `tx` from now on: track it and queue it towards the leader. False when
+        it is already tracked or no room is left."""
         now_ms = _now_ms()
         # The expiry on the shell's clock: the wall clock's distance to it, from now.
         expires_ms = now_ms + tx.expires_at_ms - int(time.time() * 1000)
-        if result.code == OK and self.forwarding.track(tx.id, expires_ms, now_ms):
-            self._awaiting[tx.id] = tx
+        if not self.forwarding.track(tx.id, expires_ms, now_ms):
+            return False
+        self._awaiting[tx.id] = tx
+        try:
+            self._out_send.send_nowait(tx)
+        except trio.WouldBlock:
+            self.stats["outgoing_dropped"] += 1
+        return True
+
+    # ------------------------------------------------------------------ the intake log
+
+    async def _log_loop(self) -> None:
+        """Write what `submit` queued, one synced batch per group: submits that arrive while
+        a group is being written form the next group (one fsync for all of them)."""
+        storage = self.chain.storage
+        while True:
+            await self._log_wake.wait()
+            self._log_wake = trio.Event()
+            batch, self._log_queue = self._log_queue, []
+            group, self._log_group = self._log_group, _LogGroup()
+            if batch:
+                try:
+                    if self._log_in_thread:
+                        await trio.to_thread.run_sync(storage.log_intake, batch)
+                    else:
+                        storage.log_intake(batch)
+                    self.stats["intake_log_groups"] += 1
+                except Exception as exc:  # a disk that fails: tell the waiting clients
+                    group.error = str(exc) or type(exc).__name__
+                    log.error("cannot write %d transactions to the intake log: %s",
+                              len(batch), group.error)
+                for tx in batch:
+                    if self._logging.get(tx.id) is group:
+                        del self._logging[tx.id]
+                # Committed or expired while the group was being written: out of the log now
+                # rather than at the next start.
+                self._forget_logged([tx.id for tx in batch if tx.id not in self._awaiting])
+            group.done.set()
+
+    def _forget_logged(self, tx_ids: list[bytes]) -> None:
+        if tx_ids:
+            self.chain.storage.forget_intake(tx_ids)
+
+    def recover(self) -> int:
+        """Take back what the intake log holds (this node acknowledged it before it stopped):
+        what committed, expired or no longer passes admission is dropped from the log; the
+        rest is answered for again and forwarded. Returns how many were taken back."""
+        storage = self.chain.storage
+        drop: list[bytes] = []
+        taken = 0
+        now_wall_ms = int(time.time() * 1000)
+        for tx_id, raw in list(storage.intake_log()):
             try:
-                self._out_send.send_nowait(tx)
-            except trio.WouldBlock:
-                self.stats["outgoing_dropped"] += 1
-        return result
+                tx = types.Tx.decode(raw)
+            except DecodeError:
+                drop.append(tx_id)
+                continue
+            if tx.id != tx_id:
+                drop.append(tx_id)
+                continue
+            code = (self.admit(tx).code if tx.expires_at_ms >= now_wall_ms
+                    else validation.TX_EXPIRED)
+            if after_restart(code, tx.expires_at_ms, now_wall_ms) == DROP:
+                drop.append(tx_id)
+                continue
+            if self._take(tx):
+                taken += 1
+            elif tx.id not in self.forwarding:  # no room: keep it logged for the next start
+                log.warning("intake log: no room to answer for %s after the restart",
+                            tx_id.hex())
+        self._forget_logged(drop)
+        self.stats["recovered"] += taken
+        if taken or drop:
+            log.info("intake log: took back %d acknowledged transactions, dropped %d "
+                     "(committed, expired or refused)", taken, len(drop))
+        return taken
 
     # ------------------------------------------------------------------ waiting for receipts
 
@@ -221,18 +359,23 @@ class TxIntake:
 
     def block_applied(self, block: types.Block) -> None:
         awaiting = self._awaiting
+        logged: list[bytes] = []
         for tx in block.txs:
             event = self._waiters.pop(tx.id, None)
             if event is not None:
                 event.set()
-            awaiting.pop(tx.id, None)
+            if awaiting.pop(tx.id, None) is not None:
+                logged.append(tx.id)
         self.forwarding.committed(tx.id for tx in block.txs)
+        self._forget_logged(logged)
 
     # ------------------------------------------------------------------ sending on
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self.recover()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._reforward_loop)
+            nursery.start_soon(self._log_loop)
             task_status.started()
             while True:
                 batch = [await self._out_recv.receive()]
@@ -283,12 +426,15 @@ class TxIntake:
         for tx_id in due.expired:
             self._awaiting.pop(tx_id, None)
         self.stats["awaiting_expired"] += len(due.expired)
+        self._forget_logged(list(due.expired))
+        found_committed: list[bytes] = []
         queued = 0
         for tx_id in due.resend:
             tx = self._awaiting.get(tx_id)
             if tx is None or self.committed(tx_id) is not None:  # in the ledger: forget it
                 self.forwarding.committed((tx_id,))
                 self._awaiting.pop(tx_id, None)
+                found_committed.append(tx_id)
                 continue
             try:
                 self._out_send.send_nowait(tx)
@@ -297,6 +443,7 @@ class TxIntake:
             self.forwarding.sent((tx_id,), target or HELD_HERE, None, now_ms)
             queued += 1
         self.stats["reforwarded"] += queued
+        self._forget_logged(found_committed)
         return queued
 
     # ------------------------------------------------------------------ from peers

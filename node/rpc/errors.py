@@ -58,6 +58,7 @@ REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
     (REJECTED_ENTERPRISE, "enterprise", frozenset({
         codes.UNKNOWN_ENTERPRISE, codes.NOT_SERVING_BANK, codes.ALREADY_REGISTERED,
         codes.ENTERPRISE_MISMATCH, codes.ENTERPRISE_KEY_CONFLICT, codes.TOO_MANY_BANKS,
+        codes.ENTERPRISE_KEY_UNPROVEN,
         codes.ENTERPRISE_FROZEN, codes.FX_CLASS_C, codes.ALREADY_FROZEN, codes.NOT_FROZEN,
         codes.DUPLICATE_ENTRY, codes.ENTERPRISE_HAS_KEY, codes.NO_MANDATE,
         codes.MANDATE_EXPIRED, codes.SIGNER_MISMATCH})),

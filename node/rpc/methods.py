@@ -17,7 +17,13 @@ from typing import Any, Final
 
 import trio
 
-from node.replica.intake import ALREADY_COMMITTED, OK, TooManyWaitersError, TxIntake
+from node.replica.intake import (
+    ALREADY_COMMITTED,
+    OK,
+    IntakeLogError,
+    TooManyWaitersError,
+    TxIntake,
+)
 from node.replica.mempool import MEMPOOL_FULL
 from node.rpc import auth, schema, views
 from node.rpc import errors as E
@@ -163,7 +169,10 @@ class Api:
         wait = _bool(params, "wait", False)
         as_error = _bool(params, "reject_as_error", False)
         timeout_ms = _int(params, "timeout_ms", WAIT_MS_DEFAULT, 0, WAIT_MS_MAX)
-        admission = self.intake.submit(tx)
+        try:  # "pending" is said only once the transaction is in the intake log (ADR 0021)
+            admission = await self.intake.submit_durable(tx)
+        except IntakeLogError as exc:
+            raise RpcError(E.BUSY, f"{exc}: submit it again", {"tx_id": tx.id.hex()}) from None
         if admission.code == MEMPOOL_FULL:
             raise RpcError(E.MEMPOOL_FULL_CODE, admission.message, {"code": MEMPOOL_FULL})
         if admission.code not in (OK, ALREADY_COMMITTED):
@@ -189,8 +198,7 @@ class Api:
         tx_id = _hex32(params, "tx_id")
         record = self.storage.tx_record(tx_id)
         if record is None:
-            mempool = self.intake.mempool
-            if mempool is not None and tx_id in mempool:
+            if self.intake.holds(tx_id):  # its mempool, or a client's it answers for
                 return {"tx_id": tx_id.hex(), "status": "pending"}
             raise RpcError(E.NOT_FOUND, f"no transaction {tx_id.hex()}")
         block = self.storage.block(record.height)

@@ -35,6 +35,7 @@ import trio
 
 from node.config import NodeConfig, load_config
 from node.storage.store import (
+    INTAKE_KEY_PREFIX,
     RAFT_KEY_PREFIX,
     Storage,
     StorageError,
@@ -51,7 +52,7 @@ from protocol.ledger import keys as ledger_keys
 MANIFEST_FORMAT: Final = "crossbill-backup-1"
 MANIFEST_FILE: Final = "manifest.json"
 STORE_DIR: Final = "store"
-EXCLUDED_PREFIXES: Final = (RAFT_KEY_PREFIX,)
+EXCLUDED_PREFIXES: Final = (RAFT_KEY_PREFIX, INTAKE_KEY_PREFIX)
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CONTENT_DOMAIN: Final = b"crossbill/backup-content\x00"
 

@@ -64,6 +64,9 @@ _RAFT_ENTRY: Final = b"r:e:"
 _RAFT_APPLIED: Final = b"r:applied"
 # Every Raft key starts with this: backups leave them out (docs/adr/0011).
 RAFT_KEY_PREFIX: Final = b"r:"
+# The intake log (docs/adr/0021): client transactions this node acknowledged and has not yet
+# seen committed, by tx id. Node-local like Raft's keys: backups leave them out too.
+INTAKE_KEY_PREFIX: Final = b"i:"
 
 U64 = Annotated[int, bound(min_value=0)]
 
@@ -319,6 +322,29 @@ class Storage:
         self.state_kv.written(writes)
         self.metrics.persist_s["block"].observe(time.monotonic() - started)
         return new_tip
+
+    # ------------------------------------------------------------------ intake log
+
+    def log_intake(self, txs: Sequence[types.Tx]) -> None:
+        """Persist client transactions this node acknowledges, in one synced batch (one
+        fsync for the group; docs/adr/0021)."""
+        started = time.monotonic()
+        with self._db.write_batch(sync=True) as wb:
+            for tx in txs:
+                wb.put(INTAKE_KEY_PREFIX + tx.id, tx.encoded)
+        self.metrics.persist_s["intake"].observe(time.monotonic() - started)
+
+    def forget_intake(self, tx_ids: Iterable[bytes]) -> None:
+        """Drop transactions from the intake log (committed, expired or refused). Not synced:
+        one that comes back after a crash is found committed (or expired) and dropped then."""
+        with self._db.write_batch() as wb:
+            for tx_id in tx_ids:
+                wb.delete(INTAKE_KEY_PREFIX + tx_id)
+
+    def intake_log(self) -> Iterator[tuple[bytes, bytes]]:
+        """(tx id, encoded transaction) of every entry of the intake log, in id order."""
+        for key, value in self._db.iterator(prefix=INTAKE_KEY_PREFIX):
+            yield key[len(INTAKE_KEY_PREFIX):], value
 
     # ------------------------------------------------------------------ raft
 

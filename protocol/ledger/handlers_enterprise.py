@@ -16,6 +16,7 @@ from protocol.txtypes import (
     RegisterEnterprise,
     RekeyEnterprise,
     RevokeConsent,
+    enterprise_key_proof_message,
 )
 
 
@@ -28,13 +29,29 @@ def _check_public_key(public_key: bytes) -> None:
         reject(codes.BAD_PUBLIC_KEY, f"not a usable Ed25519 public key: {exc}")
 
 
+def _check_key_proof(ctx: TxContext, p: RegisterEnterprise) -> None:
+    """A bank binds a key only with the enterprise's own signature, made with that key, over
+    this chain, the USCC, the key and this bank (ENTERPRISE_KEY_UNPROVEN otherwise)."""
+    if not p.public_key:
+        if p.key_proof:
+            reject(codes.ENTERPRISE_KEY_UNPROVEN, "a key proof without a key")
+        return
+    message = enterprise_key_proof_message(ctx.tx.chain_id, p.uscc, p.public_key, ctx.signer)
+    if len(p.key_proof) != limits.SIGNATURE_BYTES or not crypto.verify(
+            p.public_key, message, p.key_proof):
+        reject(codes.ENTERPRISE_KEY_UNPROVEN, f"no valid signature of enterprise {p.uscc} "
+               f"with this key for {ctx.signer} on this chain: a bank binds only a key the "
+               "enterprise proves it holds")
+
+
 def register(ctx: TxContext, p: RegisterEnterprise) -> None:
     """KYC by a serving bank. The first bank creates the record; another bank adds itself to
     the serving banks (name and country must match). A bank may set the key of an enterprise
-    that has none; a key the enterprise holds is never replaced by a bank (it rotates it with
-    enterprise.rekey)."""
+    that has none, with the enterprise's proof that it holds the key (`key_proof`); a key the
+    enterprise holds is never replaced by a bank (it rotates it with enterprise.rekey)."""
     if p.public_key:
         _check_public_key(p.public_key)
+    _check_key_proof(ctx, p)
     if ctx.state.institution(p.uscc) is not None:
         reject(codes.ID_TAKEN, f"{p.uscc} is an institution's id")
     ent = ctx.state.enterprise(p.uscc)

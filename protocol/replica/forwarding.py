@@ -125,3 +125,22 @@ class Forwarding:
         for tx_id in expired:
             del self._entries[tx_id]
         return Due(tuple(resend), tuple(expired))
+
+
+# What a node does at start with a transaction its intake log holds (docs/adr/0021): answer for
+# it again (`TAKE_BACK`) or drop it from the log (`DROP`).
+TAKE_BACK: Final = "take-back"
+DROP: Final = "drop"
+# Admission codes that say nothing against the transaction itself: the node still answers for
+# it (a full mempool empties; the leader may take it meanwhile).
+_TRANSIENT_CODES: Final = frozenset({"OK", "MEMPOOL_FULL"})
+
+
+def after_restart(admission_code: str, expires_at_ms: int, now_ms: int) -> str:
+    """`TAKE_BACK` or `DROP` for a logged transaction, from what admission says of it now
+    (`ALREADY_COMMITTED`, a refusal, `MEMPOOL_FULL` or `OK`) and whether it expired before
+    `now_ms` (the wall clock, like `expires_at_ms`): what committed, expired or no longer
+    passes admission is dropped; the rest is answered for again."""
+    if expires_at_ms < now_ms or admission_code not in _TRANSIENT_CODES:
+        return DROP
+    return TAKE_BACK

@@ -39,7 +39,8 @@ def trade() -> Chain:
     receipts = c.apply(
         c.tx(BANK_A, register_enterprise(public_key=key_of("exporter").public_key)),
         c.tx(BANK_B, register_enterprise(EXPORTER2, name="Second Exporter",
-                                         public_key=key_of("exporter2").public_key)),
+                                         public_key=key_of("exporter2").public_key,
+                                         bank=BANK_B)),
         c.tx(BANK_A, register_enterprise(PAYER, name="Importer Co")),
         c.tx(CUSTOMS, declaration("D-1", 100_000)),
         c.tx(CUSTOMS, declaration("D-2", 50_000)),

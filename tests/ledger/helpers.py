@@ -31,8 +31,13 @@ EXPORTER2 = "91370200MA3C00002X"
 PAYER = "91370200MA3C00003X"
 
 
+_KEYS_BY_PUBLIC: dict[bytes, crypto.PrivateKey] = {}
+
+
 def key_of(name: str) -> crypto.PrivateKey:
-    return crypto.PrivateKey(hashlib.sha256(b"test-key/" + name.encode()).digest())
+    key = crypto.PrivateKey(hashlib.sha256(b"test-key/" + name.encode()).digest())
+    _KEYS_BY_PUBLIC[key.public_key] = key
+    return key
 
 
 def uscc(n: int) -> str:
@@ -141,9 +146,15 @@ class Chain:
 
 
 def register_enterprise(u: str = EXPORTER, *, name: str = "Qingdao Exporter Co",
-                        country: str = "CN", public_key: bytes = b""
-                        ) -> txtypes.RegisterEnterprise:
-    return txtypes.RegisterEnterprise(u, name, country, public_key)
+                        country: str = "CN", public_key: bytes = b"", bank: str = BANK_A,
+                        proof: bytes | None = None) -> txtypes.RegisterEnterprise:
+    """With a key made by `key_of`, the enterprise's proof for `bank` unless `proof` is
+    given (docs/domain.md I-10)."""
+    if proof is None:
+        key = _KEYS_BY_PUBLIC.get(public_key)
+        proof = (txtypes.sign_enterprise_key_proof(key, CHAIN_ID, u, bank)
+                 if key is not None else b"")
+    return txtypes.RegisterEnterprise(u, name, country, public_key, proof)
 
 
 def declaration(no: str, value: int, *, exporter: str = EXPORTER, currency: str = "USD",

@@ -168,9 +168,9 @@ def _workload() -> tuple[types.ConsortiumConfig, list[list[types.Tx]], list[int]
     for u in exporters:
         c.keys[u] = key_of(u)
     blocks: list[list[types.Tx]] = [
-        [c.tx(BANK_A if i % 2 else BANK_B, register_enterprise(u, name=f"Co {i}",
-                                                              public_key=key_of(u).public_key))
-         for i, u in enumerate(exporters)],
+        [c.tx(bank, register_enterprise(u, name=f"Co {i}", public_key=key_of(u).public_key,
+                                        bank=bank))
+         for i, u in enumerate(exporters) for bank in [BANK_A if i % 2 else BANK_B]],
         [c.tx(CUSTOMS, declaration(f"D-{i}", 100_000 + i, exporter=u))
          for i, u in enumerate(exporters)],
         [c.tx(u, application(f"A-{i}", 50_000, (f"D-{i}", 50_000), u=u,

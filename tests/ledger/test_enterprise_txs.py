@@ -10,8 +10,10 @@ from tests.ledger.helpers import (
     BANK_A,
     BANK_B,
     BANK_C,
+    CHAIN_ID,
     CUSTOMS,
     EXPORTER,
+    EXPORTER2,
     REG,
     T0,
     Chain,
@@ -51,12 +53,13 @@ def test_a_bank_sets_a_key_only_where_none_is_held(chain: Chain) -> None:
     bank that set it."""
     k1, k2 = key_of("e1"), key_of("e2")
     chain.ok(BANK_A, register_enterprise())
-    chain.ok(BANK_B, register_enterprise(public_key=k1.public_key))  # none set: B sets it
+    chain.ok(BANK_B, register_enterprise(public_key=k1.public_key, bank=BANK_B))  # none set
     assert chain.state.enterprise(EXPORTER).key_set_by == BANK_B  # type: ignore[union-attr]
     for bank in (BANK_A, BANK_B, BANK_C):
-        assert chain.one(bank, register_enterprise(public_key=k2.public_key)).code == \
+        assert chain.one(bank, register_enterprise(public_key=k2.public_key,
+                                                   bank=bank)).code == \
             codes.ENTERPRISE_KEY_CONFLICT
-    chain.ok(BANK_C, register_enterprise(public_key=k1.public_key))  # same key: joins
+    chain.ok(BANK_C, register_enterprise(public_key=k1.public_key, bank=BANK_C))  # joins
     assert chain.state.signer_public_key(EXPORTER, k1.key_id) == k1.public_key
     assert chain.state.signer_public_key(EXPORTER, k2.key_id) is None
 
@@ -147,3 +150,30 @@ def test_credit_file_access_rules(trade: Chain) -> None:
     with pytest.raises(queries.QueryRefused) as exc:
         queries.enterprise_view(trade.state, "91370200MA3C09999X", REG)
     assert exc.value.code == codes.QUERY_NOT_FOUND
+
+
+def test_a_bank_binds_a_key_only_with_the_enterprises_own_proof(chain: Chain) -> None:
+    """domain.md I-10: the enterprise signs (chain, USCC, key, bank) with the key it gives."""
+    k = key_of("exporter-own")
+    signed = txtypes.sign_enterprise_key_proof
+    unproven = {
+        "no proof": b"",
+        "made for another bank": signed(k, CHAIN_ID, EXPORTER, BANK_B),
+        "made on another chain": signed(k, "other-chain", EXPORTER, BANK_A),
+        "made for another enterprise": signed(k, CHAIN_ID, EXPORTER2, BANK_A),
+        "made by the bank's own key": signed(key_of(BANK_A), CHAIN_ID, EXPORTER, BANK_A),
+        "cut short": signed(k, CHAIN_ID, EXPORTER, BANK_A)[:63],
+    }
+    for why, proof in unproven.items():
+        receipt = chain.one(BANK_A, register_enterprise(public_key=k.public_key, proof=proof))
+        assert receipt.code == codes.ENTERPRISE_KEY_UNPROVEN, why
+    assert chain.state.enterprise(EXPORTER) is None  # nothing was registered
+    assert chain.one(BANK_A, register_enterprise(proof=signed(k, CHAIN_ID, EXPORTER, BANK_A))
+                     ).code == codes.ENTERPRISE_KEY_UNPROVEN  # a proof without a key
+    chain.ok(BANK_A, register_enterprise(public_key=k.public_key,
+                                         proof=signed(k, CHAIN_ID, EXPORTER, BANK_A)))
+    ent = chain.state.enterprise(EXPORTER)
+    assert ent is not None and (ent.public_key, ent.key_set_by) == (k.public_key, BANK_A)
+    # A keyless registration stays possible and binds nothing; the key stays the proven one.
+    chain.ok(BANK_B, register_enterprise())
+    assert chain.state.signer_public_key(EXPORTER, k.key_id) == k.public_key

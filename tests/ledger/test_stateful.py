@@ -24,7 +24,17 @@ from hypothesis.stateful import (
 from protocol import txtypes, types
 from protocol.ledger import apply_block, compute_root, initial_state, keys, records
 from protocol.ledger.kv import iterate_prefix
-from tests.ledger.helpers import BANKS, CUSTOMS, REG, TAX, Chain, key_of, make_config, uscc
+from tests.ledger.helpers import (
+    BANKS,
+    CUSTOMS,
+    REG,
+    TAX,
+    Chain,
+    key_of,
+    make_config,
+    register_enterprise,
+    uscc,
+)
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -566,9 +576,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 ages=st.lists(st.integers(0, 200), min_size=len(DECLS), max_size=len(DECLS)))
     def populate(self, values: list[int], ages: list[int]) -> None:
         for i, u in enumerate(USCCS):
-            key = b"" if u == KEYLESS else key_of(u).public_key
-            self.add(BANKS[0] if u == KEYLESS else BANKS[i % 3],
-                     txtypes.RegisterEnterprise(u, f"Company {u[-6:]}", "CN", key))
+            bank = BANKS[0] if u == KEYLESS else BANKS[i % 3]
+            self.add(bank, register_enterprise(
+                u, name=f"Company {u[-6:]}", public_key=b"" if u == KEYLESS
+                else key_of(u).public_key, bank=bank))
         self.add(BANKS[1], txtypes.RegisterEnterprise(USCCS[0], f"Company {USCCS[0][-6:]}",
                                                       "CN", b""))
         self.commit()

@@ -212,3 +212,20 @@ def test_scrape_config_cli(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture
                                            "metrics_url": "http://127.0.0.1/metrics"}]}))
     assert metrics.main(["scrape-config", str(path)]) == 1
     assert "has no host:port" in capsys.readouterr().err
+
+
+async def test_a_follower_exports_the_transactions_it_holds_uncommitted(
+        tmp_path: pathlib.Path) -> None:
+    async with cluster(tmp_path) as c:
+        await c.wait_leader()
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        form = next(s for s in steps if s.tx.signer == "tax.qd")
+        tax = c.nodes["tax.qd"]
+        assert not tax.is_orderer
+        assert value(samples(tax), "crossbill_transactions_pending") == 0
+        c.net.partition([c.peer("tax.qd")])  # it cannot hand the transaction on yet
+        assert tax.intake.submit(form.tx).accepted
+        assert value(samples(tax), "crossbill_transactions_pending") == 1
+        c.net.heal()
+        assert await tax.intake.wait_committed(form.tx.id, 20) is not None
+        assert value(samples(tax), "crossbill_transactions_pending") == 0

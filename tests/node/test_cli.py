@@ -72,3 +72,18 @@ def test_genesis_check(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str
     assert "orderers[3]" in capsys.readouterr().err
     assert cli.main(["genesis", "check", str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_keys_show_refuses_a_key_file_others_may_read(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(PASSPHRASE_ENV, "s3cret passphrase")
+    path = tmp_path / "bank.key"
+    assert cli.main(["keys", "generate", "--out", str(path),
+                     "--scrypt-log-n", str(limits.KEYFILE_SCRYPT_LOG_N_MIN)]) == 0
+    capsys.readouterr()
+    path.chmod(0o604)  # readable by others
+    assert cli.main(["keys", "show", str(path), "--check-passphrase"]) == 2
+    assert "has mode 0604" in (err := capsys.readouterr().err) and f"chmod 600 {path}" in err
+    path.chmod(0o600)
+    assert cli.main(["keys", "show", str(path), "--check-passphrase"]) == 0

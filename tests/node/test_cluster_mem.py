@@ -97,3 +97,36 @@ async def test_a_follower_checks_a_signature_once(tmp_path: pathlib.Path,
         # Admission at customs, then one check per other node (3 orderers that took the
         # gossip or forward, 3 more followers); never a second one at customs or the leader.
         assert checked.count(step.tx.signature) == len(c.nodes)
+
+
+async def test_a_transaction_acknowledged_before_a_crash_commits_after_the_restart(
+        tmp_path: pathlib.Path) -> None:
+    import orjson
+
+    from node.rpc.jsonrpc import CallContext
+    from protocol import codec
+
+    async with cluster(tmp_path) as c:
+        await c.wait_leader()
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        form = next(s for s in steps if s.tx.signer == "tax.qd")  # a follower's own
+        node = c.nodes["tax.qd"]
+        c.net.partition([c.peer("tax.qd")])  # nothing it takes can leave it yet
+        request = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tx.submit",
+                                "params": {"tx": codec.to_json(form.tx)}})
+        reply = orjson.loads(await node.rpc.dispatcher.handle(
+            request, CallContext(loopback=True)) or b"{}")
+        assert reply["result"]["status"] == "pending", reply  # the client is told: accepted
+        asked = orjson.loads(await node.rpc.dispatcher.handle(orjson.dumps(
+            {"jsonrpc": "2.0", "id": 2, "method": "tx.get",
+             "params": {"tx_id": form.tx.id.hex()}}), CallContext(loopback=True)) or b"{}")
+        assert asked["result"]["status"] == "pending", asked  # the follower says it holds it
+        c.stop("tax.qd")  # the process dies: what it held in memory is gone
+        await wait_until(lambda: node.storage._db.closed, 5, what="the store released")
+        c.net.heal()
+        await c.start("tax.qd")
+        record = await wait_until(lambda: c.nodes["bank.boc-qd"].storage.tx_record(
+            form.tx.id), 20, what="the acknowledged transaction committed")
+        assert record.receipt.code == form.expect_code
+        await c.wait_same_tip()
+        assert list(c.nodes["tax.qd"].storage.intake_log()) == []

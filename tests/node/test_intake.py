@@ -96,16 +96,19 @@ class Setup:
 
 @asynccontextmanager
 async def intake_on_memnet(tmp_path: pathlib.Path, forward_peers: Callable[[], list[str]],
-                           mempool: Mempool | None = None, run: bool = True
-                           ) -> AsyncIterator[Setup]:
-    config, keys = build_consortium("crossbill-test", int(time.time() * 1000) - 1000)
+                           mempool: Mempool | None = None, run: bool = True,
+                           built: tuple[types.ConsortiumConfig, dict[str, crypto.PrivateKey]]
+                           | None = None) -> AsyncIterator[Setup]:
+    """One intake on its own store in `tmp_path / "db"`; `built` (a consortium and its keys)
+    lets a second intake reopen that store, as the node does after a restart."""
+    config, keys = built or build_consortium("crossbill-test", int(time.time() * 1000) - 1000)
     storage = Storage.open(tmp_path / "db", chain_id=config.chain_id, genesis_hash=config.hash)
     memnet = MemNet()
     leaders = FakeLeaders(memnet, ("A", "B"))
     intake = TxIntake(chain=Chain(storage, config), mempool=mempool,
                       network=memnet.host("me"), forward_peers=forward_peers,
                       batch_txs_max=10, batch_interval_ms=int(BATCH_S * 1000),
-                      request_timeout_s=1)
+                      request_timeout_s=1, log_in_thread=False)  # virtual clock: no thread
     try:
         async with trio.open_nursery() as nursery:
             if run:
@@ -230,9 +233,100 @@ async def test_the_snapshot_holds_every_counter(tmp_path: pathlib.Path) -> None:
         assert code != "OK"
         snap = s.intake.snapshot()
         names = {f.name for f in dataclasses.fields(IntakeSnapshot)}
-        assert names == set(s.intake.stats) | {"refusals", "awaiting"}
+        assert names == set(s.intake.stats) | {"refusals", "awaiting", "pending"}
         assert {k: getattr(snap, k) for k in s.intake.stats} == s.intake.stats
         assert (snap.admitted, snap.refused, snap.refusals, snap.awaiting) == (
             1, 1, ((code, 1),), 1)
         with pytest.raises(dataclasses.FrozenInstanceError):
             snap.admitted = 2  # type: ignore[misc]
+
+
+async def test_admission_refuses_an_already_expired_transaction(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: ["A"], run=False) as s:
+        t = s.tx(expires_in_ms=-1_000)  # expired a second ago on the wall clock
+        result = s.intake.submit(t)
+        assert not result.accepted and result.code == "TX_EXPIRED"
+        assert "expired" in result.message
+        snap = s.intake.snapshot()
+        assert snap.awaiting == 0 and dict(snap.refusals) == {"TX_EXPIRED": 1}
+        assert s.intake.submit(s.tx()).accepted  # the witness: a live one is taken
+
+
+# ---------------------------------------------------------------------- the intake log
+
+
+async def test_an_acknowledged_transaction_is_sent_on_after_a_crash_and_restart(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: []) as s:  # no orderer reachable yet
+        built = (s.config, s.keys)
+        t = s.tx()
+        assert (await s.intake.submit_durable(t)).accepted  # what the client is told
+        assert [tx_id for tx_id, _ in s.intake.chain.storage.intake_log()] == [t.id]
+    # The process is gone (its memory with it); the store is opened again after the restart.
+    async with intake_on_memnet(tmp_path, lambda: ["A"], built=built) as s:
+        assert s.intake.snapshot().recovered == 1 and t.id in s.intake.forwarding
+        await s.leaders.until("A", t.id, 1, LATE_S)
+        s.commit(t)
+        assert list(s.intake.chain.storage.intake_log()) == []  # committed: out of the log
+
+
+async def test_the_intake_log_drops_what_committed_or_expired_and_keeps_the_rest(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with intake_on_memnet(tmp_path, lambda: []) as s:
+        built = (s.config, s.keys)
+        done, short, kept = s.tx(), s.tx(), s.tx(expires_in_ms=3_600_000)
+        for t in (done, short, kept):
+            assert (await s.intake.submit_durable(t)).accepted
+        s.commit(done)
+        assert {i for i, _ in s.intake.chain.storage.intake_log()} == {short.id, kept.id}
+    # The node restarts 20 minutes later by the wall clock: `short` expired meanwhile.
+    wall = time.time
+    monkeypatch.setattr(intake_mod.time, "time", lambda: wall() + 1_200)
+    async with intake_on_memnet(tmp_path, lambda: ["A"], built=built) as s:
+        assert s.intake.snapshot().recovered == 1
+        assert [i for i, _ in s.intake.chain.storage.intake_log()] == [kept.id]
+        await s.leaders.until("A", kept.id, 1, LATE_S)
+
+
+async def test_submits_that_arrive_together_share_one_synced_write(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: ["A"]) as s:
+        txs = [s.tx() for _ in range(20)]
+        results: list[bool] = []
+
+        async def one(t: types.Tx) -> None:
+            results.append((await s.intake.submit_durable(t)).accepted)
+
+        async with trio.open_nursery() as nursery:
+            for t in txs:
+                nursery.start_soon(one, t)
+        assert results == [True] * 20
+        assert s.intake.snapshot().intake_log_groups <= 2  # the first may go alone
+        assert {i for i, _ in s.intake.chain.storage.intake_log()} == {t.id for t in txs}
+
+
+async def test_one_committed_while_its_group_was_written_leaves_no_entry(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: ["A"]) as s:
+        t = s.tx()
+        assert s.intake.submit(t).accepted  # queued for the next group, not written yet
+        s.commit(t)  # its block arrives first
+        await wait_until(lambda: s.intake.snapshot().intake_log_groups == 1, 5)
+        assert list(s.intake.chain.storage.intake_log()) == []
+        assert s.intake.snapshot().pending == 0
+
+
+async def test_a_full_mempool_at_restart_does_not_drop_an_acknowledged_transaction(
+        tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with intake_on_memnet(tmp_path, lambda: []) as s:
+        built = (s.config, s.keys)
+        t, other = s.tx(), s.tx()
+        assert (await s.intake.submit_durable(t)).accepted
+    full = Mempool(1, 1 << 20)
+    full.add(other)  # this orderer's mempool is full when it takes its log back
+    async with intake_on_memnet(tmp_path, lambda: ["A"], mempool=full, built=built) as s:
+        assert s.intake.snapshot().recovered == 1
+        await s.leaders.until("A", t.id, 1, LATE_S)  # the leader gets it all the same
+        assert [i for i, _ in s.intake.chain.storage.intake_log()] == [t.id]

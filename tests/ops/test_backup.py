@@ -68,7 +68,7 @@ def assert_consistent(dest: pathlib.Path,
                       config: types.ConsortiumConfig) -> storage_backup.Manifest:
     manifest = storage_backup.read_manifest(dest)
     assert (manifest.chain_id, manifest.genesis_hash) == (config.chain_id, config.hash.hex())
-    assert manifest.excluded_prefixes == ("r:",)
+    assert manifest.excluded_prefixes == ("r:", "i:")  # Raft state, the intake log
     assert manifest.crossbill_version == storage_backup.version()
     assert raft_keys(dest / storage_backup.STORE_DIR) == 0
     storage = Storage.open(dest / storage_backup.STORE_DIR, chain_id=config.chain_id,

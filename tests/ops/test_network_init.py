@@ -480,3 +480,32 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
         # What deploy/install.sh waits for after a restart: /readyz answers 200 everywhere.
         wait_until_sync(lambda: all(_readyz(n["readyz"]) == 200 for n in nodes), 10,
                         poll_s=0.1, what=lambda: {n["name"]: _readyz(n["readyz"]) for n in nodes})
+
+
+@pytest.mark.parametrize("secret", ["institution.key", "passphrase"])
+def test_node_start_refuses_a_key_or_passphrase_file_others_may_read(
+        tmp_path: pathlib.Path, secret: str) -> None:
+    import trio
+
+    from node.service import run_from_config
+
+    out = tmp_path / "out"
+    desc = write_description(tmp_path, description(base_port=devnet.free_base_port(4)))
+    assert crossbill("network", "init", str(desc), "--out", str(out),
+                     "--scrypt-log-n", SCRYPT) == 0
+    cfg = load_config(out / "customs.qd" / "node.toml")
+    loose = out / "customs.qd" / secret
+    loose.chmod(0o640)  # group-readable, as a default umask of 027 would leave it
+
+    async def start() -> None:
+        with trio.fail_after(30):  # before the check the node would simply run
+            await run_from_config(cfg)
+
+    with pytest.raises(KeyFileError) as err:
+        trio.run(start)
+    message = str(err.value)
+    assert str(loose) in message and "0640" in message
+    assert f"chmod 600 {loose}" in message
+    d = out / "customs.qd"
+    assert crossbill("keys", "show", str(d / "institution.key"), "--check-passphrase",
+                     "--passphrase-file", str(d / "passphrase")) == 2

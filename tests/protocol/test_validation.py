@@ -210,3 +210,11 @@ def test_chain_link() -> None:
         with pytest.raises(ValidationError) as err:
             validation.validate_chain_link(*args, b1.header)  # type: ignore[arg-type]
         assert err.value.code == code
+
+
+def test_admission_refuses_a_transaction_that_expired_before_now() -> None:
+    tx = signed_tx()  # expires at 1_790_000_600_000
+    validation.check_not_expired(tx, now_ms=tx.expires_at_ms)  # the last moment still counts
+    with pytest.raises(ValidationError) as err:
+        validation.check_not_expired(tx, now_ms=tx.expires_at_ms + 1)
+    assert err.value.code == validation.TX_EXPIRED == "TX_EXPIRED"

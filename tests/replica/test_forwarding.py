@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import limits
-from protocol.replica.forwarding import HELD_HERE, NOBODY, Due, Forwarding
+from protocol.replica.forwarding import (
+    DROP,
+    HELD_HERE,
+    NOBODY,
+    TAKE_BACK,
+    Due,
+    Forwarding,
+    after_restart,
+)
 
 REFUSED = limits.REFORWARD_REFUSED_MS
 AFTER = limits.REFORWARD_AFTER_MS
@@ -189,3 +197,12 @@ def test_whatever_happens_no_expired_or_committed_transaction_is_sent_again(
             gone.update(due.expired)
         assert len(f) <= 4
         assert not any(t in f for t in gone)
+
+
+def test_after_a_restart_what_committed_expired_or_is_refused_leaves_the_intake_log() -> None:
+    now = 1_000_000
+    assert after_restart("OK", now, now) == TAKE_BACK  # expires this very moment: still live
+    assert after_restart("MEMPOOL_FULL", now + 1, now) == TAKE_BACK  # the leader may take it
+    for code in ("ALREADY_COMMITTED", "BAD_SIGNATURE", "UNKNOWN_KEY", "TX_EXPIRED"):
+        assert after_restart(code, now + 60_000, now) == DROP, code
+    assert after_restart("OK", now - 1, now) == DROP  # expired while the node was down

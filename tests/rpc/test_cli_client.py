@@ -31,6 +31,7 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
     async with rpc_cluster(tmp_path / "net") as rc:
         pw = tmp_path / "pw"
         pw.write_text("secret\n")
+        pw.chmod(0o600)  # a passphrase file others may read is refused
         for name in ("customs.qd", "bank.boc-qd"):
             write_key_file(tmp_path / f"{name}.key", rc.c.keys[name], "secret",
                            scrypt_log_n=LOG_N)
@@ -38,14 +39,19 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
         write_key_file(tmp_path / "exporter.key", exporter_key, "secret", scrypt_log_n=LOG_N)
         common = ["--rpc", rc.url.rstrip("/"), "--passphrase-file", str(pw)]
         now = int(time.time() * 1000)
+        # The exporter makes the proof that lets its bank bind its key (docs/domain.md I-10).
+        assert cli.main(["keys", "enterprise-proof", "--key", str(tmp_path / "exporter.key"),
+                         "--uscc", EXPORTER, "--bank", "bank.boc-qd", "--chain-id",
+                         rc.c.config.chain_id, "--passphrase-file", str(pw)]) == 0
+        proof = capsys.readouterr().out.split("key_proof")[1].split()[0]
         pledges = '[{"declaration_no": "CLI-1", "amount": 1000}]'
 
         def walk() -> list[tuple[int, Any]]:
             out = [run_cli([
                 "tx", "enterprise.register", "--key", str(tmp_path / "bank.boc-qd.key"),
                 "--signer", "bank.boc-qd", "--uscc", EXPORTER, "--name", "Exporter Co",
-                "--country", "CN", "--public-key", exporter_key.public_key.hex(), *common],
-                capsys)]
+                "--country", "CN", "--public-key", exporter_key.public_key.hex(),
+                "--key-proof", proof, *common], capsys)]
             out.append(run_cli([
                 "tx", "declaration.register", "--key", str(tmp_path / "customs.qd.key"),
                 "--signer", "customs.qd", "--declaration-no", "CLI-1", "--exporter", EXPORTER,

@@ -102,6 +102,15 @@ async def test_application_errors(tmp_path: pathlib.Path) -> None:
         with pytest.raises(RpcError) as err:
             await client.submit(tx)
         assert err.value.code == E.TX_REFUSED and err.value.data["code"] == "ROLE_FORBIDDEN"
+        # admission refused: already expired (it could only be rejected by the ledger)
+        late = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
+                         signer="customs.qd", expires_in_ms=-1_000)
+        tx = late.build("declaration.register", declaration_no="D-LATE", exporter=EXPORTER,
+                        buyer="Buyer GmbH", destination="DE", goods="pumps", value=100,
+                        currency="USD", export_date=RECENT_EXPORT_DATE)
+        with pytest.raises(RpcError) as err:
+            await client.submit(tx)
+        assert err.value.code == E.TX_REFUSED and err.value.data["code"] == "TX_EXPIRED"
         # a rejected receipt as a family error code, with the reason in data
         bank = TxBuilder(rc.c.keys["bank.boc-qd"], chain_id=rc.c.config.chain_id,
                          signer="bank.boc-qd")
