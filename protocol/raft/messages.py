@@ -310,7 +310,7 @@ def decode_message(data: bytes) -> Message:
         if isinstance(msg, AppendRequest) and msg.entries:
             raise DecodeError("an AppendRequest with entries travels in the binary form",
                               "msg.entries")
-    _check_message(msg)
+    check_message(msg)
     return msg
 
 
@@ -345,7 +345,9 @@ def _decode_binary(view: memoryview) -> Message:
     return dataclasses.replace(msg, entries=tuple(entries))
 
 
-def _check_message(msg: Message) -> None:
+def check_message(msg: Message) -> None:
+    """The structural rules every message obeys (`decode_message` applies them; the core
+    applies them again to messages handed to it directly): DecodeError if one is broken."""
     if msg.src == msg.dst:
         raise DecodeError("a message cannot be addressed to its sender", "msg.dst")
     if isinstance(msg, AppendRequest):
