@@ -452,6 +452,7 @@ class Raft:
         if self.election_elapsed >= self.randomized_timeout:
             self.election_elapsed = 0
             self._reset_timeout()
+            self.lead = NONE  # silent for a whole timeout: another node may lead this term
             if self.is_promotable():
                 self._campaign(pre=self.cfg.pre_vote, transfer=False)
 
