@@ -114,6 +114,7 @@ class Raft:
         self._voters = self._conf.voters
         # Messages dropped by `step`, by reason (REFUSED_REASONS); only ever grows.
         self.refused: dict[str, int] = dict.fromkeys(REFUSED_REASONS, 0)
+        self.known_nodes: frozenset[int] = frozenset()  # see set_known_nodes
         self._reset_timeout()
 
     # =========================================================================== introspection
@@ -134,6 +135,13 @@ class Raft:
     def conf(self) -> ConfState:
         """The configuration in use: the latest in the log, committed or not."""
         return self._conf
+
+    def set_known_nodes(self, nodes: frozenset[int]) -> None:
+        """Nodes the application vouches for as members to be (the ledger's ordering set,
+        which block sync brings even to a node whose Raft log is behind): their leader
+        messages are taken although our configuration does not name them yet, so a member
+        that missed a membership change can still follow a leader added after it."""
+        self.known_nodes = frozenset(nodes)
 
     def is_promotable(self) -> bool:
         """A voter of its own configuration (only voters campaign)."""
@@ -245,8 +253,11 @@ class Raft:
             return ""
         if m.src in conf.voters or m.src in conf.learners:
             return ""
-        if isinstance(m, _LEADER_MSGS) and self.id not in conf.voters + conf.learners:
-            return ""  # we do not know our configuration yet (joining): the leader tells us
+        if isinstance(m, _LEADER_MSGS) and (
+                m.src in self.known_nodes or self.id not in conf.voters + conf.learners):
+            # A member to be, or we do not know our configuration yet (joining): the leader
+            # tells us.
+            return ""
         return REFUSED_NOT_MEMBER
 
     # ================================================================================== output

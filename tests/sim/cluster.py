@@ -230,6 +230,8 @@ class Cluster:
         if applied >= 0:
             state = PersistentState(state.hard_state, state.snapshot, state.entries, applied)
         n.raft = self.factory(cfg, state)
+        # The node vouches for the ledger's orderers (every simulated node may become one).
+        n.raft.set_known_nodes(frozenset(self.ids))
         n.applied = n.raft.applied_index
         n.chain = chain
         n.pending = {}
