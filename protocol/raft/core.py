@@ -16,8 +16,8 @@ Decisions (ADR 0005):
 - The leader counts itself towards a commit quorum only for entries it has persisted
   (acknowledged by `advance`), so "committed" always means durable on a majority.
 - A peer's message is evidence, not truth (ADR 0018): `step` accepts a message only from a
-  member of the configuration in use (votes and TimeoutNow only from its voters; a node that is
-  not in its own configuration yet, a joining learner, takes leader messages from anyone), and
+  member of the configuration in use (votes and TimeoutNow only from its voters; leader
+  messages also from nodes the application vouches for, see `set_known_nodes`), and
   drops one that would break an invariant (a second leader in a term, an acknowledgement past
   our log, a config change that does not apply). Each drop is counted in `refused` by reason and
   returned by `step`; no message makes `step` raise.
@@ -140,7 +140,9 @@ class Raft:
         """Nodes the application vouches for as members to be (the ledger's ordering set,
         which block sync brings even to a node whose Raft log is behind): their leader
         messages are taken although our configuration does not name them yet, so a member
-        that missed a membership change can still follow a leader added after it."""
+        that missed a membership change can still follow a leader added after it. Once set,
+        a node outside its own configuration no longer takes leader messages from anyone
+        else (without it, it does: a joining node learns its configuration from the leader)."""
         self.known_nodes = frozenset(nodes)
 
     def is_promotable(self) -> bool:
@@ -253,10 +255,10 @@ class Raft:
             return ""
         if m.src in conf.voters or m.src in conf.learners:
             return ""
-        if isinstance(m, _LEADER_MSGS) and (
-                m.src in self.known_nodes or self.id not in conf.voters + conf.learners):
-            # A member to be, or we do not know our configuration yet (joining): the leader
-            # tells us.
+        if isinstance(m, _LEADER_MSGS) and (m.src in self.known_nodes or (
+                not self.known_nodes and self.id not in conf.voters + conf.learners)):
+            # A member to be that the application vouches for; or, when it vouches for no one,
+            # we do not know our configuration yet (joining) and the leader tells us.
             return ""
         return REFUSED_NOT_MEMBER
 

@@ -202,3 +202,22 @@ def test_refusal_reasons_are_a_closed_set() -> None:
     net = Net(3)
     assert set(net.nodes[1].refused) == set(REFUSED_REASONS)
     assert all(v == 0 for v in net.nodes[1].refused.values())
+
+
+def test_vouched_nodes_replace_the_joining_exception() -> None:
+    """Once the application vouches for nodes (the ledger's ordering set), a node outside its
+    own configuration takes leader messages from them only, and a member takes them from a
+    vouched node its configuration does not name yet (a leader added while it was away)."""
+    net = Net(3)
+    lead = net.elect(1)
+    net.add_node(4)  # not in its own (genesis) configuration
+    joining = net.nodes[4]
+    joining.set_known_nodes(frozenset({1, 2, 3, 5}))
+    assert joining.step(Heartbeat(term=lead.term, src=OUTSIDER, dst=4, commit=0)) == (
+        "not_member")
+    assert joining.leader_id == 0
+    assert joining.step(Heartbeat(term=lead.term, src=1, dst=4, commit=0)) == ""
+    f = net.nodes[2]
+    f.set_known_nodes(frozenset({1, 2, 3, 5}))
+    assert f.step(Heartbeat(term=lead.term + 1, src=5, dst=2, commit=0)) == ""
+    assert f.leader_id == 5 and f.term == lead.term + 1
