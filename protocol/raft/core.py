@@ -115,6 +115,7 @@ class Raft:
         # Messages dropped by `step`, by reason (REFUSED_REASONS); only ever grows.
         self.refused: dict[str, int] = dict.fromkeys(REFUSED_REASONS, 0)
         self.known_nodes: frozenset[int] = frozenset()  # see set_known_nodes
+        self._lead_silent_ticks = 0  # ticks since a message from the leader we follow
         self._reset_timeout()
 
     # =========================================================================== introspection
@@ -462,10 +463,10 @@ class Raft:
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
+        self._lead_silent_ticks += 1
         if self.election_elapsed >= self.randomized_timeout:
             self.election_elapsed = 0
             self._reset_timeout()
-            self.lead = NONE  # silent for a whole timeout: another node may lead this term
             if self.is_promotable():
                 self._campaign(pre=self.cfg.pre_vote, transfer=False)
 
@@ -503,11 +504,15 @@ class Raft:
 
     def _step_follower(self, m: Message) -> str:
         if isinstance(m, _LEADER_MSGS):
-            if self.lead not in (NONE, m.src):
-                return REFUSED_SECOND_LEADER  # another node already led this term
+            if self.lead not in (NONE, m.src) and (
+                    self._lead_silent_ticks < self.cfg.election_timeout_ticks):
+                # Another node led this term and was heard within the election timeout (one
+                # silent for longer may have been a forger: let the claimant in).
+                return REFUSED_SECOND_LEADER
             if isinstance(m, AppendRequest) and self._bad_conf_change(m):
                 return REFUSED_BAD_CONF_CHANGE
             self.election_elapsed = 0
+            self._lead_silent_ticks = 0
             self.lead = m.src
             if isinstance(m, AppendRequest):
                 self._on_append(m)
