@@ -536,6 +536,8 @@ class Raft:
 
     def _bad_conf_change(self, m: AppendRequest) -> bool:
         """The config changes `m` would append do not apply to our configuration there."""
+        if not any(e.kind == EntryKind.CONF_CHANGE for e in m.entries):
+            return False
         log = self.log
         if m.prev_index < log.commit or not log.match_term(m.prev_index, m.prev_term):
             return False  # nothing will be appended
