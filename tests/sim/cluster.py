@@ -451,7 +451,9 @@ class Cluster:
             return VoteResponse(term=r.term, src=src, dst=dst, pre_vote=rng.random() < 0.5,
                                 granted=False)
         if kind == 3:
-            huge = r.log.last_index() + rng.randint(1, 1000)
+            # Far past any log it can reach before delivery: an acknowledgement of entries
+            # the leader does hold would be a lie about durability, which Raft cannot survive.
+            huge = r.log.last_index() + 1_000_000 + rng.randint(0, 1000)
             return AppendResponse(term=r.term, src=src, dst=dst, reject=False, index=huge,
                                   hint_index=0, hint_term=0)
         if kind == 4:
