@@ -298,6 +298,14 @@ class NodeCollector(Collector):
         dropped.add_metric(["inbox"], orderer.raft_msgs_dropped_inbox)
         dropped.add_metric(["outbox"], orderer.raft_msgs_dropped_outbox)
         yield dropped
+        refused = CounterMetricFamily(
+            "crossbill_raft_messages_refused_total",
+            "Raft messages refused: from an unknown peer, malformed, with a source that is not "
+            "the sender's, from a non-member, or breaking a Raft invariant (ADR 0018).",
+            labels=["peer", "reason"])
+        for peer, reason, count in orderer.raft_msgs_refused:
+            refused.add_metric([peer, reason], count)
+        yield refused
         yield _hist("crossbill_block_propose_to_commit_seconds",
                     "On the leader: from proposing a block to Raft committing it.",
                     orderer.propose_to_commit_s)

@@ -75,6 +75,7 @@ from protocol.replica import (
     judge_entry,
     on_role_change,
 )
+from protocol.replica import raft_admission as admission
 from protocol.replica.membership import raft_id_of as raft_id_of
 
 log = logging.getLogger("crossbill.ordering")
@@ -82,6 +83,8 @@ log = logging.getLogger("crossbill.ordering")
 RAFT_INBOX_MSGS_MAX: Final = 4096
 RAFT_OUTBOX_MSGS_MAX: Final = 1024
 RAFT_SEND_TIMEOUT_S: Final = 2.0
+# Refused Raft messages are counted one by one, logged at most this often per peer.
+RAFT_REFUSED_LOG_INTERVAL_S: Final = 60.0
 SNAPSHOT_FETCH_RETRY_S: Final = 0.5
 
 
@@ -136,6 +139,8 @@ class OrdererSnapshot:
     conf_changes_proposed: int
     propose_to_commit_s: HistogramSnapshot  # the leader's own blocks
     commit_to_apply_s: HistogramSnapshot    # every committed block
+    # Raft messages refused: (peer institution or "unknown", reason, count), sorted.
+    raft_msgs_refused: tuple[tuple[str, str, int], ...] = ()
 
     def follower_lag_entries(self) -> tuple[tuple[str, int], ...]:
         """Leader only: log entries each follower lacks."""
@@ -200,6 +205,11 @@ class Orderer:
                                       "stale_entries_skipped": 0, "leader_changes": 0,
                                       "conf_changes_proposed": 0}
         self.metrics = OrderingMetrics()
+        # Raft messages refused, by (peer institution or "unknown", reason): bounded by the
+        # ledger's institutions times the closed sets of reasons.
+        self.refused: dict[tuple[str, str], int] = {}
+        self._refused_logged_at: dict[str, float] = {}
+        self._known_at_height = -1
         self._proposed_at = self._committed_at = 0.0  # monotonic, for the latency metrics
 
     # ------------------------------------------------------------------ membership
@@ -300,7 +310,8 @@ class Orderer:
             leader_changes=st["leader_changes"],
             conf_changes_proposed=st["conf_changes_proposed"],
             propose_to_commit_s=self.metrics.propose_to_commit_s.snapshot(),
-            commit_to_apply_s=self.metrics.commit_to_apply_s.snapshot())
+            commit_to_apply_s=self.metrics.commit_to_apply_s.snapshot(),
+            raft_msgs_refused=tuple(sorted((p, r, n) for (p, r), n in self.refused.items())))
 
     # ------------------------------------------------------------------ tasks
 
@@ -352,15 +363,19 @@ class Orderer:
     async def on_raft_message(self, peer_id: str, payload: bytes) -> bytes | None:
         """PROTO_RAFT: the node registers the protocol once and hands messages to its
         current Orderer (a node may stop and start ordering as the ledger says)."""
+        sender = self.institution_of_peer.get(peer_id)
         try:
             msg = decode_message(payload)
         except DecodeError as exc:
-            log.warning("malformed Raft message from %s: %s", peer_id, exc)
+            self._refuse(sender, peer_id, admission.MALFORMED, str(exc))
             return None
-        sender = self.institution_of_peer.get(peer_id)
-        if sender is None or self.raft_ids.get(sender) != msg.src:
-            log.warning("Raft message from %s claims to be from node %d: dropped", peer_id,
-                        msg.src)
+        conf = self.raft.conf
+        reason = admission.raft_admission(
+            sender, self.raft_ids.get(sender, 0) if sender else 0, msg.src,
+            conf.voters + conf.learners, self.chain.orderers())
+        if reason:
+            self._refuse(sender, peer_id, reason, f"{type(msg).__name__} term {msg.term} "
+                         f"from Raft node {msg.src}")
             return None
         try:
             self._inbox_send.send_nowait(msg)
@@ -368,6 +383,28 @@ class Orderer:
             self.stats["raft_msgs_dropped_inbox"] += 1
         self._kick.set()
         return None
+
+    def _refuse(self, sender: str | None, peer_id: str, reason: str, detail: str) -> None:
+        """Count a refused Raft message; log it with the peer's identity, at most once per
+        peer per RAFT_REFUSED_LOG_INTERVAL_S. A peer never makes this node stop."""
+        who = sender or "unknown"
+        key = (who, reason)
+        self.refused[key] = self.refused.get(key, 0) + 1
+        now = time.monotonic()
+        last = self._refused_logged_at.get(who)
+        if last is None or now - last >= RAFT_REFUSED_LOG_INTERVAL_S:
+            self._refused_logged_at[who] = now
+            total = sum(n for (p, _), n in self.refused.items() if p == who)
+            log.warning("Raft message refused (%s) from %s (peer %s): %s; %d refused from it "
+                        "so far (crossbill_raft_messages_refused_total)", reason, who, peer_id,
+                        detail, total)
+
+    def _vouch_for_orderers(self) -> None:
+        """Tell Raft the ledger's ordering set (once per new block height): their leader
+        messages are taken even before our Raft configuration names them."""
+        if self._known_at_height != self.chain.height:
+            self._known_at_height = self.chain.height
+            self.raft.set_known_nodes(frozenset(raft_id_of(o) for o in self.chain.orderers()))
 
     async def _ready_loop(self) -> None:
         while True:
@@ -378,7 +415,12 @@ class Orderer:
                     msg = self._inbox.receive_nowait()
                 except trio.WouldBlock:
                     break
-                self.raft.step(msg)
+                self._vouch_for_orderers()
+                reason = self.raft.step(msg)
+                if reason:
+                    inst = self.institution_of_raft.get(msg.src)
+                    self._refuse(inst, self.peer_of_institution.get(inst or "", "?"), reason,
+                                 f"{type(msg).__name__} term {msg.term} (Raft core)")
             ticks, self._ticks_due = self._ticks_due, 0
             for _ in range(ticks):
                 self.raft.tick()

@@ -15,10 +15,17 @@ Decisions (ADR 0005):
   errata), so at most one change is ever pending.
 - The leader counts itself towards a commit quorum only for entries it has persisted
   (acknowledged by `advance`), so "committed" always means durable on a majority.
+- A peer's message is evidence, not truth (ADR 0018): `step` accepts a message only from a
+  member of the configuration in use (votes and TimeoutNow only from its voters; leader
+  messages also from nodes the application vouches for, see `set_known_nodes`), and
+  drops one that would break an invariant (a second leader in a term, an acknowledgement past
+  our log, a config change that does not apply). Each drop is counted in `refused` by reason and
+  returned by `step`; no message makes `step` raise.
 """
 
 from __future__ import annotations
 
+from protocol.errors import DecodeError
 from protocol.raft import progress as pg
 from protocol.raft.errors import ProposalDropped, RaftInvariantError
 from protocol.raft.limits import ENTRY_BYTES_MAX, SNAPSHOT_RETRY_ELECTIONS
@@ -42,6 +49,7 @@ from protocol.raft.messages import (
     TimeoutNow,
     VoteRequest,
     VoteResponse,
+    check_message,
 )
 from protocol.raft.progress import Progress
 from protocol.raft.ready import (
@@ -57,6 +65,19 @@ from protocol.raft.ready import (
 )
 
 _LEADER_MSGS = (AppendRequest, Heartbeat, InstallSnapshot)
+_VOTER_MSGS = (VoteRequest, VoteResponse, TimeoutNow)
+
+# Why `step` dropped a message (the keys of `Raft.refused`; a closed set, for metric labels).
+REFUSED_MALFORMED = "malformed"  # breaks the structural rules of `check_message`
+REFUSED_NOT_MEMBER = "not_member"  # sender outside the configuration in use
+REFUSED_NOT_VOTER = "not_voter"  # vote, vote response or TimeoutNow from a non-voter
+REFUSED_SECOND_LEADER = "second_leader"  # leader message from another node in a led term
+REFUSED_TIMEOUT_NOT_FROM_LEADER = "timeout_not_from_leader"
+REFUSED_INDEX_BEYOND_LOG = "index_beyond_log"  # acknowledges entries the leader never had
+REFUSED_BAD_CONF_CHANGE = "bad_conf_change"  # a config change that does not apply here
+REFUSED_REASONS = (REFUSED_MALFORMED, REFUSED_NOT_MEMBER, REFUSED_NOT_VOTER,
+                   REFUSED_SECOND_LEADER, REFUSED_TIMEOUT_NOT_FROM_LEADER,
+                   REFUSED_INDEX_BEYOND_LOG, REFUSED_BAD_CONF_CHANGE)
 
 
 class Raft:
@@ -91,6 +112,10 @@ class Raft:
         self._outstanding: Ready | None = None
         self._conf = self.log.conf()
         self._voters = self._conf.voters
+        # Messages dropped by `step`, by reason (REFUSED_REASONS); only ever grows.
+        self.refused: dict[str, int] = dict.fromkeys(REFUSED_REASONS, 0)
+        self.known_nodes: frozenset[int] = frozenset()  # see set_known_nodes
+        self._lead_silent_ticks = 0  # ticks since a message from the leader we follow
         self._reset_timeout()
 
     # =========================================================================== introspection
@@ -111,6 +136,15 @@ class Raft:
     def conf(self) -> ConfState:
         """The configuration in use: the latest in the log, committed or not."""
         return self._conf
+
+    def set_known_nodes(self, nodes: frozenset[int]) -> None:
+        """Nodes the application vouches for as members to be (the ledger's ordering set,
+        which block sync brings even to a node whose Raft log is behind): their leader
+        messages are taken although our configuration does not name them yet, so a member
+        that missed a membership change can still follow a leader added after it. Once set,
+        a node outside its own configuration no longer takes leader messages from anyone
+        else (without it, it does: a joining node learns its configuration from the leader)."""
+        self.known_nodes = frozenset(nodes)
 
     def is_promotable(self) -> bool:
         """A voter of its own configuration (only voters campaign)."""
@@ -178,24 +212,56 @@ class Raft:
         self.snapshot = snap
         return snap
 
-    def step(self, m: Message) -> None:
-        """Handle one message from a peer."""
+    def step(self, m: Message) -> str:
+        """Handle one message from a peer. Returns "" if it was taken, else the reason it was
+        dropped (one of REFUSED_REASONS, also counted in `refused`). Never raises because of
+        what a message says: a peer's message is evidence, not truth."""
         if m.dst != self.id:
-            return
-        if m.term > self.term:
-            if not self._accept_higher_term(m):
-                return
-        elif m.term < self.term:
-            self._on_lower_term(m)
-            return
-        if isinstance(m, VoteRequest):
-            self._on_vote_request(m)
-        elif self.role == LEADER:
-            self._step_leader(m)
-        elif self.role == FOLLOWER:
-            self._step_follower(m)
-        else:
-            self._step_candidate(m)
+            return ""
+        reason = self._refusal(m)
+        if not reason:
+            if m.term > self.term:
+                if not self._accept_higher_term(m):
+                    return ""
+            elif m.term < self.term:
+                self._on_lower_term(m)
+                return ""
+            if isinstance(m, VoteRequest):
+                self._on_vote_request(m)
+            elif self.role == LEADER:
+                reason = self._step_leader(m)
+            elif self.role == FOLLOWER:
+                reason = self._step_follower(m)
+            else:
+                reason = self._step_candidate(m)
+        if reason:
+            self.refused[reason] += 1
+        return reason
+
+    def _refusal(self, m: Message) -> str:
+        """Why `m` must be dropped before it can change anything (its term included)."""
+        try:
+            check_message(m)
+        except DecodeError:
+            return REFUSED_MALFORMED
+        conf = self._conf
+        if isinstance(m, _VOTER_MSGS):
+            # Only voters campaign, and only voters' votes count. A removed server that never
+            # learnt of its removal keeps campaigning with higher and higher terms: ignoring
+            # it (not even taking its term) is what keeps it from disrupting the cluster.
+            if m.src not in self._voters:
+                return REFUSED_NOT_VOTER
+            if isinstance(m, TimeoutNow) and (m.term != self.term or m.src != self.lead):
+                return REFUSED_TIMEOUT_NOT_FROM_LEADER
+            return ""
+        if m.src in conf.voters or m.src in conf.learners:
+            return ""
+        if isinstance(m, _LEADER_MSGS) and (m.src in self.known_nodes or (
+                not self.known_nodes and self.id not in conf.voters + conf.learners)):
+            # A member to be that the application vouches for; or, when it vouches for no one,
+            # we do not know our configuration yet (joining) and the leader tells us.
+            return ""
+        return REFUSED_NOT_MEMBER
 
     # ================================================================================== output
 
@@ -397,6 +463,7 @@ class Raft:
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
+        self._lead_silent_ticks += 1
         if self.election_elapsed >= self.randomized_timeout:
             self.election_elapsed = 0
             self._reset_timeout()
@@ -435,9 +502,17 @@ class Raft:
 
     # ============================================================================== follower
 
-    def _step_follower(self, m: Message) -> None:
+    def _step_follower(self, m: Message) -> str:
         if isinstance(m, _LEADER_MSGS):
+            if self.lead not in (NONE, m.src) and (
+                    self._lead_silent_ticks < self.cfg.election_timeout_ticks):
+                # Another node led this term and was heard within the election timeout (one
+                # silent for longer may have been a forger: let the claimant in).
+                return REFUSED_SECOND_LEADER
+            if isinstance(m, AppendRequest) and self._bad_conf_change(m):
+                return REFUSED_BAD_CONF_CHANGE
             self.election_elapsed = 0
+            self._lead_silent_ticks = 0
             self.lead = m.src
             if isinstance(m, AppendRequest):
                 self._on_append(m)
@@ -447,13 +522,36 @@ class Raft:
                 self._on_snapshot(m)
         elif isinstance(m, TimeoutNow) and self.is_promotable():
             self._campaign(pre=False, transfer=True)
+        return ""
 
-    def _step_candidate(self, m: Message) -> None:
+    def _step_candidate(self, m: Message) -> str:
         if isinstance(m, _LEADER_MSGS):
+            if isinstance(m, AppendRequest) and self._bad_conf_change(m):
+                return REFUSED_BAD_CONF_CHANGE
             self._become_follower(self.term, m.src)  # a leader won this term
-            self._step_follower(m)
-        elif isinstance(m, VoteResponse):
+            return self._step_follower(m)
+        if isinstance(m, VoteResponse):
             self._on_vote_response(m)
+        return ""
+
+    def _bad_conf_change(self, m: AppendRequest) -> bool:
+        """The config changes `m` would append do not apply to our configuration there."""
+        if not any(e.kind == EntryKind.CONF_CHANGE for e in m.entries):
+            return False
+        log = self.log
+        if m.prev_index < log.commit or not log.match_term(m.prev_index, m.prev_term):
+            return False  # nothing will be appended
+        conflict = log.find_conflict(m.entries) if m.entries else 0
+        if not conflict:
+            return False
+        conf = log.conf_at(conflict - 1)
+        for e in m.entries[conflict - m.prev_index - 1:]:
+            if e.kind == EntryKind.CONF_CHANGE:
+                try:
+                    conf = ConfChange.decode(e.data).apply(conf)
+                except (ValueError, DecodeError):
+                    return True
+        return False
 
     def _on_vote_response(self, m: VoteResponse) -> None:
         if m.pre_vote != (self.role == PRE_CANDIDATE):
@@ -518,18 +616,23 @@ class Raft:
 
     # ================================================================================ leader
 
-    def _step_leader(self, m: Message) -> None:
+    def _step_leader(self, m: Message) -> str:
         pr = self.prs.get(m.src)
         if isinstance(m, _LEADER_MSGS):
-            raise RaftInvariantError(f"two leaders in term {self.term}: {self.id} and {m.src}")
+            # Election Safety says this cannot come from a correct peer: it is evidence of a
+            # faulty (or forging) one. Drop it; this leader stays.
+            return REFUSED_SECOND_LEADER
         if pr is None:
-            return  # not (or no longer) a member
+            return ""  # not (or no longer) a member
         if isinstance(m, AppendResponse):
+            if m.index > self.log.last_index():
+                return REFUSED_INDEX_BEYOND_LOG
             pr.recent_active = True
             self._on_append_response(m, pr)
         elif isinstance(m, HeartbeatResponse):
             pr.recent_active = True
             self._on_heartbeat_response(m, pr)
+        return ""
 
     def _on_append_response(self, m: AppendResponse, pr: Progress) -> None:
         if m.reject:

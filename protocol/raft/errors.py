@@ -4,7 +4,8 @@
 too much uncommitted data, a membership change already pending): the caller retries elsewhere
 or later. `RaftInvariantError` means the core or its caller broke a rule that guards data
 (truncating a committed entry, a commit index going backwards, advance without ready): the node
-must stop rather than continue with a corrupted log.
+must stop rather than continue with a corrupted log. No message from a peer raises it: `Raft.step`
+drops and counts a message that would break an invariant (ADR 0018).
 """
 
 from protocol.errors import CrossbillError

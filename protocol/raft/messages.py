@@ -310,7 +310,7 @@ def decode_message(data: bytes) -> Message:
         if isinstance(msg, AppendRequest) and msg.entries:
             raise DecodeError("an AppendRequest with entries travels in the binary form",
                               "msg.entries")
-    _check_message(msg)
+    check_message(msg)
     return msg
 
 
@@ -345,7 +345,9 @@ def _decode_binary(view: memoryview) -> Message:
     return dataclasses.replace(msg, entries=tuple(entries))
 
 
-def _check_message(msg: Message) -> None:
+def check_message(msg: Message) -> None:
+    """The structural rules every message obeys (`decode_message` applies them; the core
+    applies them again to messages handed to it directly): DecodeError if one is broken."""
     if msg.src == msg.dst:
         raise DecodeError("a message cannot be addressed to its sender", "msg.dst")
     if isinstance(msg, AppendRequest):
@@ -359,17 +361,18 @@ def _check_message(msg: Message) -> None:
 def _check_entries(msg: AppendRequest) -> None:
     if msg.prev_term > msg.term:
         raise DecodeError("prev_term is past the message term", "msg.prev_term")
-    last_term = msg.prev_term
+    last_term, term, index = msg.prev_term, msg.term, msg.prev_index
     for i, e in enumerate(msg.entries):
-        path = f"msg.entries[{i}]"
-        if e.index != msg.prev_index + 1 + i:
-            raise DecodeError("entries must follow prev_index without gaps", f"{path}.index")
-        if not last_term <= e.term <= msg.term:
+        index += 1
+        if e.index != index:
+            raise DecodeError("entries must follow prev_index without gaps",
+                              f"msg.entries[{i}].index")
+        if not last_term <= e.term <= term:
             raise DecodeError("entry terms must not decrease nor pass the message term",
-                              f"{path}.term")
+                              f"msg.entries[{i}].term")
         last_term = e.term
         if e.kind == EntryKind.CONF_CHANGE:
             try:
                 ConfChange.decode(e.data)
             except DecodeError as exc:
-                raise DecodeError(f"bad config change: {exc}", f"{path}.data") from None
+                raise DecodeError(f"bad config change: {exc}", f"msg.entries[{i}].data") from None

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, choices=(3, 5, 7), default=None,
                     help="cluster size (default: chosen per seed)")
     ap.add_argument("--faults", default="mixed",
-                    help="comma list of drop,dup,reorder,partition,crash,membership,compaction; "
+                    help="comma list of drop,dup,reorder,partition,crash,membership,compaction,"
+                         "byzantine; "
                          "'none', 'all', or 'mixed' (chosen per seed, the default)")
     ap.add_argument("--steps", type=int, default=None,
                     help="fault-phase steps (default: 200 raft, 80 ledger)")

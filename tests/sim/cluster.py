@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 
 from protocol.raft import (
     LEADER,
+    NONE,
+    AppendRequest,
+    AppendResponse,
     ConfChange,
     ConfOp,
+    ConfState,
     Entry,
     HardState,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
     Message,
     PersistentState,
     ProposalDropped,
@@ -22,13 +29,23 @@ from protocol.raft import (
     RaftConfig,
     Ready,
     Snapshot,
+    SnapshotMeta,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
     decode_message,
     encode_message,
 )
 
 from .checker import GENESIS_CHAIN, Checker, chain_next
 
-FAULTS = ("drop", "dup", "reorder", "partition", "crash", "membership", "compaction")
+# Faults a crash-fault-tolerant network meets (the ledger model draws from these only).
+CRASH_FAULTS = ("drop", "dup", "reorder", "partition", "crash", "membership", "compaction")
+# "byzantine": a sender forging Raft messages (Cluster._byzantine), raft model only.
+FAULTS = (*CRASH_FAULTS, "byzantine")
+# A node id outside every configuration: a consortium member that orders nothing (the tax
+# bureau's node) holding a valid node key, forging Raft messages.
+OUTSIDER_ID = 99
 READY_LOOPS_MAX = 64
 LIVENESS_STEPS_CAP = 5000
 
@@ -54,6 +71,7 @@ class SimParams:
     partition_p: float = 0.0
     membership_p: float = 0.0
     compaction_p: float = 0.0
+    byzantine_p: float = 0.0  # per step: forge 1-3 messages (see Cluster._byzantine)
     propose_p: float = 0.3
     codec: bool = False  # round-trip every message through encode/decode
     # The ledger model (tests/sim/ledger.py) only:
@@ -155,6 +173,8 @@ class Cluster:
         self.nodes = {i: self._new_node(i) for i in self.ids}
         self.proposed = 0
         self.faults_on = True
+        self.forged = 0  # messages the Byzantine sender injected
+        self.refused = 0  # messages the cores dropped (Raft.step returned a reason)
         for n in self.nodes.values():
             self._start(n)
 
@@ -210,6 +230,8 @@ class Cluster:
         if applied >= 0:
             state = PersistentState(state.hard_state, state.snapshot, state.entries, applied)
         n.raft = self.factory(cfg, state)
+        # The node vouches for the ledger's orderers (every simulated node may become one).
+        n.raft.set_known_nodes(frozenset(self.ids))
         n.applied = n.raft.applied_index
         n.chain = chain
         n.pending = {}
@@ -316,7 +338,8 @@ class Cluster:
                 continue
             if self.p.codec:
                 m = decode_message(encode_message(m))
-            n.raft.step(m)
+            if n.raft.step(m):
+                self.refused += 1
             if n not in dirty:
                 dirty.append(n)
         for n in dirty:
@@ -343,6 +366,101 @@ class Cluster:
             self._membership()
         if p.compaction_p and rng.random() < p.compaction_p:
             self._compact(rng.choice(list(self.nodes.values())))
+        if p.byzantine_p and rng.random() < p.byzantine_p:
+            self._byzantine()
+
+    def _byzantine(self) -> None:
+        """Forge 1-3 messages, each to a node that is a member of its own configuration (a
+        node still joining takes leader messages from anyone: the node's transport, which
+        authenticates the sender as an orderer of the ledger, is its guard, not the core).
+
+        From OUTSIDER_ID anything goes: leader messages with made-up entries and commit
+        indexes, granted votes, acknowledgements past any log, in the current and later terms.
+        From a member, only what Raft tolerates of a member (it is crash-fault tolerant, not
+        Byzantine-fault tolerant: a member that lies about its log or its votes can break
+        safety): leader messages in a term another node leads, or with commit 0 in a later
+        term; elections with its true log; refused votes; acknowledgements past the leader's
+        log; TimeoutNow from a follower."""
+        rng = self.rng
+        targets = [n for n in self.nodes.values() if n.raft is not None
+                   and n.id in n.raft.conf.members()]
+        for _ in range(rng.randint(1, 3)):
+            if not targets:
+                return
+            n = rng.choice(targets)
+            r = n.raft
+            assert r is not None
+            others = [v for v in r.conf.members() if v != n.id]
+            if others and rng.random() < 0.5:
+                m = self._forge_member(r, rng.choice(others))
+            else:
+                m = self._forge_outsider(r)
+            if m is None:
+                continue
+            self.forged += 1
+            self.msg_seq += 1
+            heapq.heappush(self.queue, (self.now + self.rng.randint(1, 2), self.msg_seq, m))
+
+    def _forge_outsider(self, r: Raft) -> Message:
+        rng, src, dst = self.rng, OUTSIDER_ID, r.id
+        term = r.term + rng.choice((0, 0, 1, 2, 50))
+        last = r.log.last_index()
+        huge = last + rng.randint(1, 1000)
+        kind = rng.randrange(8)
+        if kind == 0:
+            return Heartbeat(term=term, src=src, dst=dst, commit=huge)
+        if kind == 1:
+            ents = tuple(Entry(term=term, index=last + 1 + i, kind=0, data=b"forged%d" % i)
+                         for i in range(rng.randint(1, 3)))
+            return AppendRequest(term=term, src=src, dst=dst, prev_index=last,
+                                 prev_term=r.log.last_term(), commit=huge, entries=ents)
+        if kind == 2:
+            return VoteRequest(term=term + 1, src=src, dst=dst, last_index=huge,
+                               last_term=term + 1, pre_vote=rng.random() < 0.5,
+                               transfer=rng.random() < 0.5)
+        if kind == 3:
+            return VoteResponse(term=term, src=src, dst=dst, pre_vote=rng.random() < 0.5,
+                                granted=True)
+        if kind == 4:
+            return AppendResponse(term=term, src=src, dst=dst, reject=rng.random() < 0.3,
+                                  index=huge, hint_index=huge, hint_term=term)
+        if kind == 5:
+            return HeartbeatResponse(term=term, src=src, dst=dst)
+        if kind == 6:
+            return TimeoutNow(term=term, src=src, dst=dst)
+        meta = SnapshotMeta(index=huge, term=term, conf=ConfState(voters=(src,), learners=()))
+        return InstallSnapshot(term=term, src=src, dst=dst,
+                               snapshot=Snapshot(meta=meta, data=b"forged"))
+
+    def _forge_member(self, r: Raft, src: int) -> Message | None:
+        rng, dst = self.rng, r.id
+        kind = rng.randrange(6)
+        if kind == 0:
+            if r.lead not in (NONE, src):  # a second leader in a term the target saw led
+                return Heartbeat(term=r.term, src=src, dst=dst, commit=0)
+            return Heartbeat(term=r.term + rng.randint(1, 3), src=src, dst=dst, commit=0)
+        if kind == 1:
+            real = self.nodes[src].raft
+            if real is None:
+                return None
+            return VoteRequest(term=max(r.term, real.term) + 1, src=src, dst=dst,
+                               last_index=real.log.last_index(),
+                               last_term=real.log.last_term(), pre_vote=rng.random() < 0.5,
+                               transfer=False)
+        if kind == 2:
+            return VoteResponse(term=r.term, src=src, dst=dst, pre_vote=rng.random() < 0.5,
+                                granted=False)
+        if kind == 3:
+            # Far past any log it can reach before delivery: an acknowledgement of entries
+            # the leader does hold would be a lie about durability, which Raft cannot survive.
+            huge = r.log.last_index() + 1_000_000 + rng.randint(0, 1000)
+            return AppendResponse(term=r.term, src=src, dst=dst, reject=False, index=huge,
+                                  hint_index=0, hint_term=0)
+        if kind == 4:
+            if r.lead == src:
+                return None
+            return TimeoutNow(term=r.term, src=src, dst=dst)
+        return HeartbeatResponse(term=r.term, src=src, dst=dst)
 
     def _partition(self) -> None:
         rng = self.rng

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from protocol.raft import Raft
 
 from .broken import BROKEN, BROKEN_REPLICA
-from .cluster import FAULTS, Cluster, RaftFactory, SimParams
+from .cluster import CRASH_FAULTS, FAULTS, Cluster, RaftFactory, SimParams
 from .ledger import LedgerCluster
 
 NODE_CHOICES = (3, 5, 7)
@@ -47,8 +47,9 @@ def params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
     # depend on the options (the printed replay command names the options explicitly).
     n_drawn = rng.choice(NODE_CHOICES)
     pick = rng.random()
-    subset = frozenset(rng.sample(FAULTS, rng.randint(1, 3)))
+    subset = frozenset(rng.sample(CRASH_FAULTS, rng.randint(1, 3)))
     n = nodes if nodes is not None else n_drawn
+    mixed = faults is None
     if faults is None:
         faults = frozenset() if pick < 0.1 else frozenset(FAULTS) if pick < 0.4 else subset
     p = SimParams(nodes=n, faults=faults, steps=steps)
@@ -77,6 +78,13 @@ def params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
         p.membership_p = rng.choice((0.05, 0.1))
     if "compaction" in faults:
         p.compaction_p = rng.choice((0.05, 0.2))
+    # Drawn last, so the schedules of the crash faults stay what they were before it existed.
+    byz_draw = rng.random()
+    byz_p = rng.choice((0.05, 0.2))
+    if mixed and pick >= 0.4 and byz_draw < 0.3:
+        p.faults = faults = faults | {"byzantine"}
+    if "byzantine" in faults:
+        p.byzantine_p = byz_p
     return p
 
 
@@ -88,10 +96,11 @@ def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | Non
     rng = random.Random(seed ^ 0x1ED6E5)
     n_drawn = rng.choice(LEDGER_NODE_CHOICES)
     pick = rng.random()
-    subset = frozenset(rng.sample(FAULTS, rng.randint(1, 3)))
+    subset = frozenset(rng.sample(CRASH_FAULTS, rng.randint(1, 3)))
     n = nodes if nodes is not None else n_drawn
     if faults is None:
-        faults = frozenset() if pick < 0.1 else frozenset(FAULTS) if pick < 0.4 else subset
+        faults = frozenset() if pick < 0.1 else frozenset(CRASH_FAULTS) if pick < 0.4 else subset
+    faults = faults & frozenset(CRASH_FAULTS)  # no Byzantine sender in the ledger model
     p = SimParams(nodes=n, faults=faults, steps=steps, model="ledger")
     p.append_entries_max = rng.choice((1, 2, 8, 64))
     p.inflight_msgs_max = rng.choice((1, 2, 4, 16))
@@ -155,7 +164,9 @@ def run_schedule(seed: int, nodes: int | None = None, faults: frozenset[str] | N
     if broken in BROKEN_REPLICA:
         raise ValueError(f"--broken {broken} needs --model ledger")
     cluster = Cluster(seed, params) if factory is None else Cluster(seed, params, factory)
-    return Outcome(seed, params, cluster.run())
+    violations = cluster.run()
+    stats = {"forged": cluster.forged, "refused": cluster.refused} if cluster.forged else {}
+    return Outcome(seed, params, violations, stats)
 
 
 _Chunk = tuple[list[int], int | None, frozenset[str] | None, int | None, str | None, str]

@@ -10,7 +10,7 @@ import pytest
 
 from .__main__ import main
 from .broken import BROKEN_REPLICA
-from .cluster import FAULTS
+from .cluster import CRASH_FAULTS as FAULTS
 from .ledger import LedgerCluster
 from .runner import LEDGER_STEPS_DEFAULT, params_for, run_many, run_schedule
 
