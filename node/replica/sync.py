@@ -1,10 +1,14 @@
 """Block sync: serving block ranges and status, and following the chain without Raft.
 
-Every node serves `PROTO_BLOCKS` (a range of its stored blocks) and `PROTO_STATUS` (its tip).
-A node outside the ordering set follows by gossip and by range fetch: a gossiped block that
-extends the tip is verified and applied; one further ahead triggers a fetch of the gap first;
-and a periodic status poll of the peers catches anything gossip dropped. A gap is always filled
-by fetching, never waited for. Orderers use `catch_up_to` after installing a Raft snapshot.
+Every node serves `PROTO_BLOCKS` (a range of its stored blocks, each with its stored commit
+certificate) and `PROTO_STATUS` (its tip). A node outside the ordering set follows by gossip and
+by range fetch. No block is applied without a commit certificate from a strict majority of the
+ordering set (ADR 0019, `node.replica.evidence`): a gossiped block waits in a bounded set until
+the orderers' attestations certify it, then is applied if it extends the tip; a certified
+height further ahead triggers a fetch of the gap. A periodic status poll of the peers catches
+anything gossip dropped; a peer's claimed height is only a hint: the follower fetches up to, and
+reports as the network's height, only a height a majority of orderers claim or attested.
+Orderers use `catch_up_to` after installing a Raft snapshot, under the same rule.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from node.p2p import network as net
 from node.p2p.errors import P2PError
 from node.replica import messages as wire
 from node.replica.chain import BlockListener, Chain
+from node.replica.evidence import CommitEvidence
 from node.storage.store import Storage
-from protocol import codec, crypto, types
+from protocol import codec, crypto, limits, types
 from protocol.errors import CrossbillError, DecodeError, ValidationError
+from protocol.replica import certificates as certs
 
 log = logging.getLogger("crossbill.sync")
 
@@ -35,6 +41,9 @@ STATUS_POLL_INTERVAL_S: Final = 1.0
 GOSSIP_GRACE_S: Final = 2.0
 GOSSIP_LAG_BLOCKS: Final = 2
 BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
+# Blocks received ahead of their commit certificate (gossiped, or served without enough
+# signatures), held until the orderers' attestations certify them; the highest go first.
+WAITING_BLOCKS_MAX: Final = 64
 
 # What asking a peer can fail with, its answer included: the network (node.p2p's errors; an
 # in-memory or plain-socket network raises OSError), our own deadline, undecodable bytes.
@@ -53,6 +62,7 @@ class SyncSnapshot:
     fetch_failures: int            # block range requests that failed
     gossip_blocks_rejected: int    # gossiped blocks that failed the cheap checks
     status_failures: int           # status requests to peers that failed
+    blocks_waiting: int = 0        # blocks held until a commit certificate certifies them
 
 
 class BlockSync:
@@ -61,7 +71,9 @@ class BlockSync:
                  request_timeout_s: float, on_block: BlockListener,
                  leader: Callable[[], str] = lambda: "",
                  raft_term: Callable[[], int] = lambda: 0,
-                 tx_verified: Callable[[types.Tx], bool] | None = None) -> None:
+                 tx_verified: Callable[[types.Tx], bool] | None = None,
+                 evidence: CommitEvidence | None = None,
+                 institution_of_peer: Callable[[str], str | None] = lambda p: None) -> None:
         self.institution = institution
         self.chain = chain
         self.storage = storage
@@ -73,6 +85,12 @@ class BlockSync:
         self.leader = leader
         self.raft_term = raft_term
         self.tx_verified = tx_verified  # transactions whose signature this node checked
+        self.evidence = evidence or CommitEvidence(
+            institution=institution, chain=chain, storage=storage, network=network,
+            signing_key=lambda height: None)
+        self.evidence.on_attestation = self._attestation_arrived
+        self.institution_of_peer = institution_of_peer  # from the ledger's node records
+        self._waiting: dict[bytes, types.Block] = {}  # by hash: blocks awaiting a certificate
         self.catching_up = False
         self.best_known_height = 0
         self.blocks_fetched = 0
@@ -82,7 +100,8 @@ class BlockSync:
         self._lock = trio.Lock()  # one writer of the chain at a time on a follower
         self._subscribed = False
         self._gossip_applied_at = float("-inf")  # trio time of the last gossiped block applied
-        self._gossip_inbox: trio.MemorySendChannel[bytes] | None = None  # while following
+        # While following: (b"B", block bytes) gossiped, or (b"A", b"") attestations arrived.
+        self._gossip_inbox: trio.MemorySendChannel[tuple[bytes, bytes]] | None = None
         network.register_handler(net.PROTO_BLOCKS, self._serve_blocks)
         network.register_handler(net.PROTO_STATUS, self._serve_status)
 
@@ -91,7 +110,7 @@ class BlockSync:
             catching_up=self.catching_up, best_known_height=self.best_known_height,
             blocks_fetched=self.blocks_fetched, fetch_failures=self.fetch_failures,
             gossip_blocks_rejected=self.gossip_blocks_rejected,
-            status_failures=self.status_failures)
+            status_failures=self.status_failures, blocks_waiting=len(self._waiting))
 
     # ------------------------------------------------------------------ serving
 
@@ -106,23 +125,34 @@ class BlockSync:
     async def _serve_blocks(self, peer_id: str, payload: bytes) -> bytes:
         req = codec.decode(wire.BlocksRequest, payload, max_bytes=1024)
         blocks = self.storage.blocks_range(req.start, min(req.count, self.batch_blocks))
-        out: list[bytes] = []
+        out: list[bytes] = []  # block, its certificate (b"" if none), block, ...
         size = 0
-        for b in blocks:
-            size += len(b) + 4
+        for height, b in enumerate(blocks, start=req.start):
+            cert = self.evidence.served(height)
+            size += len(b) + len(cert) + 8
             if out and size > BLOCK_RESPONSE_BYTES_MAX:
                 break
-            out.append(b)
+            out += (b, cert)
         return wire.pack_blobs(out)
 
     # ------------------------------------------------------------------ fetching
 
-    async def fetch_range(self, peer_id: str, start: int, count: int) -> list[types.Block]:
+    async def fetch_range(self, peer_id: str, start: int, count: int
+                          ) -> list[tuple[types.Block, bytes]]:
+        """Blocks from `start` with the certificate the peer stores for each (b"" if none)."""
         payload = codec.encode(wire.BlocksRequest(start, count))
         with trio.fail_after(self.timeout_s * 2):
             data = await self.net.request(peer_id, net.PROTO_BLOCKS, payload,
                                           timeout_s=self.timeout_s * 2)
-        return [types.Block.decode(b) for b in wire.unpack_blobs(data, items_max=count)]
+        items = wire.unpack_blobs(data, items_max=2 * count)
+        if len(items) % 2:
+            raise DecodeError("a block range answer pairs each block with its certificate")
+        out: list[tuple[types.Block, bytes]] = []
+        for i in range(0, len(items), 2):
+            if len(items[i + 1]) > limits.CERT_BYTES_MAX:
+                raise DecodeError("a served certificate exceeds CERT_BYTES_MAX")
+            out.append((types.Block.decode(items[i]), items[i + 1]))
+        return out
 
     async def catch_up_to(self, height: int) -> None:
         """Fetch and apply blocks until the tip reaches `height`; SyncError if no peer can
@@ -157,11 +187,17 @@ class BlockSync:
             if not blocks:
                 continue
             applied = 0
-            for block in blocks:
+            for block, served in blocks:
                 if not self.chain.follows_tip(block):
                     break
+                cert, verdict = self.evidence.certify(block, served)
+                if not verdict.ok:  # its certificate may follow: hold it, ask the next peer
+                    log.info("block %d from %s is not certified (%s): held", block.height,
+                             peer, verdict.reason)
+                    self._hold(block)
+                    break
                 try:
-                    await self._apply(block)
+                    await self._apply(block, cert)
                 except ValidationError as exc:
                     log.warning("peer %s served an invalid block %d: %s", peer,
                                 block.header.height, exc)
@@ -172,9 +208,54 @@ class BlockSync:
                 return True
         return False
 
-    async def _apply(self, block: types.Block) -> None:
-        result = self.chain.apply(block, tx_verified=self.tx_verified)
+    async def _apply(self, block: types.Block, cert: certs.CommitCertificate) -> None:
+        result = self.chain.apply(block, tx_verified=self.tx_verified,
+                                  certificate=certs.encode_certificate(cert))
+        self.evidence.applied()
+        height = self.chain.height
+        for h, b in list(self._waiting.items()):
+            if b.height <= height:
+                del self._waiting[h]
         await self.on_block(block, result, False)
+
+    def _hold(self, block: types.Block) -> None:
+        """Keep `block` until its certificate arrives; when full, the highest goes first."""
+        if block.hash in self._waiting or block.height <= self.chain.height:
+            return
+        if len(self._waiting) >= WAITING_BLOCKS_MAX:
+            highest = max(self._waiting.values(), key=lambda b: (b.height, b.hash))
+            if highest.height <= block.height:
+                return
+            del self._waiting[highest.hash]
+        self._waiting[block.hash] = block
+
+    def _attestation_arrived(self) -> None:
+        if self._gossip_inbox is not None:
+            try:
+                self._gossip_inbox.send_nowait((b"A", b""))
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the status poll will get there
+
+    async def _advance(self) -> None:
+        """Apply held blocks that extend the tip and are certified; fetch up to a certified
+        height further ahead."""
+        while True:
+            nxt = sorted((b for b in self._waiting.values()
+                          if b.height == self.chain.height + 1), key=lambda b: b.hash)
+            for block in nxt:
+                if not self.chain.follows_tip(block):
+                    continue
+                cert, verdict = self.evidence.certify(block)
+                if verdict.ok:
+                    await self._apply(block, cert)
+                    self._gossip_applied_at = trio.current_time()
+                    break
+            else:
+                break
+        certified = self.evidence.certified_height()
+        if certified > self.chain.height + 1:
+            self.best_known_height = max(self.best_known_height, certified)
+            await self.catch_up_to(certified)
 
     # ------------------------------------------------------------------ following
 
@@ -205,13 +286,13 @@ class BlockSync:
     async def _on_gossip(self, data: bytes, peer_id: str) -> None:
         if self._gossip_inbox is not None:
             try:
-                self._gossip_inbox.send_nowait(data)
+                self._gossip_inbox.send_nowait((b"B", data))
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the status poll will fetch what we drop here
 
     async def follow(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run as a follower: apply gossiped blocks, fill gaps, poll peers' status."""
-        send, recv = trio.open_memory_channel[bytes](GOSSIP_BLOCKS_QUEUE_MAX)
+        send, recv = trio.open_memory_channel[tuple[bytes, bytes]](GOSSIP_BLOCKS_QUEUE_MAX)
         if not self._subscribed:
             self.net.subscribe(net.TOPIC_BLOCKS, self.gossip_validator, self._on_gossip)
             self._subscribed = True
@@ -219,32 +300,32 @@ class BlockSync:
         try:
             task_status.started()
             while True:
-                data = None
+                item = None
                 with trio.move_on_after(STATUS_POLL_INTERVAL_S):
-                    data = await recv.receive()
+                    item = await recv.receive()
                 try:
-                    if data is not None:
-                        await self._on_gossip_block(types.Block.decode(data))
-                    else:
+                    if item is None:
                         await self._poll_and_catch_up()
+                    elif item[0] == b"B":
+                        await self._on_gossip_block(types.Block.decode(item[1]))
+                    else:
+                        await self._advance()
                 except (SyncError, ValidationError) as exc:
                     log.info("sync: %s", exc)
         finally:
             self._gossip_inbox = None
 
     async def _on_gossip_block(self, block: types.Block) -> None:
-        height = block.header.height
-        self.best_known_height = max(self.best_known_height, height)
-        if height <= self.chain.height:
+        """Hold a gossiped block until a majority of orderers attest it (its height alone,
+        signed by one orderer, says nothing about where the network is)."""
+        if block.header.height <= self.chain.height:
             return
-        if height > self.chain.height + 1:
-            await self.catch_up_to(height - 1)
-        if self.chain.follows_tip(block):
-            await self._apply(block)
-            self._gossip_applied_at = trio.current_time()
+        self._hold(block)
+        await self._advance()
 
     async def _poll_and_catch_up(self) -> None:
-        best = self.chain.height
+        await self._advance()
+        claims: dict[str, int] = {}
         known = set(self.peers())
         for peer in self.net.connected_peers():
             if peer not in known:
@@ -253,13 +334,18 @@ class BlockSync:
                 with trio.fail_after(self.timeout_s):
                     raw = await self.net.request(peer, net.PROTO_STATUS, b"",
                                                  timeout_s=self.timeout_s)
-                best = max(best, wire.decode_status(raw).height)
+                inst = self.institution_of_peer(peer)  # the ledger's name, not the claimed
+                if inst is not None:
+                    claims[inst] = wire.decode_status(raw).height
             except PEER_ERRORS as exc:
                 self.status_failures += 1
                 log.debug("status of %s unavailable: %s: %s", peer, type(exc).__name__, exc)
             except Exception:  # our bug on a peer's answer: ask the others, never stop
                 self.status_failures += 1
                 log.exception("status request to %s failed unexpectedly", peer)
+        # A claim is a hint: only a height a majority of orderers claim, or attested, counts.
+        best = max(self.chain.height, self.evidence.certified_height(),
+                   certs.backed_height(claims, self.chain.orderers()))
         self.best_known_height = max(self.best_known_height, best)
         behind = best - self.chain.height
         gossip_flowing = trio.current_time() - self._gossip_applied_at < GOSSIP_GRACE_S

@@ -1,0 +1,183 @@
+"""Commit evidence on a node (ADR 0019): orderers attest the blocks they apply, every node pools
+the attestations it hears and stores a certificate per block it holds.
+
+- An orderer, after applying a block (Raft committed it), signs an attestation of
+  (chain id, height, block hash) and gossips it on `TOPIC_ATTESTATIONS`; its own signature
+  goes into the certificate it stores for that height, so block sync serves it even if every
+  gossip message was lost.
+- Every node takes attestations: for a height it already holds, merged into the stored
+  certificate (once the block hash matches); for a height ahead of its tip, kept in a bounded
+  `AttestationPool` until the block arrives (a follower) or forgotten.
+- `certify` tells block sync whether a block that extends the tip carries the evidence of a
+  majority of the ordering set: from the certificate a peer served with it, the stored one,
+  and the pool. The decision is `protocol.replica.certificates.check_certificate`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from node.p2p import network as net
+from node.replica.chain import Chain
+from node.storage.store import Storage
+from protocol import crypto, limits, types
+from protocol.errors import CrossbillError, DecodeError
+from protocol.ledger.state import active_public_key
+from protocol.replica import certificates as certs
+from protocol.replica.certificates import (
+    Attestation,
+    AttestedBlock,
+    CertificateVerdict,
+    CommitCertificate,
+    CommitSignature,
+)
+
+log = logging.getLogger("crossbill.evidence")
+
+# Attestations of blocks this far below the tip are not worth merging any more.
+ATTESTATION_BEHIND_BLOCKS_MAX: Final = 1024
+
+
+class CommitEvidence:
+    def __init__(self, *, institution: str, chain: Chain, storage: Storage,
+                 network: net.Network,
+                 signing_key: Callable[[int], crypto.PrivateKey | None],
+                 on_attestation: Callable[[], None] = lambda: None) -> None:
+        self.institution = institution
+        self.chain = chain
+        self.storage = storage
+        self.net = network
+        self.signing_key = signing_key  # the key this node may sign block `height` with
+        self.on_attestation = on_attestation  # a pooled attestation arrived (wakes sync)
+        self.pool = certs.AttestationPool()
+        self.stats: dict[str, int] = {"attestations_sent": 0, "attestations_rejected": 0,
+                                      "attestations_pooled": 0, "certificates_stored": 0,
+                                      "blocks_uncertified": 0}
+        network.subscribe(net.TOPIC_ATTESTATIONS, self.validator, self._on_gossip)
+
+    # ------------------------------------------------------------------ keys and sets
+
+    def key_lookup(self, height: int) -> certs.KeyLookup:
+        """Keys as the current ledger state lets them sign block `height`."""
+        state = self.chain.state
+        return lambda signer, key_id: active_public_key(state, signer, key_id, height)
+
+    def _sig_ok(self, block: AttestedBlock, sig: CommitSignature) -> bool:
+        return certs.signature_valid(block, sig, self.chain.orderers(),
+                                     self.key_lookup(block.height))
+
+    # ------------------------------------------------------------------ gossip in
+
+    def validator(self, data: bytes, peer_id: str) -> bool:
+        """Relay only attestations of this chain, near the tip, by an orderer's active key."""
+        try:
+            att = certs.decode_attestation(data)
+            b = att.block
+            tip = self.chain.height
+            ok = (b.chain_id == self.chain.config.chain_id
+                  and tip - ATTESTATION_BEHIND_BLOCKS_MAX < b.height
+                  <= tip + limits.ATTESTATION_POOL_AHEAD_BLOCKS
+                  and self._sig_ok(b, att.sig))
+        except (DecodeError, CrossbillError):
+            ok = False
+        if not ok:
+            self.stats["attestations_rejected"] += 1
+        return ok
+
+    async def _on_gossip(self, data: bytes, peer_id: str) -> None:
+        try:
+            att = certs.decode_attestation(data)
+        except DecodeError:
+            return
+        self.add(att)
+
+    def add(self, att: Attestation) -> None:
+        """An attestation whose signature was checked (`validator`)."""
+        b = att.block
+        if b.height <= self.chain.height:
+            self._merge_stored(b, (att.sig,))
+        elif self.pool.add(att, self.chain.height):
+            self.stats["attestations_pooled"] += 1
+            self.on_attestation()
+
+    def _stored_hash_is(self, height: int, block_hash: bytes) -> bool:
+        if height == self.chain.height:
+            return self.chain.tip.hash == block_hash
+        return self.storage.height_of(block_hash) == height
+
+    def stored_certificate(self, height: int) -> CommitCertificate | None:
+        raw = self.storage.certificate(height)
+        if raw is None:
+            return None
+        try:
+            return certs.decode_certificate(raw)
+        except DecodeError:
+            log.warning("stored certificate of block %d is unreadable: replaced", height)
+            return None
+
+    def _merge_stored(self, block: AttestedBlock, sigs: Iterable[CommitSignature]) -> None:
+        if not self._stored_hash_is(block.height, block.block_hash):
+            return  # not the block this node holds at that height: nothing to add it to
+        old = self.stored_certificate(block.height)
+        if old is not None and (old.block != block
+                                or len(old.signatures) >= len(self.chain.orderers())):
+            return
+        new = certs.merge(block, old.signatures if old is not None else (), sigs)
+        if new != old:
+            self.storage.put_certificate(block.height, certs.encode_certificate(new))
+            self.stats["certificates_stored"] += 1
+
+    # ------------------------------------------------------------------ orderers
+
+    async def attest(self, block: types.Block) -> None:
+        """This orderer applied `block` (committed by Raft): sign, store, gossip."""
+        h = block.header.height
+        key = self.signing_key(h)
+        if key is None:
+            return
+        att = certs.attest(key, self.institution, self.chain.config.chain_id, h, block.hash)
+        self._merge_stored(att.block, (att.sig,))
+        await self.net.publish(net.TOPIC_ATTESTATIONS, certs.encode_attestation(att))
+        self.stats["attestations_sent"] += 1
+
+    # ------------------------------------------------------------------ followers
+
+    def served(self, height: int) -> bytes:
+        """The certificate served with block `height` by block sync (b"" if none)."""
+        return self.storage.certificate(height) or b""
+
+    def certify(self, block: types.Block, served: bytes = b""
+                ) -> tuple[CommitCertificate, CertificateVerdict]:
+        """The best certificate this node can assemble for `block`, which extends the tip,
+        and whether it proves a majority of the ordering set in force for it. Valid served
+        signatures are pooled, so evidence gathered from several peers adds up."""
+        h = block.header.height
+        b = AttestedBlock(self.chain.config.chain_id, h, block.hash)
+        given: tuple[CommitSignature, ...] = ()
+        if served:
+            try:
+                cert = certs.decode_certificate(served)
+            except DecodeError:
+                cert = None
+            if cert is not None and cert.block == b:
+                given = tuple(s for s in cert.signatures if self._sig_ok(b, s))
+                tip = self.chain.height
+                for s in given:
+                    self.pool.add(Attestation(b, s), tip)
+        merged = certs.merge(b, given, self.pool.signatures(h, block.hash))
+        verdict = certs.check_certificate(
+            merged, chain_id=b.chain_id, height=h, block_hash=block.hash,
+            orderers=self.chain.orderers(), key_of=self.key_lookup(h))
+        if not verdict.ok:
+            self.stats["blocks_uncertified"] += 1
+        return merged, verdict
+
+    def certified_height(self) -> int:
+        """The highest height ahead of the tip that a majority of orderers attested."""
+        return self.pool.certified_height(self.chain.orderers())
+
+    def applied(self) -> None:
+        """The tip moved: forget pooled attestations at or below it."""
+        self.pool.prune(self.chain.height)
