@@ -110,7 +110,8 @@ class BlockSync:
             catching_up=self.catching_up, best_known_height=self.best_known_height,
             blocks_fetched=self.blocks_fetched, fetch_failures=self.fetch_failures,
             gossip_blocks_rejected=self.gossip_blocks_rejected,
-            status_failures=self.status_failures, blocks_waiting=len(self._waiting))
+            status_failures=self.status_failures,
+            blocks_waiting=sum(b.height > self.chain.height for b in self._waiting.values()))
 
     # ------------------------------------------------------------------ serving
 

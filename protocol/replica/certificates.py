@@ -122,13 +122,15 @@ def merge(block: AttestedBlock, *sources: Iterable[CommitSignature]) -> CommitCe
 
 
 def signature_valid(block: AttestedBlock, sig: CommitSignature, orderers: tuple[str, ...],
-                    key_of: KeyLookup) -> bool:
+                    key_of: KeyLookup, message: bytes | None = None) -> bool:
     """`sig` is by an orderer of the set, with a key the ledger lets it sign with, over
-    `block`."""
+    `block` (whose `signing_message` the caller may pass)."""
     if sig.signer not in orderers:
         return False
     key = key_of(sig.signer, sig.key_id)
-    return key is not None and crypto.verify(key, signing_message(block), sig.signature)
+    if key is None:
+        return False
+    return crypto.verify(key, message or signing_message(block), sig.signature)
 
 
 def check_certificate(cert: CommitCertificate, *, chain_id: str, height: int,
@@ -150,12 +152,13 @@ def check_certificate(cert: CommitCertificate, *, chain_id: str, height: int,
     if b.block_hash != block_hash:
         return CertificateVerdict(False, (), needed, "certificate of another block")
     signers: list[str] = []
+    message = signing_message(b)
     for sig in cert.signatures:
         if len(signers) >= needed:
             break
         if sig.signer in signers:
             continue
-        if signature_valid(b, sig, orderers, key_of):
+        if signature_valid(b, sig, orderers, key_of, message):
             signers.append(sig.signer)
     ok = len(signers) >= needed
     return CertificateVerdict(

@@ -8,11 +8,14 @@ import dataclasses
 import pathlib
 import time
 
+import pytest
+
 from node.cli.demo import headline_steps
 from node.keys import generate_key
 from node.observe.metrics import readiness_failures
 from node.p2p import network as net
 from node.replica import messages as wire
+from node.replica.sync import SyncError
 from node.service import Node
 from protocol import codec, types
 from protocol.replica import Tip, build_block
@@ -123,3 +126,38 @@ async def test_one_peer_claiming_a_huge_height_does_not_make_followers_unready(
             assert node.chain.height == height
             assert readiness_failures(node).get("caught_up") is None, readiness_failures(node)
             assert node.sync.snapshot().best_known_height == height
+
+
+async def test_a_catching_up_orderer_refuses_blocks_without_a_majority(
+        tmp_path: pathlib.Path) -> None:
+    """An orderer fetching blocks by sync (after a Raft snapshot) from a faulty bank gets a
+    validly signed fork carrying that bank's own attestation only: it does not apply it."""
+    async with cluster(tmp_path) as c:
+        leader = await c.wait_leader()
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        await _commit(c, leader, [steps[0].tx])
+        height = await c.wait_same_tip(min_height=1)
+        bad = _faulty_bank(c, leader)
+        late = next(n for n in c.orderer_nodes() if n is not leader and n is not bad)
+        key = c.keys[bad.institution]
+        t = late.chain.tip
+        fork, _ = build_block(late.chain.state, Tip(t.height, t.hash, t.timestamp_ms), key,
+                              bad.institution, [], int(time.time() * 1000) + 7,
+                              leader.orderer.raft.term, 10**6)  # type: ignore[union-attr]
+
+        async def serve_fork(peer_id: str, payload: bytes) -> bytes:
+            own = certs.merge(certs.AttestedBlock(c.config.chain_id, fork.height, fork.hash),
+                              [certs.attest(key, bad.institution, c.config.chain_id,
+                                            fork.height, fork.hash).sig])
+            return wire.pack_blobs([fork.encoded, certs.encode_certificate(own)])
+
+        c.net.hosts[c.peer(bad.institution)].handlers[net.PROTO_BLOCKS] = serve_fork
+        late.sync.peers = lambda: [c.peer(bad.institution)]  # the only peer it asks
+        with pytest.raises(SyncError):
+            await late.sync.catch_up_to(height + 1)
+        assert late.chain.height == height
+        assert late.storage.height_of(fork.hash) is None
+        assert late.sync.snapshot().blocks_waiting == 1  # held, in case a majority attests it
+        await _commit(c, leader, [steps[1].tx])
+        await c.wait_same_tip(min_height=height + 1)
+        assert late.storage.height_of(fork.hash) is None
