@@ -104,7 +104,7 @@ class Node:
         self._last_proposer: str | None = None  # of the last applied block (None: not read)
         self.evidence = CommitEvidence(
             institution=institution, chain=self.chain, storage=self.storage, network=network,
-            signing_key=self.signing_key)
+            signing_key=self.signing_key, is_orderer=lambda: self.is_orderer)
         self.sync = BlockSync(
             institution=institution, chain=self.chain, storage=self.storage,
             network=network, peers=self._sync_peers, batch_blocks=t.block_sync_batch_blocks,

@@ -44,12 +44,14 @@ class CommitEvidence:
     def __init__(self, *, institution: str, chain: Chain, storage: Storage,
                  network: net.Network,
                  signing_key: Callable[[int], crypto.PrivateKey | None],
+                 is_orderer: Callable[[], bool] = lambda: False,
                  on_attestation: Callable[[], None] = lambda: None) -> None:
         self.institution = institution
         self.chain = chain
         self.storage = storage
         self.net = network
         self.signing_key = signing_key  # the key this node may sign block `height` with
+        self.is_orderer = is_orderer  # ordering now: attests what it applies and serves
         self.on_attestation = on_attestation  # a pooled attestation arrived (wakes sync)
         self.pool = certs.AttestationPool()
         self.stats: dict[str, int] = {"attestations_sent": 0, "attestations_rejected": 0,
@@ -144,8 +146,27 @@ class CommitEvidence:
 
     # ------------------------------------------------------------------ followers
 
-    def served(self, height: int) -> bytes:
-        """The certificate served with block `height` by block sync (b"" if none)."""
+    def served(self, height: int, encoded_block: bytes) -> bytes:
+        """The certificate served with block `height` by block sync (b"" if none). An
+        orderer adds its own signature when the stored certificate lacks it (a block applied
+        before certificates existed, or its own write lost in a crash): it attests only
+        blocks of its own chain, which it applied through Raft or with a certificate."""
+        raw = self.storage.certificate(height)
+        if not self.is_orderer():
+            return raw or b""
+        cert = self.stored_certificate(height) if raw is not None else None
+        if cert is not None and any(s.signer == self.institution for s in cert.signatures):
+            return raw or b""
+        key = self.signing_key(height)
+        if key is None:
+            return raw or b""
+        try:
+            block_hash = types.Block.decode(encoded_block).hash
+        except DecodeError:
+            return raw or b""
+        att = certs.attest(key, self.institution, self.chain.config.chain_id, height,
+                           block_hash)
+        self._merge_stored(att.block, (att.sig,))
         return self.storage.certificate(height) or b""
 
     def certify(self, block: types.Block, served: bytes = b""

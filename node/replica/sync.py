@@ -129,7 +129,7 @@ class BlockSync:
         out: list[bytes] = []  # block, its certificate (b"" if none), block, ...
         size = 0
         for height, b in enumerate(blocks, start=req.start):
-            cert = self.evidence.served(height)
+            cert = self.evidence.served(height, b)
             size += len(b) + len(cert) + 8
             if out and size > BLOCK_RESPONSE_BYTES_MAX:
                 break

@@ -161,3 +161,25 @@ async def test_a_catching_up_orderer_refuses_blocks_without_a_majority(
         await _commit(c, leader, [steps[1].tx])
         await c.wait_same_tip(min_height=height + 1)
         assert late.storage.height_of(fork.hash) is None
+
+
+async def test_blocks_stored_without_certificates_are_attested_when_served(
+        tmp_path: pathlib.Path) -> None:
+    """Blocks applied before certificates existed (or whose certificate was lost): an orderer
+    serving them signs its own attestation, so a follower fetching from a majority of orderers
+    still gets a certificate."""
+    async with cluster(tmp_path) as c:
+        leader = await c.wait_leader()
+        c.stop("tax.qd")
+        steps = headline_steps(c.config, c.keys, int(time.time() * 1000), generate_key())
+        await _commit(c, leader, [s.tx for s in steps[:3]])
+        height = await c.wait_same_tip(min_height=2)
+        for node in c.nodes.values():  # forget every certificate, as before the upgrade
+            for h in range(1, height + 1):
+                node.storage._db.delete(b"b:c:" + h.to_bytes(8, "big"))
+        tax = await c.start("tax.qd")
+        await c.wait_same_tip(min_height=height)
+        assert tax.chain.height >= height
+        for h in range(1, height + 1):
+            cert = certs.decode_certificate(tax.storage.certificate(h) or b"")
+            assert len(cert.signatures) >= certs.majority(len(c.config.orderers))
