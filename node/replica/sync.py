@@ -44,6 +44,9 @@ BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
 # Blocks received ahead of their commit certificate (gossiped, or served without enough
 # signatures), held until the orderers' attestations certify them; the highest go first.
 WAITING_BLOCKS_MAX: Final = 64
+# An orderer catching up to a Raft snapshot may take blocks that hash-link to the snapshot's
+# block hash without certificates; it walks back at most this many blocks (32 bytes each).
+ANCHOR_WALK_BLOCKS_MAX: Final = 100_000
 
 # What asking a peer can fail with, its answer included: the network (node.p2p's errors; an
 # in-memory or plain-socket network raises OSError), our own deadline, undecodable bytes.
@@ -91,12 +94,15 @@ class BlockSync:
         self.evidence.on_attestation = self._attestation_arrived
         self.institution_of_peer = institution_of_peer  # from the ledger's node records
         self._waiting: dict[bytes, types.Block] = {}  # by hash: blocks awaiting a certificate
+        self._anchored: dict[int, bytes] = {}  # height -> hash Raft's snapshot vouches for
+        self._attestation_queued = False  # a wake-up for new attestations is in the inbox
         self.catching_up = False
         self.best_known_height = 0
         self.blocks_fetched = 0
         self.fetch_failures = 0
         self.gossip_blocks_rejected = 0
         self.status_failures = 0
+        self.blocks_anchored = 0  # applied by a catching-up orderer on Raft's snapshot hash
         self._lock = trio.Lock()  # one writer of the chain at a time on a follower
         self._subscribed = False
         self._gossip_applied_at = float("-inf")  # trio time of the last gossiped block applied
@@ -155,23 +161,69 @@ class BlockSync:
             out.append((types.Block.decode(items[i]), items[i + 1]))
         return out
 
-    async def catch_up_to(self, height: int) -> None:
+    async def catch_up_to(self, height: int, anchor: bytes | None = None) -> None:
         """Fetch and apply blocks until the tip reaches `height`; SyncError if no peer can
-        serve the next block."""
+        serve the next block with its certificate. `anchor`: the hash of block `height` named
+        by a Raft snapshot this orderer installed (Raft's evidence, like any entry it applies):
+        when certificates are missing (orderers added faster than they could attest), blocks
+        that hash-link to it are taken without one."""
         self.catching_up = True
         try:
             while self.chain.height < height:
-                if not await self._fetch_next_batch(height):
-                    raise SyncError(f"no peer could serve block {self.chain.height + 1}")
+                if await self._fetch_next_batch(height):
+                    continue
+                if anchor is not None and not self._anchored and await self._walk_back(
+                        height, anchor):
+                    continue
+                raise SyncError(f"no peer could serve block {self.chain.height + 1} with a "
+                                "commit certificate")
         finally:
             self.catching_up = False
+            self._anchored = {}
 
-    async def _fetch_next_batch(self, height: int) -> bool:
+    async def _walk_back(self, height: int, anchor: bytes) -> bool:
+        """Learn the hashes of blocks tip+1..height from `anchor` backwards: each range must
+        end with the hash already known and link block to block down to our tip."""
+        tip = self.chain.height
+        if height - tip > ANCHOR_WALK_BLOCKS_MAX:
+            return False
+        known = {height: anchor}
+        want, hi = anchor, height
+        while hi > tip:
+            start = max(tip + 1, hi - self.batch_blocks + 1)
+            for peer in self._fetch_peers():
+                try:
+                    got = [b for b, _ in await self.fetch_range(peer, start, hi - start + 1)]
+                except PEER_ERRORS as exc:
+                    self.fetch_failures += 1
+                    log.debug("walking back from %d at %s failed: %s", hi, peer, exc)
+                    continue
+                if (len(got) == hi - start + 1 and got[-1].hash == want
+                        and all(got[i + 1].header.prev_hash == got[i].hash
+                                and got[i + 1].height == got[i].height + 1
+                                for i in range(len(got) - 1))):
+                    break
+            else:
+                return False
+            for b in got:
+                known[b.height] = b.hash
+            want, hi = got[0].header.prev_hash, start - 1
+        if want != self.chain.tip.hash:
+            log.error("blocks up to the snapshot's block %d do not extend this node's chain",
+                      height)
+            return False
+        self._anchored = known
+        return True
+
+    def _fetch_peers(self) -> list[str]:
         known = self.peers()
         connected = set(self.net.connected_peers())
         peers = [p for p in known if p in connected] or known
         random.shuffle(peers)
-        for peer in peers:
+        return peers
+
+    async def _fetch_next_batch(self, height: int) -> bool:
+        for peer in self._fetch_peers():
             start = self.chain.height + 1
             count = min(self.batch_blocks, height - start + 1)
             try:
@@ -192,6 +244,10 @@ class BlockSync:
                 if not self.chain.follows_tip(block):
                     break
                 cert, verdict = self.evidence.certify(block, served)
+                if not verdict.ok and self._anchored.get(block.height) == block.hash:
+                    verdict = certs.CertificateVerdict(True, verdict.signers, verdict.needed,
+                                                       "linked to Raft's snapshot")
+                    self.blocks_anchored += 1
                 if not verdict.ok:  # its certificate may follow: hold it, ask the next peer
                     log.info("block %d from %s is not certified (%s): held", block.height,
                              peer, verdict.reason)
@@ -231,9 +287,10 @@ class BlockSync:
         self._waiting[block.hash] = block
 
     def _attestation_arrived(self) -> None:
-        if self._gossip_inbox is not None:
-            try:
+        if self._gossip_inbox is not None and not self._attestation_queued:
+            try:  # one wake-up in the queue at a time, however many attestations arrive
                 self._gossip_inbox.send_nowait((b"A", b""))
+                self._attestation_queued = True
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the status poll will get there
 
@@ -253,6 +310,8 @@ class BlockSync:
                     break
             else:
                 break
+        if self.evidence.pool.highest() <= self.chain.height + 1:
+            return
         certified = self.evidence.certified_height()
         if certified > self.chain.height + 1:
             self.best_known_height = max(self.best_known_height, certified)
@@ -310,6 +369,7 @@ class BlockSync:
                     elif item[0] == b"B":
                         await self._on_gossip_block(types.Block.decode(item[1]))
                     else:
+                        self._attestation_queued = False
                         await self._advance()
                 except (SyncError, ValidationError) as exc:
                     log.info("sync: %s", exc)

@@ -201,6 +201,10 @@ class AttestationPool:
         at[att.sig.signer] = att
         return True
 
+    def highest(self) -> int:
+        """The highest height with an attestation here (0 if none)."""
+        return max(self._by_height, default=0)
+
     def signatures(self, height: int, block_hash: bytes) -> tuple[CommitSignature, ...]:
         at = self._by_height.get(height, {})
         return tuple(at[s].sig for s in sorted(at) if at[s].block.block_hash == block_hash)
