@@ -104,7 +104,8 @@ class Node:
         self._last_proposer: str | None = None  # of the last applied block (None: not read)
         self.evidence = CommitEvidence(
             institution=institution, chain=self.chain, storage=self.storage, network=network,
-            signing_key=self.signing_key, is_orderer=lambda: self.is_orderer)
+            signing_key=self.signing_key, is_orderer=lambda: self.is_orderer,
+            recipients=self._attestation_recipients)
         self.sync = BlockSync(
             institution=institution, chain=self.chain, storage=self.storage,
             network=network, peers=self._sync_peers, batch_blocks=t.block_sync_batch_blocks,
@@ -157,6 +158,10 @@ class Node:
 
     def _wants_to_order(self) -> bool:
         return self.institution in self._orderers
+
+    def _attestation_recipients(self) -> list[str]:
+        """Whom an orderer sends its attestations: the nodes outside the ordering set."""
+        return [p for i, p in self.peer_of_institution.items() if i not in self._orderers]
 
     def _institution_of_peer(self, peer_id: str) -> str | None:
         for inst, peer in self.peer_of_institution.items():
@@ -332,6 +337,7 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._run_role)
+                await nursery.start(self.evidence.run)
                 await nursery.start(self.intake.run)
                 if self.rpc_host is not None:
                     self.rpc_bound_port = await nursery.start(
@@ -447,7 +453,7 @@ async def run_from_config(cfg: NodeConfig) -> None:
     addresses = {i.node.peer_id: list(i.node.addresses) for i in config.institutions
                  if i.node is not None and i.node.peer_id != identity.peer_id}
     p2p = P2PNode(identity.key_pair, cfg.p2p_listen, addresses,
-                  topics=(net.TOPIC_TXS, net.TOPIC_BLOCKS, net.TOPIC_ATTESTATIONS))
+                  topics=(net.TOPIC_TXS, net.TOPIC_BLOCKS))
     node = Node(config=config, institution=cfg.institution, key=key, extra_keys=extra_keys,
                 data_dir=cfg.data_dir, network=p2p,
                 tuning=cfg.tuning, rpc_host=cfg.rpc_host, rpc_port=cfg.rpc_port,

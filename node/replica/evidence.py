@@ -2,10 +2,15 @@
 the attestations it hears and stores a certificate per block it holds.
 
 - An orderer, after applying a block (Raft committed it), signs an attestation of
-  (chain id, height, block hash) and gossips it on `TOPIC_ATTESTATIONS`; its own signature
-  goes into the certificate it stores for that height, so block sync serves it even if every
-  gossip message was lost.
-- Every node takes attestations: for a height it already holds, merged into the stored
+  (chain id, height, block hash); its own signature goes into the certificate it stores for
+  that height, so block sync serves it even if every message was lost. It sends the
+  attestation (`PROTO_ATTEST`, one-way, not gossip: a gossip message costs every node some
+  4.5 ms of py-libp2p, docs/building-blocks.md) to the nodes outside the ordering set when the
+  height is a multiple of ATTEST_EVERY_BLOCKS or the block is still its tip ATTEST_IDLE_S
+  later: every orderer picks the same heights, and a certificate of block h vouches for its
+  ancestors (hash-linked), so followers need not hear of every block. Orderers need no one
+  else's attestation: Raft is their evidence.
+- A node takes attestations: for a height it already holds, merged into the stored
   certificate (once the block hash matches); for a height ahead of its tip, kept in a bounded
   `AttestationPool` until the block arrives (a follower) or forgotten.
 - `certify` tells block sync whether a block that extends the tip carries the evidence of a
@@ -17,7 +22,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
+
+import trio
 
 from node.p2p import network as net
 from node.replica.chain import Chain
@@ -36,6 +43,13 @@ from protocol.replica.certificates import (
 
 log = logging.getLogger("crossbill.evidence")
 
+# Orderers send the attestation of every block at a height multiple of this, and of the tip
+# once no block followed it for ATTEST_IDLE_S.
+ATTEST_EVERY_BLOCKS: Final = 8
+ATTEST_IDLE_S: Final = 0.3
+ATTEST_OUTBOX_MAX: Final = 64  # attestations queued for sending; more are dropped
+ATTEST_SEND_TIMEOUT_S: Final = 2.0
+
 # Attestations of blocks this far below the tip are not worth merging any more.
 ATTESTATION_BEHIND_BLOCKS_MAX: Final = 1024
 
@@ -45,6 +59,7 @@ class CommitEvidence:
                  network: net.Network,
                  signing_key: Callable[[int], crypto.PrivateKey | None],
                  is_orderer: Callable[[], bool] = lambda: False,
+                 recipients: Callable[[], list[str]] = lambda: [],
                  on_attestation: Callable[[], None] = lambda: None) -> None:
         self.institution = institution
         self.chain = chain
@@ -57,7 +72,11 @@ class CommitEvidence:
         self.stats: dict[str, int] = {"attestations_sent": 0, "attestations_rejected": 0,
                                       "attestations_pooled": 0, "certificates_stored": 0,
                                       "blocks_uncertified": 0}
-        network.subscribe(net.TOPIC_ATTESTATIONS, self.validator, self._on_gossip)
+        self.recipients = recipients  # peers an orderer sends its attestations to
+        self._last: Attestation | None = None  # this orderer's latest, not yet sent
+        self._applied = trio.Event()
+        self._outbox_send, self._outbox = trio.open_memory_channel[bytes](ATTEST_OUTBOX_MAX)
+        network.register_handler(net.PROTO_ATTEST, self._on_attestation)
 
     # ------------------------------------------------------------------ keys and sets
 
@@ -88,12 +107,10 @@ class CommitEvidence:
             self.stats["attestations_rejected"] += 1
         return ok
 
-    async def _on_gossip(self, data: bytes, peer_id: str) -> None:
-        try:
-            att = certs.decode_attestation(data)
-        except DecodeError:
-            return
-        self.add(att)
+    async def _on_attestation(self, peer_id: str, data: bytes) -> bytes | None:
+        if self.validator(data, peer_id):
+            self.add(certs.decode_attestation(data))
+        return None
 
     def add(self, att: Attestation) -> None:
         """An attestation whose signature was checked (`validator`)."""
@@ -134,15 +151,59 @@ class CommitEvidence:
     # ------------------------------------------------------------------ orderers
 
     async def attest(self, block: types.Block) -> None:
-        """This orderer applied `block` (committed by Raft): sign, store, gossip."""
+        """This orderer applied `block` (committed by Raft): sign and store; gossip now at a
+        height multiple of ATTEST_EVERY_BLOCKS, else `run` gossips it if it stays the tip."""
         h = block.header.height
         key = self.signing_key(h)
         if key is None:
             return
         att = certs.attest(key, self.institution, self.chain.config.chain_id, h, block.hash)
         self._merge_stored(att.block, (att.sig,))
-        await self.net.publish(net.TOPIC_ATTESTATIONS, certs.encode_attestation(att))
-        self.stats["attestations_sent"] += 1
+        if h % ATTEST_EVERY_BLOCKS == 0:
+            self._last = None
+            self._send(att)
+        else:
+            self._last = att
+        self._applied.set()
+
+    def _send(self, att: Attestation) -> None:
+        try:
+            self._outbox_send.send_nowait(certs.encode_attestation(att))
+        except trio.WouldBlock:
+            pass  # the followers fetch certificates by block sync
+
+    async def _sender(self) -> None:
+        async for data in self._outbox:
+            connected = set(self.net.connected_peers())  # never dial a peer that is down
+            for peer in [p for p in self.recipients() if p in connected]:
+                try:
+                    with trio.fail_after(ATTEST_SEND_TIMEOUT_S):
+                        await self.net.send(peer, net.PROTO_ATTEST, data)
+                    self.stats["attestations_sent"] += 1
+                except (trio.TooSlowError, Exception) as exc:  # never die on a peer
+                    log.debug("attestation to %s not sent: %s", peer, exc)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Send queued attestations; queue the tip's once no block followed it for
+        ATTEST_IDLE_S."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._sender)
+            task_status.started()
+            await self._idle_tips()
+
+    async def _idle_tips(self) -> None:
+        while True:
+            await self._applied.wait()
+            self._applied = trio.Event()
+            while True:
+                with trio.move_on_after(ATTEST_IDLE_S) as idle:
+                    await self._applied.wait()
+                if idle.cancelled_caught:
+                    break
+                self._applied = trio.Event()
+            att, self._last = self._last, None
+            if att is not None and att.block.height == self.chain.height:
+                self._send(att)
 
     # ------------------------------------------------------------------ followers
 
@@ -171,11 +232,12 @@ class CommitEvidence:
 
     def certify(self, block: types.Block, served: bytes = b""
                 ) -> tuple[CommitCertificate, CertificateVerdict]:
-        """The best certificate this node can assemble for `block`, which extends the tip,
-        and whether it proves a majority of the ordering set in force for it. Valid served
+        """The best certificate this node can assemble for `block` (at or ahead of tip+1),
+        and whether it proves a majority of the ordering set at this node's tip. Valid served
         signatures are pooled, so evidence gathered from several peers adds up."""
         h = block.header.height
         b = AttestedBlock(self.chain.config.chain_id, h, block.hash)
+        orderers = self.chain.orderers()
         given: tuple[CommitSignature, ...] = ()
         if served:
             try:
@@ -183,14 +245,24 @@ class CommitEvidence:
             except DecodeError:
                 cert = None
             if cert is not None and cert.block == b:
-                given = tuple(s for s in cert.signatures if self._sig_ok(b, s))
-                tip = self.chain.height
-                for s in given:
-                    self.pool.add(Attestation(b, s), tip)
-        merged = certs.merge(b, given, self.pool.signatures(h, block.hash))
+                given = cert.signatures
+        pooled = self.pool.signatures(h, block.hash)
+        if given:  # pool the served signatures it lacks (checked), so several peers add up
+            tip = self.chain.height
+            pooled_signers = {s.signer for s in pooled}
+            valid = [s for s in given if s.signer in orderers
+                     and s.signer not in pooled_signers and self._sig_ok(b, s)]
+            for s in valid:
+                self.pool.add(Attestation(b, s), tip)
+            given = tuple(valid)
+        merged = certs.merge(b, pooled, given)
+        if len(merged.signatures) < certs.majority(len(orderers)):
+            self.stats["blocks_uncertified"] += 1
+            return merged, certs.CertificateVerdict(False, (), certs.majority(len(orderers)),
+                                                    "too few signatures")
         verdict = certs.check_certificate(
             merged, chain_id=b.chain_id, height=h, block_hash=block.hash,
-            orderers=self.chain.orderers(), key_of=self.key_lookup(h))
+            orderers=orderers, key_of=self.key_lookup(h))
         if not verdict.ok:
             self.stats["blocks_uncertified"] += 1
         return merged, verdict

@@ -47,6 +47,7 @@ WAITING_BLOCKS_MAX: Final = 64
 # An orderer catching up to a Raft snapshot may take blocks that hash-link to the snapshot's
 # block hash without certificates; it walks back at most this many blocks (32 bytes each).
 ANCHOR_WALK_BLOCKS_MAX: Final = 100_000
+PATHS_MAX: Final = 8  # branches (forks) among the held blocks tried for a certified path
 
 # What asking a peer can fail with, its answer included: the network (node.p2p's errors; an
 # in-memory or plain-socket network raises OSError), our own deadline, undecodable bytes.
@@ -239,22 +240,35 @@ class BlockSync:
                 continue
             if not blocks:
                 continue
-            applied = 0
+            linked: list[tuple[types.Block, bytes]] = []
+            prev, next_height = self.chain.tip.hash, self.chain.height + 1
             for block, served in blocks:
-                if not self.chain.follows_tip(block):
+                if block.height != next_height or block.header.prev_hash != prev:
+                    break
+                linked.append((block, served))
+                prev, next_height = block.hash, next_height + 1
+            # The highest block certified (or anchored by Raft's snapshot) vouches for the
+            # blocks it hash-links to; the rest wait for their certificate.
+            top, top_cert = -1, None
+            for i in range(len(linked) - 1, -1, -1):
+                block, served = linked[i]
+                if self._anchored.get(block.height) == block.hash:
+                    top = i
+                    self.blocks_anchored += i + 1
                     break
                 cert, verdict = self.evidence.certify(block, served)
-                if not verdict.ok and self._anchored.get(block.height) == block.hash:
-                    verdict = certs.CertificateVerdict(True, verdict.signers, verdict.needed,
-                                                       "linked to Raft's snapshot")
-                    self.blocks_anchored += 1
-                if not verdict.ok:  # its certificate may follow: hold it, ask the next peer
-                    log.info("block %d from %s is not certified (%s): held", block.height,
-                             peer, verdict.reason)
-                    self._hold(block)
+                if verdict.ok:
+                    top, top_cert = i, cert
                     break
+            for block, _ in linked[top + 1:]:
+                self._hold(block)
+            if top < 0 and linked:
+                log.info("blocks %d+ from %s are not certified: held", linked[0][0].height,
+                         peer)
+            applied = 0
+            for i, (block, _) in enumerate(linked[:top + 1]):
                 try:
-                    await self._apply(block, cert)
+                    await self._apply(block, top_cert if i == top else None)
                 except ValidationError as exc:
                     log.warning("peer %s served an invalid block %d: %s", peer,
                                 block.header.height, exc)
@@ -265,9 +279,12 @@ class BlockSync:
                 return True
         return False
 
-    async def _apply(self, block: types.Block, cert: certs.CommitCertificate) -> None:
-        result = self.chain.apply(block, tx_verified=self.tx_verified,
-                                  certificate=certs.encode_certificate(cert))
+    async def _apply(self, block: types.Block, cert: certs.CommitCertificate | None) -> None:
+        """Apply a block vouched for by `cert` (its own) or by a descendant's certificate
+        (None: it hash-links to a certified block applied right after it)."""
+        result = self.chain.apply(
+            block, tx_verified=self.tx_verified,
+            certificate=certs.encode_certificate(cert) if cert is not None else None)
         self.evidence.applied()
         height = self.chain.height
         for h, b in list(self._waiting.items()):
@@ -286,6 +303,29 @@ class BlockSync:
             del self._waiting[highest.hash]
         self._waiting[block.hash] = block
 
+    def _certified_path(self) -> tuple[list[types.Block], certs.CommitCertificate | None]:
+        """Held blocks that hash-link from the tip up to a certified one (that one last)."""
+        children: dict[bytes, list[types.Block]] = {}
+        for b in self._waiting.values():
+            children.setdefault(b.header.prev_hash, []).append(b)
+        paths = [[b] for b in sorted(children.get(self.chain.tip.hash, []),
+                                     key=lambda b: b.hash) if b.height == self.chain.height + 1]
+        done: list[list[types.Block]] = []
+        while paths and len(done) + len(paths) <= PATHS_MAX:
+            path = paths.pop()
+            kids = [k for k in sorted(children.get(path[-1].hash, []), key=lambda b: b.hash)
+                    if k.height == path[-1].height + 1]
+            if not kids:
+                done.append(path)
+            paths.extend(path + [k] for k in kids)
+        done.extend(paths)
+        for path in done:
+            for i in range(len(path) - 1, -1, -1):
+                cert, verdict = self.evidence.certify(path[i])
+                if verdict.ok:
+                    return path[:i + 1], cert
+        return [], None
+
     def _attestation_arrived(self) -> None:
         if self._gossip_inbox is not None and not self._attestation_queued:
             try:  # one wake-up in the queue at a time, however many attestations arrive
@@ -298,18 +338,12 @@ class BlockSync:
         """Apply held blocks that extend the tip and are certified; fetch up to a certified
         height further ahead."""
         while True:
-            nxt = sorted((b for b in self._waiting.values()
-                          if b.height == self.chain.height + 1), key=lambda b: b.hash)
-            for block in nxt:
-                if not self.chain.follows_tip(block):
-                    continue
-                cert, verdict = self.evidence.certify(block)
-                if verdict.ok:
-                    await self._apply(block, cert)
-                    self._gossip_applied_at = trio.current_time()
-                    break
-            else:
+            path, cert = self._certified_path()
+            if not path or cert is None:
                 break
+            for i, block in enumerate(path):
+                await self._apply(block, cert if i == len(path) - 1 else None)
+            self._gossip_applied_at = trio.current_time()
         if self.evidence.pool.highest() <= self.chain.height + 1:
             return
         certified = self.evidence.certified_height()
