@@ -130,6 +130,7 @@ async def _latency(blocks: int) -> None:
                     fs = [applied.get((f.institution, h)) for f in followers]
                     if all(x is not None for x in fs):
                         lags.append(max(fs) - t)  # type: ignore[type-var,operator]
+    print("lags ms:", sorted(round(x * 1000) for x in lags)) if "-v" in sys.argv else None
     print(f"follower lag, leader applied -> every follower applied, {len(lags)} blocks: "
           f"median {statistics.median(lags) * 1e3:.2f} ms, "
           f"p90 {statistics.quantiles(lags, n=10)[-1] * 1e3:.2f} ms")
@@ -141,6 +142,7 @@ def main() -> None:
     ap.add_argument("--latency", action="store_true", help="also the in-process follower lag")
     ap.add_argument("--latency-only", action="store_true")
     ap.add_argument("--blocks", type=int, default=40)
+    ap.add_argument("-v", action="store_true", help="print every lag")
     args = ap.parse_args()
     if not args.latency_only:
         crypto_figures(args.runs)
