@@ -393,20 +393,28 @@ class BlockSync:
         self._gossip_inbox = send
         try:
             task_status.started()
+            polled_at = trio.current_time()
             while True:
                 item = None
                 with trio.move_on_after(STATUS_POLL_INTERVAL_S):
                     item = await recv.receive()
+                if item is not None and item[0] == b"A":
+                    self._attestation_queued = False
                 try:
-                    if item is None:
-                        await self._poll_and_catch_up()
-                    elif item[0] == b"B":
+                    if item is not None and item[0] == b"B":
                         await self._on_gossip_block(types.Block.decode(item[1]))
-                    else:
-                        self._attestation_queued = False
+                    elif item is not None:
                         await self._advance()
                 except (SyncError, ValidationError) as exc:
                     log.info("sync: %s", exc)
+                # Poll when idle, and at least every interval when gossip never stops (a
+                # node far behind holds gossiped blocks it cannot apply yet).
+                if item is None or trio.current_time() - polled_at >= STATUS_POLL_INTERVAL_S:
+                    polled_at = trio.current_time()
+                    try:
+                        await self._poll_and_catch_up()
+                    except (SyncError, ValidationError) as exc:
+                        log.info("sync: %s", exc)
         finally:
             self._gossip_inbox = None
 
