@@ -25,6 +25,7 @@ from node.p2p import network as net
 from node.p2p.host import P2PNode
 from node.p2p.identity import load_or_create_node_key
 from node.replica.chain import Chain
+from node.replica.evidence import CommitEvidence
 from node.replica.intake import TxIntake
 from node.replica.mempool import Mempool
 from node.replica.ordering import Orderer
@@ -101,11 +102,16 @@ class Node:
         self._role_changed = trio.Event()
         self._left_ordering_at: float | None = None
         self._last_proposer: str | None = None  # of the last applied block (None: not read)
+        self.evidence = CommitEvidence(
+            institution=institution, chain=self.chain, storage=self.storage, network=network,
+            signing_key=self.signing_key, is_orderer=lambda: self.is_orderer,
+            recipients=self._attestation_recipients)
         self.sync = BlockSync(
             institution=institution, chain=self.chain, storage=self.storage,
             network=network, peers=self._sync_peers, batch_blocks=t.block_sync_batch_blocks,
             request_timeout_s=self.timeout_s, on_block=self._on_block, leader=self._leader,
-            raft_term=self._raft_term, tx_verified=lambda tx: self.intake.verified(tx))
+            raft_term=self._raft_term, tx_verified=lambda tx: self.intake.verified(tx),
+            evidence=self.evidence, institution_of_peer=self._institution_of_peer)
         self.intake = TxIntake(chain=self.chain, mempool=None, network=network,
                                forward_peers=self._forward_peers,
                                batch_txs_max=t.tx_batch_txs_max,
@@ -153,9 +159,20 @@ class Node:
     def _wants_to_order(self) -> bool:
         return self.institution in self._orderers
 
-    def signing_key(self) -> crypto.PrivateKey | None:
-        """The configured key the ledger lets this institution sign the next block with."""
-        height = self.chain.height + 1
+    def _attestation_recipients(self) -> list[str]:
+        """Whom an orderer sends its attestations: the nodes outside the ordering set."""
+        return [p for i, p in self.peer_of_institution.items() if i not in self._orderers]
+
+    def _institution_of_peer(self, peer_id: str) -> str | None:
+        for inst, peer in self.peer_of_institution.items():
+            if peer == peer_id:
+                return inst
+        return None
+
+    def signing_key(self, height: int | None = None) -> crypto.PrivateKey | None:
+        """The configured key the ledger lets this institution sign block `height` with (by
+        default the next block)."""
+        height = self.chain.height + 1 if height is None else height
         for key in self.keys:
             if active_public_key(self.chain.state, self.institution, key.key_id,
                                  height) == key.public_key:
@@ -277,7 +294,9 @@ class Node:
             "sync": {"blocks_fetched": sync.blocks_fetched,
                      "fetch_failures": sync.fetch_failures,
                      "gossip_blocks_rejected": sync.gossip_blocks_rejected,
-                     "status_failures": sync.status_failures},
+                     "status_failures": sync.status_failures,
+                     "blocks_waiting": sync.blocks_waiting},
+            "evidence": dict(self.evidence.stats),
             "p2p": _plain(self.net.snapshot()),
             "rpc": {**_plain(rpc.http), "ws_message_errors": rpc.ws_message_errors,
                     "subscription_events": rpc.subscription_events,
@@ -303,6 +322,8 @@ class Node:
         self.rpc.hub.block_applied(block, result.receipts, result.writes)
         if mine:
             await self.net.publish(net.TOPIC_BLOCKS, block.encoded)
+        if self.is_orderer:  # committed by Raft (or certified): attest it (ADR 0019)
+            await self.evidence.attest(block)
         if (any(tx.type in MEMBERSHIP_TX_TYPES for tx in block.txs)
                 and self._refresh_membership()):
             log.info("membership changed at block %d: orderers %s", block.height,
@@ -316,6 +337,7 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._run_role)
+                await nursery.start(self.evidence.run)
                 await nursery.start(self.intake.run)
                 if self.rpc_host is not None:
                     self.rpc_bound_port = await nursery.start(

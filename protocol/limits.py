@@ -123,6 +123,13 @@ BLOCK_TXS_MAX: Final = 10_000
 BLOCK_BYTES_MAX: Final = 900 * 1024
 BLOCK_INTERVAL_MS_MAX: Final = 10_000
 BLOCK_INTERVAL_MS_MIN: Final = 1
+# Commit certificates (protocol/replica/certificates.py, ADR 0019): one signature per orderer
+# at most, an encoded certificate or attestation never larger than these; followers pool the
+# attestations of at most this many heights ahead of their tip.
+CERT_SIGNATURES_MAX: Final = 9  # = ORDERERS_MAX (below): one signature per orderer
+CERT_BYTES_MAX: Final = 4096
+ATTESTATION_BYTES_MAX: Final = 1024
+ATTESTATION_POOL_AHEAD_BLOCKS: Final = 1024
 
 # --- ordering (protocol/replica/, node/replica/ordering.py) ----------------------------------
 # Room left in a block for its header, signature and encoding when the leader reaps pending

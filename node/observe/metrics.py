@@ -318,7 +318,7 @@ class NodeCollector(Collector):
         yield _gauge("crossbill_sync_catching_up", "1 while the node fetches blocks it lacks.",
                      1 if sync.catching_up else 0)
         yield _gauge("crossbill_sync_best_known_height",
-                     "Highest block height this node has seen announced by peers.",
+                     "Highest block height a majority of orderers claim or attested.",
                      max(sync.best_known_height, node.chain.height))
         yield _counter("crossbill_sync_blocks_fetched_total",
                        "Blocks fetched and applied by block sync.", sync.blocks_fetched)
@@ -326,6 +326,9 @@ class NodeCollector(Collector):
                        sync.fetch_failures)
         yield _counter("crossbill_sync_gossip_blocks_rejected_total",
                        "Gossiped blocks that failed validation.", sync.gossip_blocks_rejected)
+        yield _gauge("crossbill_sync_blocks_awaiting_certificate",
+                     "Blocks held until a majority of orderers attest them (ADR 0019).",
+                     sync.blocks_waiting)
 
     def _p2p(self, node: ObservedNode) -> Iterator[Any]:
         yield _gauge("crossbill_p2p_peers", "Consortium peers connected now.",

@@ -14,8 +14,9 @@ from typing import Final, Protocol
 
 PROTO_RAFT: Final = "/crossbill/raft/1"          # one-way Raft messages
 PROTO_TXS: Final = "/crossbill/txs/1"            # forward a batch of transactions
-PROTO_BLOCKS: Final = "/crossbill/blocks/1"      # fetch a range of blocks
+PROTO_BLOCKS: Final = "/crossbill/blocks/2"      # fetch a range of blocks with certificates
 PROTO_STATUS: Final = "/crossbill/status/1"      # a peer's tip and Raft view
+PROTO_ATTEST: Final = "/crossbill/attest/1"      # one-way: an orderer's block attestation
 TOPIC_TXS: Final = "crossbill/txs/1"
 TOPIC_BLOCKS: Final = "crossbill/blocks/1"
 

@@ -134,8 +134,10 @@ class Chain:
 
     def apply(self, block: types.Block, *, raft_applied: int | None = None,
               proposal: Proposal | None = None,
-              tx_verified: Callable[[types.Tx], bool] | None = None) -> BlockResult:
-        """Verify `block` against the tip and the current state, apply it, store it.
+              tx_verified: Callable[[types.Tx], bool] | None = None,
+              certificate: bytes | None = None) -> BlockResult:
+        """Verify `block` against the tip and the current state, apply it, store it (with
+        the encoded commit certificate it was accepted with, if given: ADR 0019).
 
         `proposal` is this node's own pre-computed result for exactly this block on exactly
         this tip (the leader's fast path). Raises `ValidationError` for a block that does not
@@ -152,7 +154,8 @@ class Chain:
                                            self.tip.timestamp_ms, block.header)
             result = proposal.result
         self.tip = self.storage.commit_block(block, result.receipts, result.writes,
-                                             raft_applied=raft_applied)
+                                             raft_applied=raft_applied,
+                                             certificate=certificate)
         if any(key.startswith(keys.WATCH) for key, _ in result.writes):
             self.watched = self._count_watched()
         self.metrics.block_applied(block, result.receipts, time.monotonic() - started)

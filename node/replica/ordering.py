@@ -147,7 +147,9 @@ class OrdererSnapshot:
         return tuple((f, max(0, self.last_log_index - m)) for f, m in self.match_index)
 
 
-FetchBlocks = Callable[[int], Awaitable[None]]
+# catch_up_to(height, anchor): fetch blocks up to `height`; `anchor` is the hash Raft's
+# snapshot names there (ADR 0019: blocks that hash-link to it need no certificate).
+FetchBlocks = Callable[[int, bytes | None], Awaitable[None]]
 
 
 class Orderer:
@@ -319,7 +321,7 @@ class Orderer:
         snap = self.raft.snapshot
         ref = decode_snapshot_ref(snap.data) if snap is not None else None
         if ref is not None and ref.height > self.chain.height:
-            await self._catch_up(ref.height)
+            await self._catch_up(ref.height, ref.hash)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._ticker)
@@ -441,7 +443,7 @@ class Orderer:
         if rd.snapshot is not None:
             ref = decode_snapshot_ref(rd.snapshot.data)
             if ref is not None and ref.height > self.chain.height:
-                await self._catch_up(ref.height)
+                await self._catch_up(ref.height, ref.hash)
         self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot)
         for msg in rd.messages:
             outbox = self._outbox(msg.dst)
@@ -466,10 +468,10 @@ class Orderer:
         if actions.hand_pending_to != NONE:
             self.on_new_leader()
 
-    async def _catch_up(self, height: int) -> None:
+    async def _catch_up(self, height: int, anchor: bytes | None = None) -> None:
         while self.chain.height < height:
             try:
-                await self.catch_up_to(height)
+                await self.catch_up_to(height, anchor)
             except Exception as exc:  # peers may be down; keep trying until cancelled
                 log.warning("catching up to height %d failed: %s", height, exc)
                 await trio.sleep(SNAPSHOT_FETCH_RETRY_S)

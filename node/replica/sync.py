@@ -1,10 +1,14 @@
 """Block sync: serving block ranges and status, and following the chain without Raft.
 
-Every node serves `PROTO_BLOCKS` (a range of its stored blocks) and `PROTO_STATUS` (its tip).
-A node outside the ordering set follows by gossip and by range fetch: a gossiped block that
-extends the tip is verified and applied; one further ahead triggers a fetch of the gap first;
-and a periodic status poll of the peers catches anything gossip dropped. A gap is always filled
-by fetching, never waited for. Orderers use `catch_up_to` after installing a Raft snapshot.
+Every node serves `PROTO_BLOCKS` (a range of its stored blocks, each with its stored commit
+certificate) and `PROTO_STATUS` (its tip). A node outside the ordering set follows by gossip and
+by range fetch. No block is applied without a commit certificate from a strict majority of the
+ordering set (ADR 0019, `node.replica.evidence`): a gossiped block waits in a bounded set until
+the orderers' attestations certify it, then is applied if it extends the tip; a certified
+height further ahead triggers a fetch of the gap. A periodic status poll of the peers catches
+anything gossip dropped; a peer's claimed height is only a hint: the follower fetches up to, and
+reports as the network's height, only a height a majority of orderers claim or attested.
+Orderers use `catch_up_to` after installing a Raft snapshot, under the same rule.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from node.p2p import network as net
 from node.p2p.errors import P2PError
 from node.replica import messages as wire
 from node.replica.chain import BlockListener, Chain
+from node.replica.evidence import CommitEvidence
 from node.storage.store import Storage
-from protocol import codec, crypto, types
+from protocol import codec, crypto, limits, types
 from protocol.errors import CrossbillError, DecodeError, ValidationError
+from protocol.replica import certificates as certs
 
 log = logging.getLogger("crossbill.sync")
 
@@ -35,6 +41,13 @@ STATUS_POLL_INTERVAL_S: Final = 1.0
 GOSSIP_GRACE_S: Final = 2.0
 GOSSIP_LAG_BLOCKS: Final = 2
 BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
+# Blocks received ahead of their commit certificate (gossiped, or served without enough
+# signatures), held until the orderers' attestations certify them; the highest go first.
+WAITING_BLOCKS_MAX: Final = 64
+# An orderer catching up to a Raft snapshot may take blocks that hash-link to the snapshot's
+# block hash without certificates; it walks back at most this many blocks (32 bytes each).
+ANCHOR_WALK_BLOCKS_MAX: Final = 100_000
+PATHS_MAX: Final = 8  # branches (forks) among the held blocks tried for a certified path
 
 # What asking a peer can fail with, its answer included: the network (node.p2p's errors; an
 # in-memory or plain-socket network raises OSError), our own deadline, undecodable bytes.
@@ -53,6 +66,7 @@ class SyncSnapshot:
     fetch_failures: int            # block range requests that failed
     gossip_blocks_rejected: int    # gossiped blocks that failed the cheap checks
     status_failures: int           # status requests to peers that failed
+    blocks_waiting: int = 0        # blocks held until a commit certificate certifies them
 
 
 class BlockSync:
@@ -61,7 +75,9 @@ class BlockSync:
                  request_timeout_s: float, on_block: BlockListener,
                  leader: Callable[[], str] = lambda: "",
                  raft_term: Callable[[], int] = lambda: 0,
-                 tx_verified: Callable[[types.Tx], bool] | None = None) -> None:
+                 tx_verified: Callable[[types.Tx], bool] | None = None,
+                 evidence: CommitEvidence | None = None,
+                 institution_of_peer: Callable[[str], str | None] = lambda p: None) -> None:
         self.institution = institution
         self.chain = chain
         self.storage = storage
@@ -73,16 +89,26 @@ class BlockSync:
         self.leader = leader
         self.raft_term = raft_term
         self.tx_verified = tx_verified  # transactions whose signature this node checked
+        self.evidence = evidence or CommitEvidence(
+            institution=institution, chain=chain, storage=storage, network=network,
+            signing_key=lambda height: None)
+        self.evidence.on_attestation = self._attestation_arrived
+        self.institution_of_peer = institution_of_peer  # from the ledger's node records
+        self._waiting: dict[bytes, types.Block] = {}  # by hash: blocks awaiting a certificate
+        self._anchored: dict[int, bytes] = {}  # height -> hash Raft's snapshot vouches for
+        self._attestation_queued = False  # a wake-up for new attestations is in the inbox
         self.catching_up = False
         self.best_known_height = 0
         self.blocks_fetched = 0
         self.fetch_failures = 0
         self.gossip_blocks_rejected = 0
         self.status_failures = 0
+        self.blocks_anchored = 0  # applied by a catching-up orderer on Raft's snapshot hash
         self._lock = trio.Lock()  # one writer of the chain at a time on a follower
         self._subscribed = False
         self._gossip_applied_at = float("-inf")  # trio time of the last gossiped block applied
-        self._gossip_inbox: trio.MemorySendChannel[bytes] | None = None  # while following
+        # While following: (b"B", block bytes) gossiped, or (b"A", b"") attestations arrived.
+        self._gossip_inbox: trio.MemorySendChannel[tuple[bytes, bytes]] | None = None
         network.register_handler(net.PROTO_BLOCKS, self._serve_blocks)
         network.register_handler(net.PROTO_STATUS, self._serve_status)
 
@@ -91,7 +117,8 @@ class BlockSync:
             catching_up=self.catching_up, best_known_height=self.best_known_height,
             blocks_fetched=self.blocks_fetched, fetch_failures=self.fetch_failures,
             gossip_blocks_rejected=self.gossip_blocks_rejected,
-            status_failures=self.status_failures)
+            status_failures=self.status_failures,
+            blocks_waiting=sum(b.height > self.chain.height for b in self._waiting.values()))
 
     # ------------------------------------------------------------------ serving
 
@@ -106,41 +133,98 @@ class BlockSync:
     async def _serve_blocks(self, peer_id: str, payload: bytes) -> bytes:
         req = codec.decode(wire.BlocksRequest, payload, max_bytes=1024)
         blocks = self.storage.blocks_range(req.start, min(req.count, self.batch_blocks))
-        out: list[bytes] = []
+        out: list[bytes] = []  # block, its certificate (b"" if none), block, ...
         size = 0
-        for b in blocks:
-            size += len(b) + 4
+        for height, b in enumerate(blocks, start=req.start):
+            cert = self.evidence.served(height, b)
+            size += len(b) + len(cert) + 8
             if out and size > BLOCK_RESPONSE_BYTES_MAX:
                 break
-            out.append(b)
+            out += (b, cert)
         return wire.pack_blobs(out)
 
     # ------------------------------------------------------------------ fetching
 
-    async def fetch_range(self, peer_id: str, start: int, count: int) -> list[types.Block]:
+    async def fetch_range(self, peer_id: str, start: int, count: int
+                          ) -> list[tuple[types.Block, bytes]]:
+        """Blocks from `start` with the certificate the peer stores for each (b"" if none)."""
         payload = codec.encode(wire.BlocksRequest(start, count))
         with trio.fail_after(self.timeout_s * 2):
             data = await self.net.request(peer_id, net.PROTO_BLOCKS, payload,
                                           timeout_s=self.timeout_s * 2)
-        return [types.Block.decode(b) for b in wire.unpack_blobs(data, items_max=count)]
+        items = wire.unpack_blobs(data, items_max=2 * count)
+        if len(items) % 2:
+            raise DecodeError("a block range answer pairs each block with its certificate")
+        out: list[tuple[types.Block, bytes]] = []
+        for i in range(0, len(items), 2):
+            if len(items[i + 1]) > limits.CERT_BYTES_MAX:
+                raise DecodeError("a served certificate exceeds CERT_BYTES_MAX")
+            out.append((types.Block.decode(items[i]), items[i + 1]))
+        return out
 
-    async def catch_up_to(self, height: int) -> None:
+    async def catch_up_to(self, height: int, anchor: bytes | None = None) -> None:
         """Fetch and apply blocks until the tip reaches `height`; SyncError if no peer can
-        serve the next block."""
+        serve the next block with its certificate. `anchor`: the hash of block `height` named
+        by a Raft snapshot this orderer installed (Raft's evidence, like any entry it applies):
+        when certificates are missing (orderers added faster than they could attest), blocks
+        that hash-link to it are taken without one."""
         self.catching_up = True
         try:
             while self.chain.height < height:
-                if not await self._fetch_next_batch(height):
-                    raise SyncError(f"no peer could serve block {self.chain.height + 1}")
+                if await self._fetch_next_batch(height):
+                    continue
+                if anchor is not None and not self._anchored and await self._walk_back(
+                        height, anchor):
+                    continue
+                raise SyncError(f"no peer could serve block {self.chain.height + 1} with a "
+                                "commit certificate")
         finally:
             self.catching_up = False
+            self._anchored = {}
 
-    async def _fetch_next_batch(self, height: int) -> bool:
+    async def _walk_back(self, height: int, anchor: bytes) -> bool:
+        """Learn the hashes of blocks tip+1..height from `anchor` backwards: each range must
+        end with the hash already known and link block to block down to our tip."""
+        tip = self.chain.height
+        if height - tip > ANCHOR_WALK_BLOCKS_MAX:
+            return False
+        known = {height: anchor}
+        want, hi = anchor, height
+        while hi > tip:
+            start = max(tip + 1, hi - self.batch_blocks + 1)
+            for peer in self._fetch_peers():
+                try:
+                    got = [b for b, _ in await self.fetch_range(peer, start, hi - start + 1)]
+                except PEER_ERRORS as exc:
+                    self.fetch_failures += 1
+                    log.debug("walking back from %d at %s failed: %s", hi, peer, exc)
+                    continue
+                if (len(got) == hi - start + 1 and got[-1].hash == want
+                        and all(got[i + 1].header.prev_hash == got[i].hash
+                                and got[i + 1].height == got[i].height + 1
+                                for i in range(len(got) - 1))):
+                    break
+            else:
+                return False
+            for b in got:
+                known[b.height] = b.hash
+            want, hi = got[0].header.prev_hash, start - 1
+        if want != self.chain.tip.hash:
+            log.error("blocks up to the snapshot's block %d do not extend this node's chain",
+                      height)
+            return False
+        self._anchored = known
+        return True
+
+    def _fetch_peers(self) -> list[str]:
         known = self.peers()
         connected = set(self.net.connected_peers())
         peers = [p for p in known if p in connected] or known
         random.shuffle(peers)
-        for peer in peers:
+        return peers
+
+    async def _fetch_next_batch(self, height: int) -> bool:
+        for peer in self._fetch_peers():
             start = self.chain.height + 1
             count = min(self.batch_blocks, height - start + 1)
             try:
@@ -156,12 +240,35 @@ class BlockSync:
                 continue
             if not blocks:
                 continue
-            applied = 0
-            for block in blocks:
-                if not self.chain.follows_tip(block):
+            linked: list[tuple[types.Block, bytes]] = []
+            prev, next_height = self.chain.tip.hash, self.chain.height + 1
+            for block, served in blocks:
+                if block.height != next_height or block.header.prev_hash != prev:
                     break
+                linked.append((block, served))
+                prev, next_height = block.hash, next_height + 1
+            # The highest block certified (or anchored by Raft's snapshot) vouches for the
+            # blocks it hash-links to; the rest wait for their certificate.
+            top, top_cert = -1, None
+            for i in range(len(linked) - 1, -1, -1):
+                block, served = linked[i]
+                if self._anchored.get(block.height) == block.hash:
+                    top = i
+                    self.blocks_anchored += i + 1
+                    break
+                cert, verdict = self.evidence.certify(block, served)
+                if verdict.ok:
+                    top, top_cert = i, cert
+                    break
+            for block, _ in linked[top + 1:]:
+                self._hold(block)
+            if top < 0 and linked:
+                log.info("blocks %d+ from %s are not certified: held", linked[0][0].height,
+                         peer)
+            applied = 0
+            for i, (block, _) in enumerate(linked[:top + 1]):
                 try:
-                    await self._apply(block)
+                    await self._apply(block, top_cert if i == top else None)
                 except ValidationError as exc:
                     log.warning("peer %s served an invalid block %d: %s", peer,
                                 block.header.height, exc)
@@ -172,9 +279,77 @@ class BlockSync:
                 return True
         return False
 
-    async def _apply(self, block: types.Block) -> None:
-        result = self.chain.apply(block, tx_verified=self.tx_verified)
+    async def _apply(self, block: types.Block, cert: certs.CommitCertificate | None) -> None:
+        """Apply a block vouched for by `cert` (its own) or by a descendant's certificate
+        (None: it hash-links to a certified block applied right after it)."""
+        result = self.chain.apply(
+            block, tx_verified=self.tx_verified,
+            certificate=certs.encode_certificate(cert) if cert is not None else None)
+        self.evidence.applied()
+        height = self.chain.height
+        for h, b in list(self._waiting.items()):
+            if b.height <= height:
+                del self._waiting[h]
         await self.on_block(block, result, False)
+
+    def _hold(self, block: types.Block) -> None:
+        """Keep `block` until its certificate arrives; when full, the highest goes first."""
+        if block.hash in self._waiting or block.height <= self.chain.height:
+            return
+        if len(self._waiting) >= WAITING_BLOCKS_MAX:
+            highest = max(self._waiting.values(), key=lambda b: (b.height, b.hash))
+            if highest.height <= block.height:
+                return
+            del self._waiting[highest.hash]
+        self._waiting[block.hash] = block
+
+    def _certified_path(self) -> tuple[list[types.Block], certs.CommitCertificate | None]:
+        """Held blocks that hash-link from the tip up to a certified one (that one last)."""
+        children: dict[bytes, list[types.Block]] = {}
+        for b in self._waiting.values():
+            children.setdefault(b.header.prev_hash, []).append(b)
+        paths = [[b] for b in sorted(children.get(self.chain.tip.hash, []),
+                                     key=lambda b: b.hash) if b.height == self.chain.height + 1]
+        done: list[list[types.Block]] = []
+        while paths and len(done) + len(paths) <= PATHS_MAX:
+            path = paths.pop()
+            kids = [k for k in sorted(children.get(path[-1].hash, []), key=lambda b: b.hash)
+                    if k.height == path[-1].height + 1]
+            if not kids:
+                done.append(path)
+            paths.extend(path + [k] for k in kids)
+        done.extend(paths)
+        for path in done:
+            for i in range(len(path) - 1, -1, -1):
+                cert, verdict = self.evidence.certify(path[i])
+                if verdict.ok:
+                    return path[:i + 1], cert
+        return [], None
+
+    def _attestation_arrived(self) -> None:
+        if self._gossip_inbox is not None and not self._attestation_queued:
+            try:  # one wake-up in the queue at a time, however many attestations arrive
+                self._gossip_inbox.send_nowait((b"A", b""))
+                self._attestation_queued = True
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the status poll will get there
+
+    async def _advance(self) -> None:
+        """Apply held blocks that extend the tip and are certified; fetch up to a certified
+        height further ahead."""
+        while True:
+            path, cert = self._certified_path()
+            if not path or cert is None:
+                break
+            for i, block in enumerate(path):
+                await self._apply(block, cert if i == len(path) - 1 else None)
+            self._gossip_applied_at = trio.current_time()
+        if self.evidence.pool.highest() <= self.chain.height + 1:
+            return
+        certified = self.evidence.certified_height()
+        if certified > self.chain.height + 1:
+            self.best_known_height = max(self.best_known_height, certified)
+            await self.catch_up_to(certified)
 
     # ------------------------------------------------------------------ following
 
@@ -205,46 +380,55 @@ class BlockSync:
     async def _on_gossip(self, data: bytes, peer_id: str) -> None:
         if self._gossip_inbox is not None:
             try:
-                self._gossip_inbox.send_nowait(data)
+                self._gossip_inbox.send_nowait((b"B", data))
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the status poll will fetch what we drop here
 
     async def follow(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run as a follower: apply gossiped blocks, fill gaps, poll peers' status."""
-        send, recv = trio.open_memory_channel[bytes](GOSSIP_BLOCKS_QUEUE_MAX)
+        send, recv = trio.open_memory_channel[tuple[bytes, bytes]](GOSSIP_BLOCKS_QUEUE_MAX)
         if not self._subscribed:
             self.net.subscribe(net.TOPIC_BLOCKS, self.gossip_validator, self._on_gossip)
             self._subscribed = True
         self._gossip_inbox = send
         try:
             task_status.started()
+            polled_at = trio.current_time()
             while True:
-                data = None
+                item = None
                 with trio.move_on_after(STATUS_POLL_INTERVAL_S):
-                    data = await recv.receive()
+                    item = await recv.receive()
+                if item is not None and item[0] == b"A":
+                    self._attestation_queued = False
                 try:
-                    if data is not None:
-                        await self._on_gossip_block(types.Block.decode(data))
-                    else:
-                        await self._poll_and_catch_up()
+                    if item is not None and item[0] == b"B":
+                        await self._on_gossip_block(types.Block.decode(item[1]))
+                    elif item is not None:
+                        await self._advance()
                 except (SyncError, ValidationError) as exc:
                     log.info("sync: %s", exc)
+                # Poll when idle, and at least every interval when gossip never stops (a
+                # node far behind holds gossiped blocks it cannot apply yet).
+                if item is None or trio.current_time() - polled_at >= STATUS_POLL_INTERVAL_S:
+                    polled_at = trio.current_time()
+                    try:
+                        await self._poll_and_catch_up()
+                    except (SyncError, ValidationError) as exc:
+                        log.info("sync: %s", exc)
         finally:
             self._gossip_inbox = None
 
     async def _on_gossip_block(self, block: types.Block) -> None:
-        height = block.header.height
-        self.best_known_height = max(self.best_known_height, height)
-        if height <= self.chain.height:
+        """Hold a gossiped block until a majority of orderers attest it (its height alone,
+        signed by one orderer, says nothing about where the network is)."""
+        if block.header.height <= self.chain.height:
             return
-        if height > self.chain.height + 1:
-            await self.catch_up_to(height - 1)
-        if self.chain.follows_tip(block):
-            await self._apply(block)
-            self._gossip_applied_at = trio.current_time()
+        self._hold(block)
+        await self._advance()
 
     async def _poll_and_catch_up(self) -> None:
-        best = self.chain.height
+        await self._advance()
+        claims: dict[str, int] = {}
         known = set(self.peers())
         for peer in self.net.connected_peers():
             if peer not in known:
@@ -253,13 +437,18 @@ class BlockSync:
                 with trio.fail_after(self.timeout_s):
                     raw = await self.net.request(peer, net.PROTO_STATUS, b"",
                                                  timeout_s=self.timeout_s)
-                best = max(best, wire.decode_status(raw).height)
+                inst = self.institution_of_peer(peer)  # the ledger's name, not the claimed
+                if inst is not None:
+                    claims[inst] = wire.decode_status(raw).height
             except PEER_ERRORS as exc:
                 self.status_failures += 1
                 log.debug("status of %s unavailable: %s: %s", peer, type(exc).__name__, exc)
             except Exception:  # our bug on a peer's answer: ask the others, never stop
                 self.status_failures += 1
                 log.exception("status request to %s failed unexpectedly", peer)
+        # A claim is a hint: only a height a majority of orderers claim, or attested, counts.
+        best = max(self.chain.height, self.evidence.certified_height(),
+                   certs.backed_height(claims, self.chain.orderers()))
         self.best_known_height = max(self.best_known_height, best)
         behind = best - self.chain.height
         gossip_flowing = trio.current_time() - self._gossip_applied_at < GOSSIP_GRACE_S

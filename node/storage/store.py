@@ -7,6 +7,8 @@ Key layout (one LevelDB; every value is a canonical `protocol.codec` encoding un
     b:h:<height u64>    encoded Block (raw bytes, as received)
     b:r:<height u64>    BlockReceipts
     b:x:<hash>          height (u64 big-endian, raw)
+    b:c:<height u64>    CommitCertificate of the block (protocol/replica/certificates.py, ADR
+                        0019): with the block on a follower, after it on an orderer
     t:<tx id>           TxRecord: height, position and receipt
     s:<ledger key>      ledger state (protocol.ledger's key layout, behind the KV interface)
     r:hard              Raft HardState
@@ -56,6 +58,7 @@ _TIP: Final = b"c:tip"
 _BLOCK: Final = b"b:h:"
 _RECEIPTS: Final = b"b:r:"
 _BY_HASH: Final = b"b:x:"
+_CERT: Final = b"b:c:"
 _TX: Final = b"t:"
 _STATE: Final = b"s:"
 _RAFT_HARD: Final = b"r:hard"
@@ -261,6 +264,16 @@ class Storage:
             out.append(value)
         return out
 
+    def certificate(self, height: int) -> bytes | None:
+        """The encoded commit certificate stored for block `height` (ADR 0019), if any."""
+        value: bytes | None = self._db.get(_CERT + _u64(height))
+        return value
+
+    def put_certificate(self, height: int, certificate: bytes) -> None:
+        """Store or replace the certificate of an applied block. Not synced: a certificate
+        lost in a crash is gathered again from the orderers' gossip or their block sync."""
+        self._db.put(_CERT + _u64(height), certificate, sync=False)
+
     def height_of(self, block_hash: bytes) -> int | None:
         raw = self._db.get(_BY_HASH + block_hash)
         return None if raw is None else int.from_bytes(raw, "big")
@@ -288,8 +301,10 @@ class Storage:
 
     def commit_block(self, block: types.Block, receipts: Sequence[types.Receipt],
                      state_writes: Iterable[tuple[bytes, bytes | None]],
-                     raft_applied: int | None = None) -> ChainTip:
-        """Write a block and everything it changed in one synced, atomic batch."""
+                     raft_applied: int | None = None,
+                     certificate: bytes | None = None) -> ChainTip:
+        """Write a block and everything it changed (and the commit certificate it was
+        applied with, if any) in one synced, atomic batch."""
         header = block.header
         tip = self.tip()
         expected = 1 if tip is None else tip.height + 1
@@ -319,6 +334,8 @@ class Storage:
             wb.put(_TIP, codec.encode(new_tip))
             if raft_applied is not None:
                 wb.put(_RAFT_APPLIED, _u64(raft_applied))
+            if certificate is not None:
+                wb.put(_CERT + h, certificate)
         self.state_kv.written(writes)
         self.metrics.persist_s["block"].observe(time.monotonic() - started)
         return new_tip

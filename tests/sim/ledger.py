@@ -19,7 +19,10 @@ the shell's part (node/replica/ordering.py, intake, block sync) in the simplest 
   (`node.replica.mempool.Mempool`) and forwards it to the leader it knows, over the same
   faulty network as Raft messages;
 - a snapshot names a chain position (height, hash); a node that installs one fetches the
-  blocks it lacks from a node that has them and verifies them like any block.
+  blocks it lacks from a node that has them and verifies them like any block, once the
+  attestations of the orderers that applied each block make a commit certificate
+  (`protocol.replica.certificates`, ADR 0019): every node attests each block it applies while
+  in the ordering set and holding its key.
 
 Checks, besides the Raft checks of tests/sim/checker.py: every node applies the same block and
 reaches the same state root at every height; no node applies a transaction twice, and every
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -45,6 +49,7 @@ from protocol import crypto, txtypes, types, validation
 from protocol.errors import DecodeError, ValidationError
 from protocol.genesis import check_config
 from protocol.ledger import BlockResult, MemoryKV, State, dates, initial_state
+from protocol.ledger.state import active_public_key
 from protocol.raft import (
     LEADER,
     NONE,
@@ -75,6 +80,7 @@ from protocol.replica import (
     judge_entry,
     on_role_change,
 )
+from protocol.replica import certificates as certs
 
 from .cluster import Cluster, RaftFactory, SimNode, SimParams, Storage, snapshot_chain
 
@@ -256,6 +262,8 @@ class LedgerCluster(Cluster):
         self.reg_nonce = 0
         self.fwd: list[tuple[int, int, int, int, types.Tx]] = []
         self.decoded: dict[bytes, types.Block | None] = {}
+        # (height, block hash) -> the orderers' attestations, by institution (ADR 0019)
+        self.attested: dict[tuple[int, bytes], dict[str, certs.CommitSignature]] = {}
         # What the schedule exercised: blocks applied (on any node), blocks fetched by block
         # sync, hand-overs started, and each decision's reasons (cut:..., membership:...,
         # entry:...).
@@ -357,10 +365,42 @@ class LedgerCluster(Cluster):
             n.proposal = None
             n.mempool.requeue_proposed()
 
+    def _attest(self, n: LedgerNode, block: types.Block, ordering: bool | None = None) -> None:
+        """An orderer attests each block it applies (Node._on_block), if it has its key."""
+        led = _ledger(n)
+        if ordering is None:
+            ordering = n.institution in led.view()[0]
+        if not ordering or n.key_lost_until > self.now:
+            return
+        sigs = self.attested.setdefault((block.height, block.hash), {})
+        if n.institution not in sigs:
+            sigs[n.institution] = certs.attest(_key(n.institution), n.institution, CHAIN_ID,
+                                               block.height, block.hash).sig
+
+    def _certified(self, led: Ledger, block: types.Block) -> certs.CertificateVerdict:
+        """What block sync decides before applying a fetched block (node/replica/evidence.py):
+        the attestations gathered so far, and those of the live orderers that hold the block
+        and sign it when they serve it (CommitEvidence.served), against the ordering set in
+        force for it."""
+        h = block.height
+        for m in self.nodes.values():
+            if (isinstance(m, LedgerNode) and m.raft is not None
+                    and _ledger(m).tip.height >= h
+                    and _ledger(m).blocks[h - 1].hash == block.hash):
+                self._attest(m, block, ordering=m.institution in _ledger(m).view()[0])
+        cert = certs.merge(certs.AttestedBlock(CHAIN_ID, h, block.hash),
+                           self.attested.get((h, block.hash), {}).values())
+        state = led.state
+        return certs.check_certificate(
+            cert, chain_id=CHAIN_ID, height=h, block_hash=block.hash,
+            orderers=led.view()[0],
+            key_of=lambda signer, key_id: active_public_key(state, signer, key_id, h))
+
     def _commit(self, n: LedgerNode, block: types.Block, result: BlockResult) -> None:
         """Store an applied block (one atomic, durable step, like the node's write batch)."""
         led = _ledger(n)
         h = block.header
+        self._attest(n, block)  # the ordering set before the block: the one in force for it
         result.commit(led.state)
         led.blocks.append(block)
         led.tip = Tip(h.height, block.hash, h.timestamp_ms)
@@ -403,7 +443,23 @@ class LedgerCluster(Cluster):
         if source is None:
             self.checker.fail(f"node {n.id} cannot catch up to {height}: no node has it")
             return
-        for block in _ledger(source).blocks[led.tip.height:height]:
+        fetched = _ledger(source).blocks[led.tip.height:height]
+        # Without certificates, blocks that hash-link to the snapshot's block hash (BlockSync's
+        # walk back from Raft's anchor) are taken; they link to this tip, or it is a fork.
+        anchored = (bool(fetched) and fetched[-1].hash == block_hash
+                    and fetched[0].header.prev_hash == led.tip.hash
+                    and all(b.header.prev_hash == a.hash
+                            for a, b in itertools.pairwise(fetched)))
+        for block in fetched:
+            verdict = self._certified(led, block)
+            if verdict.ok:
+                self._count("sync:certified")
+            elif anchored:
+                self._count("sync:anchored")
+            else:
+                self.checker.fail(f"node {n.id} fetched block {block.height} without a "
+                                  f"commit certificate: {verdict.reason}")
+                return
             try:
                 result = execute_block(led.state, led.tip, block, tx_verified=_genuine)
             except ValidationError as exc:
