@@ -18,10 +18,11 @@ import pytest
 from node.cli import devnet, netinit
 from node.cli import main as cli
 from node.cli.netgen import NodePorts, generate_network
-from node.client.transport import RpcClient
+from node.client.transport import RpcClient, RpcError
 from node.config import load_config
 from node.keys import passphrase_from_env_or_file, read_key_file
 from node.p2p.identity import read_node_key
+from node.rpc import errors as E
 from protocol import limits, txtypes, types
 from protocol.errors import KeyFileError
 from protocol.genesis import load_genesis
@@ -465,9 +466,16 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
             assert reply["status"] == "committed" and reply["receipt"]["code"] == "OK", reply
             seen: list[Any] = []
 
+            def status_at(c: RpcClient) -> str:
+                try:
+                    return str(c.tx(tx.id)["status"])
+                except RpcError as exc:  # a follower that has not applied the block yet
+                    if exc.code != E.NOT_FOUND:
+                        raise
+                    return "unknown"
+
             def everywhere() -> bool:
-                committed = {name: c.tx(tx.id)["status"] == "committed"
-                             for name, c in clients.items()}
+                committed = {name: status_at(c) == "committed" for name, c in clients.items()}
                 tips = {(s["height"], s["state_root"]) for s in
                         (c.status() for c in clients.values())}
                 seen[:] = [committed, tips]
