@@ -173,3 +173,23 @@ def test_server_key_file_with_loose_mode_refused(tmp_path: pathlib.Path) -> None
     os.chmod(issued.key, 0o644)
     with pytest.raises(LooseFileModeError, match="chmod 600"):
         server_context(issued.cert, issued.key)
+
+
+async def test_cli_queries_over_https_with_ca_file(tmp_path: pathlib.Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from node.cli import main as cli
+
+    pki = make_pki(tmp_path)
+    async with rpc_cluster(tmp_path / "net", wait_leader=False) as rc:
+        url = (await serve_tls(rc, pki.server)).rstrip("/")
+
+        def query(ca: pathlib.Path) -> tuple[int, str]:
+            code = cli.main(["query", "health", "--rpc", url, "--ca-file", str(ca),
+                             "--timeout-s", str(STEP_TIMEOUT_S)])
+            captured = capsys.readouterr()
+            return code, captured.out + captured.err
+
+        code, out = await trio.to_thread.run_sync(query, pki.ca.cert_file)
+        assert code == 0 and '"height"' in out, out
+        code, out = await trio.to_thread.run_sync(query, pki.other_ca.cert_file)
+        assert code != 0 and "certificate verify failed" in out, out
