@@ -167,6 +167,7 @@ class HttpServer:
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.routes = routes
         self.ssl_context = ssl_context  # None: plain HTTP
+        self.tls_handshake_timeout_s = TLS_HANDSHAKE_TIMEOUT_S
         self.tls_handshake_failures = 0
         self.request_routes = request_routes or {}
         self.websocket_routes = websocket_routes or {}
@@ -273,11 +274,11 @@ class HttpServer:
 
     async def _handshake(self, raw: trio.SocketStream, context: ssl.SSLContext,
                          address: str) -> trio.SSLStream | None:
-        """The TLS stream once its handshake is done (within TLS_HANDSHAKE_TIMEOUT_S); None
+        """The TLS stream once its handshake is done (within `tls_handshake_timeout_s`); None
         when it failed (counted; a plain HTTP request is answered 400 in clear text)."""
         tls = trio.SSLStream(raw, context, server_side=True)
         try:
-            with trio.fail_after(TLS_HANDSHAKE_TIMEOUT_S):
+            with trio.fail_after(self.tls_handshake_timeout_s):
                 await tls.do_handshake()
             return tls
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as exc:

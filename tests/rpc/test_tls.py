@@ -117,6 +117,23 @@ async def test_plain_http_to_the_tls_port_gets_400_not_a_hang(tmp_path: pathlib.
         assert refused.value.code == -400
 
 
+async def test_a_stalled_handshake_is_closed_at_its_deadline_and_blocks_nobody(
+        tmp_path: pathlib.Path) -> None:
+    pki = make_pki(tmp_path)
+    async with rpc_cluster(tmp_path / "net", wait_leader=False) as rc:
+        url = await serve_tls(rc, pki.server)
+        port = int(url.rsplit(":", 1)[1].rstrip("/"))
+        server = rc.extra[url.replace("https://", "http://")]
+        server.http.tls_handshake_timeout_s = 1.0
+        with trio.fail_after(STEP_TIMEOUT_S):
+            stalled = await trio.open_tcp_stream("127.0.0.1", port)  # never says hello
+            async with AsyncClient(url, ca_file=pki.ca.cert_file) as client:
+                assert (await client.call("node.health"))["height"] >= 0  # served meanwhile
+            assert await stalled.receive_some(4096) == b""  # closed by the server
+            await stalled.aclose()
+        assert server.snapshot().http.tls_handshake_failures == 1
+
+
 async def test_mutual_tls_refuses_a_client_without_a_certificate(
         tmp_path: pathlib.Path) -> None:
     pki = make_pki(tmp_path)
