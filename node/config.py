@@ -32,6 +32,11 @@ resolved against the directory of the configuration file.
     connections_per_address_max = 128    # ws_connections_per_address_max = 64
     keepalive_idle_s = 30                # ws_idle_timeout_s = 60 (the server pings)
     allowed_hosts = []                   # Host names besides localhost and IP literals
+    tls_cert_file = "rpc-cert.pem"       # optional: serve HTTPS/WSS (needs tls_key_file)
+    tls_key_file = "rpc-key.pem"         # mode 0600, like the other key files
+    tls_client_ca_file = "clients-ca.pem"  # optional: require client certificates (mTLS)
+    trust_proxy_loopback = false         # true: a loopback request with X-Forwarded-For,
+                                         # Forwarded or X-Real-IP still gets admin.* (ADR 0023)
 
     [metrics]
     listen = "127.0.0.1:9101"
@@ -56,6 +61,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from node import tls
+from node.files import LooseFileModeError
 from protocol.errors import CrossbillError
 from protocol.limits import KEYS_PER_INSTITUTION_MAX
 
@@ -122,6 +129,13 @@ class RpcSettings:
     # Host names (optionally NAME:PORT) a request's Host may carry besides localhost and IP
     # literals; Origins other than the node's own and `cors_origins` are refused (ADR 0020).
     allowed_hosts: tuple[str, ...] = ()
+    # TLS (ADR 0023): both files or neither; a client CA makes client certificates required.
+    tls_cert_file: pathlib.Path | None = None
+    tls_key_file: pathlib.Path | None = None
+    tls_client_ca_file: pathlib.Path | None = None
+    # A loopback request carrying proxy headers is not "loopback" (no admin.* without a
+    # credential) unless this is set: a reverse proxy on the same host forwards remote clients.
+    trust_proxy_loopback: bool = False
 
     def auth_required(self, host: str) -> bool:
         if self.require_client_auth is not None:
@@ -182,7 +196,8 @@ _SECTIONS: Final[dict[str, set[str]]] = {
              "passphrase_file", "node_key_file", "backup_dir"},
     "network": {"listen"},
     "rpc": {"listen", "require_client_auth", "clients", "clients_file", "cors_origins",
-            "allowed_hosts", *_RPC_BOUNDS},
+            "allowed_hosts", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
+            "trust_proxy_loopback", *_RPC_BOUNDS},
     "metrics": {"listen"},
     "tuning": {f.name for f in dataclasses.fields(Tuning)},
     "log": {"level", "format"},
@@ -312,7 +327,7 @@ def _rpc_settings(raw: dict[str, Any], base: pathlib.Path,
     auth = raw.get("require_client_auth")
     if auth is not None and not isinstance(auth, bool):
         raise fail("rpc", "require_client_auth", f"expected true or false, got {auth!r}")
-    limits = {}
+    limits: dict[str, Any] = {}
     for key, (lo, hi) in _RPC_BOUNDS.items():
         if key in raw:
             value = raw[key]
@@ -333,8 +348,38 @@ def _rpc_settings(raw: dict[str, Any], base: pathlib.Path,
         clients.update(_rpc_clients_file(raw["clients_file"], base, fail))
     if len(clients) > RPC_CLIENTS_MAX:
         raise fail("rpc", "clients", f"more than {RPC_CLIENTS_MAX} clients")
+    trust_proxy = raw.get("trust_proxy_loopback", False)
+    if not isinstance(trust_proxy, bool):
+        raise fail("rpc", "trust_proxy_loopback", f"expected true or false, got {trust_proxy!r}")
+    tls_files = _rpc_tls(raw, base, fail)
     return RpcSettings(require_client_auth=auth, clients=clients, cors_origins=tuple(origins),
-                       allowed_hosts=tuple(h.lower() for h in hosts), **limits)
+                       allowed_hosts=tuple(h.lower() for h in hosts),
+                       trust_proxy_loopback=trust_proxy, **tls_files, **limits)
+
+
+def _rpc_tls(raw: dict[str, Any], base: pathlib.Path,
+             fail: Callable[[str, str, str], ConfigFileError]) -> dict[str, Any]:
+    """The tls_* files, resolved against the configuration's directory and loaded once here so
+    that a wrong file fails at start-up with its key named."""
+    paths: dict[str, pathlib.Path] = {}
+    for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        if key in raw:
+            if not isinstance(raw[key], str) or not raw[key]:
+                raise fail("rpc", key, "expected a path")
+            paths[key] = base / raw[key]
+    if ("tls_cert_file" in paths) != ("tls_key_file" in paths):
+        raise fail("rpc", "tls_key_file" if "tls_cert_file" in paths else "tls_cert_file",
+                   "tls_cert_file and tls_key_file go together")
+    if "tls_client_ca_file" in paths and "tls_cert_file" not in paths:
+        raise fail("rpc", "tls_client_ca_file", "needs tls_cert_file and tls_key_file")
+    if paths:
+        try:
+            tls.server_context(paths["tls_cert_file"], paths["tls_key_file"],
+                               paths.get("tls_client_ca_file"))
+        except (LooseFileModeError, tls.TlsConfigError) as exc:
+            raise fail("rpc", "tls_key_file" if isinstance(exc, LooseFileModeError)
+                       else "tls_cert_file", str(exc)) from None
+    return paths
 
 
 def _rpc_clients(table: Any, key: str,

@@ -53,7 +53,10 @@ def rpc_client(args: argparse.Namespace) -> Any:
             raise CrossbillError("--client-key needs --client-name")
         credential = Credential(args.client_name, _read_key(args.client_key,
                                                             args.passphrase_file))
-    return Client(args.rpc, timeout_s=args.timeout_s, credential=credential)
+    return Client(args.rpc, timeout_s=args.timeout_s, credential=credential,
+                  ca_file=getattr(args, "ca_file", None),
+                  cert_file=getattr(args, "client_cert", None),
+                  key_file=getattr(args, "client_cert_key", None))
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
@@ -80,6 +83,14 @@ def add_rpc_options(p: argparse.ArgumentParser, *, rpc_required: bool = False,
     p.add_argument("--client-key", type=pathlib.Path, help="client credential key file")
     p.add_argument("--passphrase-file", type=pathlib.Path,
                    help="passphrase of the key files (default $CROSSBILL_PASSPHRASE)")
+    p.add_argument("--ca-file", type=pathlib.Path,
+                   help="CA bundle that signed the node's TLS certificate (https:// URLs; "
+                   "default: the system's CAs)")
+    p.add_argument("--client-cert", type=pathlib.Path,
+                   help="client TLS certificate (PEM), for a node that requires one")
+    p.add_argument("--client-cert-key", type=pathlib.Path,
+                   help="the client TLS certificate's private key (PEM; default: in "
+                   "--client-cert)")
     p.add_argument("--timeout-s", type=float, default=timeout_s,
                    help="how long to wait for the node (default %(default)s)")
 

@@ -4,6 +4,8 @@ subscriptions over WebSocket (trio-websocket)."""
 from __future__ import annotations
 
 import itertools
+import pathlib
+import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,8 +15,9 @@ import h11
 import orjson
 import trio
 
+from node import tls
 from node.client.api import Credential, Queries
-from node.client.transport import RpcError, result_of
+from node.client.transport import RpcError, result_of, tls_error
 
 POOL_CONNECTIONS_MAX: Final = 32
 RESPONSE_BYTES_MAX: Final = 64 * 1024 * 1024
@@ -23,7 +26,7 @@ SUBSCRIPTION_QUEUE_MESSAGES_MAX: Final = 1024
 
 
 class _Conn:
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
 
@@ -62,10 +65,17 @@ class _Conn:
 
 class AsyncClient(Queries):
     def __init__(self, url: str, credential: Credential | None = None,
-                 timeout_s: float = 30.0, audience: str | None = None) -> None:
+                 timeout_s: float = 30.0, audience: str | None = None, *,
+                 ca_file: pathlib.Path | str | None = None,
+                 cert_file: pathlib.Path | str | None = None,
+                 key_file: pathlib.Path | str | None = None) -> None:
+        """An https:// URL verifies the node against `ca_file` (the system CAs when None) and
+        presents `cert_file`/`key_file` when given (mutual TLS); WebSockets use wss://."""
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
-            raise ValueError(f"expected http://HOST:PORT, got {url!r}")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port:
+            raise ValueError(f"expected http://HOST:PORT or https://HOST:PORT, got {url!r}")
+        self.ssl_context = (tls.client_context(ca_file, cert_file, key_file)
+                            if parsed.scheme == "https" else None)
         self.host, self.port = parsed.hostname, parsed.port
         self.path = parsed.path or "/"
         self.credential = credential
@@ -101,11 +111,16 @@ class AsyncClient(Queries):
                                                              await self._audience())))
         conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = _Conn(await trio.open_tcp_stream(self.host, self.port))
+            conn = _Conn(await self._connect(timeout_s))
         try:
             with trio.fail_after(timeout_s):
                 status, data = await conn.request(f"{self.host}:{self.port}", self.path, body,
                                                   headers)
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(conn.stream)
+            if isinstance(exc.__cause__, ssl.SSLError):  # e.g. our client certificate refused
+                raise tls_error(self.host, self.port, exc.__cause__) from None
+            raise
         except BaseException:
             await trio.aclose_forcefully(conn.stream)
             raise
@@ -116,6 +131,24 @@ class AsyncClient(Queries):
         if status not in (200, 204, 401):
             raise RpcError(-status, f"HTTP {status}: {data[:200]!r}")
         return data
+
+    async def _connect(self, timeout_s: float) -> trio.abc.Stream:
+        stream = await trio.open_tcp_stream(self.host, self.port)
+        if self.ssl_context is None:
+            return stream
+        tls_stream = trio.SSLStream(stream, self.ssl_context, server_hostname=self.host)
+        try:
+            with trio.fail_after(timeout_s):
+                await tls_stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(stream)
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise tls_error(self.host, self.port, exc.__cause__) from None
+            raise
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        return tls_stream
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         body = orjson.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method,
@@ -137,7 +170,8 @@ class AsyncClient(Queries):
             headers.append((b"authorization", self.credential(
                 "GET", "/ws", b"", await self._audience()).encode()))
         send, recv = trio.open_memory_channel[dict[str, Any]](SUBSCRIPTION_QUEUE_MESSAGES_MAX)
-        async with open_websocket(self.host, self.port, "/ws", use_ssl=False,
+        use_ssl: ssl.SSLContext | bool = self.ssl_context or False
+        async with open_websocket(self.host, self.port, "/ws", use_ssl=use_ssl,
                                   extra_headers=headers) as ws:
             await ws.send_message(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
                                                 "params": params or {}}).decode())

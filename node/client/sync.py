@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 from node.client.api import Credential, Queries
@@ -10,8 +11,12 @@ from node.client.transport import RpcClient
 
 class Client(Queries, RpcClient):
     def __init__(self, url: str, timeout_s: float = 30.0,
-                 credential: Credential | None = None, audience: str | None = None) -> None:
-        super().__init__(url, timeout_s=timeout_s, credential=credential, audience=audience)
+                 credential: Credential | None = None, audience: str | None = None, *,
+                 ca_file: pathlib.Path | str | None = None,
+                 cert_file: pathlib.Path | str | None = None,
+                 key_file: pathlib.Path | str | None = None) -> None:
+        super().__init__(url, timeout_s=timeout_s, credential=credential, audience=audience,
+                         ca_file=ca_file, cert_file=cert_file, key_file=key_file)
 
     def call(self, method: str, params: dict[str, Any] | None = None,
              timeout_s: float | None = None) -> Any:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import pathlib
+import ssl
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
+from node import tls
 from protocol import codec, types
 from protocol.errors import CrossbillError
 
@@ -28,6 +31,15 @@ class RpcError(CrossbillError):
         self.data = data
 
 
+# The code of an RpcError for a TLS failure (wrong CA, expired or mismatched certificate, a
+# refused client certificate): the message names the cause.
+TLS_ERROR_CODE: Final = -1
+
+
+def tls_error(host: str, port: int, exc: ssl.SSLError | OSError) -> RpcError:
+    return RpcError(TLS_ERROR_CODE, f"TLS with {host}:{port} failed: {exc}")
+
+
 class RpcClient:
     """`credential`, when given, is called with (http_method, path, body, audience) and
     returns the Authorization header value (see node.client.api.Credential); the audience is
@@ -35,10 +47,16 @@ class RpcClient:
 
     def __init__(self, url: str, timeout_s: float = 30.0,
                  credential: Callable[[str, str, bytes, str], str] | None = None,
-                 audience: str | None = None) -> None:
+                 audience: str | None = None, *, ca_file: pathlib.Path | str | None = None,
+                 cert_file: pathlib.Path | str | None = None,
+                 key_file: pathlib.Path | str | None = None) -> None:
+        """An https:// URL verifies the node against `ca_file` (the system CAs when None) and
+        presents `cert_file`/`key_file` when given (mutual TLS)."""
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
-            raise ValueError(f"expected http://HOST:PORT, got {url!r}")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port:
+            raise ValueError(f"expected http://HOST:PORT or https://HOST:PORT, got {url!r}")
+        self.ssl_context = (tls.client_context(ca_file, cert_file, key_file)
+                            if parsed.scheme == "https" else None)
         self.url = url
         self.host = parsed.hostname
         self.port = parsed.port
@@ -81,8 +99,12 @@ class RpcClient:
 
     def _post(self, body: bytes, timeout_s: float) -> bytes:
         for attempt in (0, 1):  # one retry on a stale keep-alive connection
+            fresh = self._conn is None
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+                self._conn = (http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+                              if self.ssl_context is None else http.client.HTTPSConnection(
+                                  self.host, self.port, timeout=timeout_s,
+                                  context=self.ssl_context))
             self._conn.timeout = timeout_s
             try:
                 headers = {"content-type": "application/json"}
@@ -92,8 +114,17 @@ class RpcClient:
                 self._conn.request("POST", self.path, body, headers)
                 response = self._conn.getresponse()
                 data = response.read()
-            except (ConnectionError, http.client.HTTPException, OSError):
+            except ssl.SSLError as exc:  # not a stale connection: retrying cannot help
                 self.close()
+                raise tls_error(self.host, self.port, exc) from None
+            except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                self.close()
+                if fresh and self.ssl_context is not None and isinstance(exc, ConnectionError):
+                    # closed right after our handshake: TLS 1.3 servers refuse a client
+                    # certificate (or its absence) after the client thinks it is done
+                    raise tls_error(self.host, self.port, OSError(
+                        f"the node closed a new TLS connection without answering ({exc}); "
+                        "does it require a client certificate (--client-cert)?")) from None
                 if attempt:
                     raise
                 continue

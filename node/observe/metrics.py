@@ -396,10 +396,12 @@ class NodeCollector(Collector):
         yield g
         r = CounterMetricFamily("crossbill_rpc_refused_total", "RPC connections and requests "
                                 "refused: connection_cap (503), host_origin (403), ws_idle "
-                                "(WebSockets closed for being idle).", labels=["reason"])
+                                "(WebSockets closed for being idle), tls_handshake (failed or "
+                                "late TLS handshakes, ADR 0023).", labels=["reason"])
         r.add_metric(["connection_cap"], snap.http.refused)
         r.add_metric(["host_origin"], snap.host_refusals)
         r.add_metric(["ws_idle"], snap.http.idle_closed)
+        r.add_metric(["tls_handshake"], snap.http.tls_handshake_failures)
         yield r
         c = CounterMetricFamily("crossbill_rpc_requests_total",
                                 "RPC requests by method and result code (ok or error code).",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -55,6 +56,10 @@ READ_CHUNK_BYTES: Final = 64 * 1024
 RESPONSE_SEND_TIMEOUT_S: Final = 30.0
 WS_MESSAGE_BYTES_MAX: Final = 1024 * 1024
 WS_CLOSE_TIMEOUT_S: Final = 2.0
+# A TLS client must finish its handshake within this (ADR 0023); a slower or failed one is
+# counted (`tls_handshake_failures`) and its connection closed.
+TLS_HANDSHAKE_TIMEOUT_S: Final = 10.0
+PLAIN_HTTP_TO_TLS_BODY: Final = b'{"error":"this port speaks TLS: use https:// (or wss://)"}'
 
 # WebSocket close codes (RFC 6455 section 7.4.1).
 WS_NORMAL: Final = 1000
@@ -115,6 +120,7 @@ class HttpCounts:
     ws_connections: int = 0  # open WebSockets (included in `connections`)
     refused: int = 0         # connections and upgrades refused for a full cap (503)
     idle_closed: int = 0     # WebSockets closed for being idle
+    tls_handshake_failures: int = 0  # TLS handshakes that failed or timed out (ADR 0023)
 
 
 class _Slot:
@@ -157,8 +163,12 @@ class HttpServer:
                  request_check: RequestCheck | None = None,
                  body_bytes_max: int = BODY_BYTES_MAX,
                  ws_message_bytes_max: int = WS_MESSAGE_BYTES_MAX,
-                 limits: ConnectionLimits | None = None) -> None:
+                 limits: ConnectionLimits | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.routes = routes
+        self.ssl_context = ssl_context  # None: plain HTTP
+        self.tls_handshake_timeout_s = TLS_HANDSHAKE_TIMEOUT_S
+        self.tls_handshake_failures = 0
         self.request_routes = request_routes or {}
         self.websocket_routes = websocket_routes or {}
         self.upgrade_check = upgrade_check
@@ -182,7 +192,8 @@ class HttpServer:
 
     def snapshot(self) -> HttpCounts:
         return HttpCounts(self.connections, self.connection_errors, self.handler_errors,
-                          self.ws_connections, self.refused, self.idle_closed)
+                          self.ws_connections, self.refused, self.idle_closed,
+                          self.tls_handshake_failures)
 
     async def serve(self, host: str, port: int, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -230,8 +241,9 @@ class HttpServer:
         else:
             self.ws_connections -= 1
 
-    async def _connection(self, stream: trio.SocketStream) -> None:
-        slot = _Slot(_peer_host(stream))
+    async def _connection(self, raw: trio.SocketStream) -> None:
+        stream: trio.abc.Stream = raw
+        slot = _Slot(_peer_host(raw))
         refusal = self._cap_refusal("http", slot.address)
         if refusal is not None:
             self.refused += 1
@@ -242,20 +254,49 @@ class HttpServer:
         self._take("http", slot.address)
         self.connections += 1
         try:
+            if self.ssl_context is not None:
+                tls = await self._handshake(raw, self.ssl_context, slot.address)
+                if tls is None:
+                    return
+                stream = tls
             await self._serve_connection(stream, slot)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
             pass  # the client went away or was too slow: routine
         except Exception:  # a bug must cost one connection, never the server
             self.connection_errors += 1
             log.exception("unexpected error on an HTTP connection from %s",
-                          _peer_host(stream) or "an unknown address")
+                          slot.address or "an unknown address")
         finally:
             self.connections -= 1
             self._release(slot.kind, slot.address)
             with trio.move_on_after(1):
                 await stream.aclose()
 
-    async def _serve_connection(self, stream: trio.SocketStream, slot: _Slot) -> None:
+    async def _handshake(self, raw: trio.SocketStream, context: ssl.SSLContext,
+                         address: str) -> trio.SSLStream | None:
+        """The TLS stream once its handshake is done (within `tls_handshake_timeout_s`); None
+        when it failed (counted; a plain HTTP request is answered 400 in clear text)."""
+        tls = trio.SSLStream(raw, context, server_side=True)
+        try:
+            with trio.fail_after(self.tls_handshake_timeout_s):
+                await tls.do_handshake()
+            return tls
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as exc:
+            self.tls_handshake_failures += 1
+            cause = exc.__cause__
+            log.info("TLS handshake from %s failed: %s", address or "an unknown address",
+                     cause or type(exc).__name__)
+            if isinstance(cause, ssl.SSLError) and cause.reason == "HTTP_REQUEST":
+                head = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                        b"content-length: %d\r\nconnection: close\r\n\r\n"
+                        % len(PLAIN_HTTP_TO_TLS_BODY))
+                with trio.move_on_after(1):
+                    with contextlib.suppress(trio.BrokenResourceError,
+                                             trio.ClosedResourceError):
+                        await raw.send_all(head + PLAIN_HTTP_TO_TLS_BODY)
+            return None
+
+    async def _serve_connection(self, stream: trio.abc.Stream, slot: _Slot) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_BYTES_MAX)
         first = True
         while True:
@@ -311,7 +352,7 @@ class HttpServer:
                                                 f"{request.path}"})
         return json_response(404, {"error": f"no such path {request.path}"})
 
-    async def _upgrade(self, conn: h11.Connection, stream: trio.SocketStream,
+    async def _upgrade(self, conn: h11.Connection, stream: trio.abc.Stream,
                        request: Request, slot: _Slot) -> None:
         refusal = _check_upgrade(request, self.websocket_routes)
         if refusal is None and self.upgrade_check is not None:
@@ -394,7 +435,7 @@ class WebSocket:
     are refused (close 1003), oversized ones too (close 1009).
     """
 
-    def __init__(self, stream: trio.SocketStream, ws: WsConnection,
+    def __init__(self, stream: trio.abc.Stream, ws: WsConnection,
                  message_bytes_max: int, idle_timeout_s: float = WS_IDLE_TIMEOUT_S) -> None:
         self.stream = stream
         self.ws = ws
@@ -496,7 +537,7 @@ def request_keep_alive(request: h11.Request) -> bool:
     return request.http_version != b"1.0"
 
 
-async def _receive_request(conn: h11.Connection, stream: trio.SocketStream,
+async def _receive_request(conn: h11.Connection, stream: trio.abc.Stream,
                            body_bytes_max: int = BODY_BYTES_MAX,
                            ) -> tuple[h11.Request | None, bytes]:
     request: h11.Request | None = None
@@ -542,7 +583,7 @@ def _head_bytes(request: h11.Request) -> int:
     return line + sum(len(n) + len(v) + 4 for n, v in request.headers.raw_items()) + 2
 
 
-async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Response,
+async def _send(conn: h11.Connection, stream: trio.abc.Stream, response: Response,
                 close: bool) -> None:
     headers = [(b"content-type", response.content_type),
                (b"content-length", str(len(response.body)).encode()), *response.headers]
@@ -557,7 +598,7 @@ async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Respo
     await stream.send_all(data or b"")
 
 
-async def _send_simple(stream: trio.SocketStream, status: int, message: str) -> None:
+async def _send_simple(stream: trio.abc.Stream, status: int, message: str) -> None:
     body = orjson.dumps({"error": message})
     reason = {503: b"Service Unavailable"}.get(status, b"Error")
     head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"

@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol, cast
 
 import trio
 
+from node import tls
 from node.config import RpcSettings, is_loopback
 from node.observe.instruments import RpcMetrics, RpcRequestsSnapshot
 from node.replica.intake import TxIntake
@@ -49,6 +50,9 @@ WS_SEND_TIMEOUT_S: Final = 10.0
 WS_INFLIGHT_REQUESTS_MAX: Final = 16
 CORS_MAX_AGE_S: Final = 600
 JSON_CONTENT_TYPES: Final = (b"application/json", b"application/json-rpc")
+# A request carrying any of these came through a proxy: not loopback unless configured
+# (`[rpc] trust_proxy_loopback`, ADR 0023).
+PROXY_HEADERS: Final = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
 
 
 def _wall_clock_ms() -> int:
@@ -107,6 +111,10 @@ class RpcServer:
         self.dispatcher.on_call = self.metrics.observe
         self.session_queue_max = SESSION_QUEUE_MESSAGES_MAX
         st = self.settings
+        ssl_context = None
+        if st.tls_cert_file is not None and st.tls_key_file is not None:
+            ssl_context = tls.server_context(st.tls_cert_file, st.tls_key_file,
+                                             st.tls_client_ca_file)
         self.http = HttpServer(
             {("GET", "/status"): self._status},
             request_routes={("POST", "/"): self._rpc, ("OPTIONS", "/"): self._preflight},
@@ -117,7 +125,8 @@ class RpcServer:
                 http_max=st.connections_max, http_per_address_max=st.connections_per_address_max,
                 ws_max=st.ws_connections_max,
                 ws_per_address_max=st.ws_connections_per_address_max,
-                keepalive_idle_s=st.keepalive_idle_s, ws_idle_timeout_s=st.ws_idle_timeout_s))
+                keepalive_idle_s=st.keepalive_idle_s, ws_idle_timeout_s=st.ws_idle_timeout_s),
+            ssl_context=ssl_context)
         self.host_refusals = 0  # requests refused for their Host or Origin (403)
 
     def snapshot(self) -> RpcServerSnapshot:
@@ -164,8 +173,10 @@ class RpcServer:
             (b"access-control-max-age", str(CORS_MAX_AGE_S).encode())))
 
     def _context(self, request: Request) -> CallContext | Response:
+        proxied = any(request.header(name) is not None for name in PROXY_HEADERS)
         ctx = CallContext(auth_required=self.auth_required,
-                          loopback=bool(request.peer) and is_loopback(request.peer))
+                          loopback=bool(request.peer) and is_loopback(request.peer)
+                          and (not proxied or self.settings.trust_proxy_loopback))
         header = request.header(b"authorization")
         if header is not None:
             try:

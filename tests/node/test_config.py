@@ -84,3 +84,29 @@ def test_bad_configs_name_the_key(tmp_path: pathlib.Path, old: str, new: str,
 def test_missing_file(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigFileError, match="cannot read configuration"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_rpc_tls_files_loaded_and_checked(tmp_path: pathlib.Path) -> None:
+    from tests.rpc.certs import Ca
+
+    ca = Ca(tmp_path, "consortium")
+    issued, other = ca.issue("node"), ca.issue("other")
+    tls = (f'listen = "127.0.0.1:8101"\ntls_cert_file = "{issued.cert.name}"\n'
+           f'tls_key_file = "{issued.key.name}"\ntrust_proxy_loopback = true')
+    cfg = load_config(_write(tmp_path, GOOD.replace('listen = "127.0.0.1:8101"', tls)))
+    assert (cfg.rpc.tls_cert_file, cfg.rpc.tls_key_file) == (issued.cert, issued.key)
+    assert cfg.rpc.tls_client_ca_file is None and cfg.rpc.trust_proxy_loopback
+    assert not load_config(_write(tmp_path, GOOD)).rpc.trust_proxy_loopback
+    bad = {
+        tls.replace(f'tls_key_file = "{issued.key.name}"', ""):
+            r"\[rpc\] tls_key_file: tls_cert_file and tls_key_file go together",
+        tls.replace(issued.key.name, other.key.name): r"\[rpc\] tls_cert_file: cannot load",
+        tls.replace("trust_proxy_loopback = true", 'trust_proxy_loopback = "yes"'):
+            r"\[rpc\] trust_proxy_loopback: expected true or false",
+    }
+    for text, message in bad.items():
+        with pytest.raises(ConfigFileError, match=message):
+            load_config(_write(tmp_path, GOOD.replace('listen = "127.0.0.1:8101"', text)))
+    issued.key.chmod(0o640)
+    with pytest.raises(ConfigFileError, match=r"\[rpc\] tls_key_file: .*chmod 600"):
+        load_config(_write(tmp_path, GOOD.replace('listen = "127.0.0.1:8101"', tls)))
