@@ -615,7 +615,8 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         summary="Cancel a subscription of this connection.", result=s.BOOL,
         errors=(E.WEBSOCKET_ONLY, E.NOT_FOUND))
     admin = "Admin: loopback connection or client credential (a credential whenever writes " \
-        "need one). "
+        "need one; a request with proxy headers is not loopback unless the node trusts its " \
+        "proxy). "
     add("admin.backup", api.admin_backup, (
         Param("name", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
                        "maxLength": limits.BACKUP_NAME_CHARS_MAX}, True,
