@@ -37,6 +37,24 @@ async def next_event(ws: Any) -> dict[str, Any]:
                 return dict(message["params"])
 
 
+async def submit_and_collect(ws: Any, tx: Any, events: int) -> list[dict[str, Any]]:
+    """Submit `tx` over `ws` and read until its reply and `events` notifications are in: they
+    may arrive in any order (the block can commit before the node's answer is written)."""
+    await ws.send_message(orjson.dumps(req("tx.submit", {"tx": codec.to_json(tx)},
+                                           id=99)).decode())
+    seen: list[dict[str, Any]] = []
+    replied: dict[str, Any] = {}
+    with trio.fail_after(10):
+        while len(seen) < events or not replied:
+            message = orjson.loads(await ws.get_message())
+            if message.get("method") == "sub.event":
+                seen.append(dict(message["params"]))
+            elif message.get("id") == 99:
+                replied = message
+    assert "result" in replied, replied
+    return seen
+
+
 async def test_blocks_tx_and_record_subscriptions(tmp_path: pathlib.Path) -> None:
     async with rpc_cluster(tmp_path) as rc:
         host, port = host_port(rc.url)
@@ -53,10 +71,10 @@ async def test_blocks_tx_and_record_subscriptions(tmp_path: pathlib.Path) -> Non
             tx_sub = (await ws_call(ws, req("sub.tx", {"tx_id": open_fin.tx.id.hex()})))[
                 "result"]
             assert len({blocks, record, tx_sub}) == 3
-            await ws_call(ws, req("tx.submit", {"tx": codec.to_json(open_fin.tx)}))
+            # The submit's reply and the three events may arrive in any order (the block can
+            # commit before the node's answer is written), so read until all four are in.
             seen: dict[int, dict[str, Any]] = {}
-            while len(seen) < 3:
-                event = await next_event(ws)
+            for event in await submit_and_collect(ws, open_fin.tx, 3):
                 seen.setdefault(event["subscription"], event)
             assert open_fin.tx.id.hex() in seen[blocks]["result"]["tx_ids"]
             assert seen[tx_sub]["result"]["receipt"]["code"] == "OK"
@@ -141,8 +159,7 @@ async def test_watch_subscription_tells_the_lending_bank_its_collateral_was_canc
                                signer="customs.qd").build(
                 "declaration.cancel", declaration_no="QD-2026-EX-0001",
                 reason="shipment withdrawn")
-            await ws_call(ws, req("tx.submit", {"tx": codec.to_json(cancel)}))
-            events = [await next_event(ws), await next_event(ws)]
+            events = await submit_and_collect(ws, cancel, 2)
             # the next block (a heartbeat or anything) brings nothing more for either bank
             async with AsyncClient(rc.url) as client:
                 await client.submit(TxBuilder(rc.c.keys["customs.qd"],
