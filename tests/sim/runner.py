@@ -63,17 +63,7 @@ def params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
     # the cluster forever (dissertation §4.2.3), so keep it on when membership changes run.
     cq_draw = rng.random()
     p.check_quorum = "membership" in faults or cq_draw >= 0.2
-    if "drop" in faults:
-        p.drop_p = rng.choice((0.02, 0.1, 0.2))
-    if "dup" in faults:
-        p.dup_p = rng.choice((0.02, 0.1, 0.2))
-    if "reorder" in faults:
-        p.delay_max = rng.choice((2, 4, 7))
-    if "partition" in faults:
-        p.partition_p = rng.choice((0.02, 0.05))
-    if "crash" in faults:
-        p.crash_p = rng.choice((0.01, 0.03))
-        p.crash_mid_ready_p = rng.choice((0.0, 0.003, 0.01))
+    _draw_network_and_crash_faults(p, rng, faults)
     if "membership" in faults:
         p.membership_p = rng.choice((0.05, 0.1))
     if "compaction" in faults:
@@ -86,6 +76,23 @@ def params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
     if "byzantine" in faults:
         p.byzantine_p = byz_p
     return p
+
+
+def _draw_network_and_crash_faults(p: SimParams, rng: random.Random,
+                                   faults: frozenset[str]) -> None:
+    """The link faults and crashes both models draw, in this order (a seed's schedule depends
+    on it)."""
+    if "drop" in faults:
+        p.drop_p = rng.choice((0.02, 0.1, 0.2))
+    if "dup" in faults:
+        p.dup_p = rng.choice((0.02, 0.1, 0.2))
+    if "reorder" in faults:
+        p.delay_max = rng.choice((2, 4, 7))
+    if "partition" in faults:
+        p.partition_p = rng.choice((0.02, 0.05))
+    if "crash" in faults:
+        p.crash_p = rng.choice((0.01, 0.03))
+        p.crash_mid_ready_p = rng.choice((0.0, 0.003, 0.01))
 
 
 def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
@@ -114,17 +121,7 @@ def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | Non
     p.block_bytes_max = rng.choice((16 * 1024, 64 * 1024))
     p.block_interval_ms = rng.choice((20, 50, 100))
     keep = rng.choice((1, 2, 4, 8))
-    if "drop" in faults:
-        p.drop_p = rng.choice((0.02, 0.1, 0.2))
-    if "dup" in faults:
-        p.dup_p = rng.choice((0.02, 0.1, 0.2))
-    if "reorder" in faults:
-        p.delay_max = rng.choice((2, 4, 7))
-    if "partition" in faults:
-        p.partition_p = rng.choice((0.02, 0.05))
-    if "crash" in faults:
-        p.crash_p = rng.choice((0.01, 0.03))
-        p.crash_mid_ready_p = rng.choice((0.0, 0.003, 0.01))
+    _draw_network_and_crash_faults(p, rng, faults)
     if "membership" in faults:
         p.membership_p = rng.choice((0.03, 0.08))
         p.key_loss_p = rng.choice((0.0, 0.01))
