@@ -36,6 +36,8 @@ DOMAIN_GENESIS: Final = b"genesis"
 DOMAIN_KEY_ID: Final = b"key-id"
 DOMAIN_STATE: Final = b"state"
 DOMAIN_ENTERPRISE_KEY_PROOF: Final = b"enterprise-key-proof"
+DOMAIN_SEALED_PLAIN: Final = b"sealed-plain"  # the hash of a sealed field's plain text
+DOMAIN_SEALED_CONTEXT: Final = b"sealed-context"  # AES-GCM associated data
 
 _HASH_PREFIX: Final = b"crossbill/"
 

@@ -39,6 +39,22 @@ KEY_ID_BYTES: Final = 8
 NONCE_BYTES_MIN: Final = 8
 NONCE_BYTES_MAX: Final = 32
 KEYS_PER_INSTITUTION_MAX: Final = 8
+# --- sealed (encrypted) fields, ADR 0024 -------------------------------------------------------
+ENCRYPTION_KEY_BYTES: Final = 32  # X25519 public key
+DATA_KEY_BYTES: Final = 32  # AES-256-GCM key, fresh per sealed record version
+SEALED_NONCE_BYTES: Final = 12  # AES-GCM nonce
+SEALED_TAG_BYTES: Final = 16  # AES-GCM tag, at the end of the ciphertext
+SEALED_SALT_BYTES: Final = 16  # random salt inside every plain text (no guessing by hash)
+# A sealed box (libsodium crypto_box_seal) of a 32-byte key: 32-byte ephemeral key, 16-byte MAC.
+WRAPPED_KEY_BYTES: Final = 80
+SEALED_CIPHERTEXT_BYTES_MAX: Final = 3072
+SEALED_RECIPIENTS_MAX: Final = 8  # parties one sealed record is wrapped to
+PARTY_CHARS_MAX: Final = 64  # an institution id, a USCC, or "file/<USCC>"
+# Readers of one credit-file key epoch (so that a revocation fits in TX_BYTES_MAX).
+CREDIT_FILE_WRAPS_MAX: Final = 24
+CREDIT_FILE_EPOCHS_PER_GRANT_MAX: Final = 8  # file-key epochs one consent may disclose
+CREDIT_READS_LIST_MAX: Final = 500  # credit reads one audit query returns
+CREDIT_READS_SCAN_MAX: Final = 20_000  # credit reads one audit query looks at
 # scrypt work factor for key files, as log2(N). Files weaker than the minimum are refused.
 KEYFILE_SCRYPT_LOG_N_MIN: Final = 14
 KEYFILE_SCRYPT_LOG_N_DEFAULT: Final = 15

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Final
 
 from protocol import codec, crypto, limits
 from protocol.codec import bound
+from protocol.sealed import Sealed, WrappedKey
 
 # Roles of docs/domain.md. An enterprise is not a consortium institution; its key lives on the
 # ledger.
@@ -82,6 +83,10 @@ TimeMs = Annotated[int, bound(min_value=0)]
 ParamName = Annotated[str, _fmt("param", max_len=64)]
 RateE8 = Annotated[int, bound(min_value=1, max_value=limits.FX_RATE_E8_MAX)]
 Sha256 = Annotated[bytes, bound(min_len=limits.HASH_BYTES, max_len=limits.HASH_BYTES)]
+EncryptionKey = Annotated[bytes, bound(min_len=limits.ENCRYPTION_KEY_BYTES,
+                                       max_len=limits.ENCRYPTION_KEY_BYTES)]
+Salt = Annotated[bytes, bound(min_len=limits.SEALED_SALT_BYTES,
+                              max_len=limits.SEALED_SALT_BYTES)]
 
 
 def check_format(fmt: str, value: str) -> bool:
@@ -315,12 +320,13 @@ def sign_enterprise_key_proof(key: crypto.PrivateKey, chain_id: str, uscc: str,
 @_register("credit.record", ROLE_BANK)
 @dataclass(frozen=True)
 class RecordCredit(Payload):
+    """A credit-file entry; its content (`CreditDetails`) is sealed to the recording bank,
+    the regulator, the enterprise (if it holds an encryption key) and the file's current key
+    (ADR 0024)."""
+
     uscc: Uscc
     entry_id: RecordId
-    kind: CreditKind
-    amount: Amount
-    currency: Currency
-    note: Text
+    details: Sealed
 
 
 @dataclass(frozen=True)
@@ -353,7 +359,9 @@ class RevokeMandate(Payload):
 class OpenFinancing(Payload):
     """Open a financing on the enterprise's application `application_id` (at most what it
     asked for). Pledge amounts are in each declaration's currency; the principal is in
-    `currency`; `maturity_ms` is the block time by which it must be repaid."""
+    `currency`; `maturity_ms` is the block time by which it must be repaid. `terms` holds at
+    most one sealed `FinancingTerms` (rate, fees, purpose, reference), sealed to the bank, the
+    regulator and the enterprise."""
 
     financing_id: RecordId
     uscc: Uscc
@@ -363,6 +371,7 @@ class OpenFinancing(Payload):
     pledges: Annotated[tuple[Pledge, ...],
                        bound(min_len=1, max_len=limits.PLEDGES_PER_FINANCING_MAX)]
     maturity_ms: TimeMs
+    terms: Annotated[tuple[Sealed, ...], bound(max_len=1)] = ()
 
 
 @_register("financing.disburse", ROLE_BANK)
@@ -435,22 +444,25 @@ class RecordInboundProceeds(Payload):
 @_register("declaration.register", ROLE_CUSTOMS)
 @dataclass(frozen=True)
 class RegisterDeclaration(Payload):
+    """`details` is a sealed `DeclarationDetails` (buyer, destination, goods) for customs,
+    the regulator and the exporter."""
+
     declaration_no: RecordId
     exporter: Uscc
-    buyer: Name
-    destination: Country
-    goods: NonEmptyText
     value: Amount
     currency: Currency
     export_date: Date
+    details: Sealed
 
 
 @_register("declaration.amend", ROLE_CUSTOMS)
 @dataclass(frozen=True)
 class AmendDeclaration(Payload):
+    """A new value and new sealed `DeclarationDetails`."""
+
     declaration_no: RecordId
     value: Amount
-    goods: NonEmptyText
+    details: Sealed
 
 
 @_register("declaration.cancel", ROLE_CUSTOMS)
@@ -466,13 +478,14 @@ class CancelDeclaration(Payload):
 @_register("taxform.register", ROLE_TAX)
 @dataclass(frozen=True)
 class RegisterTaxForm(Payload):
+    """`details` is a sealed `TaxFormDetails` (payee, service type, tax paid) for the tax
+    bureau, the regulator and the payer."""
+
     form_no: RecordId
     payer: Uscc
-    payee: Name
-    service_type: Name
     amount: Amount
     currency: Currency
-    tax_paid: NonNegativeAmount
+    details: Sealed
 
 
 @_register("taxform.revoke", ROLE_TAX)
@@ -482,22 +495,112 @@ class RevokeTaxForm(Payload):
     reason: Text
 
 
+@dataclass(frozen=True)
+class FileKeyGrant:
+    """One epoch of an enterprise's credit-file key: its X25519 public key (records are sealed
+    to it as party `file/<USCC>`, version = epoch) and its private key wrapped to readers."""
+
+    epoch: Annotated[int, bound(min_value=1)]
+    public_key: EncryptionKey
+    keys: Annotated[tuple[WrappedKey, ...], bound(min_len=1,
+                                                  max_len=limits.CREDIT_FILE_WRAPS_MAX)]
+
+
+# ------------------------------------------------------------------------------ sealed content
+# The plain text behind each sealed field (protocol.sealed). Each starts with a random salt.
+
+
+@dataclass(frozen=True)
+class CreditDetails(Payload):
+    salt: Salt
+    kind: CreditKind
+    amount: Amount
+    currency: Currency
+    note: Text
+
+
+@dataclass(frozen=True)
+class DeclarationDetails(Payload):
+    salt: Salt
+    buyer: Name
+    destination: Country
+    goods: NonEmptyText
+
+
+@dataclass(frozen=True)
+class TaxFormDetails(Payload):
+    salt: Salt
+    payee: Name
+    service_type: Name
+    tax_paid: NonNegativeAmount
+
+
+@dataclass(frozen=True)
+class FinancingTerms(Payload):
+    salt: Salt
+    interest_rate_bps: Annotated[int, bound(min_value=0, max_value=100_000)]
+    fees: NonNegativeAmount
+    purpose: Text
+    reference: Text
+
+
+# Which details class a sealed field of each transaction type holds.
+SEALED_DETAILS: Final[dict[str, type]] = {
+    "credit.record": CreditDetails,
+    "declaration.register": DeclarationDetails,
+    "declaration.amend": DeclarationDetails,
+    "taxform.register": TaxFormDetails,
+    "financing.open": FinancingTerms,
+}
+
+
 # ------------------------------------------------------------------------------ enterprise
 
 
 @_register("consent.grant", ROLE_ENTERPRISE)
 @dataclass(frozen=True)
 class GrantConsent(Payload):
-    """The enterprise lets `bank` read its credit file until block time `expires_at_ms`."""
+    """The enterprise lets `bank` read its credit file until block time `expires_at_ms`.
+    Consent carries the key: `file_keys` wraps the credit file's current key (or a new epoch's)
+    to the bank, and may wrap earlier epochs' keys so the bank can read older entries."""
 
     bank: InstitutionId
     expires_at_ms: TimeMs
+    file_keys: Annotated[tuple[FileKeyGrant, ...],
+                         bound(min_len=1, max_len=limits.CREDIT_FILE_EPOCHS_PER_GRANT_MAX)]
 
 
 @_register("consent.revoke", ROLE_ENTERPRISE)
 @dataclass(frozen=True)
 class RevokeConsent(Payload):
+    """Revoke a bank's consent and start a new credit-file key epoch that the revoked bank
+    never receives: entries recorded from now on are unreadable to it. What it already read
+    cannot be taken back."""
+
     bank: InstitutionId
+    file_key: FileKeyGrant
+
+
+@_register("encryption_key.set", ROLE_REGULATOR, ROLE_CUSTOMS, ROLE_TAX, ROLE_BANK,
+           ROLE_ENTERPRISE)
+@dataclass(frozen=True)
+class SetEncryptionKey(Payload):
+    """Register (or rotate to) the signer's X25519 encryption public key. Records sealed from
+    the next transaction on must be wrapped to it; keep the old private key to read older
+    records."""
+
+    public_key: EncryptionKey
+
+
+@_register("credit.read", ROLE_BANK, ROLE_REGULATOR)
+@dataclass(frozen=True)
+class ReadCredit(Payload):
+    """A read of an enterprise's credit file, on the ledger before the node hands the reader
+    its wrapped keys: a bank needs a live consent (cited by its expiry in the record); the
+    regulator's reads are recorded too."""
+
+    uscc: Uscc
+    purpose: NonEmptyText
 
 
 @_register("financing.apply", ROLE_ENTERPRISE, ROLE_BANK)

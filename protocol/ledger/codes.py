@@ -65,6 +65,12 @@ UNKNOWN_BANK: Final = "UNKNOWN_BANK"
 CONSENT_EXPIRED: Final = "CONSENT_EXPIRED"
 NO_CONSENT: Final = "NO_CONSENT"
 
+# --- sealed fields and keys (ADR 0024) --------------------------------------------------------
+BAD_ENCRYPTION_KEY: Final = "BAD_ENCRYPTION_KEY"  # not a usable X25519 public key
+NO_ENCRYPTION_KEY: Final = "NO_ENCRYPTION_KEY"  # a party the record must be sealed to has none
+SEALED_PARTIES: Final = "SEALED_PARTIES"  # not wrapped to each party at its current key
+BAD_FILE_KEY: Final = "BAD_FILE_KEY"  # a credit-file key epoch out of order or mis-addressed
+
 # --- declarations (customs) -----------------------------------------------------------------
 DECLARATION_EXISTS: Final = "DECLARATION_EXISTS"
 UNKNOWN_DECLARATION: Final = "UNKNOWN_DECLARATION"
@@ -184,6 +190,8 @@ ALL_TX_CODES: Final = frozenset({
     REVIEW_REQUIRED, UNKNOWN_REVIEW, REVIEW_EXISTS, REVIEW_MISMATCH, REVIEW_USED, REVIEW_EXPIRED,
     # issue 18
     ENTERPRISE_KEY_UNPROVEN,
+    # issue 16
+    BAD_ENCRYPTION_KEY, NO_ENCRYPTION_KEY, SEALED_PARTIES, BAD_FILE_KEY,
 })
 
 # No longer produced since issue 15 (customs is the authority of record, docs/domain.md I-12);

@@ -7,7 +7,7 @@ import dataclasses
 
 from protocol import crypto, limits
 from protocol.errors import CryptoError
-from protocol.ledger import codes, keys, records
+from protocol.ledger import codes, handlers_sealed, keys, records
 from protocol.ledger.context import TxContext, reject
 from protocol.txtypes import (
     ROLE_BANK,
@@ -106,9 +106,11 @@ def record_credit(ctx: TxContext, p: RecordCredit) -> None:
     key = keys.credit(p.uscc, p.entry_id)
     if ctx.state.kv.get(key) is not None:
         reject(codes.DUPLICATE_ENTRY, f"credit entry {p.entry_id} of {p.uscc} already exists")
+    handlers_sealed.require_credit_sealed(ctx, p.details, p.uscc,
+                                          f"credit entry {p.entry_id}")
     ctx.state.put(key, records.CreditEntry(
-        entry_id=p.entry_id, bank=ctx.signer, kind=p.kind, amount=p.amount,
-        currency=p.currency, note=p.note, height=ctx.height, tx_id=ctx.tx.id))
+        entry_id=p.entry_id, bank=ctx.signer, details=p.details, height=ctx.height,
+        tx_id=ctx.tx.id))
     ctx.touch(keys.enterprise(p.uscc))
 
 
@@ -120,6 +122,7 @@ def grant_consent(ctx: TxContext, p: GrantConsent) -> None:
     if p.expires_at_ms <= ctx.timestamp_ms:
         reject(codes.CONSENT_EXPIRED, f"consent would expire at {p.expires_at_ms}, not after "
                f"the block time {ctx.timestamp_ms}")
+    handlers_sealed.grant_file_keys(ctx, ctx.signer, p.bank, p.file_keys)
     ctx.state.put(keys.consent(ctx.signer, p.bank),
                   records.Consent(ctx.signer, p.bank, p.expires_at_ms, ctx.height))
     ctx.touch(keys.enterprise(ctx.signer))
@@ -130,4 +133,7 @@ def revoke_consent(ctx: TxContext, p: RevokeConsent) -> None:
     if ctx.state.kv.get(key) is None:
         reject(codes.NO_CONSENT, f"{ctx.signer} has granted {p.bank} no consent")
     ctx.state.delete(key)
+    # A new file-key epoch the revoked bank never gets: later entries are closed to it.
+    readers = [c.bank for c in handlers_sealed.live_consents(ctx, ctx.signer)]
+    handlers_sealed.start_epoch(ctx, ctx.signer, p.file_key, readers)
     ctx.touch(keys.enterprise(ctx.signer))

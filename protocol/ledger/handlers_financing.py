@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from protocol import limits
-from protocol.ledger import codes, dates, fx, keys, lifecycle, records
+from protocol.ledger import codes, dates, fx, handlers_sealed, keys, lifecycle, records
 from protocol.ledger.clock import store_application
 from protocol.ledger.context import TxContext, reject
 from protocol.ledger.pledges import (
@@ -249,6 +249,9 @@ def open_financing(ctx: TxContext, p: OpenFinancing) -> None:
         taken.append(records.PledgeRecord(no, pledge.amount, pledge.amount, decl.currency,
                                           rate_e8(ctx, decl.currency, p.currency)))
     cover = sum(fx.convert(x.amount, x.rate_e8) for x in taken)
+    for terms in p.terms:
+        handlers_sealed.require_sealed(ctx, terms, f"the terms of financing {p.financing_id}",
+                                       parties=[ctx.signer], optional=[p.uscc])
     if p.principal > cover:
         reject(codes.PRINCIPAL_EXCEEDS_PLEDGES, f"principal {p.principal} {p.currency} exceeds "
                f"the pledges, worth {cover} {p.currency} at the rate of the day")
@@ -259,7 +262,7 @@ def open_financing(ctx: TxContext, p: OpenFinancing) -> None:
         opened_height=ctx.height, opened_index=ctx.tx_index, opened_ms=ctx.timestamp_ms,
         lapse_at_ms=ctx.timestamp_ms + ctx.params.financing_lapse_ms,
         maturity_ms=p.maturity_ms, updated_height=ctx.height, default_reason="", flags=(),
-        flag_count=0, release_reason=""))
+        flag_count=0, release_reason="", terms=p.terms))
     store_application(ctx, app, dataclasses.replace(app, status=records.USED,
                                                     financing_id=p.financing_id))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from protocol import limits
-from protocol.ledger import codes, dates, fx, keys, lifecycle, records
+from protocol.ledger import codes, dates, fx, handlers_sealed, keys, lifecycle, records
 from protocol.ledger.context import TxContext, reject
 from protocol.ledger.handlers_financing import rate_e8, repay
 from protocol.ledger.pledges import cut_to_cap
@@ -43,12 +43,13 @@ def register_declaration(ctx: TxContext, p: RegisterDeclaration) -> None:
     if dates.start_ms(day) > latest:
         reject(codes.EXPORT_DATE_IN_FUTURE, f"export date {p.export_date} lies more than "
                f"{limits.EXPORT_DATE_AHEAD_MS_MAX} ms after the block time {ctx.timestamp_ms}")
+    handlers_sealed.require_sealed(ctx, p.details, f"declaration {p.declaration_no}",
+                                   parties=[ctx.signer], optional=[p.exporter])
     ctx.write(key, records.Declaration(
-        declaration_no=p.declaration_no, exporter=p.exporter, buyer=p.buyer,
-        destination=p.destination, goods=p.goods, value=p.value, currency=p.currency,
-        export_date=p.export_date, status=records.REGISTERED, pledged=0, proceeds=0,
-        pledge_rate_bps=ctx.params.advance_rate_bps, customs=ctx.signer,
-        registered_height=ctx.height, status_reason=""))
+        declaration_no=p.declaration_no, exporter=p.exporter, value=p.value,
+        currency=p.currency, export_date=p.export_date, status=records.REGISTERED, pledged=0,
+        proceeds=0, pledge_rate_bps=ctx.params.advance_rate_bps, customs=ctx.signer,
+        details=p.details, registered_height=ctx.height, status_reason=""))
     ctx.state.put(keys.exporter_decl(p.exporter, p.declaration_no), records.Marker())
 
 
@@ -56,8 +57,10 @@ def amend_declaration(ctx: TxContext, p: AmendDeclaration) -> None:
     decl = ctx.declaration(p.declaration_no)
     status = lifecycle.advance(lifecycle.DECLARATION, p.declaration_no, decl.status,
                                lifecycle.AMEND)
+    handlers_sealed.require_sealed(ctx, p.details, f"declaration {p.declaration_no}",
+                                   parties=[ctx.signer], optional=[decl.exporter])
     ctx.write(keys.declaration(p.declaration_no), dataclasses.replace(
-        decl, value=p.value, goods=p.goods, status=status))
+        decl, value=p.value, details=p.details, status=status))
     cut_to_cap(ctx, p.declaration_no, codes.FLAG_COLLATERAL_AMENDED,
                f"{ctx.signer} amended declaration {p.declaration_no}: value {decl.value} -> "
                f"{p.value}")
@@ -151,8 +154,8 @@ def record_outbound(ctx: TxContext, p: RecordOutboundPayment) -> None:
     ctx.write(keys.tax_form(p.form_no), dataclasses.replace(form, used=form.used + p.amount))
     ctx.write(key, records.OutboundPayment(
         payment_id=p.payment_id, bank=ctx.signer, payer=p.payer, form_no=p.form_no,
-        amount=p.amount, currency=p.currency, height=ctx.height, tax_paid=form.tax_paid,
-        review_id=p.review_id, status=records.RECORDED, reverse_reason=""))
+        amount=p.amount, currency=p.currency, height=ctx.height, review_id=p.review_id,
+        status=records.RECORDED, reverse_reason=""))
 
 
 def _use_review(ctx: TxContext, p: RecordOutboundPayment) -> None:
@@ -197,10 +200,12 @@ def register_tax_form(ctx: TxContext, p: RegisterTaxForm) -> None:
     key = keys.tax_form(p.form_no)
     if ctx.state.kv.get(key) is not None:
         reject(codes.FORM_EXISTS, f"tax filing form {p.form_no} already exists")
+    handlers_sealed.require_sealed(ctx, p.details, f"tax filing form {p.form_no}",
+                                   parties=[ctx.signer], optional=[p.payer])
     ctx.write(key, records.TaxForm(
-        form_no=p.form_no, payer=p.payer, payee=p.payee, service_type=p.service_type,
-        amount=p.amount, currency=p.currency, tax_paid=p.tax_paid, status=records.REGISTERED,
-        used=0, tax_bureau=ctx.signer, registered_height=ctx.height))
+        form_no=p.form_no, payer=p.payer, amount=p.amount, currency=p.currency,
+        details=p.details, status=records.REGISTERED, used=0, tax_bureau=ctx.signer,
+        registered_height=ctx.height))
 
 
 def revoke_tax_form(ctx: TxContext, p: RevokeTaxForm) -> None:

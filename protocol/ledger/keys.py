@@ -11,6 +11,10 @@ A key is a table tag, then its fields, each preceded by a NUL byte::
     reg\\0<uscc>                         RegulatoryStatus (FX class, freeze)
     cred\\0<uscc>\\0<entry id>            CreditEntry
     cons\\0<uscc>\\0<bank id>             Consent
+    ekey\\0<owner>                      EncryptionKeyRecord (institution id or USCC)
+    cfile\\0<uscc>                      CreditFile: the credit file's current key epoch
+    cfkey\\0<uscc>\\0<epoch:8>            CreditFileKey: an epoch's key, wrapped to readers
+    cread\\0<height:8><index:4>          CreditRead: the audit of credit-file reads, in order
     decl\\0<declaration no>              Declaration
     fin\\0<financing id>                 Financing
     form\\0<form no>                     TaxForm
@@ -58,6 +62,10 @@ ENTERPRISE: Final = b"ent\x00"
 REGULATORY: Final = b"reg\x00"
 CREDIT: Final = b"cred\x00"
 CONSENT: Final = b"cons\x00"
+ENCRYPTION_KEY: Final = b"ekey\x00"
+CREDIT_FILE: Final = b"cfile\x00"
+CREDIT_FILE_KEY: Final = b"cfkey\x00"
+CREDIT_READ: Final = b"cread\x00"
 DECLARATION: Final = b"decl\x00"
 FINANCING: Final = b"fin\x00"
 TAX_FORM: Final = b"form\x00"
@@ -112,6 +120,22 @@ def credit(uscc: str, entry_id: str) -> bytes:
 
 def consent(uscc: str, bank: str) -> bytes:
     return CONSENT + _s(uscc) + SEP + _s(bank)
+
+
+def encryption_key(owner: str) -> bytes:
+    return ENCRYPTION_KEY + _s(owner)
+
+
+def credit_file(uscc: str) -> bytes:
+    return CREDIT_FILE + _s(uscc)
+
+
+def credit_file_key(uscc: str, epoch: int) -> bytes:
+    return CREDIT_FILE_KEY + _s(uscc) + SEP + epoch.to_bytes(8, "big")
+
+
+def credit_read(height: int, tx_index: int) -> bytes:
+    return CREDIT_READ + height.to_bytes(8, "big") + tx_index.to_bytes(4, "big")
 
 
 def declaration(declaration_no: str) -> bytes:

@@ -17,8 +17,10 @@ from typing import Generic, TypeVar
 
 from protocol import limits, types
 from protocol.ledger import codes, fx, keys, records
+from protocol.ledger.kv import prefix_stop
 from protocol.ledger.pledges import declaration_cap
-from protocol.ledger.state import State
+from protocol.ledger.state import State, decode_value
+from protocol.sealed import Recipient, file_party
 from protocol.txtypes import ROLE_BANK, ROLE_REGULATOR
 
 T = TypeVar("T")
@@ -56,6 +58,9 @@ class CreditFileRead:
     consented_read: bool  # True: a bank read under consent (must be logged)
     consent_expires_at_ms: int  # 0 unless consented_read
     entries: tuple[records.CreditEntry, ...]
+    # Every key epoch of the file: entries sealed to `file/<USCC>` open with its private key,
+    # which each epoch wraps to its readers (consent carries the key, ADR 0024).
+    file_keys: tuple[records.CreditFileKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,11 @@ def read_credit_file(state: State, uscc: str, reader: str,
         raise QueryRefused(codes.QUERY_NOT_FOUND, f"enterprise {uscc} is not registered")
     access, expires = _credit_access(state, uscc, reader, _now(state, at_ms))
     entries = tuple(e for _, e in state.scan(keys.credit_prefix(uscc), records.CreditEntry))
-    return CreditFileRead(uscc, reader, access, access == ACCESS_CONSENT, expires, entries)
+    file_keys = tuple(k for _, k in state.scan(keys.credit_file_key(uscc, 0)[:-8],
+                                                records.CreditFileKey))
+    return CreditFileRead(uscc, reader, access, access == ACCESS_CONSENT, expires, entries,
+                          file_keys)
+
 
 
 def _credit_access(state: State, uscc: str, reader: str, now_ms: int) -> tuple[str, int]:
@@ -329,3 +338,63 @@ def fx_rate(state: State, base: str, quote: str,
             at_ms: int | None = None) -> records.FxRate | None:
     """The rate of the day for (base, quote) at the query time."""
     return fx.rate_of_day(state, base, quote, _now(state, at_ms))
+
+
+# ------------------------------------------------------------------------------ sealing
+
+
+def encryption_key(state: State, owner: str) -> records.EncryptionKeyRecord | None:
+    return state.get(keys.encryption_key(owner), records.EncryptionKeyRecord)
+
+
+def active_regulators(state: State) -> list[str]:
+    return [inst.id for _, inst in state.scan(keys.INSTITUTION, records.InstitutionRecord)
+            if inst.role == ROLE_REGULATOR and inst.status == records.ACTIVE]
+
+
+def seal_recipients(state: State, recorder: str, *, enterprise: str = "",
+                    credit_file: str = "") -> tuple[Recipient, ...]:
+    """Whom a record `recorder` writes must be sealed to (the rules of
+    `handlers_sealed.require_sealed`): the recorder, every active regulator, the enterprise
+    when it holds an encryption key, and the credit file's current key when `credit_file` names
+    an enterprise whose file has one. Parties without a key are left out (the ledger will
+    refuse the record with NO_ENCRYPTION_KEY if it needed them)."""
+    out: dict[str, Recipient] = {}
+    for party in [recorder, *active_regulators(state), *([enterprise] if enterprise else [])]:
+        key = encryption_key(state, party)
+        if key is not None:
+            out[party] = Recipient(party, key.version, key.public_key)
+    if credit_file:
+        current = state.get(keys.credit_file(credit_file), records.CreditFile)
+        if current is not None:
+            party = file_party(credit_file)
+            out[party] = Recipient(party, current.epoch, current.public_key)
+    return tuple(out.values())
+
+
+def credit_file_key(state: State, uscc: str) -> records.CreditFile | None:
+    return state.get(keys.credit_file(uscc), records.CreditFile)
+
+
+@dataclass(frozen=True)
+class CreditReads:
+    reads: tuple[records.CreditRead, ...]
+    # Where the next page starts (pass both back); next_from_height 0: the list is complete.
+    next_from_height: int
+    next_from_index: int
+
+
+def credit_reads(state: State, *, from_height: int = 0, from_index: int = 0, uscc: str = "",
+                 reader: str = "", limit: int = limits.CREDIT_READS_LIST_MAX) -> CreditReads:
+    """Credit-file reads in ledger order from `from_height`, optionally of one file or one
+    reader: at most `limit` of them, looking at most at CREDIT_READS_SCAN_MAX records."""
+    limit = max(1, min(limit, limits.CREDIT_READS_LIST_MAX))
+    start = keys.credit_read(max(0, from_height), max(0, from_index))
+    found: list[records.CreditRead] = []
+    for seen, (_, raw) in enumerate(state.kv.iterate(start, prefix_stop(keys.CREDIT_READ))):
+        read = decode_value(records.CreditRead, raw)
+        if seen >= limits.CREDIT_READS_SCAN_MAX or len(found) == limit:
+            return CreditReads(tuple(found), read.height, read.tx_index)
+        if (not uscc or read.uscc == uscc) and (not reader or read.reader == reader):
+            found.append(read)
+    return CreditReads(tuple(found), 0, 0)

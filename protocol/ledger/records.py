@@ -11,6 +11,7 @@ from typing import Annotated, Final
 
 from protocol import limits
 from protocol.codec import bound
+from protocol.sealed import Sealed, WrappedKey
 
 # Bounds of the ledger's lists live in protocol/limits.py (SERVING_BANKS_MAX, ...).
 
@@ -114,10 +115,7 @@ class CreditEntry:
 
     entry_id: Id
     bank: Id
-    kind: Id
-    amount: Amount
-    currency: Id
-    note: Str
+    details: Sealed  # CreditDetails (ADR 0024)
     height: Count
     tx_id: Hash
 
@@ -131,12 +129,54 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class EncryptionKeyRecord:
+    """An institution's or enterprise's current X25519 encryption key; `version` counts its
+    rotations from 1. Sealed records name the version they were wrapped to."""
+
+    owner: Id
+    version: Count
+    public_key: Hash
+    height: Count
+
+
+@dataclass(frozen=True)
+class CreditFile:
+    """An enterprise's credit-file key: the current epoch (records are sealed to its public
+    key as party `file/<USCC>`)."""
+
+    uscc: Id
+    epoch: Count
+    public_key: Hash
+
+
+@dataclass(frozen=True)
+class CreditFileKey:
+    """One epoch of a credit-file key, with its private key wrapped to each reader."""
+
+    uscc: Id
+    epoch: Count
+    public_key: Hash
+    keys: Annotated[tuple[WrappedKey, ...], bound(max_len=limits.CREDIT_FILE_WRAPS_MAX)]
+    height: Count
+
+
+@dataclass(frozen=True)
+class CreditRead:
+    """A read of a credit file, committed before the reader got its keys (ADR 0024)."""
+
+    uscc: Id
+    reader: Id
+    purpose: Str
+    consent_expires_at_ms: Count  # the consent it cited (0: the regulator, no consent needed)
+    height: Count
+    tx_index: Count
+    tx_id: Hash
+
+
+@dataclass(frozen=True)
 class Declaration:
     declaration_no: Id
     exporter: Id
-    buyer: Str
-    destination: Id
-    goods: Str
     value: Amount
     currency: Id
     export_date: Id
@@ -147,6 +187,7 @@ class Declaration:
     # floor(outstanding * pledge_rate_bps / 10000) (docs/domain.md I-1).
     pledge_rate_bps: Count
     customs: Id
+    details: Sealed  # DeclarationDetails: buyer, destination, goods (ADR 0024)
     registered_height: Count
     status_reason: Str  # why customs cancelled it
 
@@ -213,6 +254,7 @@ class Financing:
     flags: Annotated[tuple[Flag, ...], bound(max_len=limits.FLAGS_PER_FINANCING_MAX)]
     flag_count: Count  # every flag ever raised (flags keeps the latest FLAGS_PER_FINANCING_MAX)
     release_reason: Str  # the regulator's, when it released the pledges
+    terms: Annotated[tuple[Sealed, ...], bound(max_len=1)]  # FinancingTerms (ADR 0024)
 
     @property
     def outstanding(self) -> int:
@@ -296,11 +338,9 @@ class PaymentReview:
 class TaxForm:
     form_no: Id
     payer: Id
-    payee: Str
-    service_type: Str
     amount: Amount
     currency: Id
-    tax_paid: Amount
+    details: Sealed  # TaxFormDetails: payee, service type, tax paid (ADR 0024)
     status: Id
     used: Amount  # sum of outbound payments recorded against it
     tax_bureau: Id
@@ -316,7 +356,6 @@ class OutboundPayment:
     amount: Amount
     currency: Id
     height: Count
-    tax_paid: Amount  # as stated on the form
     review_id: Id  # the regulator review it used (class C), or ""
     status: Id  # recorded or reversed
     reverse_reason: Str

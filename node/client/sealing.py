@@ -1,0 +1,227 @@
+"""Sealing and opening confidential fields on the client side (ADR 0024).
+
+`protocol.sealed` is deterministic and never draws a key; this module draws them (data keys,
+nonces, salts, X25519 key pairs, the sealed boxes' ephemeral keys) and holds a party's private
+encryption keys:
+
+- `Keyring`: a party's X25519 private keys by version (every version it ever registered: old
+  records stay readable after a rotation), saved as a JSON file with mode 0600;
+- `seal(details, tx_type, record_id, recipients)`: a `Sealed` field for a payload;
+- `open_field(sealed, tx_type, record_id, keyring, file_keys)`: the details, or `SealedError`.
+
+Credit files: entries are also sealed to the file's key (`file/<USCC>`, version = epoch); a
+reader opens the epoch's private key (wrapped to it by the enterprise's consent) with its own
+keyring, then the entry's data key with that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, TypeVar
+
+from nacl.public import PrivateKey as BoxPrivateKey
+from nacl.public import PublicKey as BoxPublicKey
+from nacl.public import SealedBox
+
+from node.files import check_private_file
+from protocol import limits, txtypes
+from protocol.ledger import records
+from protocol.sealed import (
+    Recipient,
+    Sealed,
+    SealedError,
+    WrappedKey,
+    context,
+    decrypt,
+    encrypt,
+    file_party,
+    public_key_of,
+    unwrap,
+)
+from protocol.txtypes import FileKeyGrant
+
+T = TypeVar("T")
+
+KEYRING_FORMAT: Final = "crossbill-encryption-keyring/1"
+KEYRING_VERSIONS_MAX: Final = 64  # rotations one keyring file keeps
+KEYRING_FILE_BYTES_MAX: Final = 64 * 1024
+ENCRYPTED: Final = "<encrypted>"  # what a non-party is shown instead of a sealed field
+
+
+def salt() -> bytes:
+    return secrets.token_bytes(limits.SEALED_SALT_BYTES)
+
+
+def wrap(secret: bytes, recipient: Recipient) -> WrappedKey:
+    """`secret` (a data key or a file key's private key) sealed to one recipient."""
+    box = SealedBox(BoxPublicKey(recipient.public_key)).encrypt(secret)
+    return WrappedKey(recipient.party, recipient.key_version, bytes(box))
+
+
+def seal(details: Any, tx_type: str, record_id: str,
+         recipients: Iterable[Recipient]) -> Sealed:
+    """`details` (a `txtypes.*Details` or `FinancingTerms`) sealed to `recipients` under a
+    fresh data key."""
+    data_key = secrets.token_bytes(limits.DATA_KEY_BYTES)
+    nonce = secrets.token_bytes(limits.SEALED_NONCE_BYTES)
+    ciphertext, plain_hash = encrypt(details, data_key, nonce, context(tx_type, record_id))
+    wrapped = tuple(wrap(data_key, r) for r in recipients)
+    if not wrapped:
+        raise ValueError("a sealed field needs at least one recipient")
+    return Sealed(nonce, ciphertext, plain_hash, wrapped)
+
+
+@dataclass
+class Keyring:
+    """One party's X25519 private keys, by version."""
+
+    party: str
+    keys: dict[int, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def generate(cls, party: str) -> Keyring:
+        ring = cls(party)
+        ring.rotate()
+        return ring
+
+    @property
+    def version(self) -> int:
+        return max(self.keys, default=0)
+
+    @property
+    def public_key(self) -> bytes:
+        return public_key_of(self.keys[self.version])
+
+    def rotate(self) -> bytes:
+        """Add a new key as the next version; returns its public key (register it with
+        `encryption_key.set`; the ledger numbers versions from 1 in the same order)."""
+        if len(self.keys) >= KEYRING_VERSIONS_MAX:
+            raise ValueError(f"a keyring keeps at most {KEYRING_VERSIONS_MAX} versions")
+        self.keys[self.version + 1] = bytes(BoxPrivateKey.generate())
+        return self.public_key
+
+    def private(self, version: int) -> bytes:
+        key = self.keys.get(version)
+        if key is None:
+            raise SealedError(f"{self.party} has no encryption key version {version} in its "
+                              "keyring")
+        return key
+
+    def save(self, path: pathlib.Path) -> None:
+        body = json.dumps({"format": KEYRING_FORMAT, "party": self.party,
+                           "keys": {str(v): k.hex() for v, k in sorted(self.keys.items())}},
+                          indent=1).encode()
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: pathlib.Path) -> Keyring:
+        check_private_file(path, "encryption keyring")
+        raw = path.read_bytes()
+        if len(raw) > KEYRING_FILE_BYTES_MAX:
+            raise ValueError(f"{path}: a keyring file is at most {KEYRING_FILE_BYTES_MAX} "
+                             "bytes")
+        try:
+            body = json.loads(raw)
+            if body.get("format") != KEYRING_FORMAT:
+                raise ValueError(f"not a {KEYRING_FORMAT} file")
+            keys = {int(v): bytes.fromhex(k) for v, k in body["keys"].items()}
+            party = str(body["party"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}: not an encryption keyring: {exc}") from None
+        if not keys or any(len(k) != limits.ENCRYPTION_KEY_BYTES or v < 1
+                           for v, k in keys.items()):
+            raise ValueError(f"{path}: an encryption keyring holds 32-byte keys, versions "
+                             "from 1")
+        return cls(party, keys)
+
+
+@dataclass
+class FileKeys:
+    """The credit-file keys a reader has opened: (uscc, epoch) -> private key."""
+
+    opened: dict[tuple[str, int], bytes] = field(default_factory=dict)
+
+    def learn(self, epochs: Iterable[records.CreditFileKey], keyring: Keyring) -> None:
+        """Open every epoch wrapped to `keyring`'s party (others are skipped)."""
+        for epoch in epochs:
+            wrapped = next((w for w in epoch.keys if w.party == keyring.party), None)
+            if wrapped is None or wrapped.key_version not in keyring.keys:
+                continue
+            self.opened[(epoch.uscc, epoch.epoch)] = unwrap(
+                wrapped, keyring.private(wrapped.key_version))
+
+
+def data_key_for(sealed: Sealed, keyring: Keyring | None,
+                 file_keys: FileKeys | None = None) -> bytes:
+    """The data key of `sealed`, through the keyring's own wrap or an opened credit-file key;
+    `SealedError` when neither reaches it."""
+    if keyring is not None:
+        own = sealed.wrapped_for(keyring.party)
+        if own is not None and own.key_version in keyring.keys:
+            return unwrap(own, keyring.private(own.key_version))
+    if file_keys is not None:
+        for wrapped in sealed.keys:
+            if not wrapped.party.startswith("file/"):
+                continue
+            private = file_keys.opened.get((wrapped.party[len("file/"):],
+                                            wrapped.key_version))
+            if private is not None:
+                return unwrap(wrapped, private)
+    who = keyring.party if keyring is not None else "a caller without a keyring"
+    raise SealedError(f"{who} is not a party to this record (sealed to "
+                      f"{', '.join(sealed.parties)})")
+
+
+def open_field(sealed: Sealed, tx_type: str, record_id: str, keyring: Keyring | None,
+               file_keys: FileKeys | None = None) -> Any:
+    """The details behind `sealed` (the class is the transaction type's), or `SealedError`."""
+    cls = txtypes.SEALED_DETAILS[tx_type]
+    return decrypt(sealed, data_key_for(sealed, keyring, file_keys),
+                   context(tx_type, record_id), cls)
+
+
+def new_file_key_grant(uscc: str, epoch: int,
+                       readers: Iterable[Recipient]) -> tuple[FileKeyGrant, bytes]:
+    """A new credit-file key epoch wrapped to `readers` (the enterprise, every regulator and
+    each bank with live consent): the grant for the ledger and the private key (which the
+    enterprise can also recover from its own wrap)."""
+    private = bytes(BoxPrivateKey.generate())
+    grant = FileKeyGrant(epoch, public_key_of(private), tuple(wrap(private, r) for r in readers))
+    return grant, private
+
+
+def extend_file_key_grant(epoch: records.CreditFileKey, private: bytes,
+                          bank: Recipient) -> FileKeyGrant:
+    """An existing epoch's private key wrapped to one more bank (a consent)."""
+    return FileKeyGrant(epoch.epoch, epoch.public_key, (wrap(private, bank),))
+
+
+def file_private_key(epoch: records.CreditFileKey, keyring: Keyring) -> bytes:
+    wrapped = next((w for w in epoch.keys if w.party == keyring.party), None)
+    if wrapped is None:
+        raise SealedError(f"credit-file key epoch {epoch.epoch} of {epoch.uscc} is not wrapped "
+                          f"to {keyring.party}")
+    return unwrap(wrapped, keyring.private(wrapped.key_version))
+
+
+def reseal_to(sealed: Sealed, keyring: Keyring, extra: Recipient) -> Sealed:
+    """The same ciphertext with its data key also wrapped to `extra` (a party disclosing a
+    record it can open to one more party, for a new transaction)."""
+    data_key = data_key_for(sealed, keyring)
+    return replace(sealed, keys=(*sealed.keys, wrap(data_key, extra)))
+
+
+__all__ = ["ENCRYPTED", "FileKeys", "Keyring", "Recipient", "SealedError", "data_key_for",
+           "extend_file_key_grant", "file_party", "file_private_key", "new_file_key_grant",
+           "open_field", "reseal_to", "salt", "seal", "wrap"]
