@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, TypeVar
 
 from Crypto.Cipher import AES
-from nacl.bindings import crypto_scalarmult
+from nacl.bindings import crypto_scalarmult, crypto_sign_ed25519_pk_to_curve25519
 from nacl.exceptions import CryptoError as NaclCryptoError
 from nacl.public import PrivateKey as BoxPrivateKey
 from nacl.public import SealedBox
@@ -158,6 +158,17 @@ def unwrap(wrapped: WrappedKey, private_key: bytes) -> bytes:
 def public_key_of(private_key: bytes) -> bytes:
     """The X25519 public key of a private key (deterministic)."""
     return bytes(BoxPrivateKey(private_key).public_key)
+
+
+def default_encryption_key(signing_public_key: bytes) -> bytes:
+    """A party's encryption key version 1 when it registered none: the X25519 form of its
+    Ed25519 signing key (libsodium's crypto_sign_ed25519_pk_to_curve25519), whose private part
+    the party already holds. Parties should rotate to an independent key (encryption_key.set).
+    Raises `SealedError` for a key with no X25519 form."""
+    try:
+        return bytes(crypto_sign_ed25519_pk_to_curve25519(signing_public_key))
+    except (NaclCryptoError, RuntimeError, ValueError, TypeError):
+        raise SealedError("this signing key has no X25519 form") from None
 
 
 _PROBE_SCALAR: Final = bytes(range(1, limits.ENCRYPTION_KEY_BYTES + 1))

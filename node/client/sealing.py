@@ -27,9 +27,10 @@ from typing import Any, Final, TypeVar
 from nacl.public import PrivateKey as BoxPrivateKey
 from nacl.public import PublicKey as BoxPublicKey
 from nacl.public import SealedBox
+from nacl.signing import SigningKey
 
 from node.files import check_private_file
-from protocol import limits, txtypes
+from protocol import crypto, limits, txtypes
 from protocol.ledger import records
 from protocol.sealed import (
     Recipient,
@@ -82,6 +83,13 @@ class Keyring:
 
     party: str
     keys: dict[int, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def from_signing_key(cls, party: str, key: crypto.PrivateKey) -> Keyring:
+        """Version 1 only: the X25519 form of the party's Ed25519 key, which the ledger
+        registers for it by default (ADR 0024)."""
+        private = SigningKey(key.seed).to_curve25519_private_key()
+        return cls(party, {1: bytes(private)})
 
     @classmethod
     def generate(cls, party: str) -> Keyring:

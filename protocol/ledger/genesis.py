@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from protocol import types
 from protocol.ledger import keys, records, smt
+from protocol.ledger.handlers_sealed import ensure_encryption_key
 from protocol.ledger.kv import KV, MemoryKV, Overlay, iterate_prefix
 from protocol.ledger.state import State
 
@@ -20,6 +21,8 @@ def init_genesis(state: State, config: types.ConsortiumConfig) -> bytes:
     view.put(keys.PARAMS, config.params)
     for inst in config.institutions:
         view.put(keys.institution(inst.id), institution_record(inst))
+        if inst.keys:  # encryption key version 1: the X25519 form of its first key (ADR 0024)
+            ensure_encryption_key(view, inst.id, inst.keys[0].public_key, 0)
         if inst.node is not None:
             view.put(keys.node(inst.id), inst.node)
     rooted = {k: v for k, v in block.writes.items() if keys.is_rooted(k)}

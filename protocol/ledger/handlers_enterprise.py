@@ -61,11 +61,15 @@ def register(ctx: TxContext, p: RegisterEnterprise) -> None:
             uscc=p.uscc, name=p.name, country=p.country, serving_banks=(ctx.signer,),
             public_key=p.public_key, key_set_by=ctx.signer if p.public_key else "",
             registered_height=ctx.height))
+        if p.public_key:
+            handlers_sealed.ensure_encryption_key(ctx.state, p.uscc, p.public_key, ctx.height)
         return
     if ent.name != p.name or ent.country != p.country:
         reject(codes.ENTERPRISE_MISMATCH, f"enterprise {p.uscc} is registered as "
                f"{ent.name!r} ({ent.country}); KYC data differ")
     ctx.write(key, _reregister(ctx, ent, p.public_key))
+    if p.public_key:
+        handlers_sealed.ensure_encryption_key(ctx.state, p.uscc, p.public_key, ctx.height)
 
 
 def _reregister(ctx: TxContext, ent: records.EnterpriseRecord,

@@ -9,7 +9,7 @@ import dataclasses
 
 from protocol import crypto, limits, types
 from protocol.errors import CryptoError
-from protocol.ledger import codes, dates, keys, records
+from protocol.ledger import codes, dates, handlers_sealed, keys, records
 from protocol.ledger.context import TxContext, reject
 from protocol.ledger.state import key_active
 from protocol.txtypes import (
@@ -52,6 +52,7 @@ def admit(ctx: TxContext, p: AdmitInstitution) -> None:
     ctx.write(keys.institution(p.institution), records.InstitutionRecord(
         id=p.institution, name=p.name, role=p.role, status=records.ACTIVE, keys=(key,),
         suspend_reason=""))
+    handlers_sealed.ensure_encryption_key(ctx.state, p.institution, p.public_key, ctx.height)
 
 
 def suspend(ctx: TxContext, p: SuspendInstitution) -> None:

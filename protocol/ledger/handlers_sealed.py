@@ -16,7 +16,16 @@ from collections.abc import Iterable
 from protocol import limits
 from protocol.ledger import codes, keys, records
 from protocol.ledger.context import TxContext, reject
-from protocol.sealed import Sealed, WrappedKey, file_party, missing_parties, usable_public_key
+from protocol.ledger.state import State
+from protocol.sealed import (
+    Sealed,
+    SealedError,
+    WrappedKey,
+    default_encryption_key,
+    file_party,
+    missing_parties,
+    usable_public_key,
+)
 from protocol.txtypes import (
     ROLE_BANK,
     ROLE_REGULATOR,
@@ -67,6 +76,26 @@ def require_credit_sealed(ctx: TxContext, sealed: Sealed, uscc: str, what: str) 
         missing = missing_parties(sealed, {file_party(uscc): current.epoch})
         if missing:
             reject(codes.SEALED_PARTIES, f"{what} is not sealed to {', '.join(missing)}")
+
+
+def default_key_record(owner: str, signing_public_key: bytes,
+                       height: int) -> records.EncryptionKeyRecord | None:
+    """Version 1 of a party's encryption key derived from its signing key (ADR 0024)."""
+    try:
+        public = default_encryption_key(signing_public_key)
+    except SealedError:
+        return None
+    return records.EncryptionKeyRecord(owner=owner, version=1, public_key=public,
+                                       height=height)
+
+
+def ensure_encryption_key(state: State, owner: str, signing_public_key: bytes,
+                          height: int) -> None:
+    """Give `owner` its default encryption key if it has none yet."""
+    if state.kv.get(keys.encryption_key(owner)) is None:
+        record = default_key_record(owner, signing_public_key, height)
+        if record is not None:
+            state.put(keys.encryption_key(owner), record)
 
 
 def set_encryption_key(ctx: TxContext, p: SetEncryptionKey) -> None:
