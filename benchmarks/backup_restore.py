@@ -24,7 +24,7 @@ def bench(blocks: int, txs_per_block: int, root: pathlib.Path) -> dict[str, floa
     from node.cli.demo import EXPORTER, build_consortium, headline_steps
     from node.keys import generate_key
     from node.replica.chain import Chain
-    from protocol import txtypes
+    from tests import sealing
 
     now = int(time.time() * 1000)
     config, keys = build_consortium("crossbill-bench", now - 60_000)
@@ -37,8 +37,8 @@ def bench(blocks: int, txs_per_block: int, root: pathlib.Path) -> dict[str, floa
     for height in range(1, blocks + 1):
         while len(pending) < txs_per_block:
             n += 1
-            payload = txtypes.RegisterDeclaration(f"B-{n}", EXPORTER, "Buyer GmbH", "DE",
-                                                  "pumps", 1_000_000 + n, "USD", "2026-11-20")
+            payload = sealing.declaration(config, f"B-{n}", EXPORTER, 1_000_000 + n,
+                                          "2026-11-20")
             pending.append(types.Tx.create(keys["customs.qd"], chain_id=config.chain_id,
                                            signer="customs.qd", payload=payload,
                                            nonce=os.urandom(16), expires_at_ms=now + 3_600_000))

@@ -27,6 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from node.client.transport import RpcClient, RpcError
 from protocol import txtypes, types
+from tests import sealing
 from tests.e2e.harness import Devnet, running_devnet
 
 
@@ -38,13 +39,11 @@ def make_txs(dn: Devnet, n: int) -> list[tuple[str, types.Tx]]:
     for i in range(n):
         kind = i % 3
         if kind == 0:
-            signer, payload = "customs.qd", txtypes.RegisterDeclaration(
-                f"B-{i}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "pumps", 1_000_000 + i,
-                "USD", "2026-11-20")
+            signer, payload = "customs.qd", sealing.declaration(
+                dn.config, f"B-{i}", "91370200MA3C8Y5R2K", 1_000_000 + i, "2026-11-20")
         elif kind == 1:
-            signer, payload = "tax.qd", txtypes.RegisterTaxForm(
-                f"F-{i}", "91370200MA3C8Y5R2K", "Payee Pte", "services", 500_000 + i, "USD",
-                1000)
+            signer, payload = "tax.qd", sealing.tax_form(
+                dn.config, f"F-{i}", "91370200MA3C8Y5R2K", 500_000 + i)
         else:
             signer = banks[i % len(banks)]
             payload = txtypes.RegisterEnterprise(f"9137{i:06d}MA3C8Y5R", "Exporter", "CN", b"")

@@ -30,7 +30,8 @@ from node.cli.demo import build_consortium
 from node.replica.chain import Chain
 from node.replica.intake import TxIntake
 from node.storage.store import Storage
-from protocol import txtypes, types
+from protocol import types
+from tests import sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.node.memnet import MemNet
 
@@ -40,9 +41,9 @@ def intake_run(tmp: pathlib.Path, durable: bool, clients: int, per_client: int) 
     storage = Storage.open(tmp, chain_id=config.chain_id, genesis_hash=config.hash)
     expires = int(time.time() * 1000) + 600_000
     txs = [types.Tx.create(keys["customs.qd"], chain_id=config.chain_id, signer="customs.qd",
-                           payload=txtypes.RegisterDeclaration(
-                               f"IN-{i:08d}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods",
-                               1_000_000, "USD", RECENT_EXPORT_DATE),
+                           payload=sealing.declaration(
+                               config, f"IN-{i:08d}", "91370200MA3C8Y5R2K", 1_000_000,
+                               RECENT_EXPORT_DATE),
                            nonce=os.urandom(16), expires_at_ms=expires)
            for i in range(clients * per_client)]
     if not durable:  # as before the intake log: nothing written

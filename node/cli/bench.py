@@ -88,6 +88,31 @@ class Plan:
     tax: str
     lag_cycles: int
     expires_at_ms: int
+    # Sealing (ADR 0024): every institution's encryption key version 1 and the regulators,
+    # whom every sealed record is also wrapped to.
+    seal_keys: tuple[tuple[str, bytes], ...] = ()
+    regulators: tuple[str, ...] = ()
+
+
+def _sealed(plan: Plan, details: Any, tx_type: str, record_id: str, recorder: str) -> Any:
+    """`details` sealed to the recorder and the regulators (the bench's enterprises are
+    keyless, so they are not parties)."""
+    from node.client.sealing import seal
+    from protocol.sealed import Recipient
+
+    keys = dict(plan.seal_keys)
+    return seal(details, tx_type, record_id,
+                [Recipient(p, 1, keys[p]) for p in (recorder, *plan.regulators)])
+
+
+def seal_keys_of(config: Any) -> tuple[tuple[tuple[str, bytes], ...], tuple[str, ...]]:
+    """(party, encryption key version 1) of every institution of a fresh network, and the
+    regulators."""
+    from protocol.sealed import default_encryption_key
+
+    keys = tuple((i.id, default_encryption_key(i.keys[0].public_key))
+                 for i in config.institutions if i.keys)
+    return keys, tuple(i.id for i in config.institutions if i.role == "regulator")
 
 
 TRADE_CYCLE: Final = "DDDDDTTTFFFXXPPCCEED"
@@ -111,6 +136,7 @@ def _uscc(prefix: str, n: int) -> str:
 
 def plan_tx(plan: Plan, i: int) -> tuple[str, Any]:
     """(signer, payload) of transaction i."""
+    from node.client.sealing import salt
     from protocol import txtypes
 
     ents = plan.enterprises
@@ -132,12 +158,17 @@ def plan_tx(plan: Plan, i: int) -> tuple[str, Any]:
     if kind == "D":
         uscc, _ = ents[i % len(ents)]
         return plan.customs, txtypes.RegisterDeclaration(
-            f"D{i}", uscc, "Buyer GmbH", "DE", "centrifugal pumps", VALUE, "USD",
-            _date(plan.expires_at_ms - EXPORTED_BEFORE_MS))
+            f"D{i}", uscc, VALUE, "USD", _date(plan.expires_at_ms - EXPORTED_BEFORE_MS),
+            _sealed(plan, txtypes.DeclarationDetails(salt(), "Buyer GmbH", "DE",
+                                                     "centrifugal pumps"),
+                    "declaration.register", f"D{i}", plan.customs))
     if kind == "T":
         uscc, _ = ents[i % len(ents)]
         return plan.tax, txtypes.RegisterTaxForm(
-            f"T{i}", uscc, "Consulting Pte", "engineering services", VALUE, "USD", 1000)
+            f"T{i}", uscc, VALUE, "USD",
+            _sealed(plan, txtypes.TaxFormDetails(salt(), "Consulting Pte",
+                                                 "engineering services", 1000),
+                    "taxform.register", f"T{i}", plan.tax))
     if kind == "F":
         d = ref_base + (slot - 8)                      # declaration slots 0..2
         uscc, bank = ents[d % len(ents)]
@@ -157,7 +188,9 @@ def plan_tx(plan: Plan, i: int) -> tuple[str, Any]:
         return bank, txtypes.RecordOutboundPayment(f"P{i}", uscc, f"T{t}", 1000, "USD", "")
     if kind == "C":
         uscc, bank = ents[i % len(ents)]
-        return bank, txtypes.RecordCredit(uscc, f"c{i}", "overdue", 100, "USD", "late payment")
+        return bank, txtypes.RecordCredit(uscc, f"c{i}", _sealed(
+            plan, txtypes.CreditDetails(salt(), "overdue", 100, "USD", "late payment"),
+            "credit.record", f"c{i}", bank))
     bank = plan.banks[i % len(plan.banks)]
     return bank, txtypes.RegisterEnterprise(_uscc("91370300MA", i), f"Exporter {i}", "CN", b"")
 
@@ -880,7 +913,8 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
         plan = Plan(config.chain_id, args.mix, ents, banks,
                     next((m.id for m in members if m.role == "customs"), ""),
                     next((m.id for m in members if m.role == "tax"), ""),
-                    max(1, math.ceil(lag_txs / len(TRADE_CYCLE))), expires)
+                    max(1, math.ceil(lag_txs / len(TRADE_CYCLE))), expires,
+                    *seal_keys_of(config))
         shared = Shared(ctx.Event(), ctx.Value("d", 0.0), ctx.Value("q", 0),
                         ctx.Value("q", 0), ctx.Queue(), ctx.Queue())
         urls = tuple(n["rpc_url"] for n in desc["nodes"])

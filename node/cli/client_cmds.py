@@ -148,14 +148,30 @@ def _cmd_query_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_query_credit(args: argparse.Namespace) -> int:
+    """Record the read on the ledger (a signed credit.read), then fetch the file it releases
+    and open the entries this reader is a party to (`<encrypted>` for the others)."""
+    import os
+    import time
+
     from node.client.api import ReadSigner
+    from node.client.sealing import Keyring, open_credit_file
+    from protocol import txtypes, types
 
     def read(client: Any) -> Any:
-        if args.key is None:
-            return client.credit_file(args.uscc, reader=args.reader)
-        signer = ReadSigner(_read_key(args.key, args.passphrase_file), args.reader,
-                            client.status()["chain_id"])
-        return client.credit_file(args.uscc, signer=signer)
+        key = _read_key(args.key, args.passphrase_file)
+        chain_id = client.status()["chain_id"]
+        tx = types.Tx.create(key, chain_id=chain_id, signer=args.reader,
+                             payload=txtypes.ReadCredit(args.uscc, args.purpose),
+                             nonce=os.urandom(16),
+                             expires_at_ms=int(time.time() * 1000) + 600_000)
+        client.submit(tx, wait=True, reject_as_error=True)
+        answer = dict(client.credit_file(args.uscc, tx.id,
+                                         signer=ReadSigner(key, args.reader, chain_id)))
+        keyring = (Keyring.load(args.keyring) if args.keyring
+                   else Keyring.from_signing_key(args.reader, key))
+        answer["entries"] = open_credit_file(answer, keyring)
+        answer.pop("file_keys", None)
+        return answer
 
     return _run(args, read)
 
@@ -221,14 +237,19 @@ def _add_query_commands(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=20)
     add_rpc_options(p)
     p.set_defaults(func=_cmd_query_txs)
-    p = q_sub.add_parser("credit", help="an enterprise's credit file (signed read, logged)")
+    p = q_sub.add_parser("credit", help="an enterprise's credit file: the read is recorded "
+                         "on the ledger first, then the entries are opened for the reader")
     p.add_argument("uscc")
     p.add_argument("--reader", required=True, help="the reading institution")
-    p.add_argument("--key", type=pathlib.Path, help="the reader's key file (signed read); "
-                   "without it the client credential named READER proves who reads")
+    p.add_argument("--key", type=pathlib.Path, required=True,
+                   help="the reader's key file (signs the credit.read and the request)")
+    p.add_argument("--purpose", required=True, help="why the file is read (on the ledger)")
+    p.add_argument("--keyring", type=pathlib.Path,
+                   help="the reader's encryption keyring (default: the key's version 1)")
     add_rpc_options(p)
     p.set_defaults(func=_cmd_query_credit)
-    p = q_sub.add_parser("audit", help="granted credit-file reads (regulator only)")
+    p = q_sub.add_parser("audit", help="credit-file reads on the ledger (all for the "
+                         "regulator, its own for a bank)")
     p.add_argument("--reader", required=True)
     p.add_argument("--key", type=pathlib.Path, required=True)
     p.add_argument("--limit", type=int, default=20)

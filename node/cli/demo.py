@@ -11,9 +11,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.client.sealing import Keyring, new_file_key_grant, salt, seal
 from protocol import crypto, txtypes, types
 from protocol.genesis import check_config
 from protocol.ledger import dates
+from protocol.sealed import Recipient
 
 EXPORTER = "91370200MA3C8Y5R2K"
 EXPORTER_NAME = "Qingdao Harbour Pumps Co., Ltd."
@@ -61,6 +63,15 @@ def build_consortium(
     return config, keys
 
 
+def headline_keyrings(keys: dict[str, crypto.PrivateKey],
+                      enterprise_key: crypto.PrivateKey) -> dict[str, Keyring]:
+    """Every party's encryption keyring on a fresh consortium (version 1, derived from its
+    signing key; the exporter's from its key)."""
+    rings = {party: Keyring.from_signing_key(party, key) for party, key in keys.items()}
+    rings[EXPORTER] = Keyring.from_signing_key(EXPORTER, enterprise_key)
+    return rings
+
+
 @dataclass(frozen=True)
 class Step:
     """One step of the headline workflow: what a person would say, and the transaction."""
@@ -88,8 +99,13 @@ def headline_steps(
 ) -> list[Step]:
     """docs/domain.md §6, every step a signed transaction: an enterprise-signed application and
     a CNY financing against USD declarations, a refused double financing, proceeds in USD that
-    repay it, a refused refinancing of the collected receivable, and a tax form."""
-    regulator = next(i.id for i in config.institutions if i.role == "regulator")
+    repay it, a refused refinancing of the collected receivable, and a tax form.
+
+    Confidential fields (the credit line, buyers and goods, the financing's terms, the form's
+    payee) are sealed to their parties (ADR 0024) at encryption key version 1, which a fresh
+    consortium derives from each party's signing key: `keyrings` opens them."""
+    regulators = [i.id for i in config.institutions if i.role == "regulator"]
+    regulator = regulators[0]
     customs = next(i.id for i in config.institutions if i.role == "customs")
     tax = next(i.id for i in config.institutions if i.role == "tax")
     bank, bank2 = [i.id for i in config.institutions if i.role == "bank"][:2]
@@ -100,7 +116,16 @@ def headline_steps(
         return types.Tx.create(key or keys[signer], chain_id=config.chain_id, signer=signer,
                                payload=payload, nonce=nonce(), expires_at_ms=expires)
 
+    rings = headline_keyrings(keys, enterprise_key)
+
+    def to(*parties: str) -> list[Recipient]:
+        return [Recipient(p, 1, rings[p].public_key) for p in (*parties, *regulators)]
+
     usd, cny = "USD", "CNY"
+    credit_line = seal(txtypes.CreditDetails(salt(), "credit_line", 200_000_000, usd,
+                                             "revolving export credit line"),
+                       "credit.record", "CL-2026-001", to(bank, EXPORTER))
+    file_key, _ = new_file_key_grant(EXPORTER, 1, to(EXPORTER, bank))
     decl1, decl2 = "QD-2026-EX-0001", "QD-2026-EX-0002"
     app1, app2 = "APP-BOC-0001", "APP-ICBC-0001"
     fin, fin2 = "FIN-BOC-0001", "FIN-ICBC-0001"
@@ -120,19 +145,26 @@ def headline_steps(
          "OK"),
         (1, "regulator classes the exporter A", regulator,
          txtypes.SetFxClass(EXPORTER, "A"), "OK"),
-        (2, "bank records the exporter's credit line", bank, txtypes.RecordCredit(
-            EXPORTER, "CL-2026-001", "credit_line", 200_000_000, usd,
-            "revolving export credit line"), "OK"),
-        (2, "exporter grants the bank consent to read its credit file", EXPORTER,
-         txtypes.GrantConsent(bank, now_ms + DAY_MS), "OK"),
+        (2, "bank records the exporter's credit line (sealed)", bank, txtypes.RecordCredit(
+            EXPORTER, "CL-2026-001", credit_line), "OK"),
+        (2, "exporter grants the bank consent to read its credit file (with the file's key)",
+         EXPORTER, txtypes.GrantConsent(bank, now_ms + DAY_MS, (file_key,)), "OK"),
         (3, "customs registers declaration 1 (USD 600,000)", customs,
-         txtypes.RegisterDeclaration(decl1, EXPORTER, "Hamburg Marine GmbH", "DE",
-                                     "centrifugal marine pumps", 60_000_000, usd,
-                                     _date(now_ms - 10 * DAY_MS)), "OK"),
+         txtypes.RegisterDeclaration(decl1, EXPORTER, 60_000_000, usd,
+                                     _date(now_ms - 10 * DAY_MS), seal(
+                                         txtypes.DeclarationDetails(
+                                             salt(), "Hamburg Marine GmbH", "DE",
+                                             "centrifugal marine pumps"),
+                                         "declaration.register", decl1,
+                                         to(customs, EXPORTER))), "OK"),
         (3, "customs registers declaration 2 (USD 450,000)", customs,
-         txtypes.RegisterDeclaration(decl2, EXPORTER, "Rotterdam Pumps BV", "NL",
-                                     "pump spare parts", 45_000_000, usd,
-                                     _date(now_ms - 5 * DAY_MS)), "OK"),
+         txtypes.RegisterDeclaration(decl2, EXPORTER, 45_000_000, usd,
+                                     _date(now_ms - 5 * DAY_MS), seal(
+                                         txtypes.DeclarationDetails(
+                                             salt(), "Rotterdam Pumps BV", "NL",
+                                             "pump spare parts"),
+                                         "declaration.register", decl2,
+                                         to(customs, EXPORTER))), "OK"),
         (4, "regulator publishes the day's USD/CNY reference rate (7.1)", regulator,
          txtypes.PublishFxRate(usd, cny, _date(now_ms), USD_CNY_E8), "OK"),
         (5, "exporter applies to its bank for CNY 6,390,000 on both", EXPORTER,
@@ -142,7 +174,10 @@ def headline_steps(
         (5, "bank opens the CNY financing against the USD declarations", bank,
          txtypes.OpenFinancing(fin, EXPORTER, app1, principal_cny, cny, (
              txtypes.Pledge(decl1, 54_000_000), txtypes.Pledge(decl2, 36_000_000)),
-             maturity), "OK"),
+             maturity, (seal(txtypes.FinancingTerms(salt(), 385, 120_000,
+                                                    "pre-shipment working capital",
+                                                    "BOC-QD-TF-2026-0117"),
+                             "financing.open", fin, to(bank, EXPORTER)),)), "OK"),
         (5, "bank disburses the financing", bank, txtypes.DisburseFinancing(fin), "OK"),
         (6, "a second bank registers the exporter as its customer (KYC)", bank2,
          txtypes.RegisterEnterprise(EXPORTER, EXPORTER_NAME, "CN", b""), "OK"),
@@ -161,13 +196,17 @@ def headline_steps(
         (8, "the second bank tries again: declaration 1 is collected", bank2, second_try,
          "RECEIVABLE_COLLECTED"),
         (9, "tax bureau registers a filing form (USD 50,000)", tax, txtypes.RegisterTaxForm(
-            form, EXPORTER, "Singapore Design Pte Ltd", "technical services", 5_000_000, usd,
-            300_000), "OK"),
+            form, EXPORTER, 5_000_000, usd, seal(
+                txtypes.TaxFormDetails(salt(), "Singapore Design Pte Ltd",
+                                       "technical services", 300_000),
+                "taxform.register", form, to(tax, EXPORTER))), "OK"),
         (9, "bank records an outbound payment of USD 30,000 against the form", bank,
          txtypes.RecordOutboundPayment("PAY-0001", EXPORTER, form, 3_000_000, usd, ""), "OK"),
         (9, "a second payment of USD 25,000 would exceed the form", bank2,
          txtypes.RecordOutboundPayment("PAY-0002", EXPORTER, form, 2_500_000, usd, ""),
          "FORM_EXCEEDED"),
+        (2, "bank reads the exporter's credit file under consent (the read is on the ledger)",
+         bank, txtypes.ReadCredit(EXPORTER, "annual review of the export credit line"), "OK"),
     ]
     return [Step(n, title, tx(signer, payload, enterprise_key if signer == EXPORTER else None),
                  code) for n, title, signer, payload, code in steps]

@@ -121,18 +121,37 @@ class Queries:
     def history(self, kind: str, record_id: str) -> Any:
         return self.call("record.history", {"kind": kind, "id": record_id})
 
-    # confidential reads
-    def credit_file(self, uscc: str, signer: ReadSigner | None = None,
+    # confidential reads (ADR 0024)
+    def credit_file(self, uscc: str, read_tx: bytes | str, signer: ReadSigner | None = None,
                     reader: str | None = None) -> Any:
-        """Signed by `signer`, or proven by this client's credential named `reader`."""
-        params: dict[str, Any] = {"uscc": uscc}
+        """The credit file released by the reader's committed credit.read `read_tx`; signed
+        by `signer`, or proven by this client's credential named `reader`. Entries come
+        sealed: `node.client.sealing` opens them with the reader's keyring."""
+        params: dict[str, Any] = {"uscc": uscc, "read_tx": read_tx if isinstance(read_tx, str)
+                                  else read_tx.hex()}
         if signer is not None:
             params["auth"] = signer.auth("credit.read", params)
         elif reader is not None:
             params["reader"] = reader
         return self.call("credit.read", params)
 
-    def credit_reads_audit(self, signer: ReadSigner, limit: int = 20) -> Any:
-        params: dict[str, Any] = {"limit": limit}
+    def credit_reads_audit(self, signer: ReadSigner, limit: int = 20, uscc: str = "",
+                           from_height: int = 0, from_index: int = 0) -> Any:
+        params: dict[str, Any] = {"limit": limit, "from_height": from_height,
+                                  "from_index": from_index}
+        if uscc:
+            params["uscc"] = uscc
         params["auth"] = signer.auth("audit.credit_reads", params)
         return self.call("audit.credit_reads", params)
+
+    def encryption_key(self, owner: str) -> Any:
+        return self.call("encryption_key.get", {"owner": owner})
+
+    def sealing_recipients(self, recorder: str, enterprise: str = "",
+                           credit_file: str = "") -> Any:
+        params: dict[str, Any] = {"recorder": recorder}
+        if enterprise:
+            params["enterprise"] = enterprise
+        if credit_file:
+            params["credit_file"] = credit_file
+        return self.call("sealing.recipients", params)

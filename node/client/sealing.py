@@ -20,13 +20,17 @@ import json
 import os
 import pathlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
+from nacl.bindings import (
+    crypto_box,
+    crypto_box_NONCEBYTES,
+    crypto_box_seed_keypair,
+    crypto_generichash_blake2b_salt_personal,
+)
 from nacl.public import PrivateKey as BoxPrivateKey
-from nacl.public import PublicKey as BoxPublicKey
-from nacl.public import SealedBox
 from nacl.signing import SigningKey
 
 from node.files import check_private_file
@@ -54,24 +58,32 @@ KEYRING_FILE_BYTES_MAX: Final = 64 * 1024
 ENCRYPTED: Final = "<encrypted>"  # what a non-party is shown instead of a sealed field
 
 
-def salt() -> bytes:
-    return secrets.token_bytes(limits.SEALED_SALT_BYTES)
+Random = Callable[[int], bytes]  # n -> n random bytes; tests pass a seeded one
 
 
-def wrap(secret: bytes, recipient: Recipient) -> WrappedKey:
-    """`secret` (a data key or a file key's private key) sealed to one recipient."""
-    box = SealedBox(BoxPublicKey(recipient.public_key)).encrypt(secret)
-    return WrappedKey(recipient.party, recipient.key_version, bytes(box))
+def salt(rng: Random = secrets.token_bytes) -> bytes:
+    return rng(limits.SEALED_SALT_BYTES)
 
 
-def seal(details: Any, tx_type: str, record_id: str,
-         recipients: Iterable[Recipient]) -> Sealed:
+def wrap(secret: bytes, recipient: Recipient, rng: Random = secrets.token_bytes) -> WrappedKey:
+    """`secret` (a data key or a file key's private key) sealed to one recipient: libsodium's
+    crypto_box_seal (an ephemeral X25519 key, nonce = BLAKE2b(epk || pk)), with the ephemeral
+    key drawn from `rng` so that seeded tests are reproducible. `SealedBox` opens it."""
+    epk, esk = crypto_box_seed_keypair(rng(limits.ENCRYPTION_KEY_BYTES))
+    nonce = crypto_generichash_blake2b_salt_personal(
+        epk + recipient.public_key, digest_size=crypto_box_NONCEBYTES)
+    box = epk + crypto_box(secret, nonce, recipient.public_key, esk)
+    return WrappedKey(recipient.party, recipient.key_version, box)
+
+
+def seal(details: Any, tx_type: str, record_id: str, recipients: Iterable[Recipient],
+         rng: Random = secrets.token_bytes) -> Sealed:
     """`details` (a `txtypes.*Details` or `FinancingTerms`) sealed to `recipients` under a
     fresh data key."""
-    data_key = secrets.token_bytes(limits.DATA_KEY_BYTES)
-    nonce = secrets.token_bytes(limits.SEALED_NONCE_BYTES)
+    data_key = rng(limits.DATA_KEY_BYTES)
+    nonce = rng(limits.SEALED_NONCE_BYTES)
     ciphertext, plain_hash = encrypt(details, data_key, nonce, context(tx_type, record_id))
-    wrapped = tuple(wrap(data_key, r) for r in recipients)
+    wrapped = tuple(wrap(data_key, r, rng) for r in recipients)
     if not wrapped:
         raise ValueError("a sealed field needs at least one recipient")
     return Sealed(nonce, ciphertext, plain_hash, wrapped)
@@ -197,6 +209,36 @@ def open_field(sealed: Sealed, tx_type: str, record_id: str, keyring: Keyring | 
     cls = txtypes.SEALED_DETAILS[tx_type]
     return decrypt(sealed, data_key_for(sealed, keyring, file_keys),
                    context(tx_type, record_id), cls)
+
+
+def open_credit_file(read: dict[str, Any], keyring: Keyring | None) -> list[dict[str, Any]]:
+    """The entries of a `credit.read` answer with their details opened for `keyring`'s party
+    (through its own wrap or a credit-file key wrapped to it), `<encrypted>` where it is not a
+    party (an entry recorded after its consent was revoked), and the error where a sealed
+    field does not open (tampered)."""
+    from protocol import codec
+
+    file_keys = FileKeys()
+    if keyring is not None:
+        epochs = [codec.from_json(records.CreditFileKey, k) for k in read.get("file_keys", ())]
+        for epoch in epochs:
+            try:
+                file_keys.learn([epoch], keyring)
+            except SealedError:
+                continue  # a tampered wrap of one epoch: its entries stay <encrypted>
+    out = []
+    for raw in read.get("entries", ()):
+        entry = dict(raw)
+        sealed = codec.from_json(Sealed, raw["details"])
+        try:
+            details = open_field(sealed, "credit.record", raw["entry_id"], keyring, file_keys)
+            entry["details"] = codec.to_json(details)
+            entry["details"].pop("salt", None)
+        except SealedError as exc:
+            entry["details"] = ENCRYPTED
+            entry["details_error"] = str(exc)
+        out.append(entry)
+    return out
 
 
 def new_file_key_grant(uscc: str, epoch: int,

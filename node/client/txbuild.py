@@ -76,6 +76,11 @@ def build_payload(tx_type: str, values: dict[str, Any]) -> txtypes.Payload:
     specs = payload_fields(tx_type)
     names = {s.name for s in specs}
     unknown = set(values) - names
+    cls = txtypes.payload_class(tx_type)
+    optional = {f.name: f.default for f in dataclasses.fields(cls)
+                if f.default is not dataclasses.MISSING} if cls is not None else {}
+    values = {**{k: list(v) if isinstance(v, tuple) else v for k, v in optional.items()
+                 if k not in values}, **values}
     missing = names - set(values)
     if unknown or missing:
         raise PayloadError(f"{tx_type}: unknown field(s) {sorted(unknown)}, missing field(s) "

@@ -7,7 +7,6 @@ chain is bounded (`TX_SCAN_BLOCKS_MAX`, `LIST_ITEMS_MAX`).
 
 from __future__ import annotations
 
-import collections
 import logging
 import pathlib
 import time
@@ -59,7 +58,8 @@ TX_SCAN_BLOCKS_MAX: Final = 1000
 SCAN_CHECKPOINT_BLOCKS: Final = 50  # yield to other tasks this often while scanning
 LIST_ITEMS_MAX: Final = 100
 LIST_ITEMS_DEFAULT: Final = 20
-AUDIT_READS_MAX: Final = 10_000
+# How long after its block a recorded credit.read releases the file (ADR 0024).
+CREDIT_READ_FRESH_MS: Final = 10 * 60 * 1000
 
 
 def _hex(params: dict[str, Any], name: str, size_bytes: int) -> bytes:
@@ -147,8 +147,6 @@ class Api:
     hub: Hub
     config: types.ConsortiumConfig
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
-    audit: collections.deque[dict[str, Any]] = field(
-        default_factory=lambda: collections.deque(maxlen=AUDIT_READS_MAX))
     read_replays: auth.ReplayCache = field(
         default_factory=lambda: auth.ReplayCache(2 * auth.READ_WINDOW_MS))
     backup_dir: pathlib.Path | None = None  # [node] backup_dir: where admin.backup writes
@@ -382,32 +380,84 @@ class Api:
                              "credential whose name is the reader")
 
     async def credit_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """The credit file (sealed entries and the file's key epochs) for a reader whose signed
+        `credit.read` transaction `read_tx` for this file is committed and recent, with a
+        consent live at the current time (a bank) (ADR 0024)."""
         uscc = _text(params, "uscc", 18)
         reader, how = self._reader("credit.read", params, ctx)
+        read_tx = _hex32(params, "read_tx")
+        self._check_read_tx(read_tx, reader, uscc)
         try:
-            read = queries.read_credit_file(self.state, uscc, reader)
+            read = queries.read_credit_file(self.state, uscc, reader, at_ms=self.clock_ms())
         except queries.QueryRefused as exc:
             audit_log.info("credit file read refused", extra={
                 "uscc": uscc, "reader": reader, "code": exc.code, "proof": how})
             raise _refused(exc) from None
-        entry = {"at_ms": self.clock_ms(), "height": self.intake.chain.height, "uscc": uscc,
-                 "reader": reader, "access": read.access, "consented": read.consented_read,
-                 "consent_expires_at_ms": read.consent_expires_at_ms, "proof": how,
-                 "client": ctx.client}
-        self.audit.append(entry)
-        audit_log.info("credit file read", extra={f"read_{k}": v for k, v in entry.items()})
-        return views.credit_read_json(read)
+        audit_log.info("credit file released", extra={
+            "uscc": uscc, "reader": reader, "read_tx": read_tx.hex(), "proof": how})
+        return {**views.credit_read_json(read), "read_tx": read_tx.hex()}
+
+    def _check_read_tx(self, tx_id: bytes, reader: str, uscc: str) -> None:
+        """`tx_id` is a committed, accepted credit.read of `uscc` signed by `reader`, in a
+        block no older than CREDIT_READ_FRESH_MS."""
+        def refused(why: str) -> RpcError:
+            return RpcError(E.READ_REFUSED, f"read refused: {why}",
+                            {"code": "READ_NOT_RECORDED"})
+        record = self.storage.tx_record(tx_id)
+        if record is None:
+            raise refused(f"transaction {tx_id.hex()} is not committed: submit a credit.read "
+                          "and wait for it")
+        block = self.storage.block(record.height)
+        tx = block.txs[record.index] if block is not None else None
+        if tx is None or tx.type != "credit.read" or not record.receipt.ok:
+            raise refused(f"transaction {tx_id.hex()} is not an accepted credit.read")
+        payload = tx.payload
+        if tx.signer != reader or getattr(payload, "uscc", None) != uscc:
+            raise refused(f"transaction {tx_id.hex()} is {tx.signer}'s read of "
+                          f"{getattr(payload, 'uscc', '?')}, not {reader}'s of {uscc}")
+        if block is not None and self.clock_ms() - block.header.timestamp_ms > \
+                CREDIT_READ_FRESH_MS:
+            raise refused(f"the read was recorded more than {CREDIT_READ_FRESH_MS} ms ago: "
+                          "record a new one")
 
     async def audit_credit_reads(self, params: dict[str, Any],
                                  ctx: CallContext) -> dict[str, Any]:
+        """Credit-file reads from the ledger: every read for the regulator, a bank's own reads
+        for a bank."""
         limit = _int(params, "limit", LIST_ITEMS_DEFAULT, 1, LIST_ITEMS_MAX)
         reader, _ = self._reader("audit.credit_reads", params, ctx)
         inst = self.state.institution(reader)
-        if inst is None or inst.role != ROLE_REGULATOR:
-            raise RpcError(E.READ_REFUSED, "read refused: only the regulator reads the audit "
-                           "list", {"code": "NOT_REGULATOR"})
-        newest = list(self.audit)[-limit:][::-1]
-        return {"reads": newest, "total_kept": len(self.audit), "kept_max": AUDIT_READS_MAX}
+        if inst is None:
+            raise RpcError(E.READ_REFUSED, f"read refused: {reader} is not an institution",
+                           {"code": "UNKNOWN_READER"})
+        only = "" if inst.role == ROLE_REGULATOR else reader
+        found = queries.credit_reads(
+            self.state, from_height=_int(params, "from_height", 0, 0, 2**63 - 1),
+            from_index=_int(params, "from_index", 0, 0, 2**32 - 1),
+            uscc=_text(params, "uscc", 18) if params.get("uscc") else "", reader=only,
+            limit=limit)
+        return {"reads": [views.plain(r) for r in found.reads],
+                "next_from_height": found.next_from_height,
+                "next_from_index": found.next_from_index}
+
+    # ------------------------------------------------------------------ sealing
+
+    async def encryption_key_get(self, params: dict[str, Any],
+                                 ctx: CallContext) -> dict[str, Any]:
+        owner = _text(params, "owner", 64)
+        record = queries.encryption_key(self.state, owner)
+        if record is None:
+            raise RpcError(E.NOT_FOUND, f"{owner} has no encryption key")
+        return dict(views.plain(record))
+
+    async def sealing_recipients(self, params: dict[str, Any],
+                                 ctx: CallContext) -> dict[str, Any]:
+        recorder = _text(params, "recorder", 64)
+        enterprise = _text(params, "enterprise", 18) if params.get("enterprise") else ""
+        credit_file = _text(params, "credit_file", 18) if params.get("credit_file") else ""
+        found = queries.seal_recipients(self.state, recorder, enterprise=enterprise,
+                                        credit_file=credit_file)
+        return {"recipients": [views.plain(r) for r in found]}
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -583,17 +633,30 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         result=s.OBJECT, errors=(E.NOT_FOUND,))
     add("credit.read", api.credit_read, (
         Param("uscc", s.USCC, True),
+        Param("read_tx", s.HEX32, True, "the reader's committed credit.read transaction for "
+              f"this file, at most {CREDIT_READ_FRESH_MS} ms old"),
         Param("reader", s.text(64), description="the reading institution (with a client "
               "credential of that name)"),
         Param("auth", s.READ_AUTH, description="a signed read request")),
-        summary="An enterprise's credit file: for a bank under a live consent, the regulator "
-        "or the enterprise itself; every granted read is logged.", result=s.CREDIT,
-        errors=(E.READ_REFUSED, E.NOT_FOUND))
+        summary="An enterprise's credit file (sealed entries and the file's key epochs) for a "
+        "reader whose credit.read is on the ledger: a bank under a consent live now, or the "
+        "regulator.", result=s.CREDIT, errors=(E.READ_REFUSED, E.NOT_FOUND))
     add("audit.credit_reads", api.audit_credit_reads, (
-        Param("auth", s.READ_AUTH, description="a read request signed by the regulator"),
-        Param("reader", s.text(64)), Param("limit", s.int_range(1, LIST_ITEMS_MAX))),
-        summary=f"The last granted credit-file reads (newest first, at most {AUDIT_READS_MAX} "
-        "kept in memory): regulator only.", result=s.OBJECT, errors=(E.READ_REFUSED,))
+        Param("auth", s.READ_AUTH, description="a read request signed by the reader"),
+        Param("reader", s.text(64)), Param("uscc", s.USCC),
+        Param("from_height", s.int_range(0, 2**63 - 1)),
+        Param("from_index", s.int_range(0, 2**32 - 1)),
+        Param("limit", s.int_range(1, LIST_ITEMS_MAX))),
+        summary="Credit-file reads recorded on the ledger, in order, paged: all of them for "
+        "the regulator, its own for a bank.", result=s.OBJECT, errors=(E.READ_REFUSED,))
+    add("encryption_key.get", api.encryption_key_get, (Param("owner", s.text(64), True),),
+        summary="An institution's or enterprise's current encryption key and its version.",
+        result=s.OBJECT, errors=(E.NOT_FOUND,))
+    add("sealing.recipients", api.sealing_recipients, (
+        Param("recorder", s.text(64), True), Param("enterprise", s.USCC),
+        Param("credit_file", s.USCC)),
+        summary="Whom a record must be sealed to: the recorder, every regulator, the "
+        "enterprise if it holds a key, the credit file's current key.", result=s.OBJECT)
     add("sub.blocks", api.sub_blocks, summary="Subscribe to new blocks (WebSocket only); "
         "events arrive as sub.event notifications.", result=s.SUB_ID,
         errors=(E.WEBSOCKET_ONLY, E.BUSY))

@@ -99,7 +99,7 @@ def credit_read_json(read: queries.CreditFileRead) -> dict[str, Any]:
     return {"uscc": read.uscc, "reader": read.reader, "access": read.access,
             "consented_read": read.consented_read,
             "consent_expires_at_ms": read.consent_expires_at_ms,
-            "entries": plain(read.entries)}
+            "entries": plain(read.entries), "file_keys": plain(read.file_keys)}
 
 
 def institutions_json(state: State) -> list[dict[str, Any]]:

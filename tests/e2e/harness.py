@@ -17,8 +17,9 @@ from typing import Any
 from node.cli import devnet
 from node.client.transport import RpcClient, RpcError
 from node.keys import read_key_file
-from protocol import crypto, txtypes, types
+from protocol import crypto, types
 from protocol.genesis import load_genesis
+from tests import sealing
 from tests.waiting import wait_until_sync
 
 free_base_port = devnet.free_base_port
@@ -134,9 +135,8 @@ class Load:
         with self._lock:
             self._seq += 1
             n = self._seq
-        payload = txtypes.RegisterDeclaration(
-            f"LOAD-{os.getpid()}-{n}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods",
-            1_000_000 + n, "USD", "2026-11-20")
+        payload = sealing.declaration(self.net.config, f"LOAD-{os.getpid()}-{n}",
+                                      "91370200MA3C8Y5R2K", 1_000_000 + n, "2026-11-20")
         return types.Tx.create(self.net.keys[self.signer], chain_id=self.net.config.chain_id,
                                signer=self.signer, payload=payload, nonce=os.urandom(16),
                                expires_at_ms=int(time.time() * 1000) + 600_000)

@@ -19,6 +19,7 @@ from node.client.transport import RpcError
 from node.keys import generate_key, write_key_file
 from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
 from protocol import crypto, limits, txtypes, types
+from tests import sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.e2e.harness import Devnet, Load, free_base_port, running_devnet
 from tests.waiting import wait_until_sync
@@ -152,9 +153,8 @@ def test_rotated_bank_key_old_key_refused(tmp_path: pathlib.Path) -> None:
         commit(dn, bank, signed(dn, bank, register, key=new))
         # The network goes on even though the bank's node still holds only its old key: as
         # leader it would hand leadership over rather than sign refused blocks.
-        commit(dn, "customs.qd", signed(dn, "customs.qd", txtypes.RegisterDeclaration(
-            "ROT-1", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods", 1000, "USD",
-            RECENT_EXPORT_DATE)))
+        commit(dn, "customs.qd", signed(dn, "customs.qd", sealing.declaration(
+            dn.config, "ROT-1", "91370200MA3C8Y5R2K", 1000, RECENT_EXPORT_DATE)))
         dn.wait_agree(min_height=3)
 
 

@@ -28,7 +28,8 @@ import pytest
 from node.cli import devnet
 from node.client.transport import RpcError
 from node.observe.metrics import scrape_config
-from protocol import txtypes, types
+from protocol import types
+from tests import sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.e2e.harness import Devnet, Load, running_devnet
 from tests.waiting import wait_until_sync
@@ -201,9 +202,8 @@ def submit_rejected_transactions(dn: Devnet) -> None:
     """One transaction the ledger rejects (a declaration registered twice) and one that
     admission refuses (signed for another chain), so the rejection metrics have data."""
     signer = "customs.qd"
-    payload = txtypes.RegisterDeclaration(
-        f"MON-{os.getpid()}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods", 1_000,
-        "USD", RECENT_EXPORT_DATE)
+    payload = sealing.declaration(dn.config, f"MON-{os.getpid()}", "91370200MA3C8Y5R2K", 1_000,
+                                  RECENT_EXPORT_DATE)
 
     def tx(chain_id: str) -> types.Tx:
         return types.Tx.create(dn.keys[signer], chain_id=chain_id, signer=signer,

@@ -15,6 +15,7 @@ import pytest
 from node.cli import bench
 from node.cli import main as cli
 from node.cli.demo import DEFAULT_MEMBERS
+from node.client.sealing import Keyring
 from protocol import txtypes
 from protocol.genesis import check_config
 
@@ -23,8 +24,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def _plan(mix: str, lag_cycles: int = 2) -> bench.Plan:
     ents = tuple((bench._uscc("91370200MA", i), f"bank.b{i % 2}") for i in range(6))
+    parties = ("bank.b0", "bank.b1", "customs.qd", "tax.qd", "regulator.qd")
+    seal_keys = tuple((p, Keyring.generate(p).public_key) for p in parties)
     return bench.Plan("c", mix, ents, ("bank.b0", "bank.b1"), "customs.qd", "tax.qd",
-                      lag_cycles, 10**13)
+                      lag_cycles, 10**13, seal_keys, ("regulator.qd",))
 
 
 def test_trade_mix_refers_to_earlier_records_of_the_right_bank() -> None:

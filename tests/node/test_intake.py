@@ -25,8 +25,9 @@ from node.replica.chain import Chain
 from node.replica.intake import IntakeSnapshot, TxIntake
 from node.replica.mempool import Mempool
 from node.storage.store import Storage
-from protocol import codec, crypto, limits, txtypes, types
+from protocol import codec, crypto, limits, types
 from protocol.replica.forwarding import HELD_HERE, Forwarding
+from tests import sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.node.memnet import MemNet
 from tests.waiting import wait_until
@@ -79,9 +80,8 @@ class Setup:
     keys: dict[str, crypto.PrivateKey]
 
     def tx(self, expires_in_ms: int = 600_000) -> types.Tx:
-        payload = txtypes.RegisterDeclaration(
-            f"IN-{os.urandom(4).hex()}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "goods",
-            1_000_000, "USD", RECENT_EXPORT_DATE)
+        payload = sealing.declaration(self.config, f"IN-{os.urandom(4).hex()}",
+                                      "91370200MA3C8Y5R2K", 1_000_000, RECENT_EXPORT_DATE)
         return types.Tx.create(self.keys["customs.qd"], chain_id=self.config.chain_id,
                                signer="customs.qd", payload=payload, nonce=os.urandom(16),
                                expires_at_ms=int(time.time() * 1000) + expires_in_ms)

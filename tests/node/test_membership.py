@@ -14,6 +14,7 @@ from node.replica.ordering import raft_id_of
 from node.service import Node
 from protocol import crypto, txtypes, types
 from protocol.ledger import codes
+from tests import sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.node.cluster import Cluster, cluster
 from tests.waiting import wait_until
@@ -39,10 +40,9 @@ async def commit(node: Node, t: types.Tx, expect: str = "OK") -> None:
     assert record.receipt.code == expect, record.receipt
 
 
-def declaration(n: int) -> txtypes.RegisterDeclaration:
-    return txtypes.RegisterDeclaration(f"MEM-{os.getpid()}-{n}", "91370200MA3C8Y5R2K",
-                                       "Buyer GmbH", "DE", "goods", 1_000_000 + n, "USD",
-                                       RECENT_EXPORT_DATE)
+def declaration(c: Cluster, n: int) -> txtypes.RegisterDeclaration:
+    return sealing.declaration(c.config, f"MEM-{os.getpid()}-{n}", "91370200MA3C8Y5R2K",
+                               1_000_000 + n, RECENT_EXPORT_DATE)
 
 
 async def admit_new_bank(c: Cluster) -> crypto.PrivateKey:
@@ -80,7 +80,7 @@ async def test_a_new_bank_joins_follows_then_orders(tmp_path: pathlib.Path) -> N
 
         await wait_for(promoted, what="new bank promoted to voter")
         for i in range(5):
-            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(i)))
+            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(c, i)))
         await c.wait_same_tip(min_height=5)
         assert new.orderer is not None and rid in new.orderer.raft.conf.voters
         assert new.status()["raft_members"]["voters"].count(NEW_BANK) == 1
@@ -97,7 +97,7 @@ async def test_removing_the_leader_from_the_ordering_set(tmp_path: pathlib.Path)
         assert leader.orderer is not None
         assert raft_id_of(old.institution) not in leader.orderer.raft.conf.members()
         for i in range(3):
-            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(i)))
+            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(c, i)))
         await c.wait_same_tip(min_height=3)
         # Its node still follows the chain, as a non-ordering bank.
         assert old.chain.height == leader.chain.height
@@ -125,7 +125,7 @@ async def test_rotating_a_node_key_moves_the_allowlist(tmp_path: pathlib.Path) -
         c.peers[CUSTOMS] = new_peer
         await commit(c.nodes[REG], tx(c, REG, txtypes.SetFxClass("91370200MA3C8Y5R2K", "A")))
         node = await c.start(CUSTOMS)
-        await commit(node, tx(c, CUSTOMS, declaration(1)))
+        await commit(node, tx(c, CUSTOMS, declaration(c, 1)))
         await c.wait_same_tip(min_height=3)
 
 
@@ -146,7 +146,7 @@ async def test_rekeyed_orderer_signs_with_its_next_key(tmp_path: pathlib.Path) -
         await commit(leader, tx(c, bank, txtypes.RegisterEnterprise(
             "91370200MA3C8Y5R2K", "Exporter Co", "CN", b""), key=new_key))
         for i in range(3):
-            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(i)))
+            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(c, i)))
         await c.wait_same_tip(min_height=4)
         signed_by = {leader.storage.block(h).header.proposer_key_id  # type: ignore[union-attr]
                      for h in range(1, leader.chain.height + 1)
@@ -162,7 +162,7 @@ async def test_a_leader_whose_key_was_retired_hands_over(tmp_path: pathlib.Path)
             bank, generate_key().public_key, (c.keys[bank].key_id,))))
         # The node has no active key: another voter takes over and the chain goes on.
         for i in range(3):
-            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(i)))
+            await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(c, i)))
         new_leader = await c.wait_leader()
         assert new_leader is not leader
         await c.wait_same_tip(min_height=4)
@@ -177,7 +177,7 @@ async def test_an_orderer_removed_then_added_back_orders_again(tmp_path: pathlib
         bank = next(n for n in c.orderer_nodes() if n is not leader)
         await commit(c.nodes[REG], tx(c, REG, txtypes.RemoveOrderer(bank.institution)))
         await wait_for(lambda: not bank.is_orderer)
-        await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(1)))
+        await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(c, 1)))
         await commit(c.nodes[REG], tx(c, REG, txtypes.AddOrderer(bank.institution)))
         await wait_for(lambda: bank.is_orderer and bank.orderer is not None)
         rid = raft_id_of(bank.institution)
@@ -188,5 +188,5 @@ async def test_an_orderer_removed_then_added_back_orders_again(tmp_path: pathlib
                 rid in lead.orderer.raft.conf.voters
 
         await wait_for(voter_again)
-        await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(2)))
+        await commit(c.nodes[CUSTOMS], tx(c, CUSTOMS, declaration(c, 2)))
         await c.wait_same_tip(min_height=4)

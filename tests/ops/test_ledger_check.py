@@ -20,7 +20,8 @@ from node.keys import generate_key
 from node.replica.chain import Chain
 from node.storage import backup as storage_backup
 from node.storage.store import Storage
-from protocol import codec, crypto, txtypes, types
+from protocol import codec, crypto, types
+from tests import sealing
 from tests.dates import RECENT_EXPORT_DATE
 
 BLOCKS = 8
@@ -37,8 +38,8 @@ class BuiltChain:
 
 def declaration(config: types.ConsortiumConfig, key: crypto.PrivateKey, n: int,
                 now_ms: int) -> types.Tx:
-    payload = txtypes.RegisterDeclaration(f"OPS-{n}", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE",
-                                          "pumps", 1_000_000 + n, "USD", RECENT_EXPORT_DATE)
+    payload = sealing.declaration(config, f"OPS-{n}", "91370200MA3C8Y5R2K", 1_000_000 + n,
+                                  RECENT_EXPORT_DATE)
     return types.Tx.create(key, chain_id=config.chain_id, signer="customs.qd",
                            payload=payload, nonce=os.urandom(16),
                            expires_at_ms=now_ms + 600_000)

@@ -23,9 +23,10 @@ from node.config import load_config
 from node.keys import passphrase_from_env_or_file, read_key_file
 from node.p2p.identity import read_node_key
 from node.rpc import errors as E
-from protocol import limits, txtypes, types
+from protocol import limits, types
 from protocol.errors import KeyFileError
 from protocol.genesis import load_genesis
+from tests import sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.waiting import wait_until_sync
 
@@ -454,9 +455,8 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
         assert leader in ("bank.alpha", "bank.beta")
 
         customs = next(n for n in nodes if n["name"] == "customs.qd")
-        payload = txtypes.RegisterDeclaration(
-            "DECL-OPS-1", "91370200MA3C8Y5R2K", "Buyer GmbH", "DE", "pumps", 1_000_000, "USD",
-            RECENT_EXPORT_DATE)
+        payload = sealing.declaration(genesis, "DECL-OPS-1", "91370200MA3C8Y5R2K", 1_000_000,
+                                      RECENT_EXPORT_DATE)
         tx = types.Tx.create(customs["key"], chain_id=genesis.chain_id, signer="customs.qd",
                              payload=payload, nonce=os.urandom(16),
                              expires_at_ms=int(time.time() * 1000) + 600_000)

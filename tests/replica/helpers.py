@@ -4,14 +4,17 @@ protocol.replica (and the ledger model of tests/sim)."""
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import replace
 
 from node.cli.demo import Member, build_consortium
+from node.client.sealing import salt, seal
 from protocol import crypto, txtypes, types
 from protocol.genesis import check_config
 from protocol.ledger import State, dates, initial_state
 from protocol.raft import Entry, EntryKind
 from protocol.replica import Tip
+from protocol.sealed import Recipient, default_encryption_key
 
 CHAIN_ID = "crossbill-replica-test"
 T0_MS = 1_700_000_000_000
@@ -60,8 +63,13 @@ def signed(signer: str, payload: txtypes.Payload, nonce: int,
 def declaration(n: int, nonce: int | None = None) -> types.Tx:
     """Customs registers declaration `n` (with nonce `n` unless given): accepted the first
     time in any state, refused (DECLARATION_EXISTS) after."""
+    record = f"SIM-{n}"
+    rng = random.Random(f"sealing/{record}").randbytes  # the same bytes on every run
+    to = [Recipient(p, 1, default_encryption_key(key_of(p).public_key)) for p in (CUSTOMS, REG)]
+    details = seal(txtypes.DeclarationDetails(salt(rng), "Buyer GmbH", "DE", "pumps"),
+                   "declaration.register", record, to, rng)
     return signed(CUSTOMS, txtypes.RegisterDeclaration(
-        f"SIM-{n}", EXPORTER, "Buyer GmbH", "DE", "pumps", 1_000_000 + n, "USD", EXPORT_DATE),
+        record, EXPORTER, 1_000_000 + n, "USD", EXPORT_DATE, details),
         n if nonce is None else nonce)
 
 

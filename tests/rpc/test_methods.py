@@ -4,6 +4,8 @@ consented credit-file reads with their audit, and the application error codes.""
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
 import time
 from typing import Any
@@ -12,14 +14,24 @@ import pytest
 import trio
 
 from node.cli.demo import EXPORTER, headline_steps
-from node.client import AsyncClient, Client, RpcError, TxBuilder
+from node.client import AsyncClient, Client, RpcError, TxBuilder, sealing
 from node.client.api import ReadSigner
 from node.keys import generate_key
 from node.rpc import errors as E
+from protocol import codec, txtypes, types
+from tests import sealing as tests_sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.rpc.harness import RpcCluster, rpc_cluster
 
 DECL1 = "QD-2026-EX-0001"
+
+
+
+def _details(rc: Any) -> dict[str, Any]:
+    """Sealed declaration details for TxBuilder (the ledger checks the addressing, not the
+    record id inside, so one sealed value serves any declaration in these tests)."""
+    return codec.to_json(tests_sealing.declaration(rc.c.config, "D", EXPORTER, 100,
+                                                   RECENT_EXPORT_DATE).details)
 
 
 async def walk_headline(rc: RpcCluster, client: AsyncClient) -> list[Any]:
@@ -65,7 +77,7 @@ async def test_headline_workflow_and_every_query(tmp_path: pathlib.Path) -> None
                                            before_height=page["next_before_height"])
         assert older["items"][0]["height"] < page["items"][0]["height"]
         # transactions and blocks
-        last = replies[-1]
+        last = next(r for r in replies if r["receipt"]["code"] == "FORM_EXCEEDED")
         got = await client.tx(last["tx_id"])
         assert got["receipt"]["code"] == "FORM_EXCEEDED" and got["tx"]["type"]
         block = await client.block(last["height"])
@@ -106,7 +118,7 @@ async def test_application_errors(tmp_path: pathlib.Path) -> None:
         late = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
                          signer="customs.qd", expires_in_ms=-1_000)
         tx = late.build("declaration.register", declaration_no="D-LATE", exporter=EXPORTER,
-                        buyer="Buyer GmbH", destination="DE", goods="pumps", value=100,
+                        details=_details(rc), value=100,
                         currency="USD", export_date=RECENT_EXPORT_DATE)
         with pytest.raises(RpcError) as err:
             await client.submit(tx)
@@ -132,7 +144,17 @@ async def test_application_errors(tmp_path: pathlib.Path) -> None:
         assert err.value.code == -32602
 
 
-async def test_credit_reads_need_proof_consent_and_are_audited(
+async def _record_read(rc: Any, client: AsyncClient, reader: str, purpose: str,
+                       expect: str = "OK") -> types.Tx:
+    tx = types.Tx.create(rc.c.keys[reader], chain_id=rc.c.config.chain_id, signer=reader,
+                         payload=txtypes.ReadCredit(EXPORTER, purpose), nonce=os.urandom(16),
+                         expires_at_ms=int(time.time() * 1000) + 600_000)
+    reply = await client.submit(tx, wait=True)
+    assert reply["status"] == "committed" and reply["receipt"]["code"] == expect, reply
+    return tx
+
+
+async def test_credit_reads_are_ledger_transactions_and_release_sealed_entries(
         tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
     async with rpc_cluster(tmp_path) as rc, AsyncClient(rc.url) as client:
         await walk_headline(rc, client)
@@ -140,36 +162,56 @@ async def test_credit_reads_need_proof_consent_and_are_audited(
         boc = ReadSigner(rc.c.keys["bank.boc-qd"], "bank.boc-qd", chain_id)
         icbc = ReadSigner(rc.c.keys["bank.icbc-qd"], "bank.icbc-qd", chain_id)
         regulator = ReadSigner(rc.c.keys["regulator.safe-qd"], "regulator.safe-qd", chain_id)
+        # A read without a recorded credit.read is refused.
+        with pytest.raises(RpcError) as err:
+            await client.credit_file(EXPORTER, bytes(32), signer=boc)
+        assert err.value.data["code"] == "READ_NOT_RECORDED"
+        read_tx = await _record_read(rc, client, "bank.boc-qd", "limit review")
         with caplog.at_level("INFO", logger="crossbill.audit"):
-            read = await client.credit_file(EXPORTER, signer=boc)
+            read = await client.credit_file(EXPORTER, read_tx.id, signer=boc)
         assert read["access"] == "consent" and read["consented_read"] is True
         assert read["entries"][0]["entry_id"] == "CL-2026-001"
-        assert any(r.getMessage() == "credit file read" for r in caplog.records)
-        # no consent for the second bank
+        assert any(r.getMessage() == "credit file released" for r in caplog.records)
+        # The node holds only ciphertext; the reader's keyring opens it (via the file key
+        # the consent wrapped to the bank, or the bank's own wrap).
+        assert "200000000" not in json.dumps(read["entries"])
+        opened = sealing.open_credit_file(read, sealing.Keyring.from_signing_key(
+            "bank.boc-qd", rc.c.keys["bank.boc-qd"]))
+        assert opened[0]["details"]["amount"] == 200_000_000
+        assert opened[0]["details"]["kind"] == "credit_line"
+        # Another bank's read tx does not release the file to this bank, and the second bank
+        # has no consent: its credit.read is rejected on the ledger.
         with pytest.raises(RpcError) as err:
-            await client.credit_file(EXPORTER, signer=icbc)
-        assert err.value.code == E.READ_REFUSED and err.value.data["code"] == "NO_CONSENT"
-        # no proof, a forged proof, a replayed proof
+            await client.credit_file(EXPORTER, read_tx.id, signer=icbc)
+        assert err.value.data["code"] == "READ_NOT_RECORDED"
+        await _record_read(rc, client, "bank.icbc-qd", "prospecting", expect="NO_CONSENT")
+        # No proof, a forged proof.
         with pytest.raises(RpcError) as err:
-            await client.credit_file(EXPORTER, reader="bank.boc-qd")
+            await client.credit_file(EXPORTER, read_tx.id, reader="bank.boc-qd")
         assert err.value.data["code"] == "BAD_READ_AUTH"
         forged = ReadSigner(rc.c.keys["bank.icbc-qd"], "bank.boc-qd", chain_id)
         with pytest.raises(RpcError) as err:
-            await client.credit_file(EXPORTER, signer=forged)
+            await client.credit_file(EXPORTER, read_tx.id, signer=forged)
         assert err.value.data["code"] == "BAD_READ_AUTH"
-        params = {"uscc": EXPORTER}
-        params["auth"] = boc.auth("credit.read", params)
-        await client.call("credit.read", params)
-        with pytest.raises(RpcError) as err:
-            await client.call("credit.read", params)
-        assert "replayed" in err.value.message
-        # the audit list: regulator only
-        with pytest.raises(RpcError) as err:
-            await client.credit_reads_audit(boc)
-        assert err.value.data["code"] == "NOT_REGULATOR"
+        # The regulator reads too, and its read is recorded as well.
+        reg_tx = await _record_read(rc, client, "regulator.safe-qd", "supervision")
+        reg_read = await client.credit_file(EXPORTER, reg_tx.id, signer=regulator)
+        assert reg_read["access"] == "regulator"
+        # The audit is on the ledger: every read for the regulator, its own for a bank.
         audit = await client.credit_reads_audit(regulator, limit=10)
-        assert [r["reader"] for r in audit["reads"]] == ["bank.boc-qd"] * 2
-        assert audit["reads"][0]["consented"] is True
+        readers = [(r["reader"], r["purpose"]) for r in audit["reads"]]
+        assert ("bank.boc-qd", "limit review") in readers
+        assert ("regulator.safe-qd", "supervision") in readers
+        assert all(r["uscc"] == EXPORTER for r in audit["reads"])
+        own = await client.credit_reads_audit(boc, limit=10)
+        assert {r["reader"] for r in own["reads"]} == {"bank.boc-qd"}
+        # encryption keys and recipients
+        key = await client.encryption_key("bank.boc-qd")
+        assert key["version"] == 1
+        who = await client.sealing_recipients("bank.boc-qd", enterprise=EXPORTER,
+                                              credit_file=EXPORTER)
+        assert {r["party"] for r in who["recipients"]} == {
+            "bank.boc-qd", "regulator.safe-qd", EXPORTER, f"file/{EXPORTER}"}
 
 
 async def test_sync_client_works_from_a_thread(tmp_path: pathlib.Path) -> None:
@@ -179,7 +221,7 @@ async def test_sync_client_works_from_a_thread(tmp_path: pathlib.Path) -> None:
                 builder = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
                                     signer="customs.qd")
                 tx = builder.build("declaration.register", declaration_no="SYNC-1",
-                                   exporter=EXPORTER, buyer="B", destination="DE", goods="g",
+                                   exporter=EXPORTER, details=_details(rc),
                                    value=100, currency="USD", export_date=RECENT_EXPORT_DATE)
                 reply = c.submit(tx, wait=True)
                 results = c.batch([("declaration.get", {"declaration_no": "SYNC-1"}),

@@ -19,6 +19,7 @@ from node.keys import generate_key
 from node.observe import metrics
 from node.rpc import errors as E
 from protocol import codec
+from tests import sealing as tests_sealing
 from tests.dates import RECENT_EXPORT_DATE
 from tests.rpc.harness import rpc_cluster
 from tests.rpc.test_http import host_port, ws_call
@@ -27,6 +28,14 @@ from tests.waiting import wait_until
 
 def req(method: str, params: Any = None, id: int = 1) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id, "method": method, "params": params or {}}
+
+
+
+def _details(rc: Any) -> dict[str, Any]:
+    """Sealed declaration details for TxBuilder (the ledger checks the addressing, not the
+    record id inside, so one sealed value serves any declaration in these tests)."""
+    return codec.to_json(tests_sealing.declaration(rc.c.config, "D", EXPORTER, 100,
+                                                   RECENT_EXPORT_DATE).details)
 
 
 async def next_event(ws: Any) -> dict[str, Any]:
@@ -109,7 +118,7 @@ async def test_slow_subscriber_is_dropped_with_a_reason(tmp_path: pathlib.Path) 
             builder = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
                                 signer="customs.qd")
             tx = builder.build("declaration.register", declaration_no="SLOW-1",
-                               exporter=EXPORTER, buyer="B", destination="DE", goods="g",
+                               exporter=EXPORTER, details=_details(rc),
                                value=100, currency="USD", export_date=RECENT_EXPORT_DATE)
             reply = await client.submit(tx, wait=True)
         block = rc.node.storage.block(reply["height"])
@@ -166,7 +175,7 @@ async def test_watch_subscription_tells_the_lending_bank_its_collateral_was_canc
                                               chain_id=rc.c.config.chain_id,
                                               signer="customs.qd").build(
                     "declaration.register", declaration_no="QD-AFTER", exporter=EXPORTER,
-                    buyer="B", destination="DE", goods="g", value=100, currency="USD",
+                    details=_details(rc), value=100, currency="USD",
                     export_date=RECENT_EXPORT_DATE), wait=True)
             with trio.move_on_after(0.5):
                 events.append(await next_event(ws))
