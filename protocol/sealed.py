@@ -3,7 +3,9 @@ party entitled to read it (ADR 0024; who may learn what: ADR 0022).
 
 A sealed field carries:
 
-- `nonce` and `ciphertext`: AES-256-GCM of the canonical encoding of a details dataclass
+- `nonce` and `ciphertext`: AES-256-GCM (OpenSSL's, through the `cryptography` package: 30-40
+  times faster than pycryptodome's for records this small, ADR 0024; the same standard, so
+  either opens the other's) of the canonical encoding of a details dataclass
   (`protocol.txtypes`), under a fresh 32-byte data key, with the record's context (transaction
   type and record id) as associated data, so a ciphertext cannot be moved to another record;
 - `plain_hash`: SHA-256 of the plain text behind its own domain tag. Every plain text holds a
@@ -24,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, TypeVar
 
-from Crypto.Cipher import AES
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl.bindings import crypto_scalarmult, crypto_sign_ed25519_pk_to_curve25519
 from nacl.exceptions import CryptoError as NaclCryptoError
 from nacl.public import PrivateKey as BoxPrivateKey
@@ -111,10 +114,7 @@ def encrypt(details: Any, data_key: bytes, nonce: bytes, aad: bytes) -> tuple[by
     if len(data_key) != limits.DATA_KEY_BYTES or len(nonce) != limits.SEALED_NONCE_BYTES:
         raise ValueError("a data key is 32 bytes and a nonce 12")
     plain = codec.encode(details)
-    cipher = AES.new(data_key, AES.MODE_GCM, nonce=nonce, mac_len=limits.SEALED_TAG_BYTES)
-    cipher.update(aad)
-    body, tag = cipher.encrypt_and_digest(plain)
-    return body + tag, plain_hash(plain)
+    return AESGCM(data_key).encrypt(nonce, plain, aad), plain_hash(plain)
 
 
 def decrypt(sealed: Sealed, data_key: bytes, aad: bytes, cls: type[T]) -> T:
@@ -122,14 +122,9 @@ def decrypt(sealed: Sealed, data_key: bytes, aad: bytes, cls: type[T]) -> T:
     bad input)."""
     if len(data_key) != limits.DATA_KEY_BYTES:
         raise SealedError("a data key is 32 bytes")
-    body, tag = sealed.ciphertext[:-limits.SEALED_TAG_BYTES], \
-        sealed.ciphertext[-limits.SEALED_TAG_BYTES:]
-    cipher = AES.new(data_key, AES.MODE_GCM, nonce=sealed.nonce,
-                     mac_len=limits.SEALED_TAG_BYTES)
-    cipher.update(aad)
     try:
-        plain = cipher.decrypt_and_verify(body, tag)
-    except ValueError:
+        plain = AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, aad)
+    except InvalidTag:
         raise SealedError("the ciphertext does not authenticate (GCM tag): tampered, moved to "
                           "another record, or the wrong data key") from None
     if plain_hash(plain) != sealed.plain_hash:
