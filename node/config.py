@@ -37,6 +37,8 @@ resolved against the directory of the configuration file.
     tls_client_ca_file = "clients-ca.pem"  # optional: require client certificates (mTLS)
     trust_proxy_loopback = false         # true: a loopback request with X-Forwarded-For,
                                          # Forwarded or X-Real-IP still gets admin.* (ADR 0023)
+    anonymous_reads = false              # true: callers without a credential read records
+                                         # from any address, not only loopback (ADR 0024)
 
     [metrics]
     listen = "127.0.0.1:9101"
@@ -136,6 +138,9 @@ class RpcSettings:
     # A loopback request carrying proxy headers is not "loopback" (no admin.* without a
     # credential) unless this is set: a reverse proxy on the same host forwards remote clients.
     trust_proxy_loopback: bool = False
+    # Reads of records (everything but node.status/health, consortium.get, rpc.discover) need
+    # a client credential or a loopback connection unless this is set (ADR 0024).
+    anonymous_reads: bool = False
 
     def auth_required(self, host: str) -> bool:
         if self.require_client_auth is not None:
@@ -197,7 +202,7 @@ _SECTIONS: Final[dict[str, set[str]]] = {
     "network": {"listen"},
     "rpc": {"listen", "require_client_auth", "clients", "clients_file", "cors_origins",
             "allowed_hosts", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
-            "trust_proxy_loopback", *_RPC_BOUNDS},
+            "trust_proxy_loopback", "anonymous_reads", *_RPC_BOUNDS},
     "metrics": {"listen"},
     "tuning": {f.name for f in dataclasses.fields(Tuning)},
     "log": {"level", "format"},
@@ -351,10 +356,14 @@ def _rpc_settings(raw: dict[str, Any], base: pathlib.Path,
     trust_proxy = raw.get("trust_proxy_loopback", False)
     if not isinstance(trust_proxy, bool):
         raise fail("rpc", "trust_proxy_loopback", f"expected true or false, got {trust_proxy!r}")
+    anonymous_reads = raw.get("anonymous_reads", False)
+    if not isinstance(anonymous_reads, bool):
+        raise fail("rpc", "anonymous_reads", f"expected true or false, got {anonymous_reads!r}")
     tls_files = _rpc_tls(raw, base, fail)
     return RpcSettings(require_client_auth=auth, clients=clients, cors_origins=tuple(origins),
                        allowed_hosts=tuple(h.lower() for h in hosts),
-                       trust_proxy_loopback=trust_proxy, **tls_files, **limits)
+                       trust_proxy_loopback=trust_proxy, anonymous_reads=anonymous_reads,
+                       **tls_files, **limits)
 
 
 def _rpc_tls(raw: dict[str, Any], base: pathlib.Path,

@@ -43,6 +43,9 @@ class CallContext:
     transport: str = "http"            # "http" or "ws"
     session: Any = None                # the WebSocket session (subscriptions)
     loopback: bool = False             # the connection comes from a loopback address
+    # Member reads need a credential unless the connection is loopback ([rpc] anonymous_reads
+    # = false, the default; ADR 0024). False here for in-process callers and tests.
+    reads_need_credential: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,14 @@ class Method:
     param_specs: tuple[Param, ...] = ()
     result: dict[str, Any] | None = None
     errors: tuple[int, ...] = ()
+    access: str = "member"           # ACCESS_PUBLIC, ACCESS_MEMBER or ACCESS_PROOF (ADR 0024)
+
+
+# Who may call a method (ADR 0024): anyone; a consortium member's client (a credential, or a
+# loopback connection); a caller proving in the request who reads (signed read requests).
+ACCESS_PUBLIC: Final = "public"
+ACCESS_MEMBER: Final = "member"
+ACCESS_PROOF: Final = "proof"
 
 
 class Dispatcher:
@@ -97,13 +108,15 @@ class Dispatcher:
 
     def add(self, name: str, handler: Handler, params: tuple[Param, ...] = (), *,
             summary: str, result: dict[str, Any], write: bool = False,
-            errors: tuple[int, ...] = ()) -> None:
+            errors: tuple[int, ...] = (), access: str = ACCESS_MEMBER) -> None:
         if name in self.methods:
             raise ValueError(f"method {name} registered twice")
+        if access not in (ACCESS_PUBLIC, ACCESS_MEMBER, ACCESS_PROOF):
+            raise ValueError(f"method {name}: unknown access {access!r}")
         self.methods[name] = Method(
             name, handler, tuple(p.name for p in params),
             frozenset(p.name for p in params if p.required), write, summary, params, result,
-            errors)
+            errors, access)
 
     async def handle(self, body: bytes, ctx: CallContext | None = None) -> bytes | None:
         ctx = ctx or CallContext()
@@ -178,6 +191,11 @@ class Dispatcher:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {name[:100]}")
         if method.write and ctx.client is None and (ctx.auth_required or ctx.auth_error):
             reason = ctx.auth_error or "this method needs a client credential (Authorization)"
+            raise RpcError(UNAUTHORIZED, f"Unauthorized: {reason}", {"reason": reason})
+        if (method.access == ACCESS_MEMBER and ctx.reads_need_credential
+                and ctx.client is None and not ctx.loopback):
+            reason = ctx.auth_error or (f"{name} answers consortium members' clients: send a "
+                                        "client credential (Authorization)")
             raise RpcError(UNAUTHORIZED, f"Unauthorized: {reason}", {"reason": reason})
         if params is None:
             params = {}

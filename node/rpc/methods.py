@@ -27,6 +27,8 @@ from node.replica.mempool import MEMPOOL_FULL
 from node.rpc import auth, schema, views
 from node.rpc import errors as E
 from node.rpc.jsonrpc import (
+    ACCESS_PROOF,
+    ACCESS_PUBLIC,
     INTERNAL_ERROR,
     CallContext,
     Dispatcher,
@@ -585,11 +587,12 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         summary="A block by height or by hash, with its receipts.", result=s.BLOCK,
         errors=(E.NOT_FOUND,))
     add("node.status", api.node_status, summary="Height, state root, role, leader, peers "
-        "and sync state of this node.", result=s.STATUS)
+        "and sync state of this node.", result=s.STATUS, access=ACCESS_PUBLIC)
     add("node.health", api.node_health, summary="Whether the node is caught up and knows a "
-        "leader.", result=s.HEALTH)
+        "leader.", result=s.HEALTH, access=ACCESS_PUBLIC)
     add("consortium.get", api.consortium_get, summary="The consortium configuration: genesis "
-        "and the current orderers, parameters and institutions.", result=s.OBJECT)
+        "and the current orderers, parameters and institutions.", result=s.OBJECT,
+        access=ACCESS_PUBLIC)
     for kind, param, fmt in (("institution", "institution", s.text(64)),
                              ("enterprise", "uscc", s.USCC),
                              ("declaration", "declaration_no", s.RECORD_ID),
@@ -640,7 +643,8 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         Param("auth", s.READ_AUTH, description="a signed read request")),
         summary="An enterprise's credit file (sealed entries and the file's key epochs) for a "
         "reader whose credit.read is on the ledger: a bank under a consent live now, or the "
-        "regulator.", result=s.CREDIT, errors=(E.READ_REFUSED, E.NOT_FOUND))
+        "regulator.", result=s.CREDIT, errors=(E.READ_REFUSED, E.NOT_FOUND),
+        access=ACCESS_PROOF)
     add("audit.credit_reads", api.audit_credit_reads, (
         Param("auth", s.READ_AUTH, description="a read request signed by the reader"),
         Param("reader", s.text(64)), Param("uscc", s.USCC),
@@ -648,7 +652,8 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         Param("from_index", s.int_range(0, 2**32 - 1)),
         Param("limit", s.int_range(1, LIST_ITEMS_MAX))),
         summary="Credit-file reads recorded on the ledger, in order, paged: all of them for "
-        "the regulator, its own for a bank.", result=s.OBJECT, errors=(E.READ_REFUSED,))
+        "the regulator, its own for a bank.", result=s.OBJECT, errors=(E.READ_REFUSED,),
+        access=ACCESS_PROOF)
     add("encryption_key.get", api.encryption_key_get, (Param("owner", s.text(64), True),),
         summary="An institution's or enterprise's current encryption key and its version.",
         result=s.OBJECT, errors=(E.NOT_FOUND,))

@@ -15,7 +15,7 @@ import orjson
 from node.config import RpcSettings
 from node.rpc import errors as E
 from node.rpc import jsonrpc
-from node.rpc.jsonrpc import CallContext, Dispatcher, Method
+from node.rpc.jsonrpc import ACCESS_PUBLIC, CallContext, Dispatcher, Method
 from node.rpc.methods import Api, register
 
 OPENRPC_VERSION: Final = "1.2.6"
@@ -35,6 +35,9 @@ def _method(m: Method) -> dict[str, Any]:
     }
     if m.write:
         out["x-requires-client-credential"] = True
+    # public: anyone; member: a client credential or loopback (unless [rpc] anonymous_reads);
+    # proof: the request proves who reads (ADR 0024)
+    out["x-access"] = m.access
     if m.errors:
         out["errors"] = [{"code": c, "message": E.ERROR_DOCS[c][0]} for c in m.errors]
     return out
@@ -80,7 +83,8 @@ def build_dispatcher(api: Api, batch_requests_max: int) -> Dispatcher:
             doc.update(document(dispatcher))
         return doc
 
-    dispatcher.add(name, discover, summary="This API's OpenRPC document.", result=result)
+    dispatcher.add(name, discover, summary="This API's OpenRPC document.", result=result,
+                   access=ACCESS_PUBLIC)
     return dispatcher
 
 

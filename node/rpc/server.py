@@ -176,7 +176,8 @@ class RpcServer:
         proxied = any(request.header(name) is not None for name in PROXY_HEADERS)
         ctx = CallContext(auth_required=self.auth_required,
                           loopback=bool(request.peer) and is_loopback(request.peer)
-                          and (not proxied or self.settings.trust_proxy_loopback))
+                          and (not proxied or self.settings.trust_proxy_loopback),
+                          reads_need_credential=not self.settings.anonymous_reads)
         header = request.header(b"authorization")
         if header is not None:
             try:

@@ -208,3 +208,35 @@ def test_rpc_config_section(tmp_path: pathlib.Path) -> None:
         with pytest.raises(ConfigFileError, match=r"\[rpc\]"):
             config_from_dict({**base, "rpc": {"listen": "127.0.0.1:1", **bad}},
                              tmp_path / "node.toml")
+
+
+async def test_records_answer_members_only_off_loopback(tmp_path: pathlib.Path) -> None:
+    """ADR 0024: a caller without a credential from a non-loopback address (here: a proxied
+    loopback request, which is not loopback, ADR 0023) gets only public chain data; with a
+    credential, or with `anonymous_reads`, records are answered."""
+    async with rpc_cluster(tmp_path) as rc:
+        key = generate_key()
+        url = await rc.serve_extra(RpcSettings(clients={"backoffice": key.public_key}))
+        remote = {"x-forwarded-for": "203.0.113.9"}
+        for method in ("node.status", "node.health", "consortium.get", "rpc.discover"):
+            assert "result" in await call(url, method, headers=remote), method
+        for method, params in (("declaration.get", {"declaration_no": "D-1"}),
+                               ("block.get", {"height": 1}),
+                               ("tx.list", {"signer": "customs.qd"}),
+                               ("enterprise.exposure", {"uscc": "91370200MA3C8Y5R2K"})):
+            reply = await call(url, method, params, headers=remote)
+            assert reply["error"]["code"] == E.UNAUTHORIZED, (method, reply)
+            assert "credential" in reply["error"]["data"]["reason"]
+        request = {"jsonrpc": "2.0", "id": 1, "method": "block.get", "params": {"height": 1}}
+        body = orjson.dumps(request)
+        def authorised(reply: dict[str, Any]) -> bool:  # answered, maybe "no such block"
+            return "result" in reply or reply["error"]["code"] != E.UNAUTHORIZED
+
+        with_credential = (await post(url, body, headers={
+            **remote, "authorization": token(key, "backoffice", body)})).json()
+        assert authorised(with_credential), with_credential
+        # loopback without proxy headers: the node's own operator tools, as before
+        assert authorised(await call(url, "block.get", {"height": 1}))
+        # anonymous_reads = true: anyone reads records (ciphertext for the sealed fields)
+        open_url = await rc.serve_extra(RpcSettings(anonymous_reads=True))
+        assert authorised(await call(open_url, "block.get", {"height": 1}, headers=remote))
