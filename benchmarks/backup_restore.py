@@ -21,7 +21,7 @@ from protocol import types
 def bench(blocks: int, txs_per_block: int, root: pathlib.Path) -> dict[str, float]:
     """Build a chain of `blocks` blocks (the headline workflow, then customs declarations) in
     `root`, then time a backup, a restore (with its ledger check) and a ledger check."""
-    from node.cli.demo import EXPORTER, build_consortium, headline_steps
+    from node.cli.demo import build_consortium, headline_steps
     from node.keys import generate_key
     from node.replica.chain import Chain
     from tests import sealing
@@ -37,7 +37,7 @@ def bench(blocks: int, txs_per_block: int, root: pathlib.Path) -> dict[str, floa
     for height in range(1, blocks + 1):
         while len(pending) < txs_per_block:
             n += 1
-            payload = sealing.declaration(config, f"B-{n}", EXPORTER, 1_000_000 + n,
+            payload = sealing.declaration(config, f"B-{n}", sealing.KEYLESS_EXPORTER, 1_000_000 + n,
                                           "2026-11-20")
             pending.append(types.Tx.create(keys["customs.qd"], chain_id=config.chain_id,
                                            signer="customs.qd", payload=payload,

@@ -40,10 +40,10 @@ def make_txs(dn: Devnet, n: int) -> list[tuple[str, types.Tx]]:
         kind = i % 3
         if kind == 0:
             signer, payload = "customs.qd", sealing.declaration(
-                dn.config, f"B-{i}", "91370200MA3C8Y5R2K", 1_000_000 + i, "2026-11-20")
+                dn.config, f"B-{i}", sealing.KEYLESS_EXPORTER, 1_000_000 + i, "2026-11-20")
         elif kind == 1:
             signer, payload = "tax.qd", sealing.tax_form(
-                dn.config, f"F-{i}", "91370200MA3C8Y5R2K", 500_000 + i)
+                dn.config, f"F-{i}", sealing.KEYLESS_EXPORTER, 500_000 + i)
         else:
             signer = banks[i % len(banks)]
             payload = txtypes.RegisterEnterprise(f"9137{i:06d}MA3C8Y5R", "Exporter", "CN", b"")

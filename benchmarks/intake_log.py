@@ -42,7 +42,7 @@ def intake_run(tmp: pathlib.Path, durable: bool, clients: int, per_client: int) 
     expires = int(time.time() * 1000) + 600_000
     txs = [types.Tx.create(keys["customs.qd"], chain_id=config.chain_id, signer="customs.qd",
                            payload=sealing.declaration(
-                               config, f"IN-{i:08d}", "91370200MA3C8Y5R2K", 1_000_000,
+                               config, f"IN-{i:08d}", sealing.KEYLESS_EXPORTER, 1_000_000,
                                RECENT_EXPORT_DATE),
                            nonce=os.urandom(16), expires_at_ms=expires)
            for i in range(clients * per_client)]

@@ -6,8 +6,8 @@ A sealed field carries:
 - `nonce` and `ciphertext`: AES-256-GCM (OpenSSL's, through the `cryptography` package: 30-40
   times faster than pycryptodome's for records this small, ADR 0024; the same standard, so
   either opens the other's) of the canonical encoding of a details dataclass
-  (`protocol.txtypes`), under a fresh 32-byte data key, with the record's context (transaction
-  type and record id) as associated data, so a ciphertext cannot be moved to another record;
+  (`protocol.txtypes`), under a fresh 32-byte data key, with the record's context (record kind
+  and id) as associated data, so a ciphertext cannot be moved to another record;
 - `plain_hash`: SHA-256 of the plain text behind its own domain tag. Every plain text holds a
   16-byte random salt, so the hash reveals nothing guessable (an amount or a country code would
   otherwise be found by trying them all) and a party can prove what it was shown;
@@ -92,15 +92,15 @@ def file_party(uscc: str) -> str:
     return FILE_PARTY_PREFIX + uscc
 
 
-def context(tx_type: str, record_id: str) -> bytes:
-    """The associated data binding a ciphertext to its record."""
+def context(record_kind: str, record_id: str) -> bytes:
+    """The associated data binding a ciphertext to its record (`txtypes.SEALED_FIELDS`)."""
     return crypto.hash_domain_prefix(crypto.DOMAIN_SEALED_CONTEXT) + codec.encode(
-        _Context(tx_type, record_id))
+        _Context(record_kind, record_id))
 
 
 @dataclass(frozen=True)
 class _Context:
-    tx_type: str
+    record_kind: str
     record_id: str
 
 

@@ -544,14 +544,30 @@ class FinancingTerms(Payload):
     reference: Text
 
 
-# Which details class a sealed field of each transaction type holds.
-SEALED_DETAILS: Final[dict[str, type]] = {
-    "credit.record": CreditDetails,
-    "declaration.register": DeclarationDetails,
-    "declaration.amend": DeclarationDetails,
-    "taxform.register": TaxFormDetails,
-    "financing.open": FinancingTerms,
+@dataclass(frozen=True)
+class SealedField:
+    """Where a transaction type carries sealed content: the payload field, the details class
+    inside, the record kind and the payload field naming the record (together the AES-GCM
+    associated data: a record's register and amend transactions share it, so a reader opens
+    the record's current details without knowing which transaction wrote them)."""
+
+    field: str
+    details: type
+    record_kind: str
+    record_id_field: str
+
+
+SEALED_FIELDS: Final[dict[str, SealedField]] = {
+    "credit.record": SealedField("details", CreditDetails, "credit", "entry_id"),
+    "declaration.register": SealedField("details", DeclarationDetails, "declaration",
+                                        "declaration_no"),
+    "declaration.amend": SealedField("details", DeclarationDetails, "declaration",
+                                     "declaration_no"),
+    "taxform.register": SealedField("details", TaxFormDetails, "taxform", "form_no"),
+    "financing.open": SealedField("terms", FinancingTerms, "financing", "financing_id"),
 }
+# Which details class a sealed field of each transaction type holds.
+SEALED_DETAILS: Final[dict[str, type]] = {t: f.details for t, f in SEALED_FIELDS.items()}
 
 
 # ------------------------------------------------------------------------------ enterprise

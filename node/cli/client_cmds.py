@@ -14,9 +14,10 @@ nested objects are JSON (`--pledges '[{"declaration_no": "QD-1", "amount": 54000
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
@@ -99,15 +100,26 @@ def add_rpc_options(p: argparse.ArgumentParser, *, rpc_required: bool = False,
 
 
 def _cmd_tx(args: argparse.Namespace) -> int:
+    """Confidential details may be given in plain JSON (`--details '{"buyer": ...}'`): they
+    are sealed to the parties the node names (ADR 0024) before signing."""
+    from node.client.sealing import Keyring, Recipient, node_recipients, seal_values
     from node.client.txbuild import TxBuilder, build_payload, parse_field, payload_fields
 
     values = {spec.name: parse_field(spec, getattr(args, f"f_{spec.name}"))
-              for spec in payload_fields(args.tx_type)}
-    payload = build_payload(args.tx_type, values)
+              for spec in payload_fields(args.tx_type)
+              if getattr(args, f"f_{spec.name}") is not None}
+    # A clear error before any network call: check the fields, plain details included (sealed
+    # here to a throwaway key only to run the same checks).
+    scratch = Keyring.generate("check")
+    build_payload(args.tx_type, seal_values(
+        args.tx_type, args.signer, values,
+        lambda *_: [Recipient("check", 1, scratch.public_key)]))
     key = _read_key(args.key, args.passphrase_file)
 
     def submit(client: Any) -> Any:
         chain_id = args.chain_id or client.status()["chain_id"]
+        payload = build_payload(args.tx_type, seal_values(args.tx_type, args.signer, values,
+                                                          node_recipients(client)))
         tx = TxBuilder(key, chain_id=chain_id, signer=args.signer,
                        expires_in_ms=args.expires_in_ms).sign(payload)
         return client.submit(tx, wait=not args.no_wait, timeout_ms=args.wait_ms)
@@ -130,9 +142,17 @@ def _add_tx_commands(sub: Any) -> None:
         p.add_argument("--wait-ms", type=int, default=10_000)
         p.add_argument("--expires-in-ms", type=int, default=10 * 60 * 1000)
         add_rpc_options(p)
+        optional = {f.name for f in dataclasses.fields(cast(Any, cls))
+                    if f.default is not dataclasses.MISSING}
+        sealed = txtypes.SEALED_FIELDS.get(tx_type)
         for spec in payload_fields(tx_type):
+            doc = spec.doc
+            if sealed is not None and spec.name == sealed.field:
+                doc = (f"JSON of {sealed.details.__name__} without salt, sealed to its parties "
+                       "before signing (or an already sealed value)")
             p.add_argument(f"--{spec.name.replace('_', '-')}", dest=f"f_{spec.name}",
-                           required=True, metavar=spec.kind.upper(), help=spec.doc)
+                           required=spec.name not in optional, metavar=spec.kind.upper(),
+                           help=doc)
         p.set_defaults(func=_cmd_tx)
 
 
@@ -140,11 +160,22 @@ def _add_tx_commands(sub: Any) -> None:
 
 
 def _cmd_query_record(args: argparse.Namespace) -> int:
+    """Sealed fields are shown opened to a party (with --keyring, or --key and --party: the
+    key's encryption key version 1) and as `<encrypted>` to anyone else."""
+    from node.client.sealing import Keyring, open_record
+
     method = RECORD_QUERIES[args.query]
     param = {"institution": "institution", "enterprise": "uscc",
              "declaration": "declaration_no", "financing": "financing_id",
              "taxform": "form_no", "payment": "payment_id", "proceeds": "proceeds_id"}
-    return _run(args, lambda c: c.call(method, {param[args.query]: args.id}))
+    keyring = None
+    if args.keyring:
+        keyring = Keyring.load(args.keyring)
+    elif args.key and args.party:
+        keyring = Keyring.from_signing_key(args.party, _read_key(args.key,
+                                                                 args.passphrase_file))
+    return _run(args, lambda c: open_record(c.call(method, {param[args.query]: args.id}),
+                                            keyring))
 
 
 def _cmd_query_credit(args: argparse.Namespace) -> int:
@@ -214,6 +245,12 @@ def _add_query_commands(sub: Any) -> None:
     for kind in RECORD_QUERIES:
         p = q_sub.add_parser(kind, help=f"one {kind} record with its history")
         p.add_argument("id")
+        p.add_argument("--keyring", type=pathlib.Path,
+                       help="your encryption keyring: opens the sealed fields you are a party "
+                       "to (others show as <encrypted>)")
+        p.add_argument("--key", type=pathlib.Path,
+                       help="or your signing key file (its encryption key version 1) ...")
+        p.add_argument("--party", help="... and the party it belongs to (institution or USCC)")
         add_rpc_options(p)
         p.set_defaults(func=_cmd_query_record)
     specs: list[tuple[str, str, list[str]]] = [

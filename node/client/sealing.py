@@ -33,8 +33,10 @@ from nacl.bindings import (
 from nacl.public import PrivateKey as BoxPrivateKey
 from nacl.signing import SigningKey
 
+from node.client.txbuild import PayloadError
 from node.files import check_private_file
 from protocol import crypto, limits, txtypes
+from protocol.errors import DecodeError
 from protocol.ledger import records
 from protocol.sealed import (
     Recipient,
@@ -82,7 +84,9 @@ def seal(details: Any, tx_type: str, record_id: str, recipients: Iterable[Recipi
     fresh data key."""
     data_key = rng(limits.DATA_KEY_BYTES)
     nonce = rng(limits.SEALED_NONCE_BYTES)
-    ciphertext, plain_hash = encrypt(details, data_key, nonce, context(tx_type, record_id))
+    ciphertext, plain_hash = encrypt(details, data_key, nonce,
+                                     context(txtypes.SEALED_FIELDS[tx_type].record_kind,
+                                             record_id))
     wrapped = tuple(wrap(data_key, r, rng) for r in recipients)
     if not wrapped:
         raise ValueError("a sealed field needs at least one recipient")
@@ -206,9 +210,9 @@ def data_key_for(sealed: Sealed, keyring: Keyring | None,
 def open_field(sealed: Sealed, tx_type: str, record_id: str, keyring: Keyring | None,
                file_keys: FileKeys | None = None) -> Any:
     """The details behind `sealed` (the class is the transaction type's), or `SealedError`."""
-    cls = txtypes.SEALED_DETAILS[tx_type]
+    spec = txtypes.SEALED_FIELDS[tx_type]
     return decrypt(sealed, data_key_for(sealed, keyring, file_keys),
-                   context(tx_type, record_id), cls)
+                   context(spec.record_kind, record_id), spec.details)
 
 
 def open_credit_file(read: dict[str, Any], keyring: Keyring | None) -> list[dict[str, Any]]:
@@ -239,6 +243,101 @@ def open_credit_file(read: dict[str, Any], keyring: Keyring | None) -> list[dict
             entry["details_error"] = str(exc)
         out.append(entry)
     return out
+
+
+# (tx_type, signer, JSON payload values) -> whom to seal to
+Resolver = Callable[[str, str, dict[str, Any]], list[Recipient]]
+
+
+def seal_values(tx_type: str, signer: str, values: dict[str, Any], resolver: Resolver,
+                rng: Random = secrets.token_bytes) -> dict[str, Any]:
+    """JSON payload values with plain details (a JSON object without `ciphertext`, or a list
+    of them for `terms`) sealed to whom `resolver` names: how a client encrypts for its
+    caller without the caller handling keys. Other values pass through."""
+    from protocol import codec
+
+    spec = txtypes.SEALED_FIELDS.get(tx_type)
+    if spec is None or spec.field not in values:
+        return values
+
+    def one(plain: Any) -> Any:
+        if not isinstance(plain, dict) or "ciphertext" in plain:
+            return plain
+        try:
+            details: Any = codec.from_json(spec.details, {"salt": salt(rng).hex(), **plain},
+                                           spec.field)
+        except (DecodeError, ValueError) as exc:
+            raise PayloadError(f"{tx_type}: {exc}") from None
+        record_id = str(values.get(spec.record_id_field, ""))
+        return codec.to_json(seal(details, tx_type, record_id,
+                                  resolver(tx_type, signer, values), rng))
+
+    raw = values[spec.field]
+    sealed = [one(v) for v in raw] if isinstance(raw, list) else one(raw)
+    return {**values, spec.field: sealed}
+
+
+def node_recipients(client: Any) -> Resolver:
+    """A resolver asking a node (a sync `Client`): `sealing.recipients` for the signer, the
+    enterprise the record concerns and, for credit entries, the file's key."""
+    def resolve(tx_type: str, signer: str, values: dict[str, Any]) -> list[Recipient]:
+        enterprise = str(values.get("uscc") or values.get("exporter") or values.get("payer")
+                         or "")
+        if tx_type == "declaration.amend":
+            declaration = client.declaration(values["declaration_no"])["declaration"]
+            enterprise = declaration["exporter"]
+        credit_file = enterprise if tx_type == "credit.record" else ""
+        answer = client.sealing_recipients(signer, enterprise, credit_file)
+        return [Recipient(r["party"], int(r["key_version"]), bytes.fromhex(r["public_key"]))
+                for r in answer["recipients"]]
+
+    return resolve
+
+
+# record kind -> a transaction type that seals that kind's field (the context is the kind's)
+_KIND_TX: Final = {f.record_kind: t for t, f in txtypes.SEALED_FIELDS.items()}
+# record view key (what *.get answers) -> (record kind, field naming the record)
+_VIEWS: Final = {"declaration": ("declaration", "declaration_no"),
+                 "form": ("taxform", "form_no"), "financing": ("financing", "financing_id"),
+                 "entry": ("credit", "entry_id")}
+
+
+def open_record(answer: Any, keyring: Keyring | None,
+                file_keys: FileKeys | None = None) -> Any:
+    """A `*.get` answer with each sealed field replaced by its opened details (salt left out)
+    where `keyring` is a party, `<encrypted>` where it is not; for the CLI and applications
+    that show records to people."""
+    if not isinstance(answer, dict):
+        return answer
+    out = dict(answer)
+    for view, (kind, id_field) in _VIEWS.items():
+        record = out.get(view)
+        if not isinstance(record, dict):
+            continue
+        spec = txtypes.SEALED_FIELDS[_KIND_TX[kind]]
+        if spec.field not in record:
+            continue
+        record = dict(record)
+        tx_type, record_id = _KIND_TX[kind], str(record.get(id_field, ""))
+        raw = record[spec.field]
+        record[spec.field] = ([_opened(r, tx_type, record_id, keyring, file_keys) for r in raw]
+                              if isinstance(raw, list)
+                              else _opened(raw, tx_type, record_id, keyring, file_keys))
+        out[view] = record
+    return out
+
+
+def _opened(raw: Any, tx_type: str, record_id: str, keyring: Keyring | None,
+            file_keys: FileKeys | None) -> Any:
+    from protocol import codec
+
+    try:
+        details: dict[str, Any] = codec.to_json(open_field(
+            codec.from_json(Sealed, raw), tx_type, record_id, keyring, file_keys))
+    except (SealedError, ValueError):
+        return ENCRYPTED
+    details.pop("salt", None)
+    return details
 
 
 def new_file_key_grant(uscc: str, epoch: int,
@@ -274,4 +373,5 @@ def reseal_to(sealed: Sealed, keyring: Keyring, extra: Recipient) -> Sealed:
 
 __all__ = ["ENCRYPTED", "FileKeys", "Keyring", "Recipient", "SealedError", "data_key_for",
            "extend_file_key_grant", "file_party", "file_private_key", "new_file_key_grant",
-           "open_field", "reseal_to", "salt", "seal", "wrap"]
+           "node_recipients", "open_field", "open_record", "reseal_to", "salt", "seal",
+           "seal_values", "wrap"]

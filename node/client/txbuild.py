@@ -99,11 +99,14 @@ class TxBuilder:
     several servers may share the key), expiring `expires_in_ms` after now."""
 
     def __init__(self, key: crypto.PrivateKey, *, chain_id: str, signer: str,
-                 expires_in_ms: int = EXPIRY_DEFAULT_MS) -> None:
+                 expires_in_ms: int = EXPIRY_DEFAULT_MS, recipients: Any = None) -> None:
+        """`recipients`: a `node.client.sealing.Resolver` (e.g. `node_recipients(client)`);
+        with it, `build` seals confidential details given in plain (ADR 0024)."""
         self.key = key
         self.chain_id = chain_id
         self.signer = signer
         self.expires_in_ms = expires_in_ms
+        self.recipients = recipients
 
     def sign(self, payload: txtypes.Payload) -> types.Tx:
         return types.Tx.create(self.key, chain_id=self.chain_id, signer=self.signer,
@@ -114,4 +117,8 @@ class TxBuilder:
         """E.g. build("financing.open", financing_id="F1", uscc=..., principal=90_000_000,
         currency="USD", pledges=[{"declaration_no": "D1", "amount": 54_000_000}])."""
         values = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in fields.items()}
+        if self.recipients is not None:
+            from node.client.sealing import seal_values
+
+            values = seal_values(tx_type, self.signer, values, self.recipients)
         return self.sign(build_payload(tx_type, values))

@@ -9,9 +9,11 @@
     -32012  BUSY             too many receipt waiters or subscriptions: retry later
     -32020  NOT_FOUND        no such transaction, block, record or subscription
     -32030  READ_REFUSED     a confidential read refused: `data.code` is NO_CONSENT,
-                             CONSENT_EXPIRED, UNKNOWN_READER, READER_SUSPENDED, NOT_REGULATOR
-                             or BAD_READ_AUTH (the proof of who reads is missing or wrong)
-    -32041..-32047           the ledger rejected a committed transaction (only with
+                             CONSENT_EXPIRED, UNKNOWN_READER, READER_SUSPENDED, BAD_READ_AUTH
+                             (the proof of who reads is missing or wrong) or
+                             READ_NOT_RECORDED (credit.read needs a recent credit.read
+                             transaction of the reader on the ledger, ADR 0024)
+    -32041..-32048           the ledger rejected a committed transaction (only with
                              tx.submit's `reject_as_error`), one code per reason-code family
                              of protocol/ledger/codes.py; `data.code` is the reason code,
                              `data.receipt` the receipt, `data.height`/`data.index` its place
@@ -40,6 +42,7 @@ REJECTED_CONSENT: Final = -32044
 REJECTED_DECLARATION: Final = -32045
 REJECTED_FINANCING: Final = -32046
 REJECTED_PAYMENT: Final = -32047
+REJECTED_SEALING: Final = -32048  # encryption keys and sealed fields (ADR 0024)
 
 # (JSON-RPC code, family name, reason codes) for receipts the ledger rejected.
 REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
@@ -87,6 +90,9 @@ REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         codes.PAYER_MISMATCH, codes.NOT_RECORDING_BANK, codes.PAYMENT_REVERSED,
         codes.UNKNOWN_PAYMENT, codes.REVIEW_EXISTS, codes.REVIEW_EXPIRED, codes.REVIEW_MISMATCH,
         codes.REVIEW_REQUIRED, codes.REVIEW_USED, codes.UNKNOWN_REVIEW})),
+    (REJECTED_SEALING, "sealing", frozenset({
+        codes.BAD_ENCRYPTION_KEY, codes.NO_ENCRYPTION_KEY, codes.SEALED_PARTIES,
+        codes.BAD_FILE_KEY})),
 )
 
 

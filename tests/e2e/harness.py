@@ -136,7 +136,7 @@ class Load:
             self._seq += 1
             n = self._seq
         payload = sealing.declaration(self.net.config, f"LOAD-{os.getpid()}-{n}",
-                                      "91370200MA3C8Y5R2K", 1_000_000 + n, "2026-11-20")
+                                      sealing.KEYLESS_EXPORTER, 1_000_000 + n, "2026-11-20")
         return types.Tx.create(self.net.keys[self.signer], chain_id=self.net.config.chain_id,
                                signer=self.signer, payload=payload, nonce=os.urandom(16),
                                expires_at_ms=int(time.time() * 1000) + 600_000)

@@ -154,7 +154,7 @@ def test_rotated_bank_key_old_key_refused(tmp_path: pathlib.Path) -> None:
         # The network goes on even though the bank's node still holds only its old key: as
         # leader it would hand leadership over rather than sign refused blocks.
         commit(dn, "customs.qd", signed(dn, "customs.qd", sealing.declaration(
-            dn.config, "ROT-1", "91370200MA3C8Y5R2K", 1000, RECENT_EXPORT_DATE)))
+            dn.config, "ROT-1", sealing.KEYLESS_EXPORTER, 1000, RECENT_EXPORT_DATE)))
         dn.wait_agree(min_height=3)
 
 

@@ -202,7 +202,7 @@ def submit_rejected_transactions(dn: Devnet) -> None:
     """One transaction the ledger rejects (a declaration registered twice) and one that
     admission refuses (signed for another chain), so the rejection metrics have data."""
     signer = "customs.qd"
-    payload = sealing.declaration(dn.config, f"MON-{os.getpid()}", "91370200MA3C8Y5R2K", 1_000,
+    payload = sealing.declaration(dn.config, f"MON-{os.getpid()}", sealing.KEYLESS_EXPORTER, 1_000,
                                   RECENT_EXPORT_DATE)
 
     def tx(chain_id: str) -> types.Tx:

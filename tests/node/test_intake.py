@@ -81,7 +81,7 @@ class Setup:
 
     def tx(self, expires_in_ms: int = 600_000) -> types.Tx:
         payload = sealing.declaration(self.config, f"IN-{os.urandom(4).hex()}",
-                                      "91370200MA3C8Y5R2K", 1_000_000, RECENT_EXPORT_DATE)
+                                      sealing.KEYLESS_EXPORTER, 1_000_000, RECENT_EXPORT_DATE)
         return types.Tx.create(self.keys["customs.qd"], chain_id=self.config.chain_id,
                                signer="customs.qd", payload=payload, nonce=os.urandom(16),
                                expires_at_ms=int(time.time() * 1000) + expires_in_ms)

@@ -41,7 +41,7 @@ async def commit(node: Node, t: types.Tx, expect: str = "OK") -> None:
 
 
 def declaration(c: Cluster, n: int) -> txtypes.RegisterDeclaration:
-    return sealing.declaration(c.config, f"MEM-{os.getpid()}-{n}", "91370200MA3C8Y5R2K",
+    return sealing.declaration(c.config, f"MEM-{os.getpid()}-{n}", sealing.KEYLESS_EXPORTER,
                                1_000_000 + n, RECENT_EXPORT_DATE)
 
 

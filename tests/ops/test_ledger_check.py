@@ -38,7 +38,7 @@ class BuiltChain:
 
 def declaration(config: types.ConsortiumConfig, key: crypto.PrivateKey, n: int,
                 now_ms: int) -> types.Tx:
-    payload = sealing.declaration(config, f"OPS-{n}", "91370200MA3C8Y5R2K", 1_000_000 + n,
+    payload = sealing.declaration(config, f"OPS-{n}", sealing.KEYLESS_EXPORTER, 1_000_000 + n,
                                   RECENT_EXPORT_DATE)
     return types.Tx.create(key, chain_id=config.chain_id, signer="customs.qd",
                            payload=payload, nonce=os.urandom(16),

@@ -455,7 +455,7 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
         assert leader in ("bank.alpha", "bank.beta")
 
         customs = next(n for n in nodes if n["name"] == "customs.qd")
-        payload = sealing.declaration(genesis, "DECL-OPS-1", "91370200MA3C8Y5R2K", 1_000_000,
+        payload = sealing.declaration(genesis, "DECL-OPS-1", sealing.KEYLESS_EXPORTER, 1_000_000,
                                       RECENT_EXPORT_DATE)
         tx = types.Tx.create(customs["key"], chain_id=genesis.chain_id, signer="customs.qd",
                              payload=payload, nonce=os.urandom(16),

@@ -55,7 +55,7 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
             out.append(run_cli([
                 "tx", "declaration.register", "--key", str(tmp_path / "customs.qd.key"),
                 "--signer", "customs.qd", "--declaration-no", "CLI-1", "--exporter", EXPORTER,
-                "--buyer", "Buyer GmbH", "--destination", "DE", "--goods", "pumps",
+                "--details", '{"buyer": "Buyer GmbH", "destination": "DE", "goods": "pumps"}',
                 "--value", "60000000", "--currency", "USD", "--export-date", RECENT_EXPORT_DATE,
                 *common], capsys))
             out.append(run_cli([
@@ -68,9 +68,20 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
                 "tx", "financing.open", "--key", str(tmp_path / "bank.boc-qd.key"),
                 "--signer", "bank.boc-qd", "--financing-id", "CLI-F1", "--uscc", EXPORTER,
                 "--application-id", "CLI-A1", "--principal", "1000", "--currency", "USD",
-                "--pledges", pledges, "--maturity-ms", str(now + 30 * 86_400_000), *common],
-                capsys))
+                "--pledges", pledges, "--maturity-ms", str(now + 30 * 86_400_000),
+                "--terms", '[{"interest_rate_bps": 385, "fees": 0, "purpose": "working '
+                'capital", "reference": "CLI-REF"}]', *common], capsys))
             out.append(run_cli(["query", "declaration", "CLI-1", *common], capsys))
+            # parties see the sealed fields opened; anyone else sees <encrypted>
+            out.append(run_cli(["query", "declaration", "CLI-1", "--key",
+                                str(tmp_path / "customs.qd.key"), "--party", "customs.qd",
+                                *common], capsys))
+            out.append(run_cli(["query", "financing", "CLI-F1", "--key",
+                                str(tmp_path / "exporter.key"), "--party", EXPORTER,
+                                *common], capsys))
+            out.append(run_cli(["query", "financing", "CLI-F1", "--key",
+                                str(tmp_path / "customs.qd.key"), "--party", "customs.qd",
+                                *common], capsys))
             out.append(run_cli(["query", "txs", "--kind", "declaration", "--id", "CLI-1",
                                 *common], capsys))
             out.append(run_cli(["query", "declaration", "NOPE", *common], capsys))
@@ -78,13 +89,19 @@ async def test_cli_walks_declaration_and_queries(tmp_path: pathlib.Path,
             return out
 
         results = await trio.to_thread.run_sync(walk)
-        (c1, ent), (c2, decl_tx), (c0, app_tx), (c3, fin_tx), (c4, decl), (c5, txs), (
-            c6, missing), (c7, health) = results
+        (c1, ent), (c2, decl_tx), (c0, app_tx), (c3, fin_tx), (c4, decl), (c8, opened), (
+            c9, terms), (c10, hidden), (c5, txs), (c6, missing), (c7, health) = results
         assert (c1, c2, c0, c3) == (0, 0, 0, 0)
         assert ent["receipt"]["code"] == decl_tx["receipt"]["code"] == "OK"
         assert app_tx["receipt"]["code"] == "OK"
         assert fin_tx["receipt"]["code"] == "OK"
         assert c4 == 0 and decl["pledged"] == 1000 and decl["declaration"]["value"] == 60000000
+        assert decl["declaration"]["details"] == "<encrypted>"
+        assert (c8, c9, c10) == (0, 0, 0)
+        assert opened["declaration"]["details"] == {"buyer": "Buyer GmbH", "destination": "DE",
+                                                    "goods": "pumps"}
+        assert terms["financing"]["terms"][0]["reference"] == "CLI-REF"
+        assert hidden["financing"]["terms"] == ["<encrypted>"]
         assert c5 == 0 and [i["tx_type"] for i in txs["items"]] == [
             "financing.open", "declaration.register"]
         assert c6 == 1 and missing["error"]["code"] == -32020
@@ -101,7 +118,8 @@ def test_cli_refuses_bad_fields(tmp_path: pathlib.Path, capsys: pytest.CaptureFi
 
     write_key_file(key, generate_key(), "secret", scrypt_log_n=LOG_N)
     code = cli.main(["tx", "declaration.amend", "--key", str(key), "--signer", "customs.qd",
-                     "--declaration-no", "D1", "--value", "-5", "--goods", "g",
+                     "--declaration-no", "D1", "--value", "-5", "--details",
+                     '{"buyer": "b", "destination": "DE", "goods": "g"}',
                      "--passphrase-file", str(tmp_path / "pw"), "--rpc",
                      "http://127.0.0.1:1"])
     assert code == 2
