@@ -53,6 +53,7 @@ PARTY_CHARS_MAX: Final = 64  # an institution id, a USCC, or "file/<USCC>"
 # Readers of one credit-file key epoch (so that a revocation fits in TX_BYTES_MAX).
 CREDIT_FILE_WRAPS_MAX: Final = 24
 CREDIT_FILE_EPOCHS_PER_GRANT_MAX: Final = 8  # file-key epochs one consent may disclose
+CREDIT_FILE_EPOCHS_LISTED_MAX: Final = 64  # newest file-key epochs a read returns
 CREDIT_READS_LIST_MAX: Final = 500  # credit reads one audit query returns
 CREDIT_READS_SCAN_MAX: Final = 20_000  # credit reads one audit query looks at
 # scrypt work factor for key files, as log2(N). Files weaker than the minimum are refused.

@@ -15,7 +15,7 @@ from node.client.sealing import Keyring, new_file_key_grant, salt, seal
 from protocol import crypto, txtypes, types
 from protocol.genesis import check_config
 from protocol.ledger import dates
-from protocol.sealed import Recipient
+from protocol.sealed import Recipient, file_party
 
 EXPORTER = "91370200MA3C8Y5R2K"
 EXPORTER_NAME = "Qingdao Harbour Pumps Co., Ltd."
@@ -122,10 +122,14 @@ def headline_steps(
         return [Recipient(p, 1, rings[p].public_key) for p in (*parties, *regulators)]
 
     usd, cny = "USD", "CNY"
+    # The consent starts the credit file's key (epoch 1); the entry is sealed to it too, so
+    # every bank the exporter consents to later can read it (ADR 0024).
+    file_key, _ = new_file_key_grant(EXPORTER, 1, to(EXPORTER, bank))
     credit_line = seal(txtypes.CreditDetails(salt(), "credit_line", 200_000_000, usd,
                                              "revolving export credit line"),
-                       "credit.record", "CL-2026-001", to(bank, EXPORTER))
-    file_key, _ = new_file_key_grant(EXPORTER, 1, to(EXPORTER, bank))
+                       "credit.record", "CL-2026-001",
+                       [*to(bank, EXPORTER),
+                        Recipient(file_party(EXPORTER), 1, file_key.public_key)])
     decl1, decl2 = "QD-2026-EX-0001", "QD-2026-EX-0002"
     app1, app2 = "APP-BOC-0001", "APP-ICBC-0001"
     fin, fin2 = "FIN-BOC-0001", "FIN-ICBC-0001"
@@ -145,10 +149,10 @@ def headline_steps(
          "OK"),
         (1, "regulator classes the exporter A", regulator,
          txtypes.SetFxClass(EXPORTER, "A"), "OK"),
-        (2, "bank records the exporter's credit line (sealed)", bank, txtypes.RecordCredit(
-            EXPORTER, "CL-2026-001", credit_line), "OK"),
         (2, "exporter grants the bank consent to read its credit file (with the file's key)",
          EXPORTER, txtypes.GrantConsent(bank, now_ms + DAY_MS, (file_key,)), "OK"),
+        (2, "bank records the exporter's credit line (sealed)", bank, txtypes.RecordCredit(
+            EXPORTER, "CL-2026-001", credit_line), "OK"),
         (3, "customs registers declaration 1 (USD 600,000)", customs,
          txtypes.RegisterDeclaration(decl1, EXPORTER, 60_000_000, usd,
                                      _date(now_ms - 10 * DAY_MS), seal(

@@ -144,6 +144,9 @@ class Queries:
         params["auth"] = signer.auth("audit.credit_reads", params)
         return self.call("audit.credit_reads", params)
 
+    def credit_file_keys(self, uscc: str) -> Any:
+        return self.call("credit.file_keys", {"uscc": uscc})
+
     def encryption_key(self, owner: str) -> Any:
         return self.call("encryption_key.get", {"owner": owner})
 

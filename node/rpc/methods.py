@@ -452,6 +452,16 @@ class Api:
             raise RpcError(E.NOT_FOUND, f"{owner} has no encryption key")
         return dict(views.plain(record))
 
+    async def credit_file_keys(self, params: dict[str, Any],
+                               ctx: CallContext) -> dict[str, Any]:
+        """A credit file's key epochs with their wraps (ciphertext to all but the readers):
+        what an enterprise needs to extend a consent to another bank."""
+        uscc = _text(params, "uscc", 18)
+        epochs = queries.credit_file_keys(self.state, uscc)
+        current = queries.credit_file_key(self.state, uscc)
+        return {"uscc": uscc, "epoch": 0 if current is None else current.epoch,
+                "epochs": [views.plain(e) for e in epochs]}
+
     async def sealing_recipients(self, params: dict[str, Any],
                                  ctx: CallContext) -> dict[str, Any]:
         recorder = _text(params, "recorder", 64)
@@ -657,6 +667,9 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("encryption_key.get", api.encryption_key_get, (Param("owner", s.text(64), True),),
         summary="An institution's or enterprise's current encryption key and its version.",
         result=s.OBJECT, errors=(E.NOT_FOUND,))
+    add("credit.file_keys", api.credit_file_keys, (Param("uscc", s.USCC, True),),
+        summary="A credit file's key epochs, each with its private key wrapped to its readers "
+        "(the enterprise extends a consent with them).", result=s.OBJECT)
     add("sealing.recipients", api.sealing_recipients, (
         Param("recorder", s.text(64), True), Param("enterprise", s.USCC),
         Param("credit_file", s.USCC)),

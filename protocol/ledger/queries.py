@@ -153,10 +153,8 @@ def read_credit_file(state: State, uscc: str, reader: str,
         raise QueryRefused(codes.QUERY_NOT_FOUND, f"enterprise {uscc} is not registered")
     access, expires = _credit_access(state, uscc, reader, _now(state, at_ms))
     entries = tuple(e for _, e in state.scan(keys.credit_prefix(uscc), records.CreditEntry))
-    file_keys = tuple(k for _, k in state.scan(keys.credit_file_key(uscc, 0)[:-8],
-                                                records.CreditFileKey))
     return CreditFileRead(uscc, reader, access, access == ACCESS_CONSENT, expires, entries,
-                          file_keys)
+                          credit_file_keys(state, uscc))
 
 
 
@@ -370,6 +368,17 @@ def seal_recipients(state: State, recorder: str, *, enterprise: str = "",
             party = file_party(credit_file)
             out[party] = Recipient(party, current.epoch, current.public_key)
     return tuple(out.values())
+
+
+def credit_file_keys(state: State, uscc: str) -> tuple[records.CreditFileKey, ...]:
+    """The newest CREDIT_FILE_EPOCHS_LISTED_MAX key epochs of a credit file, oldest first."""
+    current = credit_file_key(state, uscc)
+    if current is None:
+        return ()
+    first = max(1, current.epoch - limits.CREDIT_FILE_EPOCHS_LISTED_MAX + 1)
+    stop = keys.credit_file_key(uscc, current.epoch + 1)
+    return tuple(decode_value(records.CreditFileKey, raw)
+                 for _, raw in state.kv.iterate(keys.credit_file_key(uscc, first), stop))
 
 
 def credit_file_key(state: State, uscc: str) -> records.CreditFile | None:
