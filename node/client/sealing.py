@@ -364,14 +364,7 @@ def file_private_key(epoch: records.CreditFileKey, keyring: Keyring) -> bytes:
     return unwrap(wrapped, keyring.private(wrapped.key_version))
 
 
-def reseal_to(sealed: Sealed, keyring: Keyring, extra: Recipient) -> Sealed:
-    """The same ciphertext with its data key also wrapped to `extra` (a party disclosing a
-    record it can open to one more party, for a new transaction)."""
-    data_key = data_key_for(sealed, keyring)
-    return replace(sealed, keys=(*sealed.keys, wrap(data_key, extra)))
-
-
 __all__ = ["ENCRYPTED", "FileKeys", "Keyring", "Recipient", "SealedError", "data_key_for",
            "extend_file_key_grant", "file_party", "file_private_key", "new_file_key_grant",
-           "node_recipients", "open_field", "open_record", "reseal_to", "salt", "seal",
+           "node_recipients", "open_field", "open_record", "salt", "seal",
            "seal_values", "wrap"]
