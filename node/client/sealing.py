@@ -21,7 +21,7 @@ import os
 import pathlib
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from nacl.bindings import (
