@@ -68,6 +68,36 @@ def _cmd_keys_enterprise_proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_encryption_rotate(args: argparse.Namespace) -> int:
+    """Add the next encryption key version to a keyring (created from the signing key's
+    version 1 when it does not exist yet) and say how to register it (ADR 0024)."""
+    from node import keys
+    from node.client.sealing import Keyring
+
+    if args.keyring.exists():
+        ring = Keyring.load(args.keyring)
+        if ring.party != args.party:
+            print(f"crossbill: error: {args.keyring} is {ring.party}'s keyring, not "
+                  f"{args.party}'s", file=sys.stderr)
+            return 2
+    else:
+        if args.key is None:
+            print("crossbill: error: a new keyring starts from the signing key's version 1: "
+                  "give --key", file=sys.stderr)
+            return 2
+        ring = Keyring.from_signing_key(args.party, keys.read_key_file(
+            args.key, keys.passphrase_from_env_or_file(args.passphrase_file)))
+    public = ring.rotate()
+    ring.save(args.keyring)
+    print(f"keyring    {args.keyring} ({args.party}, versions {sorted(ring.keys)})")
+    print(f"version    {ring.version}")
+    print(f"public_key {public.hex()}")
+    print(f"register it with: crossbill tx encryption_key.set --signer {args.party} "
+          f"--public-key {public.hex()} --key SIGNING_KEY ...; keep the keyring (records "
+          "sealed to older versions open only with them)")
+    return 0
+
+
 def _cmd_genesis_check(args: argparse.Namespace) -> int:
     from protocol.genesis import load_genesis
 
@@ -197,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--chain-id", required=True, help="the network's chain id")
     ep.add_argument("--passphrase-file", type=pathlib.Path)
     ep.set_defaults(func=_cmd_keys_enterprise_proof)
+    er = keys_sub.add_parser("encryption-rotate", help="add a new encryption key version to "
+                             "your keyring (then register it with encryption_key.set)")
+    er.add_argument("--keyring", type=pathlib.Path, required=True, help="keyring file (0600)")
+    er.add_argument("--party", required=True, help="your institution id or USCC")
+    er.add_argument("--key", type=pathlib.Path,
+                    help="your signing key file (to start a new keyring at version 1)")
+    er.add_argument("--passphrase-file", type=pathlib.Path)
+    er.set_defaults(func=_cmd_keys_encryption_rotate)
 
     genesis = sub.add_parser("genesis", help="check a genesis file (consortium configuration)")
     genesis_sub = genesis.add_subparsers(dest="genesis_command", required=True,

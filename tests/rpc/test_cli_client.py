@@ -124,3 +124,43 @@ def test_cli_refuses_bad_fields(tmp_path: pathlib.Path, capsys: pytest.CaptureFi
                      "http://127.0.0.1:1"])
     assert code == 2
     assert "value" in capsys.readouterr().err
+
+
+async def test_cli_rotates_an_encryption_key_and_seals_to_it(
+        tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with rpc_cluster(tmp_path / "net") as rc:
+        pw = tmp_path / "pw"
+        pw.write_text("secret\n")
+        pw.chmod(0o600)
+        key = tmp_path / "customs.qd.key"
+        write_key_file(key, rc.c.keys["customs.qd"], "secret", scrypt_log_n=LOG_N)
+        ring = tmp_path / "customs.keyring"
+        common = ["--rpc", rc.url.rstrip("/"), "--passphrase-file", str(pw)]
+
+        def walk() -> list[Any]:
+            assert cli.main(["keys", "encryption-rotate", "--keyring", str(ring), "--party",
+                             "customs.qd", "--key", str(key), "--passphrase-file",
+                             str(pw)]) == 0
+            printed = capsys.readouterr().out
+            public = printed.split("public_key ")[1].split()[0]
+            assert "version    2" in printed
+            out = [run_cli(["tx", "encryption_key.set", "--key", str(key), "--signer",
+                            "customs.qd", "--public-key", public, *common], capsys)]
+            out.append(run_cli(["rpc", "encryption_key.get", '{"owner": "customs.qd"}',
+                                *common], capsys))
+            out.append(run_cli([
+                "tx", "declaration.register", "--key", str(key), "--signer", "customs.qd",
+                "--declaration-no", "ROT-1", "--exporter", "91370200MA3C8Y5R2L",
+                "--details", '{"buyer": "B", "destination": "DE", "goods": "valves"}',
+                "--value", "100", "--currency", "USD", "--export-date", RECENT_EXPORT_DATE,
+                *common], capsys))
+            out.append(run_cli(["query", "declaration", "ROT-1", "--keyring", str(ring),
+                                *common], capsys))
+            return out
+
+        (c1, set_tx), (c2, got), (c3, decl_tx), (c4, decl) = await trio.to_thread.run_sync(walk)
+        assert (c1, c2, c3, c4) == (0, 0, 0, 0)
+        assert set_tx["receipt"]["code"] == "OK" and got["version"] == 2
+        assert decl_tx["receipt"]["code"] == "OK"  # sealed to customs' version 2
+        assert decl["declaration"]["details"]["goods"] == "valves"
+        assert (ring.stat().st_mode & 0o777) == 0o600
