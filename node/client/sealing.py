@@ -281,17 +281,37 @@ def node_recipients(client: Any) -> Resolver:
     """A resolver asking a node (a sync `Client`): `sealing.recipients` for the signer, the
     enterprise the record concerns and, for credit entries, the file's key."""
     def resolve(tx_type: str, signer: str, values: dict[str, Any]) -> list[Recipient]:
-        enterprise = str(values.get("uscc") or values.get("exporter") or values.get("payer")
-                         or "")
+        enterprise, file_too = _resolve_params(tx_type, values)
         if tx_type == "declaration.amend":
             declaration = client.declaration(values["declaration_no"])["declaration"]
             enterprise = declaration["exporter"]
-        credit_file = enterprise if tx_type == "credit.record" else ""
-        answer = client.sealing_recipients(signer, enterprise, credit_file)
+        answer = client.sealing_recipients(signer, enterprise, enterprise if file_too else "")
         return [Recipient(r["party"], int(r["key_version"]), bytes.fromhex(r["public_key"]))
                 for r in answer["recipients"]]
 
     return resolve
+
+
+def _resolve_params(tx_type: str, values: dict[str, Any]) -> tuple[str, bool]:
+    enterprise = str(values.get("uscc") or values.get("exporter") or values.get("payer") or "")
+    return enterprise, tx_type == "credit.record"
+
+
+async def seal_values_async(client: Any, tx_type: str, signer: str,
+                            values: dict[str, Any]) -> dict[str, Any]:
+    """`seal_values` for an `AsyncClient`: asks the node whom to seal to, then seals."""
+    spec = txtypes.SEALED_FIELDS.get(tx_type)
+    if spec is None or spec.field not in values:
+        return values
+    enterprise, file_too = _resolve_params(tx_type, values)
+    if tx_type == "declaration.amend":
+        enterprise = (await client.declaration(values["declaration_no"]))["declaration"][
+            "exporter"]
+    answer = await client.sealing_recipients(signer, enterprise,
+                                             enterprise if file_too else "")
+    recipients = [Recipient(r["party"], int(r["key_version"]), bytes.fromhex(r["public_key"]))
+                  for r in answer["recipients"]]
+    return seal_values(tx_type, signer, values, lambda *_: recipients)
 
 
 # record kind -> a transaction type that seals that kind's field (the context is the kind's)
@@ -367,4 +387,4 @@ def file_private_key(epoch: records.CreditFileKey, keyring: Keyring) -> bytes:
 __all__ = ["ENCRYPTED", "FileKeys", "Keyring", "Recipient", "SealedError", "data_key_for",
            "extend_file_key_grant", "file_party", "file_private_key", "new_file_key_grant",
            "node_recipients", "open_field", "open_record", "salt", "seal",
-           "seal_values", "wrap"]
+           "seal_values", "seal_values_async", "wrap"]

@@ -25,9 +25,12 @@ from node.client.sealing import (
     new_file_key_grant,
     open_credit_file,
     open_field,
+    open_record,
     salt,
     seal,
+    seal_values_async,
 )
+from node.client.txbuild import TxBuilder, build_payload
 from node.keys import generate_key
 from protocol import codec, crypto, txtypes, types
 from protocol.ledger import records
@@ -176,6 +179,18 @@ async def test_encryption_key_rotation(tmp_path: pathlib.Path) -> None:
         assert open_field(codec.from_json(Sealed, before["declaration"]["details"]),
                           "declaration.register", "QD-2026-EX-0001",
                           ring).buyer == "Hamburg Marine GmbH"
+        # The async client seals plain details the same way, to whom the node names.
+        builder = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
+                            signer="customs.qd")
+        values = await seal_values_async(client, "declaration.register", "customs.qd", {
+            "declaration_no": "ROT-ASYNC", "exporter": "91370200MA3C8Y5R2L", "value": 100,
+            "currency": "USD", "export_date": "2026-11-20",
+            "details": {"buyer": "C", "destination": "FR", "goods": "seals"}})
+        reply = await client.submit(builder.sign(build_payload("declaration.register", values)),
+                                    wait=True)
+        assert reply["receipt"]["code"] == "OK", reply
+        shown = open_record(await client.declaration("ROT-ASYNC"), ring)
+        assert shown["declaration"]["details"]["goods"] == "seals"
         # A low-order point is not an encryption key.
         await _commit(rc, client, "customs.qd", txtypes.SetEncryptionKey(bytes(32)),
                       expect="BAD_ENCRYPTION_KEY")
