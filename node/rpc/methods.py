@@ -302,8 +302,9 @@ class Api:
         consent = self.state.get(keys.consent(uscc, bank), records.Consent)
         if consent is None:
             raise RpcError(E.NOT_FOUND, f"{uscc} has granted {bank} no consent")
-        now = self.state.head.timestamp_ms
-        return {"consent": views.plain(consent), "live": consent.expires_at_ms > now}
+        # live now: expiry is judged against the current time, not the last block's (ADR 0024)
+        return {"consent": views.plain(consent),
+                "live": consent.expires_at_ms > self.clock_ms()}
 
     # ------------------------------------------------------------------ the users' lists
 

@@ -18,7 +18,7 @@ from node.client.sealing import ENCRYPTED, Keyring, SealedError, open_field, sea
 from node.files import LooseFileModeError
 from protocol import codec, limits, txtypes
 from protocol.errors import DecodeError
-from protocol.sealed import Recipient, Sealed, WrappedKey, context, unwrap
+from protocol.sealed import Recipient, Sealed, WrappedKey, context, plain_hash, unwrap
 
 DECL = "QD-1"
 
@@ -44,6 +44,10 @@ def test_each_party_opens_and_others_do_not() -> None:
         assert open_field(sealed, "declaration.register", DECL, rings[party]) == details
     with pytest.raises(SealedError, match="not a party"):
         open_field(sealed, "declaration.register", DECL, rings["bank.x"])
+    # the plain text's hash lets a party prove what it was shown, and nothing else matches it
+    assert plain_hash(codec.encode(details)) == sealed.plain_hash
+    assert plain_hash(codec.encode(dataclasses.replace(details, goods="valves"))) != \
+        sealed.plain_hash
     # the same record's amendment opens the same way (the context is the record kind)
     assert open_field(sealed, "declaration.amend", DECL, rings["customs.qd"]) == details
     assert len(sealed.keys) == 2 and all(len(w.box) == limits.WRAPPED_KEY_BYTES
