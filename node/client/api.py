@@ -122,13 +122,15 @@ class Queries:
         return self.call("record.history", {"kind": kind, "id": record_id})
 
     # confidential reads (ADR 0024)
-    def credit_file(self, uscc: str, read_tx: bytes | str, signer: ReadSigner | None = None,
-                    reader: str | None = None) -> Any:
-        """The credit file released by the reader's committed credit.read `read_tx`; signed
-        by `signer`, or proven by this client's credential named `reader`. Entries come
-        sealed: `node.client.sealing` opens them with the reader's keyring."""
-        params: dict[str, Any] = {"uscc": uscc, "read_tx": read_tx if isinstance(read_tx, str)
-                                  else read_tx.hex()}
+    def credit_file(self, uscc: str, read_tx: bytes | str | None,
+                    signer: ReadSigner | None = None, reader: str | None = None) -> Any:
+        """The credit file released by the reader's committed credit.read `read_tx` (None: the
+        enterprise reading its own file); signed by `signer`, or proven by this client's
+        credential named `reader`. Entries come sealed: `node.client.sealing.open_credit_file`
+        opens them with the reader's keyring."""
+        params: dict[str, Any] = {"uscc": uscc}
+        if read_tx is not None:
+            params["read_tx"] = read_tx if isinstance(read_tx, str) else read_tx.hex()
         if signer is not None:
             params["auth"] = signer.auth("credit.read", params)
         elif reader is not None:

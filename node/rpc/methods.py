@@ -388,8 +388,10 @@ class Api:
         consent live at the current time (a bank) (ADR 0024)."""
         uscc = _text(params, "uscc", 18)
         reader, how = self._reader("credit.read", params, ctx)
-        read_tx = _hex32(params, "read_tx")
-        self._check_read_tx(read_tx, reader, uscc)
+        read_tx = b""
+        if reader != uscc:  # the enterprise reads its own file without recording it
+            read_tx = _hex32(params, "read_tx")
+            self._check_read_tx(read_tx, reader, uscc)
         try:
             read = queries.read_credit_file(self.state, uscc, reader, at_ms=self.clock_ms())
         except queries.QueryRefused as exc:
@@ -647,8 +649,9 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         result=s.OBJECT, errors=(E.NOT_FOUND,))
     add("credit.read", api.credit_read, (
         Param("uscc", s.USCC, True),
-        Param("read_tx", s.HEX32, True, "the reader's committed credit.read transaction for "
-              f"this file, at most {CREDIT_READ_FRESH_MS} ms old"),
+        Param("read_tx", s.HEX32, description="the reader's committed credit.read transaction "
+              f"for this file, at most {CREDIT_READ_FRESH_MS} ms old (not needed by the "
+              "enterprise reading its own file)"),
         Param("reader", s.text(64), description="the reading institution (with a client "
               "credential of that name)"),
         Param("auth", s.READ_AUTH, description="a signed read request")),

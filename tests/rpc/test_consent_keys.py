@@ -119,6 +119,11 @@ async def test_consent_extends_revokes_and_expires(tmp_path: pathlib.Path) -> No
                     open_credit_file(everything, rings[BOC])}
         assert boc_view["CL-2026-001"] != ENCRYPTED
         assert boc_view["OD-1"] == ENCRYPTED
+        # The exporter reads its own file without recording a read, and opens every entry.
+        own = await client.credit_file(EXPORTER, None, signer=ReadSigner(
+            enterprise_key, EXPORTER, rc.c.config.chain_id))
+        assert own["access"] == "self"
+        assert all(e["details"] != ENCRYPTED for e in open_credit_file(own, rings[EXPORTER]))
         for reader in (ICBC, REG, EXPORTER):
             view = {e["entry_id"]: e["details"] for e in
                     open_credit_file(everything, rings[reader])}
