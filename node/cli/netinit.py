@@ -400,6 +400,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
                           or "defaults"))
     orderers = [n.institution for n in spec.nodes if n.orderer]
     print(f"orderers  {', '.join(orderers)}")
+    print("tls       " + ("off: plain http://" if spec.tls is None else
+                          f"https://, a test CA valid {spec.tls.ca_validity_days} days, node "
+                          f"certificates {spec.tls.server_cert_validity_days} days"))
     print(f"  {'institution':<24} {'role':<9} {'orderer':<7}  {'p2p (dialled)':<28} "
           f"{'rpc listen':<21} metrics listen")
     for n in spec.nodes:
