@@ -104,10 +104,11 @@ setup_dirs() {
   chown root:crossbill "$ETC"
   chmod 0750 "$ETC"
   local f
-  for f in node.toml genesis.json rpc-clients.toml; do
+  for f in node.toml genesis.json rpc-clients.toml ca.pem rpc-cert.pem; do
     if [ -e "$ETC/$f" ]; then chown root:crossbill "$ETC/$f"; chmod 0640 "$ETC/$f"; fi
   done
-  for f in institution.key node.key passphrase; do
+  # rpc-key.pem: the RPC's TLS key (network init's test certificate, or your own).
+  for f in rpc-key.pem institution.key node.key passphrase; do
     if [ -e "$ETC/$f" ]; then chown crossbill:crossbill "$ETC/$f"; chmod 0600 "$ETC/$f"; fi
   done
 }

@@ -221,6 +221,7 @@ class ClientSpec:
     urls: tuple[str, ...]
     plan: Plan
     keys: dict[str, Any]
+    ca_file: str | None = None  # the network's CA when its RPC serves https
 
 
 @dataclass
@@ -257,7 +258,7 @@ def _client_main(spec: ClientSpec, shared: Shared) -> None:
     lock = threading.Lock()
 
     def sender(node: int, items: list[tuple[int, str, dict[str, Any]]]) -> None:
-        client = RpcClient(spec.urls[node], timeout_s=30)
+        client = RpcClient(spec.urls[node], timeout_s=30, ca_file=spec.ca_file)
         sent: list[tuple[str, int, float]] = []
         refused: collections.Counter[str] = collections.Counter()
         errors = 0
@@ -348,16 +349,18 @@ def members_for(orderers: int, followers: int) -> tuple[Any, ...]:
 
 
 def start_network(root: pathlib.Path, members: tuple[Any, ...], base_port: int,
-                  tuning: dict[str, int]) -> dict[str, Any]:
-    """Like `crossbill devnet up` (same DIR/devnet.json, so `devnet down` stops it), for any
-    member list."""
+                  tuning: dict[str, int], tls: bool = True) -> dict[str, Any]:
+    """Like `crossbill devnet up` (same DIR/devnet.json, so `devnet down` stops it, and the
+    same TLS default), for any member list."""
     from node.cli import devnet
     from node.cli.netgen import generate_network
 
     config, nodes = generate_network(root, members=members, base_port=base_port,
-                                     tuning=tuning or None)
+                                     tuning=tuning or None, tls=tls)
+    ca_file = nodes[0].ca_file if nodes else None
     desc: dict[str, Any] = {"chain_id": config.chain_id, "genesis_hash": config.hash.hex(),
-                            "dir": str(root), "nodes": []}
+                            "dir": str(root), "ca_file": str(ca_file) if ca_file else None,
+                            "nodes": []}
     try:
         for n in nodes:
             proc = devnet.start_node(n.config, n.dir / "node.log")
@@ -387,7 +390,7 @@ def _setup(desc: dict[str, Any], keys: dict[str, Any], chain_id: str, banks: tup
         return types.Tx.create(keys[signer], chain_id=chain_id, signer=signer, payload=payload,
                                nonce=os.urandom(16), expires_at_ms=expires_at_ms)
 
-    client = RpcClient(desc["nodes"][0]["rpc_url"], timeout_s=10)
+    client = RpcClient(desc["nodes"][0]["rpc_url"], timeout_s=10, ca_file=desc.get("ca_file"))
     try:
         _commit_all(client, [tx(bank, txtypes.RegisterEnterprise(
             uscc, f"Exporter {n}", "CN", b"")) for n, (uscc, bank) in enumerate(ents)])
@@ -478,11 +481,11 @@ class Observed:
 
 
 async def _watch(url: str, index: int, obs: Observed, shared: Shared,
-                 subscribed: Any) -> None:
+                 subscribed: Any, ca_file: str | None = None) -> None:
     from node.client.aio import AsyncClient
 
     try:
-        async with AsyncClient(url, timeout_s=10) as client, \
+        async with AsyncClient(url, timeout_s=10, ca_file=ca_file) as client, \
                 client.subscribe("sub.blocks") as events:
             subscribed()
             async for ev in events:
@@ -498,7 +501,7 @@ async def _watch(url: str, index: int, obs: Observed, shared: Shared,
         obs.dropped.append(f"{url}: {type(exc).__name__}: {exc}")
 
 
-async def _statuses(urls: list[str]) -> list[dict[str, Any]]:
+async def _statuses(urls: list[str], ca_file: str | None = None) -> list[dict[str, Any]]:
     import h11
     import trio
 
@@ -513,7 +516,7 @@ async def _statuses(urls: list[str]) -> list[dict[str, Any]]:
 
     async def one(i: int) -> None:
         try:
-            async with AsyncClient(urls[i], timeout_s=5) as c:
+            async with AsyncClient(urls[i], timeout_s=5, ca_file=ca_file) as c:
                 out[i] = await c.call("node.status")
         except failures as exc:  # a figure goes missing (say which); the run goes on
             out[i] = {}
@@ -548,6 +551,7 @@ async def _measure(desc: dict[str, Any], shared: Shared, client_pids: list[int],
     import trio
 
     urls = [n["rpc_url"] for n in desc["nodes"]]
+    ca_file = desc.get("ca_file")
     pids = [int(n["pid"]) for n in desc["nodes"]]
     obs = Observed(len(urls))
     win = Window()
@@ -558,14 +562,14 @@ async def _measure(desc: dict[str, Any], shared: Shared, client_pids: list[int],
 
     async with trio.open_nursery() as nursery:
         for i, url in enumerate(urls):
-            nursery.start_soon(_watch, url, i, obs, shared, mark)
+            nursery.start_soon(_watch, url, i, obs, shared, mark, ca_file)
         with trio.fail_after(SUBSCRIBE_TIMEOUT_S):
             while subscribed[0] < len(urls):
                 await trio.sleep(0.01)
         win.start = time.monotonic() + 0.3
         shared.start_at.value = win.start
         shared.go.set()
-        win.status0 = await _statuses(urls)
+        win.status0 = await _statuses(urls, ca_file)
         await trio.sleep(max(0.0, win.start - time.monotonic()))
         win.cpu0 = [proc_cpu_s(p) for p in pids]
         win.machine0 = machine_busy_s()
@@ -575,7 +579,7 @@ async def _measure(desc: dict[str, Any], shared: Shared, client_pids: list[int],
         win.cpu1 = [proc_cpu_s(p) for p in pids]
         win.machine1 = machine_busy_s()
         win.clients1 = sum(proc_cpu_s(p) for p in client_pids) + time.process_time()
-        win.status1 = await _statuses(urls)
+        win.status1 = await _statuses(urls, ca_file)
         deadline = time.monotonic() + RESULT_TIMEOUT_S
         while len(win.results) < len(client_pids):
             try:
@@ -607,14 +611,14 @@ async def _measure(desc: dict[str, Any], shared: Shared, client_pids: list[int],
     return obs, win
 
 
-def receipt_codes(url: str, heights: list[int],
-                  timeout_s: float = RECEIPTS_TIMEOUT_S) -> dict[str, int]:
+def receipt_codes(url: str, heights: list[int], timeout_s: float = RECEIPTS_TIMEOUT_S,
+                  ca_file: str | None = None) -> dict[str, int]:
     """Receipt codes of the blocks at `heights` (read with block.get; bounded in time: the
     tally covers the blocks read by then)."""
     from node.client.transport import RpcClient
 
     codes: collections.Counter[str] = collections.Counter()
-    client = RpcClient(url, timeout_s=10)
+    client = RpcClient(url, timeout_s=10, ca_file=ca_file)
     deadline = time.monotonic() + timeout_s
     try:
         for i in range(0, len(heights), 20):
@@ -847,6 +851,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-port", type=int, default=0,
                    help="p2p base+1.., RPC base+101.., metrics base+201..; default: a free "
                    "range")
+    p.add_argument("--no-tls", action="store_true",
+                   help="the nodes serve plain http:// (default: https:// with the network's "
+                   "own test CA, as `crossbill devnet up`)")
 
 
 def register(sub: Any) -> None:
@@ -893,12 +900,13 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
     out = print
     base = args.base_port or devnet.free_base_port(len(members))
     wall0 = time.monotonic()
-    desc = start_network(net, members, base, dict(args.tuning))
+    desc = start_network(net, members, base, dict(args.tuning), tls=not args.no_tls)
     ctx = multiprocessing.get_context("fork")
     procs: list[Any] = []
     try:
         out(f"network up: {len(members)} nodes in {time.monotonic() - wall0:.1f} s "
-            f"(base port {base}, {net})")
+            f"(base port {base}, {net}; RPC over "
+            f"{'https (TLS)' if desc['ca_file'] else 'plain http'})")
         config = load_genesis((net / "genesis.json").read_bytes())
         passphrase = (net / "passphrase").read_text().splitlines()[0]
         keys = {m.id: read_key_file(net / m.id / "institution.key", passphrase)
@@ -920,7 +928,7 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
         urls = tuple(n["rpc_url"] for n in desc["nodes"])
         for k in range(args.clients):
             spec = ClientSpec(k, args.clients, total, rate, args.duration, args.window, urls,
-                              plan, keys)
+                              plan, keys, desc["ca_file"])
             proc = ctx.Process(target=_client_main, args=(spec, shared), daemon=True)
             proc.start()
             procs.append(proc)
@@ -943,8 +951,10 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
         obs, win = trio.run(_measure, desc, shared, [p.pid for p in procs], float(args.duration),
                             float(args.drain_timeout))
         lines, figures = summarize(desc, obs, win, rate, float(args.duration))
-        codes = receipt_codes(desc["nodes"][0]["rpc_url"], sorted(obs.block_txs))
+        codes = receipt_codes(desc["nodes"][0]["rpc_url"], sorted(obs.block_txs),
+                              ca_file=desc["ca_file"])
         figures["receipt_codes"] = codes
+        figures["tls"] = desc["ca_file"] is not None
         total_codes = sum(codes.values())
         lines.append(f"receipts of the blocks seen: {total_codes} transactions, "
                      f"{codes.get('OK', 0) / max(1, total_codes):.0%} OK; {codes}")

@@ -1,7 +1,10 @@
 """A local network on loopback: generate, start every node as its own process, stop, demo.
 
 `up` writes DIR/devnet.json listing each node's name, role, pid, RPC URL and metrics URL, once
-every node answers and the orderers agree on a leader. `down` stops them (SIGTERM, then SIGKILL
+every node answers and the orderers agree on a leader. Every RPC serves https:// (wss://) with a
+certificate signed by the devnet's own test CA, DIR/ca.pem, which devnet.json names as
+"ca_file" for clients (`--ca-file`); `up --no-tls` serves plain http:// (ADR 0023, "Test
+networks", has the measured cost). `down` stops them (SIGTERM, then SIGKILL
 after a deadline). `demo` walks docs/domain.md's headline workflow through the RPC API and waits for
 every step to be committed on every node.
 """
@@ -78,13 +81,13 @@ def start_node(config: pathlib.Path, log_path: pathlib.Path) -> subprocess.Popen
 
 def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | None = None,
        out: Callable[[str], None] = print, wait: bool = True,
-       params: types.Params | None = None) -> dict[str, Any]:
+       params: types.Params | None = None, tls: bool = True) -> dict[str, Any]:
     root = root.resolve()
     if (root / "devnet.json").exists():
         raise DevnetError(f"{root}/devnet.json exists: run 'crossbill devnet down --dir {root}'"
                           " first, or pick another directory")
     config, nodes = generate_network(root, base_port=base_port, tuning=tuning,
-                                     params=params or types.DEFAULT_PARAMS)
+                                     params=params or types.DEFAULT_PARAMS, tls=tls)
     out(f"generated {len(nodes)} nodes for chain {config.chain_id} in {root}")
     procs = []
     for n in nodes:
@@ -95,6 +98,7 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
         "chain_id": config.chain_id,
         "genesis_hash": config.hash.hex(),
         "dir": str(root),
+        "ca_file": str(nodes[0].ca_file) if nodes and nodes[0].ca_file else None,
         "nodes": [{
             "name": n.institution, "role": n.role, "orderer": n.orderer, "pid": p.pid,
             "rpc_url": n.rpc_url, "metrics_url": n.metrics_url,
@@ -110,6 +114,9 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
             down(root, out=lambda _: None)  # never leave half a network running
             raise
         out(f"network is up: leader {leader}; description in {root / 'devnet.json'}")
+        if description["ca_file"]:
+            out(f"RPC over TLS: clients verify with the devnet's CA, e.g. crossbill node status "
+                f"--rpc {nodes[0].rpc_url} --ca-file {description['ca_file']}")
     return description
 
 
@@ -121,10 +128,16 @@ def load(root: pathlib.Path) -> dict[str, Any]:
     return data
 
 
+def client(description: dict[str, Any], node: dict[str, Any], timeout_s: float) -> RpcClient:
+    """A client for `node` of the devnet `description`, verifying its certificate against the
+    devnet's CA when it serves https."""
+    return RpcClient(node["rpc_url"], timeout_s=timeout_s, ca_file=description.get("ca_file"))
+
+
 def wait_ready(description: dict[str, Any], timeout_s: float) -> str:
     """Wait until every node answers and the orderers agree on one leader; return it."""
     deadline = time.monotonic() + timeout_s
-    clients = {n["name"]: RpcClient(n["rpc_url"], timeout_s=2) for n in description["nodes"]}
+    clients = {n["name"]: client(description, n, 2) for n in description["nodes"]}
     last_error = "no answer yet"
     try:
         while time.monotonic() < deadline:
@@ -204,17 +217,18 @@ def demo(root: pathlib.Path, out: Callable[[str], None] = print) -> float:
     passphrase = (root / "passphrase").read_text().splitlines()[0]
     keys = {n["name"]: read_key_file(root / n["name"] / "institution.key", passphrase)
             for n in description["nodes"]}
-    clients = {n["name"]: RpcClient(n["rpc_url"], timeout_s=STEP_TIMEOUT_S)
+    clients = {n["name"]: client(description, n, STEP_TIMEOUT_S)
                for n in description["nodes"]}
     steps = headline_steps(genesis, keys, int(time.time() * 1000), generate_key())
     first_bank = next(n["name"] for n in description["nodes"] if n["role"] == "bank")
-    out(f"headline workflow on {len(clients)} nodes of {genesis.chain_id}")
+    scheme = "https (TLS)" if description.get("ca_file") else "plain http"
+    out(f"headline workflow on {len(clients)} nodes of {genesis.chain_id}, RPC over {scheme}")
     started = time.perf_counter()
     try:
         for i, step in enumerate(steps, 1):
             t0 = time.perf_counter()
-            client = clients.get(step.tx.signer) or clients[first_bank]
-            reply = client.submit(step.tx, wait=True, timeout_ms=int(STEP_TIMEOUT_S * 1000))
+            signer = clients.get(step.tx.signer) or clients[first_bank]
+            reply = signer.submit(step.tx, wait=True, timeout_ms=int(STEP_TIMEOUT_S * 1000))
             if reply["status"] != "committed":
                 raise DevnetError(f"step {step.title!r} did not commit in {STEP_TIMEOUT_S} s")
             committed = time.perf_counter() - t0

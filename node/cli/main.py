@@ -151,7 +151,7 @@ GC_GEN0_THRESHOLD = 50_000  # allocations between young collections (CPython's d
 def _cmd_devnet_up(args: argparse.Namespace) -> int:
     from node.cli import devnet
 
-    devnet.up(args.dir, base_port=args.base_port)
+    devnet.up(args.dir, base_port=args.base_port, tls=not args.no_tls)
     return 0
 
 
@@ -179,7 +179,7 @@ def _cmd_devnet_run(args: argparse.Namespace) -> int:
     root = args.dir or pathlib.Path(tempfile.mkdtemp(prefix="crossbill-devnet-"))
     kept = args.dir is not None or args.keep
     try:
-        devnet.up(root, base_port=args.base_port)
+        devnet.up(root, base_port=args.base_port, tls=not args.no_tls)
         try:
             devnet.demo(root)
         finally:
@@ -192,6 +192,10 @@ def _cmd_devnet_run(args: argparse.Namespace) -> int:
     print(f"next: {logs}; `crossbill devnet up --dir DIR` keeps a network running to explore "
           "(README.md, 'Running a network by hand'; metrics: monitoring/README.md)")
     return 0
+
+
+NO_TLS_HELP = ("serve plain http:// (default: https:// with a certificate from the devnet's "
+               "own CA, DIR/ca.pem, which DIR/devnet.json names as ca_file)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,11 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             p.add_argument("--base-port", type=int, default=7100,
                            help="p2p ports base+1.., RPC base+101.., metrics base+201..")
+            p.add_argument("--no-tls", action="store_true", help=NO_TLS_HELP)
         p.set_defaults(func=func)
     run = dev_sub.add_parser("run", help="up, demo and down in one go")
     run.add_argument("--dir", type=pathlib.Path, help="default: a new temporary directory")
     run.add_argument("--keep", action="store_true", help="keep the temporary directory")
     run.add_argument("--base-port", type=int, default=7100)
+    run.add_argument("--no-tls", action="store_true", help=NO_TLS_HELP)
     run.set_defaults(func=_cmd_devnet_run)
 
     from node.cli import bench

@@ -11,14 +11,25 @@ The devnet layout (`generate_network`):
     DIR/<institution>/institution.key    encrypted Ed25519 signing key
     DIR/<institution>/node.key           libp2p identity (raw seed, mode 0600)
     DIR/<institution>/node.toml          the node's configuration
+    DIR/<institution>/rpc-cert.pem       its RPC's TLS certificate, signed by DIR/ca.pem
+    DIR/<institution>/rpc-key.pem        its private key (mode 0600)
     DIR/<institution>/data/              its LevelDB store (created at first start)
+    DIR/ca.pem, DIR/ca-key.pem           the network's test CA (key mode 0600): clients verify
+                                         every node's RPC against ca.pem
 
 The network-init layouts ("relative" and "system") give each institution its own passphrase and
 a self-contained directory, holding a copy of genesis.json, that can be copied to that
 institution's host (see deploy/README.md):
 
     OUT/genesis.json
+    OUT/ca.pem, OUT/ca-key.pem           the test CA (see below)
     OUT/<institution>/{genesis.json,institution.key,node.key,node.toml,passphrase}
+    OUT/<institution>/{ca.pem,rpc-cert.pem,rpc-key.pem}
+
+With TLS (the default; `NetworkSpec.tls = None` turns it off) every node's node.toml names its
+[rpc] tls_cert_file and tls_key_file: a certificate for the node's RPC addresses (node/certs.py
+`server_hosts`) signed by a consortium CA made here. That CA is for test networks: production
+operators bring certificates from their own CA (ADR 0023, deploy/README.md).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from node import certs
 from node.cli.demo import DEFAULT_MEMBERS, Member
 from node.config import config_from_dict
 from node.files import create_private_file
@@ -79,6 +91,14 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class TlsSpec:
+    """TLS on every node's RPC: a test CA and one server certificate per node."""
+
+    ca_validity_days: int = certs.CA_VALIDITY_DAYS
+    server_cert_validity_days: int = certs.SERVER_CERT_VALIDITY_DAYS
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     """A whole network: what `crossbill network init` reads from a description file."""
 
@@ -88,6 +108,13 @@ class NetworkSpec:
     # Copied verbatim into every node.toml ([tuning] and [log]); node/config.py checks them.
     tuning: Mapping[str, int] = field(default_factory=dict)
     log: Mapping[str, str] = field(default_factory=dict)
+    tls: TlsSpec | None = TlsSpec()  # None: plain HTTP
+
+
+CA_CERT_NAME = "ca.pem"
+CA_KEY_NAME = "ca-key.pem"
+TLS_CERT_NAME = "rpc-cert.pem"
+TLS_KEY_NAME = "rpc-key.pem"
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,8 @@ class Layout:
     node_key_file: str
     passphrase_file: str
     backup_dir: str = ""  # "": node/config.py's default, "backups" beside node.toml
+    tls_cert_file: str = TLS_CERT_NAME
+    tls_key_file: str = TLS_KEY_NAME
 
 
 DEVNET_LAYOUT = Layout("devnet", shared_passphrase=True, genesis_copy=False, data_dir="data",
@@ -121,6 +150,8 @@ SYSTEM_LAYOUT = Layout("system", shared_passphrase=False, genesis_copy=True,
                        key_file=f"{SYSTEM_CONFIG_DIR}/institution.key",
                        node_key_file=f"{SYSTEM_CONFIG_DIR}/node.key",
                        passphrase_file=f"{SYSTEM_CONFIG_DIR}/passphrase",
+                       tls_cert_file=f"{SYSTEM_CONFIG_DIR}/{TLS_CERT_NAME}",
+                       tls_key_file=f"{SYSTEM_CONFIG_DIR}/{TLS_KEY_NAME}",
                        # /etc is read-only to the service: backups go beside the data.
                        backup_dir="/var/lib/crossbill/backups")
 LAYOUTS = {layout.name: layout for layout in (DEVNET_LAYOUT, RELATIVE_LAYOUT, SYSTEM_LAYOUT)}
@@ -138,10 +169,12 @@ class GeneratedNode:
     peer_id: str = ""
     rpc_host: str = ""  # where the RPC listens, if not `host`
     metrics_host: str = ""
+    ca_file: pathlib.Path | None = None  # the CA that signed its RPC certificate; None: HTTP
 
     @property
     def rpc_url(self) -> str:
-        return f"http://{_reachable(self.rpc_host or self.host)}:{self.ports.rpc}"
+        scheme = "http" if self.ca_file is None else "https"
+        return f"{scheme}://{_reachable(self.rpc_host or self.host)}:{self.ports.rpc}"
 
     @property
     def metrics_url(self) -> str:
@@ -164,17 +197,19 @@ def generate_network(
     tuning: dict[str, int] | None = None,
     scrypt_log_n: int = limits.KEYFILE_SCRYPT_LOG_N_MIN,
     log_level: str = "info",
+    tls: bool = True,
 ) -> tuple[types.ConsortiumConfig, list[GeneratedNode]]:
     """Write keys, genesis and configs for `members` under `root` (which must not exist or be
     empty). Ports: p2p base+i, RPC base+100+i, metrics base+200+i for the i-th member (1-based).
-    Every bank orders blocks; all nodes share one passphrase, ROOT/passphrase.
+    Every bank orders blocks; all nodes share one passphrase, ROOT/passphrase. With `tls`, every
+    RPC serves https with a certificate signed by ROOT/ca.pem.
     """
     nodes = tuple(
         NodeSpec(m.id, m.name, m.role, m.role == "bank", host,
                  NodePorts(base_port + i, base_port + 100 + i, base_port + 200 + i))
         for i, m in enumerate(members, start=1))
-    spec = NetworkSpec(chain_id, nodes, params, tuning or {}, {"level": log_level,
-                                                              "format": "json"})
+    spec = NetworkSpec(chain_id, nodes, params, tuning or {},
+                       {"level": log_level, "format": "json"}, TlsSpec() if tls else None)
     return write_network(root, spec, DEVNET_LAYOUT, scrypt_log_n=scrypt_log_n)
 
 
@@ -188,6 +223,7 @@ class _Pending:
     peer_id: str
     passphrase: str
     toml: str = ""
+    tls: certs.Issued | None = None
 
 
 def write_network(
@@ -226,19 +262,38 @@ def write_network(
     check_config(config)
     genesis = (json.dumps(codec.to_json(config), indent=2) + "\n").encode()
     load_genesis(genesis)  # the field bounds too, exactly as every node will check them
+    ca = None
+    if spec.tls is not None:
+        ca = certs.CertificateAuthority.create(f"{spec.chain_id[:48]} test CA",
+                                               validity_days=spec.tls.ca_validity_days)
+        for p in pending:
+            p.tls = ca.issue(p.spec.institution,
+                             certs.server_hosts(p.spec.host, p.spec.rpc_listen_host or
+                                                p.spec.host),
+                             validity_days=spec.tls.server_cert_validity_days)
     for p in pending:
-        p.toml = _node_toml(p.spec, layout, spec.tuning, spec.log)
+        p.toml = _node_toml(p.spec, layout, spec.tuning, spec.log, tls=ca is not None)
         if layout is not DEVNET_LAYOUT:
             p.toml = (f"# The node of {p.spec.institution} in {config.chain_id}, written by "
                       f"`crossbill network init` (layout: {layout.name}).\n"
                       f"# genesis hash {config.hash.hex()}\n\n{p.toml}")
-        # Checked as node/config.py will check it, against the path it will have.
-        config_from_dict(tomllib.loads(p.toml), root / p.spec.institution / "node.toml")
+        # Checked as node/config.py will check it, against the path it will have; the TLS
+        # files, which it loads, do not exist yet (and /etc/crossbill is not this host's).
+        raw = tomllib.loads(p.toml)
+        for key in ("tls_cert_file", "tls_key_file"):
+            raw["rpc"].pop(key, None)
+        config_from_dict(raw, root / p.spec.institution / "node.toml")
 
     root.mkdir(parents=True, exist_ok=True)
     if shared:
         create_private_file(root / "passphrase", (shared + "\n").encode())
     (root / "genesis.json").write_bytes(genesis)
+    ca_file = None
+    if ca is not None:
+        ca_file = root / CA_CERT_NAME
+        ca_file.write_bytes(ca.cert_pem)
+        # Kept to issue certificates for members that join later; a test network's only.
+        create_private_file(root / CA_KEY_NAME, ca.key_pem)
     nodes = []
     for p in pending:
         d = root / p.spec.institution
@@ -251,11 +306,16 @@ def write_network(
             (d / "genesis.json").write_bytes(genesis)
         write_key_file(d / "institution.key", p.key, p.passphrase, scrypt_log_n=scrypt_log_n)
         write_node_key(d / "node.key", p.seed)
+        if p.tls is not None and ca is not None:
+            if layout.genesis_copy:  # the institution's clients verify its node with it
+                (d / CA_CERT_NAME).write_bytes(ca.cert_pem)
+            (d / TLS_CERT_NAME).write_bytes(p.tls.cert_pem)
+            create_private_file(d / TLS_KEY_NAME, p.tls.key_pem)
         (d / "node.toml").write_text(p.toml)
         s = p.spec
         nodes.append(GeneratedNode(s.institution, s.role, s.orderer, d, d / "node.toml",
                                    s.ports, s.host, p.peer_id,
-                                   s.rpc_listen_host, s.metrics_listen_host))
+                                   s.rpc_listen_host, s.metrics_listen_host, ca_file))
     return config, nodes
 
 
@@ -265,7 +325,7 @@ def _toml_str(value: str) -> str:
 
 
 def _node_toml(n: NodeSpec, layout: Layout, tuning: Mapping[str, int],
-               log: Mapping[str, str]) -> str:
+               log: Mapping[str, str], *, tls: bool) -> str:
     log = {"level": "info", "format": "json", **log}
     lines = [
         "[node]",
@@ -285,6 +345,11 @@ def _node_toml(n: NodeSpec, layout: Layout, tuning: Mapping[str, int],
         "",
         "[rpc]",
         f"listen = {_toml_str(n.rpc_listen)}",
+    ]
+    if tls:
+        lines += [f"tls_cert_file = {_toml_str(layout.tls_cert_file)}",
+                  f"tls_key_file = {_toml_str(layout.tls_key_file)}"]
+    lines += [
         "",
         "[metrics]",
         f"listen = {_toml_str(n.metrics_listen)}",

@@ -1,7 +1,7 @@
 """`crossbill network init`: a whole consortium from one short description file.
 
     crossbill network show network.toml                       check it, print every node
-    crossbill network init network.toml --out OUT [--layout relative|system]
+    crossbill network init network.toml --out OUT [--layout relative|system] [--no-tls]
 
 `init` generates every institution's encrypted signing key and passphrase, every node's libp2p
 key, the genesis file and every node's node.toml, and writes
@@ -15,6 +15,20 @@ key, the genesis file and every node's node.toml, and writes
                                          /etc/crossbill/... and /var/lib/crossbill/{data,backups}
                                          (--layout system: copy the directory to /etc/crossbill
                                          on that institution's host; deploy/README.md)
+
+and, unless TLS is off (`--no-tls` or `[tls] enabled = false`), a test consortium CA and a
+certificate per node for its RPC (https:// and wss://; ADR 0023, "Test networks"):
+
+    OUT/ca.pem                           the CA certificate: clients pass it (--ca-file)
+    OUT/ca-key.pem                       the CA's key (mode 0600): keep it offline, or delete it
+    OUT/<institution>/ca.pem             a copy, for that institution's clients
+    OUT/<institution>/rpc-cert.pem       the node's certificate (ECDSA P-256), for its `host`
+                                         and its rpc_listen_host (127.0.0.1 and localhost when
+                                         the RPC listens on loopback or 0.0.0.0)
+    OUT/<institution>/rpc-key.pem        its key (mode 0600); node.toml [rpc] names both
+
+That CA is for test networks: in production each node's operator brings a certificate from the
+consortium's own CA and sets [rpc] tls_cert_file / tls_key_file (deploy/README.md).
 
 OUT must not exist or be empty. Nothing is written unless the whole description is valid.
 
@@ -30,6 +44,11 @@ The description (TOML; every key is checked, unknown keys are refused with their
 
     [log]                             # optional: node.toml [log] of every node
     level = "info"
+
+    [tls]                             # optional: the test CA and node certificates
+    enabled = true                    # default true (false, or --no-tls: plain HTTP)
+    ca_validity_days = 3650           # default node.certs.CA_VALIDITY_DAYS
+    server_cert_validity_days = 825   # default node.certs.SERVER_CERT_VALIDITY_DAYS
 
     [[institution]]                   # one per institution; each runs one node
     id = "bank.boc-qd"                # required: lowercase letters, digits, '.', '-'
@@ -63,12 +82,15 @@ import tomllib
 from collections.abc import Callable
 from typing import Any, Final
 
+from node import certs
 from node.cli.netgen import (
+    CA_CERT_NAME,
     LAYOUTS,
     GeneratedNode,
     NetworkSpec,
     NodePorts,
     NodeSpec,
+    TlsSpec,
     write_network,
 )
 from node.config import ConfigFileError, config_from_dict
@@ -89,7 +111,8 @@ INIT_LAYOUTS: Final = ("relative", "system")
 
 _CHAIN_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")  # as protocol/genesis.py
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
-_TOP_KEYS: Final = ("chain_id", "params", "tuning", "log", "institution")
+_TOP_KEYS: Final = ("chain_id", "params", "tuning", "log", "tls", "institution")
+_TLS_KEYS: Final = ("enabled", "ca_validity_days", "server_cert_validity_days")
 _PORT_KEYS: Final = ("p2p_port", "rpc_port", "metrics_port")
 _INSTITUTION_KEYS: Final = ("id", "name", "role", "orderer", "host", *_PORT_KEYS,
                             "p2p_listen_host", "rpc_listen_host", "metrics_listen_host")
@@ -141,6 +164,7 @@ def description_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NetworkSpe
         if not isinstance(value, dict):
             raise fail(key, "must be a table")
     _check_node_sections(node_sections, path)
+    tls = _tls(raw.get("tls", {}), fail)
 
     if "institution" not in raw:
         raise fail("institution", "no [[institution]]: describe at least one")
@@ -152,7 +176,34 @@ def description_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NetworkSpe
                    f"{limits.NETWORK_INSTITUTIONS_MAX}")
     nodes = tuple(_node(i, t, fail) for i, t in enumerate(table))
     _check_network(nodes, fail)
-    return NetworkSpec(chain_id, nodes, params, node_sections["tuning"], node_sections["log"])
+    return NetworkSpec(chain_id, nodes, params, node_sections["tuning"], node_sections["log"],
+                       tls)
+
+
+def _tls(value: Any, fail: Callable[[str, str], NetworkInitError]) -> TlsSpec | None:
+    if not isinstance(value, dict):
+        raise fail("tls", "must be a table")
+    for key in value:
+        if key not in _TLS_KEYS:
+            raise fail(f"tls.{key}", _unknown(key, _TLS_KEYS))
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("tls.enabled", f"expected true or false, got {enabled!r}")
+    days = {}
+    for key, default, most in (
+            ("ca_validity_days", certs.CA_VALIDITY_DAYS, certs.CA_VALIDITY_DAYS_MAX),
+            ("server_cert_validity_days", certs.SERVER_CERT_VALIDITY_DAYS,
+             certs.SERVER_CERT_VALIDITY_DAYS_MAX)):
+        days[key] = value.get(key, default)
+        if type(days[key]) is not int or not certs.VALIDITY_DAYS_MIN <= days[key] <= most:
+            raise fail(f"tls.{key}", f"expected days in {certs.VALIDITY_DAYS_MIN}..{most}, "
+                       f"got {days[key]!r}")
+    if days["server_cert_validity_days"] > days["ca_validity_days"]:
+        raise fail("tls.server_cert_validity_days", "longer than the CA's "
+                   f"ca_validity_days ({days['ca_validity_days']}): a node certificate cannot "
+                   "outlive the CA that signed it")
+    return TlsSpec(days["ca_validity_days"], days["server_cert_validity_days"]) if enabled \
+        else None
 
 
 def _params(value: Any, fail: Callable[[str, str], NetworkInitError]) -> types.Params:
@@ -279,9 +330,10 @@ def _check_network(nodes: tuple[NodeSpec, ...],
 
 
 def init_network(description: pathlib.Path, out: pathlib.Path, *, layout: str = "relative",
-                 scrypt_log_n: int = limits.KEYFILE_SCRYPT_LOG_N_DEFAULT,
+                 scrypt_log_n: int = limits.KEYFILE_SCRYPT_LOG_N_DEFAULT, tls: bool = True,
                  ) -> tuple[types.ConsortiumConfig, list[GeneratedNode]]:
-    """`crossbill network init`: check `description`, then write the network into `out`."""
+    """`crossbill network init`: check `description`, then write the network into `out`
+    (`tls=False` overrides the description: no CA, no certificates, plain HTTP)."""
     if layout not in INIT_LAYOUTS:
         raise NetworkInitError(f"layout {layout!r} is not one of {', '.join(INIT_LAYOUTS)}")
     if not limits.KEYFILE_SCRYPT_LOG_N_MIN <= scrypt_log_n <= limits.KEYFILE_SCRYPT_LOG_N_MAX:
@@ -289,6 +341,8 @@ def init_network(description: pathlib.Path, out: pathlib.Path, *, layout: str = 
                                f"{limits.KEYFILE_SCRYPT_LOG_N_MIN}.."
                                f"{limits.KEYFILE_SCRYPT_LOG_N_MAX}")
     spec = load_description(description)
+    if not tls:
+        spec = dataclasses.replace(spec, tls=None)
     if out.exists() and not out.is_dir():
         raise NetworkInitError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -296,7 +350,8 @@ def init_network(description: pathlib.Path, out: pathlib.Path, *, layout: str = 
                                "directory)")
     try:
         return write_network(out, spec, LAYOUTS[layout], scrypt_log_n=scrypt_log_n)
-    except (ConfigError, ConfigFileError) as exc:  # what the description checks do not cover
+    except (ConfigError, ConfigFileError, certs.CertificateError) as exc:
+        # what the description checks do not cover
         raise NetworkInitError(f"{description}: the network breaks a rule: {exc}") from None
     except FileExistsError:
         raise NetworkInitError(f"{out} is not empty: refusing to overwrite keys") from None
@@ -310,13 +365,22 @@ def init_network(description: pathlib.Path, out: pathlib.Path, *, layout: str = 
 
 def _cmd_init(args: argparse.Namespace) -> int:
     config, nodes = init_network(args.description, args.out, layout=args.layout,
-                                 scrypt_log_n=args.scrypt_log_n)
+                                 scrypt_log_n=args.scrypt_log_n, tls=not args.no_tls)
     out = args.out
     print(f"generated {len(nodes)} nodes of {config.chain_id} in {out} (layout {args.layout})")
     print(f"genesis hash {config.hash.hex()}")
     for n in nodes:
         print(f"  {n.institution:<24} {n.role:<9} {'orderer' if n.orderer else 'follower':<8} "
-              f"peer {n.peer_id}  {n.dir}/")
+              f"peer {n.peer_id}  {n.dir}/  rpc {n.rpc_url}")
+    if nodes and nodes[0].ca_file is not None:
+        print(f"TLS: every RPC serves https:// with a certificate signed by the test CA "
+              f"{out}/{CA_CERT_NAME} (a copy in each {out}/<institution>/); clients pass it: "
+              f"crossbill node status --rpc https://HOST:PORT --ca-file {CA_CERT_NAME}. The "
+              f"CA's key {out}/ca-key.pem signs certificates for members that join later: keep "
+              "it offline or delete it. A test network's CA: in production bring your own "
+              "certificates (deploy/README.md)")
+    else:
+        print("TLS: off (--no-tls or [tls] enabled = false): every RPC serves plain http://")
     if args.layout == "system":
         print(f"next: copy each {out}/<institution>/ to /etc/crossbill on that institution's "
               "host and install the service (deploy/README.md)")
@@ -336,6 +400,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
                           or "defaults"))
     orderers = [n.institution for n in spec.nodes if n.orderer]
     print(f"orderers  {', '.join(orderers)}")
+    print("tls       " + ("off: plain http://" if spec.tls is None else
+                          f"https://, a test CA valid {spec.tls.ca_validity_days} days, node "
+                          f"certificates {spec.tls.server_cert_validity_days} days"))
     print(f"  {'institution':<24} {'role':<9} {'orderer':<7}  {'p2p (dialled)':<28} "
           f"{'rpc listen':<21} metrics listen")
     for n in spec.nodes:
@@ -364,6 +431,9 @@ def register(sub: Any) -> None:
                       "/etc/crossbill and /var/lib/crossbill/data (default %(default)s)")
     init.add_argument("--scrypt-log-n", type=int, default=limits.KEYFILE_SCRYPT_LOG_N_DEFAULT,
                       help="key-file scrypt work factor as log2(N) (default %(default)s)")
+    init.add_argument("--no-tls", action="store_true",
+                      help="no test CA and node certificates: every RPC serves plain http:// "
+                      "(default: https:// with a CA made for this test network)")
     init.set_defaults(func=_cmd_init)
     show = net_sub.add_parser("show", help="check a description file and print its nodes")
     show.add_argument("description", type=pathlib.Path)

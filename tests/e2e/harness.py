@@ -37,7 +37,7 @@ class Devnet:
         return next(n for n in self.desc["nodes"] if n["name"] == name)
 
     def client(self, name: str, timeout_s: float = 10) -> RpcClient:
-        return RpcClient(self.node(name)["rpc_url"], timeout_s=timeout_s)
+        return devnet.client(self.desc, self.node(name), timeout_s)
 
     def status(self, name: str) -> dict[str, Any]:
         with self.client_ctx(name) as c:

@@ -45,6 +45,11 @@ SECRET_TEXTS = ("Hamburg Marine GmbH", "Rotterdam Pumps BV", "centrifugal marine
 SECRET_AMOUNT = 200_000_000  # the credit line, in cents: in no plain field of the workflow
 
 
+def _client(dn: Devnet, name: str) -> Client:
+    """The sync client (with the wrappers) for one node, verifying the devnet's CA."""
+    return Client(dn.node(name)["rpc_url"], timeout_s=30, ca_file=dn.desc.get("ca_file"))
+
+
 def _leaks(blob: bytes) -> list[str]:
     """Which secrets appear in `blob`, as text, as hex of the text, or (the amount) as a
     number standing alone."""
@@ -72,7 +77,7 @@ def _everything_rpc_answers(dn: Devnet, who: str) -> tuple[list[Any], dict[str, 
     answers them."""
     answers: list[Any] = []
     record_answers: dict[str, Any] = {}
-    with Client(dn.node(who)["rpc_url"], timeout_s=30) as c:
+    with _client(dn, who) as c:
         tip = c.status()["height"]
         for height in range(1, tip + 1):
             block = c.block(height)
@@ -106,7 +111,7 @@ def test_a_curious_operator_learns_nothing_confidential(tmp_path: pathlib.Path) 
         assert _leaks(json.dumps([answers, records]).encode()) == []
         # ... and cannot get the credit file: its credit.read is refused on the ledger (no
         # consent), and another bank's recorded read does not release it.
-        with Client(dn.node(CURIOUS)["rpc_url"], timeout_s=30) as c:
+        with _client(dn, CURIOUS) as c:
             chain_id = dn.config.chain_id
             read = types.Tx.create(dn.keys[CURIOUS], chain_id=chain_id, signer=CURIOUS,
                                    payload=txtypes.ReadCredit(EXPORTER, "curiosity"),
@@ -126,7 +131,7 @@ def test_a_curious_operator_learns_nothing_confidential(tmp_path: pathlib.Path) 
             open_field(sealed, "declaration.register", decl["declaration_no"], curious_ring)
 
         # 2. The parties and the regulator open what is theirs, from any node.
-        with Client(dn.node(REGULATOR)["rpc_url"], timeout_s=30) as c:
+        with _client(dn, REGULATOR) as c:
             details = open_field(sealed, "declaration.register", decl["declaration_no"],
                                  rings[REGULATOR])
             assert details.buyer == "Hamburg Marine GmbH"

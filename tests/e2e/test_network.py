@@ -6,17 +6,18 @@ import dataclasses
 import os
 import pathlib
 import time
+from contextlib import closing
 
 import pytest
 import trio
 
-from node.client.transport import RpcError
+from node.client.transport import TLS_ERROR_CODE, RpcClient, RpcError
 from node.p2p import network as netproto
 from node.p2p.host import P2PNode
 from node.p2p.identity import generate_seed, key_pair_from_seed, read_node_key
 from node.replica.messages import pack_blobs
 from protocol import types
-from tests.e2e.harness import Load, free_base_port, running_devnet
+from tests.e2e.harness import Devnet, Load, free_base_port, running_devnet
 from tests.waiting import wait_until, wait_until_sync
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,28 @@ def test_network_commits_and_every_node_agrees(tmp_path: pathlib.Path) -> None:
         statuses = [dn.status(n) for n in dn.names()]
         assert len({s["tip_hash"] for s in statuses}) == 1
         assert sum(s["is_leader"] for s in statuses) == 1
+        assert_serves_tls_only(dn)
+
+
+def assert_serves_tls_only(dn: Devnet) -> None:
+    """The devnet's default (ADR 0023, "Test networks"): every node serves https with a
+    certificate from the devnet's own CA, named in devnet.json; a client with that CA is
+    served, one without it (the system's CAs) is refused, and plain http gets an error."""
+    assert dn.desc["ca_file"] == str(dn.root / "ca.pem")
+    for name in dn.names():
+        url = dn.node(name)["rpc_url"]
+        assert url.startswith("https://127.0.0.1:"), url
+        with closing(RpcClient(url, timeout_s=5, ca_file=dn.root / "ca.pem")) as trusted:
+            assert trusted.status()["institution"] == name
+        with closing(RpcClient(url, timeout_s=5)) as stranger, \
+                pytest.raises(RpcError) as refused:
+            stranger.status()
+        assert refused.value.code == TLS_ERROR_CODE
+        assert "certificate verify failed" in refused.value.message
+    with closing(RpcClient(url.replace("https://", "http://"), timeout_s=5)) as plain, \
+            pytest.raises(RpcError) as plain_refused:
+        plain.status()
+    assert plain_refused.value.code == -400
 
 
 def test_kill9_follower_then_leader_under_load(tmp_path: pathlib.Path) -> None:

@@ -193,6 +193,6 @@ def test_install_script_installs_the_files_of_deploy_where_the_unit_expects_them
     assert "OPT=/opt/crossbill" in text and 'point "$OPT/venv"' in text
     assert "ETC=/etc/crossbill" in text and "STATE=/var/lib/crossbill" in text
     # Secrets end up 0600 and owned by the node (node.key is refused otherwise).
-    assert re.search(r"institution\.key node\.key passphrase; do\n.*crossbill:crossbill.*"
-                     r"chmod 0600", text)
+    assert re.search(r"rpc-key\.pem institution\.key node\.key passphrase; do\n"
+                     r".*crossbill:crossbill.*chmod 0600", text)
 

@@ -8,6 +8,7 @@ import os
 import pathlib
 import signal
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from node.cli import devnet, netinit
 from node.cli import main as cli
 from node.cli.netgen import NodePorts, generate_network
 from node.client.transport import RpcClient, RpcError
-from node.config import load_config
+from node.config import NodeConfig, config_from_dict, load_config
 from node.keys import passphrase_from_env_or_file, read_key_file
 from node.p2p.identity import read_node_key
 from node.rpc import errors as E
@@ -106,14 +107,17 @@ def test_init_writes_a_network_every_node_can_load(tmp_path: pathlib.Path,
     assert genesis.institutions[0].name == "Bank Alpha"
     assert genesis.institutions[3].name == "customs.qd"
     assert not (out / "passphrase").exists()  # no shared secret, unlike the devnet
+    assert (out / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+    assert f"test CA {out}/ca.pem" in printed and "bring your own certificates" in printed
 
     passphrases = {}
     for i, inst in enumerate(genesis.institutions, start=1):
         d = out / inst.id
         assert sorted(p.name for p in d.iterdir()) == [
-            "genesis.json", "institution.key", "node.key", "node.toml", "passphrase"]
+            "ca.pem", "genesis.json", "institution.key", "node.key", "node.toml", "passphrase",
+            "rpc-cert.pem", "rpc-key.pem"]
         assert d.stat().st_mode & 0o777 == 0o700
-        for secret in ("institution.key", "node.key", "passphrase"):
+        for secret in ("institution.key", "node.key", "passphrase", "rpc-key.pem"):
             assert (d / secret).stat().st_mode & 0o777 == 0o600, secret
         assert (d / "genesis.json").read_bytes() == genesis_bytes
 
@@ -126,6 +130,10 @@ def test_init_writes_a_network_every_node_can_load(tmp_path: pathlib.Path,
         assert (cfg.rpc_host, cfg.rpc_port) == ("127.0.0.1", 7200 + i)
         assert (cfg.metrics_host, cfg.metrics_port) == ("127.0.0.1", 7300 + i)
         assert cfg.tuning.shutdown_deadline_s == 5
+        assert (cfg.rpc.tls_cert_file, cfg.rpc.tls_key_file) == (d / "rpc-cert.pem",
+                                                                 d / "rpc-key.pem")
+        assert (d / "ca.pem").read_bytes() == (out / "ca.pem").read_bytes()
+        assert f"rpc https://127.0.0.1:{7200 + i}" in printed
 
         passphrase = passphrase_from_env_or_file(cfg.passphrase_file)
         passphrases[inst.id] = passphrase
@@ -141,6 +149,21 @@ def test_init_writes_a_network_every_node_can_load(tmp_path: pathlib.Path,
         read_key_file(out / "bank.alpha" / "institution.key", passphrases["bank.beta"])
 
 
+def load_system_config(path: pathlib.Path) -> NodeConfig:
+    """A --layout system node.toml as node/config.py loads it once installed, except the TLS
+    files, which it loads from /etc/crossbill (not this host's): checked to be there in the
+    directory that is copied, then left out."""
+    raw = tomllib.loads(path.read_text())
+    etc = pathlib.Path("/etc/crossbill")
+    named = {key: pathlib.Path(raw["rpc"].pop(key)) for key in ("tls_cert_file",
+                                                                 "tls_key_file")}
+    assert named == {"tls_cert_file": etc / "rpc-cert.pem", "tls_key_file": etc / "rpc-key.pem"}
+    for file in named.values():
+        assert (path.parent / file.name).is_file()
+    assert (path.parent / "rpc-key.pem").stat().st_mode & 0o777 == 0o600
+    return config_from_dict(raw, path)
+
+
 def test_system_layout_names_etc_crossbill_and_var_lib(tmp_path: pathlib.Path) -> None:
     raw = description(host="10.0.0.11")
     raw["institution"][0]["p2p_listen_host"] = "0.0.0.0"
@@ -152,7 +175,7 @@ def test_system_layout_names_etc_crossbill_and_var_lib(tmp_path: pathlib.Path) -
     genesis = load_genesis((out / "genesis.json").read_bytes())
     for i, inst in enumerate(genesis.institutions, start=1):
         d = out / inst.id
-        cfg = load_config(d / "node.toml")
+        cfg = load_system_config(d / "node.toml")
         etc = pathlib.Path("/etc/crossbill")
         assert (cfg.data_dir, cfg.genesis, cfg.key_file, cfg.node_key_file,
                 cfg.passphrase_file) == (pathlib.Path("/var/lib/crossbill/data"),
@@ -165,10 +188,10 @@ def test_system_layout_names_etc_crossbill_and_var_lib(tmp_path: pathlib.Path) -
         assert inst.node is not None and inst.node.addresses == (
             f"/ip4/10.0.0.11/tcp/{7100 + i}",)
         assert cfg.metrics_host == "10.0.0.11"
-    bank_alpha = load_config(out / "bank.alpha" / "node.toml")
+    bank_alpha = load_system_config(out / "bank.alpha" / "node.toml")
     assert bank_alpha.p2p_listen == "/ip4/0.0.0.0/tcp/7101"
     assert bank_alpha.rpc_host == "127.0.0.1"  # the API stays on the host by default
-    bank_beta = load_config(out / "bank.beta" / "node.toml")
+    bank_beta = load_system_config(out / "bank.beta" / "node.toml")
     assert bank_beta.rpc_host == "10.0.0.11"
     assert bank_beta.rpc.auth_required(bank_beta.rpc_host)  # open API: clients must sign
     assert "genesis hash " + genesis.hash.hex() in (out / "bank.beta" / "node.toml").read_text()
@@ -239,7 +262,7 @@ def _too_many(raw: dict[str, Any]) -> None:
 BAD: list[tuple[str, Mutation, str]] = [
     ("unknown top key", _set("chainid", "x"),
      "chainid: unknown key (did you mean 'chain_id'? known: chain_id, institution, log, "
-     "params, tuning)"),
+     "params, tls, tuning)"),
     ("missing chain id", _delete("chain_id"), "chain_id: required"),
     ("bad chain id", _set("chain_id", "Crossbill QD"),
      "chain_id: 'Crossbill QD' must be lowercase letters"),
@@ -296,6 +319,18 @@ BAD: list[tuple[str, Mutation, str]] = [
     ("empty institution list", _set("institution", []), "institution: no [[institution]]"),
     ("institution a table", _set("institution", {"id": "bank.alpha"}),
      "institution: must be an array of tables: [[institution]]"),
+    ("tls not a table", _set("tls", True), "tls: must be a table"),
+    ("unknown tls key", _set("tls", {"enable": False}),
+     "tls.enable: unknown key (did you mean 'enabled'?"),
+    ("tls enabled not a boolean", _set("tls", {"enabled": "no"}),
+     "tls.enabled: expected true or false, got 'no'"),
+    ("CA validity zero", _set("tls", {"ca_validity_days": 0}),
+     "tls.ca_validity_days: expected days in 1..7300, got 0"),
+    ("server validity too long", _set("tls", {"server_cert_validity_days": 3651}),
+     "tls.server_cert_validity_days: expected days in 1..3650, got 3651"),
+    ("server outlives the CA", _set("tls", {"ca_validity_days": 30,
+                                            "server_cert_validity_days": 31}),
+     "tls.server_cert_validity_days: longer than the CA's ca_validity_days (30)"),
     ("too many institutions", _too_many,
      f"institution: {limits.NETWORK_INSTITUTIONS_MAX + 4} institutions, at most "
      f"{limits.NETWORK_INSTITUTIONS_MAX}"),
@@ -401,7 +436,9 @@ def test_devnet_keeps_one_shared_passphrase(tmp_path: pathlib.Path) -> None:
         inst = config.institution(n.institution)
         assert inst is not None
         assert read_key_file(cfg.key_file, shared).key_id == inst.keys[0].key_id
-        assert n.rpc_url == f"http://127.0.0.1:{n.ports.rpc}"
+        assert n.rpc_url == f"https://127.0.0.1:{n.ports.rpc}"
+        assert n.ca_file == root / "ca.pem"
+        assert cfg.rpc.tls_cert_file == n.dir / "rpc-cert.pem"
     assert nodes[0].ports == NodePorts(7101, 7201, 7301)
 
 
@@ -447,11 +484,13 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
             cfg = load_config(out / inst.id / "node.toml")
             proc = devnet.start_node(cfg.path, tmp_path / f"{inst.id}.log")
             nodes.append({"name": inst.id, "pid": proc.pid, "log": str(tmp_path / f"{inst.id}.log"),
-                          "rpc_url": f"http://{cfg.rpc_host}:{cfg.rpc_port}",
+                          "rpc_url": f"https://{cfg.rpc_host}:{cfg.rpc_port}",
                           "readyz": f"http://{cfg.metrics_host}:{cfg.metrics_port}/readyz",
                           "key": read_key_file(cfg.key_file, passphrase_from_env_or_file(
                               cfg.passphrase_file))})
-        leader = devnet.wait_ready({"nodes": nodes}, 30)
+        # Every node serves https with the certificate init made; clients verify it with
+        # the CA init wrote.
+        leader = devnet.wait_ready({"nodes": nodes, "ca_file": str(out / "ca.pem")}, 30)
         assert leader in ("bank.alpha", "bank.beta")
 
         customs = next(n for n in nodes if n["name"] == "customs.qd")
@@ -460,7 +499,8 @@ def test_an_initialised_network_runs_commits_and_agrees(tmp_path: pathlib.Path) 
         tx = types.Tx.create(customs["key"], chain_id=genesis.chain_id, signer="customs.qd",
                              payload=payload, nonce=os.urandom(16),
                              expires_at_ms=int(time.time() * 1000) + 600_000)
-        clients = {n["name"]: RpcClient(n["rpc_url"], timeout_s=10) for n in nodes}
+        clients = {n["name"]: RpcClient(n["rpc_url"], timeout_s=10, ca_file=out / "ca.pem")
+                   for n in nodes}
         try:
             reply = clients["customs.qd"].submit(tx, wait=True, timeout_ms=10_000)
             assert reply["status"] == "committed" and reply["receipt"]["code"] == "OK", reply
