@@ -30,9 +30,12 @@ from tests.ledger.helpers import (
     REG,
     TAX,
     Chain,
+    amend,
+    declaration,
     key_of,
     make_config,
     register_enterprise,
+    tax_form,
     uscc,
 )
 
@@ -137,7 +140,6 @@ class MForm:
     payer: str
     amount: int
     currency: str
-    tax_paid: int
     used: int = 0
     revoked: bool = False
 
@@ -526,7 +528,7 @@ class Model:
     # --- tax bureau
     def t_taxform_register(self, s: str, p: txtypes.RegisterTaxForm) -> None:
         need(p.form_no not in self.forms, "FORM_EXISTS")
-        self.forms[p.form_no] = MForm(p.payer, p.amount, p.currency, p.tax_paid)
+        self.forms[p.form_no] = MForm(p.payer, p.amount, p.currency)
 
     def t_taxform_revoke(self, s: str, p: txtypes.RevokeTaxForm) -> None:
         need(p.form_no in self.forms, "UNKNOWN_FORM")
@@ -586,15 +588,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.add(BANKS[0], txtypes.RecordMandate(KEYLESS, "M-1", bytes(32),
                                                  self.next_time() + 300 * DAY))
         for i, (no, value) in enumerate(zip(DECLS, values, strict=True)):
-            self.add(CUSTOMS, txtypes.RegisterDeclaration(
-                no, USCCS[i % len(USCCS)], "Buyer", "DE", "goods", value,
-                "EUR" if i % 4 == 3 else "USD", date_of(self.today() - ages[i] // 2)))
+            self.add(CUSTOMS, declaration(
+                no, value, exporter=USCCS[i % len(USCCS)], currency="EUR" if i % 4 == 3
+                else "USD", export_date=date_of(self.today() - ages[i] // 2)))
         for base in ("USD", "EUR"):
             self.add(REG, txtypes.PublishFxRate(base, "CNY", date_of(self.today()),
                                                 710_000_000 if base == "USD" else 777_777_777))
         for i, form in enumerate(FORMS):
-            self.add(TAX, txtypes.RegisterTaxForm(form, USCCS[2 + i % 2], "Payee", "consulting",
-                                                  values[i], "USD", values[i] // 10))
+            self.add(TAX, tax_form(form, values[i], payer=USCCS[2 + i % 2]))
         self.commit()
 
     # --- regulator
@@ -824,18 +825,18 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(no=decls, u=usccs, value=st.integers(100, 1500), ccy=ccys,
           age=st.integers(-3, 200))
     def declare(self, no: str, u: str, value: int, ccy: str, age: int) -> None:
-        self.add(CUSTOMS, txtypes.RegisterDeclaration(no, u, "Buyer", "DE", "goods", value,
-                                                      ccy, date_of(self.today() - age)))
+        self.add(CUSTOMS, declaration(no, value, exporter=u, currency=ccy,
+                                      export_date=date_of(self.today() - age)))
 
     @rule(no=decls, value=st.integers(1, 1500), cancel=st.sampled_from([True] + [False] * 3))
     def amend_or_cancel(self, no: str, value: int, cancel: bool) -> None:
         self.add(CUSTOMS, txtypes.CancelDeclaration(no, "") if cancel
-                 else txtypes.AmendDeclaration(no, value, "goods v2"))
+                 else amend(no, value, "goods v2"))
 
     @rule(form=forms, u=usccs, amount=st.integers(100, 1500), ccy=ccys, revoke=st.booleans())
     def tax(self, form: str, u: str, amount: int, ccy: str, revoke: bool) -> None:
         self.add(TAX, txtypes.RevokeTaxForm(form, "") if revoke else
-                 txtypes.RegisterTaxForm(form, u, "Payee", "consulting", amount, ccy, 0))
+                 tax_form(form, amount, payer=u, currency=ccy))
 
     # --- envelope trouble: wrong role, expired, replayed transaction, reused nonce
     @rule(kind=st.sampled_from(["role", "expired", "replay", "nonce"]), fid=fins, u=usccs,
