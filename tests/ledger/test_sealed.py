@@ -537,6 +537,21 @@ def test_credit_reads_page_in_ledger_order_and_filter(trade: Chain) -> None:
     assert queries.credit_reads(trade.state, from_height=h + 3).reads == ()
 
 
+def test_credit_reads_take_any_cursor(trade: Chain) -> None:
+    """A cursor from a caller may be anything: out of the key's range it pages on or ends
+    the list, it never raises (it used to raise OverflowError)."""
+    trade.ok(REG, txtypes.ReadCredit(EXPORTER, "r1"))
+    trade.ok(REG, txtypes.ReadCredit(EXPORTER, "r2"))
+    h = queries.credit_reads(trade.state).reads[0].height
+    assert [r.purpose for r in queries.credit_reads(trade.state, from_height=h,
+                                                    from_index=2**32).reads] == ["r2"]
+    for height, index in [(2**64, 0), (2**64 - 1, 2**32), (10**30, 10**30)]:
+        page = queries.credit_reads(trade.state, from_height=height, from_index=index)
+        assert page == queries.CreditReads((), 0, 0)
+    assert [r.purpose for r in queries.credit_reads(trade.state, from_height=-1,
+                                                    from_index=-1, limit=0).reads] == ["r1"]
+
+
 # ------------------------------------------------------------------------------ opening
 
 
