@@ -346,6 +346,18 @@ def test_credit_file_epochs_follow_consent_and_revocation(trade: Chain) -> None:
     for reader in (REG, BANK_C, EXPORTER, BANK_A):
         assert trade.open(e2, "credit.record", "E-2", reader,
                           credit_file=EXPORTER).note == "after revocation"
+    # The credit-file query hands a consented reader every epoch; it opens those wrapped to it.
+    read = queries.read_credit_file(trade.state, EXPORTER, BANK_C)
+    assert [k.epoch for k in read.file_keys] == [1, 2]
+    opened = FileKeys()
+    opened.learn(read.file_keys, trade.keyring(BANK_C))
+    assert sorted(opened.opened) == [(EXPORTER, 1), (EXPORTER, 2)]
+    assert [e.entry_id for e in read.entries] == ["E-0", "E-1", "E-2"]
+    assert [open_field(e.details, "credit.record", e.entry_id, trade.keyring(BANK_C),
+                       opened).amount for e in read.entries[1:]] == [500, 700]
+    with pytest.raises(SealedError):  # E-0 predates the file key: not sealed to it
+        open_field(read.entries[0].details, "credit.record", "E-0", trade.keyring(BANK_C),
+                   opened)
     # What bank.b was given stays readable to it (disclosure cannot be taken back).
     assert trade.open(e1, "credit.record", "E-1", BANK_B, credit_file=EXPORTER).amount == 500
 
