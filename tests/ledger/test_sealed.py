@@ -9,8 +9,10 @@ readers it must. What the parties can open is checked here with their keyrings
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
+from Crypto.Cipher import AES
 
 from node.client.sealing import FileKeys, Keyring, open_field
 from protocol import codec, txtypes
@@ -624,6 +626,38 @@ def test_a_sealed_plain_text_of_the_wrong_shape_raises_sealed_error(trade: Chain
     trade.ok(CUSTOMS, dataclasses.replace(declaration("D-W", 10), details=sealed))
     with pytest.raises(SealedError, match="not a DeclarationDetails"):
         trade.open(decl_record(trade, "D-W").details, "declaration.register", "D-W", EXPORTER)
+
+
+BOX80 = bytes(80)
+
+
+def _sealed_raw(plain: bytes, data_key: bytes, aad: bytes) -> Sealed:
+    """`plain` (any bytes) under `data_key`, as a careless or hostile recorder might seal it."""
+    cipher = AES.new(data_key, AES.MODE_GCM, nonce=bytes(12), mac_len=16)
+    cipher.update(aad)
+    body, tag = cipher.encrypt_and_digest(plain)
+    return Sealed(bytes(12), body + tag, plain_hash(plain), (WrappedKey(CUSTOMS, 1, BOX80),))
+
+
+def test_any_plain_text_under_the_right_key_opens_or_raises_sealed_error() -> None:
+    """What a recorder sealed is not checked by the ledger: whatever the bytes, a reader gets
+    the details or SealedError, never a decode or type error."""
+    aad, data_key = context("declaration.register", "D-1"), bytes(range(32))
+    salt_hex = b'"' + b"00" * 16 + b'"'
+    good = b'{"buyer":"a","destination":"DE","goods":"g","salt":' + salt_hex + b',"v":1}'
+    bad = [b"", b"null", b"[]", b"{}", b"\xff\xfe", b'{"v":1}', b"1e999", b"[" * 5000,
+           good.replace(b'"DE"', b'"de"'), good.replace(b'"a"', b"1"),
+           good.replace(b'"g"', b'""'), good.replace(b'"v":1', b'"v":2'),
+           good.replace(salt_hex, b'"zz"'), good.replace(salt_hex, b'"' + b"00" * 15 + b'"'),
+           good.replace(b"}", b',"extra":1}'), good.replace(b'"buyer"', b'"buyer" ')]
+    rng = random.Random(16)
+    bad += [rng.randbytes(rng.randrange(1, 80)) for _ in range(200)]
+    for plain in bad:
+        with pytest.raises(SealedError):
+            decrypt(_sealed_raw(plain, data_key, aad), data_key, aad,
+                    txtypes.DeclarationDetails)
+    assert decrypt(_sealed_raw(good, data_key, aad), data_key, aad,
+                   txtypes.DeclarationDetails).goods == "g"
 
 
 def test_plain_hash_proves_the_plain_text(trade: Chain) -> None:
