@@ -1,9 +1,9 @@
 """Random traffic from enterprises, several banks, customs, the tax bureau and the regulator,
 several transactions per block, block time moving forward by random steps and by heartbeat
-(empty) blocks, in three currencies; after every block the ledger is checked against
-docs/domain.md's invariants and a small independent reference model of the ledger (written
-with `datetime`, not protocol/ledger), transaction by transaction, reason code by reason
-code."""
+(empty) blocks, in three currencies, with encryption keys rotating under sealed records
+(issue 16); after every block the ledger is checked against docs/domain.md's invariants and a
+small independent reference model of the ledger (written with `datetime`, not
+protocol/ledger), transaction by transaction, reason code by reason code."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 from protocol import txtypes, types
 from protocol.ledger import apply_block, compute_root, initial_state, keys, records
 from protocol.ledger.kv import iterate_prefix
+from protocol.sealed import Sealed
 from tests.ledger.helpers import (
     BANKS,
     CUSTOMS,
@@ -70,6 +71,7 @@ apps = st.sampled_from(APPS)
 forms = st.sampled_from(FORMS)
 ccys = st.sampled_from(["USD", "USD", "EUR", "CNY"])
 small = st.integers(1, 1200)
+LOW_ORDER = {bytes(32), (1).to_bytes(32, "little")}  # X25519 points of small order (some)
 
 
 def day_of(time_ms: int) -> int:
@@ -175,6 +177,9 @@ class Model:
     reviews: dict[tuple[str, str], tuple[str, int, int, bool]] = field(default_factory=dict)
     proceeds: set[str] = field(default_factory=set)
     nonces: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    # Encryption keys (issue 16): owner -> (version, public key); every institution registered
+    # version 1 in the chain's first block.
+    ekeys: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     now: int = 0
     height: int = 0
     index: int = 0
@@ -223,6 +228,23 @@ class Model:
             if (base, quote, day) in self.rates:
                 return self.rates[(base, quote, day)]
         raise Refused("FX_RATE_MISSING")
+
+    # --- sealed fields (ADR 0024)
+    def sealed(self, recorder: str, enterprise: str, sealed: Sealed) -> None:
+        """Wrapped once to the recorder, the regulator (while active) and a keyed enterprise,
+        each at its current version."""
+        owed = [recorder, *([REG] if REG not in self.suspended else []),
+                *([enterprise] if enterprise in self.ekeys else [])]
+        wraps = [(w.party, w.key_version) for w in sealed.keys]
+        for party in owed:
+            need(wraps.count((party, self.ekeys[party][0])) == 1 and
+                 [q for q, _ in wraps].count(party) == 1, "SEALED_PARTIES")
+
+    def t_encryption_key_set(self, s: str, p: txtypes.SetEncryptionKey) -> None:
+        need(p.public_key not in LOW_ORDER, "BAD_ENCRYPTION_KEY")
+        version, current = self.ekeys.get(s, (0, b""))
+        need(p.public_key != current, "KEY_EXISTS")
+        self.ekeys[s] = (version + 1, p.public_key)
 
     # --- regulator
     def t_institution_suspend(self, s: str, p: txtypes.SuspendInstitution) -> None:
@@ -512,11 +534,13 @@ class Model:
     def t_declaration_register(self, s: str, p: txtypes.RegisterDeclaration) -> None:
         need(p.declaration_no not in self.decls, "DECLARATION_EXISTS")
         need(day_ms(p.export_date) <= self.now + DAY, "EXPORT_DATE_IN_FUTURE")
+        self.sealed(s, p.exporter, p.details)
         self.decls[p.declaration_no] = MDecl(p.exporter, p.value, p.currency, p.export_date,
                                              self.params["advance_rate_bps"])
 
     def t_declaration_amend(self, s: str, p: txtypes.AmendDeclaration) -> None:
         d = self._decl(p.declaration_no)
+        self.sealed(s, d.exporter, p.details)
         d.value = p.value
         self._cut(p.declaration_no)
 
@@ -528,6 +552,7 @@ class Model:
     # --- tax bureau
     def t_taxform_register(self, s: str, p: txtypes.RegisterTaxForm) -> None:
         need(p.form_no not in self.forms, "FORM_EXISTS")
+        self.sealed(s, p.payer, p.details)
         self.forms[p.form_no] = MForm(p.payer, p.amount, p.currency)
 
     def t_taxform_revoke(self, s: str, p: txtypes.RevokeTaxForm) -> None:
@@ -547,6 +572,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self.chain.keys[u] = key_of(u)
         params = {name: getattr(self.chain.config.params, name) for name in PARAM_BOUNDS}
         self.model = Model(params, dict(params))
+        self.model.ekeys = {i: (1, self.chain.keyring(i).public_key) for i in ROLES_OF
+                            if ROLES_OF[i] != "enterprise"}
         self.pending: list[types.Tx] = []
         self.applied: list[types.Tx] = []
         self.counter = 0
@@ -838,6 +865,28 @@ class LedgerMachine(RuleBasedStateMachine):
         self.add(TAX, txtypes.RevokeTaxForm(form, "") if revoke else
                  tax_form(form, amount, payer=u, currency=ccy))
 
+    # --- encryption keys: rotations (records sealed before one lands in the same block are
+    # then sealed to the old version and refused), the same key again, a low-order key
+    @rule(party=st.sampled_from([CUSTOMS, TAX, REG, BANKS[0], *KEYED]),
+          kind=st.sampled_from(["rotate", "rotate", "rotate", "same", "low"]),
+          race=st.booleans())
+    def encryption_key(self, party: str, kind: str, race: bool) -> None:
+        """With `race`, the same block then carries a record sealed by a client that has not
+        seen the rotation yet (refused when it is owed to the rotating party)."""
+        if kind == "rotate" and party not in self.model.ekeys:
+            kind = "same"  # an enterprise's first key: its keyring's version 1
+        payload = {"rotate": lambda: self.chain.rotate(party),
+                   "same": lambda: self.chain.encryption_key(party),
+                   "low": lambda: txtypes.SetEncryptionKey(bytes(32))}[kind]()
+        self.add(party, payload)
+        if race:
+            u = party if party in KEYED else KEYED[0]
+            if party == TAX:
+                self.add(TAX, tax_form(self.fresh("TR"), 100, payer=u))
+            else:
+                self.add(CUSTOMS, declaration(self.fresh("DR"), 100, exporter=u,
+                                              export_date=date_of(self.today() - 1)))
+
     # --- envelope trouble: wrong role, expired, replayed transaction, reused nonce
     @rule(kind=st.sampled_from(["role", "expired", "replay", "nonce"]), fid=fins, u=usccs,
           signer=st.sampled_from([CUSTOMS, TAX, REG]), data=st.data())
@@ -897,6 +946,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def check_ledger(self) -> None:
         state, m = self.chain.state, self.model
         now = self.chain.time_ms
+        assert {k.owner: (k.version, k.public_key) for _, k in
+                state.scan(keys.ENCRYPTION_KEY, records.EncryptionKeyRecord)} == m.ekeys
         decls_ = dict(state.scan(keys.DECLARATION, records.Declaration))
         fins_ = [v for _, v in state.scan(keys.FINANCING, records.Financing)]
         pledged: dict[str, int] = {}
