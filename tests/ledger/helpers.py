@@ -204,8 +204,8 @@ class Chain:
             else:
                 assert isinstance(payload, txtypes.RecordCredit)
                 who, rid, cf = payload.uscc, payload.entry_id, payload.uscc
-            sealed = self.sealer.seal(details, payload.TYPE, rid,
-                                  self.recipients(signer, enterprise=who, credit_file=cf))
+            sealed = self.sealer.seal(details, payload.TYPE, rid, self.recipients(
+                signer, enterprise=who, credit_file=cf))
             return replace(payload, details=sealed)  # type: ignore[type-var]
         if isinstance(payload, txtypes.OpenFinancing) and any(
                 not isinstance(t, Sealed) for t in payload.terms):
