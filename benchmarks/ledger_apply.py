@@ -15,6 +15,11 @@ that repay, 1 close, 1 tax form, 3 outbound payments, 1 credit entry. (Before is
 three application slots were 2 enterprise registrations and a second tax form.) Small states
 run out of fresh declarations and refinance them (refused).
 
+Issue 16: declarations, tax forms and credit entries carry sealed details (ADR 0024), sealed by
+the client (node.client.sealing, while the blocks are prepared, outside the timing) to the
+recorder and the regulator, whose encryption keys the preloaded state holds (the preloaded
+enterprises hold none, so they are not recipients); preloaded records share one sealed blob.
+
     .venv/bin/python benchmarks/ledger_apply.py                  # 10,000 and 1,000,000 records
     .venv/bin/python benchmarks/ledger_apply.py --sizes 10000 --blocks 5 --block-txs 200
 """
@@ -32,10 +37,12 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
+from node.client import sealing
 from protocol import codec, crypto, txtypes, types
 from protocol.ledger import MemoryKV, State, apply_block, dates, init_genesis, keys, records, smt
 from protocol.ledger import apply as ledger_apply
 from protocol.ledger.genesis import rebuild_state_tree
+from protocol.sealed import Recipient, Sealed, public_key_of
 
 CHAIN_ID = "crossbill-bench"
 T0 = 1_700_000_000_000
@@ -56,6 +63,26 @@ ENTERPRISE_KEY = hashlib.sha256(b"bench/enterprise").digest()
 
 def key_of(name: str) -> crypto.PrivateKey:
     return crypto.PrivateKey(hashlib.sha256(b"bench/" + name.encode()).digest())
+
+
+def recipient(institution: str) -> Recipient:
+    """An institution's encryption key (version 1, preloaded)."""
+    private = hashlib.sha256(b"bench/encryption/" + institution.encode()).digest()
+    return Recipient(institution, 1, public_key_of(private))
+
+
+def salt() -> bytes:
+    return sealing.salt()
+
+
+def seal(details: object, tx_type: str, record_id: str, recorder: str) -> Sealed:
+    """Sealed to the recorder and the regulator, as queries.seal_recipients says for an
+    enterprise without an encryption key."""
+    return sealing.seal(details, tx_type, record_id, [recipient(recorder),
+                                                      recipient("reg.safe")])
+
+
+DECL_DETAILS = txtypes.DeclarationDetails(bytes(16), "Buyer GmbH", "DE", "machine parts")
 
 
 def uscc(n: int) -> str:
@@ -102,6 +129,14 @@ def preload_items(n_records: int, ready_apps: int) -> Iterator[tuple[bytes, byte
     pop = Population.of(n_records)
     tx_id = bytes(32)
     public_key = ent_key().public_key
+    for inst in ROLES:
+        yield keys.encryption_key(inst), codec.encode(records.EncryptionKeyRecord(
+            inst, 1, recipient(inst).public_key, 0))
+    sealed_decl = seal(DECL_DETAILS, "declaration.register", "D", "customs.qd")
+    sealed_credit = seal(txtypes.CreditDetails(bytes(16), "credit_line", VALUE, "USD", ""),
+                         "credit.record", "line-1", BANKS[0])
+    sealed_form = seal(txtypes.TaxFormDetails(bytes(16), "Consulting Ltd", "consulting", 0),
+                       "taxform.register", "T", "tax.qd")
     for i in range(pop.enterprises):
         u = uscc(i)
         k = keys.enterprise(u)
@@ -110,15 +145,15 @@ def preload_items(n_records: int, ready_apps: int) -> Iterator[tuple[bytes, byte
                                                        BANKS[i % 3], 1))
         yield _history(k, "enterprise.register", i)
         ck = keys.credit(u, "line-1")
-        yield ck, codec.encode(records.CreditEntry("line-1", BANKS[i % 3], "credit_line",
-                                                   VALUE, "USD", "", 1, tx_id))
+        yield ck, codec.encode(records.CreditEntry("line-1", BANKS[i % 3], sealed_credit, 1,
+                                                   tx_id))
         yield _history(k, "credit.record", i)
     for i in range(pop.declarations):
         u = uscc(i % pop.enterprises)
         k = keys.declaration(f"D{i}")
         yield k, codec.encode(records.Declaration(
-            f"D{i}", u, "Buyer GmbH", "DE", "machine parts", VALUE, "USD", EXPORT_DATE,
-            records.REGISTERED, 0, 0, 9000, "customs.qd", 1, ""))
+            f"D{i}", u, VALUE, "USD", EXPORT_DATE, records.REGISTERED, 0, 0, 9000,
+            "customs.qd", sealed_decl, 1, ""))
         yield keys.exporter_decl(u, f"D{i}"), codec.encode(records.Marker())
         yield _history(k, "declaration.register", i)
     for i in range(pop.declarations // 2):  # historic financings, closed, and their applications
@@ -127,7 +162,7 @@ def preload_items(n_records: int, ready_apps: int) -> Iterator[tuple[bytes, byte
         yield k, codec.encode(records.Financing(
             f"H{i}", bank, u, f"HA{i}", CAP, "USD",
             (records.PledgeRecord(f"D{i}", 0, CAP, "USD", 10**8),), records.CLOSED, CAP,
-            (records.Repayment(1, CAP, "repay"),), 1, 0, T0, T0, T0, 1, "", (), 0, ""))
+            (records.Repayment(1, CAP, "repay"),), 1, 0, T0, T0, T0, 1, "", (), 0, "", ()))
         yield _history(k, "financing.open", i)
         yield keys.application(u, f"HA{i}"), codec.encode(records.Application(
             u, f"HA{i}", bank, CAP, "USD", (records.AppliedPledge(f"D{i}", CAP),), T0,
@@ -135,8 +170,8 @@ def preload_items(n_records: int, ready_apps: int) -> Iterator[tuple[bytes, byte
     for i in range(pop.forms):
         k = keys.tax_form(f"T{i}")
         yield k, codec.encode(records.TaxForm(
-            f"T{i}", uscc(i % pop.enterprises), "Consulting Ltd", "consulting", VALUE, "USD",
-            0, records.REGISTERED, 0, "tax.qd", 1))
+            f"T{i}", uscc(i % pop.enterprises), VALUE, "USD", sealed_form, records.REGISTERED,
+            0, "tax.qd", 1))
         yield _history(k, "taxform.register", i)
     yield keys.fx_rate("USD", "CNY", dates.format_day(dates.day_of(T0))), codec.encode(
         records.FxRate("USD", "CNY", dates.format_day(dates.day_of(T0)), USD_CNY, 1))
@@ -230,9 +265,10 @@ class Workload:
         s = self.seq
         pop = self.pop
         if slot in (0, 1, 2):  # customs registers a declaration
+            details = txtypes.DeclarationDetails(salt(), "Buyer GmbH", "DE", "machine parts")
             return self.tx("customs.qd", txtypes.RegisterDeclaration(
-                f"N{s}", uscc(s % pop.enterprises), "Buyer GmbH", "DE", "machine parts",
-                VALUE, "USD", EXPORT_DATE), t)
+                f"N{s}", uscc(s % pop.enterprises), VALUE, "USD", EXPORT_DATE,
+                seal(details, "declaration.register", f"N{s}", "customs.qd")), t)
         if slot in (3, 4, 5):  # a bank finances a preloaded declaration on its application
             i = self.next_decl = self.next_decl + 1
             bank, u, app_id, ccy, principal, decl = self.deal(pop, i)
@@ -259,9 +295,10 @@ class Workload:
             bank, fid = self.repaid.pop(0)
             return self.tx(bank, txtypes.CloseFinancing(fid), t)
         if slot == 12:
+            details = txtypes.TaxFormDetails(salt(), "Consulting Ltd", "consulting", 0)
             return self.tx("tax.qd", txtypes.RegisterTaxForm(
-                f"NT{s}", uscc(s % pop.enterprises), "Consulting Ltd", "consulting", VALUE,
-                "USD", 0), t)
+                f"NT{s}", uscc(s % pop.enterprises), VALUE, "USD",
+                seal(details, "taxform.register", f"NT{s}", "tax.qd")), t)
         if slot in (14, 15, 16):
             i = s % pop.forms
             u = uscc(i % pop.enterprises)
@@ -269,8 +306,9 @@ class Workload:
                 f"O{s}", u, f"T{i}", 1000, "USD", ""), t)
         if slot == 13:
             i = s % pop.enterprises
+            details = txtypes.CreditDetails(salt(), "overdue", 100, "USD", "late payment")
             return self.tx(BANKS[i % 3], txtypes.RecordCredit(
-                uscc(i), f"e{s}", "overdue", 100, "USD", "late payment"), t)
+                uscc(i), f"e{s}", seal(details, "credit.record", f"e{s}", BANKS[i % 3])), t)
         # 17, 18, 19 (and 7-11 before there is anything to move on): the exporter applies
         # for the financing of a declaration that a later slot opens.
         i = self.next_app = self.next_app + 1

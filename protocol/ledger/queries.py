@@ -393,12 +393,21 @@ class CreditReads:
     next_from_index: int
 
 
+_HEIGHT_MAX = 2**64 - 1  # keys.credit_read's 8-byte height
+_TX_INDEX_MAX = 2**32 - 1  # and 4-byte transaction index
+
+
 def credit_reads(state: State, *, from_height: int = 0, from_index: int = 0, uscc: str = "",
                  reader: str = "", limit: int = limits.CREDIT_READS_LIST_MAX) -> CreditReads:
     """Credit-file reads in ledger order from `from_height`, optionally of one file or one
     reader: at most `limit` of them, looking at most at CREDIT_READS_SCAN_MAX records."""
     limit = max(1, min(limit, limits.CREDIT_READS_LIST_MAX))
-    start = keys.credit_read(max(0, from_height), max(0, from_index))
+    from_height, from_index = max(0, from_height), max(0, from_index)
+    if from_index > _TX_INDEX_MAX:  # past every read of that height (no OverflowError)
+        from_height, from_index = from_height + 1, 0
+    if from_height > _HEIGHT_MAX:
+        return CreditReads((), 0, 0)
+    start = keys.credit_read(from_height, from_index)
     found: list[records.CreditRead] = []
     for seen, (_, raw) in enumerate(state.kv.iterate(start, prefix_stop(keys.CREDIT_READ))):
         read = decode_value(records.CreditRead, raw)

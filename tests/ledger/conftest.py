@@ -32,6 +32,9 @@ def trade() -> Chain:
     - declarations D-1 (USD 1,000.00) and D-2 (USD 500.00) of EXPORTER, D-EUR (EUR 1,000.00)
       of EXPORTER, D-X (USD 1,000.00) of EXPORTER2;
     - tax filing form T-1 (USD 100.00) for PAYER.
+
+    Every institution, EXPORTER and EXPORTER2 hold encryption keys (PAYER, without a signing
+    key, has none): the documents are sealed to the enterprises that hold one.
     """
     c = Chain()
     c.keys[EXPORTER] = key_of("exporter")
@@ -42,6 +45,12 @@ def trade() -> Chain:
                                          public_key=key_of("exporter2").public_key,
                                          bank=BANK_B)),
         c.tx(BANK_A, register_enterprise(PAYER, name="Importer Co")),
+    )
+    assert all(r.ok for r in receipts), [(r.code, r.message) for r in receipts]
+    receipts = c.apply(c.tx(EXPORTER, c.rotate(EXPORTER)),
+                       c.tx(EXPORTER2, c.rotate(EXPORTER2)))
+    assert all(r.ok for r in receipts), [(r.code, r.message) for r in receipts]
+    receipts = c.apply(
         c.tx(CUSTOMS, declaration("D-1", 100_000)),
         c.tx(CUSTOMS, declaration("D-2", 50_000)),
         c.tx(CUSTOMS, declaration("D-EUR", 100_000, currency="EUR")),

@@ -17,6 +17,7 @@ import pytest
 from protocol import limits, txtypes, types
 from protocol.ledger import State, apply_block, codes, initial_state, keys, queries, records
 from protocol.ledger.kv import iterate_prefix
+from protocol.sealed import Recipient, default_encryption_key
 from tests.ledger.helpers import (
     BANK_A,
     BANK_B,
@@ -26,12 +27,15 @@ from tests.ledger.helpers import (
     REG,
     Chain,
     application,
+    consent,
     declaration,
+    declaration_details,
     key_of,
     open_financing,
     register_enterprise,
     uscc,
 )
+from tests.sealing import DeterministicSealer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -140,7 +144,7 @@ def test_heartbeat_blocks_move_time_on_a_quiet_network(trade: Chain) -> None:
     makes an expired consent stop working, and what lapses a financing, when nobody sends
     anything."""
     heartbeat = trade.config.params.heartbeat_interval_ms
-    trade.ok(EXPORTER, txtypes.GrantConsent(BANK_A, trade.time_ms + 1000 + heartbeat // 2))
+    trade.ok(EXPORTER, consent(BANK_A, trade.time_ms + 1000 + heartbeat // 2))
     queries.read_credit_file(trade.state, EXPORTER, BANK_A)  # live
     trade.apply(dt_ms=heartbeat)  # nothing to order: the leader cuts an empty block
     with pytest.raises(queries.QueryRefused) as exc:
@@ -163,15 +167,21 @@ def test_heartbeat_blocks_move_time_on_a_quiet_network(trade: Chain) -> None:
 def _workload() -> tuple[types.ConsortiumConfig, list[list[types.Tx]], list[int]]:
     """Blocks of mutually independent transactions (each touches its own records) and their
     times, built without any randomness: the same in every process."""
-    c = Chain()
+    c = Chain(sealer=DeterministicSealer("clock-workload"))
     exporters = [uscc(100 + i) for i in range(6)]
     for u in exporters:
         c.keys[u] = key_of(u)
     blocks: list[list[types.Tx]] = [
+        list(c.blocks[0].txs),  # the institutions' encryption keys
         [c.tx(bank, register_enterprise(u, name=f"Co {i}", public_key=key_of(u).public_key,
                                         bank=bank))
          for i, u in enumerate(exporters) for bank in [BANK_A if i % 2 else BANK_B]],
-        [c.tx(CUSTOMS, declaration(f"D-{i}", 100_000 + i, exporter=u))
+        [c.tx(CUSTOMS, dataclasses.replace(
+            declaration(f"D-{i}", 100_000 + i, exporter=u),
+            # the exporter registers with a key in the block before: its version 1 is owed
+            details=c.sealer.seal(declaration_details(), "declaration.register", f"D-{i}", [
+                *c.recipients(CUSTOMS),
+                Recipient(u, 1, default_encryption_key(key_of(u).public_key))])))
          for i, u in enumerate(exporters)],
         [c.tx(u, application(f"A-{i}", 50_000, (f"D-{i}", 50_000), u=u,
                              bank=BANK_A if i % 2 else BANK_B))
@@ -182,7 +192,7 @@ def _workload() -> tuple[types.ConsortiumConfig, list[list[types.Tx]], list[int]
         [c.tx(BANK_A if i % 2 else BANK_B, txtypes.DisburseFinancing(f"F-{i}"))
          for i in range(0, 6, 2)],  # the others will lapse
     ]
-    times = [c.time_ms + (i + 1) * 1000 for i in range(len(blocks))]
+    times = [c.time_ms + i * 1000 for i in range(len(blocks))]
     # Quiet time: maturities pass (overdue) and, a week later, the undisbursed lapse.
     times += [times[-1] + 20 * 60_000, times[-1] + 8 * DAY_MS]
     blocks += [[], []]

@@ -17,14 +17,17 @@ from tests.ledger.helpers import (
     REG,
     T0,
     Chain,
+    consent,
+    credit_entry,
     key_of,
     register_enterprise,
+    revoke,
     uscc,
 )
 
 
 def credit(entry: str = "line-1", u: str = EXPORTER) -> txtypes.RecordCredit:
-    return txtypes.RecordCredit(u, entry, "credit_line", 1_000_000, "USD", "")
+    return credit_entry(entry, u)
 
 
 def test_register_first_and_second_bank(chain: Chain) -> None:
@@ -66,8 +69,9 @@ def test_a_bank_sets_a_key_only_where_none_is_held(chain: Chain) -> None:
 
 def test_enterprise_rotates_its_own_key_from_the_next_block(chain: Chain) -> None:
     k1, k2, k3 = key_of("e1"), key_of("e2"), key_of("e3")
+    chain.keys[EXPORTER] = k1  # its encryption key version 1 is k1's X25519 form
     chain.ok(BANK_A, register_enterprise(public_key=k1.public_key))
-    grant = txtypes.GrantConsent(BANK_A, T0 + 10**9)
+    grant = consent(BANK_A, T0 + 10**9)
     r = chain.apply(chain.tx(EXPORTER, txtypes.RekeyEnterprise(EXPORTER, k2.public_key), key=k1),
                     chain.tx(EXPORTER, grant, key=k1))  # same block: the old key still signs
     assert [x.code for x in r] == ["OK", "OK"]
@@ -111,16 +115,16 @@ def test_credit_record(chain: Chain) -> None:
 def test_consent_grant_revoke_and_reads(trade: Chain) -> None:
     trade.ok(BANK_A, credit())
     far = trade.time_ms + 100_000
-    assert trade.one(EXPORTER, txtypes.GrantConsent(CUSTOMS, far)).code == codes.UNKNOWN_BANK
-    assert trade.one(EXPORTER, txtypes.GrantConsent("bank.none", far)).code == \
+    assert trade.one(EXPORTER, consent(CUSTOMS, far)).code == codes.UNKNOWN_BANK
+    assert trade.one(EXPORTER, consent("bank.none", far)).code == \
         codes.UNKNOWN_BANK
-    assert trade.one(EXPORTER, txtypes.GrantConsent(BANK_B, trade.time_ms)).code == \
+    assert trade.one(EXPORTER, consent(BANK_B, trade.time_ms)).code == \
         codes.CONSENT_EXPIRED
-    assert trade.one(EXPORTER, txtypes.RevokeConsent(BANK_B)).code == codes.NO_CONSENT
+    assert trade.one(EXPORTER, revoke(BANK_B)).code == codes.NO_CONSENT
     with pytest.raises(queries.QueryRefused) as refused:
         queries.read_credit_file(trade.state, EXPORTER, BANK_B)
     assert refused.value.code == codes.NO_CONSENT
-    trade.ok(EXPORTER, txtypes.GrantConsent(BANK_B, far))
+    trade.ok(EXPORTER, consent(BANK_B, far))
     read = queries.read_credit_file(trade.state, EXPORTER, BANK_B)
     assert read.consented_read and read.access == queries.ACCESS_CONSENT
     assert read.consent_expires_at_ms == far
@@ -128,7 +132,7 @@ def test_consent_grant_revoke_and_reads(trade: Chain) -> None:
     with pytest.raises(queries.QueryRefused) as expired:
         queries.read_credit_file(trade.state, EXPORTER, BANK_B, at_ms=far)
     assert expired.value.code == codes.CONSENT_EXPIRED
-    trade.ok(EXPORTER, txtypes.RevokeConsent(BANK_B))
+    trade.ok(EXPORTER, revoke(BANK_B))
     view = queries.enterprise_view(trade.state, EXPORTER, BANK_B)
     assert view.credit is None and view.credit_refusal_code == codes.NO_CONSENT
 
@@ -142,7 +146,7 @@ def test_credit_file_access_rules(trade: Chain) -> None:
         with pytest.raises(queries.QueryRefused) as exc:
             queries.read_credit_file(trade.state, EXPORTER, reader)
         assert exc.value.code == code
-    trade.ok(EXPORTER, txtypes.GrantConsent(BANK_B, T0 + 10**9))
+    trade.ok(EXPORTER, consent(BANK_B, T0 + 10**9))
     trade.ok(REG, txtypes.SuspendInstitution(BANK_B, ""))
     with pytest.raises(queries.QueryRefused) as exc:
         queries.read_credit_file(trade.state, EXPORTER, BANK_B)

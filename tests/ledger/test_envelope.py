@@ -17,6 +17,7 @@ from tests.ledger.helpers import (
     REG,
     T0,
     Chain,
+    credit_entry,
     declaration,
     key_of,
     open_financing,
@@ -76,8 +77,7 @@ def test_suspended_signer_refused_and_reinstated(chain: Chain) -> None:
 def test_suspension_applies_within_the_block(chain: Chain) -> None:
     r = chain.apply(chain.tx(BANK_A, register_enterprise()),
                     chain.tx(REG, txtypes.SuspendInstitution(BANK_A, "")),
-                    chain.tx(BANK_A, txtypes.RecordCredit(EXPORTER, "e", "overdue", 1, "USD",
-                                                          "")))
+                    chain.tx(BANK_A, credit_entry("e", kind="overdue", amount=1)))
     assert [x.code for x in r] == ["OK", "OK", codes.SIGNER_SUSPENDED]
 
 
@@ -89,15 +89,15 @@ def test_rekey_retires_old_key_from_next_block(chain: Chain) -> None:
     assert [x.code for x in r] == ["OK", "OK"]
     assert chain.state.signer_public_key(BANK_A, old.key_id) is None
     assert chain.state.signer_public_key(BANK_A, new.key_id) == new.public_key
-    refused = chain.one(BANK_A, txtypes.RecordCredit(EXPORTER, "e1", "overdue", 1, "USD", ""),
+    refused = chain.one(BANK_A, credit_entry("e1", kind="overdue", amount=1),
                         key=old)
     assert refused.code == codes.KEY_RETIRED
-    chain.ok(BANK_A, txtypes.RecordCredit(EXPORTER, "e1", "overdue", 1, "USD", ""), key=new)
+    chain.ok(BANK_A, credit_entry("e1", kind="overdue", amount=1), key=new)
 
 
 def test_enterprise_signs_with_the_key_its_bank_registered(chain: Chain) -> None:
     ek = key_of("exporter")
-    grant = txtypes.GrantConsent(BANK_A, T0 + 10**9)
+    grant = chain.encryption_key(EXPORTER)
     assert chain.one(EXPORTER, grant, key=ek).code == codes.UNKNOWN_SIGNER
     chain.ok(BANK_A, register_enterprise())  # no key yet
     assert chain.one(EXPORTER, grant, key=ek).code == codes.UNKNOWN_KEY
@@ -121,7 +121,7 @@ def test_expiry_bounds(chain: Chain) -> None:
     block_time += 1000
     chain.ok(BANK_A, register_enterprise(), expires_at_ms=block_time)  # boundary: accepted
     block_time += 1000
-    chain.ok(BANK_A, txtypes.RecordCredit(EXPORTER, "e", "overdue", 1, "USD", ""),
+    chain.ok(BANK_A, credit_entry("e", kind="overdue", amount=1),
              expires_at_ms=block_time + window)
 
 
@@ -135,7 +135,7 @@ def test_replay_of_same_transaction_refused(chain: Chain) -> None:
 def test_nonce_reuse_by_other_tx_refused_but_free_for_other_signers(chain: Chain) -> None:
     nonce = b"shared-n"
     chain.ok(BANK_A, register_enterprise(), nonce=nonce)
-    r = chain.one(BANK_A, txtypes.RecordCredit(EXPORTER, "e", "overdue", 1, "USD", ""),
+    r = chain.one(BANK_A, credit_entry("e", kind="overdue", amount=1),
                   nonce=nonce)
     assert r.code == codes.NONCE_REPLAY
     chain.ok(BANK_B, register_enterprise(), nonce=nonce)
@@ -149,13 +149,14 @@ def test_same_nonce_twice_in_one_block_first_wins(chain: Chain) -> None:
 
 def test_concurrent_submitters_need_no_sequence(chain: Chain) -> None:
     """Several servers sharing one key submit in any order: random nonces, no ordering."""
-    txs = [chain.tx(BANK_A, txtypes.RecordCredit(EXPORTER, f"e{i}", "overdue", 1, "USD", ""),
+    txs = [chain.tx(BANK_A, credit_entry(f"e{i}", kind="overdue", amount=1),
                     nonce=bytes([i]) * 8) for i in range(5, 0, -1)]
     chain.ok(BANK_A, register_enterprise())
     assert all(r.ok for r in chain.apply(*txs))
 
 
 def test_rejected_tx_does_not_consume_its_nonce_or_change_state(chain: Chain) -> None:
+    chain.apply()  # prunes the nonces of the encryption keys' block
     before = rooted_records(chain)
     tx = chain.tx(BANK_A, open_financing("F", 1, ("D-404", 1)))
     assert chain.apply(tx)[0].code == codes.UNKNOWN_ENTERPRISE
@@ -163,38 +164,42 @@ def test_rejected_tx_does_not_consume_its_nonce_or_change_state(chain: Chain) ->
 
 
 def test_expired_nonces_are_pruned_and_reusable(chain: Chain) -> None:
-    tx = chain.tx(BANK_A, register_enterprise(), nonce=b"prunable", expires_at_ms=T0 + 5000)
+    chain.apply()  # prunes the nonces of the encryption keys' block
+    tx = chain.tx(BANK_A, register_enterprise(), nonce=b"prunable",
+                  expires_at_ms=chain.time_ms + 5000)
     assert chain.apply(tx)[0].ok
     assert chain.state.kv.get(keys.nonce(BANK_A, b"prunable")) is not None
     chain.apply(dt_ms=10_000)  # an empty block past the expiry prunes it
     assert chain.state.kv.get(keys.nonce(BANK_A, b"prunable")) is None
     assert list(iterate_prefix(chain.state.kv, keys.EXPIRY)) == []
-    chain.ok(BANK_A, txtypes.RecordCredit(EXPORTER, "e", "overdue", 1, "USD", ""),
+    chain.ok(BANK_A, credit_entry("e", kind="overdue", amount=1),
              nonce=b"prunable")
 
 
 def test_block_must_follow_head(chain: Chain) -> None:
     with pytest.raises(BlockOrderError):
-        apply_txs(chain.state, 5, T0 + 1, [])
+        apply_txs(chain.state, chain.height + 5, chain.time_ms + 1, [])
     with pytest.raises(BlockOrderError):
-        apply_txs(chain.state, 1, T0 - 1, [])
+        apply_txs(chain.state, chain.height + 1, chain.time_ms - 1, [])
 
 
 def test_pruning_is_bounded_per_block_and_stale_entries_are_ignored(
         chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
 
+    chain.apply()  # prunes the nonces of the encryption keys' block
+    t0 = chain.time_ms
     monkeypatch.setattr(limits, "NONCE_PRUNE_PER_BLOCK_MAX", 1)
     nonces = [bytes([i]) * 8 for i in range(1, 4)]
     chain.apply(chain.tx(BANK_A, register_enterprise(), nonce=nonces[0],
-                         expires_at_ms=T0 + 2500))
-    chain.apply(*[chain.tx(BANK_A, txtypes.RecordCredit(EXPORTER, f"e{i}", "overdue", 1, "USD",
-                                                        ""), nonce=n, expires_at_ms=T0 + 2500)
+                         expires_at_ms=t0 + 2500))
+    chain.apply(*[chain.tx(BANK_A, credit_entry(f"e{i}", kind="overdue", amount=1), nonce=n,
+                           expires_at_ms=t0 + 2500)
                   for i, n in enumerate(nonces[1:])])
     chain.apply(dt_ms=10_000)  # all three expired; only the oldest is pruned
     remembered = [n for n in nonces if chain.state.kv.get(keys.nonce(BANK_A, n))]
     assert remembered == nonces[1:]
     # An expired entry that pruning has not reached yet does not block its nonce.
-    chain.ok(BANK_A, txtypes.RecordCredit(EXPORTER, "e9", "overdue", 1, "USD", ""),
+    chain.ok(BANK_A, credit_entry("e9", kind="overdue", amount=1),
              nonce=nonces[2])
     chain.apply()
     assert [n for n in nonces if chain.state.kv.get(keys.nonce(BANK_A, n))] == [nonces[2]]
@@ -207,11 +212,11 @@ def test_a_signer_registered_in_a_block_signs_from_the_next_block(chain: Chain) 
     resolves them to verify signatures: nothing accepted ever skipped its signature check."""
     ent_key = key_of("enterprise")
     register = chain.tx(BANK_A, register_enterprise(public_key=ent_key.public_key))
-    consent = chain.tx(EXPORTER, txtypes.GrantConsent(BANK_A, T0 + 10**9), key=ent_key)
-    r_register, r_consent = chain.apply(register, consent)
+    own_key = chain.tx(EXPORTER, chain.encryption_key(EXPORTER), key=ent_key)
+    r_register, r_own_key = chain.apply(register, own_key)
     assert r_register.ok
-    assert r_consent.code == codes.UNKNOWN_SIGNER
-    again = chain.tx(EXPORTER, txtypes.GrantConsent(BANK_A, T0 + 10**9), key=ent_key)
+    assert r_own_key.code == codes.UNKNOWN_SIGNER
+    again = chain.tx(EXPORTER, chain.encryption_key(EXPORTER), key=ent_key)
     assert chain.apply(again)[0].ok
 
 

@@ -13,12 +13,14 @@ from tests.ledger.helpers import (
     BANK_B,
     BANKS,
     CUSTOMS,
-    EXPORT_DATE,
     EXPORTER,
     REG,
     ROLES,
     T0,
     Chain,
+    amend,
+    consent,
+    declaration,
     key_of,
     make_config,
     open_financing,
@@ -58,7 +60,7 @@ def test_validate_basic_runs_against_the_current_state() -> None:
     validation.validate_basic_tx(tx, chain_id=chain.config.chain_id, registry=chain.state)
     ek = key_of("exporter")
     chain.ok(BANK_A, register_enterprise(public_key=ek.public_key))
-    grant = chain.tx(EXPORTER, txtypes.GrantConsent(BANK_A, T0 + 10**9), key=ek)
+    grant = chain.tx(EXPORTER, consent(BANK_A, T0 + 10**9), key=ek)
     validation.validate_basic_tx(grant, chain_id=chain.config.chain_id, registry=chain.state)
 
 
@@ -68,7 +70,7 @@ def test_history_lists_every_tx_that_touched_a_record_across_banks(trade: Chain)
     refused = trade.finance(BANK_B, open_financing("F-B", 90_000, ("D-1", 90_000)))
     assert refused.code == codes.DOUBLE_FINANCING
     trade.finance_ok(BANK_B, open_financing("F-B", 100, ("D-1", 100)))
-    trade.ok(CUSTOMS, txtypes.AmendDeclaration("D-1", 120_000, "more"))
+    trade.ok(CUSTOMS, amend("D-1", 120_000, "more"))
     view = queries.declaration_view(trade.state, "D-1")
     assert [h.tx_type for h in view.history] == [
         "declaration.register", "financing.open", "financing.open", "declaration.amend"]
@@ -97,10 +99,8 @@ def test_too_many_serving_banks() -> None:
 def test_history_keys_are_unambiguous() -> None:
     """A record whose id extends another's never shows up in the other's history."""
     chain = Chain()
-    chain.ok(CUSTOMS, txtypes.RegisterDeclaration("D-1", EXPORTER, "b", "DE", "g", 10, "USD",
-                                                  EXPORT_DATE))
-    chain.ok(CUSTOMS, txtypes.RegisterDeclaration("D-1/2", EXPORTER, "b", "DE", "g", 10, "USD",
-                                                  EXPORT_DATE))
+    chain.ok(CUSTOMS, declaration("D-1", 10))
+    chain.ok(CUSTOMS, declaration("D-1/2", 10))
     assert len(queries.record_history(chain.state, keys.declaration("D-1"))) == 1
     assert len(queries.record_history(chain.state, keys.declaration("D-1/2"))) == 1
 

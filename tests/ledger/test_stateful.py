@@ -1,9 +1,9 @@
 """Random traffic from enterprises, several banks, customs, the tax bureau and the regulator,
 several transactions per block, block time moving forward by random steps and by heartbeat
-(empty) blocks, in three currencies; after every block the ledger is checked against
-docs/domain.md's invariants and a small independent reference model of the ledger (written
-with `datetime`, not protocol/ledger), transaction by transaction, reason code by reason
-code."""
+(empty) blocks, in three currencies, with encryption keys rotating under sealed records
+(issue 16); after every block the ledger is checked against docs/domain.md's invariants and a
+small independent reference model of the ledger (written with `datetime`, not
+protocol/ledger), transaction by transaction, reason code by reason code."""
 
 from __future__ import annotations
 
@@ -24,15 +24,19 @@ from hypothesis.stateful import (
 from protocol import txtypes, types
 from protocol.ledger import apply_block, compute_root, initial_state, keys, records
 from protocol.ledger.kv import iterate_prefix
+from protocol.sealed import Sealed, default_encryption_key
 from tests.ledger.helpers import (
     BANKS,
     CUSTOMS,
     REG,
     TAX,
     Chain,
+    amend,
+    declaration,
     key_of,
     make_config,
     register_enterprise,
+    tax_form,
     uscc,
 )
 
@@ -67,6 +71,7 @@ apps = st.sampled_from(APPS)
 forms = st.sampled_from(FORMS)
 ccys = st.sampled_from(["USD", "USD", "EUR", "CNY"])
 small = st.integers(1, 1200)
+LOW_ORDER = {bytes(32), (1).to_bytes(32, "little")}  # X25519 points of small order (some)
 
 
 def day_of(time_ms: int) -> int:
@@ -137,7 +142,6 @@ class MForm:
     payer: str
     amount: int
     currency: str
-    tax_paid: int
     used: int = 0
     revoked: bool = False
 
@@ -173,6 +177,9 @@ class Model:
     reviews: dict[tuple[str, str], tuple[str, int, int, bool]] = field(default_factory=dict)
     proceeds: set[str] = field(default_factory=set)
     nonces: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    # Encryption keys (issue 16): owner -> (version, public key); every institution has
+    # version 1 from genesis and rotated to version 2 in the chain's first block.
+    ekeys: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     now: int = 0
     height: int = 0
     index: int = 0
@@ -221,6 +228,23 @@ class Model:
             if (base, quote, day) in self.rates:
                 return self.rates[(base, quote, day)]
         raise Refused("FX_RATE_MISSING")
+
+    # --- sealed fields (ADR 0024)
+    def sealed(self, recorder: str, enterprise: str, sealed: Sealed) -> None:
+        """Wrapped once to the recorder, the regulator (while active) and a keyed enterprise,
+        each at its current version."""
+        owed = [recorder, *([REG] if REG not in self.suspended else []),
+                *([enterprise] if enterprise in self.ekeys else [])]
+        wraps = [(w.party, w.key_version) for w in sealed.keys]
+        for party in owed:
+            need(wraps.count((party, self.ekeys[party][0])) == 1 and
+                 [q for q, _ in wraps].count(party) == 1, "SEALED_PARTIES")
+
+    def t_encryption_key_set(self, s: str, p: txtypes.SetEncryptionKey) -> None:
+        need(p.public_key not in LOW_ORDER, "BAD_ENCRYPTION_KEY")
+        version, current = self.ekeys.get(s, (0, b""))
+        need(p.public_key != current, "KEY_EXISTS")
+        self.ekeys[s] = (version + 1, p.public_key)
 
     # --- regulator
     def t_institution_suspend(self, s: str, p: txtypes.SuspendInstitution) -> None:
@@ -278,11 +302,13 @@ class Model:
     def t_enterprise_register(self, s: str, p: txtypes.RegisterEnterprise) -> None:
         if p.uscc not in self.ents:
             self.ents[p.uscc] = (p.name, [s], bool(p.public_key))
-            return
-        name, served, _ = self.ents[p.uscc]
-        need(name == p.name, "ENTERPRISE_MISMATCH")
-        need(s not in served, "ALREADY_REGISTERED")
-        served.append(s)
+        else:
+            name, served, _ = self.ents[p.uscc]
+            need(name == p.name, "ENTERPRISE_MISMATCH")
+            need(s not in served, "ALREADY_REGISTERED")
+            served.append(s)
+        if p.public_key and p.uscc not in self.ekeys:  # version 1: its signing key's form
+            self.ekeys[p.uscc] = (1, default_encryption_key(p.public_key))
 
     def _served(self, s: str, u: str) -> None:
         need(u in self.ents, "UNKNOWN_ENTERPRISE")
@@ -510,11 +536,13 @@ class Model:
     def t_declaration_register(self, s: str, p: txtypes.RegisterDeclaration) -> None:
         need(p.declaration_no not in self.decls, "DECLARATION_EXISTS")
         need(day_ms(p.export_date) <= self.now + DAY, "EXPORT_DATE_IN_FUTURE")
+        self.sealed(s, p.exporter, p.details)
         self.decls[p.declaration_no] = MDecl(p.exporter, p.value, p.currency, p.export_date,
                                              self.params["advance_rate_bps"])
 
     def t_declaration_amend(self, s: str, p: txtypes.AmendDeclaration) -> None:
         d = self._decl(p.declaration_no)
+        self.sealed(s, d.exporter, p.details)
         d.value = p.value
         self._cut(p.declaration_no)
 
@@ -526,7 +554,8 @@ class Model:
     # --- tax bureau
     def t_taxform_register(self, s: str, p: txtypes.RegisterTaxForm) -> None:
         need(p.form_no not in self.forms, "FORM_EXISTS")
-        self.forms[p.form_no] = MForm(p.payer, p.amount, p.currency, p.tax_paid)
+        self.sealed(s, p.payer, p.details)
+        self.forms[p.form_no] = MForm(p.payer, p.amount, p.currency)
 
     def t_taxform_revoke(self, s: str, p: txtypes.RevokeTaxForm) -> None:
         need(p.form_no in self.forms, "UNKNOWN_FORM")
@@ -545,6 +574,9 @@ class LedgerMachine(RuleBasedStateMachine):
             self.chain.keys[u] = key_of(u)
         params = {name: getattr(self.chain.config.params, name) for name in PARAM_BOUNDS}
         self.model = Model(params, dict(params))
+        # genesis gave every institution version 1; the chain's first block rotated to 2
+        self.model.ekeys = {i: (2, self.chain.keyring(i).public_key) for i in ROLES_OF
+                            if ROLES_OF[i] != "enterprise"}
         self.pending: list[types.Tx] = []
         self.applied: list[types.Tx] = []
         self.counter = 0
@@ -586,15 +618,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.add(BANKS[0], txtypes.RecordMandate(KEYLESS, "M-1", bytes(32),
                                                  self.next_time() + 300 * DAY))
         for i, (no, value) in enumerate(zip(DECLS, values, strict=True)):
-            self.add(CUSTOMS, txtypes.RegisterDeclaration(
-                no, USCCS[i % len(USCCS)], "Buyer", "DE", "goods", value,
-                "EUR" if i % 4 == 3 else "USD", date_of(self.today() - ages[i] // 2)))
+            self.add(CUSTOMS, declaration(
+                no, value, exporter=USCCS[i % len(USCCS)], currency="EUR" if i % 4 == 3
+                else "USD", export_date=date_of(self.today() - ages[i] // 2)))
         for base in ("USD", "EUR"):
             self.add(REG, txtypes.PublishFxRate(base, "CNY", date_of(self.today()),
                                                 710_000_000 if base == "USD" else 777_777_777))
         for i, form in enumerate(FORMS):
-            self.add(TAX, txtypes.RegisterTaxForm(form, USCCS[2 + i % 2], "Payee", "consulting",
-                                                  values[i], "USD", values[i] // 10))
+            self.add(TAX, tax_form(form, values[i], payer=USCCS[2 + i % 2]))
         self.commit()
 
     # --- regulator
@@ -824,18 +855,40 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(no=decls, u=usccs, value=st.integers(100, 1500), ccy=ccys,
           age=st.integers(-3, 200))
     def declare(self, no: str, u: str, value: int, ccy: str, age: int) -> None:
-        self.add(CUSTOMS, txtypes.RegisterDeclaration(no, u, "Buyer", "DE", "goods", value,
-                                                      ccy, date_of(self.today() - age)))
+        self.add(CUSTOMS, declaration(no, value, exporter=u, currency=ccy,
+                                      export_date=date_of(self.today() - age)))
 
     @rule(no=decls, value=st.integers(1, 1500), cancel=st.sampled_from([True] + [False] * 3))
     def amend_or_cancel(self, no: str, value: int, cancel: bool) -> None:
         self.add(CUSTOMS, txtypes.CancelDeclaration(no, "") if cancel
-                 else txtypes.AmendDeclaration(no, value, "goods v2"))
+                 else amend(no, value, "goods v2"))
 
     @rule(form=forms, u=usccs, amount=st.integers(100, 1500), ccy=ccys, revoke=st.booleans())
     def tax(self, form: str, u: str, amount: int, ccy: str, revoke: bool) -> None:
         self.add(TAX, txtypes.RevokeTaxForm(form, "") if revoke else
-                 txtypes.RegisterTaxForm(form, u, "Payee", "consulting", amount, ccy, 0))
+                 tax_form(form, amount, payer=u, currency=ccy))
+
+    # --- encryption keys: rotations (records sealed before one lands in the same block are
+    # then sealed to the old version and refused), the same key again, a low-order key
+    @rule(party=st.sampled_from([CUSTOMS, TAX, REG, BANKS[0], *KEYED]),
+          kind=st.sampled_from(["rotate", "rotate", "rotate", "same", "low"]),
+          race=st.booleans())
+    def encryption_key(self, party: str, kind: str, race: bool) -> None:
+        """With `race`, the same block then carries a record sealed by a client that has not
+        seen the rotation yet (refused when it is owed to the rotating party)."""
+        if kind == "rotate" and party not in self.model.ekeys:
+            kind = "same"  # an enterprise's first key: its keyring's version 1
+        payload = {"rotate": lambda: self.chain.rotate(party),
+                   "same": lambda: self.chain.encryption_key(party),
+                   "low": lambda: txtypes.SetEncryptionKey(bytes(32))}[kind]()
+        self.add(party, payload)
+        if race:
+            u = party if party in KEYED else KEYED[0]
+            if party == TAX:
+                self.add(TAX, tax_form(self.fresh("TR"), 100, payer=u))
+            else:
+                self.add(CUSTOMS, declaration(self.fresh("DR"), 100, exporter=u,
+                                              export_date=date_of(self.today() - 1)))
 
     # --- envelope trouble: wrong role, expired, replayed transaction, reused nonce
     @rule(kind=st.sampled_from(["role", "expired", "replay", "nonce"]), fid=fins, u=usccs,
@@ -896,6 +949,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def check_ledger(self) -> None:
         state, m = self.chain.state, self.model
         now = self.chain.time_ms
+        assert {k.owner: (k.version, k.public_key) for _, k in
+                state.scan(keys.ENCRYPTION_KEY, records.EncryptionKeyRecord)} == m.ekeys
         decls_ = dict(state.scan(keys.DECLARATION, records.Declaration))
         fins_ = [v for _, v in state.scan(keys.FINANCING, records.Financing)]
         pledged: dict[str, int] = {}

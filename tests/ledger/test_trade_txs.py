@@ -17,6 +17,7 @@ from tests.ledger.helpers import (
     T0,
     TAX,
     Chain,
+    amend,
     declaration,
     inbound,
     open_financing,
@@ -39,7 +40,7 @@ def fin(chain: Chain, fid: str) -> queries.FinancingView:
 
 def test_declaration_register_amend_cancel(trade: Chain) -> None:
     assert trade.one(CUSTOMS, declaration("D-1", 5)).code == codes.DECLARATION_EXISTS
-    trade.ok(CUSTOMS, txtypes.AmendDeclaration("D-1", 200_000, "more parts"))
+    trade.ok(CUSTOMS, amend("D-1", 200_000, "more parts"))
     view = queries.declaration_view(trade.state, "D-1")
     assert (view.declaration.status, view.cap, view.remaining) == ("amended", 180_000, 180_000)
     trade.ok(CUSTOMS, txtypes.CancelDeclaration("D-1", "withdrawn"))
@@ -48,9 +49,9 @@ def test_declaration_register_amend_cancel(trade: Chain) -> None:
         0, 0, "withdrawn")
     assert trade.one(CUSTOMS, txtypes.CancelDeclaration("D-1", "")).code == \
         codes.DECLARATION_CANCELLED
-    assert trade.one(CUSTOMS, txtypes.AmendDeclaration("D-1", 1, "x")).code == \
+    assert trade.one(CUSTOMS, amend("D-1", 1, "x")).code == \
         codes.DECLARATION_CANCELLED
-    assert trade.one(CUSTOMS, txtypes.AmendDeclaration("D-9", 1, "x")).code == \
+    assert trade.one(CUSTOMS, amend("D-9", 1, "x")).code == \
         codes.UNKNOWN_DECLARATION
     assert trade.one(CUSTOMS, txtypes.CancelDeclaration("D-9", "")).code == \
         codes.UNKNOWN_DECLARATION
@@ -79,7 +80,7 @@ def test_customs_amends_and_cancels_pledged_declarations_and_the_lender_is_told(
     trade.finance_ok(BANK_B, open_financing("F-B", 40_000, ("D-1", 40_000)))
     assert pledged(trade, "D-1") == 90_000
     # Value 100,000 -> 60,000: cap 54,000; the most recent pledge (F-B) is cut first.
-    trade.ok(CUSTOMS, txtypes.AmendDeclaration("D-1", 60_000, "short shipment"))
+    trade.ok(CUSTOMS, amend("D-1", 60_000, "short shipment"))
     assert pledged(trade, "D-1") == 54_000
     b, a = fin(trade, "F-B"), fin(trade, "F-A")
     assert (b.financing.pledges[0].amount, b.flagged) == (4_000, True)
@@ -106,7 +107,7 @@ def test_customs_amends_and_cancels_pledged_declarations_and_the_lender_is_told(
     assert flagged == {"F-A", "F-B"}
     # An amendment upwards cuts nothing.
     trade.finance_ok(BANK_A, open_financing("F-C", 10_000, ("D-2", 10_000)))
-    trade.ok(CUSTOMS, txtypes.AmendDeclaration("D-2", 70_000, "more"))
+    trade.ok(CUSTOMS, amend("D-2", 70_000, "more"))
     assert fin(trade, "F-C").financing.flag_count == 0
 
 
@@ -193,7 +194,13 @@ def test_outbound_payments(trade: Chain) -> None:
     form = queries.tax_form_view(trade.state, "T-1")
     assert (form.used, form.remaining) == (10_000, 0)
     pay = trade.state.get(keys.payment("O-1"), records.OutboundPayment)
-    assert pay is not None and pay.tax_paid == 1_000 and pay.status == "recorded"
+    assert pay is not None and pay.status == "recorded"
+    # The tax paid is on the form, sealed: the tax bureau and the regulator read it.
+    sealed = trade.state.get(keys.tax_form("T-1"), records.TaxForm).details  # type: ignore[union-attr]
+    for party in (TAX, REG):
+        details = trade.open(sealed, "taxform.register", "T-1", party)
+        assert (details.payee, details.service_type, details.tax_paid) == \
+            ("Consulting Ltd", "consulting", 1_000)
 
 
 def test_form_exceeded_across_banks_in_one_block(trade: Chain) -> None:

@@ -20,7 +20,7 @@ def test_headline_workflow() -> None:
     counter = iter(range(1, 10**6))
     steps = headline_steps(config, keys_, NOW, exporter_key,
                            nonce=lambda: next(counter).to_bytes(16, "big"))
-    assert 16 <= len(steps) <= 20
+    assert 16 <= len(steps) <= 21
     bank, bank2 = "bank.boc-qd", "bank.icbc-qd"
     proposer = keys_[bank]
     t = NOW
@@ -33,9 +33,10 @@ def test_headline_workflow() -> None:
         result.commit(state)
         receipt = result.receipts[0]
         assert receipt.code == step.expect_code, (step.title, receipt.code, receipt.message)
-        if step.title.startswith("exporter grants"):
+        if step.title.startswith("bank records the exporter's credit line"):
             read = queries.read_credit_file(state, EXPORTER, bank)
             assert read.consented_read and [e.entry_id for e in read.entries] == ["CL-2026-001"]
+            assert [k.epoch for k in read.file_keys] == [1]  # the consent started the file key
         if step.title == "bank disburses the financing":
             exposure = queries.exposure(state, EXPORTER)
             assert exposure.outstanding == (("CNY", 639_000_000),)
@@ -58,6 +59,9 @@ def test_headline_workflow() -> None:
     assert [(d.declaration_no, d.proceeds, d.pledged) for d in decls] == [
         ("QD-2026-EX-0001", 60_000_000, 0), ("QD-2026-EX-0002", 45_000_000, 0)]
     assert queries.exposure(state, EXPORTER).financings == ()
+    # the last step: the bank's read of the credit file, on the ledger
+    reads = queries.credit_reads(state).reads
+    assert [(r.reader, r.uscc) for r in reads] == [(bank, EXPORTER)]
     assert queries.bank_book(state, bank2).items == ()
     form = queries.tax_form_view(state, "TX-2026-0001")
     assert (form.used, form.remaining) == (3_000_000, 2_000_000)

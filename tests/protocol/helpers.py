@@ -7,6 +7,8 @@ from typing import Any
 
 from protocol import codec, crypto, txtypes, types
 from protocol.genesis import config_from_json
+from protocol.sealed import Recipient, Sealed, public_key_of
+from tests.sealing import DeterministicSealer
 
 
 def key(name: str) -> crypto.PrivateKey:
@@ -49,11 +51,30 @@ def make_config() -> types.ConsortiumConfig:
     return config_from_json(genesis_json())
 
 
+def encryption_private_key(party: str) -> bytes:
+    """A deterministic X25519 private key per party (version 1)."""
+    return hashlib.sha256(b"encryption/" + party.encode()).digest()
+
+
+def recipient(party: str) -> Recipient:
+    return Recipient(party, 1, public_key_of(encryption_private_key(party)))
+
+
+def sealed_details(details: object, tx_type: str, record_id: str,
+                   parties: tuple[str, ...] = ("customs.qd", "regulator.safe")) -> Sealed:
+    """`details` sealed to `parties` (version 1 keys), deterministically: the same bytes in
+    every run."""
+    return DeterministicSealer(f"{tx_type}/{record_id}").seal(
+        details, tx_type, record_id, [recipient(p) for p in parties])
+
+
 def declaration(no: str = "D-0001", value: int = 60_000_000) -> txtypes.RegisterDeclaration:
+    details = txtypes.DeclarationDetails(b"\x07" * 16, "Hamburg Imports GmbH", "DE",
+                                         "marine pumps")
     return txtypes.RegisterDeclaration(
-        declaration_no=no, exporter="91370200MA3C000001", buyer="Hamburg Imports GmbH",
-        destination="DE", goods="marine pumps", value=value, currency="USD",
-        export_date="2026-11-02")
+        declaration_no=no, exporter="91370200MA3C000001", value=value, currency="USD",
+        export_date="2026-11-02",
+        details=sealed_details(details, "declaration.register", no))
 
 
 def signed_tx(payload: txtypes.Payload | None = None, signer: str = "customs.qd",

@@ -8,7 +8,8 @@ import pytest
 
 from protocol import crypto, limits, txtypes, types, validation
 from protocol.errors import DecodeError, ValidationError
-from tests.protocol.helpers import declaration, key, signed_block, signed_tx
+from protocol.sealed import file_party
+from tests.protocol.helpers import declaration, key, sealed_details, signed_block, signed_tx
 
 
 def _check_tx(tx: types.Tx, config: types.ConsortiumConfig) -> None:
@@ -56,7 +57,10 @@ def test_unknown_key_and_forged_signature(config: types.ConsortiumConfig) -> Non
 
 
 def test_oversized_transaction(config: types.ConsortiumConfig) -> None:
-    big = txtypes.RecordCredit("91370200MA3C000001", "E-1", "credit_line", 1, "USD", "x" * 1000)
+    u = "91370200MA3C000001"
+    details = txtypes.CreditDetails(b"\x01" * 16, "credit_line", 1, "USD", "x" * 1000)
+    big = txtypes.RecordCredit(u, "E-1", sealed_details(
+        details, "credit.record", "E-1", ("bank.alpha", "regulator.safe", u, file_party(u))))
     tx = signed_tx(big, signer="bank.alpha")
     assert len(tx.encoded) < limits.TX_BYTES_MAX  # a normal large tx passes
     _check_tx(tx, config)

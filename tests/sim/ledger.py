@@ -14,7 +14,11 @@ the shell's part (node/replica/ordering.py, intake, block sync) in the simplest 
   is applied, like the node's one synced batch; mempool and proposal are lost in a crash;
 - clients submit signed transactions (customs declarations; the regulator's `orderer.add` and
   `orderer.remove`) to random live nodes, and submit them again until one is acknowledged:
-  acknowledged means some node applied a block holding it;
+  acknowledged means some node applied a block holding it. The first two a schedule submits
+  register customs' and the regulator's encryption keys (`encryption_key.set`); declarations
+  are sealed to both (ADR 0024), deterministically (tests/sealing.py), so that a seed replays
+  the same bytes in any process; one ordered before the keys is refused (NO_ENCRYPTION_KEY),
+  which changes nothing the checks look at;
 - a node admits a transaction unless its chain holds it, keeps it in its mempool
   (`node.replica.mempool.Mempool`) and forwards it to the leader it knows, over the same
   faulty network as Raft messages;
@@ -81,6 +85,8 @@ from protocol.replica import (
     on_role_change,
 )
 from protocol.replica import certificates as certs
+from protocol.sealed import Recipient, public_key_of
+from tests.sealing import DeterministicSealer
 
 from .cluster import Cluster, RaftFactory, SimNode, SimParams, Storage, snapshot_chain
 
@@ -139,15 +145,49 @@ def _consortium(banks: int, orderers: int, txs_max: int, bytes_max: int,
 GENUINE: set[types.Tx] = set()
 
 
+def _encryption_private_key(party: str) -> bytes:
+    return crypto.hash_domain(b"crossbill/sim-encryption-key", party.encode())
+
+
+def _recipient(party: str) -> Recipient:
+    """The party's encryption key, version 1: what `encryption_key_tx` registers."""
+    return Recipient(party, 1, public_key_of(_encryption_private_key(party)))
+
+
+@cache
+def encryption_key_tx(party: str) -> types.Tx:
+    tx = types.Tx.create(_key(party), chain_id=CHAIN_ID, signer=party,
+                         payload=txtypes.SetEncryptionKey(_recipient(party).public_key),
+                         nonce=b"enc-key\x00", expires_at_ms=EXPIRES_MS)
+    GENUINE.add(tx)
+    return tx
+
+
 @cache
 def declaration(n: int) -> types.Tx:
+    no = f"SIM-{n}"
+    details = txtypes.DeclarationDetails(crypto.hash_domain(b"crossbill/sim-salt",
+                                                            no.encode())[:16],
+                                         "Buyer GmbH", "DE", "pumps")
+    sealed = DeterministicSealer(f"sim/{no}").seal(
+        details, "declaration.register", no, [_recipient(CUSTOMS), _recipient(REG)])
     tx = types.Tx.create(_key(CUSTOMS), chain_id=CHAIN_ID, signer=CUSTOMS,
                          payload=txtypes.RegisterDeclaration(
-                             f"SIM-{n}", EXPORTER, "Buyer GmbH", "DE", "pumps", 1_000 + n,
-                             "USD", dates.format_day(dates.day_of(T0_MS) - 2)),
+                             no, EXPORTER, 1_000 + n, "USD",
+                             dates.format_day(dates.day_of(T0_MS) - 2), sealed),
                          nonce=n.to_bytes(8, "big"), expires_at_ms=EXPIRES_MS)
     GENUINE.add(tx)
     return tx
+
+
+def client_tx(n: int) -> types.Tx:
+    """The n-th transaction a schedule's clients submit (from 1): the two encryption keys
+    declarations are sealed to, then declarations."""
+    if n == 1:
+        return encryption_key_tx(CUSTOMS)
+    if n == 2:
+        return encryption_key_tx(REG)
+    return declaration(n)
 
 
 @cache
@@ -602,7 +642,7 @@ class LedgerCluster(Cluster):
             count = self.rng.randint(20, 30)  # fills a block by bytes before the interval
         for _ in range(count):
             self.submitted += 1
-            self._submit(declaration(self.submitted))
+            self._submit(client_tx(self.submitted))
 
     def _resubmit(self) -> None:
         for c in list(self.client.values()):
@@ -727,4 +767,5 @@ def _ledger(n: SimNode) -> Ledger:
     return led
 
 
-__all__ = ["TICK_MS", "LedgerCluster", "Rules", "declaration", "regulator_tx"]
+__all__ = ["TICK_MS", "LedgerCluster", "Rules", "client_tx", "declaration",
+           "encryption_key_tx", "regulator_tx"]
