@@ -54,8 +54,13 @@ def rpc_client(args: argparse.Namespace) -> Any:
             raise CrossbillError("--client-key needs --client-name")
         credential = Credential(args.client_name, _read_key(args.client_key,
                                                             args.passphrase_file))
+    ca_file = getattr(args, "ca_file", None)
+    if ca_file is None and getattr(args, "devnet", None) is not None:
+        from node.cli import devnet  # the devnet's own CA, named in DIR/devnet.json
+
+        ca_file = devnet.load(args.devnet).get("ca_file")
     return Client(args.rpc, timeout_s=args.timeout_s, credential=credential,
-                  ca_file=getattr(args, "ca_file", None),
+                  ca_file=ca_file,
                   cert_file=getattr(args, "client_cert", None),
                   key_file=getattr(args, "client_cert_key", None))
 
@@ -87,6 +92,9 @@ def add_rpc_options(p: argparse.ArgumentParser, *, rpc_required: bool = False,
     p.add_argument("--ca-file", type=pathlib.Path,
                    help="CA bundle that signed the node's TLS certificate (https:// URLs; "
                    "default: the system's CAs)")
+    p.add_argument("--devnet", type=pathlib.Path, metavar="DIR",
+                   help="a node of the devnet in DIR: verify it with the devnet's CA "
+                   "(DIR/devnet.json's ca_file) unless --ca-file is given")
     p.add_argument("--client-cert", type=pathlib.Path,
                    help="client TLS certificate (PEM), for a node that requires one")
     p.add_argument("--client-cert-key", type=pathlib.Path,

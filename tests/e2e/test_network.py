@@ -11,6 +11,7 @@ from contextlib import closing
 import pytest
 import trio
 
+from node.cli import main as cli
 from node.client.transport import TLS_ERROR_CODE, RpcClient, RpcError
 from node.p2p import network as netproto
 from node.p2p.host import P2PNode
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 
-def test_network_commits_and_every_node_agrees(tmp_path: pathlib.Path) -> None:
+def test_network_commits_and_every_node_agrees(tmp_path: pathlib.Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     with running_devnet(tmp_path / "net") as dn:
         orderers = [n for n in dn.names() if n.startswith("bank.")]
         assert len(orderers) == 4 and len(dn.names()) == 7
@@ -36,10 +38,10 @@ def test_network_commits_and_every_node_agrees(tmp_path: pathlib.Path) -> None:
         statuses = [dn.status(n) for n in dn.names()]
         assert len({s["tip_hash"] for s in statuses}) == 1
         assert sum(s["is_leader"] for s in statuses) == 1
-        assert_serves_tls_only(dn)
+        assert_serves_tls_only(dn, capsys)
 
 
-def assert_serves_tls_only(dn: Devnet) -> None:
+def assert_serves_tls_only(dn: Devnet, capsys: pytest.CaptureFixture[str]) -> None:
     """The devnet's default (ADR 0023, "Test networks"): every node serves https with a
     certificate from the devnet's own CA, named in devnet.json; a client with that CA is
     served, one without it (the system's CAs) is refused, and plain http gets an error."""
@@ -58,6 +60,11 @@ def assert_serves_tls_only(dn: Devnet) -> None:
             pytest.raises(RpcError) as plain_refused:
         plain.status()
     assert plain_refused.value.code == -400
+    # The CLI pointed at the devnet finds its CA in devnet.json.
+    capsys.readouterr()
+    assert cli.main(["query", "status", "--rpc", dn.node("customs.qd")["rpc_url"],
+                     "--devnet", str(dn.root)]) == 0
+    assert '"institution": "customs.qd"' in capsys.readouterr().out
 
 
 def test_kill9_follower_then_leader_under_load(tmp_path: pathlib.Path) -> None:
