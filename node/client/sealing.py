@@ -33,10 +33,9 @@ from nacl.bindings import (
 from nacl.public import PrivateKey as BoxPrivateKey
 from nacl.signing import SigningKey
 
-from node.client.txbuild import PayloadError
 from node.files import check_private_file
-from protocol import crypto, limits, txtypes
-from protocol.errors import DecodeError
+from protocol import codec, crypto, limits, txtypes
+from protocol.errors import CrossbillError, DecodeError
 from protocol.ledger import records
 from protocol.sealed import (
     Recipient,
@@ -61,6 +60,10 @@ ENCRYPTED: Final = "<encrypted>"  # what a non-party is shown instead of a seale
 
 
 Random = Callable[[int], bytes]  # n -> n random bytes; tests pass a seeded one
+
+
+class DetailsError(CrossbillError):
+    """Plain details that do not make the transaction type's details class."""
 
 
 def salt(rng: Random = secrets.token_bytes) -> bytes:
@@ -220,8 +223,6 @@ def open_credit_file(read: dict[str, Any], keyring: Keyring | None) -> list[dict
     (through its own wrap or a credit-file key wrapped to it), `<encrypted>` where it is not a
     party (an entry recorded after its consent was revoked), and the error where a sealed
     field does not open (tampered)."""
-    from protocol import codec
-
     file_keys = FileKeys()
     if keyring is not None:
         epochs = [codec.from_json(records.CreditFileKey, k) for k in read.get("file_keys", ())]
@@ -254,8 +255,6 @@ def seal_values(tx_type: str, signer: str, values: dict[str, Any], resolver: Res
     """JSON payload values with plain details (a JSON object without `ciphertext`, or a list
     of them for `terms`) sealed to whom `resolver` names: how a client encrypts for its
     caller without the caller handling keys. Other values pass through."""
-    from protocol import codec
-
     spec = txtypes.SEALED_FIELDS.get(tx_type)
     if spec is None or spec.field not in values:
         return values
@@ -267,7 +266,7 @@ def seal_values(tx_type: str, signer: str, values: dict[str, Any], resolver: Res
             details: Any = codec.from_json(spec.details, {"salt": salt(rng).hex(), **plain},
                                            spec.field)
         except (DecodeError, ValueError) as exc:
-            raise PayloadError(f"{tx_type}: {exc}") from None
+            raise DetailsError(f"{tx_type}: {exc}") from None
         record_id = str(values.get(spec.record_id_field, ""))
         return codec.to_json(seal(details, tx_type, record_id,
                                   resolver(tx_type, signer, values), rng))
@@ -349,8 +348,6 @@ def open_record(answer: Any, keyring: Keyring | None,
 
 def _opened(raw: Any, tx_type: str, record_id: str, keyring: Keyring | None,
             file_keys: FileKeys | None) -> Any:
-    from protocol import codec
-
     try:
         details: dict[str, Any] = codec.to_json(open_field(
             codec.from_json(Sealed, raw), tx_type, record_id, keyring, file_keys))

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import orjson
 
+from node.client.sealing import seal_values
 from protocol import codec, crypto, txtypes, types
 from protocol.errors import CrossbillError, DecodeError
 
@@ -118,7 +119,5 @@ class TxBuilder:
         currency="USD", pledges=[{"declaration_no": "D1", "amount": 54_000_000}])."""
         values = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in fields.items()}
         if self.recipients is not None:
-            from node.client.sealing import seal_values
-
             values = seal_values(tx_type, self.signer, values, self.recipients)
         return self.sign(build_payload(tx_type, values))
