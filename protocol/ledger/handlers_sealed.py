@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from protocol import limits
-from protocol.ledger import codes, keys, records
+from protocol.ledger import codes, keys, queries, records
 from protocol.ledger.context import TxContext, reject
 from protocol.ledger.state import State
 from protocol.sealed import (
@@ -28,7 +28,6 @@ from protocol.sealed import (
 )
 from protocol.txtypes import (
     ROLE_BANK,
-    ROLE_REGULATOR,
     FileKeyGrant,
     ReadCredit,
     SetEncryptionKey,
@@ -41,18 +40,12 @@ def key_version(ctx: TxContext, owner: str) -> int:
     return 0 if record is None else record.version
 
 
-def regulators(ctx: TxContext) -> list[str]:
-    """Every active regulator institution, in id order."""
-    return [inst.id for _, inst in ctx.state.scan(keys.INSTITUTION, records.InstitutionRecord)
-            if inst.role == ROLE_REGULATOR and inst.status == records.ACTIVE]
-
-
 def require_sealed(ctx: TxContext, sealed: Sealed, what: str, *, parties: Iterable[str],
                    optional: Iterable[str] = ()) -> None:
     """`sealed` is wrapped to each of `parties` and every active regulator (each must hold an
     encryption key), and to each of `optional` that holds one, at their current versions."""
     required: dict[str, int] = {}
-    for party in [*parties, *regulators(ctx)]:
+    for party in [*parties, *queries.active_regulators(ctx.state)]:
         version = key_version(ctx, party)
         if version == 0:
             reject(codes.NO_ENCRYPTION_KEY, f"{what} must be sealed to {party}, which has "
@@ -150,7 +143,7 @@ def start_epoch(ctx: TxContext, uscc: str, grant: FileKeyGrant, readers: Iterabl
     if current is not None and grant.public_key == current.public_key:
         reject(codes.BAD_FILE_KEY, "a new credit-file key epoch needs a new key")
     wraps = _wraps_by_party(grant.keys)
-    entitled = {uscc, *regulators(ctx), *readers}
+    entitled = {uscc, *queries.active_regulators(ctx.state), *readers}
     _check_wrapped_to(ctx, grant, wraps, sorted(entitled))
     extra = sorted(set(wraps) - entitled)
     if extra:

@@ -346,6 +346,7 @@ def encryption_key(state: State, owner: str) -> records.EncryptionKeyRecord | No
 
 
 def active_regulators(state: State) -> list[str]:
+    """Every active regulator institution, in id order (each sealed record is owed to them)."""
     return [inst.id for _, inst in state.scan(keys.INSTITUTION, records.InstitutionRecord)
             if inst.role == ROLE_REGULATOR and inst.status == records.ACTIVE]
 
