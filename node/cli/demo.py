@@ -122,6 +122,16 @@ def headline_steps(
         return [Recipient(p, 1, rings[p].public_key) for p in (*parties, *regulators)]
 
     usd, cny = "USD", "CNY"
+    def declaration(no: str, value: int, days_ago: int, buyer: str, destination: str,
+                    goods: str) -> txtypes.RegisterDeclaration:
+        """A USD export `days_ago` days back; buyer, destination and goods sealed to customs,
+        the regulators and the exporter."""
+        details = txtypes.DeclarationDetails(salt(), buyer, destination, goods)
+        return txtypes.RegisterDeclaration(no, EXPORTER, value, usd,
+                                           _date(now_ms - days_ago * DAY_MS),
+                                           seal(details, "declaration.register", no,
+                                                to(customs, EXPORTER)))
+
     # The consent starts the credit file's key (epoch 1); the entry is sealed to it too, so
     # every bank the exporter consents to later can read it (ADR 0024).
     file_key, _ = new_file_key_grant(EXPORTER, 1, to(EXPORTER, bank))
@@ -154,21 +164,11 @@ def headline_steps(
         (2, "bank records the exporter's credit line (sealed)", bank, txtypes.RecordCredit(
             EXPORTER, "CL-2026-001", credit_line), "OK"),
         (3, "customs registers declaration 1 (USD 600,000)", customs,
-         txtypes.RegisterDeclaration(decl1, EXPORTER, 60_000_000, usd,
-                                     _date(now_ms - 10 * DAY_MS), seal(
-                                         txtypes.DeclarationDetails(
-                                             salt(), "Hamburg Marine GmbH", "DE",
-                                             "centrifugal marine pumps"),
-                                         "declaration.register", decl1,
-                                         to(customs, EXPORTER))), "OK"),
+         declaration(decl1, 60_000_000, 10, "Hamburg Marine GmbH", "DE",
+                     "centrifugal marine pumps"), "OK"),
         (3, "customs registers declaration 2 (USD 450,000)", customs,
-         txtypes.RegisterDeclaration(decl2, EXPORTER, 45_000_000, usd,
-                                     _date(now_ms - 5 * DAY_MS), seal(
-                                         txtypes.DeclarationDetails(
-                                             salt(), "Rotterdam Pumps BV", "NL",
-                                             "pump spare parts"),
-                                         "declaration.register", decl2,
-                                         to(customs, EXPORTER))), "OK"),
+         declaration(decl2, 45_000_000, 5, "Rotterdam Pumps BV", "NL", "pump spare parts"),
+         "OK"),
         (4, "regulator publishes the day's USD/CNY reference rate (7.1)", regulator,
          txtypes.PublishFxRate(usd, cny, _date(now_ms), USD_CNY_E8), "OK"),
         (5, "exporter applies to its bank for CNY 6,390,000 on both", EXPORTER,
