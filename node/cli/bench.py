@@ -369,9 +369,16 @@ def start_network(root: pathlib.Path, members: tuple[Any, ...], base_port: int,
                 "rpc_url": n.rpc_url, "metrics_url": n.metrics_url,
                 "p2p": f"/ip4/{n.host}/tcp/{n.ports.p2p}", "config": str(n.config),
                 "log": str(n.dir / "node.log"), "data_dir": str(n.dir / "data")})
-    finally:
+    except BaseException:
         (root / "devnet.json").write_text(json.dumps(desc, indent=2) + "\n")
-    devnet.wait_ready(desc, devnet.UP_TIMEOUT_S)
+        devnet.down(root, out=lambda _: None)  # the nodes started so far
+        raise
+    (root / "devnet.json").write_text(json.dumps(desc, indent=2) + "\n")
+    try:
+        devnet.wait_ready(desc, devnet.UP_TIMEOUT_S)
+    except BaseException:
+        devnet.down(root, out=lambda _: None)  # never leave half a network running
+        raise
     return desc
 
 

@@ -116,3 +116,29 @@ def test_micro_runs_with_tiny_sizes() -> None:
     for name in ("decode + verify", "apply", "state root", "raft core", "storage commit"):
         assert name in out, out
     assert "tx/s" in out and "us CPU/tx" in out
+
+
+def test_start_network_stops_its_nodes_when_the_network_never_gets_ready(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench whose network never got ready used to leave its seven nodes running."""
+    import subprocess
+
+    from node.cli import devnet
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start_node(config: pathlib.Path, log: pathlib.Path) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(["sleep", "60"])
+        started.append(proc)
+        return proc
+
+    def never_ready(description: object, timeout_s: float) -> str:
+        raise devnet.DevnetError("the network did not become ready")
+
+    monkeypatch.setattr(devnet, "start_node", start_node)
+    monkeypatch.setattr(devnet, "wait_ready", never_ready)
+    with pytest.raises(devnet.DevnetError):
+        bench.start_network(tmp_path / "net", DEFAULT_MEMBERS, devnet.free_base_port(), {})
+    assert len(started) == len(DEFAULT_MEMBERS)
+    for proc in started:
+        assert proc.wait(timeout=10) is not None  # stopped, not left behind
