@@ -285,8 +285,7 @@ def node_recipients(client: Any) -> Resolver:
             declaration = client.declaration(values["declaration_no"])["declaration"]
             enterprise = declaration["exporter"]
         answer = client.sealing_recipients(signer, enterprise, enterprise if file_too else "")
-        return [Recipient(r["party"], int(r["key_version"]), bytes.fromhex(r["public_key"]))
-                for r in answer["recipients"]]
+        return recipients_of(answer)
 
     return resolve
 
@@ -294,6 +293,12 @@ def node_recipients(client: Any) -> Resolver:
 def _resolve_params(tx_type: str, values: dict[str, Any]) -> tuple[str, bool]:
     enterprise = str(values.get("uscc") or values.get("exporter") or values.get("payer") or "")
     return enterprise, tx_type == "credit.record"
+
+
+def recipients_of(answer: dict[str, Any]) -> list[Recipient]:
+    """The recipients in a `sealing.recipients` answer."""
+    return [Recipient(r["party"], int(r["key_version"]), bytes.fromhex(r["public_key"]))
+            for r in answer["recipients"]]
 
 
 async def seal_values_async(client: Any, tx_type: str, signer: str,
@@ -308,8 +313,7 @@ async def seal_values_async(client: Any, tx_type: str, signer: str,
             "exporter"]
     answer = await client.sealing_recipients(signer, enterprise,
                                              enterprise if file_too else "")
-    recipients = [Recipient(r["party"], int(r["key_version"]), bytes.fromhex(r["public_key"]))
-                  for r in answer["recipients"]]
+    recipients = recipients_of(answer)
     return seal_values(tx_type, signer, values, lambda *_: recipients)
 
 
@@ -381,7 +385,24 @@ def file_private_key(epoch: records.CreditFileKey, keyring: Keyring) -> bytes:
     return unwrap(wrapped, keyring.private(wrapped.key_version))
 
 
-__all__ = ["ENCRYPTED", "FileKeys", "Keyring", "Recipient", "SealedError", "data_key_for",
-           "extend_file_key_grant", "file_party", "file_private_key", "new_file_key_grant",
-           "node_recipients", "open_field", "open_record", "salt", "seal",
-           "seal_values", "seal_values_async", "wrap"]
+__all__ = [
+    "ENCRYPTED",
+    "FileKeys",
+    "Keyring",
+    "Recipient",
+    "SealedError",
+    "data_key_for",
+    "extend_file_key_grant",
+    "file_party",
+    "file_private_key",
+    "new_file_key_grant",
+    "node_recipients",
+    "open_field",
+    "open_record",
+    "recipients_of",
+    "salt",
+    "seal",
+    "seal_values",
+    "seal_values_async",
+    "wrap",
+]

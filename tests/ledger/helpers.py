@@ -149,9 +149,7 @@ class Chain:
     def file_keys(self, uscc: str, reader: str) -> FileKeys:
         """The credit-file keys of `uscc` wrapped to `reader`, opened with its keyring."""
         opened = FileKeys()
-        opened.learn([k for _, k in self.state.scan(keys.credit_file_key(uscc, 0)[:-8],
-                                                     records.CreditFileKey)],
-                     self.keyring(reader))
+        opened.learn(queries.credit_file_keys(self.state, uscc), self.keyring(reader))
         return opened
 
     def open(self, sealed: Sealed, tx_type: str, record_id: str, party: str, *,

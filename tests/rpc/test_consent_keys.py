@@ -26,6 +26,7 @@ from node.client.sealing import (
     open_credit_file,
     open_field,
     open_record,
+    recipients_of,
     salt,
     seal,
     seal_values_async,
@@ -55,8 +56,7 @@ async def _commit(rc: RpcCluster, client: AsyncClient, signer: str, payload: Any
 async def _recipients(client: AsyncClient, recorder: str) -> list[Recipient]:
     who = await client.sealing_recipients(recorder, enterprise=EXPORTER,
                                           credit_file=EXPORTER)
-    return [Recipient(r["party"], r["key_version"], bytes.fromhex(r["public_key"]))
-            for r in who["recipients"]]
+    return recipients_of(who)
 
 
 async def _read(rc: RpcCluster, client: AsyncClient, bank: str) -> dict[str, Any]:
@@ -171,8 +171,7 @@ async def test_encryption_key_rotation(tmp_path: pathlib.Path) -> None:
             seal(details, "declaration.register", "ROT-OLD", old_to)),
             expect="SEALED_PARTIES")
         # ... the node names the new one, and the new record opens with version 2 ...
-        to = [Recipient(r["party"], r["key_version"], bytes.fromhex(r["public_key"]))
-              for r in (await client.sealing_recipients("customs.qd"))["recipients"]]
+        to = recipients_of(await client.sealing_recipients("customs.qd"))
         assert ("customs.qd", 2) in {(r.party, r.key_version) for r in to}
         await _commit(rc, client, "customs.qd", txtypes.RegisterDeclaration(
             "ROT-NEW", "91370200MA3C8Y5R2L", 100, "USD", "2026-11-20",
