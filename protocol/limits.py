@@ -194,3 +194,14 @@ REFORWARD_REFUSED_MS: Final = 5_000
 REFORWARD_AFTER_MS: Final = 120_000
 # How often the intake asks which transactions are due to be sent again.
 REFORWARD_CHECK_MS: Final = 1_000
+
+# protocol versions (protocol/versions.py, ADR 0025) ----------------------------------------
+# Version numbers count from 1 (genesis); each activation names the next one.
+PROTOCOL_VERSION_MAX: Final = 1_000
+# An activation is scheduled at least this many blocks ahead of the block that schedules it,
+# so every operator sees it coming (the refusal names the earliest height allowed) ...
+ACTIVATION_LEAD_BLOCKS_MIN: Final = 10
+# ... and at most this many (about four months of one-minute heartbeat blocks).
+ACTIVATION_LEAD_BLOCKS_MAX: Final = 200_000
+# Activations the ledger keeps (every version ever activated or pending, in order).
+PROTOCOL_ACTIVATIONS_MAX: Final = PROTOCOL_VERSION_MAX

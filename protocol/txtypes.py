@@ -23,8 +23,18 @@ ROLE_CUSTOMS: Final = "customs"
 ROLE_TAX: Final = "tax"
 ROLE_BANK: Final = "bank"
 ROLE_ENTERPRISE: Final = "enterprise"
+# Version 2 (protocol/versions.py): an export credit insurer, admitted by the regulator.
+ROLE_INSURER: Final = "insurer"
+# The institution roles of genesis (version 1); later versions add some (ROLE_SINCE).
 INSTITUTION_ROLES: Final = frozenset({ROLE_REGULATOR, ROLE_CUSTOMS, ROLE_TAX, ROLE_BANK})
-ALL_ROLES: Final = INSTITUTION_ROLES | {ROLE_ENTERPRISE}
+# The protocol version from which the regulator may admit an institution with each later role.
+ROLE_SINCE: Final[dict[str, int]] = {ROLE_INSURER: 2}
+ALL_ROLES: Final = INSTITUTION_ROLES | set(ROLE_SINCE) | {ROLE_ENTERPRISE}
+
+
+def institution_roles(version: int) -> frozenset[str]:
+    """The roles an institution may have under protocol version `version`."""
+    return INSTITUTION_ROLES | {r for r, since in ROLE_SINCE.items() if since <= version}
 
 FX_CLASSES: Final = frozenset({"A", "B", "C"})
 CREDIT_KINDS: Final = frozenset({"credit_line", "overdue"})
@@ -98,6 +108,7 @@ class Payload:
 
     TYPE: ClassVar[str]
     ROLES: ClassVar[frozenset[str]]
+    SINCE: ClassVar[int]  # the protocol version that introduced the type (protocol/versions.py)
 
     def __post_init__(self) -> None:
         cls = type(self)
@@ -130,12 +141,15 @@ _FORMAT_NAMES: Final = {pattern: fmt.replace("_", " ") for fmt, pattern in _FORM
 REGISTRY: dict[str, type[Payload]] = {}
 
 
-def _register(type_name: str, *roles: str) -> Any:
+def _register(type_name: str, *roles: str, since: int = 1) -> Any:
+    """Register a payload class as transaction type `type_name`, sent by `roles`, part of the
+    protocol from version `since` on (blocks below that version's activation refuse it)."""
     def deco(cls: type[Payload]) -> type[Payload]:
         if type_name in REGISTRY:
             raise RuntimeError(f"transaction type {type_name} registered twice")
         cls.TYPE = type_name
         cls.ROLES = frozenset(roles)
+        cls.SINCE = since
         REGISTRY[type_name] = cls
         return cls
 
@@ -144,6 +158,11 @@ def _register(type_name: str, *roles: str) -> Any:
 
 def payload_class(type_name: str) -> type | None:
     return REGISTRY.get(type_name)
+
+
+def types_of_version(version: int) -> frozenset[str]:
+    """The transaction types a block applied under protocol version `version` may carry."""
+    return frozenset(t for t, cls in REGISTRY.items() if version >= cls.SINCE)
 
 
 # ------------------------------------------------------------------------------ regulator
@@ -241,6 +260,24 @@ class SetParam(Payload):
 
     name: ParamName
     value: Annotated[int, bound(min_value=0)]
+
+
+@_register("protocol.activate", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class ActivateVersion(Payload):
+    """Schedule protocol version `version` (the next one: the latest active or scheduled plus
+    one) to apply from the block at `height` (protocol/versions.py, ADR 0025)."""
+
+    version: Annotated[int, bound(min_value=1, max_value=limits.PROTOCOL_VERSION_MAX)]
+    height: Annotated[int, bound(min_value=1)]
+
+
+@_register("protocol.cancel", ROLE_REGULATOR)
+@dataclass(frozen=True)
+class CancelActivation(Payload):
+    """Cancel the activation of `version` before its height: the latest one scheduled."""
+
+    version: Annotated[int, bound(min_value=1, max_value=limits.PROTOCOL_VERSION_MAX)]
 
 
 @_register("fx.publish", ROLE_REGULATOR)

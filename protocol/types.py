@@ -280,6 +280,23 @@ CHANGEABLE_PARAMS: Final[dict[str, tuple[int, int]]] = {
     "class_b_tenor_max_ms": (limits.CLASS_B_TENOR_MS_MIN, limits.CLASS_B_TENOR_MS_MAX),
 }
 
+
+
+@dataclass(frozen=True)
+class ParamsV2:
+    """Consortium parameters that protocol version 2 adds (protocol/versions.py). Written with
+    `DEFAULT_PARAMS_V2` in the block where version 2 activates; `params.set` changes them from
+    then on (`CHANGEABLE_PARAMS_V2`)."""
+
+    # A credit-insurance policy funds at most its covered amount times this rate, across banks.
+    policy_advance_rate_bps: Annotated[int, bound(min_value=0,
+                                                  max_value=limits.ADVANCE_RATE_BPS_MAX)]
+
+
+CHANGEABLE_PARAMS_V2: Final[dict[str, tuple[int, int]]] = {
+    "policy_advance_rate_bps": (0, limits.ADVANCE_RATE_BPS_MAX),
+}
+
 _DAY_MS: Final = 24 * 60 * 60 * 1000
 
 DEFAULT_PARAMS: Final = Params(
@@ -293,6 +310,8 @@ DEFAULT_PARAMS: Final = Params(
     heartbeat_interval_ms=60 * 1000,
     class_b_tenor_max_ms=90 * _DAY_MS,
 )
+
+DEFAULT_PARAMS_V2: Final = ParamsV2(policy_advance_rate_bps=8000)
 
 
 @dataclass(frozen=True)

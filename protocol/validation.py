@@ -15,6 +15,7 @@ from typing import Final, Protocol
 from protocol import crypto, limits, types
 from protocol.errors import ValidationError
 from protocol.txtypes import REGISTRY
+from protocol.versions import GENESIS_VERSION
 
 # Stable reason codes of basic validation.
 TX_TOO_LARGE: Final = "TX_TOO_LARGE"
@@ -34,6 +35,9 @@ BAD_BLOCK_SIGNATURE: Final = "BAD_BLOCK_SIGNATURE"
 BAD_HEIGHT: Final = "BAD_HEIGHT"
 BAD_PREV_HASH: Final = "BAD_PREV_HASH"
 TIME_WENT_BACKWARDS: Final = "TIME_WENT_BACKWARDS"
+# A type of a later protocol version than the block's (protocol/versions.py); the ledger's
+# code of the same name is its second line of defence.
+TYPE_NOT_ACTIVE: Final = "TYPE_NOT_ACTIVE"
 # The ledger's own code for an expired transaction (protocol/ledger/codes.py), reused by
 # admission so a client hears the same word before and after ordering.
 TX_EXPIRED: Final = "TX_EXPIRED"
@@ -53,9 +57,11 @@ def validate_basic_tx(
     chain_id: str,
     registry: SignerRegistry,
     check_signature: bool = True,
+    protocol_version: int = GENESIS_VERSION,
 ) -> None:
-    """Raise `ValidationError` unless `tx` is well-sized, on this chain, of a known type, and
-    signed by a known signer whose role may send that type."""
+    """Raise `ValidationError` unless `tx` is well-sized, on this chain, of a type that exists
+    in `protocol_version` (the version of the next block), and signed by a known signer whose
+    role may send that type."""
     size = len(tx.encoded)
     if size > limits.TX_BYTES_MAX:
         raise ValidationError(TX_TOO_LARGE,
@@ -66,6 +72,7 @@ def validate_basic_tx(
     payload_cls = REGISTRY.get(tx.type)
     if payload_cls is None:  # the decoder refuses these; a hand-built Tx may still carry one
         raise ValidationError(UNKNOWN_TYPE, f"unknown transaction type {tx.type!r}")
+    check_type_active(tx.type, protocol_version)
     role = registry.signer_role(tx.signer)
     if role is None:
         raise ValidationError(UNKNOWN_SIGNER, f"signer {tx.signer!r} is not known")
@@ -81,6 +88,15 @@ def validate_basic_tx(
     if check_signature and not crypto.verify(public_key, tx.signing_message(), tx.signature):
         raise ValidationError(BAD_SIGNATURE,
                               f"signature of transaction {tx.id.hex()} does not verify")
+
+
+def check_type_active(tx_type: str, protocol_version: int) -> None:
+    """Raise `ValidationError(TYPE_NOT_ACTIVE)` if `tx_type` is of a later protocol version."""
+    since = REGISTRY[tx_type].SINCE
+    if since > protocol_version:
+        raise ValidationError(TYPE_NOT_ACTIVE, f"{tx_type} is part of protocol version {since}, "
+                              f"which is not active (this chain is at version "
+                              f"{protocol_version})")
 
 
 def check_not_expired(tx: types.Tx, *, now_ms: int) -> None:
@@ -100,10 +116,14 @@ def validate_basic_block(
     orderers: frozenset[str] | tuple[str, ...],
     params: types.Params,
     tx_verified: Callable[[types.Tx], bool] | None = None,
+    protocol_version: int = GENESIS_VERSION,
 ) -> None:
     """Raise `ValidationError` unless the block is within the limits, signed by an orderer,
-    its header commits to its transactions, and every transaction whose signer's key is known
-    before the block carries a valid signature (see `_check_tx_in_block`).
+    its header commits to its transactions, every transaction is of a type that exists in
+    `protocol_version` (the version at the block's height: a node that does not know a later
+    version's types cannot even decode such a block, so every node must refuse it alike), and
+    every transaction whose signer's key is known before the block carries a valid signature
+    (see `_check_tx_in_block`).
 
     `tx_verified(tx)` may report transactions whose signature this node already checked (its
     mempool holds the same bytes, signature included), so they are not verified twice.
@@ -137,24 +157,29 @@ def validate_basic_block(
     if crypto.merkle_root(ids) != header.tx_root:
         raise ValidationError(BAD_TX_ROOT, "tx_root does not match the block's transactions")
     for i, tx in enumerate(block.txs):
-        _check_tx_in_block(i, tx, registry, tx_verified)
+        _check_tx_in_block(i, tx, registry, tx_verified, protocol_version)
 
 
 def _check_tx_in_block(i: int, tx: types.Tx, registry: SignerRegistry,
-                       tx_verified: Callable[[types.Tx], bool] | None) -> None:
+                       tx_verified: Callable[[types.Tx], bool] | None,
+                       protocol_version: int) -> None:
     """A transaction in a block must be of a known type and within size, and its signature
     must verify whenever the signer's key is known in the state before the block. Everything
     else that depends on state (unknown signer or key, role, chain id, replay, suspension) is
     the ledger's to reject with a receipt, so a leader that admitted a transaction before a
     re-key never makes its whole block invalid."""
+    if tx.type not in REGISTRY:
+        raise ValidationError(UNKNOWN_TYPE, f"transaction {i}: unknown type {tx.type!r}")
+    if protocol_version < REGISTRY[tx.type].SINCE:
+        raise ValidationError(TYPE_NOT_ACTIVE, f"transaction {i}: {tx.type} is part of "
+                              f"protocol version {REGISTRY[tx.type].SINCE}, the block is "
+                              f"under version {protocol_version}")
     if tx_verified is not None and tx_verified(tx):
-        return  # the same bytes passed admission here: size, type and signature
+        return  # the same bytes passed admission here: size and signature
     size = len(tx.encoded)
     if size > limits.TX_BYTES_MAX:
         raise ValidationError(TX_TOO_LARGE, f"transaction {i} is {size} bytes, the limit is "
                               f"{limits.TX_BYTES_MAX}")
-    if tx.type not in REGISTRY:
-        raise ValidationError(UNKNOWN_TYPE, f"transaction {i}: unknown type {tx.type!r}")
     public_key = registry.signer_public_key(tx.signer, tx.key_id)
     if public_key is None:
         return

@@ -11,7 +11,13 @@ Public surface:
   the key layout in `protocol.ledger.keys`.
 """
 
-from protocol.ledger.apply import BlockOrderError, BlockResult, apply_block, apply_txs
+from protocol.ledger.apply import (
+    BlockOrderError,
+    BlockResult,
+    UpgradeRequired,
+    apply_block,
+    apply_txs,
+)
 from protocol.ledger.genesis import init_genesis, initial_state, rebuild_state_tree
 from protocol.ledger.kv import KV, MemoryKV, Overlay
 from protocol.ledger.smt import compute_root
@@ -31,6 +37,7 @@ __all__ = [
     "MemoryKV",
     "Overlay",
     "State",
+    "UpgradeRequired",
     "apply_block",
     "apply_txs",
     "compute_root",

@@ -1,6 +1,8 @@
-"""Applying a block: the time-driven transitions due at the block's time (clock.py), then for
-each transaction the envelope checks, replay protection and its handler, the per-record history
-index, and the state root.
+"""Applying a block: the protocol version of its height (protocol/versions.py; a version's
+activation writes its new parameters in its first block), the time-driven transitions due at the
+block's time (clock.py), then for each transaction the envelope checks (its type must exist in
+the block's version), replay protection and its handler, the per-record history index, and the
+state root.
 
 Each transaction runs in its own overlay over the block's overlay: accepted, its writes join
 the block's write set; rejected, they are dropped and the receipt says why. The block's write
@@ -13,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol import limits, types
+from protocol import limits, types, versions
 from protocol.ledger import (
     clock,
     codes,
@@ -45,6 +47,8 @@ HANDLERS: Final[dict[str, Handler]] = {
     "enterprise.freeze": handlers_regulator.freeze,
     "enterprise.unfreeze": handlers_regulator.unfreeze,
     "params.set": handlers_regulator.set_param,
+    "protocol.activate": handlers_regulator.activate_version,
+    "protocol.cancel": handlers_regulator.cancel_activation,
     "fx.publish": handlers_regulator.publish_fx_rate,
     "payment.review": handlers_regulator.review_payment,
     "financing.release": handlers_financing.release_financing,
@@ -78,6 +82,23 @@ if set(HANDLERS) != set(REGISTRY):
     raise RuntimeError("every transaction type of protocol.txtypes needs exactly one handler")
 
 
+class UpgradeRequired(RuntimeError):
+    """The block needs a protocol version this code does not implement (or was told not to):
+    nothing was applied; the node must stop ordering and following until it is upgraded."""
+
+    def __init__(self, needed: versions.UpgradeNeeded) -> None:
+        super().__init__(needed.describe())
+        self.needed = needed
+
+
+# What a version's activation writes in its first block, before anything else in it.
+def _activate_v2(state: State) -> None:
+    state.put(keys.PARAMS_V2, types.DEFAULT_PARAMS_V2)
+
+
+ON_ACTIVATION: Final[dict[int, Callable[[State], None]]] = {2: _activate_v2}
+
+
 class BlockOrderError(RuntimeError):
     """The block does not follow the state's head (wrong height or time went backwards): a
     caller bug, never a transaction's fault."""
@@ -105,15 +126,25 @@ class BlockResult:
                 state.kv.put(key, value)
 
 
-def apply_block(state: State, block: types.Block) -> BlockResult:
+def apply_block(state: State, block: types.Block, *,
+                implemented: int = versions.IMPLEMENTED_VERSION) -> BlockResult:
     """Apply a committed block (already checked with `validate_basic_block`) to `state`."""
-    return apply_txs(state, block.header.height, block.header.timestamp_ms, block.txs)
+    return apply_txs(state, block.header.height, block.header.timestamp_ms, block.txs,
+                     implemented=implemented)
 
 
 def apply_txs(state: State, height: int, timestamp_ms: int,
-              txs: Sequence[types.Tx]) -> BlockResult:
+              txs: Sequence[types.Tx], *,
+              implemented: int = versions.IMPLEMENTED_VERSION) -> BlockResult:
     """Apply transactions as the block at `height` stamped `timestamp_ms` (a proposer calls
-    this before it can fill in the header's receipts and state roots)."""
+    this before it can fill in the header's receipts and state roots). Raises
+    `UpgradeRequired`, changing nothing, if the block's protocol version is above
+    `implemented`."""
+    acts = state.activations
+    needed = versions.required_upgrade(acts, height, implemented)
+    if needed is not None:
+        raise UpgradeRequired(needed)
+    version = versions.active_version(acts, height)
     head = state.head
     if height != head.height + 1:
         raise BlockOrderError(f"block {height} does not follow the state's head {head.height}")
@@ -122,13 +153,20 @@ def apply_txs(state: State, height: int, timestamp_ms: int,
                               f"{head.timestamp_ms}")
     block_kv = Overlay(state.kv)
     block_state = State(block_kv)
+    for act in acts:
+        if act.height == height:
+            hook = ON_ACTIVATION.get(act.version)
+            if hook is not None:
+                hook(block_state)
     params = block_state.params
+    params_v2 = block_state.params_v2
     chain_id = block_state.chain.chain_id
     _prune_nonces(block_state, timestamp_ms)
-    clock.process_due(block_state, height, timestamp_ms, params)
+    clock.process_due(block_state, height, timestamp_ms, params, version)
     receipts = tuple(
         _apply_tx(block_kv, TxContext(State(Overlay(block_kv)), tx, height, timestamp_ms, i,
-                                      params, signers=state), chain_id)
+                                      params, signers=state, version=version,
+                                      params_v2=params_v2), chain_id)
         for i, tx in enumerate(txs))
     block_state.put(keys.HEAD, records.Head(height, timestamp_ms))
     root = _update_root(block_kv, state)
@@ -162,6 +200,9 @@ def _check_envelope(ctx: TxContext, chain_id: str) -> None:
     payload_cls = REGISTRY.get(tx.type)
     if payload_cls is None:
         reject(codes.UNKNOWN_TYPE, f"unknown transaction type {tx.type!r}")
+    if ctx.version < payload_cls.SINCE:  # validate_basic_block refuses such a block first
+        reject(codes.TYPE_NOT_ACTIVE, f"{tx.type} is part of protocol version "
+               f"{payload_cls.SINCE}; this block is under version {ctx.version}")
     _check_signer(ctx, payload_cls.ROLES)
     _check_expiry(ctx)
     _check_replay(ctx)

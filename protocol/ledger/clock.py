@@ -23,9 +23,11 @@ from protocol.ledger.state import State
 NO_TX_ID = bytes(32)
 
 
-def process_due(state: State, height: int, timestamp_ms: int, params: types.Params) -> int:
-    """Apply the transitions due at `timestamp_ms`; returns how many were applied."""
-    act = ClockContext(state, height, timestamp_ms, params)
+def process_due(state: State, height: int, timestamp_ms: int, params: types.Params,
+                version: int = 1) -> int:
+    """Apply the transitions due at `timestamp_ms` under protocol version `version`; returns
+    how many were applied."""
+    act = ClockContext(state, height, timestamp_ms, params, version)
     due = list(itertools.islice(state.kv.iterate(keys.DUE, keys.due_stop(timestamp_ms)),
                                 limits.DUE_TRANSITIONS_PER_BLOCK_MAX))
     for key, _ in due:

@@ -150,6 +150,17 @@ FLAG_PLEDGES_RELEASED: Final = "PLEDGES_RELEASED"
 ALL_FLAG_CODES: Final = frozenset({FLAG_COLLATERAL_CANCELLED, FLAG_COLLATERAL_AMENDED,
                                    FLAG_COLLATERAL_COLLECTED, FLAG_PLEDGES_RELEASED})
 
+# --- protocol versions (regulator; protocol/versions.py, ADR 0025) --------------------------
+TYPE_NOT_ACTIVE: Final = "TYPE_NOT_ACTIVE"  # a type of a later version than the block's
+UNKNOWN_VERSION: Final = "UNKNOWN_VERSION"  # not the next version (latest + 1)
+VERSION_SCHEDULED: Final = "VERSION_SCHEDULED"  # already active or scheduled
+ACTIVATION_PAST: Final = "ACTIVATION_PAST"  # at or below the block's height
+ACTIVATION_TOO_SOON: Final = "ACTIVATION_TOO_SOON"  # fewer than the lead blocks ahead
+ACTIVATION_TOO_FAR: Final = "ACTIVATION_TOO_FAR"
+NO_ACTIVATION: Final = "NO_ACTIVATION"  # cancel: that version is not scheduled
+VERSION_ACTIVE: Final = "VERSION_ACTIVE"  # cancel: its height has been reached
+NOT_LATEST_ACTIVATION: Final = "NOT_LATEST_ACTIVATION"  # cancel: a later one is scheduled
+
 # --- history entries of time-driven transitions (never in receipts; docs/domain.md §4.2) ------
 CLOCK_LAPSE: Final = "clock.lapse"
 CLOCK_OVERDUE: Final = "clock.overdue"
@@ -192,6 +203,9 @@ ALL_TX_CODES: Final = frozenset({
     ENTERPRISE_KEY_UNPROVEN,
     # issue 16
     BAD_ENCRYPTION_KEY, NO_ENCRYPTION_KEY, SEALED_PARTIES, BAD_FILE_KEY,
+    # issue 17
+    TYPE_NOT_ACTIVE, UNKNOWN_VERSION, VERSION_SCHEDULED, ACTIVATION_PAST, ACTIVATION_TOO_SOON,
+    ACTIVATION_TOO_FAR, NO_ACTIVATION, VERSION_ACTIVE, NOT_LATEST_ACTIVATION,
 })
 
 # No longer produced since issue 15 (customs is the authority of record, docs/domain.md I-12);

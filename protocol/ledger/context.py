@@ -36,6 +36,7 @@ class Act(Protocol):
     height: int
     timestamp_ms: int
     params: types.Params
+    version: int
 
     def touch(self, record_key: bytes) -> None: ...
 
@@ -51,6 +52,7 @@ class ClockContext:
     height: int
     timestamp_ms: int
     params: types.Params
+    version: int = 1  # the protocol version of the block (protocol/versions.py)
     event: str = ""
     touched: dict[bytes, str] = field(default_factory=dict)
 
@@ -73,6 +75,11 @@ class TxContext:
     # The state before the block: who may sign in this block, and with which keys, is decided
     # by it alone, exactly as `validate_basic_block` decided which signatures to verify.
     signers: State | None = None
+    # The protocol version of the block (protocol/versions.py): rules that a later version
+    # changes ask it; the types a version adds are refused below it before any handler runs.
+    version: int = 1
+    # Version 2's parameters at the block's start (None before version 2 is active).
+    params_v2: types.ParamsV2 | None = None
     touched: list[bytes] = field(default_factory=list)
 
     @property

@@ -1,22 +1,24 @@
 """Regulator transactions: institutions (admit, suspend, reinstate, re-key), their nodes and
 the ordering set, the regulatory status of enterprises (FX class, freeze), consortium
-parameters, reference exchange rates and payment reviews (docs/domain.md I-13, I-17).
-Releasing a financing's pledges is in handlers_financing.py."""
+parameters, reference exchange rates, payment reviews (docs/domain.md I-13, I-17) and the
+activation of protocol versions (I-25, ADR 0025). Releasing a financing's pledges is in
+handlers_financing.py."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from protocol import crypto, limits, types
+from protocol import crypto, limits, types, versions
 from protocol.errors import CryptoError
 from protocol.ledger import codes, dates, handlers_sealed, keys, records
 from protocol.ledger.context import TxContext, reject
 from protocol.ledger.state import key_active
 from protocol.txtypes import (
-    INSTITUTION_ROLES,
     ROLE_BANK,
+    ActivateVersion,
     AddOrderer,
     AdmitInstitution,
+    CancelActivation,
     FreezeEnterprise,
     PublishFxRate,
     ReinstateInstitution,
@@ -29,6 +31,7 @@ from protocol.txtypes import (
     SuspendInstitution,
     UnfreezeEnterprise,
     check_format,
+    institution_roles,
 )
 
 
@@ -40,9 +43,10 @@ def _check_public_key(public_key: bytes) -> None:
 
 
 def admit(ctx: TxContext, p: AdmitInstitution) -> None:
-    if p.role not in INSTITUTION_ROLES:
-        reject(codes.INVALID_ROLE, f"role {p.role!r} is not one of "
-               f"{', '.join(sorted(INSTITUTION_ROLES))}")
+    roles = institution_roles(ctx.version)  # version 2 adds the insurer
+    if p.role not in roles:
+        reject(codes.INVALID_ROLE, f"role {p.role!r} is not one of {', '.join(sorted(roles))} "
+               f"(protocol version {ctx.version})")
     if ctx.state.institution(p.institution) is not None:
         reject(codes.INSTITUTION_EXISTS, f"institution {p.institution} is already admitted")
     if ctx.state.enterprise(p.institution) is not None:
@@ -162,12 +166,24 @@ def unfreeze(ctx: TxContext, p: UnfreezeEnterprise) -> None:
 
 
 def set_param(ctx: TxContext, p: SetParam) -> None:
-    """Change one parameter of `types.CHANGEABLE_PARAMS`. The block's transactions keep the
-    parameters of the block's start (`ctx.params`): the change applies from the next block."""
+    """Change one parameter of `types.CHANGEABLE_PARAMS` (or, from version 2, of
+    `types.CHANGEABLE_PARAMS_V2`). The block's transactions keep the parameters of the block's
+    start (`ctx.params`, `ctx.params_v2`): the change applies from the next block."""
+    v2 = ctx.params_v2
+    if v2 is not None and p.name in types.CHANGEABLE_PARAMS_V2:
+        low, high = types.CHANGEABLE_PARAMS_V2[p.name]
+        if not low <= p.value <= high:
+            reject(codes.PARAM_OUT_OF_RANGE, f"{p.name} must lie in [{low}, {high}], not "
+                   f"{p.value}")
+        current = ctx.state.params_v2 or v2
+        ctx.write(keys.PARAMS_V2, dataclasses.replace(current, **{p.name: p.value}))
+        return
     bounds = types.CHANGEABLE_PARAMS.get(p.name)
     if bounds is None:
+        names = sorted(types.CHANGEABLE_PARAMS) + (
+            sorted(types.CHANGEABLE_PARAMS_V2) if v2 is not None else [])
         reject(codes.UNKNOWN_PARAM, f"{p.name!r} is not a changeable parameter (one of "
-               f"{', '.join(sorted(types.CHANGEABLE_PARAMS))})")
+               f"{', '.join(names)}; protocol version {ctx.version})")
     low, high = bounds
     if not low <= p.value <= high:
         reject(codes.PARAM_OUT_OF_RANGE, f"{p.name} must lie in [{low}, {high}], not {p.value}")
@@ -208,3 +224,51 @@ def review_payment(ctx: TxContext, p: ReviewPayment) -> None:
         uscc=p.payer, review_id=p.review_id, form_no=p.form_no, amount=p.amount,
         expires_at_ms=p.expires_at_ms, status=records.OPEN, payment_id="", height=ctx.height))
     ctx.touch(keys.enterprise(p.payer))
+
+
+# ------------------------------------------------------------------------------ versions
+
+
+def activate_version(ctx: TxContext, p: ActivateVersion) -> None:
+    """Schedule the next protocol version at a height far enough ahead (I-25)."""
+    acts = ctx.state.activations
+    latest = versions.latest_version(acts)
+    if p.version <= latest:
+        reject(codes.VERSION_SCHEDULED, f"protocol version {p.version} is already active or "
+               f"scheduled; the next version is {latest + 1}")
+    if p.version != latest + 1:
+        reject(codes.UNKNOWN_VERSION, f"protocol version {p.version} cannot be scheduled: "
+               f"versions activate in order and the next is {latest + 1}")
+    if p.height <= ctx.height:
+        reject(codes.ACTIVATION_PAST, f"height {p.height} is not ahead of this block "
+               f"({ctx.height})")
+    earliest = max(ctx.height + limits.ACTIVATION_LEAD_BLOCKS_MIN,
+                   max((a.height + 1 for a in acts), default=0))
+    if p.height < earliest:
+        reject(codes.ACTIVATION_TOO_SOON, f"height {p.height} is too soon: an activation is "
+               f"at least {limits.ACTIVATION_LEAD_BLOCKS_MIN} blocks ahead and after the "
+               f"previous one; the earliest is {earliest}")
+    if p.height > ctx.height + limits.ACTIVATION_LEAD_BLOCKS_MAX:
+        reject(codes.ACTIVATION_TOO_FAR, f"height {p.height} is more than "
+               f"{limits.ACTIVATION_LEAD_BLOCKS_MAX} blocks ahead of this block ({ctx.height})")
+    if len(acts) >= limits.PROTOCOL_ACTIVATIONS_MAX:  # unreachable below PROTOCOL_VERSION_MAX
+        reject(codes.UNKNOWN_VERSION, "no more protocol versions can be scheduled")
+    schedule = records.ProtocolSchedule(
+        acts + (versions.Activation(p.version, p.height, ctx.height),))
+    ctx.write(keys.PROTOCOL, schedule)
+
+
+def cancel_activation(ctx: TxContext, p: CancelActivation) -> None:
+    """Cancel the latest scheduled activation before its height."""
+    acts = ctx.state.activations
+    act = next((a for a in acts if a.version == p.version), None)
+    if act is None:
+        reject(codes.NO_ACTIVATION, f"protocol version {p.version} is not scheduled")
+    if act.height <= ctx.height:
+        reject(codes.VERSION_ACTIVE, f"protocol version {p.version} is active since height "
+               f"{act.height}; it cannot be cancelled")
+    if p.version != versions.latest_version(acts):
+        reject(codes.NOT_LATEST_ACTIVATION, f"version {versions.latest_version(acts)} is "
+               f"scheduled after {p.version}: cancel it first")
+    ctx.write(keys.PROTOCOL, records.ProtocolSchedule(
+        tuple(a for a in acts if a.version != p.version)))

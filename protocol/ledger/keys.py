@@ -5,6 +5,8 @@ A key is a table tag, then its fields, each preceded by a NUL byte::
     meta\\0head                          Head: last applied height and block time
     meta\\0chain                         ChainInfo: chain id, genesis hash, orderers
     meta\\0params                        protocol.types.Params
+    meta\\0params2                       protocol.types.ParamsV2 (from version 2's activation)
+    meta\\0protocol                      ProtocolSchedule: activations of protocol versions
     inst\\0<institution id>              InstitutionRecord
     node\\0<institution id>              protocol.types.NodeInfo: the institution's node
     ent\\0<uscc>                         EnterpriseRecord (KYC by banks)
@@ -56,6 +58,8 @@ META: Final = b"meta\x00"
 HEAD: Final = b"meta\x00head"
 CHAIN: Final = b"meta\x00chain"
 PARAMS: Final = b"meta\x00params"
+PARAMS_V2: Final = b"meta\x00params2"
+PROTOCOL: Final = b"meta\x00protocol"
 INSTITUTION: Final = b"inst\x00"
 NODE: Final = b"node\x00"
 ENTERPRISE: Final = b"ent\x00"

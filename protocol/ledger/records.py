@@ -12,6 +12,7 @@ from typing import Annotated, Final
 from protocol import limits
 from protocol.codec import bound
 from protocol.sealed import Sealed, WrappedKey
+from protocol.versions import Activation
 
 # Bounds of the ledger's lists live in protocol/limits.py (SERVING_BANKS_MAX, ...).
 
@@ -56,6 +57,14 @@ class Head:
 
     height: Count
     timestamp_ms: Count
+
+
+@dataclass(frozen=True)
+class ProtocolSchedule:
+    """Every protocol version activated or scheduled after genesis, in version order
+    (protocol/versions.py). Absent: version 1 only."""
+
+    activations: Annotated[tuple[Activation, ...], bound(max_len=limits.PROTOCOL_ACTIVATIONS_MAX)]
 
 
 @dataclass(frozen=True)

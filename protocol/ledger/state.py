@@ -9,6 +9,7 @@ from protocol.errors import DecodeError
 from protocol.ledger import keys, records, smt
 from protocol.ledger.kv import KV, MemoryKV, Overlay, iterate_prefix, prefix_stop
 from protocol.txtypes import ROLE_ENTERPRISE
+from protocol.versions import Activation, active_version
 
 R = TypeVar("R")
 
@@ -93,6 +94,21 @@ class State:
         if chain is None:
             raise CorruptStateError("the state has no genesis (meta chain missing)")
         return chain
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        """The protocol versions activated or scheduled after genesis (protocol/versions.py)."""
+        schedule = self.get(keys.PROTOCOL, records.ProtocolSchedule)
+        return () if schedule is None else schedule.activations
+
+    def protocol_version(self, height: int) -> int:
+        """The protocol version whose rules apply to the block at `height`."""
+        return active_version(self.activations, height)
+
+    @property
+    def params_v2(self) -> types.ParamsV2 | None:
+        """Version 2's parameters, once version 2 is active (None before)."""
+        return self.get(keys.PARAMS_V2, types.ParamsV2)
 
     def institution(self, institution_id: str) -> records.InstitutionRecord | None:
         return self.get(keys.institution(institution_id), records.InstitutionRecord)

@@ -20,7 +20,7 @@ from typing import Any
 
 from node.client import sealing
 from node.client.sealing import FileKeys, Keyring
-from protocol import crypto, txtypes, types
+from protocol import crypto, limits, txtypes, types, versions
 from protocol.genesis import check_config
 from protocol.ledger import BlockResult, State, apply_block, initial_state, keys, queries, records
 from protocol.sealed import Recipient, Sealed
@@ -105,6 +105,8 @@ class Chain:
     # The client's sealing by default; tests that compare roots across processes pass a
     # tests.sealing.DeterministicSealer.
     sealer: ClientSealer = field(default_factory=ClientSealer)
+    # The highest protocol version this "binary" implements (protocol/versions.py).
+    implemented: int = versions.IMPLEMENTED_VERSION
 
     def __post_init__(self) -> None:
         self.state = initial_state(self.config)
@@ -249,13 +251,22 @@ class Chain:
 
     def apply(self, *txs: types.Tx, dt_ms: int = 1000) -> list[types.Receipt]:
         block = self.make_block(txs, dt_ms=dt_ms)
-        result = apply_block(self.state, block)
+        result = apply_block(self.state, block, implemented=self.implemented)
         result.commit(self.state)
         self.height += 1
         self.time_ms += dt_ms
         self.results.append(result)
         self.blocks.append(block)
         return list(result.receipts)
+
+    def activate(self, version: int = 2) -> int:
+        """Schedule protocol `version` as early as the ledger allows and apply empty blocks
+        until the next block is the first under it; returns its height."""
+        height = self.height + 1 + limits.ACTIVATION_LEAD_BLOCKS_MIN
+        self.ok(REG, txtypes.ActivateVersion(version, height))
+        while self.height + 1 < height:
+            self.apply()
+        return height
 
     def one(self, signer: str, payload: txtypes.Payload, **kw: Any) -> types.Receipt:
         """Apply one transaction in its own block and return its receipt."""
