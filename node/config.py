@@ -46,6 +46,8 @@ resolved against the directory of the configuration file.
     [tuning]                             # all optional, each bounded
     raft_tick_ms = 50
     ...
+    protocol_version_max = 1             # rehearse an upgrade: act as a binary implementing
+                                         # protocol versions up to this one (default: all)
 
     [log]
     level = "info"                       # debug, info, warning, error
@@ -67,6 +69,7 @@ from node import tls
 from node.files import LooseFileModeError
 from protocol.errors import CrossbillError
 from protocol.limits import KEYS_PER_INSTITUTION_MAX
+from protocol.versions import IMPLEMENTED_VERSION
 
 CONFIG_BYTES_MAX: Final = 64 * 1024
 _MULTIADDR_TCP: Final = re.compile(r"/ip4/(?P<ip>[0-9.]+)/tcp/(?P<port>\d{1,5})")
@@ -91,6 +94,10 @@ class Tuning:
     raft_log_keep_entries: int = 1000
     request_timeout_ms: int = 3000
     shutdown_deadline_s: int = 10
+    # The highest protocol version the node applies (protocol/versions.py): lower than this
+    # binary's only to rehearse an upgrade (the node then stops where a binary of that version
+    # would, ADR 0025).
+    protocol_version_max: int = IMPLEMENTED_VERSION
 
 
 _TUNING_BOUNDS: Final[dict[str, tuple[int, int]]] = {
@@ -105,6 +112,7 @@ _TUNING_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "raft_log_keep_entries": (10, 1_000_000),
     "request_timeout_ms": (100, 60_000),
     "shutdown_deadline_s": (1, 300),
+    "protocol_version_max": (1, IMPLEMENTED_VERSION),
 }
 
 

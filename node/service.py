@@ -36,7 +36,7 @@ from node.storage.store import Storage
 from protocol import crypto, types
 from protocol.errors import CrossbillError
 from protocol.genesis import load_genesis
-from protocol.ledger import BlockResult, queries
+from protocol.ledger import BlockResult, UpgradeRequired, queries
 from protocol.ledger.state import active_public_key
 
 # Transaction types after which the node re-reads peers and the ordering set from the ledger.
@@ -78,8 +78,11 @@ class Node:
         self.backup_dir = backup_dir if backup_dir is not None else data_dir.parent / "backups"
         self.storage = Storage.open(data_dir, chain_id=config.chain_id,
                                     genesis_hash=config.hash)
+        self._role_changed = trio.Event()  # also set when the chain halts for an upgrade
         try:
-            self.chain = Chain(self.storage, config)
+            self.chain = Chain(self.storage, config,
+                               implemented=self.tuning.protocol_version_max,
+                               on_halt=lambda needed: self._role_changed.set())
         except BaseException:
             self.storage.close()
             raise
@@ -99,7 +102,6 @@ class Node:
         self._refresh_membership()
         t = self.tuning
         self.timeout_s = t.request_timeout_ms / 1000
-        self._role_changed = trio.Event()
         self._left_ordering_at: float | None = None
         self._last_proposer: str | None = None  # of the last applied block (None: not read)
         self.evidence = CommitEvidence(
@@ -282,6 +284,9 @@ class Node:
             "mempool_txs": len(self.mempool) if self.mempool is not None else 0,
             "chain_id": self.config.chain_id,
             "genesis_hash": self.config.hash.hex(),
+            "protocol_version": self.chain.protocol_version(),
+            "upgrade_required": (None if self.chain.halted is None
+                                 else self.chain.halted.describe()),
             "counters": self.counters(),
         }
 
@@ -354,21 +359,30 @@ class Node:
             self.storage.close()
 
     async def _run_role(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Order blocks or follow them, whichever the ledger says; switch when it changes."""
+        """Order blocks or follow them, whichever the ledger says; switch when it changes.
+        Stop both, for good, when the chain halts for a protocol upgrade (ADR 0025): the node
+        keeps serving reads, metrics and /readyz (which says which version it needs)."""
         started = False
         while True:
             self._role_changed = trio.Event()
-            async with trio.open_nursery() as nursery:
-                if self.orderer is not None:
-                    await nursery.start(self.orderer.run)
-                    nursery.start_soon(self._watch_retirement)
-                else:
-                    await nursery.start(self.sync.follow)
-                if not started:
-                    task_status.started()
-                    started = True
-                await self._role_changed.wait()
-                nursery.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as nursery:
+                    if self.chain.halted is None:
+                        if self.orderer is not None:
+                            await nursery.start(self.orderer.run)
+                            nursery.start_soon(self._watch_retirement)
+                        else:
+                            await nursery.start(self.sync.follow)
+                    if not started:
+                        task_status.started()
+                        started = True
+                    if self.chain.halted is None:
+                        await self._role_changed.wait()
+                    nursery.cancel_scope.cancel()
+            except* UpgradeRequired:
+                pass  # the chain logged it once and set `halted`
+            if self.chain.halted is not None:
+                await trio.sleep_forever()
             if self._wants_to_order() and self.orderer is None:
                 log.info("the ledger added %s to the ordering set: ordering from block %d",
                          self.institution, self.chain.height)

@@ -191,6 +191,18 @@ class NodeCollector(Collector):
         m = chain.ledger
         yield _gauge("ledger_blockchain_height", "Height of the last applied block.",
                      chain.height)
+        yield _gauge("crossbill_protocol_version", "The protocol version of the next block "
+                     "(protocol/versions.py).", chain.protocol_version)
+        yield _gauge("crossbill_protocol_version_implemented", "The highest protocol version "
+                     "this node applies.", chain.implemented_version)
+        yield _gauge("crossbill_protocol_version_scheduled", "The highest protocol version "
+                     "active or scheduled on the ledger.", chain.scheduled_version)
+        yield _gauge("crossbill_protocol_version_scheduled_height", "The height from which "
+                     "the highest scheduled protocol version applies (0: genesis).",
+                     chain.scheduled_height)
+        yield _gauge("crossbill_protocol_upgrade_required", "The protocol version this node "
+                     "stopped for, at its activation height, until upgraded (0: none).",
+                     chain.upgrade_needed.version if chain.upgrade_needed else 0)
         yield _gauge("crossbill_ledger_last_block_timestamp_seconds",
                      "Timestamp (the leader's clock) of the last applied block.",
                      chain.tip_timestamp_ms / 1000)
@@ -487,11 +499,14 @@ def readiness(node: ObservedNode) -> tuple[int, dict[str, Any]]:
 
 def readiness_checks(node: ObservedNode) -> tuple[str, ...]:
     return ("caught_up", "leader_known" if node.orderer is not None else "orderer_connected",
-            "storage_writable")
+            "storage_writable", "protocol_version")
 
 
 def readiness_failures(node: ObservedNode) -> dict[str, str]:
     failed: dict[str, str] = {}
+    needed = node.chain.snapshot().upgrade_needed
+    if needed is not None:  # stopped for good until upgraded (ADR 0025)
+        failed["protocol_version"] = needed.describe()
     sync = node.sync.snapshot()
     orderer = node.orderer.snapshot() if node.orderer is not None else None
     height = node.chain.height

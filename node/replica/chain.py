@@ -6,6 +6,12 @@ chain link, `validate_basic_block`, re-applies the transactions and requires the
 receipts and state roots to match before one synced write batch stores it all. A mismatch of a
 correctly signed block means two nodes computed different states from the same blocks: a
 determinism failure, so the node stops rather than diverge (`DivergenceError`).
+
+A block at or past the activation of a protocol version this node does not implement is
+neither applied nor built (`UpgradeRequired`, ADR 0025): the chain halts at the block before,
+says so once in the log, and tells the node (`on_halt`), which stops ordering and following and
+fails /readyz until the operator upgrades the binary and restarts it. Nothing is lost: the
+blocks that came since are in Raft's log or at the peers, and the node resumes from its tip.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from dataclasses import dataclass
 
 from node.observe.instruments import LedgerMetrics, LedgerSnapshot
 from node.storage.store import ChainTip, Storage, StorageError
-from protocol import crypto, ledger, limits, types, validation
-from protocol.ledger import BlockResult, CorruptStateError, State, keys
+from protocol import crypto, ledger, limits, types, validation, versions
+from protocol.ledger import BlockResult, CorruptStateError, State, UpgradeRequired, keys
 from protocol.replica.blocks import DivergenceError as DivergenceError
 from protocol.replica.blocks import Tip, build_block, execute_block
 
@@ -37,6 +43,11 @@ class ChainSnapshot:
     tip_timestamp_ms: int
     ledger: LedgerSnapshot
     watched: tuple[tuple[str, int], ...]  # (watch list, live financings on it), capped
+    protocol_version: int  # of the next block
+    implemented_version: int
+    scheduled_version: int  # the highest version active or scheduled
+    scheduled_height: int  # from which it applies
+    upgrade_needed: versions.UpgradeNeeded | None  # set once the chain halted for it
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,18 @@ class Proposal:
 
 
 class Chain:
-    def __init__(self, storage: Storage, config: types.ConsortiumConfig) -> None:
+    def __init__(self, storage: Storage, config: types.ConsortiumConfig, *,
+                 implemented: int = versions.IMPLEMENTED_VERSION,
+                 on_halt: Callable[[versions.UpgradeNeeded], None] = lambda needed: None
+                 ) -> None:
+        if not versions.GENESIS_VERSION <= implemented <= versions.IMPLEMENTED_VERSION:
+            raise ValueError(f"this binary implements protocol versions 1 to "
+                             f"{versions.IMPLEMENTED_VERSION}, not {implemented}")
         self.storage = storage
         self.config = config
+        self.implemented = implemented
+        self.on_halt = on_halt
+        self.halted: versions.UpgradeNeeded | None = None
         self.state = State(storage.state_kv)
         self.metrics = LedgerMetrics()
         tip = storage.tip()
@@ -60,6 +80,7 @@ class Chain:
         self.tip: ChainTip = tip
         self._check_tip_against_state()
         self.watched = self._count_watched()
+        self._halt_if_needed()
 
     # ------------------------------------------------------------------ start-up
 
@@ -103,8 +124,39 @@ class Chain:
         return self.state.params
 
     def snapshot(self) -> ChainSnapshot:
+        acts = self.state.activations
+        latest = versions.latest_version(acts)
+        at = next((a.height for a in acts if a.version == latest), 0)
         return ChainSnapshot(self.tip.height, self.tip.timestamp_ms, self.metrics.snapshot(),
-                             self.watched)
+                             self.watched, versions.active_version(acts, self.tip.height + 1),
+                             self.implemented, latest, at, self.halted)
+
+    # ------------------------------------------------------------------ protocol versions
+
+    def protocol_version(self) -> int:
+        """The protocol version of the next block."""
+        return self.state.protocol_version(self.tip.height + 1)
+
+    def check_version(self) -> None:
+        """Raise `UpgradeRequired` if the next block needs a protocol version this node does
+        not implement (halting the chain, once)."""
+        needed = self._halt_if_needed()
+        if needed is not None:
+            raise UpgradeRequired(needed)
+
+    def _halt_if_needed(self) -> versions.UpgradeNeeded | None:
+        """Halt as soon as the tip is the last block this node may apply: at start, and after
+        each block (so a follower stops before it even receives the next block)."""
+        needed = versions.required_upgrade(self.state.activations, self.tip.height + 1,
+                                           self.implemented)
+        if needed is not None and self.halted is None:
+            self.halted = needed
+            log.error("stopped ordering and following at height %d: %s", self.tip.height,
+                      needed.describe(), extra={"needed_version": needed.version,
+                                                "activation_height": needed.height,
+                                                "implemented_version": needed.implemented})
+            self.on_halt(needed)
+        return needed
 
     def _count_watched(self) -> tuple[tuple[str, int], ...]:
         """How many financings each watch list holds (flagged, overdue), counted up to
@@ -118,9 +170,10 @@ class Chain:
     def build(self, key: crypto.PrivateKey, proposer: str, txs: list[types.Tx], now_ms: int,
               raft_term: int, raft_index: int) -> Proposal:
         """Apply `txs` on the tip and return the signed block that records the outcome."""
+        self.check_version()
         tip = self.tip
         block, result = build_block(self.state, self._tip_ref(), key, proposer, txs, now_ms,
-                                    raft_term, raft_index)
+                                    raft_term, raft_index, implemented=self.implemented)
         return Proposal(block, result, tip.hash)
 
     def _tip_ref(self) -> Tip:
@@ -141,14 +194,18 @@ class Chain:
 
         `proposal` is this node's own pre-computed result for exactly this block on exactly
         this tip (the leader's fast path). Raises `ValidationError` for a block that does not
-        belong here (nothing changes) and `DivergenceError` when the roots do not match.
+        belong here (nothing changes), `DivergenceError` when the roots do not match, and
+        `UpgradeRequired` (nothing changes; the chain halts) when the next block needs a
+        protocol version this node does not implement.
         """
+        self.check_version()
         started = time.monotonic()
         if proposal is not None and (proposal.block.hash != block.hash
                                      or proposal.tip_hash != self.tip.hash):
             proposal = None
         if proposal is None:  # verify against the tip and the state, re-execute, compare roots
-            result = execute_block(self.state, self._tip_ref(), block, tx_verified=tx_verified)
+            result = execute_block(self.state, self._tip_ref(), block, tx_verified=tx_verified,
+                                   implemented=self.implemented)
         else:
             validation.validate_chain_link(self.tip.hash, self.tip.height,
                                            self.tip.timestamp_ms, block.header)
@@ -159,4 +216,5 @@ class Chain:
         if any(key.startswith(keys.WATCH) for key, _ in result.writes):
             self.watched = self._count_watched()
         self.metrics.block_applied(block, result.receipts, time.monotonic() - started)
+        self._halt_if_needed()
         return result

@@ -38,8 +38,9 @@ from node.replica import messages as wire
 from node.replica.chain import Chain
 from node.replica.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
 from node.storage.store import TxRecord
-from protocol import codec, limits, types, validation
+from protocol import codec, limits, txtypes, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
+from protocol.ledger import codes
 from protocol.replica.forwarding import DROP, HELD_HERE, NOBODY, Forwarding, after_restart
 
 log = logging.getLogger("crossbill.intake")
@@ -49,6 +50,8 @@ RECEIPT_WAITERS_MAX: Final = 20_000
 DECODED_BATCHES_MAX: Final = 32  # gossip batches decoded by the validator, kept for the handler
 VERIFIED_TXS_MAX: Final = 50_000  # ids of transactions admitted here (signature checked)
 ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
+# This node stopped at the activation of a protocol version it does not implement (ADR 0025).
+UPGRADE_REQUIRED: Final = "UPGRADE_REQUIRED"
 OK: Final = "OK"
 
 
@@ -97,6 +100,19 @@ class _LogGroup:
     def __init__(self) -> None:
         self.done = trio.Event()
         self.error: str | None = None
+
+
+def check_activation_implemented(tx: types.Tx, implemented: int) -> None:
+    """A node takes a client's activation of a protocol version only if it implements it: the
+    ledger would take any next version, but every node that lacks it stops at its height, so
+    the regulator schedules it through an upgraded node (ADR 0025). Forwarded and gossiped
+    transactions are not checked: a leader not yet upgraded still orders the activation."""
+    payload = tx.payload
+    if isinstance(payload, txtypes.ActivateVersion) and payload.version > implemented:
+        raise ValidationError(codes.UNKNOWN_VERSION, f"this node implements protocol versions "
+                              f"up to {implemented}, not {payload.version}: upgrade it before "
+                              "it schedules that version (every node that lacks a version "
+                              "stops at its height)")
 
 
 def _now_ms() -> int:
@@ -193,13 +209,18 @@ class TxIntake:
     def admit(self, tx: types.Tx, *, verified: bool = False) -> Admission:
         if self.committed(tx.id) is not None:
             return Admission(ALREADY_COMMITTED, "the transaction is already in the ledger")
+        if self.chain.halted is not None:
+            self.stats["refused"] += 1
+            self.refusals[UPGRADE_REQUIRED] += 1
+            return Admission(UPGRADE_REQUIRED, self.chain.halted.describe())
         if self.mempool is not None and tx.id in self.mempool and self.mempool.verified(tx):
             return Admission(OK, "already pending")
         try:
             validation.check_not_expired(tx, now_ms=int(time.time() * 1000))
             validation.validate_basic_tx(tx, chain_id=self.chain.config.chain_id,
                                          registry=self.chain.state,
-                                         check_signature=not verified)
+                                         check_signature=not verified,
+                                         protocol_version=self.chain.protocol_version())
         except ValidationError as exc:
             self.stats["refused"] += 1
             self.refusals[exc.code] += 1
@@ -236,6 +257,12 @@ class TxIntake:
             self.refusals[MEMPOOL_FULL] += 1
             return Admission(MEMPOOL_FULL, "this node holds as many uncommitted transactions "
                              "as it may: retry later")
+        try:
+            check_activation_implemented(tx, self.chain.implemented)
+        except ValidationError as exc:
+            self.stats["refused"] += 1
+            self.refusals[exc.code] += 1
+            return Admission(exc.code, exc.message)
         result = self.admit(tx)
         if result.code == OK and self._take(tx):
             self._log_queue.append(tx)
@@ -398,12 +425,16 @@ class TxIntake:
                 self.stats["forward_failures"] += 1
                 log.debug("forwarding %d txs to %s failed: %s", len(batch), peer, exc)
                 continue
-            sent_to = peer
             try:
                 acks = codec.decode(wire.TxAcks, reply, max_bytes=limits.MESSAGE_BYTES_MAX).acks
-                taken = {a.tx_id for a in acks if a.code in (OK, ALREADY_COMMITTED)}
             except DecodeError:
-                pass  # an answer we cannot read: count it as taken; the timeout re-sends
+                sent_to = peer  # an answer we cannot read: count it as taken; the timeout
+                break           # re-sends
+            if acks and all(a.code == UPGRADE_REQUIRED for a in acks):
+                self.stats["forward_failures"] += 1  # it stopped for an upgrade: the next
+                continue
+            sent_to = peer
+            taken = {a.tx_id for a in acks if a.code in (OK, ALREADY_COMMITTED)}
             break
         if peers and not sent_to:
             self.stats["gossip_fallbacks"] += 1
@@ -489,7 +520,8 @@ class TxIntake:
                 if self.committed(tx.id) is not None:
                     continue
                 validation.validate_basic_tx(tx, chain_id=self.chain.config.chain_id,
-                                             registry=self.chain.state)
+                                             registry=self.chain.state,
+                                             protocol_version=self.chain.protocol_version())
         except (DecodeError, ValidationError) as exc:
             self.stats["gossip_batches_rejected"] += 1
             log.warning("rejected a transaction batch gossiped by %s: %s", peer_id, exc)

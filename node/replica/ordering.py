@@ -507,7 +507,12 @@ class Orderer:
             self._drop_proposal_if(block)
 
     async def _apply_entry(self, entry: Entry) -> None:
-        """Apply a committed entry as a block, or skip it (`protocol.replica.entries`)."""
+        """Apply a committed entry as a block, or skip it (`protocol.replica.entries`). A block
+        entry past the activation of a protocol version this node does not implement is not
+        even decoded (a binary without that version could not): `UpgradeRequired` stops the
+        ordering loop before Raft counts the entry applied (ADR 0025)."""
+        if entry.kind != EntryKind.CONF_CHANGE and entry.data:
+            self.chain.check_version()
         block = self._decode_block(entry)
         header = block.header if block is not None else None
         tip = self.chain.tip

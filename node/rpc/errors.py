@@ -7,13 +7,15 @@
                              `data.code` is the reason (BAD_SIGNATURE, UNKNOWN_SIGNER, ...)
     -32011  MEMPOOL_FULL     the node cannot take more transactions now: retry later
     -32012  BUSY             too many receipt waiters or subscriptions: retry later
+    -32013  UPGRADE_REQUIRED this node stopped at the activation of a protocol version it does
+                             not implement (ADR 0025): submit through an upgraded node
     -32020  NOT_FOUND        no such transaction, block, record or subscription
     -32030  READ_REFUSED     a confidential read refused: `data.code` is NO_CONSENT,
                              CONSENT_EXPIRED, UNKNOWN_READER, READER_SUSPENDED, BAD_READ_AUTH
                              (the proof of who reads is missing or wrong) or
                              READ_NOT_RECORDED (credit.read needs a recent credit.read
                              transaction of the reader on the ledger, ADR 0024)
-    -32041..-32048           the ledger rejected a committed transaction (only with
+    -32041..-32049           the ledger rejected a committed transaction (only with
                              tx.submit's `reject_as_error`), one code per reason-code family
                              of protocol/ledger/codes.py; `data.code` is the reason code,
                              `data.receipt` the receipt, `data.height`/`data.index` its place
@@ -31,6 +33,7 @@ FORBIDDEN: Final = -32002
 TX_REFUSED: Final = -32010
 MEMPOOL_FULL_CODE: Final = -32011
 BUSY: Final = -32012
+UPGRADE_REQUIRED_CODE: Final = -32013
 NOT_FOUND: Final = -32020
 READ_REFUSED: Final = -32030
 WEBSOCKET_ONLY: Final = -32050
@@ -43,6 +46,7 @@ REJECTED_DECLARATION: Final = -32045
 REJECTED_FINANCING: Final = -32046
 REJECTED_PAYMENT: Final = -32047
 REJECTED_SEALING: Final = -32048  # encryption keys and sealed fields (ADR 0024)
+REJECTED_PROTOCOL: Final = -32049  # protocol versions and their activation (ADR 0025)
 
 # (JSON-RPC code, family name, reason codes) for receipts the ledger rejected.
 REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
@@ -93,6 +97,10 @@ REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
     (REJECTED_SEALING, "sealing", frozenset({
         codes.BAD_ENCRYPTION_KEY, codes.NO_ENCRYPTION_KEY, codes.SEALED_PARTIES,
         codes.BAD_FILE_KEY})),
+    (REJECTED_PROTOCOL, "protocol", frozenset({
+        codes.TYPE_NOT_ACTIVE, codes.UNKNOWN_VERSION, codes.VERSION_SCHEDULED,
+        codes.ACTIVATION_PAST, codes.ACTIVATION_TOO_SOON, codes.ACTIVATION_TOO_FAR,
+        codes.NO_ACTIVATION, codes.VERSION_ACTIVE, codes.NOT_LATEST_ACTIVATION})),
 )
 
 
@@ -110,6 +118,9 @@ ERROR_DOCS: Final[dict[int, tuple[str, str]]] = {
                 "configured ([rpc] allowed_hosts, cors_origins)"),
     TX_REFUSED: ("Transaction refused", "admission refused; data.code is the reason"),
     MEMPOOL_FULL_CODE: ("Mempool full", "retry later"),
+    UPGRADE_REQUIRED_CODE: ("Upgrade required", "this node stopped at the activation of a "
+                            "protocol version it does not implement; submit through an "
+                            "upgraded node"),
     BUSY: ("Busy", "too many receipt waiters or subscriptions: retry later"),
     NOT_FOUND: ("Not found", "no such transaction, block, record or subscription"),
     READ_REFUSED: ("Read refused", "a confidential read refused; data.code is the reason"),

@@ -19,6 +19,7 @@ import trio
 from node.replica.intake import (
     ALREADY_COMMITTED,
     OK,
+    UPGRADE_REQUIRED,
     IntakeLogError,
     TooManyWaitersError,
     TxIntake,
@@ -39,7 +40,7 @@ from node.rpc.jsonrpc import (
 from node.rpc.subs import Hub, SubscriptionError
 from node.storage import backup
 from node.storage.store import StorageError, TxRecord
-from protocol import codec, limits, types
+from protocol import codec, limits, types, versions
 from protocol.errors import DecodeError
 from protocol.ledger import keys, queries, records
 from protocol.ledger.state import State
@@ -175,6 +176,9 @@ class Api:
             raise RpcError(E.BUSY, f"{exc}: submit it again", {"tx_id": tx.id.hex()}) from None
         if admission.code == MEMPOOL_FULL:
             raise RpcError(E.MEMPOOL_FULL_CODE, admission.message, {"code": MEMPOOL_FULL})
+        if admission.code == UPGRADE_REQUIRED:
+            raise RpcError(E.UPGRADE_REQUIRED_CODE, admission.message,
+                           {"code": UPGRADE_REQUIRED})
         if admission.code not in (OK, ALREADY_COMMITTED):
             raise RpcError(E.TX_REFUSED, f"transaction refused: {admission.message}",
                            {"code": admission.code, "tx_id": tx.id.hex()})
@@ -273,12 +277,36 @@ class Api:
         return {"ok": leader_known and not s["catching_up"], "height": s["height"],
                 "catching_up": s["catching_up"], "leader": s["leader"]}
 
+    async def protocol_versions(self, params: dict[str, Any],
+                                ctx: CallContext) -> dict[str, Any]:
+        """The protocol versions (ADR 0025): active for the next block, scheduled, what this
+        node implements, and whether it stopped for an upgrade."""
+        chain = self.intake.chain
+        acts = chain.state.activations
+        height = chain.height
+        halted = chain.halted
+        return {
+            "height": height,
+            "version": versions.active_version(acts, height + 1),
+            "implemented": chain.implemented,
+            "activations": [{"version": a.version, "height": a.height,
+                             "scheduled_height": a.scheduled_height,
+                             "active": a.height <= height + 1} for a in acts],
+            "upgrade_required": None if halted is None else {
+                "version": halted.version, "height": halted.height,
+                "message": halted.describe()},
+            "versions": [{"number": v.number, "title": v.title, "summary": v.summary}
+                         for v in versions.VERSIONS],
+        }
+
     async def consortium_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         state = self.state
         return {"chain_id": self.config.chain_id, "genesis_hash": self.config.hash.hex(),
                 "genesis": codec.to_json(self.config),
                 "current": {"orderers": list(state.chain.orderers),
                             "params": codec.to_json(state.params),
+                            "params_v2": (None if state.params_v2 is None
+                                          else codec.to_json(state.params_v2)),
                             "institutions": views.institutions_json(state)}}
 
     # ------------------------------------------------------------------ records
@@ -581,7 +609,7 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
               "family's error code (-32041..-32047) instead of a result")),
         summary="Submit a signed transaction: its id at once, or its receipt after a bounded "
         "wait.", result=s.TX_STATUS, write=True,
-        errors=(E.UNAUTHORIZED, E.TX_REFUSED, E.MEMPOOL_FULL_CODE, E.BUSY,
+        errors=(E.UNAUTHORIZED, E.TX_REFUSED, E.MEMPOOL_FULL_CODE, E.UPGRADE_REQUIRED_CODE, E.BUSY,
                 *[c for c, _, _ in E.REJECTION_FAMILIES]))
     add("tx.get", api.tx_get, (Param("tx_id", s.HEX32, True),),
         summary="A transaction with its receipt and place in the chain (or pending).",
@@ -603,6 +631,10 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         "and sync state of this node.", result=s.STATUS, access=ACCESS_PUBLIC)
     add("node.health", api.node_health, summary="Whether the node is caught up and knows a "
         "leader.", result=s.HEALTH, access=ACCESS_PUBLIC)
+    add("protocol.versions", api.protocol_versions, summary="The protocol version of the next "
+        "block, every activation (scheduled or active), the versions this node implements, "
+        "and whether it stopped for an upgrade it needs (ADR 0025).", result=s.OBJECT,
+        access=ACCESS_PUBLIC)
     add("consortium.get", api.consortium_get, summary="The consortium configuration: genesis "
         "and the current orderers, parameters and institutions.", result=s.OBJECT,
         access=ACCESS_PUBLIC)

@@ -54,7 +54,9 @@ STATUS: Final = {"type": "object", "required": ["height", "state_root", "role", 
     "institution": {"type": "string"}, "role": {"type": "string"},
     "height": {"type": "integer"}, "state_root": HEX32, "tip_hash": HEX32,
     "leader": {"type": "string"}, "peers": {"type": "array", "items": {"type": "string"}},
-    "catching_up": BOOL, "best_known_height": {"type": "integer"}}}
+    "catching_up": BOOL, "best_known_height": {"type": "integer"},
+    "protocol_version": {"type": "integer", "minimum": 1},
+    "upgrade_required": {"type": ["string", "null"]}}}
 HEALTH: Final = {"type": "object", "required": ["ok"], "properties": {
     "ok": BOOL, "height": {"type": "integer"}, "catching_up": BOOL,
     "leader": {"type": "string"}}}

@@ -20,7 +20,7 @@ from node.keys import generate_key
 from node.observe import instruments, metrics
 from node.replica.sync import SyncSnapshot
 from node.storage.store import StorageError
-from protocol import txtypes
+from protocol import txtypes, versions
 from tests.node.cluster import cluster
 
 MONITORING = pathlib.Path(__file__).resolve().parents[2] / "monitoring"
@@ -159,7 +159,7 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
         status, body = metrics.readiness(leader)
         assert status == 200 and body["failed"] == {}
         assert body["checks"] == {"caught_up": "ok", "leader_known": "ok",
-                                  "storage_writable": "ok"}
+                                  "storage_writable": "ok", "protocol_version": "ok"}
 
 
 def test_readiness_names_each_failed_check() -> None:
@@ -171,7 +171,9 @@ def test_readiness_names_each_failed_check() -> None:
     node: Any = SimpleNamespace(
         institution="tax.qd", orderer=None,
         sync=SimpleNamespace(snapshot=lambda: sync),
-        chain=SimpleNamespace(height=3, orderers=lambda: ("bank.a",)),
+        chain=SimpleNamespace(height=3, orderers=lambda: ("bank.a",),
+                              snapshot=lambda: SimpleNamespace(
+                                  upgrade_needed=versions.UpgradeNeeded(2, 4, 1))),
         net=SimpleNamespace(connected_peers=lambda: {"peer-customs"}),
         peer_of_institution={"bank.a": "peer-bank-a", "customs": "peer-customs"},
         storage=SimpleNamespace(check_writable=fail))
@@ -179,8 +181,11 @@ def test_readiness_names_each_failed_check() -> None:
     assert status == 503 and body["status"] == "not ready"
     assert body["failed"] == {"caught_up": "height 3, the network is at 20",
                               "orderer_connected": "no ordering node connected",
-                              "storage_writable": "disk full"}
-    assert set(body["checks"]) == {"caught_up", "orderer_connected", "storage_writable"}
+                              "storage_writable": "disk full",
+                              "protocol_version": versions.UpgradeNeeded(2, 4, 1).describe()}
+    assert "protocol version 2 applies from height 4" in body["failed"]["protocol_version"]
+    assert set(body["checks"]) == {"caught_up", "orderer_connected", "storage_writable",
+                                   "protocol_version"}
     sync = dataclasses.replace(sync, catching_up=True)
     assert metrics.readiness_failures(node)["caught_up"].startswith("catching up")
 

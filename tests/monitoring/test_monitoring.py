@@ -279,7 +279,8 @@ def test_every_alert_rule_evaluates_and_none_fires_on_a_healthy_network(
                 "CrossbillHeightStalled", "CrossbillNodeBehind", "CrossbillCatchingUpTooLong",
                 "CrossbillRejectionsSpiking", "CrossbillFewPeers", "CrossbillSlowFsync",
                 "CrossbillRpcErrors", "CrossbillFinancingsOnWatchList",
-                "CrossbillRpcRefusingClients", "CrossbillRaftMessagesRefused"}
+                "CrossbillRpcRefusingClients", "CrossbillRaftMessagesRefused",
+                "CrossbillUpgradeRequired", "CrossbillUpgradeScheduled"}
     assert set(rules) == expected
     for name, rule in rules.items():
         prom.query(rule["query"])                       # evaluates without error

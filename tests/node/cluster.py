@@ -31,6 +31,8 @@ class Cluster:
     nursery: trio.Nursery
     root: pathlib.Path
     peers: dict[str, str]
+    # Per-institution tuning (e.g. protocol_version_max to play a binary not yet upgraded).
+    tunings: dict[str, Tuning] = dataclasses.field(default_factory=dict)
 
     def peer(self, institution: str) -> str:
         return self.peers[institution]
@@ -45,7 +47,10 @@ class Cluster:
     async def wait_leader(self, timeout_s: float = 10) -> Node:
         return await wait_until(self.leader, timeout_s, what="one leader")
 
-    async def start(self, institution: str) -> Node:
+    async def start(self, institution: str, tuning: Tuning | None = None) -> Node:
+        """Start (or restart) a node; `tuning` replaces the one it ran with before."""
+        if tuning is not None:
+            self.tunings[institution] = tuning
         host = self.net.hosts.get(self.peers[institution]) or self.net.host(
             self.peers[institution])
         host.up = True
@@ -56,12 +61,16 @@ class Cluster:
             host._running = True  # type: ignore[attr-defined]
         node = Node(config=self.config, institution=institution, key=self.keys[institution],
                     data_dir=self.root / institution, network=host,
-                    tuning=FAST)
+                    tuning=self.tunings.get(institution, FAST))
         node.cancel_scope = trio.CancelScope()  # type: ignore[attr-defined]
+        node.stopped = trio.Event()  # type: ignore[attr-defined]
 
         async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            with node.cancel_scope:  # type: ignore[attr-defined]
-                await node.run(task_status=task_status)
+            try:
+                with node.cancel_scope:  # type: ignore[attr-defined]
+                    await node.run(task_status=task_status)
+            finally:
+                node.stopped.set()  # type: ignore[attr-defined]
 
         await self.nursery.start(run)
         self.nodes[institution] = node
@@ -72,6 +81,14 @@ class Cluster:
         node = self.nodes.pop(institution)
         self.net.hosts[self.peers[institution]].up = False
         node.cancel_scope.cancel()  # type: ignore[attr-defined]
+
+    async def restart(self, institution: str, tuning: Tuning | None = None) -> Node:
+        """Stop a node, wait until it closed its store, start it again (with `tuning`)."""
+        node = self.nodes[institution]
+        self.stop(institution)
+        with trio.fail_after(10):
+            await node.stopped.wait()  # type: ignore[attr-defined]
+        return await self.start(institution, tuning)
 
     async def wait_same_tip(self, min_height: int = 1, timeout_s: float = 20) -> int:
         def tips() -> set[tuple[int, bytes]]:
@@ -90,7 +107,8 @@ class Cluster:
 
 @asynccontextmanager
 async def cluster(root: pathlib.Path, members: tuple = DEFAULT_MEMBERS,  # type: ignore[type-arg]
-                  params: types.Params | None = None) -> AsyncIterator[Cluster]:
+                  params: types.Params | None = None,
+                  tunings: dict[str, Tuning] | None = None) -> AsyncIterator[Cluster]:
     peers = {m.id: f"peer-{m.id}" for m in members}
     config, keys = build_consortium(
         "crossbill-test", int(time.time() * 1000) - 1000, members,
@@ -98,7 +116,7 @@ async def cluster(root: pathlib.Path, members: tuple = DEFAULT_MEMBERS,  # type:
     if params is not None:
         config = dataclasses.replace(config, params=params)
     async with trio.open_nursery() as nursery:
-        c = Cluster(config, keys, MemNet(), {}, nursery, root, peers)
+        c = Cluster(config, keys, MemNet(), {}, nursery, root, peers, dict(tunings or {}))
         for m in members:
             await c.start(m.id)
         yield c

@@ -7,6 +7,7 @@ import pathlib
 import pytest
 
 from node.config import ConfigFileError, load_config
+from protocol.versions import IMPLEMENTED_VERSION
 
 GOOD = """
 [node]
@@ -72,6 +73,12 @@ def test_good_config(tmp_path: pathlib.Path) -> None:
         ("raft_tick_ms = 20", "raft_heartbeat_ticks = 50\nraft_election_ticks = 10",
          "must be below raft_election_ticks"),
         ("[tuning]", "[tuning\n", "not valid TOML"),
+        # a rehearsal of an upgrade may lower the protocol version, never exceed the binary
+        ("raft_tick_ms = 20", f"protocol_version_max = {IMPLEMENTED_VERSION + 1}",
+         rf"\[tuning\] protocol_version_max: {IMPLEMENTED_VERSION + 1} is outside "
+         rf"1..{IMPLEMENTED_VERSION}"),
+        ("raft_tick_ms = 20", "protocol_version_max = 0",
+         r"\[tuning\] protocol_version_max: 0 is outside"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path: pathlib.Path, old: str, new: str,
