@@ -190,7 +190,8 @@ class Hub:
             return {}
         by_uscc: dict[str, list[notices.Notice]] = {}
         try:
-            found = notices.block_notices(self.read_state(), block, receipts, writes)
+            wanted = {s.uscc for s in self.subs.values() if s.topic == TOPIC_PARTY}
+            found = notices.block_notices(self.read_state(), block, receipts, writes, wanted)
         except Exception:  # a bug here costs the notices of one block, never the node
             log.exception("party notices failed", extra={"height": block.height})
             return {}

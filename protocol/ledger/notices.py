@@ -27,7 +27,7 @@ record's key in `RECORDS`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -53,7 +53,38 @@ _CLOCK_EVENTS: Final = {codes.CLOCK_LAPSE: LAPSED, codes.CLOCK_OVERDUE: OVERDUE,
 PLAIN_FIELDS: Final = ("principal", "amount", "value", "currency", "fx_class",
                        "expires_at_ms", "maturity_ms", "export_date")
 
-Resolve = Callable[[State, types.Tx], str]
+class Lookup:
+    """The state after the block, with each record the notices read decoded once."""
+
+    __slots__ = ("_memo", "state")
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._memo: dict[bytes, Any] = {}
+
+    def get(self, key: bytes, cls: type) -> Any:
+        if key not in self._memo:
+            self._memo[key] = self.state.get(key, cls)
+        return self._memo[key]
+
+    def known(self, key: bytes, record: Any) -> None:
+        self._memo[key] = record
+
+    def record(self, kind: str, p: Any) -> Any:
+        """The record of `RECORDS[kind]` that payload `p` names (None: none, or `p` names no
+        record of that kind)."""
+        found = RECORDS.get(kind)
+        if found is None:
+            return None
+        key_of, cls = found
+        try:
+            key = key_of(p)
+        except AttributeError:  # the payload does not name this kind of record
+            return None
+        return self.get(key, cls)
+
+
+Resolve = Callable[[Lookup, types.Tx], str]
 
 
 @dataclass(frozen=True)
@@ -85,28 +116,29 @@ class Concern:
 
 def payload(name: str) -> Resolve:
     """A payload field."""
-    return lambda state, tx: str(getattr(tx.payload, name, ""))
+    return lambda look, tx: str(getattr(tx.payload, name, ""))
 
 
 def via(kind: str, attr: str) -> Resolve:
     """A field of the record (of `RECORDS[kind]`) that the payload names."""
-    def resolve(state: State, tx: types.Tx) -> str:
-        record = _record(state, kind, tx.payload)
+    def resolve(look: Lookup, tx: types.Tx) -> str:
+        record = look.record(kind, tx.payload)
         return "" if record is None else str(getattr(record, attr, ""))
     return resolve
 
 
-def SIGNER(state: State, tx: types.Tx) -> str:
+def SIGNER(look: Lookup, tx: types.Tx) -> str:
     return tx.signer
 
 
-def PUBLIC(state: State, tx: types.Tx) -> str:
+def PUBLIC(look: Lookup, tx: types.Tx) -> str:
     return ""
 
 
-def ENTERPRISE_SIGNER(state: State, tx: types.Tx) -> str:
+def ENTERPRISE_SIGNER(look: Lookup, tx: types.Tx) -> str:
     """The signer when it is an enterprise (not an institution)."""
-    return "" if state.institution(tx.signer) is not None else tx.signer
+    institution = look.get(keys.institution(tx.signer), records.InstitutionRecord)
+    return "" if institution is not None else tx.signer
 
 
 # Record kinds a notice can read through the payload: the key from the payload, the class.
@@ -160,17 +192,6 @@ CONCERNS: Final[dict[str, Concern]] = {
 }
 
 
-def _record(state: State, kind: str, p: Any) -> Any:
-    found = RECORDS.get(kind)
-    if found is None:
-        return None
-    key_of, cls = found
-    try:
-        return state.get(key_of(p), cls)
-    except AttributeError:  # the payload does not name this kind of record
-        return None
-
-
 def _plain(p: Any) -> tuple[tuple[str, int | str], ...]:
     out: list[tuple[str, int | str]] = []
     for name in PLAIN_FIELDS:
@@ -180,24 +201,25 @@ def _plain(p: Any) -> tuple[tuple[str, int | str], ...]:
     return tuple(out)
 
 
-def _tx_notice(state: State, height: int, index: int, tx: types.Tx) -> Notice | None:
+def _tx_notice(look: Lookup, height: int, index: int, tx: types.Tx,
+               only: Collection[str] | None) -> Notice | None:
     concern = CONCERNS.get(tx.type)
     if concern is None:
         return None
-    uscc = concern.uscc(state, tx)
-    if not uscc:
+    uscc = concern.uscc(look, tx)
+    if not uscc or (only is not None and uscc not in only):
         return None
     p = tx.payload
     record_id = str(getattr(p, concern.id_field, "")) if concern.id_field else uscc
-    record = _record(state, concern.kind, p)
+    record = look.record(concern.kind, p)
     status = str(getattr(record, "status", "")) if record is not None else ""
     return Notice(uscc, height, index, tx.id, tx.type, concern.kind, record_id, tx.signer,
-                  concern.party(state, tx), status, _plain(p))
+                  concern.party(look, tx), status, _plain(p))
 
 
-def _clock_notice(state: State, height: int, record_key: bytes, event: str) -> Notice | None:
+def _clock_notice(look: Lookup, height: int, record_key: bytes, event: str) -> Notice | None:
     if record_key.startswith(keys.FINANCING):
-        fin = state.get(record_key, records.Financing)
+        fin = look.get(record_key, records.Financing)
         if fin is None:
             return None
         return Notice(fin.uscc, height, -1, b"", event, "financing", fin.financing_id, "",
@@ -205,7 +227,7 @@ def _clock_notice(state: State, height: int, record_key: bytes, event: str) -> N
                                              ("currency", fin.currency),
                                              ("outstanding", fin.outstanding)))
     if record_key.startswith(keys.APPLICATION):
-        app = state.get(record_key, records.Application)
+        app = look.get(record_key, records.Application)
         if app is None:
             return None
         return Notice(app.uscc, height, -1, b"", event, "application", app.application_id, "",
@@ -214,26 +236,38 @@ def _clock_notice(state: State, height: int, record_key: bytes, event: str) -> N
     return None
 
 
+def _transition_key(key: bytes, clock_suffix: bytes) -> bool:
+    """A financing (it may carry new flags) or a clock history entry of the block."""
+    return key.startswith(keys.FINANCING) or (key.startswith(keys.HISTORY)
+                                              and key.endswith(clock_suffix))
+
+
 def block_notices(state: State, block: types.Block, receipts: tuple[types.Receipt, ...],
-                  writes: tuple[tuple[bytes, bytes | None], ...]) -> tuple[Notice, ...]:
-    """Every notice of `block`, given the state after it: the ledger's clock transitions
-    (they ran first), the accepted transactions in order, then the flags raised."""
+                  writes: tuple[tuple[bytes, bytes | None], ...],
+                  only: Collection[str] | None = None) -> tuple[Notice, ...]:
+    """Every notice of `block` (about the enterprises in `only`, when given), given the state
+    after it: the ledger's clock transitions (they ran first), the accepted transactions in
+    order, then the flags raised."""
     height = block.height
+    look = Lookup(state)
     suffix = keys.SEP + height.to_bytes(8, "big")
     clock: list[Notice] = []
     flags: list[Notice] = []
-    for key, value in sorted(writes, key=lambda kv: kv[0]):
-        if value is None:
-            continue
-        if key.startswith(keys.HISTORY) and key.endswith(suffix):
+    wanted = sorted((key, value) for key, value in writes
+                    if value is not None and _transition_key(key, suffix))
+    for key, value in wanted:
+        if key.startswith(keys.HISTORY):
             entry = decode_value(records.HistoryEntry, value)
             event = _CLOCK_EVENTS.get(entry.tx_type)
             if event is not None and entry.height == height:
-                found = _clock_notice(state, height, key[len(keys.HISTORY):-len(suffix)], event)
-                if found is not None:
+                found = _clock_notice(look, height, key[len(keys.HISTORY):-len(suffix)], event)
+                if found is not None and (only is None or found.uscc in only):
                     clock.append(found)
-        elif key.startswith(keys.FINANCING):
+        else:
             fin = decode_value(records.Financing, value)
+            look.known(key, fin)  # the state after the block holds this very value
+            if only is not None and fin.uscc not in only:
+                continue
             for flag in fin.flags:
                 if flag.height == height:
                     flags.append(Notice(
@@ -245,7 +279,7 @@ def block_notices(state: State, block: types.Block, receipts: tuple[types.Receip
     txs: list[Notice] = []
     for index, tx in enumerate(block.txs):
         if index < len(receipts) and receipts[index].ok:
-            found = _tx_notice(state, height, index, tx)
+            found = _tx_notice(look, height, index, tx, only)
             if found is not None:
                 txs.append(found)
     return (*clock, *txs, *flags)
