@@ -17,7 +17,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket
 
 from node.cli.demo import EXPORTER, headline_keyrings, headline_steps
-from node.client import AsyncClient, Credential
+from node.client import AsyncClient, Credential, RpcError
 from node.client.api import ReadSigner
 from node.client.sealing import extend_file_key_grant, file_private_key, new_file_key_grant
 from node.keys import generate_key
@@ -183,9 +183,11 @@ async def test_callers_without_standing_are_refused(tmp_path: pathlib.Path) -> N
             assert [(e["event"], e["plain"]) for e in got["events"]] == [
                 ("enterprise.set_fx_class", {"fx_class": "A"})]
         async with AsyncClient(rc.url, credential=Credential("backoffice", key)) as other:
-            with pytest.raises(Exception, match="neither an institution nor"):
+            with pytest.raises(RpcError) as err:
                 async with other.subscribe("sub.party", {"uscc": EXPORTER}):
                     pass
+            assert err.value.code == E.READ_REFUSED and err.value.data["code"] == "NOT_A_PARTY"
+            assert "neither an institution nor" in err.value.message
 
 
 async def test_a_bank_whose_consent_is_revoked_is_let_go(tmp_path: pathlib.Path) -> None:
