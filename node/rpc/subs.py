@@ -156,6 +156,7 @@ class Hub:
         summary = block_summary(block)
         watch: list[dict[str, Any]] | None = None  # built once, on the first watch subscriber
         party: dict[str, list[notices.Notice]] | None = None  # by USCC, built once too
+        standings: dict[tuple[str, str], notices.Standing] = {}  # (viewer, USCC), this block
         positions = {tx.id: i for i, tx in enumerate(block.txs)}
         for sub in list(self.subs.values()):
             if sub.id not in self.subs:
@@ -181,7 +182,7 @@ class Hub:
                 if party is None:
                     party = self._party_notices(block, receipts, writes)
                 if party.get(sub.uscc):
-                    self._party(sub, block.height, party[sub.uscc])
+                    self._party(sub, block.height, party[sub.uscc], standings)
 
     def _party_notices(self, block: types.Block, receipts: tuple[types.Receipt, ...],
                        writes: tuple[tuple[bytes, bytes | None], ...]
@@ -199,11 +200,15 @@ class Hub:
             by_uscc.setdefault(notice.uscc, []).append(notice)
         return by_uscc
 
-    def _party(self, sub: Subscription, height: int, found: list[notices.Notice]) -> None:
+    def _party(self, sub: Subscription, height: int, found: list[notices.Notice],
+               standings: dict[tuple[str, str], notices.Standing]) -> None:
         """Judge the subscriber's standing again (a consent may have been revoked, a bank
         suspended): without one the subscription ends with a last event that says why."""
         assert self.read_state is not None  # found is empty otherwise
-        who = notices.standing(self.read_state(), sub.viewer, sub.uscc)
+        who = standings.get((sub.viewer, sub.uscc))
+        if who is None:
+            who = standings[sub.viewer, sub.uscc] = notices.standing(
+                self.read_state(), sub.viewer, sub.uscc)
         if not who.standing:
             del self.subs[sub.id]
             self.notify(sub, {"uscc": sub.uscc, "height": height, "events": [],

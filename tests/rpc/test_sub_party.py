@@ -275,7 +275,7 @@ async def test_a_long_stream_stays_bounded(tmp_path: pathlib.Path) -> None:
             big = Subscription(10**9, inbox, TOPIC_PARTY, uscc=EXPORTER, viewer=REG)
             hub.subs[big.id] = big
             notice = notices.block_notices(rc.node.chain.state, block, receipts, ())[0]
-            hub._party(big, block.height, [notice] * (2 * PARTY_MESSAGE_EVENTS_MAX + 1))
+            hub._party(big, block.height, [notice] * (2 * PARTY_MESSAGE_EVENTS_MAX + 1), {})
             assert [len(m["params"]["result"]["events"]) for m in inbox.messages] == [
                 PARTY_MESSAGE_EVENTS_MAX, PARTY_MESSAGE_EVENTS_MAX, 1]
             del hub.subs[big.id]
