@@ -150,6 +150,7 @@ RECORDS: Final[dict[str, tuple[Callable[[Any], bytes], type]]] = {
     "taxform": (lambda p: keys.tax_form(p.form_no), records.TaxForm),
     "payment": (lambda p: keys.payment(p.payment_id), records.OutboundPayment),
     "mandate": (lambda p: keys.mandate(p.uscc, p.bank), records.Mandate),
+    "review": (lambda p: keys.review(p.payer, p.review_id), records.PaymentReview),
 }
 
 _FIN_USCC, _FIN_BANK = via("financing", "uscc"), via("financing", "bank")

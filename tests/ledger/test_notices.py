@@ -16,12 +16,14 @@ from tests.ledger.helpers import (
     DAY_MS,
     EXPORTER,
     EXPORTER2,
+    PAYER,
     REG,
     TAX,
     Chain,
     application,
     consent,
     open_financing,
+    outbound,
     register_enterprise,
 )
 
@@ -135,3 +137,19 @@ def test_who_may_be_told(trade: Chain) -> None:
     assert notices.may_see(bank, BANK_A, others)
     assert notices.may_see(notices.Standing(notices.REGULATOR), REG, others)
     assert not notices.may_see(notices.Standing(""), BANK_A, public)
+
+
+def test_payments_name_their_payer_through_the_payment(trade: Chain) -> None:
+    trade.ok(REG, txtypes.SetFxClass(PAYER, "C"))
+    trade.ok(REG, txtypes.ReviewPayment("R-1", PAYER, "T-1", 1_000, trade.time_ms + DAY_MS))
+    [review] = _last(trade)
+    assert (review.uscc, review.kind, review.id, review.party, review.status) == (
+        PAYER, "review", "R-1", "", records.OPEN)
+    trade.ok(BANK_A, outbound("O-1", "T-1", 1_000, review_id="R-1"))
+    [paid] = _last(trade)
+    assert (paid.uscc, paid.party, paid.status, dict(paid.plain)["amount"]) == (
+        PAYER, BANK_A, records.RECORDED, 1_000)
+    trade.ok(BANK_A, txtypes.ReverseOutboundPayment("O-1", "refund"))
+    [reversed_] = _last(trade)
+    assert (reversed_.uscc, reversed_.kind, reversed_.id, reversed_.party,
+            reversed_.status) == (PAYER, "payment", "O-1", BANK_A, records.REVERSED)
