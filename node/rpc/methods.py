@@ -37,12 +37,12 @@ from node.rpc.jsonrpc import (
     RpcError,
     invalid_params,
 )
-from node.rpc.subs import Hub, SubscriptionError
+from node.rpc.subs import PARTY_MESSAGE_EVENTS_MAX, Hub, SubscriptionError
 from node.storage import backup
 from node.storage.store import StorageError, TxRecord
 from protocol import codec, limits, types, versions
 from protocol.errors import DecodeError
-from protocol.ledger import keys, queries, records
+from protocol.ledger import keys, notices, queries, records
 from protocol.ledger.state import State
 from protocol.txtypes import ROLE_REGULATOR
 
@@ -536,6 +536,23 @@ class Api:
         bank = _text(params, "bank", 64) if params.get("bank") is not None else ""
         return self._subscribe(lambda: self.hub.subscribe_watch(session, bank))
 
+    async def sub_party(self, params: dict[str, Any], ctx: CallContext) -> int:
+        """What concerns one enterprise, for a caller who proves who it is (a signed request,
+        or a client credential; `reader` defaults to the credential's name) and may be told:
+        the enterprise itself, a regulator, or a bank serving it (docs/domain.md §7a)."""
+        session = self._session(ctx)
+        uscc = _text(params, "uscc", 18)
+        if "auth" not in params and "reader" not in params and ctx.client is not None:
+            params = {**params, "reader": ctx.client}
+        viewer, how = self._reader("sub.party", params, ctx)
+        who = notices.standing(self.state, viewer, uscc)
+        if not who.standing:
+            audit_log.info("party subscription refused", extra={
+                "uscc": uscc, "reader": viewer, "reason": who.reason, "proof": how})
+            raise RpcError(E.READ_REFUSED, f"read refused: {who.reason}",
+                           {"code": "NOT_A_PARTY", "reason": who.reason})
+        return self._subscribe(lambda: self.hub.subscribe_party(session, uscc, viewer))
+
     def _subscribe(self, add: Callable[[], int]) -> int:
         try:
             return add()
@@ -728,6 +745,25 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         "(flagged: collateral cancelled, cut or released; overdue: past maturity); one event "
         "per change with the financing (WebSocket only).", result=s.SUB_ID,
         errors=(E.WEBSOCKET_ONLY, E.BUSY))
+    add("sub.party", api.sub_party, (
+        Param("uscc", s.USCC, True, "the enterprise"),
+        Param("reader", s.text(64), description="who subscribes (with a client credential of "
+              "that name; default: the credential's name)"),
+        Param("auth", s.READ_AUTH, description="a signed read request (the enterprise with "
+              "its ledger key, or an institution)")),
+        summary="Subscribe to what concerns one enterprise (WebSocket only): its accepted "
+        "transactions (applications, financings, mandates, consents, credit records and reads "
+        "of its file, declarations, tax forms, payments, FX class, freeze, keys) and the "
+        "ledger's transitions of its financings and applications (lapsed, overdue, expired, "
+        "flagged), one sub.event per block with a list of events (at most "
+        f"{PARTY_MESSAGE_EVENTS_MAX} per message): height, tx id, event, record kind and id, "
+        "signer, party (the institution whose dealing it is, or empty for a public fact), "
+        "status and plain amounts, never sealed content. Who may subscribe: the enterprise, "
+        "a regulator (everything), or a bank that registered it or holds its live consent "
+        "(its own dealings and the public facts only, never another institution's); the "
+        "standing is judged again at each block and a subscriber that lost it gets a last "
+        "event with ended and the reason.", result=s.SUB_ID,
+        errors=(E.WEBSOCKET_ONLY, E.BUSY, E.READ_REFUSED), access=ACCESS_PROOF)
     add("sub.cancel", api.sub_cancel, (Param("subscription", s.int_range(0, None), True),),
         summary="Cancel a subscription of this connection.", result=s.BOOL,
         errors=(E.WEBSOCKET_ONLY, E.NOT_FOUND))

@@ -103,7 +103,7 @@ class RpcServer:
                        config=node.config, clock_ms=clock_ms,
                        backup_dir=node.backup_dir)
         self.hub = Hub(read_raw=lambda key: self.api.state.kv.get(key),
-                       record_view=self.api.record_view)
+                       record_view=self.api.record_view, read_state=lambda: self.api.state)
         self.api.hub = self.hub
         self.metrics = RpcMetrics()
         self.ws_message_errors = 0

@@ -1,5 +1,7 @@
-"""WebSocket subscriptions: new blocks, a transaction committed, changes to a record, and a
-bank's financings joining or leaving the regulator's watch list (flagged or overdue).
+"""WebSocket subscriptions: new blocks, a transaction committed, changes to a record, a
+bank's financings joining or leaving the regulator's watch list (flagged or overdue), and what
+concerns one enterprise (`party`: `protocol.ledger.notices`, filtered by what the subscriber
+may see).
 
 The node calls `Hub.block_applied` for every block it applies (synchronously, in
 `Node._on_block`). The hub builds each event once and offers it to every interested session
@@ -22,18 +24,23 @@ from typing import Any, Final, Protocol
 import orjson
 
 from protocol import codec, types
-from protocol.ledger import keys
+from protocol.ledger import keys, notices
+from protocol.ledger.state import State
 
 log = logging.getLogger("crossbill.rpc.subs")
 
 SUBSCRIPTIONS_MAX: Final = 4096            # across every session of the node
 SESSION_SUBSCRIPTIONS_MAX: Final = 64
 SESSION_QUEUE_MESSAGES_MAX: Final = 256
+# A block's party notices for one subscription go out in messages of at most this many (a
+# block may hold BLOCK_TXS_MAX transactions of one enterprise).
+PARTY_MESSAGE_EVENTS_MAX: Final = 64
 
 TOPIC_BLOCKS: Final = "blocks"
 TOPIC_TX: Final = "tx"
 TOPIC_RECORD: Final = "record"
 TOPIC_WATCH: Final = "watch"
+TOPIC_PARTY: Final = "party"
 
 
 class SubscriptionError(Exception):
@@ -57,19 +64,24 @@ class Subscription:
     record: tuple[str, str] = ("", "")          # (kind, id)
     record_key: bytes = b""
     bank: str = ""                              # watch: this bank's financings ("" = all)
+    uscc: str = ""                              # party: the enterprise
+    viewer: str = ""                            # party: who subscribed (proven)
     last_value: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 RecordReader = Callable[[bytes], bytes | None]
 RecordView = Callable[[str, str], Any]
+StateReader = Callable[[], State]
 
 
 class Hub:
     def __init__(self, read_raw: RecordReader, record_view: RecordView,
-                 subscriptions_max: int = SUBSCRIPTIONS_MAX) -> None:
+                 subscriptions_max: int = SUBSCRIPTIONS_MAX,
+                 read_state: StateReader | None = None) -> None:
         self.read_raw = read_raw
         self.record_view = record_view
+        self.read_state = read_state
         self.subscriptions_max = subscriptions_max
         self.subs: dict[int, Subscription] = {}
         self._ids = itertools.count(1)
@@ -104,6 +116,12 @@ class Hub:
     def subscribe_watch(self, session: Session, bank: str) -> int:
         return self._add(Subscription(next(self._ids), session, TOPIC_WATCH, bank=bank))
 
+    def subscribe_party(self, session: Session, uscc: str, viewer: str) -> int:
+        """`viewer` has proven who it is and `notices.standing` let it in; the standing is
+        judged again at every block that brings it notices."""
+        return self._add(Subscription(next(self._ids), session, TOPIC_PARTY, uscc=uscc,
+                                      viewer=viewer))
+
     def unsubscribe(self, session: Session, sub_id: int) -> bool:
         sub = self.subs.get(sub_id)
         if sub is None or sub.session is not session:
@@ -137,6 +155,8 @@ class Hub:
             return
         summary = block_summary(block)
         watch: list[dict[str, Any]] | None = None  # built once, on the first watch subscriber
+        party: dict[str, list[notices.Notice]] | None = None  # by USCC, built once too
+        standings: dict[tuple[str, str], notices.Standing] = {}  # (viewer, USCC), this block
         positions = {tx.id: i for i, tx in enumerate(block.txs)}
         for sub in list(self.subs.values()):
             if sub.id not in self.subs:
@@ -158,6 +178,48 @@ class Hub:
                 for event in watch:
                     if sub.bank in ("", event["bank"]) and sub.id in self.subs:
                         self.notify(sub, event)
+            elif sub.topic == TOPIC_PARTY:
+                if party is None:
+                    party = self._party_notices(block, receipts, writes)
+                if party.get(sub.uscc):
+                    self._party(sub, block.height, party[sub.uscc], standings)
+
+    def _party_notices(self, block: types.Block, receipts: tuple[types.Receipt, ...],
+                       writes: tuple[tuple[bytes, bytes | None], ...]
+                       ) -> dict[str, list[notices.Notice]]:
+        if self.read_state is None:
+            return {}
+        by_uscc: dict[str, list[notices.Notice]] = {}
+        try:
+            wanted = {s.uscc for s in self.subs.values() if s.topic == TOPIC_PARTY}
+            found = notices.block_notices(self.read_state(), block, receipts, writes, wanted)
+        except Exception:  # a bug here costs the notices of one block, never the node
+            log.exception("party notices failed", extra={"height": block.height})
+            return {}
+        for notice in found:
+            by_uscc.setdefault(notice.uscc, []).append(notice)
+        return by_uscc
+
+    def _party(self, sub: Subscription, height: int, found: list[notices.Notice],
+               standings: dict[tuple[str, str], notices.Standing]) -> None:
+        """Judge the subscriber's standing again (a consent may have been revoked, a bank
+        suspended): without one the subscription ends with a last event that says why."""
+        assert self.read_state is not None  # found is empty otherwise
+        who = standings.get((sub.viewer, sub.uscc))
+        if who is None:
+            who = standings[sub.viewer, sub.uscc] = notices.standing(
+                self.read_state(), sub.viewer, sub.uscc)
+        if not who.standing:
+            del self.subs[sub.id]
+            self.notify(sub, {"uscc": sub.uscc, "height": height, "events": [],
+                              "ended": True, "reason": who.reason})
+            return
+        events = [notice_json(n) for n in found if notices.may_see(who, sub.viewer, n)]
+        for start in range(0, len(events), PARTY_MESSAGE_EVENTS_MAX):
+            if sub.id not in self.subs:
+                return  # dropped with its session for a full queue
+            self.notify(sub, {"uscc": sub.uscc, "height": height,
+                              "events": events[start:start + PARTY_MESSAGE_EVENTS_MAX]})
 
     def _watch_changes(self, height: int, writes: tuple[tuple[bytes, bytes | None], ...]
                        ) -> list[dict[str, Any]]:
@@ -187,6 +249,13 @@ class Hub:
         self.notify(sub, {"kind": kind, "id": record_id, "height": height,
                           "record": None if value is None else self.record_view(kind,
                                                                                  record_id)})
+
+
+def notice_json(n: notices.Notice) -> dict[str, Any]:
+    return {"height": n.height, "tx_id": n.tx_id.hex() if n.tx_id else None,
+            "tx_index": n.tx_index if n.tx_id else None, "event": n.event, "kind": n.kind,
+            "id": n.id, "signer": n.signer, "party": n.party, "status": n.status,
+            "plain": dict(n.plain)}
 
 
 def block_summary(block: types.Block) -> dict[str, Any]:

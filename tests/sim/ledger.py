@@ -52,7 +52,7 @@ from node.replica.mempool import Mempool
 from protocol import crypto, txtypes, types, validation
 from protocol.errors import DecodeError, ValidationError
 from protocol.genesis import check_config
-from protocol.ledger import BlockResult, MemoryKV, State, dates, initial_state
+from protocol.ledger import BlockResult, MemoryKV, State, dates, initial_state, notices
 from protocol.ledger.state import active_public_key
 from protocol.raft import (
     LEADER,
@@ -297,6 +297,7 @@ class LedgerCluster(Cluster):
             params.block_interval_ms)
         self.genesis_tip = Tip(0, self.config.hash, self.config.genesis_time_ms)
         self.canon: dict[int, tuple[bytes, bytes]] = {}  # height -> (block hash, state root)
+        self.canon_notices: dict[int, tuple[notices.Notice, ...]] = {}  # height -> party notices
         self.client: dict[bytes, ClientTx] = {}
         self.submitted = 0
         self.reg_nonce = 0
@@ -458,6 +459,13 @@ class LedgerCluster(Cluster):
                               f"{block.hash.hex()[:12]} with state root "
                               f"{result.state_root.hex()[:12]} at height {h.height}; another "
                               f"node applied {canon[0].hex()[:12]} with {canon[1].hex()[:12]}")
+        # the party notices of the block (sub.party) are the same on every node
+        told = notices.block_notices(led.state, block, result.receipts, result.writes)
+        if self.canon_notices.setdefault(h.height, told) != told:
+            self.checker.fail(f"party notices diverge: node {n.id} derived {len(told)} at "
+                              f"height {h.height}, another node "
+                              f"{len(self.canon_notices[h.height])}")
+        self.stats["party_notices"] = self.stats.get("party_notices", 0) + len(told)
         self.stats["blocks_applied"] += 1
 
     def _install_snapshot(self, n: SimNode, snap: Snapshot) -> None:

@@ -62,6 +62,7 @@ def test_a_schedule_reaches_blocks_membership_and_snapshots() -> None:
     assert seen["blocks_applied"] > 100
     assert seen.get("membership:add_learner", 0) and seen.get("membership:remove", 0)
     assert seen.get("synced_blocks", 0)
+    assert seen.get("party_notices", 0)  # the exporter's declarations, told alike everywhere
 
 
 def test_cutting_before_the_term_has_a_committed_entry_is_caught() -> None:
