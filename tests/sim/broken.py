@@ -125,4 +125,7 @@ BROKEN_REPLICA = {
     # Blocks fetched by block sync leave their transactions pending (before issue 14): a later
     # leader term proposes them again.
     "keeps_synced_txs": Rules(forget_synced_txs=False),
+    # A node that never asks whether its binary implements the next block's protocol version
+    # (ADR 0025): one not yet upgraded reaches a block of version 2.
+    "ignores_activation": Rules(required_upgrade=lambda activations, height, implemented: None),
 }

@@ -81,6 +81,9 @@ class SimParams:
     block_interval_ms: int = 30
     keep_entries: int = 0  # compaction keeps this many applied entries after the snapshot
     key_loss_p: float = 0.0  # per step: the leader loses its signing key for a while
+    # A protocol upgrade (ADR 0025): one node runs a binary without version 2; the regulator
+    # schedules version 2; that node stops before it and its operator upgrades it later.
+    upgrade: bool = False
 
 
 class Storage:

@@ -49,10 +49,18 @@ from typing import Final
 
 from node.cli.demo import Member, build_consortium
 from node.replica.mempool import Mempool
-from protocol import crypto, txtypes, types, validation
+from protocol import crypto, limits, txtypes, types, validation, versions
 from protocol.errors import DecodeError, ValidationError
 from protocol.genesis import check_config
-from protocol.ledger import BlockResult, MemoryKV, State, dates, initial_state, notices
+from protocol.ledger import (
+    BlockResult,
+    MemoryKV,
+    State,
+    UpgradeRequired,
+    dates,
+    initial_state,
+    notices,
+)
 from protocol.ledger.state import active_public_key
 from protocol.raft import (
     LEADER,
@@ -102,6 +110,10 @@ BURST_P: Final = 0.015  # a client round that submits a burst of transactions
 CRASH_AFTER_INSTALL_P: Final = 0.25  # with crash faults: crash right after a snapshot install
 HIST_ENTRIES: Final = 16  # checker chain values kept per node, for compaction behind applied
 MEMPOOL_TXS_MAX: Final = 100_000
+# With `upgrade`: version 2 is scheduled this far ahead of the tallest tip when the regulator
+# sends it, and the operator of the node that stopped for it upgrades it after a pause.
+ACTIVATION_SLACK_BLOCKS: Final = 20
+UPGRADE_PAUSE_STEPS: Final = (20, 80)
 MEMPOOL_BYTES_MAX: Final = 1 << 30
 
 
@@ -200,6 +212,15 @@ def regulator_tx(op: str, institution: str, nonce: int) -> types.Tx:
     return tx
 
 
+@cache
+def activation_tx(height: int, nonce: int) -> types.Tx:
+    tx = types.Tx.create(_key(REG), chain_id=CHAIN_ID, signer=REG,
+                         payload=txtypes.ActivateVersion(2, height),
+                         nonce=nonce.to_bytes(8, "big"), expires_at_ms=EXPIRES_MS)
+    GENUINE.add(tx)
+    return tx
+
+
 def _genuine(tx: types.Tx) -> bool:
     return tx in GENUINE
 
@@ -231,6 +252,10 @@ class Rules:
     applied_on_restart: Callable[[int, int], int] = applied_index_on_restart
     # The shell drops pending transactions that blocks fetched by block sync committed.
     forget_synced_txs: bool = True
+    # The version check before each block (protocol.versions.required_upgrade): a node stops
+    # before a block of a version it does not implement (Chain.check_version).
+    required_upgrade: Callable[[tuple[versions.Activation, ...], int, int],
+                               versions.UpgradeNeeded | None] = versions.required_upgrade
 
 
 # ------------------------------------------------------------------------------ nodes
@@ -271,6 +296,8 @@ class LedgerNode(SimNode):
     last_cut_ms: int = 0
     key_lost_until: int = -1
     chain_hist: dict[int, bytes] = field(default_factory=dict)
+    implemented: int = versions.IMPLEMENTED_VERSION  # the protocol versions its binary has
+    awaiting_upgrade: bool = False  # stopped for an upgrade; restarts upgraded
 
     @property
     def institution(self) -> str:
@@ -309,7 +336,12 @@ class LedgerCluster(Cluster):
         # sync, hand-overs started, and each decision's reasons (cut:..., membership:...,
         # entry:...).
         self.stats: dict[str, int] = {"blocks_applied": 0, "synced_blocks": 0, "hand_overs": 0}
+        self.activation_sent = False
         super().__init__(seed, params, factory)
+        if params.upgrade:  # one node runs a binary that lacks version 2
+            old = self.nodes[sorted(self.nodes)[seed % params.nodes]]
+            assert isinstance(old, LedgerNode)
+            old.implemented = 1
 
     # ------------------------------------------------------------------ lifecycle hooks
 
@@ -328,6 +360,10 @@ class LedgerCluster(Cluster):
 
     def _after_start(self, n: SimNode) -> None:
         assert isinstance(n, LedgerNode)
+        if n.awaiting_upgrade:  # its operator installed the binary with version 2
+            n.awaiting_upgrade = False
+            n.implemented = versions.IMPLEMENTED_VERSION
+            self._count("upgrade:resumed")
         n.last_cut_ms = self.now * TICK_MS
         n.chain_hist = {n.applied: n.chain}
         pos = snapshot_position(n.storage.snapshot.data)
@@ -362,8 +398,24 @@ class LedgerCluster(Cluster):
                 self.decoded[e.data] = None
         return self.decoded[e.data]
 
+    def _halted(self, n: LedgerNode) -> bool:
+        """Chain.check_version: a node whose next block needs a version its binary lacks stops
+        ordering and following (here: it goes down until its operator upgrades it)."""
+        if n.raft is None:
+            return True  # stopped earlier in this Ready
+        led = _ledger(n)
+        if self.rules.required_upgrade(led.state.activations, led.tip.height + 1,
+                                       n.implemented) is None:
+            return False
+        self._count("upgrade:halted")
+        n.awaiting_upgrade = True
+        self.crash(n, self.rng.randint(*UPGRADE_PAUSE_STEPS))
+        return True
+
     def _apply_entry(self, n: SimNode, e: Entry) -> None:
         assert isinstance(n, LedgerNode)
+        if e.kind != EntryKind.CONF_CHANGE and e.data and self._halted(n):
+            return
         led = _ledger(n)
         n.chain_hist[e.index] = n.chain
         n.chain_hist.pop(e.index - HIST_ENTRIES, None)
@@ -385,7 +437,12 @@ class LedgerCluster(Cluster):
                                                led.tip.timestamp_ms, block.header)
                 result = proposal.result
             else:
-                result = execute_block(led.state, led.tip, block, tx_verified=_genuine)
+                result = execute_block(led.state, led.tip, block, tx_verified=_genuine,
+                                       implemented=n.implemented)
+        except UpgradeRequired as exc:  # only when the version check above is skipped
+            self.checker.fail(f"node {n.id} reached block {block.height} of a version it does "
+                              f"not implement: {exc}")
+            return
         except ValidationError as exc:
             self._skipped(n, e, INVALID_BLOCK, block, str(exc))
             return
@@ -442,6 +499,12 @@ class LedgerCluster(Cluster):
         led = _ledger(n)
         h = block.header
         self._attest(n, block)  # the ordering set before the block: the one in force for it
+        version = versions.active_version(led.state.activations, h.height)
+        if version > n.implemented:
+            self.checker.fail(f"node {n.id} applied block {h.height} of protocol version "
+                              f"{version}, implementing only {n.implemented}")
+        if version == 2 and versions.active_version(led.state.activations, h.height - 1) == 1:
+            self._count("upgrade:activated")
         result.commit(led.state)
         led.blocks.append(block)
         led.tip = Tip(h.height, block.hash, h.timestamp_ms)
@@ -508,8 +571,11 @@ class LedgerCluster(Cluster):
                 self.checker.fail(f"node {n.id} fetched block {block.height} without a "
                                   f"commit certificate: {verdict.reason}")
                 return
+            if self._halted(n):
+                return
             try:
-                result = execute_block(led.state, led.tip, block, tx_verified=_genuine)
+                result = execute_block(led.state, led.tip, block, tx_verified=_genuine,
+                                       implemented=n.implemented)
             except ValidationError as exc:
                 self.checker.fail(f"node {n.id} refused block {block.height} from block sync: "
                                   f"{exc}")
@@ -534,7 +600,8 @@ class LedgerCluster(Cluster):
         if r.role != LEADER:
             return  # both decisions wait when not leading (claims tested in tests/replica)
         self._maybe_cut(n)
-        self._reconcile(n)
+        if n.raft is not None:  # not stopped for an upgrade while cutting
+            self._reconcile(n)
 
     def _match(self, n: LedgerNode) -> tuple[tuple[int, int], ...]:
         assert n.raft is not None
@@ -566,12 +633,15 @@ class LedgerCluster(Cluster):
             return
         if d.action != CUT:
             return
+        if self._halted(n):
+            return
         txs = n.mempool.reap(d.txs_max, d.bytes_max)
         if not txs:
             return
         index, term = r.log.last_index() + 1, r.term
         block, result = build_block(led.state, led.tip, _key(n.institution), n.institution,
-                                    txs, T0_MS + now_ms, term, index)
+                                    txs, T0_MS + now_ms, term, index,
+                                    implemented=n.implemented)
         try:
             eid = r.propose(block.encoded)
         except ProposalDropped:
@@ -698,6 +768,13 @@ class LedgerCluster(Cluster):
 
     def step(self, propose: bool = True) -> None:
         super().step(propose)
+        if self.p.upgrade and not self.activation_sent:
+            best = max(_ledger(m).tip.height for m in self.nodes.values())
+            if best >= 2:  # the regulator schedules version 2 (through an upgraded node)
+                self.reg_nonce += 1
+                self._submit(activation_tx(best + limits.ACTIVATION_LEAD_BLOCKS_MIN
+                                           + ACTIVATION_SLACK_BLOCKS, self.reg_nonce))
+                self.activation_sent = True
         self._deliver_forwarded()
         self._resubmit()
         self._check_mempools()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Final
 
 from protocol.raft import Raft
 
@@ -95,6 +96,10 @@ def _draw_network_and_crash_faults(p: SimParams, rng: random.Random,
         p.crash_mid_ready_p = rng.choice((0.0, 0.003, 0.01))
 
 
+# The share of ledger schedules that walk a protocol upgrade (tests/sim/ledger.py).
+UPGRADE_SHARE: Final = 0.3
+
+
 def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
                       steps: int) -> SimParams:
     """The ledger model's schedule (tests/sim/ledger.py): the same faults, plus block limits;
@@ -127,6 +132,8 @@ def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | Non
         p.key_loss_p = rng.choice((0.0, 0.01))
     if "compaction" in faults:
         p.keep_entries = keep  # every node compacts, as the node does (no compaction_p)
+    # Drawn last, so the other draws of a seed stay what they were before it existed.
+    p.upgrade = rng.random() < UPGRADE_SHARE
     return p
 
 

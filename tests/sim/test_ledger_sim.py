@@ -104,7 +104,8 @@ def test_keeping_transactions_that_block_sync_committed_is_caught() -> None:
 
 def test_every_broken_decision_has_a_test() -> None:
     assert set(BROKEN_REPLICA) == {"cuts_before_term_commit", "removes_before_adding",
-                                   "restarts_from_stored_applied", "keeps_synced_txs"}
+                                   "restarts_from_stored_applied", "keeps_synced_txs",
+                                   "ignores_activation"}
 
 
 def test_same_seed_same_chain() -> None:
@@ -124,3 +125,28 @@ def test_replay_command_names_the_model(capsys: pytest.CaptureFixture[str]) -> N
         assert "replay: python -m tests.sim --model ledger --seed" in out
     with pytest.raises(SystemExit):
         main(["--broken", "cuts_before_term_commit"])  # a decision needs the ledger model
+
+
+def test_upgrade_schedules_stop_the_old_node_before_the_activation_and_resume_it() -> None:
+    """Schedules with a protocol upgrade (ADR 0025): one node's binary lacks version 2; the
+    regulator schedules it; that node stops before the activation height (never applying a
+    version-2 block), its operator upgrades it, it resumes, and every node ends on the same
+    blocks and state roots, with every acknowledged transaction, under the seed's faults."""
+    seen: dict[str, int] = {}
+    seeds = [s for s in range(200) if params_for(s, None, None, 400, "ledger").upgrade][:8]
+    assert len(seeds) == 8
+    for seed in seeds:
+        out = run_schedule(seed, None, None, 400, model="ledger")
+        assert out.violations == [], (seed, out.violations)
+        for k, v in out.stats.items():
+            seen[k] = seen.get(k, 0) + v
+    assert seen.get("upgrade:activated", 0) >= len(seeds) // 2, seen
+    assert seen.get("upgrade:halted", 0) > 0 and seen.get("upgrade:resumed", 0) > 0, seen
+
+
+def test_a_node_that_ignores_the_activation_is_caught() -> None:
+    seeds = [s for s in range(200) if params_for(s, None, frozenset(), 400, "ledger").upgrade]
+    reasons = [v for seed in seeds[:6]
+               for v in run_schedule(seed, None, frozenset(), 400, broken="ignores_activation",
+                                     model="ledger").violations]
+    assert any("of a version it does not implement" in r for r in reasons), reasons[:3]
