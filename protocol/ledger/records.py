@@ -438,9 +438,9 @@ class Policy:
     assignments: Annotated[tuple[PolicyAssignment, ...],
                            bound(max_len=limits.POLICY_ASSIGNEES_MAX)]
     # The outstanding of its financings not yet repaid, across banks: never above
-    # floor((covered_amount - claimed) * rate_bps / 10000) (docs/domain.md I-26).
+    # floor(covered_amount * rate_bps / 10000) (docs/domain.md I-P1).
     financed: Amount
-    claimed: Amount  # every claim paid under it; never above covered_amount (I-27)
+    claimed: Amount  # every claim paid under it; never above covered_amount (I-P2)
     rate_bps: Count  # the policy advance rate its latest financing was admitted at
     registered_height: Count
 
