@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 
 from node.cli.demo import DAY_MS, Step
-from node.client.sealing import Keyring, data_key_for, salt, seal, wrap
+from node.client.sealing import Keyring, assignment_key, salt, seal
 from protocol import crypto, txtypes, types
 from protocol.sealed import Recipient
 
@@ -50,11 +50,10 @@ def insurance_steps(
 
     details = seal(txtypes.PolicyDetails(salt(), BUYERS, 85, "short-term whole-turnover cover"),
                    "policy.register", POLICY, to(insurer, EXPORTER))
-    data_key = data_key_for(details, rings[insurer])
 
     def assign(to_bank: str) -> txtypes.AssignPolicy:
-        return txtypes.AssignPolicy(POLICY, to_bank, wrap(
-            data_key, Recipient(to_bank, 1, rings[to_bank].public_key)))
+        return txtypes.AssignPolicy(POLICY, to_bank, assignment_key(
+            details, rings[insurer], Recipient(to_bank, 1, rings[to_bank].public_key)))
 
     usd = "USD"
     maturity = now_ms + 90 * DAY_MS

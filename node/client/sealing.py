@@ -426,3 +426,10 @@ def with_assignment_key(raw: Any, policy: dict[str, Any], keyring: Keyring | Non
                 isinstance(a.get("details_key"), dict):
             return {**raw, "keys": [a["details_key"]]}
     return raw
+
+
+def assignment_key(details: Sealed, insurer: Keyring, bank: Recipient,
+                   rng: Random = secrets.token_bytes) -> WrappedKey:
+    """The `details_key` of a `policy.assign`: the policy details' data key, which the insurer
+    opens with its own wrap, wrapped to the bank's current encryption key."""
+    return wrap(data_key_for(details, insurer), bank, rng)

@@ -226,7 +226,7 @@ class Chain:
             assert policy is not None, f"no policy {payload.policy_id} to assign"
             data_key = sealing.data_key_for(policy.details, self.keyring(signer))
             return replace(payload, details_key=self.sealer.wrap(
-                data_key, self.recipient(payload.bank)))
+                data_key, self.recipient(payload.bank)))  # sealing.assignment_key, seeded
         if isinstance(payload, txtypes.GrantConsent) and not payload.file_keys:
             return replace(payload, file_keys=self.consent_file_keys(signer, payload.bank))
         if isinstance(payload, txtypes.RevokeConsent) and payload.file_key is None:
