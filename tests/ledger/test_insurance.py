@@ -343,3 +343,15 @@ def test_claim_refusals(assigned: Chain) -> None:
     c.ok(INSURER, claim("C-2", "P-1", "", 90_000))
     assert code(c, INSURER, claim("C-3", "P-1", "", 1)) == codes.CLAIM_EXCEEDS_COVER
     assert pol(c).claimed == 100_000
+
+
+def test_the_largest_policy_details_seal_and_fit_in_a_transaction(ins: Chain) -> None:
+    buyers = tuple(f"{i}" + "B" * (limits.NAME_CHARS_MAX - 1)
+                   for i in range(limits.POLICY_BUYERS_MAX))
+    details = txtypes.PolicyDetails(bytes(limits.SEALED_SALT_BYTES), buyers,
+                                    limits.POLICY_PREMIUM_BPS_MAX, "n" * limits.TEXT_CHARS_MAX)
+    p = dataclasses.replace(policy(ins, "P-" + "9" * (limits.RECORD_ID_CHARS_MAX - 2),
+                                   limits.AMOUNT_MINOR_MAX), details=details)
+    tx = ins.tx(INSURER, p)
+    assert len(tx.encoded) <= limits.TX_BYTES_MAX
+    assert ins.apply(tx)[0].ok
