@@ -355,3 +355,12 @@ def test_the_largest_policy_details_seal_and_fit_in_a_transaction(ins: Chain) ->
     tx = ins.tx(INSURER, p)
     assert len(tx.encoded) <= limits.TX_BYTES_MAX
     assert ins.apply(tx)[0].ok
+
+
+def test_a_class_b_exporter_gets_only_the_class_b_tenor(assigned: Chain) -> None:
+    c = assigned
+    c.ok(REG, txtypes.SetFxClass(EXPORTER, "B"))
+    tenor = c.state.params.class_b_tenor_max_ms
+    late = finance(c, "PF-1", "P-1", 1, maturity_ms=c.time_ms + 1000 + tenor + 1)
+    assert code(c, BANK_A, late) == codes.FX_CLASS_B_TENOR
+    c.ok(BANK_A, finance(c, "PF-1", "P-1", 1, maturity_ms=c.time_ms + 1000 + tenor))
