@@ -205,3 +205,15 @@ ACTIVATION_LEAD_BLOCKS_MIN: Final = 10
 ACTIVATION_LEAD_BLOCKS_MAX: Final = 200_000
 # Activations the ledger keeps (every version ever activated or pending, in order).
 PROTOCOL_ACTIVATIONS_MAX: Final = PROTOCOL_VERSION_MAX
+
+# issue 17: export credit-insurance policies (protocol/ledger/handlers_insurance.py) ---------
+# A policy expires at most this long after the block that registers it (three years: medium-
+# term export credit cover; short-term cover is a year or less).
+POLICY_VALIDITY_MS_MAX: Final = 3 * 366 * 24 * 60 * 60 * 1000
+# Banks a policy's indemnity rights may be assigned to (each holds the details' data key).
+POLICY_ASSIGNEES_MAX: Final = 8
+# Buyers named in a policy's sealed details (eight names and a full note still seal within
+# SEALED_CIPHERTEXT_BYTES_MAX, and the transaction within TX_BYTES_MAX).
+POLICY_BUYERS_MAX: Final = 8
+# The premium rate in a policy's sealed details, in basis points (100%).
+POLICY_PREMIUM_BPS_MAX: Final = 10_000

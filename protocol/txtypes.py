@@ -692,3 +692,99 @@ class RekeyEnterprise(Payload):
 
     uscc: Uscc
     new_public_key: PublicKey
+
+
+# ------------------------------------------------------------------------------ issue 17: insurance
+# Export credit-insurance policy financing (protocol version 2; docs/domain.md §4.9): an insurer
+# registers a policy covering an exporter's sales to named buyers, assigns its indemnity rights
+# to banks, and pays claims; an assignee bank finances the exporter against the policy.
+
+PolicyBuyer = Annotated[str, _fmt("text", max_len=limits.NAME_CHARS_MAX)]
+
+
+@dataclass(frozen=True)
+class PolicyDetails(Payload):
+    """The confidential part of a policy: who the insured buyers are, the premium, a note."""
+
+    salt: Salt
+    buyers: Annotated[tuple[PolicyBuyer, ...], bound(min_len=1,
+                                                     max_len=limits.POLICY_BUYERS_MAX)]
+    premium_rate_bps: Annotated[int, bound(min_value=0, max_value=limits.POLICY_PREMIUM_BPS_MAX)]
+    note: Text
+
+
+@_register("policy.register", ROLE_INSURER, since=2)
+@dataclass(frozen=True)
+class RegisterPolicy(Payload):
+    """A policy covering `exporter`'s receivables up to `covered_amount` (minor units of
+    `currency`), valid from `starts_ms` until `expires_ms` (block time). `details` is a sealed
+    `PolicyDetails` for the insurer, the regulators and the exporter (if it holds a key)."""
+
+    policy_id: RecordId
+    exporter: Uscc
+    covered_amount: Amount
+    currency: Currency
+    starts_ms: TimeMs
+    expires_ms: TimeMs
+    details: Sealed
+
+
+@_register("policy.assign", ROLE_INSURER, since=2)
+@dataclass(frozen=True)
+class AssignPolicy(Payload):
+    """Assign the policy's indemnity rights to `bank` (the security a bank lends against).
+    `details_key` is the details' data key wrapped to the bank's current encryption key, so the
+    bank reads the buyers it lends against. Assigning again replaces the wrap (a rekeyed bank)."""
+
+    policy_id: RecordId
+    bank: InstitutionId
+    details_key: WrappedKey
+
+
+@_register("policy.cancel", ROLE_INSURER, since=2)
+@dataclass(frozen=True)
+class CancelPolicy(Payload):
+    """From now on the policy funds nothing new; financings already made keep their claim."""
+
+    policy_id: RecordId
+    reason: NonEmptyText
+
+
+@_register("policy.finance", ROLE_BANK, since=2)
+@dataclass(frozen=True)
+class FinancePolicy(Payload):
+    """An assignee bank pays out `principal` (the policy's currency) to the insured exporter
+    `uscc`, due by `maturity_ms`."""
+
+    financing_id: RecordId
+    policy_id: RecordId
+    uscc: Uscc
+    principal: Amount
+    currency: Currency
+    maturity_ms: TimeMs
+
+
+@_register("policy.repay", ROLE_BANK, since=2)
+@dataclass(frozen=True)
+class RepayPolicyFinancing(Payload):
+    """The lending bank records a repayment by the exporter."""
+
+    financing_id: RecordId
+    amount: Amount
+
+
+@_register("policy.claim", ROLE_INSURER, since=2)
+@dataclass(frozen=True)
+class PayPolicyClaim(Payload):
+    """The insurer records an indemnity of `amount` it paid under the policy. The assigned
+    rights make it repay the financing `financing_id` first (up to its outstanding); the rest
+    is the exporter's. `financing_id` "" names no financing (nothing was lent against it)."""
+
+    claim_id: RecordId
+    policy_id: RecordId
+    financing_id: OptionalRecordId
+    amount: Amount
+
+
+SEALED_FIELDS["policy.register"] = SealedField("details", PolicyDetails, "policy", "policy_id")
+SEALED_DETAILS["policy.register"] = PolicyDetails

@@ -30,6 +30,8 @@ RECORD_QUERIES: Final = {
     "institution": "institution.get", "enterprise": "enterprise.get",
     "declaration": "declaration.get", "financing": "financing.get",
     "taxform": "taxform.get", "payment": "payment.get", "proceeds": "proceeds.get",
+    # issue 17: insurance
+    "policy": "policy.get", "policy_financing": "policy.financing",
 }
 
 
@@ -175,7 +177,8 @@ def _cmd_query_record(args: argparse.Namespace) -> int:
     method = RECORD_QUERIES[args.query]
     param = {"institution": "institution", "enterprise": "uscc",
              "declaration": "declaration_no", "financing": "financing_id",
-             "taxform": "form_no", "payment": "payment_id", "proceeds": "proceeds_id"}
+             "taxform": "form_no", "payment": "payment_id", "proceeds": "proceeds_id",
+             "policy": "policy_id", "policy_financing": "financing_id"}  # issue 17
     keyring = None
     if args.keyring:
         keyring = Keyring.load(args.keyring)

@@ -343,6 +343,8 @@ def open_record(answer: Any, keyring: Keyring | None,
         record = dict(record)
         tx_type, record_id = _KIND_TX[kind], str(record.get(id_field, ""))
         raw = record[spec.field]
+        if kind == "policy":  # issue 17: an assignee bank opens through its assignment
+            raw = with_assignment_key(raw, record, keyring)
         record[spec.field] = ([_opened(r, tx_type, record_id, keyring, file_keys) for r in raw]
                               if isinstance(raw, list)
                               else _opened(raw, tx_type, record_id, keyring, file_keys))
@@ -406,3 +408,28 @@ __all__ = [
     "seal_values_async",
     "wrap",
 ]
+
+
+# ------------------------------------------------------------------------------ issue 17: insurance
+
+_VIEWS["policy"] = ("policy", "policy_id")
+
+
+def with_assignment_key(raw: Any, policy: dict[str, Any], keyring: Keyring | None) -> Any:
+    """A policy's sealed details (as JSON) as the keyring's party reaches them: through its own
+    wrap, or, for an assignee bank, through the wrap its assignment carries (docs/domain.md
+    §4.9)."""
+    if keyring is None or not isinstance(raw, dict):
+        return raw
+    for a in policy.get("assignments", ()):
+        if isinstance(a, dict) and a.get("bank") == keyring.party and \
+                isinstance(a.get("details_key"), dict):
+            return {**raw, "keys": [a["details_key"]]}
+    return raw
+
+
+def assignment_key(details: Sealed, insurer: Keyring, bank: Recipient,
+                   rng: Random = secrets.token_bytes) -> WrappedKey:
+    """The `details_key` of a `policy.assign`: the policy details' data key, which the insurer
+    opens with its own wrap, wrapped to the bank's current encryption key."""
+    return wrap(data_key_for(details, insurer), bank, rng)

@@ -87,7 +87,9 @@ REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         codes.COLLATERAL_SHORTFALL, codes.FINANCING_LAPSED, codes.FX_CLASS_B_TENOR,
         codes.FX_RATE_MISSING, codes.NO_PLEDGES, codes.RECEIVABLE_COLLECTED,
         codes.RECEIVABLE_TOO_OLD, codes.TOO_MANY_FINANCINGS, codes.TOO_MANY_PLEDGES,
-        codes.REASON_REQUIRED})),
+        codes.REASON_REQUIRED,
+        # issue 17: insurance
+        *codes.INSURANCE_TX_CODES})),
     (REJECTED_PAYMENT, "payment", frozenset({
         codes.PAYMENT_EXISTS, codes.PROCEEDS_EXISTS, codes.PROCEEDS_EXCEED_VALUE,
         codes.FORM_EXISTS, codes.UNKNOWN_FORM, codes.FORM_REVOKED, codes.FORM_EXCEEDED,

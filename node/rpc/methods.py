@@ -42,7 +42,7 @@ from node.storage import backup
 from node.storage.store import StorageError, TxRecord
 from protocol import codec, limits, types, versions
 from protocol.errors import DecodeError
-from protocol.ledger import keys, notices, queries, records
+from protocol.ledger import keys, notices, queries, queries_insurance, records
 from protocol.ledger.state import State
 from protocol.txtypes import ROLE_REGULATOR
 
@@ -782,3 +782,52 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("admin.compact", api.admin_compact, summary=admin + "Compact this node's LevelDB in "
         "the background; one admin job at a time.", result=s.OBJECT, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))
+    register_insurance(dispatcher, api)  # issue 17: insurance
+
+
+# ------------------------------------------------------------------------------ issue 17: insurance
+
+
+def register_insurance(dispatcher: Dispatcher, api: Api) -> None:
+    """Export credit-insurance policies (protocol version 2; docs/domain.md §4.9): member
+    reads; a policy's sealed details stay sealed (its parties and assignees open them)."""
+    s = schema
+    add = dispatcher.add
+
+    async def policy_financings(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        after, limit = api._page(params)
+        if ("policy_id" in params) == ("bank" in params):
+            raise invalid_params("give one of policy_id (a policy's financings) or bank (a "
+                                 "bank's policy financings)")
+        if "policy_id" in params:
+            page = queries_insurance.financings_of_policy(
+                api.state, _text(params, "policy_id"), after, limit)
+        else:
+            page = queries_insurance.policy_financings_of_bank(
+                api.state, _text(params, "bank", 64), after, limit)
+        return api._page_json(page)
+
+    async def policy_claims(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        after, limit = api._page(params)
+        return api._page_json(queries_insurance.claims_of_policy(
+            api.state, _text(params, "policy_id"), after, limit))
+
+    page = (Param("after", s.RECORD_ID, description="the next_after of the previous page"),
+            Param("limit", s.int_range(1, limits.QUERY_PAGE_ITEMS_MAX)))
+    add("policy.get", api.record_getter("policy", "policy_id"),
+        (Param("policy_id", s.RECORD_ID, True),),
+        summary="An export credit-insurance policy (sealed details, assignments, financed and "
+        "claimed totals) with whether it is live, its cap and what may still be financed "
+        "against it, and its history.", result=s.OBJECT, errors=(E.NOT_FOUND,))
+    add("policy.financing", api.record_getter("policy_financing", "financing_id"),
+        (Param("financing_id", s.RECORD_ID, True),),
+        summary="A financing against a policy with its outstanding and history.",
+        result=s.OBJECT, errors=(E.NOT_FOUND,))
+    add("policy.financings", policy_financings, (
+        Param("policy_id", s.RECORD_ID, description="the financings against this policy"),
+        Param("bank", s.text(64), description="or this bank's policy financings"), *page),
+        summary="Financings against a policy, or a bank's policy financings, by id, paged.",
+        result=s.OBJECT)
+    add("policy.claims", policy_claims, (Param("policy_id", s.RECORD_ID, True), *page),
+        summary="The claims an insurer paid under a policy, by claim id, paged.",
+        result=s.OBJECT)

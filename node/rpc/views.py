@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Final
 
-from protocol.ledger import keys, queries, records
+from protocol.ledger import keys, queries, queries_insurance, records
 from protocol.ledger.state import State
 
 # kind -> state key of one record of that kind
@@ -18,6 +18,9 @@ RECORD_KEYS: Final[dict[str, Callable[[str], bytes]]] = {
     "taxform": keys.tax_form,
     "payment": keys.payment,
     "proceeds": keys.proceeds,
+    # issue 17: insurance (views at the end of this module)
+    "policy": keys.policy,
+    "policy_financing": keys.policy_financing,
 }
 RECORD_KINDS: Final = tuple(RECORD_KEYS)
 RECORD_ID_CHARS_MAX: Final = 128
@@ -104,3 +107,23 @@ def credit_read_json(read: queries.CreditFileRead) -> dict[str, Any]:
 
 def institutions_json(state: State) -> list[dict[str, Any]]:
     return [plain(r) for _, r in state.scan(keys.INSTITUTION, records.InstitutionRecord)]
+
+
+# ------------------------------------------------------------------------------ issue 17: insurance
+
+
+def policy_json(state: State, policy_id: str) -> dict[str, Any]:
+    """The policy (its details sealed), whether it is live, its cap and what it may still
+    fund."""
+    v = queries_insurance.policy_view(state, policy_id)
+    return {"policy": plain(v.policy), "live": v.live, "cap": v.cap, "remaining": v.remaining,
+            "history": history_json(v.history)}
+
+
+def policy_financing_json(state: State, financing_id: str) -> dict[str, Any]:
+    v = queries_insurance.policy_financing_view(state, financing_id)
+    return {"financing": plain(v.financing), "outstanding": v.outstanding,
+            "history": history_json(v.history)}
+
+
+RECORD_VIEWS.update({"policy": policy_json, "policy_financing": policy_financing_json})

@@ -21,6 +21,7 @@ from protocol.ledger import (
     codes,
     handlers_enterprise,
     handlers_financing,
+    handlers_insurance,
     handlers_regulator,
     handlers_sealed,
     handlers_trade,
@@ -76,6 +77,13 @@ HANDLERS: Final[dict[str, Handler]] = {
     "declaration.cancel": handlers_trade.cancel_declaration,
     "taxform.register": handlers_trade.register_tax_form,
     "taxform.revoke": handlers_trade.revoke_tax_form,
+    # issue 17: insurance (protocol version 2)
+    "policy.register": handlers_insurance.register_policy,
+    "policy.assign": handlers_insurance.assign_policy,
+    "policy.cancel": handlers_insurance.cancel_policy,
+    "policy.finance": handlers_insurance.finance_policy,
+    "policy.repay": handlers_insurance.repay_policy_financing,
+    "policy.claim": handlers_insurance.pay_claim,
 }
 
 if set(HANDLERS) != set(REGISTRY):

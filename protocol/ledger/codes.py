@@ -161,6 +161,24 @@ NO_ACTIVATION: Final = "NO_ACTIVATION"  # cancel: that version is not scheduled
 VERSION_ACTIVE: Final = "VERSION_ACTIVE"  # cancel: its height has been reached
 NOT_LATEST_ACTIVATION: Final = "NOT_LATEST_ACTIVATION"  # cancel: a later one is scheduled
 
+# --- issue 17: insurance (export credit-insurance policies; docs/domain.md §4.9) ----------------
+POLICY_EXISTS: Final = "POLICY_EXISTS"
+UNKNOWN_POLICY: Final = "UNKNOWN_POLICY"
+BAD_VALIDITY: Final = "BAD_VALIDITY"  # starts/expires out of order, past, or too far ahead
+NOT_POLICY_INSURER: Final = "NOT_POLICY_INSURER"  # only the policy's own insurer acts on it
+POLICY_CANCELLED: Final = "POLICY_CANCELLED"
+POLICY_EXPIRED: Final = "POLICY_EXPIRED"
+POLICY_NOT_STARTED: Final = "POLICY_NOT_STARTED"
+POLICY_NOT_ASSIGNED: Final = "POLICY_NOT_ASSIGNED"  # the bank is not an assignee
+TOO_MANY_ASSIGNEES: Final = "TOO_MANY_ASSIGNEES"
+POLICY_OVER_FINANCED: Final = "POLICY_OVER_FINANCED"  # the headline guarantee (I-P1)
+CLAIM_EXISTS: Final = "CLAIM_EXISTS"
+CLAIM_EXCEEDS_COVER: Final = "CLAIM_EXCEEDS_COVER"  # claims never exceed the cover (I-P2)
+INSURANCE_TX_CODES: Final = frozenset({
+    POLICY_EXISTS, UNKNOWN_POLICY, BAD_VALIDITY, NOT_POLICY_INSURER, POLICY_CANCELLED,
+    POLICY_EXPIRED, POLICY_NOT_STARTED, POLICY_NOT_ASSIGNED, TOO_MANY_ASSIGNEES,
+    POLICY_OVER_FINANCED, CLAIM_EXISTS, CLAIM_EXCEEDS_COVER})
+
 # --- history entries of time-driven transitions (never in receipts; docs/domain.md §4.2) ------
 CLOCK_LAPSE: Final = "clock.lapse"
 CLOCK_OVERDUE: Final = "clock.overdue"
@@ -206,6 +224,8 @@ ALL_TX_CODES: Final = frozenset({
     # issue 17
     TYPE_NOT_ACTIVE, UNKNOWN_VERSION, VERSION_SCHEDULED, ACTIVATION_PAST, ACTIVATION_TOO_SOON,
     ACTIVATION_TOO_FAR, NO_ACTIVATION, VERSION_ACTIVE, NOT_LATEST_ACTIVATION,
+    # issue 17: insurance
+    *INSURANCE_TX_CODES,
 })
 
 # No longer produced since issue 15 (customs is the authority of record, docs/domain.md I-12);

@@ -39,6 +39,14 @@ A key is a table tag, then its fields, each preceded by a NUL byte::
     exp\\0<expires_at_ms:8><signer>\\0<nonce>   Marker: nonces by expiry (derived index)
     smt\\0<depth:1><path nibbles>        state-root tree record (derived, see smt.py)
 
+Issue 17, insurance (protocol version 2; docs/domain.md §4.9)::
+
+    pol\\0<policy id>                     Policy (with its assignments)
+    pclm\\0<policy id>\\0<claim id>        PolicyClaim
+    pfin\\0<financing id>                  PolicyFinancing
+    ppfin\\0<policy id>\\0<financing id>   Marker: financings by policy
+    bpfin\\0<bank id>\\0<financing id>     Marker: policy financings by bank
+
 Identifiers never contain NUL (the codec refuses control characters) and every table has a
 fixed number of fields, so the layout is unambiguous and a record's history is the key range
 ``hist\\0<record key>\\0``. Integers are big-endian, so byte order is numeric order.
@@ -300,3 +308,32 @@ def clock_history(record_key: bytes, height: int) -> bytes:
 def is_rooted(key: bytes) -> bool:
     """Whether the state root covers `key`."""
     return not key.startswith(UNROOTED)
+
+
+# ------------------------------------------------------------------------------ issue 17: insurance
+
+POLICY: Final = b"pol\x00"
+POLICY_CLAIM: Final = b"pclm\x00"
+POLICY_FINANCING: Final = b"pfin\x00"
+POLICY_FINANCINGS: Final = b"ppfin\x00"
+BANK_POLICY_FINANCINGS: Final = b"bpfin\x00"
+
+
+def policy(policy_id: str) -> bytes:
+    return POLICY + _s(policy_id)
+
+
+def policy_claim(policy_id: str, claim_id: str) -> bytes:
+    return POLICY_CLAIM + _s(policy_id) + SEP + _s(claim_id)
+
+
+def policy_financing(financing_id: str) -> bytes:
+    return POLICY_FINANCING + _s(financing_id)
+
+
+def policy_financings_prefix(policy_id: str) -> bytes:
+    return POLICY_FINANCINGS + _s(policy_id) + SEP
+
+
+def bank_policy_financings_prefix(bank: str) -> bytes:
+    return BANK_POLICY_FINANCINGS + _s(bank) + SEP

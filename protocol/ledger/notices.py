@@ -151,6 +151,9 @@ RECORDS: Final[dict[str, tuple[Callable[[Any], bytes], type]]] = {
     "payment": (lambda p: keys.payment(p.payment_id), records.OutboundPayment),
     "mandate": (lambda p: keys.mandate(p.uscc, p.bank), records.Mandate),
     "review": (lambda p: keys.review(p.payer, p.review_id), records.PaymentReview),
+    "policy": (lambda p: keys.policy(p.policy_id), records.Policy),
+    "policy_financing": (lambda p: keys.policy_financing(p.financing_id),
+                         records.PolicyFinancing),
 }
 
 _FIN_USCC, _FIN_BANK = via("financing", "uscc"), via("financing", "bank")
@@ -190,6 +193,15 @@ CONCERNS: Final[dict[str, Concern]] = {
     "payment.outbound": Concern("payment", "payment_id", payload("payer"), SIGNER),
     "payment.reverse": Concern("payment", "payment_id", via("payment", "payer"), SIGNER),
     "payment.inbound": Concern("proceeds", "proceeds_id", payload("exporter"), SIGNER),
+    # protocol version 2: credit-insurance policies (docs/domain.md §4.9). The claim is the
+    # insurer's dealing; the lending bank hears of it on its financing (sub.record).
+    "policy.register": Concern("policy", "policy_id", payload("exporter"), SIGNER),
+    "policy.assign": Concern("policy", "policy_id", via("policy", "exporter"), payload("bank")),
+    "policy.cancel": Concern("policy", "policy_id", via("policy", "exporter"), SIGNER),
+    "policy.claim": Concern("policy", "policy_id", via("policy", "exporter"), SIGNER),
+    "policy.finance": Concern("policy_financing", "financing_id", payload("uscc"), SIGNER),
+    "policy.repay": Concern("policy_financing", "financing_id",
+                            via("policy_financing", "uscc"), SIGNER),
 }
 
 

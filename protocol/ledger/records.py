@@ -405,3 +405,79 @@ class HistoryEntry:
 @dataclass(frozen=True)
 class Marker:
     """An empty value (index entries whose key says everything)."""
+
+
+# ------------------------------------------------------------------------------ issue 17: insurance
+# Export credit-insurance policies and the financings against them (protocol version 2;
+# docs/domain.md §4.9). Statuses: a policy is `active` or `cancelled` (expiry is a matter of
+# the block time); a policy financing is `disbursed` until repaid, then `repaid`.
+
+
+@dataclass(frozen=True)
+class PolicyAssignment:
+    """The policy's indemnity rights assigned to a bank, with the details' data key wrapped
+    to the bank (at its encryption key version when assigned)."""
+
+    bank: Id
+    details_key: WrappedKey
+    height: Count
+
+
+@dataclass(frozen=True)
+class Policy:
+    policy_id: Id
+    insurer: Id
+    exporter: Id
+    covered_amount: Amount
+    currency: Id
+    starts_ms: Count
+    expires_ms: Count
+    details: Sealed  # PolicyDetails: buyers, premium rate, note (ADR 0024)
+    status: Id  # active or cancelled
+    cancel_reason: Str
+    assignments: Annotated[tuple[PolicyAssignment, ...],
+                           bound(max_len=limits.POLICY_ASSIGNEES_MAX)]
+    # The outstanding of its financings not yet repaid, across banks: never above
+    # floor(covered_amount * rate_bps / 10000) (docs/domain.md I-P1).
+    financed: Amount
+    claimed: Amount  # every claim paid under it; never above covered_amount (I-P2)
+    rate_bps: Count  # the policy advance rate its latest financing was admitted at
+    registered_height: Count
+
+    def assignee(self, bank: str) -> PolicyAssignment | None:
+        return next((a for a in self.assignments if a.bank == bank), None)
+
+
+@dataclass(frozen=True)
+class PolicyFinancing:
+    financing_id: Id
+    policy_id: Id
+    bank: Id
+    uscc: Id
+    principal: Amount
+    currency: Id
+    maturity_ms: Count
+    status: Id  # disbursed or repaid
+    repaid: Amount  # by the exporter (policy.repay)
+    claimed: Amount  # by the insurer's claims (policy.claim)
+    opened_height: Count
+    opened_ms: Count
+    updated_height: Count
+
+    @property
+    def outstanding(self) -> int:
+        return self.principal - self.repaid - self.claimed
+
+
+@dataclass(frozen=True)
+class PolicyClaim:
+    """An indemnity the insurer paid under a policy. Assigned, it repays the named financing
+    first (up to its outstanding); the rest is the exporter's."""
+
+    claim_id: Id
+    policy_id: Id
+    financing_id: Id  # "" when no financing is named: it all went to the exporter
+    insurer: Id
+    amount: Amount  # the indemnity paid; counts against the cover
+    applied: Amount  # the part that repaid the financing (at most its outstanding)
+    height: Count

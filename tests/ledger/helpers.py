@@ -206,6 +206,8 @@ class Chain:
                 who, rid, cf = (decl.exporter if decl else ""), payload.declaration_no, ""
             elif isinstance(payload, txtypes.RegisterTaxForm):
                 who, rid, cf = payload.payer, payload.form_no, ""
+            elif isinstance(payload, txtypes.RegisterPolicy):  # issue 17: insurance
+                who, rid, cf = payload.exporter, payload.policy_id, ""
             else:
                 assert isinstance(payload, txtypes.RecordCredit)
                 who, rid, cf = payload.uscc, payload.entry_id, payload.uscc
@@ -218,6 +220,13 @@ class Chain:
                 t, payload.TYPE, payload.financing_id,
                 self.recipients(signer, enterprise=payload.uscc)) for t in payload.terms)
             return replace(payload, terms=terms)
+        if isinstance(payload, txtypes.AssignPolicy) and payload.details_key is None:
+            # issue 17: insurance: the insurer wraps the details' data key to the bank
+            policy = self.state.get(keys.policy(payload.policy_id), records.Policy)
+            assert policy is not None, f"no policy {payload.policy_id} to assign"
+            data_key = sealing.data_key_for(policy.details, self.keyring(signer))
+            return replace(payload, details_key=self.sealer.wrap(
+                data_key, self.recipient(payload.bank)))  # sealing.assignment_key, seeded
         if isinstance(payload, txtypes.GrantConsent) and not payload.file_keys:
             return replace(payload, file_keys=self.consent_file_keys(signer, payload.bank))
         if isinstance(payload, txtypes.RevokeConsent) and payload.file_key is None:

@@ -160,6 +160,30 @@ def test_replaying_from_genesis_reproduces_every_root_across_the_activation() ->
         replayed.commit(state)
 
 
+def test_a_block_carrying_a_later_versions_type_is_invalid_below_its_activation(
+        chain: Chain) -> None:
+    """A binary without version 2 cannot even decode a block with a version-2 type, so every
+    node refuses such a block below the activation alike (and admission refuses the type)."""
+    later = chain.tx(REG, txtypes.CancelPolicy("P-1", "too early"))
+    assert txtypes.REGISTRY[later.type].SINCE == 2
+    block = chain.make_block([later])
+    with pytest.raises(ValidationError) as err:
+        validation.validate_basic_block(block, chain_id=block.header.chain_id,
+                                        registry=chain.state, orderers=(BANK_A,),
+                                        params=chain.state.params, protocol_version=1)
+    assert err.value.code == validation.TYPE_NOT_ACTIVE
+    with pytest.raises(ValidationError) as err:
+        validation.validate_basic_tx(later, chain_id=later.chain_id, registry=chain.state,
+                                     protocol_version=chain.state.protocol_version(
+                                         chain.height + 1))
+    assert err.value.code == validation.TYPE_NOT_ACTIVE
+    assert chain.apply(later)[0].code == codes.TYPE_NOT_ACTIVE  # the ledger's second line
+    chain.activate(2)
+    validation.validate_basic_block(chain.make_block([chain.tx(
+        REG, txtypes.CancelPolicy("P-1", "now it exists"))]), chain_id=block.header.chain_id,
+        registry=chain.state, orderers=(BANK_A,), params=chain.state.params, protocol_version=2)
+
+
 def test_required_upgrade_names_the_first_version_beyond_the_binary() -> None:
     acts = (versions.Activation(2, 100, 50), versions.Activation(3, 200, 60))
     assert versions.required_upgrade(acts, 99, 1) is None
