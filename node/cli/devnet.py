@@ -21,13 +21,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
-from node.cli.demo import headline_steps
+from node.cli.demo import Step, headline_steps
 from node.cli.netgen import generate_network
 from node.client.transport import RpcClient, RpcError
 from node.keys import generate_key, read_key_file
-from protocol import types
+from protocol import crypto, types
 from protocol.errors import CrossbillError
 from protocol.genesis import load_genesis
 
@@ -212,22 +213,65 @@ def down(root: pathlib.Path, out: Callable[[str], None] = print) -> None:
 def demo(root: pathlib.Path, out: Callable[[str], None] = print) -> float:
     """Walk the headline workflow via RPC; every step must commit on every node. Returns the
     total seconds."""
-    description = load(root)
-    genesis = load_genesis((root / "genesis.json").read_bytes())
-    passphrase = (root / "passphrase").read_text().splitlines()[0]
-    keys = {n["name"]: read_key_file(root / n["name"] / "institution.key", passphrase)
-            for n in description["nodes"]}
-    clients = {n["name"]: client(description, n, STEP_TIMEOUT_S)
-               for n in description["nodes"]}
-    steps = headline_steps(genesis, keys, int(time.time() * 1000), generate_key())
-    first_bank = next(n["name"] for n in description["nodes"] if n["role"] == "bank")
-    scheme = "https (TLS)" if description.get("ca_file") else "plain http"
-    out(f"headline workflow on {len(clients)} nodes of {genesis.chain_id}, RPC over {scheme}")
-    started = time.perf_counter()
+    session = DemoSession.open(root)
+    steps = headline_steps(session.genesis, session.keys, int(time.time() * 1000),
+                           generate_key())
+    scheme = "https (TLS)" if session.description.get("ca_file") else "plain http"
+    out(f"headline workflow on {len(session.clients)} nodes of {session.genesis.chain_id}, "
+        f"RPC over {scheme}")
     try:
+        return session.walk(steps, out)
+    finally:
+        session.close()
+
+
+@dataclass
+class DemoSession:
+    """A devnet's description, genesis, institution keys and one RPC client per node."""
+
+    root: pathlib.Path
+    description: dict[str, Any]
+    genesis: types.ConsortiumConfig
+    keys: dict[str, crypto.PrivateKey]
+    clients: dict[str, RpcClient]
+
+    @classmethod
+    def open(cls, root: pathlib.Path) -> DemoSession:
+        description = load(root)
+        genesis = load_genesis((root / "genesis.json").read_bytes())
+        passphrase = (root / "passphrase").read_text().splitlines()[0]
+        keys = {n["name"]: read_key_file(root / n["name"] / "institution.key", passphrase)
+                for n in description["nodes"]}
+        clients = {n["name"]: client(description, n, STEP_TIMEOUT_S)
+                   for n in description["nodes"]}
+        return cls(root, description, genesis, keys, clients)
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+
+    @property
+    def first_bank(self) -> str:
+        return str(next(n["name"] for n in self.description["nodes"] if n["role"] == "bank"))
+
+    def commit(self, tx: types.Tx) -> dict[str, Any]:
+        """Submit through the signer's node (a bank's for a party without one); wait until
+        every node holds it; the receipt."""
+        signer = self.clients.get(tx.signer) or self.clients[self.first_bank]
+        reply = signer.submit(tx, wait=True, timeout_ms=int(STEP_TIMEOUT_S * 1000))
+        if reply["status"] != "committed":
+            raise DevnetError(f"{tx.type} {tx.id.hex()[:16]} did not commit in "
+                              f"{STEP_TIMEOUT_S} s")
+        _wait_everywhere(self.clients, tx.id, time.perf_counter() + STEP_TIMEOUT_S)
+        receipt: dict[str, Any] = reply["receipt"]
+        return receipt
+
+    def walk(self, steps: list[Step], out: Callable[[str], None]) -> float:
+        """Each step signed, submitted, committed on every node, with the expected code."""
+        started = time.perf_counter()
         for i, step in enumerate(steps, 1):
             t0 = time.perf_counter()
-            signer = clients.get(step.tx.signer) or clients[first_bank]
+            signer = self.clients.get(step.tx.signer) or self.clients[self.first_bank]
             reply = signer.submit(step.tx, wait=True, timeout_ms=int(STEP_TIMEOUT_S * 1000))
             if reply["status"] != "committed":
                 raise DevnetError(f"step {step.title!r} did not commit in {STEP_TIMEOUT_S} s")
@@ -236,18 +280,15 @@ def demo(root: pathlib.Path, out: Callable[[str], None] = print) -> float:
             if code != step.expect_code:
                 raise DevnetError(f"step {step.title!r}: expected {step.expect_code}, the "
                                   f"ledger said {code}: {reply['receipt']['message']}")
-            _wait_everywhere(clients, step.tx.id, t0 + STEP_TIMEOUT_S)
+            _wait_everywhere(self.clients, step.tx.id, t0 + STEP_TIMEOUT_S)
             everywhere = time.perf_counter() - t0
             out(f"  {i:>2}. {step.title:<66} {code:<20} committed "
-                f"{committed * 1000:6.0f} ms, on all {len(clients)} nodes "
+                f"{committed * 1000:6.0f} ms, on all {len(self.clients)} nodes "
                 f"{everywhere * 1000:6.0f} ms")
-    finally:
-        for c in clients.values():
-            c.close()
-    total = time.perf_counter() - started
-    out(f"total: {len(steps)} steps, each signed, ordered, replicated and committed on every "
-        f"node, in {total:.2f} s")
-    return total
+        total = time.perf_counter() - started
+        out(f"total: {len(steps)} steps, each signed, ordered, replicated and committed on "
+            f"every node, in {total:.2f} s")
+        return total
 
 
 def _wait_everywhere(clients: dict[str, RpcClient], tx_id: bytes, deadline: float) -> None:

@@ -165,7 +165,12 @@ def _cmd_devnet_down(args: argparse.Namespace) -> int:
 def _cmd_devnet_demo(args: argparse.Namespace) -> int:
     from node.cli import devnet
 
-    devnet.demo(args.dir)
+    if args.scenario == "headline":
+        devnet.demo(args.dir)
+    else:
+        from node.cli import scenarios
+
+        scenarios.demo(args.dir, args.scenario)
     return 0
 
 
@@ -271,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--base-port", type=int, default=7100,
                            help="p2p ports base+1.., RPC base+101.., metrics base+201..")
             p.add_argument("--no-tls", action="store_true", help=NO_TLS_HELP)
+        if name == "demo":
+            p.add_argument("--scenario", default="headline",
+                           choices=("headline", "insurance", "capital"),
+                           help="headline: docs/domain.md's headline workflow (default); "
+                           "insurance, capital: a scenario of protocol version 2, which the "
+                           "demo activates first if the devnet is still at version 1")
         p.set_defaults(func=func)
     run = dev_sub.add_parser("run", help="up, demo and down in one go")
     run.add_argument("--dir", type=pathlib.Path, help="default: a new temporary directory")
