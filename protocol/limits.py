@@ -205,3 +205,8 @@ ACTIVATION_LEAD_BLOCKS_MIN: Final = 10
 ACTIVATION_LEAD_BLOCKS_MAX: Final = 200_000
 # Activations the ledger keeps (every version ever activated or pending, in order).
 PROTOCOL_ACTIVATIONS_MAX: Final = PROTOCOL_VERSION_MAX
+
+# issue 17: capital-account income payments (protocol/ledger/handlers_capital.py) -----------
+# A supporting document that expires does so at most this long after the block registering it
+# (about ten years: a foreign-debt registration's term).
+DOCUMENT_VALIDITY_MS_MAX: Final = 3_660 * 24 * 60 * 60 * 1000

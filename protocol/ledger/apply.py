@@ -19,6 +19,7 @@ from protocol import limits, types, versions
 from protocol.ledger import (
     clock,
     codes,
+    handlers_capital,
     handlers_enterprise,
     handlers_financing,
     handlers_regulator,
@@ -76,6 +77,12 @@ HANDLERS: Final[dict[str, Handler]] = {
     "declaration.cancel": handlers_trade.cancel_declaration,
     "taxform.register": handlers_trade.register_tax_form,
     "taxform.revoke": handlers_trade.revoke_tax_form,
+    # issue 17: capital-account income payments (version 2)
+    "document.register": handlers_capital.register_document,
+    "document.revoke": handlers_capital.revoke_document,
+    "capital.pay": handlers_capital.record_payment,
+    "capital.reverse": handlers_capital.reverse_payment,
+    "capital.review": handlers_capital.review_payment,
 }
 
 if set(HANDLERS) != set(REGISTRY):

@@ -161,6 +161,15 @@ NO_ACTIVATION: Final = "NO_ACTIVATION"  # cancel: that version is not scheduled
 VERSION_ACTIVE: Final = "VERSION_ACTIVE"  # cancel: its height has been reached
 NOT_LATEST_ACTIVATION: Final = "NOT_LATEST_ACTIVATION"  # cancel: a later one is scheduled
 
+# --- issue 17: capital-account income payments (version 2; docs/domain.md §4.9) ------------
+DOCUMENT_EXISTS: Final = "DOCUMENT_EXISTS"
+UNKNOWN_DOCUMENT: Final = "UNKNOWN_DOCUMENT"
+WRONG_ISSUER: Final = "WRONG_ISSUER"  # not the role that issues that kind, or not its issuer
+DOCUMENT_REVOKED: Final = "DOCUMENT_REVOKED"
+DOCUMENT_EXPIRED: Final = "DOCUMENT_EXPIRED"
+DOCUMENT_HASH_MISMATCH: Final = "DOCUMENT_HASH_MISMATCH"  # the bank was shown another document
+DOCUMENT_EXCEEDED: Final = "DOCUMENT_EXCEEDED"  # payments citing it beyond its amount
+
 # --- history entries of time-driven transitions (never in receipts; docs/domain.md §4.2) ------
 CLOCK_LAPSE: Final = "clock.lapse"
 CLOCK_OVERDUE: Final = "clock.overdue"
@@ -206,6 +215,9 @@ ALL_TX_CODES: Final = frozenset({
     # issue 17
     TYPE_NOT_ACTIVE, UNKNOWN_VERSION, VERSION_SCHEDULED, ACTIVATION_PAST, ACTIVATION_TOO_SOON,
     ACTIVATION_TOO_FAR, NO_ACTIVATION, VERSION_ACTIVE, NOT_LATEST_ACTIVATION,
+    # issue 17: capital-account income payments
+    DOCUMENT_EXISTS, UNKNOWN_DOCUMENT, WRONG_ISSUER, DOCUMENT_REVOKED, DOCUMENT_EXPIRED,
+    DOCUMENT_HASH_MISMATCH, DOCUMENT_EXCEEDED,
 })
 
 # No longer produced since issue 15 (customs is the authority of record, docs/domain.md I-12);

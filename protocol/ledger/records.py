@@ -405,3 +405,45 @@ class HistoryEntry:
 @dataclass(frozen=True)
 class Marker:
     """An empty value (index entries whose key says everything)."""
+
+
+# ------------------------------------------------- issue 17: capital-account income payments
+# Protocol version 2 (docs/domain.md §4.9; protocol/ledger/handlers_capital.py).
+
+
+@dataclass(frozen=True)
+class SupportingDocument:
+    """A document registered by its issuer that capital-account income payments cite."""
+
+    document_id: Id
+    kind: Id  # registration (regulator), invoice (tax bureau), contract (the enterprise)
+    uscc: Id  # the enterprise whose capital-account income it supports
+    amount: Amount  # payments citing it never exceed this, across every bank
+    currency: Id
+    document_hash: Hash  # SHA-256 of the document
+    expires_at_ms: Count  # 0: does not expire
+    issuer: Id  # the signer that registered it (institution id or the USCC)
+    status: Id  # registered or revoked
+    used: Amount  # sum of the recorded, not reversed, capital payments citing it
+    registered_height: Count
+    revoke_reason: Str
+
+
+@dataclass(frozen=True)
+class CapitalPayment:
+    """A bank's payment out of an enterprise's capital-account income."""
+
+    payment_id: Id
+    bank: Id
+    uscc: Id
+    category: Id  # fdi_proceeds, external_debt, profit, other
+    document_id: Id
+    amount: Amount
+    currency: Id
+    details: Sealed  # CapitalPaymentDetails: payee, account, purpose (ADR 0024)
+    height: Count
+    status: Id  # recorded or reversed
+    reverse_reason: Str
+    review: Id  # "" until the regulator reviews it, then accepted or flagged
+    review_note: Str
+    reviewed_height: Count
