@@ -5,6 +5,8 @@ credential. The methods run in process over a ledger driven by tests/ledger/help
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -12,6 +14,7 @@ import orjson
 import pytest
 
 from node import credentials
+from node.client.api import Queries, ReadSigner
 from node.rpc import errors as E
 from node.rpc.jsonrpc import CallContext, Dispatcher
 from node.rpc.methods import Api, register
@@ -30,10 +33,10 @@ def cap() -> Chain:
     return c
 
 
-def dispatcher(chain: Chain) -> Dispatcher:
+def dispatcher(chain: Chain, clock_ms: Callable[[], int] | None = None) -> Dispatcher:
     api = Api(intake=cast(Any, SimpleNamespace(chain=SimpleNamespace(state=chain.state))),
               status=dict, hub=cast(Any, None), config=chain.config,
-              clock_ms=lambda: chain.time_ms)
+              clock_ms=clock_ms or (lambda: chain.time_ms))
     d = Dispatcher()
     register(d, api)
     return d
@@ -99,3 +102,25 @@ async def test_capital_reads_need_proof_of_the_reader(cap: Chain) -> None:
     assert by_credential["result"]["payment"]["payment_id"] == "CP-1"
     bad = await call(d, "capital.list", {"by": "everything", "reader": REG}, client=REG)
     assert bad["error"]["code"] == -32602
+
+
+class Recorder(Queries):
+    """The client library's wrappers, recording the request they would send."""
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        return method, params or {}
+
+
+async def test_the_client_wrappers_make_requests_the_node_answers(cap: Chain) -> None:
+    d = dispatcher(cap, clock_ms=lambda: int(time.time() * 1000))
+    client = Recorder()
+    bank_b = ReadSigner(key_of(BANK_B), BANK_B, CHAIN_ID)
+    requests = [client.document("FDI-1"), client.documents(EXPORTER, limit=5),
+                client.capital_payment("CP-2", signer=bank_b),
+                client.capital_payments("bank", BANK_B, signer=bank_b),
+                client.capital_payments("all", reader=REG)]
+    answers = [await call(d, method, params, client=REG) for method, params in requests]
+    assert all("result" in a for a in answers), answers
+    assert answers[2]["result"]["payment"]["bank"] == BANK_B
+    assert [x["payment_id"] for x in answers[3]["result"]["items"]] == ["CP-2"]
+    assert [x["payment_id"] for x in answers[4]["result"]["items"]] == ["CP-1", "CP-2"]
