@@ -713,6 +713,7 @@ _FORMATS["capital_category"] = re.compile("|".join(CAPITAL_CATEGORIES))
 _FORMATS["review_outcome"] = re.compile(f"{REVIEW_ACCEPTED}|{REVIEW_FLAGGED}")
 for _name in ("document_kind", "capital_category", "review_outcome"):
     _FORMAT_NAMES[_FORMATS[_name]] = _name.replace("_", " ")
+del _name
 DocumentKind = Annotated[str, _fmt("document_kind", max_len=16)]
 CapitalCategory = Annotated[str, _fmt("capital_category", max_len=16)]
 ReviewOutcome = Annotated[str, _fmt("review_outcome", max_len=16)]
