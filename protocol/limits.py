@@ -217,3 +217,8 @@ POLICY_ASSIGNEES_MAX: Final = 8
 POLICY_BUYERS_MAX: Final = 8
 # The premium rate in a policy's sealed details, in basis points (100%).
 POLICY_PREMIUM_BPS_MAX: Final = 10_000
+
+# issue 17: capital-account income payments (protocol/ledger/handlers_capital.py) -----------
+# A supporting document that expires does so at most this long after the block registering it
+# (about ten years: a foreign-debt registration's term).
+DOCUMENT_VALIDITY_MS_MAX: Final = 3_660 * 24 * 60 * 60 * 1000

@@ -695,7 +695,7 @@ class RekeyEnterprise(Payload):
 
 
 # ------------------------------------------------------------------------------ issue 17: insurance
-# Export credit-insurance policy financing (protocol version 2; docs/domain.md §4.9): an insurer
+# Export credit-insurance policy financing (protocol version 2; docs/domain.md §4.10): an insurer
 # registers a policy covering an exporter's sales to named buyers, assigns its indemnity rights
 # to banks, and pays claims; an assignee bank finances the exporter against the policy.
 
@@ -788,3 +788,105 @@ class PayPolicyClaim(Payload):
 
 SEALED_FIELDS["policy.register"] = SealedField("details", PolicyDetails, "policy", "policy_id")
 SEALED_DETAILS["policy.register"] = PolicyDetails
+
+# ------------------------------------------------- issue 17: capital-account income payments
+# Protocol version 2 (docs/domain.md §4.11): supporting documents registered by their issuers,
+# and banks' payments out of an enterprise's capital-account income citing one.
+
+DOCUMENT_REGISTRATION: Final = "registration"  # FDI / external debt registration: regulator
+DOCUMENT_INVOICE: Final = "invoice"  # a VAT invoice: the tax bureau
+DOCUMENT_CONTRACT: Final = "contract"  # a contract the enterprise signs for itself
+# The role that issues each kind of supporting document (I-30).
+DOCUMENT_ISSUERS: Final[dict[str, str]] = {DOCUMENT_REGISTRATION: ROLE_REGULATOR,
+                                           DOCUMENT_INVOICE: ROLE_TAX,
+                                           DOCUMENT_CONTRACT: ROLE_ENTERPRISE}
+CAPITAL_CATEGORIES: Final = ("fdi_proceeds", "external_debt", "profit", "other")
+REVIEW_ACCEPTED: Final = "accepted"
+REVIEW_FLAGGED: Final = "flagged"
+_FORMATS["document_kind"] = re.compile("|".join(DOCUMENT_ISSUERS))
+_FORMATS["capital_category"] = re.compile("|".join(CAPITAL_CATEGORIES))
+_FORMATS["review_outcome"] = re.compile(f"{REVIEW_ACCEPTED}|{REVIEW_FLAGGED}")
+for _name in ("document_kind", "capital_category", "review_outcome"):
+    _FORMAT_NAMES[_FORMATS[_name]] = _name.replace("_", " ")
+del _name
+DocumentKind = Annotated[str, _fmt("document_kind", max_len=16)]
+CapitalCategory = Annotated[str, _fmt("capital_category", max_len=16)]
+ReviewOutcome = Annotated[str, _fmt("review_outcome", max_len=16)]
+
+
+@_register("document.register", ROLE_REGULATOR, ROLE_TAX, ROLE_ENTERPRISE, since=2)
+@dataclass(frozen=True)
+class RegisterDocument(Payload):
+    """A supporting document registered by the party that issued it (`DOCUMENT_ISSUERS`):
+    the enterprise whose capital-account income it may pay out, at most `amount` in
+    `currency` across every bank, and the SHA-256 of the document a bank will be shown.
+    `expires_at_ms` 0: it does not expire."""
+
+    document_id: RecordId
+    kind: DocumentKind
+    uscc: Uscc
+    amount: Amount
+    currency: Currency
+    document_hash: Sha256
+    expires_at_ms: TimeMs
+
+
+@_register("document.revoke", ROLE_REGULATOR, ROLE_TAX, ROLE_ENTERPRISE, since=2)
+@dataclass(frozen=True)
+class RevokeDocument(Payload):
+    """Its issuer withdraws a document: no further payment may cite it."""
+
+    document_id: RecordId
+    reason: Text
+
+
+@_register("capital.pay", ROLE_BANK, since=2)
+@dataclass(frozen=True)
+class RecordCapitalPayment(Payload):
+    """A payment out of the enterprise's capital-account income citing a registered document;
+    `document_hash` is the SHA-256 of the document the bank was shown (the authenticity
+    check). `details` is a sealed `CapitalPaymentDetails` for the bank, the regulators and the
+    enterprise."""
+
+    payment_id: RecordId
+    uscc: Uscc
+    category: CapitalCategory
+    document_id: RecordId
+    document_hash: Sha256
+    amount: Amount
+    currency: Currency
+    details: Sealed
+
+
+@_register("capital.reverse", ROLE_BANK, since=2)
+@dataclass(frozen=True)
+class ReverseCapitalPayment(Payload):
+    """The recording bank reverses its capital payment once; the document's amount is given
+    back."""
+
+    payment_id: RecordId
+    reason: Text
+
+
+@_register("capital.review", ROLE_REGULATOR, since=2)
+@dataclass(frozen=True)
+class ReviewCapitalPayment(Payload):
+    """The regulator's review of a recorded capital payment, once: accepted, or flagged with
+    a note saying why."""
+
+    payment_id: RecordId
+    outcome: ReviewOutcome
+    note: Text
+
+
+@dataclass(frozen=True)
+class CapitalPaymentDetails(Payload):
+    salt: Salt
+    payee: Name
+    payee_account: Name
+    purpose: Text
+
+
+SEALED_FIELDS["capital.pay"] = SealedField("details", CapitalPaymentDetails, "capital",
+                                           "payment_id")
+SEALED_DETAILS["capital.pay"] = CapitalPaymentDetails

@@ -1,4 +1,4 @@
-"""The export credit-insurance scenario of docs/domain.md §4.9 (issue 17, protocol version 2) as
+"""The export credit-insurance scenario of docs/domain.md §4.10 (issue 17, protocol version 2) as
 signed transactions, for `crossbill devnet demo --scenario insurance`.
 
 It assumes protocol version 2 is active and the insurer admitted (its id and key are passed in);

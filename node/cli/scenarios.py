@@ -17,12 +17,13 @@ from typing import Any, Final
 
 from node.cli.demo import USD_CNY_E8, Step
 from node.cli.devnet import STEP_TIMEOUT_S, DemoSession, DevnetError
+from node.cli.scenario_capital import capital_steps
 from node.cli.scenario_insurance import insurance_steps
 from node.keys import generate_key
 from protocol import crypto, limits, txtypes, types
 from protocol.ledger import dates
 
-SCENARIOS: Final = ("insurance",)
+SCENARIOS: Final = ("insurance", "capital")
 INSURER: Final = "insurer.sinosure"
 INSURER_NAME: Final = "China Export & Credit Insurance Corporation"
 POLL_S: Final = 0.005
@@ -111,7 +112,12 @@ def _insurance(session: DemoSession) -> list[Step]:
                                     generate_key(), INSURER, insurer_key)]
 
 
-_STEPS: Final[dict[str, Callable[[DemoSession], list[Step]]]] = {"insurance": _insurance}
+def _capital(session: DemoSession) -> list[Step]:
+    return capital_steps(session.genesis, session.keys, int(time.time() * 1000), generate_key())
+
+
+_STEPS: Final[dict[str, Callable[[DemoSession], list[Step]]]] = {"insurance": _insurance,
+                                                                 "capital": _capital}
 
 
 def demo(root: Any, name: str, out: Callable[[str], None] = print) -> float:

@@ -160,3 +160,37 @@ class Queries:
         if credit_file:
             params["credit_file"] = credit_file
         return self.call("sealing.recipients", params)
+
+    # issue 17: capital-account income payments (protocol version 2; docs/domain.md §4.11)
+    def document(self, document_id: str) -> Any:
+        return self.call("document.get", {"document_id": document_id})
+
+    def documents(self, uscc: str, after: str = "", limit: int = 100) -> Any:
+        params: dict[str, Any] = {"uscc": uscc, "limit": limit}
+        if after:
+            params["after"] = after
+        return self.call("document.list", params)
+
+    def capital_payment(self, payment_id: str, signer: ReadSigner | None = None,
+                        reader: str | None = None) -> Any:
+        """For the regulator, the recording bank or the enterprise: signed by `signer`, or
+        proven by this client's credential named `reader`."""
+        return self._proven("capital.get", {"payment_id": payment_id}, signer, reader)
+
+    def capital_payments(self, by: str, of: str = "", signer: ReadSigner | None = None,
+                         reader: str | None = None, after: str = "", limit: int = 100) -> Any:
+        """A list (`by`: all, enterprise, document, bank, flagged; `of`: whose), paged."""
+        params: dict[str, Any] = {"by": by, "limit": limit}
+        if of:
+            params["id"] = of
+        if after:
+            params["after"] = after
+        return self._proven("capital.list", params, signer, reader)
+
+    def _proven(self, method: str, params: dict[str, Any], signer: ReadSigner | None,
+                reader: str | None) -> Any:
+        if signer is not None:
+            params["auth"] = signer.auth(method, params)
+        elif reader is not None:
+            params["reader"] = reader
+        return self.call(method, params)

@@ -418,7 +418,7 @@ _VIEWS["policy"] = ("policy", "policy_id")
 def with_assignment_key(raw: Any, policy: dict[str, Any], keyring: Keyring | None) -> Any:
     """A policy's sealed details (as JSON) as the keyring's party reaches them: through its own
     wrap, or, for an assignee bank, through the wrap its assignment carries (docs/domain.md
-    §4.9)."""
+    §4.10)."""
     if keyring is None or not isinstance(raw, dict):
         return raw
     for a in policy.get("assignments", ()):

@@ -95,7 +95,11 @@ REJECTION_FAMILIES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         codes.FORM_EXISTS, codes.UNKNOWN_FORM, codes.FORM_REVOKED, codes.FORM_EXCEEDED,
         codes.PAYER_MISMATCH, codes.NOT_RECORDING_BANK, codes.PAYMENT_REVERSED,
         codes.UNKNOWN_PAYMENT, codes.REVIEW_EXISTS, codes.REVIEW_EXPIRED, codes.REVIEW_MISMATCH,
-        codes.REVIEW_REQUIRED, codes.REVIEW_USED, codes.UNKNOWN_REVIEW})),
+        codes.REVIEW_REQUIRED, codes.REVIEW_USED, codes.UNKNOWN_REVIEW,
+        # issue 17: capital-account income payments
+        codes.DOCUMENT_EXISTS, codes.UNKNOWN_DOCUMENT, codes.WRONG_ISSUER,
+        codes.DOCUMENT_REVOKED, codes.DOCUMENT_EXPIRED, codes.DOCUMENT_HASH_MISMATCH,
+        codes.DOCUMENT_EXCEEDED})),
     (REJECTED_SEALING, "sealing", frozenset({
         codes.BAD_ENCRYPTION_KEY, codes.NO_ENCRYPTION_KEY, codes.SEALED_PARTIES,
         codes.BAD_FILE_KEY})),

@@ -42,7 +42,7 @@ from node.storage import backup
 from node.storage.store import StorageError, TxRecord
 from protocol import codec, limits, types, versions
 from protocol.errors import DecodeError
-from protocol.ledger import keys, notices, queries, queries_insurance, records
+from protocol.ledger import keys, notices, queries, queries_capital, queries_insurance, records
 from protocol.ledger.state import State
 from protocol.txtypes import ROLE_REGULATOR
 
@@ -613,6 +613,47 @@ class Api:
         except queries.QueryRefused:
             return None
 
+    # ------------------------------------------------------------------ issue 17: capital
+    # Capital-account income payments (protocol version 2; docs/domain.md §4.11).
+
+    async def document_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        try:
+            v = queries_capital.document_view(self.state, _text(params, "document_id"))
+        except queries.QueryRefused as exc:
+            raise _refused(exc) from None
+        return {"document": views.plain(v.document), "used": v.used, "remaining": v.remaining,
+                "live": v.live, "history": views.history_json(v.history)}
+
+    async def document_list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        after, limit = self._page(params)
+        return self._page_json(queries_capital.documents_by_enterprise(
+            self.state, _text(params, "uscc", 18), after, limit))
+
+    async def capital_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """A capital payment for the regulator, the bank that recorded it or its enterprise."""
+        payment_id = _text(params, "payment_id")
+        reader, _ = self._reader("capital.get", params, ctx)
+        try:
+            v = queries_capital.capital_payment_view(self.state, payment_id, reader)
+        except queries.QueryRefused as exc:
+            raise _refused(exc) from None
+        return {"payment": views.plain(v.payment), "history": views.history_json(v.history)}
+
+    async def capital_list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Every capital payment, or those of an enterprise, a document or a bank, or the
+        flagged ones, paged: any list for the regulator, its own for a bank or enterprise."""
+        by = _text(params, "by", 16)
+        if by not in queries_capital.LISTS:
+            raise invalid_params(f"by must be one of {', '.join(queries_capital.LISTS)}")
+        of = _text(params, "id", 64) if params.get("id") else ""
+        after, limit = self._page(params)
+        reader, _ = self._reader("capital.list", params, ctx)
+        try:
+            page = queries_capital.capital_payments(self.state, reader, by, of, after, limit)
+        except queries.QueryRefused as exc:
+            raise _refused(exc) from None
+        return self._page_json(page)
+
 
 def register(dispatcher: Dispatcher, api: Api) -> None:
     """Every method, with its parameters and result schema (the OpenRPC document's source)."""
@@ -782,6 +823,29 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("admin.compact", api.admin_compact, summary=admin + "Compact this node's LevelDB in "
         "the background; one admin job at a time.", result=s.OBJECT, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))
+    # issue 17: capital-account income payments (protocol version 2; docs/domain.md §4.11)
+    reader = (Param("reader", s.text(64), description="the reading institution or enterprise "
+                    "(with a client credential of that name)"),
+              Param("auth", s.READ_AUTH, description="a signed read request"))
+    add("document.get", api.document_get, (Param("document_id", s.RECORD_ID, True),),
+        summary="A supporting document registered by its issuer (capital-account income "
+        "payments cite it): amount, used, remaining, whether live, history.", result=s.OBJECT,
+        errors=(E.NOT_FOUND,))
+    add("document.list", api.document_list, (Param("uscc", s.USCC, True), *page),
+        summary="The supporting documents registered for an enterprise, by id, paged.",
+        result=s.OBJECT)
+    add("capital.get", api.capital_get, (Param("payment_id", s.RECORD_ID, True), *reader),
+        summary="A capital-account income payment with its history, for the regulator, the "
+        "bank that recorded it or its enterprise.", result=s.OBJECT,
+        errors=(E.READ_REFUSED, E.NOT_FOUND), access=ACCESS_PROOF)
+    add("capital.list", api.capital_list, (
+        Param("by", s.text(16), True, "all, enterprise, document, bank or flagged"),
+        Param("id", s.text(64), description="the enterprise's USCC, the document id or the "
+              "bank (by enterprise, document, bank)"), *page, *reader),
+        summary="Capital-account income payments, by id, paged: every list for the "
+        "regulator; a bank its own (by bank), an enterprise its own (by enterprise).",
+        result=s.OBJECT, errors=(E.READ_REFUSED,), access=ACCESS_PROOF)
+
     register_insurance(dispatcher, api)  # issue 17: insurance
 
 
@@ -789,7 +853,7 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
 
 
 def register_insurance(dispatcher: Dispatcher, api: Api) -> None:
-    """Export credit-insurance policies (protocol version 2; docs/domain.md §4.9): member
+    """Export credit-insurance policies (protocol version 2; docs/domain.md §4.10): member
     reads; a policy's sealed details stay sealed (its parties and assignees open them)."""
     s = schema
     add = dispatcher.add

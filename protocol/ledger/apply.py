@@ -19,6 +19,7 @@ from protocol import limits, types, versions
 from protocol.ledger import (
     clock,
     codes,
+    handlers_capital,
     handlers_enterprise,
     handlers_financing,
     handlers_insurance,
@@ -84,6 +85,13 @@ HANDLERS: Final[dict[str, Handler]] = {
     "policy.finance": handlers_insurance.finance_policy,
     "policy.repay": handlers_insurance.repay_policy_financing,
     "policy.claim": handlers_insurance.pay_claim,
+
+    # issue 17: capital-account income payments (version 2)
+    "document.register": handlers_capital.register_document,
+    "document.revoke": handlers_capital.revoke_document,
+    "capital.pay": handlers_capital.record_payment,
+    "capital.reverse": handlers_capital.reverse_payment,
+    "capital.review": handlers_capital.review_payment,
 }
 
 if set(HANDLERS) != set(REGISTRY):

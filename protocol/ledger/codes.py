@@ -161,7 +161,7 @@ NO_ACTIVATION: Final = "NO_ACTIVATION"  # cancel: that version is not scheduled
 VERSION_ACTIVE: Final = "VERSION_ACTIVE"  # cancel: its height has been reached
 NOT_LATEST_ACTIVATION: Final = "NOT_LATEST_ACTIVATION"  # cancel: a later one is scheduled
 
-# --- issue 17: insurance (export credit-insurance policies; docs/domain.md §4.9) ----------------
+# --- issue 17: insurance (export credit-insurance policies; docs/domain.md §4.10) ----------------
 POLICY_EXISTS: Final = "POLICY_EXISTS"
 UNKNOWN_POLICY: Final = "UNKNOWN_POLICY"
 BAD_VALIDITY: Final = "BAD_VALIDITY"  # starts/expires out of order, past, or too far ahead
@@ -171,13 +171,22 @@ POLICY_EXPIRED: Final = "POLICY_EXPIRED"
 POLICY_NOT_STARTED: Final = "POLICY_NOT_STARTED"
 POLICY_NOT_ASSIGNED: Final = "POLICY_NOT_ASSIGNED"  # the bank is not an assignee
 TOO_MANY_ASSIGNEES: Final = "TOO_MANY_ASSIGNEES"
-POLICY_OVER_FINANCED: Final = "POLICY_OVER_FINANCED"  # the headline guarantee (I-P1)
+POLICY_OVER_FINANCED: Final = "POLICY_OVER_FINANCED"  # the headline guarantee (I-26)
 CLAIM_EXISTS: Final = "CLAIM_EXISTS"
-CLAIM_EXCEEDS_COVER: Final = "CLAIM_EXCEEDS_COVER"  # claims never exceed the cover (I-P2)
+CLAIM_EXCEEDS_COVER: Final = "CLAIM_EXCEEDS_COVER"  # claims never exceed the cover (I-27)
 INSURANCE_TX_CODES: Final = frozenset({
     POLICY_EXISTS, UNKNOWN_POLICY, BAD_VALIDITY, NOT_POLICY_INSURER, POLICY_CANCELLED,
     POLICY_EXPIRED, POLICY_NOT_STARTED, POLICY_NOT_ASSIGNED, TOO_MANY_ASSIGNEES,
     POLICY_OVER_FINANCED, CLAIM_EXISTS, CLAIM_EXCEEDS_COVER})
+
+# --- issue 17: capital-account income payments (version 2; docs/domain.md §4.11) ------------
+DOCUMENT_EXISTS: Final = "DOCUMENT_EXISTS"
+UNKNOWN_DOCUMENT: Final = "UNKNOWN_DOCUMENT"
+WRONG_ISSUER: Final = "WRONG_ISSUER"  # not the role that issues that kind, or not its issuer
+DOCUMENT_REVOKED: Final = "DOCUMENT_REVOKED"
+DOCUMENT_EXPIRED: Final = "DOCUMENT_EXPIRED"
+DOCUMENT_HASH_MISMATCH: Final = "DOCUMENT_HASH_MISMATCH"  # the bank was shown another document
+DOCUMENT_EXCEEDED: Final = "DOCUMENT_EXCEEDED"  # payments citing it beyond its amount
 
 # --- history entries of time-driven transitions (never in receipts; docs/domain.md §4.2) ------
 CLOCK_LAPSE: Final = "clock.lapse"
@@ -226,6 +235,10 @@ ALL_TX_CODES: Final = frozenset({
     ACTIVATION_TOO_FAR, NO_ACTIVATION, VERSION_ACTIVE, NOT_LATEST_ACTIVATION,
     # issue 17: insurance
     *INSURANCE_TX_CODES,
+
+    # issue 17: capital-account income payments
+    DOCUMENT_EXISTS, UNKNOWN_DOCUMENT, WRONG_ISSUER, DOCUMENT_REVOKED, DOCUMENT_EXPIRED,
+    DOCUMENT_HASH_MISMATCH, DOCUMENT_EXCEEDED,
 })
 
 # No longer produced since issue 15 (customs is the authority of record, docs/domain.md I-12);

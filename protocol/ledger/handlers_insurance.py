@@ -1,5 +1,5 @@
-"""Export credit-insurance policy financing (protocol version 2; docs/domain.md §4.9, I-P1 to
-I-P4).
+"""Export credit-insurance policy financing (protocol version 2; docs/domain.md §4.10, I-26 to
+I-29).
 
 - An insurer registers a policy (insured exporter, covered amount and currency, validity; the
   buyers, premium and a note sealed to the insurer, the regulators and the exporter), assigns its

@@ -38,8 +38,15 @@ A key is a table tag, then its fields, each preceded by a NUL byte::
                                         the block's transactions, so it sorts first)
     exp\\0<expires_at_ms:8><signer>\\0<nonce>   Marker: nonces by expiry (derived index)
     smt\\0<depth:1><path nibbles>        state-root tree record (derived, see smt.py)
+    capdoc\\0<document id>              SupportingDocument (issue 17, version 2)
+    edoc\\0<uscc>\\0<document id>        Marker: supporting documents by enterprise
+    cap\\0<payment id>                  CapitalPayment (capital-account income payment)
+    cape\\0<uscc>\\0<payment id>         Marker: capital payments by enterprise
+    capd\\0<document id>\\0<payment id>  Marker: capital payments by document
+    capb\\0<bank id>\\0<payment id>      Marker: capital payments by recording bank
+    capf\\0<payment id>                 Marker: capital payments the regulator flagged
 
-Issue 17, insurance (protocol version 2; docs/domain.md §4.9)::
+Issue 17, insurance (protocol version 2; docs/domain.md §4.10)::
 
     pol\\0<policy id>                     Policy (with its assignments)
     pclm\\0<policy id>\\0<claim id>        PolicyClaim
@@ -337,3 +344,58 @@ def policy_financings_prefix(policy_id: str) -> bytes:
 
 def bank_policy_financings_prefix(bank: str) -> bytes:
     return BANK_POLICY_FINANCINGS + _s(bank) + SEP
+
+# ------------------------------------------------- issue 17: capital-account income payments
+# Tables of protocol version 2 (written only by its transactions; docs/domain.md §4.11).
+
+CAPITAL_DOCUMENT: Final = b"capdoc\x00"
+ENTERPRISE_DOCS: Final = b"edoc\x00"
+CAPITAL_PAYMENT: Final = b"cap\x00"
+CAPITAL_BY_ENTERPRISE: Final = b"cape\x00"
+CAPITAL_BY_DOCUMENT: Final = b"capd\x00"
+CAPITAL_BY_BANK: Final = b"capb\x00"
+CAPITAL_FLAGGED: Final = b"capf\x00"
+
+
+def capital_document(document_id: str) -> bytes:
+    return CAPITAL_DOCUMENT + _s(document_id)
+
+
+def enterprise_docs_prefix(uscc: str) -> bytes:
+    return ENTERPRISE_DOCS + _s(uscc) + SEP
+
+
+def enterprise_doc(uscc: str, document_id: str) -> bytes:
+    return enterprise_docs_prefix(uscc) + _s(document_id)
+
+
+def capital_payment(payment_id: str) -> bytes:
+    return CAPITAL_PAYMENT + _s(payment_id)
+
+
+def capital_by_enterprise_prefix(uscc: str) -> bytes:
+    return CAPITAL_BY_ENTERPRISE + _s(uscc) + SEP
+
+
+def capital_by_enterprise(uscc: str, payment_id: str) -> bytes:
+    return capital_by_enterprise_prefix(uscc) + _s(payment_id)
+
+
+def capital_by_document_prefix(document_id: str) -> bytes:
+    return CAPITAL_BY_DOCUMENT + _s(document_id) + SEP
+
+
+def capital_by_document(document_id: str, payment_id: str) -> bytes:
+    return capital_by_document_prefix(document_id) + _s(payment_id)
+
+
+def capital_by_bank_prefix(bank: str) -> bytes:
+    return CAPITAL_BY_BANK + _s(bank) + SEP
+
+
+def capital_by_bank(bank: str, payment_id: str) -> bytes:
+    return capital_by_bank_prefix(bank) + _s(payment_id)
+
+
+def capital_flagged(payment_id: str) -> bytes:
+    return CAPITAL_FLAGGED + _s(payment_id)

@@ -171,3 +171,22 @@ def advance(lifecycle: Lifecycle, record_id: str, state: str, event: str) -> str
     needs = lifecycle.needs(event)
     reject(code, f"{lifecycle.kind} {record_id} is {state}; {event} needs "
            f"{' or '.join(needs) if needs else 'another state'}")
+
+
+# ------------------------------------------------- issue 17: capital-account income payments
+REVOKE_DOCUMENT: Final = "document.revoke"
+REVERSE_CAPITAL: Final = "capital.reverse"
+
+SUPPORTING_DOCUMENT: Final = Lifecycle(
+    kind="supporting document",
+    transitions={(REGISTERED, REVOKE_DOCUMENT): REVOKED},
+    refusal=codes.DOCUMENT_REVOKED,
+    refusals={},
+)
+
+CAPITAL_PAYMENT: Final = Lifecycle(
+    kind="capital payment",
+    transitions={(RECORDED, REVERSE_CAPITAL): REVERSED},
+    refusal=codes.PAYMENT_REVERSED,
+    refusals={},
+)

@@ -154,6 +154,8 @@ RECORDS: Final[dict[str, tuple[Callable[[Any], bytes], type]]] = {
     "policy": (lambda p: keys.policy(p.policy_id), records.Policy),
     "policy_financing": (lambda p: keys.policy_financing(p.financing_id),
                          records.PolicyFinancing),
+    "document": (lambda p: keys.capital_document(p.document_id), records.SupportingDocument),
+    "capital": (lambda p: keys.capital_payment(p.payment_id), records.CapitalPayment),
 }
 
 _FIN_USCC, _FIN_BANK = via("financing", "uscc"), via("financing", "bank")
@@ -193,7 +195,7 @@ CONCERNS: Final[dict[str, Concern]] = {
     "payment.outbound": Concern("payment", "payment_id", payload("payer"), SIGNER),
     "payment.reverse": Concern("payment", "payment_id", via("payment", "payer"), SIGNER),
     "payment.inbound": Concern("proceeds", "proceeds_id", payload("exporter"), SIGNER),
-    # protocol version 2: credit-insurance policies (docs/domain.md §4.9). The claim is the
+    # protocol version 2: credit-insurance policies (docs/domain.md §4.10). The claim is the
     # insurer's dealing; the lending bank hears of it on its financing (sub.record).
     "policy.register": Concern("policy", "policy_id", payload("exporter"), SIGNER),
     "policy.assign": Concern("policy", "policy_id", via("policy", "exporter"), payload("bank")),
@@ -202,6 +204,14 @@ CONCERNS: Final[dict[str, Concern]] = {
     "policy.finance": Concern("policy_financing", "financing_id", payload("uscc"), SIGNER),
     "policy.repay": Concern("policy_financing", "financing_id",
                             via("policy_financing", "uscc"), SIGNER),
+    # protocol version 2: capital-account income payments (docs/domain.md §4.11). A document
+    # is a public fact to the enterprise's banks (they pay against it); a payment is its bank's.
+    "document.register": Concern("document", "document_id", payload("uscc"), PUBLIC),
+    "document.revoke": Concern("document", "document_id", via("document", "uscc"), PUBLIC),
+    "capital.pay": Concern("capital", "payment_id", payload("uscc"), SIGNER),
+    "capital.reverse": Concern("capital", "payment_id", via("capital", "uscc"), SIGNER),
+    "capital.review": Concern("capital", "payment_id", via("capital", "uscc"),
+                              via("capital", "bank")),
 }
 
 

@@ -1,5 +1,5 @@
 """Read-only queries of export credit-insurance policies (protocol version 2; docs/domain.md
-§4.9, §7): a policy with what it may still fund, a financing against one, and the paged lists of
+§4.10, §7): a policy with what it may still fund, a financing against one, and the paged lists of
 a policy's financings and claims and of a bank's policy financings. Sealed details stay sealed
 (an assignee bank opens them with the wrap its assignment carries)."""
 

@@ -409,7 +409,7 @@ class Marker:
 
 # ------------------------------------------------------------------------------ issue 17: insurance
 # Export credit-insurance policies and the financings against them (protocol version 2;
-# docs/domain.md §4.9). Statuses: a policy is `active` or `cancelled` (expiry is a matter of
+# docs/domain.md §4.10). Statuses: a policy is `active` or `cancelled` (expiry is a matter of
 # the block time); a policy financing is `disbursed` until repaid, then `repaid`.
 
 
@@ -438,9 +438,9 @@ class Policy:
     assignments: Annotated[tuple[PolicyAssignment, ...],
                            bound(max_len=limits.POLICY_ASSIGNEES_MAX)]
     # The outstanding of its financings not yet repaid, across banks: never above
-    # floor(covered_amount * rate_bps / 10000) (docs/domain.md I-P1).
+    # floor(covered_amount * rate_bps / 10000) (docs/domain.md I-26).
     financed: Amount
-    claimed: Amount  # every claim paid under it; never above covered_amount (I-P2)
+    claimed: Amount  # every claim paid under it; never above covered_amount (I-27)
     rate_bps: Count  # the policy advance rate its latest financing was admitted at
     registered_height: Count
 
@@ -481,3 +481,44 @@ class PolicyClaim:
     amount: Amount  # the indemnity paid; counts against the cover
     applied: Amount  # the part that repaid the financing (at most its outstanding)
     height: Count
+
+# ------------------------------------------------- issue 17: capital-account income payments
+# Protocol version 2 (docs/domain.md §4.11; protocol/ledger/handlers_capital.py).
+
+
+@dataclass(frozen=True)
+class SupportingDocument:
+    """A document registered by its issuer that capital-account income payments cite."""
+
+    document_id: Id
+    kind: Id  # registration (regulator), invoice (tax bureau), contract (the enterprise)
+    uscc: Id  # the enterprise whose capital-account income it supports
+    amount: Amount  # payments citing it never exceed this, across every bank
+    currency: Id
+    document_hash: Hash  # SHA-256 of the document
+    expires_at_ms: Count  # 0: does not expire
+    issuer: Id  # the signer that registered it (institution id or the USCC)
+    status: Id  # registered or revoked
+    used: Amount  # sum of the recorded, not reversed, capital payments citing it
+    registered_height: Count
+    revoke_reason: Str
+
+
+@dataclass(frozen=True)
+class CapitalPayment:
+    """A bank's payment out of an enterprise's capital-account income."""
+
+    payment_id: Id
+    bank: Id
+    uscc: Id
+    category: Id  # fdi_proceeds, external_debt, profit, other
+    document_id: Id
+    amount: Amount
+    currency: Id
+    details: Sealed  # CapitalPaymentDetails: payee, account, purpose (ADR 0024)
+    height: Count
+    status: Id  # recorded or reversed
+    reverse_reason: Str
+    review: Id  # "" until the regulator reviews it, then accepted or flagged
+    review_note: Str
+    reviewed_height: Count

@@ -1,5 +1,5 @@
 """Issue 17, insurance: payload builders and a chain with protocol version 2 active, an insurer
-admitted and an insured exporter (docs/domain.md §4.9)."""
+admitted and an insured exporter (docs/domain.md §4.10)."""
 
 from __future__ import annotations
 

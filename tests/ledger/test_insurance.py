@@ -1,5 +1,5 @@
-"""Export credit-insurance policy financing (issue 17, protocol version 2; docs/domain.md §4.9,
-I-P1 to I-P4): the accepted path, every reason code, the cross-bank race in one block, the sealed
+"""Export credit-insurance policy financing (issue 17, protocol version 2; docs/domain.md §4.10,
+I-26 to I-29): the accepted path, every reason code, the cross-bank race in one block, the sealed
 details an assignee bank can read, and the types refused before version 2 is active."""
 
 from __future__ import annotations

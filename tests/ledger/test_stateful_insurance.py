@@ -2,7 +2,7 @@
 assign, cancel, finance, repay, claim), several transactions per block, the consortium's policy
 rate changing, enterprises frozen and classed, block time jumping past policies' starts and
 expiries. After every block the ledger is checked against docs/domain.md's insurance invariants
-(I-P1 to I-P4) and a small independent reference model, transaction by transaction, reason code
+(I-26 to I-29) and a small independent reference model, transaction by transaction, reason code
 by reason code; at the end every block is applied again on a fresh ledger to the same roots."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class MFin:
 
 
 class Model:
-    """What the ledger should answer, written from docs/domain.md §4.9, not from the code."""
+    """What the ledger should answer, written from docs/domain.md §4.10, not from the code."""
 
     def __init__(self) -> None:
         self.policies: dict[str, MPolicy] = {}
@@ -365,11 +365,11 @@ class InsuranceMachine(RuleBasedStateMachine):
         assert set(pols) == set(m.policies) and set(fins_) == set(m.fins)
         for pid, p in pols.items():
             mine = [f for f in fins_.values() if f.policy_id == pid]
-            # I-P1: the running total is the outstanding of its unpaid financings, never above
+            # I-26: the running total is the outstanding of its unpaid financings, never above
             # the cover times the rate it was last admitted at
             assert p.financed == sum(f.outstanding for f in mine)
             assert p.financed <= p.covered_amount * p.rate_bps // BPS
-            # I-P2: claims within the cover, each counted once
+            # I-27: claims within the cover, each counted once
             assert p.claimed == sum(c.amount for c in claims if c.policy_id == pid)
             assert p.claimed <= p.covered_amount
             mp = m.policies[pid]
