@@ -403,7 +403,7 @@ def _check_block(storage: Storage, state: ledger.State, config: types.Consortium
         validation.validate_chain_link(prev_hash, prev_height, prev_time, header)
         validation.validate_basic_block(
             block, chain_id=config.chain_id, registry=state, orderers=state.chain.orderers,
-            params=state.params)
+            params=state.params, protocol_version=state.protocol_version(height))
     except ValidationError as exc:
         raise fail(str(exc)) from None
     result = ledger.apply_block(state, block)

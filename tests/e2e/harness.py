@@ -119,8 +119,9 @@ class Load:
     threads to the given nodes; `acknowledged` holds the ids the API said were committed."""
 
     def __init__(self, net: Devnet, targets: list[str], signer: str = "customs.qd",
-                 threads: int = 4) -> None:
+                 threads: int = 4, pause_s: float = 0.0) -> None:
         self.net = net
+        self.pause_s = pause_s  # between one thread's submissions (a steady, slower load)
         self.targets = targets
         self.signer = signer
         self.threads = threads
@@ -154,6 +155,8 @@ class Load:
                 if reply["status"] == "committed":
                     with self._lock:
                         self.acknowledged.append(tx.id)
+                if self.pause_s:
+                    self._stop.wait(self.pause_s)
             except (OSError, RpcError):
                 self.failures += 1
                 client.close()
