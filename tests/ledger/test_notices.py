@@ -153,3 +153,49 @@ def test_payments_name_their_payer_through_the_payment(trade: Chain) -> None:
     [reversed_] = _last(trade)
     assert (reversed_.uscc, reversed_.kind, reversed_.id, reversed_.party,
             reversed_.status) == (PAYER, "payment", "O-1", BANK_A, records.REVERSED)
+
+
+def test_version_two_records_name_their_enterprise_and_whose_dealing_they_are() -> None:
+    """Capital-account payments (docs/domain.md §4.11): the document is a public fact to the
+    enterprise's banks, a payment and its review are the paying bank's dealing."""
+    from tests.ledger import capital_helpers as cap
+
+    chain = cap.capital_chain()
+    chain.ok(REG, cap.document("REG-1", 100_000))
+    [registered] = _last(chain)
+    assert (registered.uscc, registered.event, registered.kind, registered.party) == (
+        EXPORTER, "document.register", "document", "")
+    chain.ok(BANK_A, cap.pay(chain, BANK_A, "CP-1", "REG-1", 40_000))
+    [paid] = _last(chain)
+    assert (paid.uscc, paid.kind, paid.id, paid.party) == (EXPORTER, "capital", "CP-1", BANK_A)
+    chain.ok(REG, txtypes.ReviewCapitalPayment("CP-1", txtypes.REVIEW_FLAGGED, "unusual payee"))
+    [reviewed] = _last(chain)
+    assert (reviewed.uscc, reviewed.event, reviewed.party) == (EXPORTER, "capital.review",
+                                                                BANK_A)
+    bank = notices.Standing(notices.BANK)
+    assert notices.may_see(bank, BANK_B, registered)
+    assert not notices.may_see(bank, BANK_B, paid) and not notices.may_see(bank, BANK_B,
+                                                                           reviewed)
+    assert notices.may_see(bank, BANK_A, paid) and notices.may_see(bank, BANK_A, reviewed)
+
+
+def test_policy_events_are_the_insurers_or_the_assignee_banks() -> None:
+    """Credit-insurance policies (docs/domain.md §4.10): registering is the insurer's dealing,
+    an assignment and a financing against the policy are the bank's."""
+    from tests.ledger import insurance_helpers as ins
+
+    chain = ins.insured_chain()
+    chain.ok(ins.INSURER, ins.policy(chain, "P-1", 1_000_000))
+    [registered] = _last(chain)
+    assert (registered.uscc, registered.kind, registered.party) == (EXPORTER, "policy",
+                                                                    ins.INSURER)
+    chain.ok(ins.INSURER, ins.assign("P-1", BANK_A))
+    [assigned] = _last(chain)
+    assert (assigned.event, assigned.uscc, assigned.party) == ("policy.assign", EXPORTER, BANK_A)
+    chain.ok(BANK_A, ins.finance(chain, "PF-1", "P-1", 100_000))
+    [financed] = _last(chain)
+    assert (financed.kind, financed.id, financed.party) == ("policy_financing", "PF-1", BANK_A)
+    bank = notices.Standing(notices.BANK)
+    assert not notices.may_see(bank, BANK_B, financed)
+    assert notices.may_see(bank, BANK_A, financed)
+    assert notices.may_see(notices.Standing(notices.ENTERPRISE), EXPORTER, registered)
