@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
 import time
+from collections.abc import Iterator
 from contextlib import closing
 
 import pytest
@@ -24,21 +24,28 @@ from tests.waiting import wait_until, wait_until_sync
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """One devnet for the tests that leave it as it was (the last one may stop a follower):
+    starting seven processes costs about 15 s per test on this machine."""
+    with running_devnet(tmp_path_factory.mktemp("shared") / "net") as dn:
+        yield dn
 
-def test_network_commits_and_every_node_agrees(tmp_path: pathlib.Path,
+
+def test_network_commits_and_every_node_agrees(shared: Devnet,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    with running_devnet(tmp_path / "net") as dn:
-        orderers = [n for n in dn.names() if n.startswith("bank.")]
-        assert len(orderers) == 4 and len(dn.names()) == 7
-        with Load(dn, ["customs.qd", orderers[1], "regulator.safe-qd"]) as load:
-            load.wait_acknowledged(60)
-        height = dn.wait_agree(min_height=2)
-        assert height >= 2
-        dn.assert_all_have(load.acknowledged)
-        statuses = [dn.status(n) for n in dn.names()]
-        assert len({s["tip_hash"] for s in statuses}) == 1
-        assert sum(s["is_leader"] for s in statuses) == 1
-        assert_serves_tls_only(dn, capsys)
+    dn = shared
+    orderers = [n for n in dn.names() if n.startswith("bank.")]
+    assert len(orderers) == 4 and len(dn.names()) == 7
+    with Load(dn, ["customs.qd", orderers[1], "regulator.safe-qd"]) as load:
+        load.wait_acknowledged(60)
+    height = dn.wait_agree(min_height=2)
+    assert height >= 2
+    dn.assert_all_have(load.acknowledged)
+    statuses = [dn.status(n) for n in dn.names()]
+    assert len({s["tip_hash"] for s in statuses}) == 1
+    assert sum(s["is_leader"] for s in statuses) == 1
+    assert_serves_tls_only(dn, capsys)
 
 
 def assert_serves_tls_only(dn: Devnet, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,118 +74,81 @@ def assert_serves_tls_only(dn: Devnet, capsys: pytest.CaptureFixture[str]) -> No
     assert '"institution": "customs.qd"' in capsys.readouterr().out
 
 
-def test_kill9_follower_then_leader_under_load(tmp_path: pathlib.Path) -> None:
-    with running_devnet(tmp_path / "net") as dn:
-        leader = dn.leader()
-        follower = "regulator.safe-qd"
-        other_orderers = [n for n in dn.names() if n.startswith("bank.") and n != leader]
-        with Load(dn, ["customs.qd", other_orderers[0]]) as load:
-            load.wait_acknowledged(20)
-            dn.kill9(follower)
-            load.wait_acknowledged(40)
-            dn.kill9(leader)
-            before = len(load.acknowledged)
-            load.wait_acknowledged(before + 30, timeout_s=60)  # a new leader took over
-        survivors = [n for n in dn.names() if n not in (leader, follower)]
-        new_leader = dn.status(other_orderers[0])["leader"]
-        assert new_leader and new_leader != leader
-        dn.restart(follower)
-        dn.restart(leader)
-        dn.wait_agree(min_height=2, timeout_s=90)
-        dn.assert_all_have(load.acknowledged)
-        assert len(survivors) == 5
+async def test_a_peer_outside_the_consortium_is_refused(shared: Devnet) -> None:
+    dn = shared
+    target = dn.node("bank.boc-qd")
+    target_peer = read_node_key(dn.root / "bank.boc-qd" / "node.key").peer_id
+    stranger = P2PNode(key_pair_from_seed(generate_seed()),
+                       f"/ip4/127.0.0.1/tcp/{free_base_port()}",
+                       {target_peer: [target["p2p"]]})
+    before = dn.status("bank.boc-qd")["counters"]["p2p"]["peers"]["refused"]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(stranger.run)
+        with pytest.raises(Exception):  # noqa: B017 - any failure: refused before served
+            with trio.fail_after(10):
+                await stranger.request(target_peer, netproto.PROTO_STATUS, b"",
+                                       timeout_s=3)
+        nursery.cancel_scope.cancel()
+    wait_until_sync(
+        lambda: dn.status("bank.boc-qd")["counters"]["p2p"]["peers"]["refused"] > before,
+        10, poll_s=0.1, what="the node to count the refused peer")
 
 
-def test_node_started_after_1000_blocks_catches_up(tmp_path: pathlib.Path) -> None:
-    one_tx_blocks = dataclasses.replace(types.DEFAULT_PARAMS, block_txs_max=1,
-                                        block_interval_ms=1)
-    with running_devnet(tmp_path / "net", params=one_tx_blocks) as dn:
-        dn.kill9("tax.qd")
-        with Load(dn, ["customs.qd", "bank.icbc-qd", "bank.ccb-qd"], threads=16):
-            wait_until_sync(lambda: dn.status("customs.qd")["height"] >= 1000, 240,
-                            poll_s=0.5, what="the network at 1000 blocks")
-        height = dn.status("bank.boc-qd")["height"]
-        assert height >= 1000
-        dn.restart("tax.qd")
-        dn.wait_agree(min_height=height, timeout_s=120)
-        # It came back by range fetch (a few late blocks may also arrive by gossip meanwhile).
-        assert dn.status("tax.qd")["counters"]["sync"]["blocks_fetched"] >= 900
+async def test_forged_gossip_is_rejected_and_counted(shared: Devnet) -> None:
+    """Last on the shared devnet: it stops the tax bureau's node."""
+    dn = shared
+    dn.kill9("tax.qd")  # we borrow the tax bureau's node identity, as an intruder would
+    tax_dir = dn.root / "tax.qd"
+    identity = read_node_key(tax_dir / "node.key")
+    peer_of = {n: read_node_key(dn.root / n / "node.key").peer_id
+               for n in dn.names() if n != "tax.qd"}
+    allow = {peer_of[n]: [dn.node(n)["p2p"]] for n in peer_of}
+    followers = ("regulator.safe-qd", "customs.qd")
+    banks = [n for n in dn.names() if n.startswith("bank.")]
+    impostor = P2PNode(identity.key_pair, dn.node("tax.qd")["p2p"], allow,
+                       topics=(netproto.TOPIC_TXS, netproto.TOPIC_BLOCKS))
+    height_before = dn.wait_agree(min_height=0,
+                                  names=[n for n in dn.names() if n != "tax.qd"])
+    # A block "proposed" by customs (not an orderer), and one with a forged signature.
+    header = types.BlockHeader(
+        chain_id=dn.config.chain_id, height=height_before + 1, prev_hash=b"\x00" * 32,
+        tx_count=0, tx_root=types.tx_root(()), receipts_root=b"\x00" * 32,
+        state_root=b"\x00" * 32, timestamp_ms=int(time.time() * 1000),
+        proposer="customs.qd", proposer_key_id=dn.keys["customs.qd"].key_id, raft_term=1,
+        raft_index=1)
+    by_customs = types.Block.create(dn.keys["customs.qd"], header, ())
+    bank_header = dataclasses.replace(header, proposer="bank.boc-qd",
+                                      proposer_key_id=dn.keys["bank.boc-qd"].key_id)
+    forged = types.Block(bank_header, (), os.urandom(64))
+    bad_tx = Load(dn, []).make_tx()
+    bad_tx = dataclasses.replace(bad_tx, signature=os.urandom(64))
 
+    def rejections() -> tuple[int, int]:
+        blocks = sum(dn.status(n)["counters"]["sync"]["gossip_blocks_rejected"]
+                     for n in followers)
+        txs = sum(dn.status(n)["counters"]["intake"]["gossip_batches_rejected"]
+                  for n in banks)
+        return blocks, txs
 
-async def test_a_peer_outside_the_consortium_is_refused(tmp_path: pathlib.Path) -> None:
-    with running_devnet(tmp_path / "net") as dn:
-        target = dn.node("bank.boc-qd")
-        target_peer = read_node_key(tmp_path / "net" / "bank.boc-qd" / "node.key").peer_id
-        stranger = P2PNode(key_pair_from_seed(generate_seed()),
-                           f"/ip4/127.0.0.1/tcp/{free_base_port()}",
-                           {target_peer: [target["p2p"]]})
-        before = dn.status("bank.boc-qd")["counters"]["p2p"]["peers"]["refused"]
-        async with trio.open_nursery() as nursery:
-            await nursery.start(stranger.run)
-            with pytest.raises(Exception):  # noqa: B017 - any failure: refused before served
-                with trio.fail_after(10):
-                    await stranger.request(target_peer, netproto.PROTO_STATUS, b"",
-                                           timeout_s=3)
-            nursery.cancel_scope.cancel()
-        wait_until_sync(
-            lambda: dn.status("bank.boc-qd")["counters"]["p2p"]["peers"]["refused"] > before,
-            10, poll_s=0.1, what="the node to count the refused peer")
-
-
-async def test_forged_gossip_is_rejected_and_counted(tmp_path: pathlib.Path) -> None:
-    with running_devnet(tmp_path / "net") as dn:
-        dn.kill9("tax.qd")  # we borrow the tax bureau's node identity, as an intruder would
-        tax_dir = tmp_path / "net" / "tax.qd"
-        identity = read_node_key(tax_dir / "node.key")
-        peer_of = {n: read_node_key(tmp_path / "net" / n / "node.key").peer_id
-                   for n in dn.names() if n != "tax.qd"}
-        allow = {peer_of[n]: [dn.node(n)["p2p"]] for n in peer_of}
-        followers = ("regulator.safe-qd", "customs.qd")
-        banks = [n for n in dn.names() if n.startswith("bank.")]
-        impostor = P2PNode(identity.key_pair, dn.node("tax.qd")["p2p"], allow,
-                           topics=(netproto.TOPIC_TXS, netproto.TOPIC_BLOCKS))
-        height_before = dn.wait_agree(min_height=0,
-                                      names=[n for n in dn.names() if n != "tax.qd"])
-        # A block "proposed" by customs (not an orderer), and one with a forged signature.
-        header = types.BlockHeader(
-            chain_id=dn.config.chain_id, height=height_before + 1, prev_hash=b"\x00" * 32,
-            tx_count=0, tx_root=types.tx_root(()), receipts_root=b"\x00" * 32,
-            state_root=b"\x00" * 32, timestamp_ms=int(time.time() * 1000),
-            proposer="customs.qd", proposer_key_id=dn.keys["customs.qd"].key_id, raft_term=1,
-            raft_index=1)
-        by_customs = types.Block.create(dn.keys["customs.qd"], header, ())
-        bank_header = dataclasses.replace(header, proposer="bank.boc-qd",
-                                          proposer_key_id=dn.keys["bank.boc-qd"].key_id)
-        forged = types.Block(bank_header, (), os.urandom(64))
-        bad_tx = Load(dn, []).make_tx()
-        bad_tx = dataclasses.replace(bad_tx, signature=os.urandom(64))
-
-        def rejections() -> tuple[int, int]:
-            blocks = sum(dn.status(n)["counters"]["sync"]["gossip_blocks_rejected"]
-                         for n in followers)
-            txs = sum(dn.status(n)["counters"]["intake"]["gossip_batches_rejected"]
-                      for n in banks)
-            return blocks, txs
-
-        async with trio.open_nursery() as nursery:
-            await nursery.start(impostor.run)
-            # A publication reaches the peers known to subscribe when it leaves: wait for
-            # the followers in the block topic and the orderers in the transaction topic.
-            await wait_until(lambda: (
-                {peer_of[n] for n in followers} <= impostor.topic_peers(netproto.TOPIC_BLOCKS)
-                and {peer_of[n] for n in banks} <= impostor.topic_peers(netproto.TOPIC_TXS)),
-                20, poll_s=0.1, what="the impostor's gossip peers")
-            await impostor.publish(netproto.TOPIC_BLOCKS, by_customs.encoded)
-            await impostor.publish(netproto.TOPIC_BLOCKS, forged.encoded)
-            await impostor.publish(netproto.TOPIC_TXS, pack_blobs([bad_tx.encoded]))
-            # The witness that the nodes processed them: they counted them as rejected.
-            await trio.to_thread.run_sync(lambda: wait_until_sync(
-                lambda: min(rejections()) >= 1, 20, poll_s=0.1, retry_on=(OSError, RpcError),
-                what="gossip rejections counted by the followers and the orderers"))
-            nursery.cancel_scope.cancel()
-        after = dn.wait_agree(min_height=0, names=[n for n in dn.names() if n != "tax.qd"])
-        assert after == height_before
-        for n in dn.names():
-            if n != "tax.qd":
-                with dn.client_ctx(n) as c, pytest.raises(RpcError, match="no transaction"):
-                    c.tx(bad_tx.id)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(impostor.run)
+        # A publication reaches the peers known to subscribe when it leaves: wait for
+        # the followers in the block topic and the orderers in the transaction topic.
+        await wait_until(lambda: (
+            {peer_of[n] for n in followers} <= impostor.topic_peers(netproto.TOPIC_BLOCKS)
+            and {peer_of[n] for n in banks} <= impostor.topic_peers(netproto.TOPIC_TXS)),
+            20, poll_s=0.1, what="the impostor's gossip peers")
+        await impostor.publish(netproto.TOPIC_BLOCKS, by_customs.encoded)
+        await impostor.publish(netproto.TOPIC_BLOCKS, forged.encoded)
+        await impostor.publish(netproto.TOPIC_TXS, pack_blobs([bad_tx.encoded]))
+        # The witness that the nodes processed them: they counted them as rejected.
+        await trio.to_thread.run_sync(lambda: wait_until_sync(
+            lambda: min(rejections()) >= 1, 20, poll_s=0.1, retry_on=(OSError, RpcError),
+            what="gossip rejections counted by the followers and the orderers"))
+        nursery.cancel_scope.cancel()
+    after = dn.wait_agree(min_height=0, names=[n for n in dn.names() if n != "tax.qd"])
+    assert after == height_before
+    for n in dn.names():
+        if n != "tax.qd":
+            with dn.client_ctx(n) as c, pytest.raises(RpcError, match="no transaction"):
+                c.tx(bad_tx.id)
