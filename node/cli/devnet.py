@@ -269,6 +269,7 @@ class DemoSession:
     def walk(self, steps: list[Step], out: Callable[[str], None]) -> float:
         """Each step signed, submitted, committed on every node, with the expected code."""
         started = time.perf_counter()
+        width = max([66, *(len(step.title) for step in steps)])
         for i, step in enumerate(steps, 1):
             t0 = time.perf_counter()
             signer = self.clients.get(step.tx.signer) or self.clients[self.first_bank]
@@ -282,7 +283,7 @@ class DemoSession:
                                   f"ledger said {code}: {reply['receipt']['message']}")
             _wait_everywhere(self.clients, step.tx.id, t0 + STEP_TIMEOUT_S)
             everywhere = time.perf_counter() - t0
-            out(f"  {i:>2}. {step.title:<66} {code:<20} committed "
+            out(f"  {i:>2}. {step.title:<{width}} {code:<22} committed "
                 f"{committed * 1000:6.0f} ms, on all {len(self.clients)} nodes "
                 f"{everywhere * 1000:6.0f} ms")
         total = time.perf_counter() - started
