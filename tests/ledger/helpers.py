@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from node.client import sealing
 from node.client.sealing import FileKeys, Keyring
@@ -25,6 +25,8 @@ from protocol.genesis import check_config
 from protocol.ledger import BlockResult, State, apply_block, initial_state, keys, queries, records
 from protocol.sealed import Recipient, Sealed
 from tests.sealing import ClientSealer
+
+R = TypeVar("R")
 
 CHAIN_ID = "crossbill-test"
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
@@ -276,6 +278,21 @@ class Chain:
         while self.height + 1 < height:
             self.apply()
         return height
+
+    def record(self, key: bytes, cls: type[R]) -> R:
+        """The stored record at `key`, which must exist."""
+        found = self.state.get(key, cls)
+        assert found is not None, key
+        return found
+
+    def assert_replays(self) -> None:
+        """Determinism: a fresh node replaying the same blocks gets the same receipts and
+        state roots, block by block."""
+        other = initial_state(self.config)
+        for block, result in zip(self.blocks, self.results, strict=True):
+            again = apply_block(other, block)
+            assert again.receipts == result.receipts and again.state_root == result.state_root
+            again.commit(other)
 
     def one(self, signer: str, payload: txtypes.Payload, **kw: Any) -> types.Receipt:
         """Apply one transaction in its own block and return its receipt."""

@@ -37,15 +37,11 @@ def cap() -> Chain:
 
 
 def doc_of(chain: Chain, document_id: str) -> records.SupportingDocument:
-    doc = chain.state.get(keys.capital_document(document_id), records.SupportingDocument)
-    assert doc is not None
-    return doc
+    return chain.record(keys.capital_document(document_id), records.SupportingDocument)
 
 
 def payment_of(chain: Chain, payment_id: str) -> records.CapitalPayment:
-    p = chain.state.get(keys.capital_payment(payment_id), records.CapitalPayment)
-    assert p is not None
-    return p
+    return chain.record(keys.capital_payment(payment_id), records.CapitalPayment)
 
 
 def code(chain: Chain, signer: str, payload: txtypes.Payload) -> str:

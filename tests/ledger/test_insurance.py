@@ -50,15 +50,11 @@ def assigned(ins: Chain) -> Chain:
 
 
 def pol(chain: Chain, pid: str = "P-1") -> records.Policy:
-    p = chain.state.get(keys.policy(pid), records.Policy)
-    assert p is not None
-    return p
+    return chain.record(keys.policy(pid), records.Policy)
 
 
 def pfin(chain: Chain, fid: str) -> records.PolicyFinancing:
-    f = chain.state.get(keys.policy_financing(fid), records.PolicyFinancing)
-    assert f is not None
-    return f
+    return chain.record(keys.policy_financing(fid), records.PolicyFinancing)
 
 
 def code(chain: Chain, signer: str, payload: txtypes.Payload, **kw: object) -> str:
