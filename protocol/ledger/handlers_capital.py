@@ -19,6 +19,7 @@ import dataclasses
 from protocol import limits
 from protocol.ledger import codes, handlers_sealed, keys, lifecycle, records
 from protocol.ledger.context import TxContext, reject
+from protocol.ledger.handlers_financing import check_may_finance
 from protocol.txtypes import (
     DOCUMENT_ISSUERS,
     REVIEW_FLAGGED,
@@ -84,13 +85,7 @@ def record_payment(ctx: TxContext, p: RecordCapitalPayment) -> None:
     if ctx.state.kv.get(key) is not None:
         reject(codes.PAYMENT_EXISTS, f"capital payment {p.payment_id} is already recorded")
     ctx.served_enterprise(p.uscc)
-    status = ctx.state.regulatory(p.uscc)
-    if status.frozen:
-        reject(codes.ENTERPRISE_FROZEN, f"enterprise {p.uscc} is frozen: "
-               f"{status.freeze_reason}")
-    if status.fx_class == "C":
-        reject(codes.FX_CLASS_C, f"enterprise {p.uscc} is in FX class C: no capital-account "
-               "income payment")
+    check_may_finance(ctx, p.uscc)  # frozen or class C: no capital-account income payment
     doc = _document(ctx, p.document_id)
     if doc.status == records.REVOKED:
         reject(codes.DOCUMENT_REVOKED, f"supporting document {p.document_id} is revoked: "
