@@ -382,6 +382,9 @@ class Node:
             except* UpgradeRequired:
                 pass  # the chain logged it once and set `halted`
             if self.chain.halted is not None:
+                if not started:  # it halted while the orderer was catching up to start
+                    task_status.started()
+                    started = True
                 await trio.sleep_forever()
             if self._wants_to_order() and self.orderer is None:
                 log.info("the ledger added %s to the ordering set: ordering from block %d",

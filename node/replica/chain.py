@@ -137,6 +137,13 @@ class Chain:
         """The protocol version of the next block."""
         return self.state.protocol_version(self.tip.height + 1)
 
+    def last_applicable_height(self) -> int | None:
+        """The last height this node may apply (the block before the first activation of a
+        version it does not implement), None if there is no such activation: block sync never
+        asks for blocks past it (a binary without the version could not decode them)."""
+        later = [a.height for a in self.state.activations if a.version > self.implemented]
+        return min(later) - 1 if later else None
+
     def check_version(self) -> None:
         """Raise `UpgradeRequired` if the next block needs a protocol version this node does
         not implement (halting the chain, once)."""

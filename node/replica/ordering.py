@@ -45,6 +45,7 @@ from node.storage.store import Storage
 from protocol import codec, crypto, types
 from protocol.codec import bound
 from protocol.errors import DecodeError, ValidationError
+from protocol.ledger import UpgradeRequired
 from protocol.raft import (
     LEADER,
     NONE,
@@ -472,6 +473,8 @@ class Orderer:
         while self.chain.height < height:
             try:
                 await self.catch_up_to(height, anchor)
+            except UpgradeRequired:
+                raise  # no peer can help: the node stops here until upgraded (ADR 0025)
             except Exception as exc:  # peers may be down; keep trying until cancelled
                 log.warning("catching up to height %d failed: %s", height, exc)
                 await trio.sleep(SNAPSHOT_FETCH_RETRY_S)

@@ -224,9 +224,15 @@ class BlockSync:
         return peers
 
     async def _fetch_next_batch(self, height: int) -> bool:
+        self.chain.check_version()  # stopped for an upgrade: nothing to fetch (ADR 0025)
+        limit = self.chain.last_applicable_height()
+        if limit is not None:
+            height = min(height, limit)
         for peer in self._fetch_peers():
             start = self.chain.height + 1
             count = min(self.batch_blocks, height - start + 1)
+            if count <= 0:
+                return False
             try:
                 blocks = await self.fetch_range(peer, start, count)
             except PEER_ERRORS as exc:

@@ -9,11 +9,14 @@ import dataclasses
 import itertools
 import pathlib
 import time
+from typing import Any
 
+import pytest
 import trio
 
 from node.observe import metrics
 from node.replica.intake import UPGRADE_REQUIRED
+from node.replica.sync import BlockSync
 from protocol import limits, txtypes, types, versions
 from tests.node.cluster import FAST, Cluster, cluster
 from tests.waiting import wait_until
@@ -81,3 +84,40 @@ async def test_nodes_without_the_version_stop_before_it_and_resume_after_the_upg
         assert tip >= height + 5
         assert all(n.chain.halted is None for n in c.nodes.values())
         assert len({n.chain.state.state_root() for n in c.nodes.values()}) == 1
+
+
+async def test_a_follower_behind_fetches_up_to_the_activation_and_stops_there(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block sync never asks for a block past an activation the node knows and lacks (a
+    binary without the version could not decode it): it catches up to the block before, and
+    stops there."""
+    async with cluster(tmp_path) as c:
+        await c.wait_leader()
+        nonces = itertools.count(1)
+        c.nursery.start_soon(_load, c, nonces)
+        reg = c.nodes[REG]
+        height = limits.ACTIVATION_LEAD_BLOCKS_MIN + 3 + reg.chain.height
+        schedule = _tx(c, txtypes.ActivateVersion(2, height), next(nonces))
+        assert reg.intake.submit(schedule).accepted
+        assert await reg.intake.wait_committed(schedule.id, 10) is not None
+        follower = c.nodes[OLD_FOLLOWER]
+        await wait_until(lambda: follower.chain.state.activations, 10,
+                         what="the follower knows the activation")
+        c.stop(OLD_FOLLOWER)
+        await wait_until(lambda: reg.chain.height >= height + 20, 20,
+                         what="the network past the activation")
+        with trio.fail_after(10):
+            await follower.stopped.wait()  # type: ignore[attr-defined]
+        asked: list[tuple[int, int]] = []
+        fetch = BlockSync.fetch_range
+
+        async def recording(sync: BlockSync, peer_id: str, start: int, count: int) -> Any:
+            if sync.institution == OLD_FOLLOWER:
+                asked.append((start, count))
+            return await fetch(sync, peer_id, start, count)
+
+        monkeypatch.setattr(BlockSync, "fetch_range", recording)
+        old = await c.start(OLD_FOLLOWER, V1)
+        await wait_until(lambda: old.chain.halted is not None, 20, what="the follower halted")
+        assert old.chain.height == height - 1
+        assert asked and all(start + count - 1 <= height - 1 for start, count in asked), asked
