@@ -159,7 +159,19 @@ class BlockSync:
         for i in range(0, len(items), 2):
             if len(items[i + 1]) > limits.CERT_BYTES_MAX:
                 raise DecodeError("a served certificate exceeds CERT_BYTES_MAX")
-            out.append((types.Block.decode(items[i]), items[i + 1]))
+            try:
+                block = types.Block.decode(items[i])
+            except DecodeError as exc:
+                if not out:
+                    raise
+                # Keep the blocks before it (each is verified as any other): a block of a
+                # protocol version this binary lacks does not decode, and the node must still
+                # reach the block before the activation to stop there (ADR 0025). A peer that
+                # serves garbage gains nothing it could not get by serving fewer blocks.
+                log.info("block %d from %s does not decode (%s): taking the %d before it",
+                         start + len(out), peer_id, exc, len(out))
+                break
+            out.append((block, items[i + 1]))
         return out
 
     async def catch_up_to(self, height: int, anchor: bytes | None = None) -> None:

@@ -15,8 +15,10 @@ import pytest
 import trio
 
 from node.observe import metrics
+from node.p2p import network as net
+from node.replica import messages as wire
 from node.replica.intake import UPGRADE_REQUIRED
-from node.replica.sync import BlockSync
+from node.replica.sync import BlockSync, SyncError
 from protocol import limits, txtypes, types, versions
 from tests.node.cluster import FAST, Cluster, cluster
 from tests.waiting import wait_until
@@ -121,3 +123,42 @@ async def test_a_follower_behind_fetches_up_to_the_activation_and_stops_there(
         await wait_until(lambda: old.chain.halted is not None, 20, what="the follower halted")
         assert old.chain.height == height - 1
         assert asked and all(start + count - 1 <= height - 1 for start, count in asked), asked
+
+
+def _last_block_from_the_future(serve: Any) -> Any:
+    """A node's block-range handler whose answers end with a block this binary cannot decode
+    (as a block of a later protocol version would be for a binary without it)."""
+    async def handler(peer_id: str, payload: bytes) -> bytes:
+        items = wire.unpack_blobs(await serve(peer_id, payload), items_max=1024)
+        if items:
+            items[-2] = b'{"v":1,"block":"of a version this binary lacks"}'
+        return wire.pack_blobs(items)
+
+    return handler
+
+
+async def test_block_sync_keeps_the_blocks_before_one_it_cannot_decode(
+        tmp_path: pathlib.Path) -> None:
+    """A range answer whose later blocks do not decode (what a binary meets in the blocks of
+    a version it lacks) still gives the blocks before them: the node reaches the block before
+    the activation and can stop there (ADR 0025)."""
+    async with cluster(tmp_path) as c:
+        await c.wait_leader()
+        c.stop(OLD_FOLLOWER)
+        nonces = itertools.count(1)
+        reg = c.nodes[REG]
+        for _ in range(3):
+            tx = _tx(c, txtypes.PublishFxRate("USD", "CNY", time.strftime("%Y-%m-%d"),
+                                             710_000_000 + next(nonces)), next(nonces))
+            assert reg.intake.submit(tx).accepted
+            assert await reg.intake.wait_committed(tx.id, 10) is not None
+        target = reg.chain.height
+        for name in c.nodes:  # every node that could serve it blocks
+            host = c.net.hosts[c.peer(name)]
+            host.handlers[net.PROTO_BLOCKS] = _last_block_from_the_future(
+                host.handlers[net.PROTO_BLOCKS])
+        old = await c.start(OLD_FOLLOWER)
+        assert old.chain.height < target - 1
+        with pytest.raises(SyncError):  # the last one never decodes
+            await old.sync.catch_up_to(target)
+        assert old.chain.height == target - 1  # every block before it was taken
