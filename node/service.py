@@ -305,7 +305,8 @@ class Node:
             "p2p": _plain(self.net.snapshot()),
             "rpc": {**_plain(rpc.http), "ws_message_errors": rpc.ws_message_errors,
                     "subscription_events": rpc.subscription_events,
-                    "dropped_sessions": rpc.dropped_sessions},
+                    "dropped_sessions": rpc.dropped_sessions,
+                    "notice_failures": rpc.notice_failures},
         }
         if self.orderer is not None:
             out["ordering"] = dict(self.orderer.stats)

@@ -160,11 +160,6 @@ def payload_class(type_name: str) -> type | None:
     return REGISTRY.get(type_name)
 
 
-def types_of_version(version: int) -> frozenset[str]:
-    """The transaction types a block applied under protocol version `version` may carry."""
-    return frozenset(t for t, cls in REGISTRY.items() if version >= cls.SINCE)
-
-
 # ------------------------------------------------------------------------------ regulator
 
 

@@ -225,6 +225,14 @@ def demo(root: pathlib.Path, out: Callable[[str], None] = print) -> float:
         session.close()
 
 
+def institution_keys(root: pathlib.Path, description: dict[str, Any]
+                     ) -> dict[str, crypto.PrivateKey]:
+    """Every node's institution key of the devnet in `root` (its passphrase file opens them)."""
+    passphrase = (root / "passphrase").read_text().splitlines()[0]
+    return {n["name"]: read_key_file(root / n["name"] / "institution.key", passphrase)
+            for n in description["nodes"]}
+
+
 @dataclass
 class DemoSession:
     """A devnet's description, genesis, institution keys and one RPC client per node."""
@@ -239,9 +247,7 @@ class DemoSession:
     def open(cls, root: pathlib.Path) -> DemoSession:
         description = load(root)
         genesis = load_genesis((root / "genesis.json").read_bytes())
-        passphrase = (root / "passphrase").read_text().splitlines()[0]
-        keys = {n["name"]: read_key_file(root / n["name"] / "institution.key", passphrase)
-                for n in description["nodes"]}
+        keys = institution_keys(root, description)
         clients = {n["name"]: client(description, n, STEP_TIMEOUT_S)
                    for n in description["nodes"]}
         return cls(root, description, genesis, keys, clients)

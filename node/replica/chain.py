@@ -72,6 +72,7 @@ class Chain:
         self.implemented = implemented
         self.on_halt = on_halt
         self.halted: versions.UpgradeNeeded | None = None
+        self._version_at = (-1, versions.GENESIS_VERSION)  # (height, its protocol version)
         self.state = State(storage.state_kv)
         self.metrics = LedgerMetrics()
         tip = storage.tip()
@@ -134,8 +135,12 @@ class Chain:
     # ------------------------------------------------------------------ protocol versions
 
     def protocol_version(self) -> int:
-        """The protocol version of the next block."""
-        return self.state.protocol_version(self.tip.height + 1)
+        """The protocol version of the next block (read once per tip: admission asks it for
+        every transaction)."""
+        height = self.tip.height + 1
+        if self._version_at[0] != height:
+            self._version_at = (height, self.state.protocol_version(height))
+        return self._version_at[1]
 
     def last_applicable_height(self) -> int | None:
         """The last height this node may apply (the block before the first activation of a

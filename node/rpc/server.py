@@ -89,6 +89,7 @@ class RpcServerSnapshot:
     ws_message_errors: int          # WebSocket messages whose handling raised (logged)
     subscription_events: int        # notifications queued to subscribers
     dropped_sessions: int           # subscribers dropped for being too slow
+    notice_failures: int            # blocks whose party notices failed (a bug; logged)
     host_refusals: int = 0          # requests refused for their Host or Origin (403)
 
 
@@ -134,6 +135,7 @@ class RpcServer:
             requests=self.metrics.snapshot(), http=self.http.snapshot(),
             ws_message_errors=self.ws_message_errors,
             subscription_events=self.hub.events, dropped_sessions=self.hub.dropped_sessions,
+            notice_failures=self.hub.notice_failures,
             host_refusals=self.host_refusals)
 
     async def serve(self, host: str, port: int, *,

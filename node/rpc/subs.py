@@ -87,6 +87,7 @@ class Hub:
         self._ids = itertools.count(1)
         self.events = 0              # notifications queued to sessions
         self.dropped_sessions = 0    # sessions dropped for a full queue
+        self.notice_failures = 0     # blocks whose party notices could not be derived (a bug)
 
     # ------------------------------------------------------------------ (un)subscribing
 
@@ -194,6 +195,7 @@ class Hub:
             wanted = {s.uscc for s in self.subs.values() if s.topic == TOPIC_PARTY}
             found = notices.block_notices(self.read_state(), block, receipts, writes, wanted)
         except Exception:  # a bug here costs the notices of one block, never the node
+            self.notice_failures += 1
             log.exception("party notices failed", extra={"height": block.height})
             return {}
         for notice in found:

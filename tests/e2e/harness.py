@@ -16,7 +16,6 @@ from typing import Any
 
 from node.cli import devnet
 from node.client.transport import RpcClient, RpcError
-from node.keys import read_key_file
 from protocol import crypto, types
 from protocol.genesis import load_genesis
 from tests import sealing
@@ -100,10 +99,7 @@ def running_devnet(root: pathlib.Path, tuning: dict[str, int] | None = None,
                      params=params)
     try:
         config = load_genesis((root / "genesis.json").read_bytes())
-        passphrase = (root / "passphrase").read_text().splitlines()[0]
-        keys = {n["name"]: read_key_file(root / n["name"] / "institution.key", passphrase)
-                for n in desc["nodes"]}
-        yield Devnet(root, desc, config, keys)
+        yield Devnet(root, desc, config, devnet.institution_keys(root, desc))
     finally:
         try:
             devnet.down(root, out=lambda _: None)
