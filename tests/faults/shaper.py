@@ -30,6 +30,12 @@ Rules, per directed link, all off by default:
   client sends meanwhile is kept (bounded) and forwarded after; if it closes meanwhile it is
   dropped.
 
+Rules apply to the chunks read after they change (a chunk already queued keeps its release
+time; a cut holds it nonetheless). A connection whose upstream cannot be reached (the node is
+down) is accepted and then reset, which the dialer sees as it would a refused connect. The
+seed makes each link's random stream reproducible, not the schedule of the whole network:
+chunk boundaries depend on the kernel's timing.
+
 Each direction of a connection has a reader (receive_some of at most `SHAPER_CHUNK_BYTES`) and
 a writer joined by a queue of at most `SHAPER_QUEUE_CHUNKS_MAX` chunks, so that a delay does
 not limit throughput; a full queue makes the reader wait (backpressure). Every upstream connect
@@ -447,6 +453,7 @@ class Server:
                                                            route.upstream_port)
         except (OSError, trio.TooSlowError) as exc:
             log.info("upstream %s unreachable: %s", route.name, exc)
+            conn.reset()    # the dialer sees a reset, as it would see a refused connect
             return
         try:
             async with trio.open_nursery() as nursery:

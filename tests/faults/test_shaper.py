@@ -356,10 +356,17 @@ def test_bad_control_requests_answer_an_error_and_change_nothing(shaper: Shaper)
 
 
 def test_the_process_is_gone_after_the_context_manager(echo: EchoServer, tmp_path) -> None:
-    with Shaper.start(routes_to(echo)[:1], SOURCES, seed=1, workdir=tmp_path) as shaper:
+    with socket.socket() as closed:     # a port nothing listens on: a node that is down
+        closed.bind(("127.0.0.1", 0))
+        down = closed.getsockname()[1]
+    routes = [*routes_to(echo)[:1], Route("c", "127.0.0.1", 0, "127.0.0.1", down)]
+    with Shaper.start(routes, SOURCES, seed=1, workdir=tmp_path) as shaper:
         process, address = shaper.process, shaper.address("a")
         with dial(shaper, "b", "a") as sock:
             round_trip_s(sock)
+        with dial(shaper, "b", "c") as sock, pytest.raises(ConnectionResetError):
+            sock.sendall(b"anyone?")
+            sock.recv(1)        # the shaper resets it: the node is down
         assert process.poll() is None
     assert process.poll() is not None
     assert not shaper.control_path.exists()
