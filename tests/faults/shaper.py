@@ -250,9 +250,6 @@ class Conn:
         self.scope.cancel()
 
 
-_EOF: Final = b""
-
-
 class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
