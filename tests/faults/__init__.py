@@ -1,0 +1,1 @@
+"""The fault lab (issue 22): faults across real network boundaries."""
