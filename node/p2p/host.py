@@ -428,7 +428,14 @@ class P2PNode:
                 continue
             self.peer_counts.dials += 1
             network.unblock_peer(pid)  # libp2p's negative cache would refuse for 60 s
-            self.host.get_peerstore().add_addrs(pid, info.addrs, 0)
+            # Dial only the addresses the consortium gave (genesis or node.set). py-libp2p's
+            # identify replaces a peer's addresses with the ones it advertises, which are its
+            # *listen* addresses: behind NAT, a proxy or a load balancer those are private
+            # and unreachable, and a redial to them fails until the node restarts (found by
+            # the fault lab, ADR 0029).
+            peerstore = self.host.get_peerstore()
+            peerstore.clear_addrs(pid)
+            peerstore.add_addrs(pid, info.addrs, 0)
             error = ""
             with trio.move_on_after(limits.DIAL_TIMEOUT_S) as scope:
                 try:

@@ -268,3 +268,47 @@ async def test_allowlist_changes_at_runtime(nursery: trio.Nursery) -> None:
     with pytest.raises(ValueError):
         a.set_peers({"not-a-peer-id": []})
     assert a.is_allowed(peer_of(d_key))  # a refused update changes nothing
+
+
+async def test_redials_the_configured_address_not_the_one_the_peer_advertised(
+        nursery: trio.Nursery) -> None:
+    """py-libp2p's identify replaces a peer's addresses with its advertised listen addresses;
+    behind NAT or a proxy those are unreachable. After a disconnect the node must redial the
+    address the consortium configured. Here the "advertised" address accepts TCP and never
+    answers, as a private address reached by mistake would stall the dial."""
+    ka, kb = new_key(), new_key()
+    served = Counter()
+    a = serving_node({peer_of(kb): []}, served, key=ka)
+    await start(nursery, a)
+    b = make_node(kb, {a.peer_id: addr_of(a)})
+    await start(nursery, b)
+    with trio.fail_after(10):
+        await b.wait_connected(a.peer_id)
+
+    silent = trio.socket.socket()
+    await silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held: list[trio.socket.SocketType] = []
+    accepting = trio.CancelScope()
+
+    async def accept_and_say_nothing() -> None:
+        with accepting:
+            while True:
+                conn, _ = await silent.accept()
+                held.append(conn)
+
+    nursery.start_soon(accept_and_say_nothing)
+    port = silent.getsockname()[1]
+    pid = ID.from_base58(a.peer_id)
+    peerstore = b.host.get_peerstore()
+    peerstore.clear_addrs(pid)  # what identify does with what the peer advertises
+    peerstore.add_addrs(pid, [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{port}")], 7200)
+    await b.host.disconnect(pid)
+    with trio.fail_after(20):
+        await b.wait_connected(a.peer_id)
+    assert await b.request(a.peer_id, ECHO, b"again", timeout_s=5) == b"again"
+    accepting.cancel()
+    await trio.sleep(0)
+    silent.close()
+    for conn in held:
+        conn.close()
