@@ -41,9 +41,12 @@ PLEDGE_MAX: Final = 450_000
 PLEDGE_STEP: Final = 10_000
 READ_SHARE_PERCENT: Final = 40     # of a process's ops
 SUBMIT_WAIT_MS: Final = 5_000      # tx.submit's wait for the commit
-CLIENT_TIMEOUT_S: Final = 10.0     # the HTTP client's deadline (the submit adds 5 s to it)
+# RpcClient.submit's HTTP deadline is the wait plus 5 s; it resends once after a timeout
+SUBMIT_CALL_S: Final = SUBMIT_WAIT_MS / 1000 + 5
+CLIENT_TIMEOUT_S: Final = 10.0     # the HTTP deadline of reads (and of connecting)
 OPS_PER_PROCESS_MAX: Final = 10_000
-STOP_DEADLINE_S: Final = 30.0      # for every process to finish its current op
+# for every process to finish its current call (sent at most twice) once stopped
+STOP_DEADLINE_S: Final = 2 * max(SUBMIT_CALL_S, CLIENT_TIMEOUT_S) + 5
 ERROR_PAUSE_S: Final = 0.05        # after a failed call, before the next op
 MATURITY_MS: Final = 30 * 24 * 60 * 60 * 1000
 SETUP_TIMEOUT_S: Final = 60.0
@@ -86,14 +89,31 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
 def submit(client: RpcClient, history: History, op: Op, tx: types.Tx,
            clock: Callable[[], float] = time.monotonic) -> None:
-    """Submit `tx` for `op` (already in `history`) and record the answer."""
+    """Submit `tx` for `op` (already in `history`) and record the answer.
+
+    RpcClient resends a request once after a lost connection or a timeout (closing the
+    connection first): a refusal answering the resent request may follow an admission of the
+    first, so it is "unknown", not "rejected". The closes during the call tell."""
+    closes = 0
+    close = client.close
+
+    def counted_close() -> None:
+        nonlocal closes
+        closes += 1
+        close()
+
+    setattr(client, "close", counted_close)  # noqa: B010 - this instance only, for this call
     try:
         reply: dict[str, Any] = client.submit(tx, wait=True, timeout_ms=SUBMIT_WAIT_MS)
     except (OSError, RpcError) as exc:
-        client.close()
         outcome, code = classify(exc)
+        if outcome == "rejected" and closes:
+            outcome, code = "unknown", f"{code} (answering a resent request)"
         history.complete(op, clock(), outcome, code)
+        close()
         return
+    finally:
+        delattr(client, "close")
     if reply.get("status") != "committed":
         history.complete(op, clock(), "unknown", str(reply.get("status", "no status")))
         return
@@ -231,7 +251,7 @@ class Workload:
         op = self.history.append(Op(pid, node, "apply", key, apply.id.hex(), amount,
                                     time.monotonic()))
         submit(client, self.history, op, apply)
-        if op.outcome != "ok":
+        if op.outcome != "ok" or self._stop.is_set():
             self._stop.wait(ERROR_PAUSE_S)
             return
         tx = self._tx(bank, txtypes.OpenFinancing(
