@@ -12,11 +12,12 @@ declarations. `check` is pure: a function of the history and those views. It ver
 (c) no "rejected" op's transaction is in any ledger;
 (d) no transaction id appears twice in a ledger (nor in two ops of the history);
 (e) "unknown" ops are counted as committed or lost (by the reference ledger: the longest);
-(f) per key (declaration), the OK financings in ledger order give a sequence of balances
-    (the pledged amount); every successful read equals one of them, at a prefix that holds
-    every financing of the key the same process saw acknowledged OK before it invoked the
-    read (read-your-writes: a process talks to one node), and one process's reads of one key
-    never go back to an earlier prefix (monotonic reads);
+(f) per key (declaration), the writes that committed OK (financings add their pledge,
+    releases take it off) in ledger order give a sequence of balances (the pledged amount);
+    every successful read equals one of them, at a prefix that holds every write of the key
+    the same process saw acknowledged OK before it invoked the read (read-your-writes: a
+    process talks to one node), and one process's reads of one key never go back to an
+    earlier prefix (monotonic reads);
 (g) the ledger's own rule I-1 (docs/domain.md §4.1): no declaration's pledges ever exceed
     floor(value * advance_rate_bps / 10000); a fetched declaration's pledged amount equals
     the replayed final balance and stays within the cap the node reports.
@@ -31,7 +32,7 @@ from typing import Any, Final, Protocol
 
 from node.client.transport import RpcClient
 from protocol import codec, types
-from tests.faults.history import COMMITTED, History, Op
+from tests.faults.history import COMMITTED, WRITES, History, Op
 
 FETCH_BATCH_BLOCKS: Final = 50      # block.get calls in one JSON-RPC batch
 FETCH_BLOCKS_MAX: Final = 1_000_000  # blocks read from one node at most
@@ -237,22 +238,22 @@ def check(history: History | Iterable[Op], ledgers: dict[str, LedgerView],
 
 def balances(ops: list[Op], places: dict[str, list[Place]]) -> dict[str, tuple[
         list[int], dict[str, int]]]:
-    """Per key: the pledged balances after each OK financing in ledger order (index 0: none
-    yet), and each such financing's tx id -> its prefix length (1-based)."""
+    """Per key: the pledged balances after each OK write in ledger order (index 0: none
+    yet), and each such write's tx id -> its prefix length (1-based)."""
     by_key: dict[str, list[tuple[Place, Op]]] = defaultdict(list)
     for op in ops:
-        if op.kind != "finance" or op.tx_id is None:
+        if op.kind not in WRITES or op.tx_id is None:
             continue
         where = places.get(op.tx_id)
         if where and where[0][2] == "OK":
             by_key[op.key].append((where[0], op))
     out: dict[str, tuple[list[int], dict[str, int]]] = {}
-    keys = {op.key for op in ops if op.kind in ("register", "finance", "read")}
+    keys = {op.key for op in ops if op.kind in ("register", "read", *WRITES)}
     for key in sorted(keys):
         seq = [0]
         position: dict[str, int] = {}
         for _, op in sorted(by_key.get(key, []), key=lambda x: x[0][:2]):
-            seq.append(seq[-1] + (op.value or 0))
+            seq.append(seq[-1] + WRITES[op.kind] * (op.value or 0))
             position[op.tx_id or ""] = len(seq) - 1
         out[key] = (seq, position)
     return out
@@ -279,11 +280,11 @@ def check_reads(ops: list[Op], places: dict[str, list[Place]],
             if key in per_key and ledgers[name].tip_height == max(
                     v.tip_height for v in ledgers.values()) and pledged != per_key[key][0][-1]:
                 out.append(f"final balance: {name} says {key} has {pledged} pledged; its OK "
-                           f"financings add up to {per_key[key][0][-1]}")
+                           f"writes add up to {per_key[key][0][-1]}")
     # (f) per process and key, reads in invoke order (a process's ops are sequential)
     acked: dict[tuple[int, str], list[Op]] = defaultdict(list)
     for op in ops:
-        if op.kind == "finance" and op.outcome == "ok" and op.complete_s is not None:
+        if op.kind in WRITES and op.outcome == "ok" and op.complete_s is not None:
             acked[(op.process, op.key)].append(op)
     floor: dict[tuple[int, str], int] = {}
     for op in sorted((o for o in ops if o.kind == "read" and o.outcome == "ok"),
@@ -302,7 +303,7 @@ def check_reads(ops: list[Op], places: dict[str, list[Place]],
                if w.complete_s is not None and w.complete_s < op.invoke_s]
         need = max(own, default=0)
         if max(at) < need:
-            out.append(f"stale read: {where}; it misses its own financing acknowledged "
+            out.append(f"stale read: {where}; it misses its own write acknowledged "
                        f"before (prefix {max(at)} < {need})")
             continue
         last = floor.get((op.process, op.key), 0)

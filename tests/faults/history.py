@@ -24,7 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-KINDS: Final = ("setup", "register", "apply", "finance", "read")
+KINDS: Final = ("setup", "register", "apply", "finance", "release", "read")
+# the writes that change a declaration's pledged amount: + the op's value, - the op's value
+WRITES: Final = {"finance": 1, "release": -1}
 OUTCOMES: Final = ("ok", "refused-committed", "rejected", "unknown")
 COMMITTED: Final = ("ok", "refused-committed")
 
@@ -36,7 +38,8 @@ class Op:
     kind: str             # one of KINDS
     key: str              # the declaration number ("" for set-up ops about no declaration)
     tx_id: str | None     # hex; None for reads
-    value: int | None     # the request's amount (declared value, pledge amount); None: reads
+    value: int | None     # the request's amount (declared value, pledge amount, the pledge
+    #                       a release frees); None: reads and set-up
     invoke_s: float       # time.monotonic() when the request was sent
     complete_s: float | None = None  # when its answer (or failure) came; None: never
     outcome: str = "unknown"

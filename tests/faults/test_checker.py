@@ -189,3 +189,23 @@ def test_the_history_round_trips_through_json_lines(tmp_path: pathlib.Path) -> N
     loaded = History.load(tmp_path / "h.jsonl")
     assert loaded.ops == history.ops
     assert check(loaded, views()).counts == check(history, views()).counts
+
+
+def release_ops() -> tuple[list[Op], list[list[tuple[str, str]]]]:
+    """The clean history, then p0 has the regulator release its 400,000 (OK, block 5) and
+    finances 200,000 again (OK, block 6): balances 0, 400k, 800k, 900k, 500k, 700k."""
+    ops = [*clean_ops(),
+           op(0, "release", "aa08", value=400_000, t=5.0, at=(5, 0)),
+           op(0, "finance", "aa09", value=200_000, t=6.0, at=(6, 0))]
+    return ops, [*blocks(), [("aa08", "OK")], [("aa09", "OK")]]
+
+
+def test_releases_take_their_pledge_off_the_balances() -> None:
+    ops, txs = release_ops()
+    ops += [op(0, "read", None, t=5.6, read=500_000), op(3, "read", None, t=7.0, read=700_000)]
+    ledgers = {n: view(n, txs, pledged=700_000) for n in NODES}
+    assert check(ops, ledgers).violations == []
+    # p0 reading 900,000 after its release was acknowledged misses its own write
+    ops.append(op(0, "read", None, t=5.7, read=900_000))
+    result = check(ops, ledgers)
+    assert len(found(result, "stale read:")) == 1 and "p0" in found(result, "stale read:")[0]

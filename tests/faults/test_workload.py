@@ -85,7 +85,8 @@ def test_workload_history_checks_clean_on_a_devnet(tmp_path: pathlib.Path) -> No
         ledgers = fetch_ledgers(dn, workload.keys)
     history = workload.history
     result = check(history, ledgers, dn.config.params.advance_rate_bps)
-    print(result.summary())
+    print(result.summary(), {kind: sum(1 for op in history if op.kind == kind and op.code == "OK")
+                             for kind in ("finance", "release")})
     assert result.violations == [], result.report()
     codes = {op.code for op in history if op.kind == "finance"}
     assert "DOUBLE_FINANCING" in codes and "OK" in codes, codes

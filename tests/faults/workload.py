@@ -7,7 +7,8 @@ talks to ITS node only and, with seeded choices, either finances a declaration (
 rotating, applies and then opens a financing pledging a random amount of it) or reads the
 declaration's pledged amount (`declaration.get`). The amounts over-finance the declarations on
 purpose: the ledger refuses some openings (DOUBLE_FINANCING), which is what the checker
-replays.
+replays. Now and then the regulator releases the pledge of a financing the process opened
+(docs/domain.md I-17), so the declarations keep taking new financings in a long run.
 
 Every submission is `tx.submit` with wait=True under a deadline; every answer is recorded,
 errors classified as "rejected" (refused before ordering: never in the ledger) or "unknown".
@@ -40,6 +41,7 @@ PLEDGE_MIN: Final = 150_000
 PLEDGE_MAX: Final = 450_000
 PLEDGE_STEP: Final = 10_000
 READ_SHARE_PERCENT: Final = 40     # of a process's ops
+RELEASE_SHARE_PERCENT: Final = 15  # of its ops, when it has a financing to release
 SUBMIT_WAIT_MS: Final = 5_000      # tx.submit's wait for the commit
 # RpcClient.submit's HTTP deadline is the wait plus 5 s; it resends once after a timeout
 SUBMIT_CALL_S: Final = SUBMIT_WAIT_MS / 1000 + 5
@@ -141,6 +143,7 @@ class Workload:
         self.history = History()
         self.banks = [i.id for i in net.config.institutions if i.role == "bank"]
         self.customs = next(i.id for i in net.config.institutions if i.role == "customs")
+        self.regulator = next(i.id for i in net.config.institutions if i.role == "regulator")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
@@ -211,17 +214,24 @@ class Workload:
     def _run(self, pid: int, node: str) -> None:
         rng = random.Random(self.seed * 1_000_003 + pid)
         client = self.net.client(node, CLIENT_TIMEOUT_S)
+        opened: list[tuple[str, str, int]] = []  # (financing id, key, amount) acknowledged OK
         try:
             for n in range(self.ops_per_process):
                 if self._stop.is_set():
                     break
                 key = rng.choice(self.keys)
-                if rng.randrange(100) < READ_SHARE_PERCENT:
+                draw = rng.randrange(100)
+                if draw < READ_SHARE_PERCENT:
                     self._read(client, pid, node, key)
+                elif draw < READ_SHARE_PERCENT + RELEASE_SHARE_PERCENT and opened:
+                    fin_id, fin_key, amount = opened.pop(rng.randrange(len(opened)))
+                    self._release(client, pid, node, fin_id, fin_key, amount, f"{pid}-{n}")
                 else:
                     bank = self.banks[(pid + n) % len(self.banks)]
                     amount = rng.randrange(PLEDGE_MIN, PLEDGE_MAX + 1, PLEDGE_STEP)
-                    self._finance(client, pid, node, bank, key, amount, f"{pid}-{n}")
+                    new = self._finance(client, pid, node, bank, key, amount, f"{pid}-{n}")
+                    if new:
+                        opened.append((new, key, amount))
         except BaseException as exc:  # a bug of the workload: report it at stop()
             self._errors.append(exc)
         finally:
@@ -239,9 +249,9 @@ class Workload:
         self.history.complete(op, time.monotonic(), "ok", read=int(reply["pledged"]))
 
     def _finance(self, client: RpcClient, pid: int, node: str, bank: str, key: str,
-                 amount: int, ref: str) -> None:
+                 amount: int, ref: str) -> str | None:
         """The bank applies under its mandate, then opens the financing (only if the
-        application committed OK)."""
+        application committed OK); the financing's id if it was acknowledged OK."""
         app_id, fin_id = f"A-{self.tag}-{ref}", f"F-{self.tag}-{ref}"
         pledges = (txtypes.Pledge(key, amount),)
         now_ms = int(time.time() * 1000)
@@ -253,11 +263,23 @@ class Workload:
         submit(client, self.history, op, apply)
         if op.outcome != "ok" or self._stop.is_set():
             self._stop.wait(ERROR_PAUSE_S)
-            return
+            return None
         tx = self._tx(bank, txtypes.OpenFinancing(
             fin_id, EXPORTER, app_id, amount, "USD", pledges, now_ms + MATURITY_MS),
             self._nonce(f"open/{ref}"))
         op = self.history.append(Op(pid, node, "finance", key, tx.id.hex(), amount,
+                                    time.monotonic()))
+        submit(client, self.history, op, tx)
+        if op.outcome in ("unknown", "rejected"):
+            self._stop.wait(ERROR_PAUSE_S)
+        return fin_id if op.outcome == "ok" and op.code == "OK" else None
+
+    def _release(self, client: RpcClient, pid: int, node: str, fin_id: str, key: str,
+                 amount: int, ref: str) -> None:
+        """The regulator releases the pledge of financing `fin_id` (of `amount` on `key`)."""
+        tx = self._tx(self.regulator, txtypes.ReleaseFinancing(fin_id, "fault lab release"),
+                      self._nonce(f"release/{ref}"))
+        op = self.history.append(Op(pid, node, "release", key, tx.id.hex(), amount,
                                     time.monotonic()))
         submit(client, self.history, op, tx)
         if op.outcome in ("unknown", "rejected"):
