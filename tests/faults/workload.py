@@ -1,14 +1,14 @@
 """A concurrent workload on a devnet that records a Jepsen-style history (issue 22).
 
-Customs registers `keys` declarations of one keyless exporter; every bank registers the
-exporter (KYC) and records a mandate for it, so each bank applies for financing in its name
-and opens the financing itself (docs/domain.md §4.1, §4.3). Then each process (a thread)
+Customs registers `keys` declarations of a keyless exporter (one per run); every bank
+registers the exporter (KYC) and records a mandate for it, so each bank applies for financing
+in its name and opens the financing itself (docs/domain.md §4.1, §4.3). Then each process (a thread)
 talks to ITS node only and, with seeded choices, either finances a declaration (a bank,
 rotating, applies and then opens a financing pledging a random amount of it) or reads the
 declaration's pledged amount (`declaration.get`). The amounts over-finance the declarations on
 purpose: the ledger refuses some openings (DOUBLE_FINANCING), which is what the checker
 replays. Now and then the regulator releases the pledge of a financing the process opened
-(docs/domain.md I-17), so the declarations keep taking new financings in a long run.
+(docs/domain.md §4.7, I-17), so the declarations keep taking new financings in a long run.
 
 Every submission is `tx.submit` with wait=True under a deadline; every answer is recorded,
 errors classified as "rejected" (refused before ordering: never in the ledger) or "unknown".
@@ -33,7 +33,6 @@ from protocol.ledger import dates
 from tests import sealing
 from tests.faults.history import History, Op
 
-EXPORTER: Final = sealing.KEYLESS_EXPORTER
 DECLARED_VALUE: Final = 1_000_000  # minor units (USD cents) of every declaration
 # A financing pledges between these amounts: three to six fill a declaration's cap (90% of its
 # value at the default advance rate), so later ones are refused as double financing.
@@ -140,6 +139,8 @@ class Workload:
         # record ids unique per run (a net may carry several runs); choices stay seeded
         self.tag = tag or os.urandom(3).hex()
         self.keys = [f"FL-{self.tag}-{k}" for k in range(keys)]
+        # a keyless exporter of this run's own (USCC: 18 of 0-9 and most capitals)
+        self.exporter = "91370200" + hashlib.sha256(self.tag.encode()).hexdigest()[:10].upper()
         self.history = History()
         self.banks = [i.id for i in net.config.institutions if i.role == "bank"]
         self.customs = next(i.id for i in net.config.institutions if i.role == "customs")
@@ -168,15 +169,15 @@ class Workload:
         export_date = dates.format_day(dates.day_of(int(time.time() * 1000)) - 1)
         first: list[SetupItem] = [
             ("register", key, DECLARED_VALUE, self._tx(self.customs, sealing.declaration(
-                self.net.config, key, EXPORTER, DECLARED_VALUE, export_date),
+                self.net.config, key, self.exporter, DECLARED_VALUE, export_date),
                 self._nonce(f"decl/{key}")))
             for key in self.keys]
         first += [("setup", "", None, self._tx(bank, txtypes.RegisterEnterprise(
-            EXPORTER, "Fault Lab Exporter Co.", "CN", b""), self._nonce(f"ent/{bank}")))
+            self.exporter, "Fault Lab Exporter Co.", "CN", b""), self._nonce(f"ent/{bank}")))
             for bank in self.banks]
         mandate_expiry = int(time.time() * 1000) + 7 * 24 * 60 * 60 * 1000
         second: list[SetupItem] = [("setup", "", None, self._tx(bank, txtypes.RecordMandate(
-            EXPORTER, f"M-{self.tag}-{i}", hashlib.sha256(bank.encode()).digest(),
+            self.exporter, f"M-{self.tag}-{i}", hashlib.sha256(bank.encode()).digest(),
             mandate_expiry), self._nonce(f"mandate/{bank}")))
             for i, bank in enumerate(self.banks)]
         for batch in (first, second):
@@ -256,7 +257,7 @@ class Workload:
         pledges = (txtypes.Pledge(key, amount),)
         now_ms = int(time.time() * 1000)
         apply = self._tx(bank, txtypes.ApplyForFinancing(
-            app_id, EXPORTER, bank, amount, "USD", pledges, now_ms + 24 * 60 * 60 * 1000),
+            app_id, self.exporter, bank, amount, "USD", pledges, now_ms + 24 * 60 * 60 * 1000),
             self._nonce(f"apply/{ref}"))
         op = self.history.append(Op(pid, node, "apply", key, apply.id.hex(), amount,
                                     time.monotonic()))
@@ -265,7 +266,7 @@ class Workload:
             self._stop.wait(ERROR_PAUSE_S)
             return None
         tx = self._tx(bank, txtypes.OpenFinancing(
-            fin_id, EXPORTER, app_id, amount, "USD", pledges, now_ms + MATURITY_MS),
+            fin_id, self.exporter, app_id, amount, "USD", pledges, now_ms + MATURITY_MS),
             self._nonce(f"open/{ref}"))
         op = self.history.append(Op(pid, node, "finance", key, tx.id.hex(), amount,
                                     time.monotonic()))
