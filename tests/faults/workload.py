@@ -206,6 +206,10 @@ class Workload:
 
     def start(self) -> None:
         self.setup()
+        self.start_processes()
+
+    def start_processes(self) -> None:
+        """The processes alone (after `setup`, e.g. with faults in between)."""
         for pid, node in self.processes:
             t = threading.Thread(target=self._run, args=(pid, node), daemon=True,
                                  name=f"workload-{pid}")
@@ -285,6 +289,10 @@ class Workload:
         submit(client, self.history, op, tx)
         if op.outcome in ("unknown", "rejected"):
             self._stop.wait(ERROR_PAUSE_S)
+
+    def done(self) -> bool:
+        """Every process finished (its op bound reached, or stopped)."""
+        return all(not t.is_alive() for t in self._threads)
 
     def stop(self) -> None:
         """Stop every process and join it under STOP_DEADLINE_S; raise WorkloadError if one
