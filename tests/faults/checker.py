@@ -177,6 +177,9 @@ def check_agreement(ledgers: dict[str, LedgerView]) -> list[str]:
 
 def check(history: History | Iterable[Op], ledgers: dict[str, LedgerView],
           advance_rate_bps: int = types.DEFAULT_PARAMS.advance_rate_bps) -> CheckResult:
+    """Every check of the module docstring; `ledgers` fetched once the workload stopped and the
+    faults healed (an "unknown" op may still commit until its transaction expires: it is
+    counted as of the fetch). `advance_rate_bps`: the consortium's, for rule I-1."""
     ops = list(history)
     violations = check_agreement(ledgers)
     placed: dict[str, dict[str, list[Place]]] = {}
@@ -204,7 +207,9 @@ def check(history: History | Iterable[Op], ledgers: dict[str, LedgerView],
         if op.kind == "read":
             counts["reads" if op.outcome == "ok" else "reads-failed"] += 1
             continue
-        assert op.tx_id is not None
+        if op.tx_id is None:
+            violations.append(f"malformed: a {op.kind} op of p{op.process} without a tx id")
+            continue
         if op.outcome in COMMITTED:
             counts[op.outcome] += 1
             # (b) acknowledged: exactly once on every node, where the receipt said
