@@ -328,7 +328,7 @@ class ConsensusTiming:
     raft_heartbeat_ticks: Annotated[int, bound(min_value=limits.RAFT_HEARTBEAT_TICKS_MIN,
                                                max_value=limits.RAFT_HEARTBEAT_TICKS_MAX)]
     # The deadline of one request to a peer: forwarding transactions towards the leader,
-    # asking for blocks (a block range gets twice this), answering a submitter that waits.
+    # asking a peer for its tip or for blocks (a block range gets twice this).
     request_timeout_ms: Annotated[int, bound(min_value=limits.REQUEST_TIMEOUT_MS_MIN,
                                              max_value=limits.REQUEST_TIMEOUT_MS_MAX)]
     # The deadline of sending one Raft message to a member.
