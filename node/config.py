@@ -44,8 +44,12 @@ resolved against the directory of the configuration file.
     listen = "127.0.0.1:9101"
 
     [tuning]                             # all optional, each bounded
-    raft_tick_ms = 50
+    mempool_txs_max = 50000
     ...
+    raft_election_ticks = 40             # consensus timing (raft_*, request_timeout_ms,
+                                         # block_sync_*): the consortium sets it in genesis
+                                         # ("timing", ADR 0030); a key here overrides genesis
+                                         # on this node only, with a warning at start
     protocol_version_max = 1             # rehearse an upgrade: act as a binary implementing
                                          # protocol versions up to this one (default: all)
 
@@ -69,6 +73,7 @@ from node import tls
 from node.files import LooseFileModeError
 from protocol.errors import CrossbillError
 from protocol.limits import KEYS_PER_INSTITUTION_MAX
+from protocol.timing import TIMING_BOUNDS, TIMING_KEYS
 from protocol.versions import IMPLEMENTED_VERSION
 
 CONFIG_BYTES_MAX: Final = 64 * 1024
@@ -81,36 +86,43 @@ class ConfigFileError(CrossbillError):
 
 @dataclass(frozen=True)
 class Tuning:
-    """Knobs with safe defaults; each is checked against (min, max) in `_TUNING_BOUNDS`."""
+    """Knobs with safe defaults; each is checked against (min, max) in `_TUNING_BOUNDS`.
 
-    raft_tick_ms: int = 50
-    raft_election_ticks: int = 20
-    raft_heartbeat_ticks: int = 2
+    The consensus timing keys (`protocol.timing.TIMING_KEYS`) are None unless the node's
+    [tuning] sets them: the consortium sets them in genesis (ADR 0030), and a key set here
+    overrides the consortium's value on this node only (logged as a warning at start)."""
+
+    raft_tick_ms: int | None = None
+    raft_election_ticks: int | None = None
+    raft_heartbeat_ticks: int | None = None
     mempool_txs_max: int = 50_000
     mempool_bytes_max: int = 64 * 1024 * 1024
     tx_batch_txs_max: int = 500
     tx_batch_interval_ms: int = 20
-    block_sync_batch_blocks: int = 64
+    block_sync_batch_blocks: int | None = None
+    block_sync_poll_ms: int | None = None
     raft_log_keep_entries: int = 1000
-    request_timeout_ms: int = 3000
+    request_timeout_ms: int | None = None
+    raft_send_timeout_ms: int | None = None
     shutdown_deadline_s: int = 10
     # The highest protocol version the node applies (protocol/versions.py): lower than this
     # binary's only to rehearse an upgrade (the node then stops where a binary of that version
     # would, ADR 0025).
     protocol_version_max: int = IMPLEMENTED_VERSION
 
+    def timing_overrides(self) -> dict[str, int]:
+        """The consensus timing keys this node's [tuning] sets (overriding genesis)."""
+        return {key: value for key in TIMING_KEYS
+                if (value := getattr(self, key)) is not None}
+
 
 _TUNING_BOUNDS: Final[dict[str, tuple[int, int]]] = {
-    "raft_tick_ms": (5, 1000),
-    "raft_election_ticks": (3, 1000),
-    "raft_heartbeat_ticks": (1, 100),
+    **TIMING_BOUNDS,  # the consensus timing keys: the bounds genesis applies (protocol/limits)
     "mempool_txs_max": (100, 1_000_000),
     "mempool_bytes_max": (1024 * 1024, 4 * 1024 * 1024 * 1024),
     "tx_batch_txs_max": (1, 5000),
     "tx_batch_interval_ms": (1, 1000),
-    "block_sync_batch_blocks": (1, 512),
     "raft_log_keep_entries": (10, 1_000_000),
-    "request_timeout_ms": (100, 60_000),
     "shutdown_deadline_s": (1, 300),
     "protocol_version_max": (1, IMPLEMENTED_VERSION),
 }
@@ -294,7 +306,10 @@ def config_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NodeConfig:
         if not lo <= value <= hi:
             raise fail("tuning", key, f"{value} is outside {lo}..{hi}")
     tuning = Tuning(**tuning_raw)
-    if tuning.raft_heartbeat_ticks >= tuning.raft_election_ticks:
+    # The rules between timing keys are checked at start against genesis's timing (the node,
+    # `protocol.timing.timing_problem`); two keys both set here can be checked already.
+    if (tuning.raft_heartbeat_ticks is not None and tuning.raft_election_ticks is not None
+            and tuning.raft_heartbeat_ticks >= tuning.raft_election_ticks):
         raise fail("tuning", "raft_heartbeat_ticks", "must be below raft_election_ticks")
 
     log = raw.get("log", {})

@@ -33,11 +33,12 @@ from node.replica.sync import BlockSync
 from node.rpc.http import HttpServer, Response, RouteHandler
 from node.rpc.server import RpcServer
 from node.storage.store import Storage
-from protocol import crypto, types
+from protocol import codec, crypto, types
 from protocol.errors import CrossbillError
 from protocol.genesis import load_genesis
 from protocol.ledger import BlockResult, UpgradeRequired, queries
 from protocol.ledger.state import active_public_key
+from protocol.timing import Override, effective_timing, timing_problem
 
 # Transaction types after which the node re-reads peers and the ordering set from the ledger.
 MEMBERSHIP_TX_TYPES: Final = frozenset({"institution.admit", "node.set", "orderer.add",
@@ -50,6 +51,20 @@ log = logging.getLogger("crossbill.node")
 
 class NodeStartError(CrossbillError):
     """The node cannot start with this configuration; the message says what to fix."""
+
+
+def node_timing(config: types.ConsortiumConfig, tuning: Tuning,
+                ) -> tuple[types.ConsensusTiming, tuple[Override, ...]]:
+    """The consensus timing this node runs with: genesis's with the keys of [tuning] that the
+    node sets in place (ADR 0030); each override is logged as a warning, once."""
+    timing, overrides = effective_timing(config.timing, tuning.timing_overrides())
+    problem = timing_problem(timing)
+    if problem is not None:
+        raise NodeStartError(f"[tuning] {problem[0]}: {problem[1]} (the consortium's timing "
+                             "from genesis with this node's [tuning] overrides)")
+    for override in overrides:
+        log.warning("%s", override.describe())
+    return timing, overrides
 
 
 class Node:
@@ -71,6 +86,7 @@ class Node:
         self.keys = (key, *extra_keys)
         self.net = network
         self.tuning = tuning or Tuning()
+        self.timing, self.timing_overrides = node_timing(config, self.tuning)
         self.rpc_host = rpc_host
         self.rpc_port = rpc_port
         self.metrics_host = metrics_host
@@ -101,7 +117,7 @@ class Node:
         self._orderers: tuple[str, ...] = ()
         self._refresh_membership()
         t = self.tuning
-        self.timeout_s = t.request_timeout_ms / 1000
+        self.timeout_s = self.timing.request_timeout_ms / 1000
         self._left_ordering_at: float | None = None
         self._last_proposer: str | None = None  # of the last applied block (None: not read)
         self.evidence = CommitEvidence(
@@ -110,7 +126,9 @@ class Node:
             recipients=self._attestation_recipients)
         self.sync = BlockSync(
             institution=institution, chain=self.chain, storage=self.storage,
-            network=network, peers=self._sync_peers, batch_blocks=t.block_sync_batch_blocks,
+            network=network, peers=self._sync_peers,
+            batch_blocks=self.timing.block_sync_batch_blocks,
+            poll_interval_s=self.timing.block_sync_poll_ms / 1000,
             request_timeout_s=self.timeout_s, on_block=self._on_block, leader=self._leader,
             raft_term=self._raft_term, tx_verified=lambda tx: self.intake.verified(tx),
             evidence=self.evidence, institution_of_peer=self._institution_of_peer)
@@ -188,8 +206,9 @@ class Node:
             institution=self.institution, signing_key=self.signing_key, chain=self.chain,
             storage=self.storage, mempool=self.mempool, network=self.net,
             peer_of_institution=self.peer_of_institution,
-            tick_ms=t.raft_tick_ms, election_ticks=t.raft_election_ticks,
-            heartbeat_ticks=t.raft_heartbeat_ticks,
+            tick_ms=self.timing.raft_tick_ms, election_ticks=self.timing.raft_election_ticks,
+            heartbeat_ticks=self.timing.raft_heartbeat_ticks,
+            send_timeout_s=self.timing.raft_send_timeout_ms / 1000,
             log_keep_entries=t.raft_log_keep_entries, on_block=self._on_block,
             catch_up_to=self.sync.catch_up_to, on_new_leader=self._hand_pending_to_leader)
         self.intake.set_mempool(self.mempool)
@@ -287,6 +306,11 @@ class Node:
             "protocol_version": self.chain.protocol_version(),
             "upgrade_required": (None if self.chain.halted is None
                                  else self.chain.halted.describe()),
+            # The consensus timing in effect (ADR 0030): genesis's, or the defaults, with the
+            # keys this node's [tuning] overrides listed.
+            "timing": {**codec.to_json(self.timing),
+                       "from_genesis": self.config.timing is not None,
+                       "overridden": [o.key for o in self.timing_overrides]},
             "counters": self.counters(),
         }
 

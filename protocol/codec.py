@@ -5,7 +5,8 @@ Format (ADR 0001): canonical JSON, UTF-8, the top-level object carrying ``"v": C
 - object keys sorted by code point, no whitespace, no duplicate keys;
 - integers only (signed 64-bit); floats, NaN and exponents are refused;
 - bytes as lowercase hexadecimal strings; strings without control characters;
-- every field of the schema present, no other field; lists and strings bounded.
+- every field of the schema present, no other field; lists and strings bounded. The one
+  exception: a field marked `absent_when_none` is left out when None (ADR 0030).
 
 The schema is the frozen dataclass itself: field types drive conversion and
 ``Annotated[int, bound(...)]`` sets per-field bounds. Decoding is strict: the input must be
@@ -47,6 +48,13 @@ def bound(
     return {k: v for k, v in given.items() if v is not None}
 
 
+def absent_when_none() -> dict[str, bool]:
+    """Metadata for ``Annotated[X | None, absent_when_none()]``: None is encoded by leaving the
+    key out (and a missing key decodes to None), so that adding such a field to a record keeps
+    the encoding, and so the hash, of every value that leaves it None (ADR 0030)."""
+    return {"absent_when_none": True}
+
+
 def variant(discriminator: str, resolve: Callable[[str], type | None]) -> dict[str, Any]:
     """Metadata for ``Annotated[Base, variant(...)]``: the field's dataclass is chosen by the
     value of a sibling str field."""
@@ -59,7 +67,7 @@ _Conv = Callable[[Any, str], Any]
 
 
 class _Schema:
-    __slots__ = ("cls", "decoders", "encoders", "names", "variants")
+    __slots__ = ("absent_when_none", "cls", "decoders", "encoders", "names", "variants")
 
     def __init__(self, cls: type) -> None:
         self.cls = cls
@@ -67,8 +75,11 @@ class _Schema:
         self.decoders: list[tuple[str, _Conv]] = []
         self.encoders: list[tuple[str, Callable[[Any], Any]]] = []
         self.variants: list[tuple[str, str, Callable[[str], type | None]]] = []
+        absent: list[str] = []
         for f in dataclasses.fields(cls):
             _, meta = _unwrap(hints[f.name], {})
+            if meta.get("absent_when_none"):
+                absent.append(f.name)
             if "variant" in meta:
                 disc, resolve = meta["variant"]
                 self.variants.append((f.name, disc, resolve))
@@ -78,6 +89,7 @@ class _Schema:
             self.decoders.append((f.name, dec))
             self.encoders.append((f.name, enc))
         self.names = frozenset(f.name for f in dataclasses.fields(cls))
+        self.absent_when_none = tuple(absent)
 
 
 _SCHEMAS: dict[type, _Schema] = {}
@@ -231,7 +243,11 @@ def _identity(v: Any) -> Any:
 
 def _encode_dataclass(obj: Any) -> dict[str, Any]:
     schema = _schema(type(obj))
-    return {name: enc(getattr(obj, name)) for name, enc in schema.encoders}
+    out = {name: enc(getattr(obj, name)) for name, enc in schema.encoders}
+    for name in schema.absent_when_none:
+        if out[name] is None:
+            del out[name]
+    return out
 
 
 def _decode_dataclass(cls: type[T], raw: Any, path: str) -> T:
@@ -239,12 +255,17 @@ def _decode_dataclass(cls: type[T], raw: Any, path: str) -> T:
         raise DecodeError(f"expected an object, got {_type_name(raw)}", path)
     schema = _schema(cls)
     keys = raw.keys()
+    for name in schema.absent_when_none:
+        if name in raw and raw[name] is None:  # one encoding per value: None leaves it out
+            raise DecodeError("null is written by leaving the key out", _join(path, name))
     if keys != schema.names:
-        missing = sorted(schema.names - keys)
+        missing = sorted(schema.names - keys - set(schema.absent_when_none))
         unknown = sorted(keys - schema.names)
         if missing:
             raise DecodeError(f"missing field(s) {', '.join(missing)}", path)
-        raise DecodeError(f"unknown field(s) {', '.join(unknown)}", path)
+        if unknown:
+            raise DecodeError(f"unknown field(s) {', '.join(unknown)}", path)
+        raw = {**raw, **{name: None for name in schema.absent_when_none if name not in raw}}
     values: dict[str, Any] = {}
     for name, dec in schema.decoders:
         values[name] = dec(raw[name], _join(path, name))

@@ -4,7 +4,8 @@ The genesis file is JSON written by people or by `crossbill network init`: any f
 accepted, but every field is checked, unknown and missing fields are refused, and each broken
 rule is reported as a `ConfigError` naming the key (``institutions[2].keys[0].key_id``). The
 genesis hash is the hash of the canonical encoding of what was loaded, so two files that differ
-only in layout give the same network.
+only in layout give the same network. The optional "timing" object (consensus timing, ADR 0030)
+is hashed in when present; a file without it keeps the hash it had before timing existed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Final
 
 from protocol import codec, crypto, limits
 from protocol.errors import ConfigError, CryptoError, DecodeError
+from protocol.timing import timing_problem
 from protocol.txtypes import INSTITUTION_ROLES, ROLE_BANK, ROLE_REGULATOR, check_format
 from protocol.types import ConsortiumConfig
 
@@ -108,3 +110,7 @@ def check_config(config: ConsortiumConfig) -> None:
     if params.heartbeat_interval_ms < params.block_interval_ms:
         raise _fail("params.heartbeat_interval_ms", f"{params.heartbeat_interval_ms} is shorter "
                     f"than the block interval {params.block_interval_ms}")
+    if config.timing is not None:
+        problem = timing_problem(config.timing)
+        if problem is not None:
+            raise _fail(f"timing.{problem[0]}", problem[1])

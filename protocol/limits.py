@@ -222,3 +222,31 @@ POLICY_PREMIUM_BPS_MAX: Final = 10_000
 # A supporting document that expires does so at most this long after the block registering it
 # (about ten years: a foreign-debt registration's term).
 DOCUMENT_VALIDITY_MS_MAX: Final = 3_660 * 24 * 60 * 60 * 1000
+
+# issue 22: consensus timing, set by the consortium in genesis (protocol/timing.py, ADR 0030) --
+# The Raft clock's period; every Raft timer is a whole number of ticks.
+RAFT_TICK_MS_MIN: Final = 5
+RAFT_TICK_MS_MAX: Final = 1000
+# A follower stands for election after this many ticks without a heartbeat (randomized up to
+# twice that by the Raft core); at least a few ticks, or one late tick starts an election.
+RAFT_ELECTION_TICKS_MIN: Final = 3
+RAFT_ELECTION_TICKS_MAX: Final = 1000
+# The election timeout in time (tick times election ticks): not so short that a scheduling
+# hiccup deposes the leader, not so long that a dead leader stalls the network for minutes.
+RAFT_ELECTION_TIMEOUT_MS_MIN: Final = 100
+RAFT_ELECTION_TIMEOUT_MS_MAX: Final = 120_000
+RAFT_HEARTBEAT_TICKS_MIN: Final = 1
+RAFT_HEARTBEAT_TICKS_MAX: Final = 100
+# One request to a peer (forwarding transactions, asking for blocks) and one Raft message send.
+REQUEST_TIMEOUT_MS_MIN: Final = 100
+REQUEST_TIMEOUT_MS_MAX: Final = 60_000
+RAFT_SEND_TIMEOUT_MS_MIN: Final = 100
+RAFT_SEND_TIMEOUT_MS_MAX: Final = 60_000
+# Blocks asked for in one block-sync request (a served range is also capped in bytes).
+BLOCK_SYNC_BATCH_BLOCKS_MIN: Final = 1
+BLOCK_SYNC_BATCH_BLOCKS_MAX: Final = 512
+# How often a node that follows asks its peers for their tips when gossip is quiet.
+BLOCK_SYNC_POLL_MS_MIN: Final = 50
+BLOCK_SYNC_POLL_MS_MAX: Final = 60_000
+# The round-trip times `timing_for_rtt` chooses timing for.
+TIMING_RTT_MS_MAX: Final = 5000

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Annotated, Final
 
 from protocol import codec, crypto, limits
-from protocol.codec import bound, variant
+from protocol.codec import absent_when_none, bound, variant
 from protocol.txtypes import Payload, payload_class
 
 STATUS_OK: Final = "ok"
@@ -315,6 +315,54 @@ DEFAULT_PARAMS_V2: Final = ParamsV2(policy_advance_rate_bps=8000)
 
 
 @dataclass(frozen=True)
+class ConsensusTiming:
+    """The timers that must fit the network's round-trip time (ADR 0030), set by the consortium
+    in genesis (`ConsortiumConfig.timing`; None: `DEFAULT_TIMING`). A node's [tuning] may
+    override each one locally (node/config.py); `protocol.timing` checks the rules between
+    them and picks values for a round-trip time."""
+
+    raft_tick_ms: Annotated[int, bound(min_value=limits.RAFT_TICK_MS_MIN,
+                                       max_value=limits.RAFT_TICK_MS_MAX)]
+    raft_election_ticks: Annotated[int, bound(min_value=limits.RAFT_ELECTION_TICKS_MIN,
+                                              max_value=limits.RAFT_ELECTION_TICKS_MAX)]
+    raft_heartbeat_ticks: Annotated[int, bound(min_value=limits.RAFT_HEARTBEAT_TICKS_MIN,
+                                               max_value=limits.RAFT_HEARTBEAT_TICKS_MAX)]
+    # The deadline of one request to a peer: forwarding transactions towards the leader,
+    # asking a peer for its tip or for blocks (a block range gets twice this).
+    request_timeout_ms: Annotated[int, bound(min_value=limits.REQUEST_TIMEOUT_MS_MIN,
+                                             max_value=limits.REQUEST_TIMEOUT_MS_MAX)]
+    # The deadline of sending one Raft message to a member.
+    raft_send_timeout_ms: Annotated[int, bound(min_value=limits.RAFT_SEND_TIMEOUT_MS_MIN,
+                                               max_value=limits.RAFT_SEND_TIMEOUT_MS_MAX)]
+    # Catch-up: blocks per block-sync request, and how often a follower polls peers' tips.
+    block_sync_batch_blocks: Annotated[int, bound(min_value=limits.BLOCK_SYNC_BATCH_BLOCKS_MIN,
+                                                  max_value=limits.BLOCK_SYNC_BATCH_BLOCKS_MAX)]
+    block_sync_poll_ms: Annotated[int, bound(min_value=limits.BLOCK_SYNC_POLL_MS_MIN,
+                                             max_value=limits.BLOCK_SYNC_POLL_MS_MAX)]
+
+    @property
+    def election_timeout_ms(self) -> int:
+        return self.raft_tick_ms * self.raft_election_ticks
+
+    @property
+    def heartbeat_ms(self) -> int:
+        return self.raft_tick_ms * self.raft_heartbeat_ticks
+
+
+# Today's values before timing moved into genesis (the node's former [tuning] defaults and the
+# node's former constants RAFT_SEND_TIMEOUT_S and STATUS_POLL_INTERVAL_S).
+DEFAULT_TIMING: Final = ConsensusTiming(
+    raft_tick_ms=50,
+    raft_election_ticks=20,
+    raft_heartbeat_ticks=2,
+    request_timeout_ms=3000,
+    raft_send_timeout_ms=2000,
+    block_sync_batch_blocks=64,
+    block_sync_poll_ms=1000,
+)
+
+
+@dataclass(frozen=True)
 class ConsortiumConfig:
     """Who is in the network, with which roles and keys, who orders, and the parameters.
 
@@ -327,6 +375,10 @@ class ConsortiumConfig:
                             bound(min_len=1, max_len=limits.INSTITUTIONS_MAX)]
     orderers: Annotated[tuple[str, ...], bound(min_len=1, max_len=limits.ORDERERS_MAX)]
     params: Params
+    # Consensus timing (ADR 0030). None (the key absent from the file): `DEFAULT_TIMING`. The
+    # key is left out of the encoding when None, so a genesis file written before timing
+    # existed keeps its hash; a file that sets it hashes it in.
+    timing: Annotated[ConsensusTiming | None, absent_when_none()] = None
 
     @cached_property
     def hash(self) -> bytes:
@@ -339,6 +391,11 @@ class ConsortiumConfig:
 
     def institution(self, institution_id: str) -> Institution | None:
         return self._by_id.get(institution_id)
+
+    @property
+    def consensus_timing(self) -> ConsensusTiming:
+        """The consortium's timing: genesis's, or the defaults when genesis sets none."""
+        return DEFAULT_TIMING if self.timing is None else self.timing
 
     # SignerRegistry, for the institutions of genesis.
     def signer_role(self, signer: str) -> str | None:

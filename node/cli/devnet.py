@@ -31,6 +31,7 @@ from node.keys import generate_key, read_key_file
 from protocol import crypto, types
 from protocol.errors import CrossbillError
 from protocol.genesis import load_genesis
+from protocol.timing import timing_for_rtt
 
 UP_TIMEOUT_S: Final = 60.0
 DOWN_DEADLINE_S: Final = 15.0
@@ -82,14 +83,26 @@ def start_node(config: pathlib.Path, log_path: pathlib.Path) -> subprocess.Popen
 
 def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | None = None,
        out: Callable[[str], None] = print, wait: bool = True,
-       params: types.Params | None = None, tls: bool = True) -> dict[str, Any]:
+       params: types.Params | None = None, tls: bool = True,
+       rtt_ms: int | None = None) -> dict[str, Any]:
+    """Generate and start a devnet in `root`. `rtt_ms`: genesis gets the consensus timing
+    `protocol.timing.timing_for_rtt(rtt_ms)` picks (ADR 0030); None: no timing, the defaults."""
+    try:
+        timing = None if rtt_ms is None else timing_for_rtt(rtt_ms)
+    except ValueError as exc:
+        raise DevnetError(f"--rtt-ms: {exc}") from None
     root = root.resolve()
     if (root / "devnet.json").exists():
         raise DevnetError(f"{root}/devnet.json exists: run 'crossbill devnet down --dir {root}'"
                           " first, or pick another directory")
     config, nodes = generate_network(root, base_port=base_port, tuning=tuning,
-                                     params=params or types.DEFAULT_PARAMS, tls=tls)
+                                     params=params or types.DEFAULT_PARAMS, tls=tls,
+                                     timing=timing)
     out(f"generated {len(nodes)} nodes for chain {config.chain_id} in {root}")
+    if timing is not None:
+        out(f"  consensus timing for {rtt_ms} ms RTT: election timeout "
+            f"{timing.election_timeout_ms} ms, heartbeat {timing.heartbeat_ms} ms, request "
+            f"deadline {timing.request_timeout_ms} ms")
     procs = []
     for n in nodes:
         proc = start_node(n.config, n.dir / "node.log")

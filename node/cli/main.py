@@ -151,7 +151,7 @@ GC_GEN0_THRESHOLD = 50_000  # allocations between young collections (CPython's d
 def _cmd_devnet_up(args: argparse.Namespace) -> int:
     from node.cli import devnet
 
-    devnet.up(args.dir, base_port=args.base_port, tls=not args.no_tls)
+    devnet.up(args.dir, base_port=args.base_port, tls=not args.no_tls, rtt_ms=args.rtt_ms)
     return 0
 
 
@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--base-port", type=int, default=7100,
                            help="p2p ports base+1.., RPC base+101.., metrics base+201..")
             p.add_argument("--no-tls", action="store_true", help=NO_TLS_HELP)
+            p.add_argument("--rtt-ms", type=int, default=None, metavar="N",
+                           help="write consensus timing for an N ms round-trip time into "
+                           "genesis (protocol.timing.timing_for_rtt, ADR 0030); default: no "
+                           "timing in genesis, the defaults")
         if name == "demo":
             p.add_argument("--scenario", default="headline",
                            choices=("headline", "insurance", "capital"),

@@ -109,6 +109,9 @@ class NetworkSpec:
     tuning: Mapping[str, int] = field(default_factory=dict)
     log: Mapping[str, str] = field(default_factory=dict)
     tls: TlsSpec | None = TlsSpec()  # None: plain HTTP
+    # The consortium's consensus timing, written into genesis (ADR 0030); None: no "timing"
+    # key, every node runs with protocol.types.DEFAULT_TIMING.
+    timing: types.ConsensusTiming | None = None
 
 
 CA_CERT_NAME = "ca.pem"
@@ -195,6 +198,7 @@ def generate_network(
     base_port: int = 7100,
     params: types.Params = types.DEFAULT_PARAMS,
     tuning: dict[str, int] | None = None,
+    timing: types.ConsensusTiming | None = None,
     scrypt_log_n: int = limits.KEYFILE_SCRYPT_LOG_N_MIN,
     log_level: str = "info",
     tls: bool = True,
@@ -209,7 +213,8 @@ def generate_network(
                  NodePorts(base_port + i, base_port + 100 + i, base_port + 200 + i))
         for i, m in enumerate(members, start=1))
     spec = NetworkSpec(chain_id, nodes, params, tuning or {},
-                       {"level": log_level, "format": "json"}, TlsSpec() if tls else None)
+                       {"level": log_level, "format": "json"}, TlsSpec() if tls else None,
+                       timing)
     return write_network(root, spec, DEVNET_LAYOUT, scrypt_log_n=scrypt_log_n)
 
 
@@ -258,7 +263,8 @@ def write_network(
         for p in pending)
     config = types.ConsortiumConfig(
         spec.chain_id, int(time.time() * 1000) if genesis_time_ms is None else genesis_time_ms,
-        institutions, tuple(n.institution for n in spec.nodes if n.orderer), spec.params)
+        institutions, tuple(n.institution for n in spec.nodes if n.orderer), spec.params,
+        spec.timing)
     check_config(config)
     genesis = (json.dumps(codec.to_json(config), indent=2) + "\n").encode()
     load_genesis(genesis)  # the field bounds too, exactly as every node will check them

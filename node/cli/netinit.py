@@ -39,6 +39,11 @@ The description (TOML; every key is checked, unknown keys are refused with their
     [params]                          # optional: protocol.types.Params fields to override
     block_interval_ms = 200
 
+    [timing]                          # optional: the consortium's consensus timing in
+    rtt_ms = 150                      # genesis (ADR 0030): timing_for_rtt(rtt_ms), or the
+    raft_election_ticks = 40          # defaults; keys given replace values. Absent: no
+                                      # "timing" in genesis, every node uses the defaults
+
     [tuning]                          # optional: node.toml [tuning] of every node
     shutdown_deadline_s = 10
 
@@ -97,6 +102,7 @@ from node.config import ConfigFileError, config_from_dict
 from node.p2p.identity import NodeKeyError
 from protocol import codec, limits, types
 from protocol.errors import ConfigError, CrossbillError, DecodeError
+from protocol.timing import TIMING_KEYS, timing_for_rtt, timing_problem
 from protocol.txtypes import INSTITUTION_ROLES, ROLE_BANK, ROLE_REGULATOR, check_format
 
 
@@ -111,7 +117,7 @@ INIT_LAYOUTS: Final = ("relative", "system")
 
 _CHAIN_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")  # as protocol/genesis.py
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
-_TOP_KEYS: Final = ("chain_id", "params", "tuning", "log", "tls", "institution")
+_TOP_KEYS: Final = ("chain_id", "params", "timing", "tuning", "log", "tls", "institution")
 _TLS_KEYS: Final = ("enabled", "ca_validity_days", "server_cert_validity_days")
 _PORT_KEYS: Final = ("p2p_port", "rpc_port", "metrics_port")
 _INSTITUTION_KEYS: Final = ("id", "name", "role", "orderer", "host", *_PORT_KEYS,
@@ -159,6 +165,7 @@ def description_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NetworkSpe
     if len(chain_id) > limits.CHAIN_ID_CHARS_MAX:
         raise fail("chain_id", f"longer than {limits.CHAIN_ID_CHARS_MAX} characters")
     params = _params(raw.get("params", {}), fail)
+    timing = _timing(raw["timing"], fail) if "timing" in raw else None
     node_sections = {key: raw.get(key, {}) for key in ("tuning", "log")}
     for key, value in node_sections.items():
         if not isinstance(value, dict):
@@ -177,7 +184,7 @@ def description_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NetworkSpe
     nodes = tuple(_node(i, t, fail) for i, t in enumerate(table))
     _check_network(nodes, fail)
     return NetworkSpec(chain_id, nodes, params, node_sections["tuning"], node_sections["log"],
-                       tls)
+                       tls, timing)
 
 
 def _tls(value: Any, fail: Callable[[str, str], NetworkInitError]) -> TlsSpec | None:
@@ -219,6 +226,34 @@ def _params(value: Any, fail: Callable[[str, str], NetworkInitError]) -> types.P
     except DecodeError as exc:
         where, _, reason = str(exc).partition(": ")
         raise fail(where, reason) from None
+
+
+def _timing(value: Any, fail: Callable[[str, str], NetworkInitError]) -> types.ConsensusTiming:
+    """[timing]: the consortium's consensus timing for genesis (ADR 0030). `rtt_ms` starts from
+    `protocol.timing.timing_for_rtt`, otherwise from the defaults; keys given replace values."""
+    if not isinstance(value, dict):
+        raise fail("timing", "must be a table")
+    known = ["rtt_ms", *TIMING_KEYS]
+    for key in value:
+        if key not in known:
+            raise fail(f"timing.{key}", _unknown(key, known))
+    base = types.DEFAULT_TIMING
+    if "rtt_ms" in value:
+        rtt = value["rtt_ms"]
+        if type(rtt) is not int or not 0 <= rtt <= limits.TIMING_RTT_MS_MAX:
+            raise fail("timing.rtt_ms", f"expected milliseconds in "
+                       f"0..{limits.TIMING_RTT_MS_MAX}, got {rtt!r}")
+        base = timing_for_rtt(rtt)
+    merged = {**codec.to_json(base), **{k: v for k, v in value.items() if k != "rtt_ms"}}
+    try:
+        timing = codec.from_json(types.ConsensusTiming, merged, "timing")
+    except DecodeError as exc:
+        where, _, reason = str(exc).partition(": ")
+        raise fail(where, reason) from None
+    problem = timing_problem(timing)
+    if problem is not None:
+        raise fail(f"timing.{problem[0]}", problem[1])
+    return timing
 
 
 def _check_node_sections(sections: dict[str, Any], path: pathlib.Path) -> None:
@@ -400,6 +435,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
                           or "defaults"))
     orderers = [n.institution for n in spec.nodes if n.orderer]
     print(f"orderers  {', '.join(orderers)}")
+    print("timing    " + ("defaults (no timing in genesis)" if spec.timing is None else
+                          ", ".join(f"{k}={v}" for k, v in codec.to_json(spec.timing).items())))
     print("tls       " + ("off: plain http://" if spec.tls is None else
                           f"https://, a test CA valid {spec.tls.ca_validity_days} days, node "
                           f"certificates {spec.tls.server_cert_validity_days} days"))

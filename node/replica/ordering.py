@@ -83,7 +83,7 @@ log = logging.getLogger("crossbill.ordering")
 
 RAFT_INBOX_MSGS_MAX: Final = 4096
 RAFT_OUTBOX_MSGS_MAX: Final = 1024
-RAFT_SEND_TIMEOUT_S: Final = 2.0
+RAFT_SEND_TIMEOUT_S: Final = 2.0  # default; the node passes genesis timing's (ADR 0030)
 # Refused Raft messages are counted one by one, logged at most this often per peer.
 RAFT_REFUSED_LOG_INTERVAL_S: Final = 60.0
 SNAPSHOT_FETCH_RETRY_S: Final = 0.5
@@ -172,6 +172,7 @@ class Orderer:
         catch_up_to: FetchBlocks,
         on_new_leader: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
+        send_timeout_s: float = RAFT_SEND_TIMEOUT_S,
     ) -> None:
         self.institution = institution
         self.signing_key = signing_key
@@ -180,6 +181,7 @@ class Orderer:
         self.mempool = mempool
         self.net = network
         self.tick_s = tick_ms / 1000
+        self.send_timeout_s = send_timeout_s
         self.log_keep_entries = log_keep_entries
         self.on_block = on_block
         self.catch_up_to = catch_up_to
@@ -357,7 +359,7 @@ class Orderer:
                 self.stats["raft_send_failures"] += 1
                 continue
             try:
-                with trio.fail_after(RAFT_SEND_TIMEOUT_S):
+                with trio.fail_after(self.send_timeout_s):
                     await self.net.send(peer_id, net.PROTO_RAFT, encode_message(msg))
             except (trio.TooSlowError, Exception) as exc:  # Raft retransmits; never die here
                 self.stats["raft_send_failures"] += 1

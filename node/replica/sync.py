@@ -35,7 +35,7 @@ from protocol.replica import certificates as certs
 log = logging.getLogger("crossbill.sync")
 
 GOSSIP_BLOCKS_QUEUE_MAX: Final = 64
-STATUS_POLL_INTERVAL_S: Final = 1.0
+STATUS_POLL_INTERVAL_S: Final = 1.0  # default; the node passes genesis timing's (ADR 0030)
 # A follower that applied a gossiped block this recently, and is at most GOSSIP_LAG_BLOCKS
 # behind what a peer reports, waits for gossip instead of fetching the same blocks by range.
 GOSSIP_GRACE_S: Final = 2.0
@@ -73,6 +73,7 @@ class BlockSync:
     def __init__(self, *, institution: str, chain: Chain, storage: Storage,
                  network: net.Network, peers: Callable[[], list[str]], batch_blocks: int,
                  request_timeout_s: float, on_block: BlockListener,
+                 poll_interval_s: float = STATUS_POLL_INTERVAL_S,
                  leader: Callable[[], str] = lambda: "",
                  raft_term: Callable[[], int] = lambda: 0,
                  tx_verified: Callable[[types.Tx], bool] | None = None,
@@ -85,6 +86,7 @@ class BlockSync:
         self.peers = peers  # whom to ask for blocks and status (follows the ledger)
         self.batch_blocks = min(batch_blocks, wire.BLOCK_RANGE_BLOCKS_MAX)
         self.timeout_s = request_timeout_s
+        self.poll_interval_s = poll_interval_s
         self.on_block = on_block
         self.leader = leader
         self.raft_term = raft_term
@@ -414,7 +416,7 @@ class BlockSync:
             polled_at = trio.current_time()
             while True:
                 item = None
-                with trio.move_on_after(STATUS_POLL_INTERVAL_S):
+                with trio.move_on_after(self.poll_interval_s):
                     item = await recv.receive()
                 if item is not None and item[0] == b"A":
                     self._attestation_queued = False
@@ -427,7 +429,7 @@ class BlockSync:
                     log.info("sync: %s", exc)
                 # Poll when idle, and at least every interval when gossip never stops (a
                 # node far behind holds gossiped blocks it cannot apply yet).
-                if item is None or trio.current_time() - polled_at >= STATUS_POLL_INTERVAL_S:
+                if item is None or trio.current_time() - polled_at >= self.poll_interval_s:
                     polled_at = trio.current_time()
                     try:
                         await self._poll_and_catch_up()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from node.rpc import views
+from protocol.timing import TIMING_KEYS
 
 
 def text(max_chars: int) -> dict[str, Any]:
@@ -56,7 +57,12 @@ STATUS: Final = {"type": "object", "required": ["height", "state_root", "role", 
     "leader": {"type": "string"}, "peers": {"type": "array", "items": {"type": "string"}},
     "catching_up": BOOL, "best_known_height": {"type": "integer"},
     "protocol_version": {"type": "integer", "minimum": 1},
-    "upgrade_required": {"type": ["string", "null"]}}}
+    "upgrade_required": {"type": ["string", "null"]},
+    # The consensus timing in effect (ADR 0030): genesis's (or the defaults) with the keys
+    # this node's [tuning] overrides.
+    "timing": {"type": "object", "properties": {
+        **{key: {"type": "integer"} for key in TIMING_KEYS},
+        "from_genesis": BOOL, "overridden": {"type": "array", "items": {"type": "string"}}}}}}
 HEALTH: Final = {"type": "object", "required": ["ok"], "properties": {
     "ok": BOOL, "height": {"type": "integer"}, "catching_up": BOOL,
     "leader": {"type": "string"}}}

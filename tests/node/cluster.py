@@ -108,13 +108,16 @@ class Cluster:
 @asynccontextmanager
 async def cluster(root: pathlib.Path, members: tuple = DEFAULT_MEMBERS,  # type: ignore[type-arg]
                   params: types.Params | None = None,
-                  tunings: dict[str, Tuning] | None = None) -> AsyncIterator[Cluster]:
+                  tunings: dict[str, Tuning] | None = None,
+                  timing: types.ConsensusTiming | None = None) -> AsyncIterator[Cluster]:
     peers = {m.id: f"peer-{m.id}" for m in members}
     config, keys = build_consortium(
         "crossbill-test", int(time.time() * 1000) - 1000, members,
         nodes={m.id: types.NodeInfo(peers[m.id], ()) for m in members})
     if params is not None:
         config = dataclasses.replace(config, params=params)
+    if timing is not None:  # the consortium's timing in genesis (ADR 0030)
+        config = dataclasses.replace(config, timing=timing)
     async with trio.open_nursery() as nursery:
         c = Cluster(config, keys, MemNet(), {}, nursery, root, peers, dict(tunings or {}))
         for m in members:

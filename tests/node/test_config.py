@@ -88,6 +88,25 @@ def test_bad_configs_name_the_key(tmp_path: pathlib.Path, old: str, new: str,
         load_config(_write(tmp_path, GOOD.replace(old, new, 1)))
 
 
+def test_tuning_remembers_which_timing_keys_the_node_sets(tmp_path: pathlib.Path) -> None:
+    """Only keys written in [tuning] override the consortium's timing from genesis (ADR 0030);
+    the others stay unset, whatever their default would have been."""
+    cfg = load_config(_write(tmp_path, GOOD))
+    assert cfg.tuning.timing_overrides() == {"raft_tick_ms": 20}
+    assert cfg.tuning.raft_election_ticks is None
+    text = GOOD.replace("raft_tick_ms = 20", "raft_election_ticks = 20\nblock_sync_poll_ms = 500"
+                        "\nraft_send_timeout_ms = 2500\nmempool_txs_max = 1000")
+    cfg = load_config(_write(tmp_path, text))
+    # Set to today's default value, it is still an explicit override of genesis.
+    assert cfg.tuning.timing_overrides() == {"raft_election_ticks": 20,
+                                             "block_sync_poll_ms": 500,
+                                             "raft_send_timeout_ms": 2500}
+    bad = GOOD.replace("raft_tick_ms = 20", "block_sync_poll_ms = 49")
+    with pytest.raises(ConfigFileError, match=r"\[tuning\] block_sync_poll_ms: 49 is outside "
+                       r"50..60000"):
+        load_config(_write(tmp_path, bad))
+
+
 def test_missing_file(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigFileError, match="cannot read configuration"):
         load_config(tmp_path / "nope.toml")

@@ -262,7 +262,7 @@ def _too_many(raw: dict[str, Any]) -> None:
 BAD: list[tuple[str, Mutation, str]] = [
     ("unknown top key", _set("chainid", "x"),
      "chainid: unknown key (did you mean 'chain_id'? known: chain_id, institution, log, "
-     "params, tls, tuning)"),
+     "params, timing, tls, tuning)"),
     ("missing chain id", _delete("chain_id"), "chain_id: required"),
     ("bad chain id", _set("chain_id", "Crossbill QD"),
      "chain_id: 'Crossbill QD' must be lowercase letters"),
