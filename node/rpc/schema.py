@@ -56,7 +56,8 @@ STATUS: Final = {"type": "object", "required": ["height", "state_root", "role", 
     "leader": {"type": "string"}, "peers": {"type": "array", "items": {"type": "string"}},
     "catching_up": BOOL, "best_known_height": {"type": "integer"},
     "protocol_version": {"type": "integer", "minimum": 1},
-    "upgrade_required": {"type": ["string", "null"]}}}
+    "upgrade_required": {"type": ["string", "null"]},
+    "storage_error": {"type": ["string", "null"]}}}
 HEALTH: Final = {"type": "object", "required": ["ok"], "properties": {
     "ok": BOOL, "height": {"type": "integer"}, "catching_up": BOOL,
     "leader": {"type": "string"}}}
