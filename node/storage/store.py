@@ -151,7 +151,10 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         name = errno.errorcode.get(exc.errno, str(exc.errno))
         return f"{name}: {exc.strerror or os.strerror(exc.errno)}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = exc.args[0] if len(exc.args) == 1 else str(exc)
+    if isinstance(text, bytes):  # plyvel's errors carry LevelDB's message as bytes
+        text = text.decode("utf-8", "replace")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _u64(n: int) -> bytes:
