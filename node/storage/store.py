@@ -234,6 +234,7 @@ class Storage:
         # it before touching LevelDB, as a handle with LevelDB's sticky error would.
         self.write_fault: BaseException | None = None
         self._lock = threading.Lock()
+        self._writing_now = 0  # writes under way (the intake log writes from a thread)
 
     # ------------------------------------------------------------------ opening
 
@@ -312,7 +313,10 @@ class Storage:
         """Around every write: classify a failure as `StorageUnavailable` (marking the store
         unwritable, logged once); refuse at once while the store is marked so (LevelDB's
         error is sticky: the handle would fail anyway)."""
-        failed = self.unavailable
+        with self._lock:
+            failed = self.unavailable
+            if failed is None:
+                self._writing_now += 1
         if failed is not None:
             raise StorageUnavailable(what, self.path, failed.error)
         try:
@@ -321,6 +325,9 @@ class Storage:
             yield
         except WRITE_ERRORS as exc:
             raise self._failed(what, exc) from None
+        finally:
+            with self._lock:
+                self._writing_now -= 1
 
     def _failed(self, what: str, exc: BaseException) -> StorageUnavailable:
         """Record a failed write; the first one of an outage is logged and told."""
@@ -348,6 +355,9 @@ class Storage:
         old handle may be in use)."""
         if self.unavailable is None:
             return True
+        with self._lock:
+            if self._writing_now:  # a write that started before the failure, in a thread
+                return False
         try:
             if self.write_fault is not None:
                 raise self.write_fault
