@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from node.cli import devnet
+from node.client.transport import RpcError
+from node.rpc.errors import STORAGE_UNAVAILABLE_CODE
 from tests.e2e.harness import Load, running_devnet
 from tests.waiting import wait_until_sync
 
@@ -104,8 +106,12 @@ def test_an_orderer_on_a_full_disk_stops_and_resumes_once_space_is_freed(
                 before = len(load.acknowledged)
                 load.wait_acknowledged(before + 10, timeout_s=20)
                 assert dn.status(others[0])["height"] > stopped
-                with dn.client_ctx(VICTIM) as c:  # reads still served
+                with dn.client_ctx(VICTIM) as c:  # reads still served, writes refused
                     assert c.status()["height"] >= stopped
+                    with pytest.raises(RpcError) as refused:
+                        c.submit(load.make_tx(), wait=False)
+                    assert refused.value.code == STORAGE_UNAVAILABLE_CODE, refused.value
+                    assert "another node" in refused.value.message
                 filler.unlink()
                 freed_at = time.monotonic()
                 wait_until_sync(lambda: _readyz(readyz)[0] == 200, 20, poll_s=0.1,
