@@ -23,6 +23,7 @@ from node.storage import store
 from node.storage.store import Storage, StorageUnavailable
 from protocol import txtypes, types
 from tests.node.cluster import Cluster, cluster
+from tests.protocol.helpers import declaration, signed_block, signed_tx
 from tests.waiting import wait_until
 
 REG = "regulator.safe-qd"
@@ -188,5 +189,40 @@ def test_a_bug_in_a_write_is_not_taken_for_a_full_disk(tmp_path: pathlib.Path) -
         with pytest.raises(TypeError):
             s.forget_intake([b"x"])
         assert s.writable
+    finally:
+        s.close()
+
+
+def test_a_block_whose_write_fails_halfway_leaves_nothing_of_itself(
+        tmp_path: pathlib.Path) -> None:
+    """The disk fails while the block's batch is being built (after its block, receipts and
+    some state writes were added): none of it is stored, the tip is the previous block, and
+    once the store is writable again the same block is stored whole."""
+    s = _store(tmp_path / "db")
+    try:
+        first = signed_block(())
+        s.commit_block(first, [], [(b"k0", b"v0")], raft_applied=1)
+        txs = (signed_tx(), signed_tx(declaration("D-2"), nonce=b"\x02" * 16))
+        block = signed_block(txs, height=2, prev_hash=first.hash)
+        receipts = [types.Receipt(tx.id, "ok", "OK", "") for tx in txs]
+
+        def writes_until_the_disk_fills():  # type: ignore[no-untyped-def]
+            yield b"k1", b"v1"
+            yield b"k0", None
+            raise ENOSPC
+
+        with pytest.raises(StorageUnavailable, match=r"block 2.*ENOSPC"):
+            s.commit_block(block, receipts, writes_until_the_disk_fills(), raft_applied=2)
+        assert not s.writable
+        s.close()  # what a restart would find on disk
+        s = _store(tmp_path / "db")
+        tip = s.tip()
+        assert tip is not None and (tip.height, tip.hash) == (1, first.hash)
+        assert s.block(2) is None and s.receipts(2) is None and s.height_of(block.hash) is None
+        assert all(s.tx_record(tx.id) is None for tx in txs)
+        assert s.state_kv.get(b"k0") == b"v0" and s.state_kv.get(b"k1") is None
+        assert s.raft_state()[3] == 1
+        s.commit_block(block, receipts, [(b"k1", b"v1"), (b"k0", None)], raft_applied=2)
+        assert s.tip().height == 2 and s.state_kv.get(b"k1") == b"v1"  # type: ignore[union-attr]
     finally:
         s.close()
