@@ -32,7 +32,7 @@ from node.replica.ordering import Orderer
 from node.replica.sync import BlockSync
 from node.rpc.http import HttpServer, Response, RouteHandler
 from node.rpc.server import RpcServer
-from node.storage.store import Storage
+from node.storage.store import STORAGE_PROBE_INTERVAL_S, Storage, StorageUnavailable
 from protocol import codec, crypto, types
 from protocol.errors import CrossbillError
 from protocol.genesis import load_genesis
@@ -95,6 +95,9 @@ class Node:
         self.storage = Storage.open(data_dir, chain_id=config.chain_id,
                                     genesis_hash=config.hash)
         self._role_changed = trio.Event()  # also set when the chain halts for an upgrade
+        # ... and when the store stops taking writes (docs/adr/0031), maybe from a thread
+        self._trio_token: trio.lowlevel.TrioToken | None = None
+        self.storage.on_unavailable = self._storage_failed
         try:
             self.chain = Chain(self.storage, config,
                                implemented=self.tuning.protocol_version_max,
@@ -224,7 +227,7 @@ class Node:
             log.info("new leader %s: %d pending transactions forwarded to it", self._leader(),
                      handed)
 
-    def _become_follower(self) -> None:
+    def _become_follower(self, why: str = "left the ordering set") -> None:
         mempool = self.mempool
         self.is_orderer = False
         self.orderer = None
@@ -233,7 +236,7 @@ class Node:
         self.intake.set_mempool(None)
         if mempool is not None:
             handed = self.intake.forward_pending(mempool.pending())
-            log.info("left the ordering set: %d pending transactions forwarded", handed)
+            log.info("%s: %d pending transactions forwarded", why, handed)
 
     def _check_role(self) -> None:
         """After a block: switch between ordering and following when the ledger says so. A
@@ -306,6 +309,8 @@ class Node:
             "protocol_version": self.chain.protocol_version(),
             "upgrade_required": (None if self.chain.halted is None
                                  else self.chain.halted.describe()),
+            "storage_error": (None if self.storage.unavailable is None
+                              else str(self.storage.unavailable)),
             # The consensus timing in effect (ADR 0030): genesis's, or the defaults, with the
             # keys this node's [tuning] overrides listed.
             "timing": {**codec.to_json(self.timing),
@@ -364,6 +369,7 @@ class Node:
     # ------------------------------------------------------------------ running
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self._trio_token = trio.lowlevel.current_trio_token()
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._run_role)
@@ -406,6 +412,14 @@ class Node:
                     nursery.cancel_scope.cancel()
             except* UpgradeRequired:
                 pass  # the chain logged it once and set `halted`
+            except* StorageUnavailable:
+                pass  # the store logged it once and is marked unwritable (docs/adr/0031)
+            if self.storage.unavailable is not None:
+                if not started:
+                    task_status.started()
+                    started = True
+                await self._wait_storage_writable()
+                continue
             if self.chain.halted is not None:
                 if not started:  # it halted while the orderer was catching up to start
                     task_status.started()
@@ -419,6 +433,39 @@ class Node:
                 log.info("the ledger removed %s from the ordering set: following from block "
                          "%d", self.institution, self.chain.height)
                 self._become_follower()
+
+    def _storage_failed(self, failure: StorageUnavailable) -> None:
+        """The store stopped taking writes (told once, by the thread that wrote): stop
+        ordering and applying until it takes them again."""
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:  # a worker thread (the intake log's writes)
+            token = self._trio_token
+            if token is not None:
+                try:
+                    token.run_sync_soon(lambda: self._role_changed.set())
+                except trio.RunFinishedError:
+                    pass
+            return
+        self._role_changed.set()
+
+    async def _wait_storage_writable(self) -> None:
+        """Stopped because the store cannot be written (docs/adr/0031): leave Raft (an
+        orderer that cannot persist must neither vote nor acknowledge entries; the others
+        elect without it), keep serving reads and metrics, and probe every
+        STORAGE_PROBE_INTERVAL_S; once a probe write succeeds, read the tip again and order
+        or follow from it, catching up from the peers as after a restart."""
+        if self.orderer is not None:
+            self._become_follower("stopped ordering: the store cannot be written")
+        failed_at = time.monotonic()
+        while not self.storage.recover():
+            await trio.sleep(STORAGE_PROBE_INTERVAL_S)
+        self.chain.reload()
+        log.warning("storage writable again at %s after %.1f s: %s from block %d",
+                    self.storage.path, time.monotonic() - failed_at,
+                    "ordering" if self._wants_to_order() else "following", self.chain.height)
+        if self._wants_to_order() and self.orderer is None:
+            self._become_orderer()
 
     async def _watch_retirement(self) -> None:
         """A removed orderer gets no more blocks through Raft: check its role on a timer."""

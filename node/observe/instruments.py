@@ -85,6 +85,12 @@ class StorageSnapshot:
     """Durations of the synced write batches, by what was written (`StorageMetrics.OPS`)."""
 
     persist_s: Mapping[str, HistogramSnapshot]
+    write_failures: int = 0  # writes (and recovery probes) that failed (docs/adr/0031)
+    error: str = ""  # while the store is unwritable: its first failed write, else ""
+
+    @property
+    def writable(self) -> bool:
+        return not self.error
 
 
 class StorageMetrics:
@@ -94,10 +100,12 @@ class StorageMetrics:
 
     def __init__(self) -> None:
         self.persist_s = {op: Histogram(PERSIST_BUCKETS_S) for op in self.OPS}
+        self.write_failures = 0
 
-    def snapshot(self) -> StorageSnapshot:
+    def snapshot(self, error: str = "") -> StorageSnapshot:
         return StorageSnapshot(MappingProxyType(
-            {op: h.snapshot() for op, h in self.persist_s.items()}))
+            {op: h.snapshot() for op, h in self.persist_s.items()}), self.write_failures,
+            error)
 
 
 # ---------------------------------------------------------------------- ledger

@@ -392,6 +392,13 @@ class NodeCollector(Collector):
         for op, hist in sm.persist_s.items():
             h.add_metric([op], list(hist.buckets), hist.sum)
         yield h
+        yield _gauge("crossbill_storage_writable", "1 while the store takes writes; 0 after "
+                     "a write failed (disk full, I/O error) until a probe write succeeds: the "
+                     "node neither orders nor applies blocks meanwhile (docs/adr/0031).",
+                     1 if sm.writable else 0)
+        yield _counter("crossbill_storage_write_failures", "Store writes (and recovery "
+                       "probes) that failed for a reason outside the node: no space, I/O "
+                       "error, read-only filesystem.", sm.write_failures)
         if node.orderer is not None:
             yield _hist("consensus_etcdraft_data_persist_duration_seconds",
                         "Time to persist a Raft Ready (hard state and entries, synced).",

@@ -112,6 +112,19 @@ class Chain:
                 raise StorageError(f"{self.storage.path}: block {self.tip.height} is missing "
                                    "or does not match the chain tip: the store is damaged")
 
+    def reload(self) -> None:
+        """Read the tip again after the store was reopened (docs/adr/0031): a block whose
+        synced write reported a failure may still have reached the disk, whole (one batch),
+        so the stored tip, not the one in memory, is the chain."""
+        tip = self.storage.tip()
+        if tip is None:
+            raise StorageError(f"{self.storage.path}: the chain tip is gone after reopening")
+        self.tip = tip
+        self._version_at = (-1, versions.GENESIS_VERSION)
+        self._check_tip_against_state()
+        self.watched = self._count_watched()
+        self._halt_if_needed()
+
     # ------------------------------------------------------------------ views
 
     @property

@@ -28,7 +28,7 @@ import trio
 
 from node.p2p import network as net
 from node.replica.chain import Chain
-from node.storage.store import Storage
+from node.storage.store import Storage, StorageUnavailable
 from protocol import crypto, limits, types
 from protocol.errors import CrossbillError, DecodeError
 from protocol.ledger.state import active_public_key
@@ -145,7 +145,10 @@ class CommitEvidence:
             return
         new = certs.merge(block, old.signatures if old is not None else (), sigs)
         if new != old:
-            self.storage.put_certificate(block.height, certs.encode_certificate(new))
+            try:
+                self.storage.put_certificate(block.height, certs.encode_certificate(new))
+            except StorageUnavailable:
+                return  # logged by the store; gathered again from gossip or block sync
             self.stats["certificates_stored"] += 1
 
     # ------------------------------------------------------------------ orderers

@@ -37,7 +37,7 @@ from node.p2p import network as net
 from node.replica import messages as wire
 from node.replica.chain import Chain
 from node.replica.mempool import MEMPOOL_FULL, Mempool, MempoolFullError
-from node.storage.store import TxRecord
+from node.storage.store import StorageUnavailable, TxRecord
 from protocol import codec, limits, txtypes, types, validation
 from protocol.errors import CrossbillError, DecodeError, ValidationError
 from protocol.ledger import codes
@@ -52,6 +52,8 @@ VERIFIED_TXS_MAX: Final = 50_000  # ids of transactions admitted here (signature
 ALREADY_COMMITTED: Final = "ALREADY_COMMITTED"
 # This node stopped at the activation of a protocol version it does not implement (ADR 0025).
 UPGRADE_REQUIRED: Final = "UPGRADE_REQUIRED"
+# This node's store cannot be written now (disk full, I/O error; docs/adr/0031).
+STORAGE_UNAVAILABLE: Final = "STORAGE_UNAVAILABLE"
 OK: Final = "OK"
 
 
@@ -213,6 +215,12 @@ class TxIntake:
             self.stats["refused"] += 1
             self.refusals[UPGRADE_REQUIRED] += 1
             return Admission(UPGRADE_REQUIRED, self.chain.halted.describe())
+        failed = self.chain.storage.unavailable
+        if failed is not None:
+            self.stats["refused"] += 1
+            self.refusals[STORAGE_UNAVAILABLE] += 1
+            return Admission(STORAGE_UNAVAILABLE, f"this node cannot store transactions now "
+                             f"({failed}): submit through another node")
         if self.mempool is not None and tx.id in self.mempool and self.mempool.verified(tx):
             return Admission(OK, "already pending")
         try:
@@ -330,7 +338,10 @@ class TxIntake:
 
     def _forget_logged(self, tx_ids: list[bytes]) -> None:
         if tx_ids:
-            self.chain.storage.forget_intake(tx_ids)
+            try:
+                self.chain.storage.forget_intake(tx_ids)
+            except StorageUnavailable:
+                pass  # logged by the store; unsynced anyway: dropped again at the next start
 
     def recover(self) -> int:
         """Take back what the intake log holds (this node acknowledged it before it stopped):
@@ -430,8 +441,8 @@ class TxIntake:
             except DecodeError:
                 sent_to = peer  # an answer we cannot read: count it as taken; the timeout
                 break           # re-sends
-            if acks and all(a.code == UPGRADE_REQUIRED for a in acks):
-                self.stats["forward_failures"] += 1  # it stopped for an upgrade: the next
+            if acks and all(a.code in (UPGRADE_REQUIRED, STORAGE_UNAVAILABLE) for a in acks):
+                self.stats["forward_failures"] += 1  # it stopped (upgrade, disk): the next
                 continue
             sent_to = peer
             taken = {a.tx_id for a in acks if a.code in (OK, ALREADY_COMMITTED)}

@@ -41,7 +41,7 @@ from node.observe.instruments import HistogramSnapshot, OrderingMetrics
 from node.p2p import network as net
 from node.replica.chain import BlockListener, Chain, Proposal
 from node.replica.mempool import Mempool
-from node.storage.store import Storage
+from node.storage.store import Storage, StorageUnavailable
 from protocol import codec, crypto, types
 from protocol.codec import bound
 from protocol.errors import DecodeError, ValidationError
@@ -475,8 +475,8 @@ class Orderer:
         while self.chain.height < height:
             try:
                 await self.catch_up_to(height, anchor)
-            except UpgradeRequired:
-                raise  # no peer can help: the node stops here until upgraded (ADR 0025)
+            except (UpgradeRequired, StorageUnavailable):
+                raise  # no peer can help: the node stops (ADR 0025, docs/adr/0031)
             except Exception as exc:  # peers may be down; keep trying until cancelled
                 log.warning("catching up to height %d failed: %s", height, exc)
                 await trio.sleep(SNAPSHOT_FETCH_RETRY_S)

@@ -9,6 +9,9 @@
     -32012  BUSY             too many receipt waiters or subscriptions: retry later
     -32013  UPGRADE_REQUIRED this node stopped at the activation of a protocol version it does
                              not implement (ADR 0025): submit through an upgraded node
+    -32014  STORAGE_UNAVAILABLE this node cannot write its store (disk full, I/O error; ADR
+                             0031): it stopped ordering and applying until it can; submit
+                             through another node
     -32020  NOT_FOUND        no such transaction, block, record or subscription
     -32030  READ_REFUSED     a confidential read refused: `data.code` is NO_CONSENT,
                              CONSENT_EXPIRED, UNKNOWN_READER, READER_SUSPENDED, BAD_READ_AUTH
@@ -34,6 +37,7 @@ TX_REFUSED: Final = -32010
 MEMPOOL_FULL_CODE: Final = -32011
 BUSY: Final = -32012
 UPGRADE_REQUIRED_CODE: Final = -32013
+STORAGE_UNAVAILABLE_CODE: Final = -32014
 NOT_FOUND: Final = -32020
 READ_REFUSED: Final = -32030
 WEBSOCKET_ONLY: Final = -32050
@@ -127,6 +131,9 @@ ERROR_DOCS: Final[dict[int, tuple[str, str]]] = {
     UPGRADE_REQUIRED_CODE: ("Upgrade required", "this node stopped at the activation of a "
                             "protocol version it does not implement; submit through an "
                             "upgraded node"),
+    STORAGE_UNAVAILABLE_CODE: ("Storage unavailable", "this node cannot write its store (disk "
+                               "full, I/O error) and stopped ordering and applying until it "
+                               "can; submit through another node"),
     BUSY: ("Busy", "too many receipt waiters or subscriptions: retry later"),
     NOT_FOUND: ("Not found", "no such transaction, block, record or subscription"),
     READ_REFUSED: ("Read refused", "a confidential read refused; data.code is the reason"),

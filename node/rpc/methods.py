@@ -19,6 +19,7 @@ import trio
 from node.replica.intake import (
     ALREADY_COMMITTED,
     OK,
+    STORAGE_UNAVAILABLE,
     UPGRADE_REQUIRED,
     IntakeLogError,
     TooManyWaitersError,
@@ -173,12 +174,19 @@ class Api:
         try:  # "pending" is said only once the transaction is in the intake log (ADR 0021)
             admission = await self.intake.submit_durable(tx)
         except IntakeLogError as exc:
+            if self.storage.unavailable is not None:  # the disk failed (docs/adr/0031)
+                raise RpcError(E.STORAGE_UNAVAILABLE_CODE, f"{exc}: submit it through another "
+                               "node", {"code": STORAGE_UNAVAILABLE, "tx_id": tx.id.hex()}
+                               ) from None
             raise RpcError(E.BUSY, f"{exc}: submit it again", {"tx_id": tx.id.hex()}) from None
         if admission.code == MEMPOOL_FULL:
             raise RpcError(E.MEMPOOL_FULL_CODE, admission.message, {"code": MEMPOOL_FULL})
         if admission.code == UPGRADE_REQUIRED:
             raise RpcError(E.UPGRADE_REQUIRED_CODE, admission.message,
                            {"code": UPGRADE_REQUIRED})
+        if admission.code == STORAGE_UNAVAILABLE:
+            raise RpcError(E.STORAGE_UNAVAILABLE_CODE, admission.message,
+                           {"code": STORAGE_UNAVAILABLE})
         if admission.code not in (OK, ALREADY_COMMITTED):
             raise RpcError(E.TX_REFUSED, f"transaction refused: {admission.message}",
                            {"code": admission.code, "tx_id": tx.id.hex()})
@@ -667,8 +675,8 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
               "family's error code (-32041..-32047) instead of a result")),
         summary="Submit a signed transaction: its id at once, or its receipt after a bounded "
         "wait.", result=s.TX_STATUS, write=True,
-        errors=(E.UNAUTHORIZED, E.TX_REFUSED, E.MEMPOOL_FULL_CODE, E.UPGRADE_REQUIRED_CODE, E.BUSY,
-                *[c for c, _, _ in E.REJECTION_FAMILIES]))
+        errors=(E.UNAUTHORIZED, E.TX_REFUSED, E.MEMPOOL_FULL_CODE, E.UPGRADE_REQUIRED_CODE,
+                E.STORAGE_UNAVAILABLE_CODE, E.BUSY, *[c for c, _, _ in E.REJECTION_FAMILIES]))
     add("tx.get", api.tx_get, (Param("tx_id", s.HEX32, True),),
         summary="A transaction with its receipt and place in the chain (or pending).",
         result=s.TX_STATUS, errors=(E.NOT_FOUND,))

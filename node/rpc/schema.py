@@ -58,6 +58,7 @@ STATUS: Final = {"type": "object", "required": ["height", "state_root", "role", 
     "catching_up": BOOL, "best_known_height": {"type": "integer"},
     "protocol_version": {"type": "integer", "minimum": 1},
     "upgrade_required": {"type": ["string", "null"]},
+    "storage_error": {"type": ["string", "null"]},
     # The consensus timing in effect (ADR 0030): genesis's (or the defaults) with the keys
     # this node's [tuning] overrides.
     "timing": {"type": "object", "properties": {

@@ -20,15 +20,26 @@ A committed block, its receipts, its transaction index entries, its ledger write
 tip and the Raft applied index go to disk in one write batch with sync=True. Raft's hard state,
 entries and snapshot are written in one synced batch before any message that depends on them
 leaves the node (the Ready contract of protocol/raft/ready.py).
+
+A write that fails for a reason outside this program (a full disk, an I/O error, a read-only
+filesystem, LevelDB's sticky error after one of those) raises `StorageUnavailable`, is logged
+once and marks the store unwritable; the node stops ordering and applying, probes every
+STORAGE_PROBE_INTERVAL_S (`recover`: a probe file, then the LevelDB reopened, then a synced
+probe key) and resumes once a write succeeds (docs/adr/0031-disk-full.md).
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
+import logging
+import os
 import pathlib
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -52,6 +63,15 @@ STATE_READ_CACHE_ENTRIES_MAX: Final = 50_000
 # block; and a block cache above LevelDB's 8 MB default.
 BLOOM_FILTER_BITS: Final = 10
 BLOCK_CACHE_BYTES_MAX: Final = 64 * 1024 * 1024
+# After a failed write (disk full, I/O error), how often the node probes whether the store
+# takes writes again (docs/adr/0031-disk-full.md).
+STORAGE_PROBE_INTERVAL_S: Final = 2.0
+# The probe file written (and synced, then removed) in the data directory before the LevelDB
+# is reopened: about one filesystem block.
+STORAGE_PROBE_FILE_BYTES: Final = 4096
+STORAGE_PROBE_FILE: Final = "crossbill-write-probe"
+
+log = logging.getLogger("crossbill.storage")
 
 _META: Final = b"m:format"
 _TIP: Final = b"c:tip"
@@ -65,6 +85,7 @@ _RAFT_HARD: Final = b"r:hard"
 _RAFT_SNAP: Final = b"r:snap"
 _RAFT_ENTRY: Final = b"r:e:"
 _RAFT_APPLIED: Final = b"r:applied"
+_PROBE: Final = b"m:probe"
 # Every Raft key starts with this: backups leave them out (docs/adr/0011).
 RAFT_KEY_PREFIX: Final = b"r:"
 # The intake log (docs/adr/0021): client transactions this node acknowledged and has not yet
@@ -76,6 +97,25 @@ U64 = Annotated[int, bound(min_value=0)]
 
 class StorageError(CrossbillError):
     """The data directory cannot be used: foreign, damaged, locked, or of another network."""
+
+
+class StorageUnavailable(StorageError):
+    """A write to the store failed for a reason outside this program: no space left, an I/O
+    error, a read-only filesystem, or LevelDB's sticky error after one of those (every later
+    write on the same handle fails until it is reopened). Not a bug and not a damaged chain:
+    nothing of the failed write batch is visible, and the node waits until writes succeed
+    again (docs/adr/0031-disk-full.md)."""
+
+    def __init__(self, what: str, path: pathlib.Path, error: str) -> None:
+        super().__init__(f"cannot write {what} to {path}: {error}")
+        self.what = what
+        self.path = path
+        self.error = error
+
+
+# What a failed LevelDB write or a failed filesystem call raises (plyvel.IOError and
+# plyvel.CorruptionError are plyvel.Error); anything else a write raises is a bug.
+WRITE_ERRORS: Final = (plyvel.Error, OSError)
 
 
 @dataclass(frozen=True)
@@ -103,6 +143,18 @@ class TxRecord:
 @dataclass(frozen=True)
 class BlockReceipts:
     receipts: Annotated[tuple[types.Receipt, ...], bound(max_len=100_000)]
+
+
+def _describe_error(exc: BaseException) -> str:
+    """An OS error by its name and text (ENOSPC: No space left on device); LevelDB's as it
+    says it (its text names the OS error: "IO error: ...: No space left on device")."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        return f"{name}: {exc.strerror or os.strerror(exc.errno)}"
+    text = exc.args[0] if len(exc.args) == 1 else str(exc)
+    if isinstance(text, bytes):  # plyvel's errors carry LevelDB's message as bytes
+        text = text.decode("utf-8", "replace")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _u64(n: int) -> bytes:
@@ -173,6 +225,16 @@ class Storage:
         self.meta = meta
         self.state_kv = LevelKV(db, _STATE)
         self.metrics = StorageMetrics()
+        # Set while writes fail (the first failure); cleared by `recover`.
+        self.unavailable: StorageUnavailable | None = None
+        # Told once per outage, with the failure (from the thread that wrote: the intake log
+        # writes from a worker thread).
+        self.on_unavailable: Callable[[StorageUnavailable], None] = lambda exc: None
+        # Tests only (tests/node/test_disk_full.py): while set, every write and probe raises
+        # it before touching LevelDB, as a handle with LevelDB's sticky error would.
+        self.write_fault: BaseException | None = None
+        self._lock = threading.Lock()
+        self._writing_now = 0  # writes under way (the intake log writes from a thread)
 
     # ------------------------------------------------------------------ opening
 
@@ -192,9 +254,7 @@ class Storage:
             raise StorageError(f"no Crossbill database at {path}")
         path.mkdir(parents=True, exist_ok=True)
         try:
-            db = plyvel.DB(str(path), create_if_missing=fresh, paranoid_checks=True,
-                           bloom_filter_bits=BLOOM_FILTER_BITS,
-                           lru_cache_size=BLOCK_CACHE_BYTES_MAX)
+            db = Storage._open_db(path, create=fresh)
         except plyvel.CorruptionError as exc:
             raise StorageError(f"database at {path} is damaged: {exc}; restore it from a "
                                "backup (never reset silently)") from None
@@ -209,6 +269,12 @@ class Storage:
             db.close()
             raise
         return Storage(db, path, meta)
+
+    @staticmethod
+    def _open_db(path: pathlib.Path, *, create: bool) -> plyvel.DB:
+        return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True,
+                         bloom_filter_bits=BLOOM_FILTER_BITS,
+                         lru_cache_size=BLOCK_CACHE_BYTES_MAX)
 
     @staticmethod
     def _check_meta(db: plyvel.DB, path: pathlib.Path, chain_id: str, genesis_hash: bytes,
@@ -239,6 +305,91 @@ class Storage:
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
+
+    # ------------------------------------------------------------------ write failures
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Around every write: classify a failure as `StorageUnavailable` (marking the store
+        unwritable, logged once); refuse at once while the store is marked so (LevelDB's
+        error is sticky: the handle would fail anyway)."""
+        with self._lock:
+            failed = self.unavailable
+            if failed is None:
+                self._writing_now += 1
+        if failed is not None:
+            raise StorageUnavailable(what, self.path, failed.error)
+        try:
+            if self.write_fault is not None:
+                raise self.write_fault
+            yield
+        except WRITE_ERRORS as exc:
+            raise self._failed(what, exc) from None
+        finally:
+            with self._lock:
+                self._writing_now -= 1
+
+    def _failed(self, what: str, exc: BaseException) -> StorageUnavailable:
+        """Record a failed write; the first one of an outage is logged and told."""
+        error = _describe_error(exc)
+        failure = StorageUnavailable(what, self.path, error)
+        with self._lock:
+            self.metrics.write_failures += 1
+            first = self.unavailable is None
+            if first:
+                self.unavailable = failure
+        if first:
+            log.error("storage: cannot write %s to %s: %s; stopped ordering and applying; "
+                      "will retry every %s s", what, self.path, error,
+                      f"{STORAGE_PROBE_INTERVAL_S:g}",
+                      extra={"path": str(self.path), "error": error, "what": what})
+            self.on_unavailable(failure)
+        return failure
+
+    def recover(self) -> bool:
+        """Probe a store marked unwritable: write, sync and remove a probe file in the data
+        directory; if that works, reopen the LevelDB (clearing its sticky error; the state
+        read cache is dropped) and write, sync and delete a probe key. True (and the store
+        writable again) when all of it succeeded. Call it from the thread that reads the
+        store: the handle is closed and replaced in between (no iterator or snapshot of the
+        old handle may be in use)."""
+        if self.unavailable is None:
+            return True
+        with self._lock:
+            if self._writing_now:  # a write that started before the failure, in a thread
+                return False
+        try:
+            if self.write_fault is not None:
+                raise self.write_fault
+            probe = self.path / STORAGE_PROBE_FILE
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"\0" * STORAGE_PROBE_FILE_BYTES)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+            if not self._db.closed:
+                self._db.close()  # closes its iterators and snapshots too (plyvel)
+            db = self._open_db(self.path, create=False)
+            self._db = db
+            self.state_kv._db = db
+            self.state_kv._cache.clear()
+            db.put(_PROBE, b"1", sync=True)
+            db.delete(_PROBE, sync=True)
+        except WRITE_ERRORS as exc:
+            with self._lock:
+                self.metrics.write_failures += 1
+            log.debug("storage still not writable at %s: %s", self.path,
+                      _describe_error(exc))
+            return False
+        with self._lock:
+            self.unavailable = None
+        return True
+
+    @property
+    def writable(self) -> bool:
+        return self.unavailable is None
 
     # ------------------------------------------------------------------ blocks
 
@@ -272,7 +423,8 @@ class Storage:
     def put_certificate(self, height: int, certificate: bytes) -> None:
         """Store or replace the certificate of an applied block. Not synced: a certificate
         lost in a crash is gathered again from the orderers' gossip or their block sync."""
-        self._db.put(_CERT + _u64(height), certificate, sync=False)
+        with self._writing(f"the certificate of block {height}"):
+            self._db.put(_CERT + _u64(height), certificate, sync=False)
 
     def height_of(self, block_hash: bytes) -> int | None:
         raw = self._db.get(_BY_HASH + block_hash)
@@ -292,7 +444,8 @@ class Storage:
         if self.tip() is not None:
             raise StorageError("refusing to write genesis over an existing chain")
         writes = list(state_writes)
-        with self._db.write_batch(transaction=True, sync=True) as wb:
+        with self._writing("the genesis state"), \
+                self._db.write_batch(transaction=True, sync=True) as wb:
             for key, value in writes:
                 if value is not None:
                     wb.put(_STATE + key, value)
@@ -319,7 +472,8 @@ class Storage:
         new_tip = ChainTip(header.height, block.hash, header.state_root, header.timestamp_ms)
         h = _u64(header.height)
         started = time.monotonic()
-        with self._db.write_batch(transaction=True, sync=True) as wb:
+        with self._writing(f"block {header.height}"), \
+                self._db.write_batch(transaction=True, sync=True) as wb:
             wb.put(_BLOCK + h, block.encoded)
             wb.put(_RECEIPTS + h, codec.encode(BlockReceipts(tuple(receipts))))
             wb.put(_BY_HASH + block.hash, h)
@@ -346,7 +500,8 @@ class Storage:
         """Persist client transactions this node acknowledges, in one synced batch (one
         fsync for the group; docs/adr/0021)."""
         started = time.monotonic()
-        with self._db.write_batch(sync=True) as wb:
+        with self._writing(f"{len(txs)} transactions to the intake log"), \
+                self._db.write_batch(sync=True) as wb:
             for tx in txs:
                 wb.put(INTAKE_KEY_PREFIX + tx.id, tx.encoded)
         self.metrics.persist_s["intake"].observe(time.monotonic() - started)
@@ -354,7 +509,7 @@ class Storage:
     def forget_intake(self, tx_ids: Iterable[bytes]) -> None:
         """Drop transactions from the intake log (committed, expired or refused). Not synced:
         one that comes back after a crash is found committed (or expired) and dropped then."""
-        with self._db.write_batch() as wb:
+        with self._writing("intake log deletions"), self._db.write_batch() as wb:
             for tx_id in tx_ids:
                 wb.delete(INTAKE_KEY_PREFIX + tx_id)
 
@@ -385,7 +540,8 @@ class Storage:
         if hard_state is None and not entries and snapshot is None:
             return
         started = time.monotonic()
-        with self._db.write_batch(transaction=True, sync=True) as wb:
+        with self._writing("the Raft log"), \
+                self._db.write_batch(transaction=True, sync=True) as wb:
             if snapshot is not None:
                 for key in self._db.iterator(prefix=_RAFT_ENTRY, include_value=False):
                     wb.delete(key)
@@ -406,7 +562,8 @@ class Storage:
         """Record `snapshot` and drop the log entries it covers; returns entries dropped."""
         dropped = 0
         started = time.monotonic()
-        with self._db.write_batch(transaction=True, sync=True) as wb:
+        with self._writing("a Raft log compaction"), \
+                self._db.write_batch(transaction=True, sync=True) as wb:
             wb.put(_RAFT_SNAP, codec.encode(snapshot))
             for key in self._db.iterator(start=_RAFT_ENTRY,
                                          stop=_RAFT_ENTRY + _u64(snapshot.meta.index + 1),
@@ -419,16 +576,21 @@ class Storage:
     # ------------------------------------------------------------------ helpers
 
     def check_writable(self) -> None:
-        """Raise StorageError unless a synced write to the store succeeds now."""
+        """Raise StorageError unless a synced write to the store succeeds now (a failure
+        marks the store unwritable, as any write's would); StorageUnavailable at once while
+        it is marked so."""
         try:
-            self._db.put(b"m:probe", b"1", sync=True)
-        except (plyvel.Error, RuntimeError) as exc:  # RuntimeError: the database is closed
+            with self._writing("a readiness probe"):
+                self._db.put(_PROBE, b"1", sync=True)
+        except RuntimeError as exc:  # the database is closed
             raise StorageError(f"{self.path}: not writable: {exc}") from None
 
     def metrics_snapshot(self) -> StorageSnapshot:
-        """Durations of the synced write batches so far, for the metrics. (`snapshot` is
-        the store's consistent read view.)"""
-        return self.metrics.snapshot()
+        """Durations of the synced write batches so far, failed writes, and whether the
+        store is writable, for the metrics. (`snapshot` is the store's consistent read
+        view.)"""
+        failed = self.unavailable
+        return self.metrics.snapshot(error="" if failed is None else str(failed))
 
     # ------------------------------------------------------------------ operations
 

@@ -78,6 +78,14 @@ def test_promtool_accepts_the_rules() -> None:
     assert "SUCCESS" in out
 
 
+def test_storage_unwritable_alert_fires_at_once() -> None:
+    """promtool's rule unit test: the alert fires on the first scrape that says the store is
+    unwritable, names the node, and clears when it is writable again (docs/adr/0031)."""
+    out = run_promtool("test", "rules",
+                       str(pathlib.Path(__file__).with_name("storage_alert_test.yml")))
+    assert "SUCCESS" in out, out
+
+
 def test_promtool_accepts_the_scrape_config() -> None:
     out = run_promtool("check", "config", str(MONITORING / "prometheus.yml"))
     assert "SUCCESS" in out
@@ -280,7 +288,8 @@ def test_every_alert_rule_evaluates_and_none_fires_on_a_healthy_network(
                 "CrossbillRejectionsSpiking", "CrossbillFewPeers", "CrossbillSlowFsync",
                 "CrossbillRpcErrors", "CrossbillFinancingsOnWatchList",
                 "CrossbillRpcRefusingClients", "CrossbillRaftMessagesRefused",
-                "CrossbillUpgradeRequired", "CrossbillUpgradeScheduled"}
+                "CrossbillUpgradeRequired", "CrossbillUpgradeScheduled",
+                "CrossbillStorageUnwritable"}
     assert set(rules) == expected
     for name, rule in rules.items():
         prom.query(rule["query"])                       # evaluates without error
