@@ -26,7 +26,7 @@ from node.p2p import network as net
 from node.p2p.errors import P2PError
 from node.replica import messages as wire
 from node.replica.chain import BlockListener, Chain
-from node.replica.evidence import CommitEvidence
+from node.replica.evidence import ATTEST_EVERY_BLOCKS, CommitEvidence
 from node.storage.store import Storage
 from protocol import codec, crypto, limits, types
 from protocol.errors import CrossbillError, DecodeError, ValidationError
@@ -39,7 +39,11 @@ STATUS_POLL_INTERVAL_S: Final = 1.0  # default; the node passes genesis timing's
 # A follower that applied a gossiped block this recently, and is at most GOSSIP_LAG_BLOCKS
 # behind what a peer reports, waits for gossip instead of fetching the same blocks by range.
 GOSSIP_GRACE_S: Final = 2.0
-GOSSIP_LAG_BLOCKS: Final = 2
+# Orderers attest every ATTEST_EVERY_BLOCKS-th block, so a follower living on gossip is
+# routinely that far behind the orderers' claimed heights; a smaller lag made every status
+# poll fetch by range what gossip was about to deliver, and behind a slow link the follower
+# then lived on fetches, each a round trip late (the fault lab, ADR 0029).
+GOSSIP_LAG_BLOCKS: Final = 2 * ATTEST_EVERY_BLOCKS
 BLOCK_RESPONSE_BYTES_MAX: Final = wire.BLOBS_BYTES_MAX
 # Blocks received ahead of their commit certificate (gossiped, or served without enough
 # signatures), held until the orderers' attestations certify them; the highest go first.
@@ -448,11 +452,25 @@ class BlockSync:
 
     async def _poll_and_catch_up(self) -> None:
         await self._advance()
+        claims = await self._poll_claims()
+        # A claim is a hint: only a height a majority of orderers claim, or attested, counts.
+        best = max(self.chain.height, self.evidence.certified_height(),
+                   certs.backed_height(claims, self.chain.orderers()))
+        self.best_known_height = max(self.best_known_height, best)
+        behind = best - self.chain.height
+        gossip_flowing = trio.current_time() - self._gossip_applied_at < GOSSIP_GRACE_S
+        if behind > GOSSIP_LAG_BLOCKS or (behind > 0 and not gossip_flowing):
+            await self.catch_up_to(best)
+
+
+    async def _poll_claims(self) -> dict[str, int]:
+        """Every connected peer's claimed height, asked all at once: one slow or lossy link
+        costs one deadline, not one per peer in turn (the follower's loop waits on this, and
+        behind a 300 ms link the serial polls left it dozens of blocks behind: ADR 0029)."""
         claims: dict[str, int] = {}
         known = set(self.peers())
-        for peer in self.net.connected_peers():
-            if peer not in known:
-                continue
+
+        async def ask(peer: str) -> None:
             try:
                 with trio.fail_after(self.timeout_s):
                     raw = await self.net.request(peer, net.PROTO_STATUS, b"",
@@ -466,14 +484,12 @@ class BlockSync:
             except Exception:  # our bug on a peer's answer: ask the others, never stop
                 self.status_failures += 1
                 log.exception("status request to %s failed unexpectedly", peer)
-        # A claim is a hint: only a height a majority of orderers claim, or attested, counts.
-        best = max(self.chain.height, self.evidence.certified_height(),
-                   certs.backed_height(claims, self.chain.orderers()))
-        self.best_known_height = max(self.best_known_height, best)
-        behind = best - self.chain.height
-        gossip_flowing = trio.current_time() - self._gossip_applied_at < GOSSIP_GRACE_S
-        if behind > GOSSIP_LAG_BLOCKS or (behind > 0 and not gossip_flowing):
-            await self.catch_up_to(best)
+
+        async with trio.open_nursery() as nursery:
+            for peer in self.net.connected_peers():
+                if peer in known:
+                    nursery.start_soon(ask, peer)
+        return claims
 
 
 def _gossiped_height(data: bytes) -> int:

@@ -23,6 +23,7 @@ operator on the node's own site would.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import pathlib
@@ -50,6 +51,7 @@ P2P_PORT: Final = 7000
 RPC_PORT: Final = 8000
 METRICS_PORT: Final = 9000
 STOP_DEADLINE_S: Final = 10.0
+FILL_CHUNK_BYTES: Final = 1024 * 1024
 _NAME: Final = re.compile(r"cb(?P<pid>\d+)n\d+")
 
 
@@ -173,27 +175,20 @@ class Lab(Devnet):
 
     def fill_disk(self, name: str) -> pathlib.Path:
         """Fill the tmpfs under the node's data directory (`tmpfs_nodes`) to the last byte."""
-        data = pathlib.Path(self.node(name)["data_dir"])
-        filler = data.parent / "data-mount" / "filler"
-        with open(filler, "wb") as f:
-            chunk = b"\0" * (1 << 20)
-            try:
-                while True:
-                    f.write(chunk)
-                    f.flush()
-            except OSError:
-                pass
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
-            except OSError:
-                pass
+        filler = self.root / name / "data-mount" / "filler"
+        chunk = FILL_CHUNK_BYTES
+        with open(filler, "wb", buffering=0) as f:
+            while chunk >= 1:
+                try:
+                    f.write(b"\xff" * chunk)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    chunk //= 2
         return filler
 
     def free_disk(self, name: str) -> None:
-        data = pathlib.Path(self.node(name)["data_dir"])
-        (data.parent / "data-mount" / "filler").unlink(missing_ok=True)
+        (self.root / name / "data-mount" / "filler").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ reads
 
