@@ -18,8 +18,9 @@ import sys
 import tempfile
 import time
 
+from protocol.timing import timing_for_rtt
 from tests.faults.lab import running_lab
-from tests.faults.measure import catch_up_after_partition, measure_rtts
+from tests.faults.measure import catch_up_after_partition, elect_after_isolation, measure_rtts
 from tests.faults.runner import Figures, run_schedule
 from tests.faults.schedule import make_schedule
 
@@ -37,9 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--measure-rtt", default="",
                     help="comma-separated RTTs in ms: measure throughput and latency at each")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per RTT measurement")
+    ap.add_argument("--elect", type=int, default=0, metavar="ROUNDS",
+                    help="with --measure-rtt: isolate the leader ROUNDS times at each RTT and "
+                         "time the election")
     ap.add_argument("--catch-up", type=float, default=0.0, metavar="SECONDS",
                     help="isolate --catch-up-node this long under load; time its catch-up")
     ap.add_argument("--catch-up-node", default="regulator.safe-qd")
+    ap.add_argument("--loss", type=float, default=0.0,
+                    help="with --measure-rtt: loss on every link (0..1)")
+    ap.add_argument("--timing-for-rtt", type=int, default=None, metavar="MS",
+                    help="write protocol.timing.timing_for_rtt(MS) into genesis (ADR 0030)")
     ap.add_argument("--clients", type=int, default=32, help="closed-loop clients (measure)")
     ap.add_argument("--dir", type=pathlib.Path, default=None,
                     help="where the lab's network lives (default: a temporary directory)")
@@ -49,10 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --seeds N, --seed S, --measure-rtt or --catch-up")
     with tempfile.TemporaryDirectory(prefix="crossbill-faults-") as tmp:
         root = args.dir or pathlib.Path(tmp) / "net"
-        with running_lab(root, clock_nodes=(CLOCK_NODE,)) as lab:
+        timing = None if args.timing_for_rtt is None else timing_for_rtt(args.timing_for_rtt)
+        with running_lab(root, clock_nodes=(CLOCK_NODE,), timing=timing) as lab:
             if args.measure_rtt:
                 rtts = [int(x) for x in args.measure_rtt.split(",")]
-                measure_rtts(lab, rtts, args.duration, args.clients)
+                if args.duration > 0:
+                    measure_rtts(lab, rtts, args.duration, args.clients, loss=args.loss)
+                for rtt in rtts if args.elect else []:
+                    elect_after_isolation(lab, args.elect, rtt, args.loss)
             if args.catch_up:
                 catch_up_after_partition(lab, args.catch_up_node, args.catch_up, args.clients)
             figures = Figures()

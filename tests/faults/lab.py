@@ -295,12 +295,9 @@ def running_lab(root: pathlib.Path, *, seed: int = 0, tuning: dict[str, int] | N
                      p2p_listen_host=lab_nodes[m.id].ip, rpc_listen_host=lab_nodes[m.id].ip,
                      metrics_listen_host=lab_nodes[m.id].ip)
             for i, m in enumerate(members, start=1))
-        spec_kwargs: dict[str, Any] = {}
-        if timing is not None:
-            spec_kwargs["timing"] = timing
         spec = NetworkSpec("crossbill-faultlab", specs, params or types.DEFAULT_PARAMS,
                            tuning or {}, {"level": "info", "format": "json"}, None,
-                           **spec_kwargs)
+                           timing=timing)
         config, generated = write_network(root, spec, DEVNET_LAYOUT,
                                           scrypt_log_n=limits.KEYFILE_SCRYPT_LOG_N_MIN)
         for g in generated:

@@ -56,11 +56,11 @@ def leader_changes(lab: Lab) -> int:
     return total
 
 
-def shape_all(lab: Lab, rtt_ms: int) -> None:
+def shape_all(lab: Lab, rtt_ms: int, loss: float = 0.0) -> None:
     lab.links.clear()
-    if rtt_ms:
+    if rtt_ms or loss:
         for a, b in itertools.combinations(lab.names(), 2):
-            lab.links.set_both(a, b, delay_ms=rtt_ms / 2, jitter_ms=rtt_ms / 20)
+            lab.links.set_both(a, b, delay_ms=rtt_ms / 2, jitter_ms=rtt_ms / 20, loss=loss)
 
 
 def closed_loop(lab: Lab | _Subset, duration_s: float, clients: int, rtt_ms: int = 0) -> Row:
@@ -116,10 +116,14 @@ def closed_loop(lab: Lab | _Subset, duration_s: float, clients: int, rtt_ms: int
 
 
 def measure_rtts(lab: Lab, rtts: list[int], duration_s: float, clients: int,
-                 out: Callable[[str], None] = print) -> list[Row]:
+                 out: Callable[[str], None] = print, loss: float = 0.0) -> list[Row]:
+    timing = lab.status(lab.orderers()[0])["timing"]
+    out(f"timing: election {timing['raft_tick_ms'] * timing['raft_election_ticks']} ms, "
+        f"heartbeat {timing['raft_tick_ms'] * timing['raft_heartbeat_ticks']} ms, request "
+        f"{timing['request_timeout_ms']} ms; loss {loss:.2f}; {clients} closed-loop clients")
     rows = []
     for rtt in rtts:
-        shape_all(lab, rtt)
+        shape_all(lab, rtt, loss)
         closed_loop(lab, 3, clients, rtt)  # warm the connections at this RTT
         changes = leader_changes(lab)
         row = closed_loop(lab, duration_s, clients, rtt)
@@ -169,3 +173,24 @@ class _Subset:
 
     def client(self, name: str, timeout_s: float = 10) -> RpcClient:
         return self._lab.client(name, timeout_s)
+
+
+def elect_after_isolation(lab: Lab, rounds: int, rtt_ms: int, loss: float = 0.0,
+                          out: Callable[[str], None] = print) -> list[float]:
+    """Isolate the leader `rounds` times (links shaped to `rtt_ms`, `loss`); each time, the
+    seconds until the other orderers agree on a new one; heal and let it settle in between."""
+    times = []
+    for _ in range(rounds):
+        shape_all(lab, rtt_ms, loss)
+        old = lab.wait_leader(lab.orderers(), timeout_s=60)
+        lab.links.isolate(old)
+        started = time.monotonic()
+        lab.wait_leader([o for o in lab.orderers() if o != old], timeout_s=60, not_=old)
+        times.append(time.monotonic() - started)
+        lab.links.heal()
+        lab.wait_leader(lab.orderers(), timeout_s=60)
+    lab.links.clear()
+    times.sort()
+    out(f"elect rtt_ms={rtt_ms} loss={loss:.2f} rounds={rounds} "
+        f"median_s={statistics.median(times):.2f} max_s={times[-1]:.2f}")
+    return times

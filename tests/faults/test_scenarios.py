@@ -176,7 +176,7 @@ def test_regulator_behind_a_slow_lossy_link_stays_close(lab: Lab) -> None:
     lags = []
     with Load(lab, lab.orderers()[:2], threads=2, pause_s=0.2) as load:
         load.wait_acknowledged(5)
-        end = time.monotonic() + 10
+        end = time.monotonic() + 8
         while time.monotonic() < end:
             heights = lab.heights([regulator, *lab.orderers()])
             if regulator in heights:
@@ -238,10 +238,9 @@ def test_random_schedules_hold_the_history(lab: Lab) -> None:
     orderers = lab.orderers()
     others = [n for n in lab.names() if n not in orderers]
     # Seeds chosen to cover what the named scenarios do not: connection resets, an asymmetric
-    # link, kill -9, a clock jump and a bridge node (`python -m tests.faults --seeds N` runs
-    # any number).
+    # link, kill -9 and a clock jump (`python -m tests.faults --seeds N` runs any number).
     for seed in (6, 17):
-        schedule = make_schedule(seed, orderers, others, faults=3, clock_node=CLOCK_NODE)
+        schedule = make_schedule(seed, orderers, others, faults=2, clock_node=CLOCK_NODE)
         result = run_schedule(lab, schedule, figures)
         assert result.ok, f"seed {seed}: {result.report()}"
     print(figures.line())

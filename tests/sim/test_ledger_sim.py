@@ -15,7 +15,7 @@ from .ledger import LedgerCluster
 from .runner import LEDGER_STEPS_DEFAULT, params_for, run_many, run_schedule
 
 # CI's share (the suite's time budget); `python -m tests.sim --model ledger --seeds N` runs more.
-SCHEDULES = 600
+SCHEDULES = 400
 
 
 def _counts(err: str) -> dict[str, int]:
@@ -25,10 +25,10 @@ def _counts(err: str) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_many_ledger_schedules_no_violation(capsys: pytest.CaptureFixture[str]) -> None:
-    """600 seeded schedules of the ledger model over 3/5/7 banks and every fault mix: every
+    """400 seeded schedules of the ledger model over 3/5/7 banks and every fault mix: every
     node applies the same blocks to the same state roots, no transaction is applied twice or
     lost, no committed block is skipped, Raft's configuration follows the ledger (the same
-    code path as `python -m tests.sim --model ledger --seeds 600`)."""
+    code path as `python -m tests.sim --model ledger --seeds 400`)."""
     t0 = time.perf_counter()
     rc = main(["--model", "ledger", "--seeds", str(SCHEDULES), "--jobs", "2"])
     out, err = capsys.readouterr()
