@@ -87,10 +87,10 @@ def test_devnet_up_writes_the_timing_for_its_rtt(tmp_path: pathlib.Path,
     monkeypatch.setattr(devnet, "start_node", start_node)
     lines: list[str] = []
     devnet.up(tmp_path / "net", base_port=17100, out=lines.append, wait=False, tls=False,
-              rtt_ms=150)
+              rtt_ms=300)
     assert len(started) == 7
     raw, config = _genesis(tmp_path / "net")
-    assert config.timing == timing_for_rtt(150)
+    assert config.timing == timing_for_rtt(300)
     assert raw["timing"]["raft_election_ticks"] == 30
     assert any("election timeout 1500 ms" in line for line in lines)
 
