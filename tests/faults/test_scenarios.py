@@ -277,8 +277,11 @@ def test_an_orderer_on_a_full_disk_stops_and_resumes_once_space_is_freed(lab: La
                                what=f"{DISK_NODE}'s /readyz failing on storage")
         detect_s = time.monotonic() - filled_at
         assert "No space left on device" in body["failed"]["storage_writable"], body
-        status = lab.status(DISK_NODE)
-        assert status["orderer"] is False and "No space left" in status["storage_error"]
+        # /readyz fails at the failed write; the node leaves Raft a moment later
+        status = wait_until_sync(
+            lambda: (s if not (s := lab.status(DISK_NODE))["orderer"] else None), 20,
+            poll_s=0.1, what=f"{DISK_NODE} out of the ordering role")
+        assert "No space left" in status["storage_error"], status
         stopped = status["height"]
         before = len(load.acknowledged)
         load.wait_acknowledged(before + 10, timeout_s=20)  # the others go on without it
