@@ -3,7 +3,8 @@ in one process on the in-memory network: it stops ordering and applying with a c
 (metric, /readyz, node.status), never stores part of a block, keeps serving reads, and resumes
 and converges once writes succeed again. The faults are injected with the store's test hook
 (`Storage.write_fault`), which raises what plyvel raises on a full disk; the real full disk is
-tests/e2e/test_disk_full.py."""
+a fault-lab scenario (tests/faults/test_scenarios.py). The waits are on the wall clock with
+generous deadlines: the cluster runs beside the serial tests' node processes (./dev test)."""
 
 from __future__ import annotations
 
@@ -78,11 +79,11 @@ async def test_an_orderer_that_cannot_write_stops_and_resumes_when_it_can(
         failures_before = _metric(victim, "crossbill_storage_write_failures_total")
 
         victim.storage.write_fault = ENOSPC  # the disk is full from now on
-        await wait_until(lambda: victim.orderer is None, 10,
+        await wait_until(lambda: victim.orderer is None, 30,
                          what="the node stopped ordering")
         stopped_at = victim.chain.height
         others = [n for n in c.nodes.values() if n is not victim]
-        await wait_until(lambda: min(n.chain.height for n in others) >= stopped_at + 5, 20,
+        await wait_until(lambda: min(n.chain.height for n in others) >= stopped_at + 5, 60,
                          what="the other nodes committed 5 blocks without it")
         new_leader = c.leader()
         assert new_leader is not None and new_leader is not victim
@@ -111,14 +112,14 @@ async def test_an_orderer_that_cannot_write_stops_and_resumes_when_it_can(
         assert victim.chain.height < min(n.chain.height for n in others)
 
         victim.storage.write_fault = None  # space freed
-        await wait_until(lambda: victim.storage.writable and victim.orderer is not None, 10,
+        await wait_until(lambda: victim.storage.writable and victim.orderer is not None, 30,
                          what="the node writable and ordering again")
         assert _metric(victim, "crossbill_storage_writable") == 1
         assert "storage_writable" not in metrics.readiness_failures(victim)
         assert victim.status()["storage_error"] is None
         assert any("storage writable again" in r.getMessage() for r in caplog.records)
         target = max(n.chain.height for n in others) + 3
-        await c.wait_same_tip(min_height=target, timeout_s=30)
+        await c.wait_same_tip(min_height=target, timeout_s=60)
         _tip_is_whole(victim)
         assert len({n.chain.state.state_root() for n in c.nodes.values()}) == 1
 
@@ -132,16 +133,16 @@ async def test_a_follower_that_cannot_write_stops_applying_and_catches_up_after(
         await c.wait_same_tip(min_height=2)
         victim = c.nodes["customs.qd"]
         victim.storage.write_fault = OSError(errno.EIO, "Input/output error")
-        await wait_until(lambda: not victim.storage.writable, 10, what="a failed write")
+        await wait_until(lambda: not victim.storage.writable, 30, what="a failed write")
         stopped_at = victim.chain.height
         reg = c.nodes[REG]
-        await wait_until(lambda: reg.chain.height >= stopped_at + 5, 20,
+        await wait_until(lambda: reg.chain.height >= stopped_at + 5, 60,
                          what="the others 5 blocks further")
         _tip_is_whole(victim)
         assert victim.chain.height < reg.chain.height
         assert "EIO" in metrics.readiness_failures(victim)["storage_writable"]
         victim.storage.write_fault = None
-        await c.wait_same_tip(min_height=reg.chain.height + 2, timeout_s=30)
+        await c.wait_same_tip(min_height=reg.chain.height + 2, timeout_s=60)
         assert victim.storage.writable
 
 
