@@ -20,6 +20,9 @@ from node.client.transport import RpcClient, RpcError
 from protocol import types
 from tests import sealing
 from tests.faults.lab import Lab
+from tests.waiting import wait_until_sync
+
+CATCH_UP_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -141,21 +144,16 @@ def catch_up_after_partition(lab: Lab, node: str, partition_s: float, clients: i
     lab.links.clear()
     lab.links.isolate(node)
     others = [n for n in lab.names() if n != node]
-    box: list[Row] = []
-    loader = threading.Thread(
-        target=lambda: box.append(closed_loop(_Subset(lab, others), partition_s, clients)),
-        daemon=True)
-    loader.start()
-    loader.join()
+    row = closed_loop(_Subset(lab, others), partition_s, clients)
     target = max(lab.heights(others).values())
     behind = lab.heights([node]).get(node, 0)
     lab.links.heal()
     started = time.monotonic()
-    while lab.heights([node]).get(node, 0) < target:
-        time.sleep(0.1)
+    wait_until_sync(lambda: lab.heights([node]).get(node, 0) >= target, CATCH_UP_TIMEOUT_S,
+                    poll_s=0.1, what=f"{node} back at height {target}")
     took = time.monotonic() - started
     out(f"catch_up node={node} partition_s={partition_s:.0f} blocks_behind={target - behind} "
-        f"committed_meanwhile={box[0].committed if box else 0} catch_up_s={took:.2f}")
+        f"committed_meanwhile={row.committed} catch_up_s={took:.2f}")
     return took
 
 

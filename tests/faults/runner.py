@@ -76,26 +76,14 @@ class Executor:
                 yield
             finally:
                 links.heal()
-        elif kind == "isolate-node":
-            links.isolate(fault.target)
-            try:
-                yield
-            finally:
-                links.heal()
-        elif kind in ("split-minority", "split-orderers"):
-            links.partition(*fault.groups)
-            try:
-                yield
-            finally:
-                links.heal()
-        elif kind == "bridge":
-            links.partition(*fault.groups)  # the bridge node is in neither: it hears both
-            try:
-                yield
-            finally:
-                links.heal()
-        elif kind == "asymmetric":
-            links.cut(fault.target, fault.peer)
+        elif kind in ("isolate-node", "split-minority", "split-orderers", "bridge",
+                      "asymmetric"):
+            if kind == "isolate-node":
+                links.isolate(fault.target)
+            elif kind == "asymmetric":
+                links.cut(fault.target, fault.peer)
+            else:  # a bridge node is in neither group: it hears both
+                links.partition(*fault.groups)
             try:
                 yield
             finally:
