@@ -102,6 +102,9 @@ class Tuning:
     block_sync_batch_blocks: int | None = None
     block_sync_poll_ms: int | None = None
     raft_log_keep_entries: int = 1000
+    # Applied Raft entries (blocks) held in memory at most, in bytes, whatever their count
+    # (ADR 0032): the log is compacted once it holds twice either bound.
+    raft_log_keep_bytes: int = 32 * 1024 * 1024
     request_timeout_ms: int | None = None
     raft_send_timeout_ms: int | None = None
     shutdown_deadline_s: int = 10
@@ -123,6 +126,7 @@ _TUNING_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "tx_batch_txs_max": (1, 5000),
     "tx_batch_interval_ms": (1, 1000),
     "raft_log_keep_entries": (10, 1_000_000),
+    "raft_log_keep_bytes": (1024 * 1024, 4 * 1024 * 1024 * 1024),
     "shutdown_deadline_s": (1, 300),
     "protocol_version_max": (1, IMPLEMENTED_VERSION),
 }

@@ -212,7 +212,8 @@ class Node:
             tick_ms=self.timing.raft_tick_ms, election_ticks=self.timing.raft_election_ticks,
             heartbeat_ticks=self.timing.raft_heartbeat_ticks,
             send_timeout_s=self.timing.raft_send_timeout_ms / 1000,
-            log_keep_entries=t.raft_log_keep_entries, on_block=self._on_block,
+            log_keep_entries=t.raft_log_keep_entries,
+            log_keep_bytes=t.raft_log_keep_bytes, on_block=self._on_block,
             catch_up_to=self.sync.catch_up_to, on_new_leader=self._hand_pending_to_leader)
         self.intake.set_mempool(self.mempool)
         self.intake.on_admitted = self.orderer.kick

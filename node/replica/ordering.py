@@ -168,6 +168,7 @@ class Orderer:
         election_ticks: int,
         heartbeat_ticks: int,
         log_keep_entries: int,
+        log_keep_bytes: int = 32 * 1024 * 1024,
         on_block: BlockListener,
         catch_up_to: FetchBlocks,
         on_new_leader: Callable[[], None] = lambda: None,
@@ -183,6 +184,7 @@ class Orderer:
         self.tick_s = tick_ms / 1000
         self.send_timeout_s = send_timeout_s
         self.log_keep_entries = log_keep_entries
+        self.log_keep_bytes = log_keep_bytes
         self.on_block = on_block
         self.catch_up_to = catch_up_to
         self.on_new_leader = on_new_leader  # another node leads now: hand it our pending txs
@@ -494,6 +496,9 @@ class Orderer:
     def _decode_block(self, entry: Entry) -> types.Block | None:
         if entry.kind == EntryKind.CONF_CHANGE or not entry.data:
             return None
+        own = self._proposal
+        if own is not None and own.block.encoded == entry.data:
+            return own.block  # this leader's own block: the bytes it proposed, decoded already
         try:
             block = types.Block.decode(entry.data)
         except DecodeError as exc:
@@ -621,11 +626,9 @@ class Orderer:
 
     def _maybe_compact(self) -> None:
         raft = self.raft
-        first = raft.snapshot.meta.index if raft.snapshot is not None else 0
-        applied = raft.applied_index
-        if applied - first < 2 * self.log_keep_entries:
+        index = raft.log.compaction_point(self.log_keep_entries, self.log_keep_bytes)
+        if index is None:
             return
-        index = applied - self.log_keep_entries
         # The snapshot names the current tip: at least the state at `index`. A follower that
         # installs it fetches blocks up to that height; later entries it already holds are
         # skipped by height, so naming more than the index covers is safe.

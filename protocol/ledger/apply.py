@@ -30,7 +30,7 @@ from protocol.ledger import (
     records,
     smt,
 )
-from protocol.ledger.context import Rejected, TxContext, reject
+from protocol.ledger.context import BlockMemo, Rejected, TxContext, reject
 from protocol.ledger.kv import Overlay
 from protocol.ledger.state import State, active_public_key
 from protocol.txtypes import REGISTRY
@@ -179,10 +179,11 @@ def apply_txs(state: State, height: int, timestamp_ms: int,
     chain_id = block_state.chain.chain_id
     _prune_nonces(block_state, timestamp_ms)
     clock.process_due(block_state, height, timestamp_ms, params, version)
+    memo = BlockMemo()
     receipts = tuple(
         _apply_tx(block_kv, TxContext(State(Overlay(block_kv)), tx, height, timestamp_ms, i,
                                       params, signers=state, version=version,
-                                      params_v2=params_v2), chain_id)
+                                      params_v2=params_v2, memo=memo), chain_id)
         for i, tx in enumerate(txs))
     block_state.put(keys.HEAD, records.Head(height, timestamp_ms))
     root = _update_root(block_kv, state)
@@ -200,6 +201,9 @@ def _apply_tx(block_kv: Overlay, ctx: TxContext, chain_id: str) -> types.Receipt
     tx_kv = ctx.state.kv
     if not isinstance(tx_kv, Overlay) or tx_kv.parent is not block_kv:
         raise RuntimeError("a transaction must run in its own overlay over the block's")
+    memo = ctx.memo
+    if memo is not None and any(k.startswith(keys.INSTITUTION) for k in tx_kv.writes):
+        memo.regulators = None  # derived from the institution records this one changed
     tx_kv.merge_into_parent()
     return types.Receipt(tx.id, types.STATUS_OK, types.CODE_OK, "")
 

@@ -65,6 +65,17 @@ class ClockContext:
 
 
 @dataclass
+class BlockMemo:
+    """Derived values a block's transactions share, each computed at most once per block and
+    forgotten when a transaction changes what it derives from (`apply_txs` says when).
+
+    `regulators`: the active regulators (every sealed record is owed to them), a scan of every
+    institution record, which every sealed transaction asked for (ADR 0032)."""
+
+    regulators: tuple[str, ...] | None = None
+
+
+@dataclass
 class TxContext:
     state: State
     tx: types.Tx
@@ -81,6 +92,7 @@ class TxContext:
     # Version 2's parameters at the block's start (None before version 2 is active).
     params_v2: types.ParamsV2 | None = None
     touched: list[bytes] = field(default_factory=list)
+    memo: BlockMemo | None = None
 
     @property
     def signer(self) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from protocol import limits
 from protocol.ledger import codes, keys, queries, records
 from protocol.ledger.context import TxContext, reject
+from protocol.ledger.kv import Overlay
 from protocol.ledger.state import State
 from protocol.sealed import (
     Sealed,
@@ -40,12 +41,25 @@ def key_version(ctx: TxContext, owner: str) -> int:
     return 0 if record is None else record.version
 
 
+def active_regulators(ctx: TxContext) -> tuple[str, ...]:
+    """`queries.active_regulators`, computed once per block (the block's `BlockMemo`) unless
+    this transaction itself wrote an institution record."""
+    memo = ctx.memo
+    kv = ctx.state.kv
+    if memo is None or not isinstance(kv, Overlay) or any(
+            k.startswith(keys.INSTITUTION) for k in kv.writes):
+        return tuple(queries.active_regulators(ctx.state))
+    if memo.regulators is None:
+        memo.regulators = tuple(queries.active_regulators(ctx.state))
+    return memo.regulators
+
+
 def require_sealed(ctx: TxContext, sealed: Sealed, what: str, *, parties: Iterable[str],
                    optional: Iterable[str] = ()) -> None:
     """`sealed` is wrapped to each of `parties` and every active regulator (each must hold an
     encryption key), and to each of `optional` that holds one, at their current versions."""
     required: dict[str, int] = {}
-    for party in [*parties, *queries.active_regulators(ctx.state)]:
+    for party in [*parties, *active_regulators(ctx)]:
         version = key_version(ctx, party)
         if version == 0:
             reject(codes.NO_ENCRYPTION_KEY, f"{what} must be sealed to {party}, which has "
@@ -143,7 +157,7 @@ def start_epoch(ctx: TxContext, uscc: str, grant: FileKeyGrant, readers: Iterabl
     if current is not None and grant.public_key == current.public_key:
         reject(codes.BAD_FILE_KEY, "a new credit-file key epoch needs a new key")
     wraps = _wraps_by_party(grant.keys)
-    entitled = {uscc, *queries.active_regulators(ctx.state), *readers}
+    entitled = {uscc, *active_regulators(ctx), *readers}
     _check_wrapped_to(ctx, grant, wraps, sorted(entitled))
     extra = sorted(set(wraps) - entitled)
     if extra:

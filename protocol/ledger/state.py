@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TypeVar
 
 from protocol import codec, crypto, limits, types
@@ -15,7 +16,7 @@ R = TypeVar("R")
 
 # Values of the state are trusted bytes that this ledger wrote; decoding them still goes through
 # the strict decoder, with a bounded cache of recently decoded values (objects are frozen).
-_decoded: dict[tuple[type, bytes], object] = {}
+_decoded: OrderedDict[tuple[type, bytes], object] = OrderedDict()
 
 
 class CorruptStateError(RuntimeError):
@@ -31,7 +32,7 @@ def decode_value(cls: type[R], raw: bytes) -> R:
     except DecodeError as exc:
         raise CorruptStateError(f"stored {cls.__name__} does not decode: {exc}") from None
     if len(_decoded) >= limits.DECODED_RECORDS_CACHE_MAX:
-        _decoded.clear()
+        _decoded.popitem(last=False)  # the oldest
     _decoded[(cls, raw)] = obj
     return obj
 

@@ -14,13 +14,14 @@ from protocol.raft.messages import ConfChange, ConfState, Entry, EntryKind, Snap
 
 
 class RaftLog:
-    __slots__ = ("_confs", "_ents", "applied", "commit", "snap_index", "snap_term")
+    __slots__ = ("_confs", "_ents", "applied", "commit", "data_bytes", "snap_index", "snap_term")
 
     def __init__(self, snapshot: Snapshot, entries: tuple[Entry, ...], commit: int,
                  applied: int) -> None:
         self.snap_index = snapshot.meta.index
         self.snap_term = snapshot.meta.term
         self._ents: list[Entry] = []
+        self.data_bytes = 0  # payload bytes of the entries held (what the log costs in memory)
         self._confs: list[tuple[int, ConfState]] = [(self.snap_index, snapshot.meta.conf)]
         self.commit = self.snap_index
         self.applied = self.snap_index
@@ -82,6 +83,25 @@ class RaftLog:
                 return out[:i]
         return out
 
+    def compaction_point(self, keep_entries: int, keep_bytes: int) -> int | None:
+        """Where to compact the applied prefix so that the log keeps about `keep_entries`
+        applied entries and no more than about `keep_bytes` of applied payload, or None while it
+        holds less than twice either (compacting in steps, not after every entry). The log is
+        held in memory, and at saturation an entry (a block) is a few hundred kilobytes: a
+        count alone let 2,000 of them take hundreds of megabytes (ADR 0032)."""
+        applied_held = self.applied - self.snap_index
+        if applied_held <= 0 or (applied_held < 2 * keep_entries
+                                 and self.data_bytes < 2 * keep_bytes):
+            return None
+        index = self.applied - min(keep_entries, applied_held - 1)
+        kept = 0
+        for off in range(self.applied - self.snap_index - 1, -1, -1):
+            kept += len(self._ents[off].data)
+            if kept > keep_bytes:
+                index = max(index, self.snap_index + off + 1)
+                break
+        return index if index > self.snap_index else None
+
     def is_up_to_date(self, last_index: int, last_term: int) -> bool:
         """§5.4.1: a candidate's log is at least as up-to-date as ours."""
         mine = self.last_term()
@@ -121,6 +141,7 @@ class RaftLog:
                 raise RaftInvariantError(
                     f"entry ({e.index}, {e.term}) cannot follow ({last_index}, {last_term})")
             self._ents.append(e)
+            self.data_bytes += len(e.data)
             if e.kind == EntryKind.CONF_CHANGE:
                 self._push_conf(e)
             last_index, last_term = e.index, e.term
@@ -140,6 +161,8 @@ class RaftLog:
                                      f"entries (commit {self.commit})")
         if first > self.last_index() + 1:
             raise RaftInvariantError(f"gap: appending {first} after {self.last_index()}")
+        dropped = self._ents[first - self.snap_index - 1:]
+        self.data_bytes -= sum(len(e.data) for e in dropped)
         del self._ents[first - self.snap_index - 1:]
         while self._confs[-1][0] >= first:
             self._confs.pop()
@@ -175,6 +198,7 @@ class RaftLog:
             raise RaftInvariantError(f"snapshot {meta.index} is not past commit {self.commit}")
         self.snap_index, self.snap_term = meta.index, meta.term
         self._ents = []
+        self.data_bytes = 0
         self._confs = [(meta.index, meta.conf)]
         self.commit = self.applied = meta.index
 
@@ -186,6 +210,7 @@ class RaftLog:
         if term is None:
             raise RaftInvariantError(f"no term at {index}")
         conf = self.conf_at(index)
+        self.data_bytes -= sum(len(e.data) for e in self._ents[: index - self.snap_index])
         del self._ents[: index - self.snap_index]
         self.snap_index, self.snap_term = index, term
         keep = [(i, c) for i, c in self._confs if i > index]

@@ -9,6 +9,7 @@ from protocol.raft import (
     ConfChange,
     ConfOp,
     Entry,
+    EntryKind,
     HardState,
     InstallSnapshot,
     PersistentState,
@@ -17,6 +18,8 @@ from protocol.raft import (
     Snapshot,
     SnapshotMeta,
 )
+from protocol.raft.log import RaftLog
+from protocol.raft.messages import ConfState
 
 from .harness import Net, config
 
@@ -140,3 +143,38 @@ def test_restart_from_snapshot_and_log() -> None:
     assert r.log.snap_index == 5 and r.log.last_index() == net.nodes[1].log.last_index()
     net.process(2)
     assert net.applied_data(2) == [b"tail"]
+
+
+def _log_of(sizes: list[int], applied: int) -> RaftLog:
+    snap = Snapshot(SnapshotMeta(index=0, term=0, conf=ConfState(voters=(1, 2, 3), learners=())), b"")
+    ents = tuple(Entry(index=i + 1, term=1, kind=EntryKind.NORMAL, data=b"x" * n) for i, n in enumerate(sizes))
+    return RaftLog(snap, ents, commit=len(sizes), applied=applied)
+
+
+def test_compaction_point_waits_for_twice_the_entry_bound() -> None:
+    log = _log_of([10] * 19, applied=19)
+    assert log.compaction_point(keep_entries=10, keep_bytes=10**6) is None
+    log = _log_of([10] * 25, applied=20)
+    assert log.data_bytes == 250
+    # keeps 10 applied entries; the 5 unapplied ones are never compacted
+    assert log.compaction_point(keep_entries=10, keep_bytes=10**6) == 10
+
+
+def test_compaction_point_bounds_the_bytes_held_whatever_the_count() -> None:
+    """Large blocks: a count of entries alone would keep hundreds of megabytes in memory."""
+    log = _log_of([1000] * 30, applied=30)
+    index = log.compaction_point(keep_entries=1000, keep_bytes=4500)
+    # 30,000 bytes held >= 2 x 4,500: keep the newest entries up to 4,500 bytes (4 of them)
+    assert index == 26
+    log.compact(index)
+    assert log.data_bytes == 4000
+    assert log.compaction_point(keep_entries=1000, keep_bytes=4500) is None
+
+
+def test_data_bytes_follow_truncation_and_snapshot_restore() -> None:
+    log = _log_of([5, 5, 5], applied=1)
+    log.commit = 1
+    log.truncate_and_append([Entry(index=2, term=2, kind=EntryKind.NORMAL, data=b"y" * 7)])
+    assert log.data_bytes == 12
+    log.restore(Snapshot(SnapshotMeta(index=9, term=3, conf=ConfState(voters=(1,), learners=())), b""))
+    assert log.data_bytes == 0
