@@ -146,8 +146,10 @@ def test_restart_from_snapshot_and_log() -> None:
 
 
 def _log_of(sizes: list[int], applied: int) -> RaftLog:
-    snap = Snapshot(SnapshotMeta(index=0, term=0, conf=ConfState(voters=(1, 2, 3), learners=())), b"")
-    ents = tuple(Entry(index=i + 1, term=1, kind=EntryKind.NORMAL, data=b"x" * n) for i, n in enumerate(sizes))
+    conf = ConfState(voters=(1, 2, 3), learners=())
+    snap = Snapshot(SnapshotMeta(index=0, term=0, conf=conf), b"")
+    ents = tuple(Entry(index=i + 1, term=1, kind=EntryKind.NORMAL, data=b"x" * n)
+                 for i, n in enumerate(sizes))
     return RaftLog(snap, ents, commit=len(sizes), applied=applied)
 
 
@@ -176,5 +178,6 @@ def test_data_bytes_follow_truncation_and_snapshot_restore() -> None:
     log.commit = 1
     log.truncate_and_append([Entry(index=2, term=2, kind=EntryKind.NORMAL, data=b"y" * 7)])
     assert log.data_bytes == 12
-    log.restore(Snapshot(SnapshotMeta(index=9, term=3, conf=ConfState(voters=(1,), learners=())), b""))
+    conf = ConfState(voters=(1,), learners=())
+    log.restore(Snapshot(SnapshotMeta(index=9, term=3, conf=conf), b""))
     assert log.data_bytes == 0
