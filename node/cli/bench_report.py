@@ -175,7 +175,7 @@ def trends(names: Sequence[str], duration_s: float, samples: Sequence[Sample]) -
         f = _cpu_at(samples, start + span, i) - _cpu_at(samples, start, i)
         la = _cpu_at(samples, end, i) - _cpu_at(samples, end - span, i)
         first[name], last[name] = round(f, 2), round(la, 2)
-        change[name] = round((la / f - 1) * 100, 1) if f > 0 else None
+        change[name] = round((la / f - 1) * 100, 1) + 0.0 if f > 0 else None  # no -0.0
         rss_start[name] = round(samples[0].rss_mb[i], 1)
         rss_end[name] = round(samples[-1].rss_mb[i], 1)
         growth[name] = round(samples[-1].rss_mb[i]
@@ -318,6 +318,9 @@ def plot(path: pathlib.Path, rows: Sequence[Row], names: Sequence[str], title: s
     ax[1].plot(x, p99, label="p99", color="tab:red")
     if any(v > 0 for v in p50 + p99 if not math.isnan(v)):
         ax[1].set_yscale("log")
+    else:
+        ax[1].text(0.5, 0.5, "no transaction applied", transform=ax[1].transAxes,
+                   ha="center", va="center", color="gray")
     ax[1].set_ylabel("latency ms\n(submit to applied)")
     ax[1].legend(loc="upper left", fontsize=8)
     for i, name in enumerate(names):
@@ -325,6 +328,9 @@ def plot(path: pathlib.Path, rows: Sequence[Row], names: Sequence[str], title: s
                    label=name, linewidth=1)
         ax[3].plot(x, series(r.rss_mb[i] if i < len(r.rss_mb) else None for r in rows),
                    label=name, linewidth=1)
+    total = [sum(v for v in r.cpu_pct if v is not None) if any(
+        v is not None for v in r.cpu_pct) else nan for r in rows]
+    ax[2].plot(x, total, label="all nodes", color="black", linestyle="--", linewidth=1)
     ax[2].set_ylabel("CPU % per node\n(100 = one core)")
     ax[2].legend(loc="upper left", fontsize=7, ncol=4)
     ax[3].set_ylabel("resident MB\nper node")
