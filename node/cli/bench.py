@@ -1037,15 +1037,16 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
                 proc.kill()
                 proc.join(5)
         devnet.down(net, out=lambda _: None)
+    last = json.dumps(figures, sort_keys=False)
     if args.report is not None:
         what = ("idle" if args.idle else f"rate {rate:g} tx/s" if rate > 0
                 else f"saturation (window {args.window})")
         title = (f"crossbill bench: {what}, {duration:g} s, {len(names)} nodes, "
                  f"{time.strftime('%Y-%m-%d %H:%M UTC', started_utc)}")
-        for line in bench_report.write_report(args.report, figures, rows, names, printed,
-                                              command_line(args), title):
+        for line in bench_report.write_report(args.report, figures, rows, names,
+                                              [*printed, last], command_line(args), title):
             print(line, file=sys.stderr)
-    out(json.dumps(figures, sort_keys=False))
+    out(last)
     return 0
 
 

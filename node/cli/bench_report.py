@@ -235,22 +235,23 @@ def _f(value: float | None, fmt: str = ".1f") -> str:
 
 def lines_over_time(figures: Mapping[str, Any], names: Sequence[str]) -> list[str]:
     """The printed lines of the windowed figures."""
-    out = ["per minute (committed tx/s, latency p50/p99 ms of the txs applied in it): "
-           + "; ".join(f"{w['start_s']:g}-{w['end_s']:g} s {w['committed_tps']:g} tx/s "
-                       f"{_f(w['p50_ms'], 'g')}/{_f(w['p99_ms'], 'g')}"
-                       for w in figures.get("per_minute", ()))]
+    out = [f"per minute: {'window s':>11} {'tx/s':>8} {'p50 ms':>8} {'p99 ms':>8}  (latency "
+           f"of the txs applied in it)"]
+    out += [f"{'':<11} {w['start_s']:>5g}-{w['end_s']:<5g} {w['committed_tps']:>8.1f} "
+            f"{_f(w['p50_ms']):>8} {_f(w['p99_ms']):>8}" for w in figures.get("per_minute", ())]
     if "cpu_trend_span_s" not in figures:
         return out
     tag = "5min" if "cpu_first_5min_s" in figures else "fifth"
     span = figures["cpu_trend_span_s"]
-    out.append(f"{'node':<22} {'cpu s first':>11} {'last':>7} {'change':>7}  (first and last "
-               f"{span:g} s)  {'rss MB start':>12} {'end':>7} {'+last fifth':>11}")
+    out.append(f"over time, per node: CPU seconds in the first and the last {span:g} s of the "
+               f"window; resident MB at its start and end, and the growth over its last fifth")
+    out.append(f"{'node':<22} {'cpu s first':>11} {'last':>7} {'change':>7} "
+               f"{'rss MB start':>12} {'end':>7} {'+last fifth':>11}")
     for n in names:
         change = figures["cpu_last_vs_first_pct"][n]
         out.append(f"{n:<22} {figures[f'cpu_first_{tag}_s'][n]:>11.2f} "
                    f"{figures[f'cpu_last_{tag}_s'][n]:>7.2f} "
-                   f"{_f(change, '+.1f') + ('%' if change is not None else ''):>7}  "
-                   f"{'':<{len(f'(first and last {span:g} s)')}}  "
+                   f"{_f(change, '+.1f') + ('%' if change is not None else ''):>7} "
                    f"{figures['rss_mb_start'][n]:>12.1f} {figures['rss_mb_end'][n]:>7.1f} "
                    f"{figures['rss_mb_growth_last_fifth'][n]:>+11.1f}")
     return out

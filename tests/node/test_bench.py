@@ -129,6 +129,7 @@ def test_bench_runs_a_short_load(capsys: pytest.CaptureFixture[str],
     run = (report / "run.txt").read_text()
     assert run.startswith("$ crossbill bench --nodes 4+3 --duration 4 --rate 40")
     assert "outcomes:" in run and "per minute" in run
+    assert json.loads(run.splitlines()[-1]) == figures
     png = (report / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
     assert figures["nodes"] == 7 and figures["duration_s"] == 4 and figures["offered_tps"] == 40

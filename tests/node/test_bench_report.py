@@ -145,6 +145,19 @@ def test_count_codes_counts_the_wanted_transactions_per_code() -> None:
         "OK": 2, bench_report.CODE_UNREAD: 1, "UNKNOWN_DECLARATION": 1}
 
 
+def test_printed_lines_have_a_row_per_minute_and_name_the_cpu_span() -> None:
+    commits = [(T0 + s, 10) for s in range(130)]
+    latencies = [(T0 + s, 0.05) for s in range(130)]
+    figures = {"per_minute": bench_report.windowed(T0, 130.0, 60.0, commits, latencies),
+               **bench_report.trends(["bank.a"], 130.0, _samples(130, [0.1], [100.0], 0.1))}
+    lines = bench_report.lines_over_time(figures, ["bank.a"])
+    assert lines[0].startswith("per minute:")
+    assert [line.split()[:2] for line in lines[1:4]] == [["0-60", "10.0"], ["60-120", "10.0"],
+                                                         ["120-130", "10.0"]]
+    assert "the last 26 s of the window" in lines[4]
+    assert lines[6].split() == ["bank.a", "2.60", "2.60", "+0.0%", "100.0", "113.0", "+2.6"]
+
+
 def _rows_and_figures(seconds: int = 6) -> tuple[list[bench_report.Row], dict[str, Any]]:
     samples = _samples(seconds, [0.2, 0.4], [90.0, 95.0], 0.5)
     commits = [(T0 + s + 0.5, 20) for s in range(seconds)]
