@@ -9,7 +9,8 @@
 # The files are universal (CPython 3.11 to 3.14, any platform pip can match) and carry the
 # sha256 of every artifact of each pinned version; ./dev, .ci/run and deploy/install.sh install
 # them with --require-hashes and wheels only (deploy/lock/pip-sync.sh). uv does the resolving (it
-# understands overrides): the version build.txt pins, in a throwaway virtualenv.
+# understands overrides): the version build.txt pins, in a throwaway virtualenv. The dev lock
+# also carries the `plot` extra (matplotlib, for `crossbill bench --report`); runtime.txt does not.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 tmp=$(mktemp -d)
@@ -24,5 +25,5 @@ common=(--universal --python-version 3.11 --generate-hashes --quiet
         --no-binary varint --no-binary python-baseconv "$@")
 "$uv" pip compile "${common[@]}" build.in -o build.txt
 "$uv" pip compile "${common[@]}" ../../pyproject.toml -o runtime.txt
-"$uv" pip compile "${common[@]}" --extra test ../../pyproject.toml -o dev.txt
+"$uv" pip compile "${common[@]}" --extra test --extra plot ../../pyproject.toml -o dev.txt
 echo "deploy/lock: build.txt, runtime.txt and dev.txt written; review the diff before committing"

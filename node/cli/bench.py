@@ -19,9 +19,18 @@ each block (with its tx ids) is applied on each node. Figures:
 - all applied: submit to applied on every node (per transaction; the JSON carries the median);
 - CPU µs per committed tx per node: /proc/PID/stat utime+stime over the window;
 - peak RSS per node: /proc/PID/status VmHWM at the end;
-- gossip messages/s: node.status counters (p2p.gossip received and published) over the window.
+- gossip messages/s: node.status counters (p2p.gossip received and published) over the window;
+- over time (node/cli/bench_report.py): every second of the window, committed tx/s, p50/p99 of
+  the transactions applied in it, each node's CPU % and resident MB (VmRSS); per minute,
+  committed tx/s and p50/p99; CPU per node in the first and last 5 minutes (a fifth of the
+  window for runs under 10 minutes), resident MB at the start and end and its growth over the
+  last fifth;
+- outcomes: committed with an OK receipt and with a refusal (per code), lost (acknowledged,
+  never committed by the end of the drain), nodes exited, every node applied everything.
 
-The last line printed is one JSON object with those figures.
+`--report DIR` also writes DIR/figures.json, timeline.csv, run.txt and report.png; `--idle`
+measures the window with no load at all. The last line printed is one JSON object with the
+figures.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from node.cli import bench_report
 from protocol.errors import CrossbillError
 
 BATCH_TXS_MAX: Final = 100            # the node's default [rpc] batch_requests_max
@@ -53,6 +63,8 @@ SETUP_TIMEOUT_S: Final = 60.0
 SUBSCRIBE_TIMEOUT_S: Final = 15.0
 RESULT_TIMEOUT_S: Final = 120.0
 RECEIPTS_TIMEOUT_S: Final = 20.0
+RECEIPTS_PER_BLOCK_S: Final = 0.05   # reading receipts: RECEIPTS_TIMEOUT_S + this per block
+RECEIPTS_BATCH_BLOCKS: Final = 20
 ENTERPRISES_PER_BANK: Final = 4
 MIXES: Final = ("trade", "simple", "declarations")
 JSON_KEYS: Final = ("committed_tps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
@@ -466,6 +478,22 @@ def proc_hwm_mb(pid: int) -> float:
     return 0.0
 
 
+def proc_rss_mb(pid: int) -> float:
+    """Current resident memory of a process (VmRSS, not the high-water mark); 0 if gone."""
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def sample(pids: list[int]) -> bench_report.Sample:
+    return bench_report.Sample(time.monotonic(), tuple(proc_cpu_s(p) for p in pids),
+                               tuple(proc_rss_mb(p) for p in pids))
+
+
 def _gossip_counts(status: dict[str, Any]) -> tuple[int, int]:
     gossip = ((status.get("counters") or {}).get("p2p") or {}).get("gossip") or {}
     received = sum(int(s.get("received", 0)) for s in gossip.values())
@@ -551,6 +579,7 @@ class Window:
     results: list[ClientResult] = field(default_factory=list)
     drained_at: float = 0.0
     drain_complete: bool = False
+    samples: list[bench_report.Sample] = field(default_factory=list)  # one per second
 
 
 async def _measure(desc: dict[str, Any], shared: Shared, client_pids: list[int],
@@ -582,7 +611,15 @@ async def _measure(desc: dict[str, Any], shared: Shared, client_pids: list[int],
         win.machine0 = machine_busy_s()
         win.clients0 = sum(proc_cpu_s(p) for p in client_pids) + time.process_time()
         win.end = win.start + duration_s
-        await trio.sleep(max(0.0, win.end - time.monotonic()))
+        win.samples.append(sample(pids))
+        k = 1
+        while True:  # the timeline: every node's CPU and RSS at each second of the window
+            at = min(win.start + k * bench_report.SAMPLE_INTERVAL_S, win.end)
+            await trio.sleep(max(0.0, at - time.monotonic()))
+            win.samples.append(sample(pids))
+            if at >= win.end:
+                break
+            k += 1
         win.cpu1 = [proc_cpu_s(p) for p in pids]
         win.machine1 = machine_busy_s()
         win.clients1 = sum(proc_cpu_s(p) for p in client_pids) + time.process_time()
@@ -618,29 +655,43 @@ async def _measure(desc: dict[str, Any], shared: Shared, client_pids: list[int],
     return obs, win
 
 
-def receipt_codes(url: str, heights: list[int], timeout_s: float = RECEIPTS_TIMEOUT_S,
-                  ca_file: str | None = None) -> dict[str, int]:
-    """Receipt codes of the blocks at `heights` (read with block.get; bounded in time: the
-    tally covers the blocks read by then)."""
+def read_receipts(url: str, heights: list[int], timeout_s: float | None = None,
+                  ca_file: str | None = None) -> dict[str, str]:
+    """Receipt code per transaction id of the blocks at `heights` (read with block.get, in
+    batches). Bounded in time (by default RECEIPTS_TIMEOUT_S plus RECEIPTS_PER_BLOCK_S per
+    block): transactions of blocks not read by then are left out."""
     from node.client.transport import RpcClient
 
-    codes: collections.Counter[str] = collections.Counter()
+    if timeout_s is None:
+        timeout_s = RECEIPTS_TIMEOUT_S + RECEIPTS_PER_BLOCK_S * len(heights)
+    codes: dict[str, str] = {}
     client = RpcClient(url, timeout_s=10, ca_file=ca_file)
     deadline = time.monotonic() + timeout_s
     try:
-        for i in range(0, len(heights), 20):
+        for i in range(0, len(heights), RECEIPTS_BATCH_BLOCKS):
             if time.monotonic() > deadline:
-                codes["(blocks not read in time)"] = len(heights) - i
                 break
             for reply in client.batch([("block.get", {"height": h})
-                                       for h in heights[i:i + 20]]):
+                                       for h in heights[i:i + RECEIPTS_BATCH_BLOCKS]]):
                 if isinstance(reply, dict):
-                    codes.update(r["code"] for r in reply.get("receipts") or ())
+                    for r in reply.get("receipts") or ():
+                        codes[str(r["tx_id"])] = str(r["code"])
     except OSError:
         pass
     finally:
         client.close()
-    return dict(codes.most_common())
+    return codes
+
+
+def receipt_codes(url: str, blocks: dict[int, list[str]], wanted: set[str],
+                  timeout_s: float | None = None,
+                  ca_file: str | None = None) -> tuple[dict[str, int], dict[str, str]]:
+    """(count per receipt code of the `wanted` transactions found in `blocks`, the code of each
+    one read). Only the blocks holding a wanted transaction are read; a wanted transaction whose
+    block was not read in time counts under bench_report.CODE_UNREAD."""
+    heights = sorted(h for h, ids in blocks.items() if any(t in wanted for t in ids))
+    codes = read_receipts(url, heights, timeout_s, ca_file)
+    return bench_report.count_codes(blocks, wanted, codes), codes
 
 
 def _ms(seconds: float) -> float | None:
@@ -752,6 +803,7 @@ def summarize(desc: dict[str, Any], obs: Observed, win: Window, offered: float,
         "bench_cpu_pct": round((win.clients1 - win.clients0) / duration_s * 100, 1),
         "cores": os.cpu_count(),
         "nodes_exited": exited,
+        "all_applied": win.drain_complete,
     }
     lines = [
         f"submitted {sent} transactions ({sent / duration_s:.0f}/s); refused at intake "
@@ -861,6 +913,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-tls", action="store_true",
                    help="the nodes serve plain http:// (default: https:// with the network's "
                    "own test CA, as `crossbill devnet up`)")
+    p.add_argument("--report", type=pathlib.Path, metavar="DIR",
+                   help="also write DIR/figures.json, DIR/timeline.csv (one row per second), "
+                   "DIR/run.txt and DIR/report.png (with the plot extra: matplotlib)")
+    p.add_argument("--idle", action="store_true",
+                   help="no load at all (no clients, no setup transactions): measure what "
+                   "the idle network costs over the window")
 
 
 def register(sub: Any) -> None:
@@ -901,70 +959,71 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
     import trio
 
     from node.cli import devnet
-    from node.keys import read_key_file
-    from protocol.genesis import load_genesis
 
-    out = print
+    printed: list[str] = []
+
+    def out(line: str) -> None:
+        print(line)
+        printed.append(line)
+
     base = args.base_port or devnet.free_base_port(len(members))
     wall0 = time.monotonic()
     desc = start_network(net, members, base, dict(args.tuning), tls=not args.no_tls)
     ctx = multiprocessing.get_context("fork")
     procs: list[Any] = []
+    duration = float(args.duration)
+    rate = 0.0 if args.idle else float(args.rate)
     try:
         out(f"network up: {len(members)} nodes in {time.monotonic() - wall0:.1f} s "
             f"(base port {base}, {net}; RPC over "
             f"{'https (TLS)' if desc['ca_file'] else 'plain http'})")
-        config = load_genesis((net / "genesis.json").read_bytes())
-        passphrase = (net / "passphrase").read_text().splitlines()[0]
-        keys = {m.id: read_key_file(net / m.id / "institution.key", passphrase)
-                for m in members}
-        banks = tuple(m.id for m in members if m.role == "bank")
-        expires = int(time.time() * 1000) + 3_000_000
-        ents = _setup(desc, keys, config.chain_id, banks, expires)
-        rate = float(args.rate)
-        total = (math.ceil(rate * args.duration) + 1 if rate > 0
-                 else math.ceil(args.presign_rate * args.duration))
-        lag_txs = (rate if rate > 0 else 1000.0) * args.lag
-        plan = Plan(config.chain_id, args.mix, ents, banks,
-                    next((m.id for m in members if m.role == "customs"), ""),
-                    next((m.id for m in members if m.role == "tax"), ""),
-                    max(1, math.ceil(lag_txs / len(TRADE_CYCLE))), expires,
-                    *seal_keys_of(config))
         shared = Shared(ctx.Event(), ctx.Value("d", 0.0), ctx.Value("q", 0),
                         ctx.Value("q", 0), ctx.Queue(), ctx.Queue())
-        urls = tuple(n["rpc_url"] for n in desc["nodes"])
-        for k in range(args.clients):
-            spec = ClientSpec(k, args.clients, total, rate, args.duration, args.window, urls,
-                              plan, keys, desc["ca_file"])
-            proc = ctx.Process(target=_client_main, args=(spec, shared), daemon=True)
-            proc.start()
-            procs.append(proc)
-        t_sign = time.monotonic()
-        ready = 0
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while ready < len(procs):
-            try:
-                shared.ready.get(timeout=1.0)
-                ready += 1
-            except queue.Empty:
-                if time.monotonic() > deadline or not all(p.is_alive() for p in procs):
-                    raise BenchError("client processes did not finish pre-signing (one "
-                                     "exited, or more than "
-                                     f"{READY_TIMEOUT_S:.0f} s)") from None
-        mode = (f"offered {rate:g} tx/s, open loop" if rate > 0
-                else f"saturation, at most {args.window} txs in flight")
-        out(f"pre-signed {total} transactions ({args.mix} mix) in {args.clients} client "
-            f"processes in {time.monotonic() - t_sign:.1f} s; {mode}; {args.duration:g} s")
-        obs, win = trio.run(_measure, desc, shared, [p.pid for p in procs], float(args.duration),
+        if args.idle:
+            out(f"idle: no clients, no setup transactions; {args.duration:g} s")
+        else:
+            _start_load(args, members, desc, net, shared, ctx, procs, out)
+        started_utc = time.gmtime()
+        obs, win = trio.run(_measure, desc, shared, [p.pid for p in procs], duration,
                             float(args.drain_timeout))
-        lines, figures = summarize(desc, obs, win, rate, float(args.duration))
-        codes = receipt_codes(desc["nodes"][0]["rpc_url"], sorted(obs.block_txs),
-                              ca_file=desc["ca_file"])
-        figures["receipt_codes"] = codes
+        lines, figures = summarize(desc, obs, win, rate, duration)
+        names = [n["name"] for n in desc["nodes"]]
+        mode = "idle" if args.idle else "rate" if rate > 0 else "saturation"
+        figures["mode"] = mode
+        if args.idle:
+            figures["offered_tps"] = 0
+        acknowledged = {tx_id for r in win.results for tx_id, _, _ in r.sent}
+        counts, codes = receipt_codes(desc["nodes"][0]["rpc_url"], obs.block_txs, acknowledged,
+                                      ca_file=desc["ca_file"])
+        figures["receipt_codes"] = counts
         figures["tls"] = desc["ca_file"] is not None
-        total_codes = sum(codes.values())
-        lines.append(f"receipts of the blocks seen: {total_codes} transactions, "
-                     f"{codes.get('OK', 0) / max(1, total_codes):.0%} OK; {codes}")
+        in_window = [t for h, at in obs.first_seen.items() if win.start <= at < win.end
+                     for t in obs.block_txs[h]]
+        committed = {t for ids in obs.block_txs.values() for t in ids}
+        figures.update(bench_report.outcomes(codes, acknowledged, committed, in_window,
+                                             duration))
+        commits, latencies = applied_points(obs, win)
+        figures["per_minute"] = bench_report.windowed(win.start, duration,
+                                                      bench_report.MINUTE_S, commits, latencies)
+        figures.update(bench_report.trends(names, duration, win.samples))
+        rows = bench_report.timeline(win.start, duration, commits, latencies, win.samples)
+        lines.append(
+            f"outcomes: {len(acknowledged)} acknowledged; of the {len(in_window)} committed "
+            f"in the window, {figures['committed_ok']} OK ({figures['committed_ok_tps']}/s) "
+            f"and {figures['committed_refused']} refused "
+            f"({figures['committed_refused_tps']}/s)"
+            + (f", {figures['committed_receipt_unread']} receipts not read"
+               if figures["committed_receipt_unread"] else "")
+            + f"; receipt codes of the acknowledged: {counts}; lost (acknowledged, not "
+            f"committed by the end of the drain): {figures['lost']}; nodes exited: "
+            f"{len(figures['nodes_exited'])}; every node applied everything: "
+            f"{'yes' if figures['all_applied'] else 'NO'}")
+        lines += bench_report.lines_over_time(figures, names)
+        if args.idle:
+            cpu = {n: g["cpu_pct"] for n, g in figures["gossip_msgs_per_s_node"].items()}
+            lines.append(f"idle network: the {len(names)} nodes used "
+                         f"{figures['nodes_cpu_pct']}% of one core together; per node "
+                         + ", ".join(f"{n} {v}%" for n, v in cpu.items()))
         if any(r.exhausted for r in win.results):
             lines.append("WARNING: the clients ran out of pre-signed transactions before the "
                          "end of the window: raise --presign-rate")
@@ -978,5 +1037,102 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
                 proc.kill()
                 proc.join(5)
         devnet.down(net, out=lambda _: None)
-    out(json.dumps(figures, sort_keys=False))
+    last = json.dumps(figures, sort_keys=False)
+    if args.report is not None:
+        what = ("idle" if args.idle else f"rate {rate:g} tx/s" if rate > 0
+                else f"saturation (window {args.window})")
+        title = (f"crossbill bench: {what}, {duration:g} s, {len(names)} nodes, "
+                 f"{time.strftime('%Y-%m-%d %H:%M UTC', started_utc)}")
+        for line in bench_report.write_report(args.report, figures, rows, names,
+                                              [*printed, last], command_line(args), title):
+            print(line, file=sys.stderr)
+    out(last)
     return 0
+
+
+def _start_load(args: argparse.Namespace, members: tuple[Any, ...], desc: dict[str, Any],
+                net: pathlib.Path, shared: Shared, ctx: Any, procs: list[Any],
+                out: Any) -> None:
+    """Set up the enterprises and mandates, start the client processes (appended to `procs`)
+    and wait until they have pre-signed their load."""
+    from node.keys import read_key_file
+    from protocol.genesis import load_genesis
+
+    config = load_genesis((net / "genesis.json").read_bytes())
+    passphrase = (net / "passphrase").read_text().splitlines()[0]
+    keys = {m.id: read_key_file(net / m.id / "institution.key", passphrase)
+            for m in members}
+    banks = tuple(m.id for m in members if m.role == "bank")
+    expires = int(time.time() * 1000) + 3_000_000
+    ents = _setup(desc, keys, config.chain_id, banks, expires)
+    rate = float(args.rate)
+    total = (math.ceil(rate * args.duration) + 1 if rate > 0
+             else math.ceil(args.presign_rate * args.duration))
+    lag_txs = (rate if rate > 0 else 1000.0) * args.lag
+    plan = Plan(config.chain_id, args.mix, ents, banks,
+                next((m.id for m in members if m.role == "customs"), ""),
+                next((m.id for m in members if m.role == "tax"), ""),
+                max(1, math.ceil(lag_txs / len(TRADE_CYCLE))), expires,
+                *seal_keys_of(config))
+    urls = tuple(n["rpc_url"] for n in desc["nodes"])
+    for k in range(args.clients):
+        spec = ClientSpec(k, args.clients, total, rate, args.duration, args.window, urls,
+                          plan, keys, desc["ca_file"])
+        proc = ctx.Process(target=_client_main, args=(spec, shared), daemon=True)
+        proc.start()
+        procs.append(proc)
+    t_sign = time.monotonic()
+    ready = 0
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while ready < len(procs):
+        try:
+            shared.ready.get(timeout=1.0)
+            ready += 1
+        except queue.Empty:
+            if time.monotonic() > deadline or not all(p.is_alive() for p in procs):
+                raise BenchError("client processes did not finish pre-signing (one "
+                                 "exited, or more than "
+                                 f"{READY_TIMEOUT_S:.0f} s)") from None
+    mode = (f"offered {rate:g} tx/s, open loop" if rate > 0
+            else f"saturation, at most {args.window} txs in flight")
+    out(f"pre-signed {total} transactions ({args.mix} mix) in {args.clients} client "
+        f"processes in {time.monotonic() - t_sign:.1f} s; {mode}; {args.duration:g} s")
+
+
+def applied_points(obs: Observed, win: Window) -> tuple[list[tuple[float, int]],
+                                                        list[tuple[float, float]]]:
+    """(time each block was first applied, its tx count) and, per acknowledged transaction
+    that was committed, (time applied on the node it was submitted to, latency in s)."""
+    commits = [(at, len(obs.block_txs[h])) for h, at in obs.first_seen.items()]
+    height_of: dict[str, int] = {}
+    for h, ids in obs.block_txs.items():
+        for t in ids:
+            height_of.setdefault(t, h)
+    latencies: list[tuple[float, float]] = []
+    for r in win.results:
+        for tx_id, node, sent_at in r.sent:
+            found = height_of.get(tx_id)
+            if found is not None:
+                at = obs.seen[node].get(found, obs.first_seen[found])
+                latencies.append((at, at - sent_at))
+    return commits, latencies
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """`crossbill bench` with every option as parsed (defaults included), to run it again."""
+    parts = ["crossbill", "bench"]
+    orderers, followers = args.nodes
+    parts += ["--nodes", f"{orderers}+{followers}", "--duration", f"{args.duration:g}"]
+    if args.idle:
+        parts.append("--idle")
+    else:
+        parts += ["--rate", f"{args.rate:g}" if args.rate > 0 else "max", "--window",
+                  str(args.window), "--mix", args.mix, "--clients", str(args.clients),
+                  "--presign-rate", f"{args.presign_rate:g}", "--lag", f"{args.lag:g}"]
+    parts += ["--drain-timeout", f"{args.drain_timeout:g}"]
+    parts += [f"--tuning={k}={v}" for k, v in args.tuning]
+    if args.no_tls:
+        parts.append("--no-tls")
+    if args.report is not None:
+        parts += ["--report", str(args.report)]
+    return " ".join(parts)

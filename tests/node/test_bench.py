@@ -4,6 +4,7 @@ figures; these tests check shape and sanity, never speed."""
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import pathlib
@@ -12,7 +13,7 @@ import sys
 
 import pytest
 
-from node.cli import bench
+from node.cli import bench, bench_report
 from node.cli import main as cli
 from node.cli.demo import DEFAULT_MEMBERS
 from node.client.sealing import Keyring
@@ -90,12 +91,47 @@ def test_members_for_other_counts() -> None:
 
 
 @pytest.mark.slow
-def test_bench_runs_a_short_load(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["bench", "--duration", "4", "--rate", "40", "--drain-timeout", "20"]) == 0
+def test_bench_runs_a_short_load(capsys: pytest.CaptureFixture[str],
+                                 tmp_path: pathlib.Path) -> None:
+    assert cli.main(["bench", "--duration", "4", "--rate", "40", "--drain-timeout", "20",
+                     "--report", str(tmp_path / "report")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(lines[-1])
     for key in bench.JSON_KEYS:
         assert key in figures, key
+    # outcomes, separated (node/cli/bench_report.py)
+    assert figures["mode"] == "rate" and figures["all_applied"] is True
+    assert figures["lost"] == 0 and figures["nodes_exited"] == []
+    in_window = figures["committed_ok"] + figures["committed_refused"] + figures[
+        "committed_receipt_unread"]
+    assert in_window / 4 == pytest.approx(figures["committed_tps"], abs=0.051)
+    assert figures["committed_ok"] > 0 and figures["committed_receipt_unread"] == 0
+    assert figures["committed_ok_tps"] + figures["committed_refused_tps"] == pytest.approx(
+        figures["committed_tps"], abs=0.11)
+    assert sum(figures["receipt_codes"].values()) == figures["submitted"]
+    # over time
+    assert len(figures["per_minute"]) == 1 and figures["per_minute"][0]["end_s"] == 4
+    assert figures["cpu_trend_span_s"] == 0.8
+    for key in ("cpu_first_fifth_s", "cpu_last_fifth_s", "rss_mb_start", "rss_mb_end",
+                "rss_mb_growth_last_fifth"):
+        assert len(figures[key]) == 7, key
+    assert all(10 < v < 10_000 for v in figures["rss_mb_end"].values())
+    # the report folder
+    report = tmp_path / "report"
+    assert json.loads((report / "figures.json").read_text()) == figures
+    with (report / "timeline.csv").open() as f:
+        table = list(csv.reader(f))
+    names = list(figures["cpu_us_per_tx_node"])
+    assert table[0] == bench_report.csv_header(names)
+    assert len(table) - 1 == 4   # one row per second of the window
+    assert all(float(row[table[0].index(f"cpu_pct_{names[0]}")]) >= 0 for row in table[1:])
+    assert sum(float(row[1]) for row in table[1:]) == in_window
+    run = (report / "run.txt").read_text()
+    assert run.startswith("$ crossbill bench --nodes 4+3 --duration 4 --rate 40")
+    assert "outcomes:" in run and "per minute" in run
+    assert json.loads(run.splitlines()[-1]) == figures
+    png = (report / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
     assert figures["nodes"] == 7 and figures["duration_s"] == 4 and figures["offered_tps"] == 40
     assert figures["committed_tps"] > 0
     assert figures["submitted"] > 0
