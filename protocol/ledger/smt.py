@@ -68,7 +68,7 @@ def _summary(raw: bytes | None) -> Summary:
     if raw[0] == _LEAF_TAG:
         return (_LEAF, raw[33:65], int.from_bytes(raw[1:33], "big"))
     if raw[0] == _NODE_TAG:
-        return (_NODE, _node_hash(_children(raw)), 0)
+        return (_NODE, hashlib.sha256(b"\x01" + raw[_KINDS_END:]).digest(), 0)
     raise RuntimeError("corrupt state tree record")
 
 
@@ -148,36 +148,47 @@ def _update(kv: KV, depth: int, prefix: int, raw: bytes | None, paths: list[int]
             hashes: list[bytes | None], lo: int, hi: int) -> Summary:
     if raw is None or raw[0] != _NODE_TAG:
         return _rebuild_small(kv, depth, prefix, _summary(raw), paths, hashes, lo, hi)
-    kinds = bytearray(raw[1:_KINDS_END])
-    children = _children(raw)
+    # The node record is patched in place (kind byte and hash of each changed child): the
+    # hottest loop of a block's state root, so no per-child lists (ADR 0032).
+    rec = bytearray(raw)
+    shift = 4 * (_NIBBLES - 1 - depth)
+    child_depth = depth + 1
     start = lo
     while start < hi:
-        nib = _nibble(paths[start], depth)
-        end = _group_end(paths, depth, prefix, nib, start, hi)
+        nib = (paths[start] >> shift) & 0xF
+        end = hi if nib == 15 else bisect_left(paths, ((prefix << 4) | (nib + 1)) << shift,
+                                               start, hi)
         child_prefix = (prefix << 4) | nib
-        sub = _update(kv, depth + 1, child_prefix, kv.get(_pos(depth + 1, child_prefix)),
+        sub = _update(kv, child_depth, child_prefix, kv.get(_pos(child_depth, child_prefix)),
                       paths, hashes, start, end)
-        kinds[nib], children[nib] = sub[0], sub[1]
+        rec[1 + nib] = sub[0]
+        off = _KINDS_END + 32 * nib
+        rec[off:off + 32] = sub[1]
         start = end
-    return _settle(kv, depth, prefix, kinds, children)
+    return _settle(kv, depth, prefix, rec)
 
 
-def _settle(kv: KV, depth: int, prefix: int, kinds: bytearray,
-            children: list[bytes]) -> Summary:
-    """Store a node whose children changed, or collapse it when it holds one leaf or none."""
-    occupied = [i for i in range(16) if kinds[i] != _EMPTY]
-    if not occupied:
+def _settle(kv: KV, depth: int, prefix: int, rec: bytearray) -> Summary:
+    """Store a node record whose children changed, or collapse it when it holds one leaf or
+    none."""
+    kinds = rec[1:_KINDS_END]
+    empty = kinds.count(_EMPTY)
+    if empty == 16:
         kv.delete(_pos(depth, prefix))
         return _NONE
-    if len(occupied) == 1 and kinds[occupied[0]] == _LEAF:  # a lone leaf moves up
-        child_pos = _pos(depth + 1, (prefix << 4) | occupied[0])
-        leaf = _summary(kv.get(child_pos))
-        if leaf[0] != _LEAF:
-            raise RuntimeError("state tree node names a leaf child that is not stored")
-        kv.delete(child_pos)
-        _put_leaf(kv, depth, prefix, leaf[2], leaf[1])
-        return leaf
-    return _put_node(kv, depth, prefix, kinds, children)
+    if empty == 15:
+        only = next(i for i in range(16) if kinds[i] != _EMPTY)
+        if kinds[only] == _LEAF:  # a lone leaf moves up
+            child_pos = _pos(depth + 1, (prefix << 4) | only)
+            leaf = _summary(kv.get(child_pos))
+            if leaf[0] != _LEAF:
+                raise RuntimeError("state tree node names a leaf child that is not stored")
+            kv.delete(child_pos)
+            _put_leaf(kv, depth, prefix, leaf[2], leaf[1])
+            return leaf
+    data = bytes(rec)
+    kv.put(_pos(depth, prefix), data)
+    return (_NODE, hashlib.sha256(b"\x01" + data[_KINDS_END:]).digest(), 0)
 
 
 def root(kv: KV) -> bytes:
