@@ -6,9 +6,10 @@ the attestations it hears and stores a certificate per block it holds.
   that height, so block sync serves it even if every message was lost. It sends the
   attestation (`PROTO_ATTEST`, one-way, not gossip: a gossip message costs every node some
   4.5 ms of py-libp2p, docs/building-blocks.md) to the nodes outside the ordering set when the
-  height is a multiple of ATTEST_EVERY_BLOCKS or the block is still its tip ATTEST_IDLE_S
-  later: every orderer picks the same heights, and a certificate of block h vouches for its
-  ancestors (hash-linked), so followers need not hear of every block. Orderers need no one
+  height is a multiple of ATTEST_EVERY_BLOCKS, when ATTEST_INTERVAL_MS passed since it last
+  sent one, or when the block is still its tip ATTEST_IDLE_S later: every orderer picks the
+  same heights, and a certificate of block h vouches for its ancestors (hash-linked), so
+  followers need not hear of every block. Orderers need no one
   else's attestation: Raft is their evidence.
 - A node takes attestations: for a height it already holds, merged into the stored
   certificate (once the block hash matches); for a height ahead of its tip, kept in a bounded
@@ -47,6 +48,10 @@ log = logging.getLogger("crossbill.evidence")
 # once no block followed it for ATTEST_IDLE_S.
 ATTEST_EVERY_BLOCKS: Final = 8
 ATTEST_IDLE_S: Final = 0.3
+# ... and whenever this long passed since it last sent one (protocol.replica.certificates.
+# send_attestation_now): a follower waited up to 8 blocks for a certificate, the bulk of its
+# latency at moderate load (ADR 0032).
+ATTEST_INTERVAL_MS: Final = 100
 ATTEST_OUTBOX_MAX: Final = 64  # attestations queued for sending; more are dropped
 ATTEST_SEND_TIMEOUT_S: Final = 2.0
 
@@ -74,6 +79,7 @@ class CommitEvidence:
                                       "blocks_uncertified": 0}
         self.recipients = recipients  # peers an orderer sends its attestations to
         self._last: Attestation | None = None  # this orderer's latest, not yet sent
+        self._last_sent_ms: int | None = None  # trio clock, ms: when it last sent one
         self._applied = trio.Event()
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](ATTEST_OUTBOX_MAX)
         network.register_handler(net.PROTO_ATTEST, self._on_attestation)
@@ -162,8 +168,12 @@ class CommitEvidence:
             return
         att = certs.attest(key, self.institution, self.chain.config.chain_id, h, block.hash)
         self._merge_stored(att.block, (att.sig,))
-        if h % ATTEST_EVERY_BLOCKS == 0:
+        now_ms = int(trio.current_time() * 1000)
+        if certs.send_attestation_now(h, now_ms, self._last_sent_ms,
+                                      every_blocks=ATTEST_EVERY_BLOCKS,
+                                      interval_ms=ATTEST_INTERVAL_MS):
             self._last = None
+            self._last_sent_ms = now_ms
             self._send(att)
         else:
             self._last = att

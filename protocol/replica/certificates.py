@@ -225,3 +225,19 @@ class AttestationPool:
         """Forget heights that left the window."""
         for h in [h for h in self._by_height if h <= tip or h > tip + self.ahead]:
             del self._by_height[h]
+
+
+def send_attestation_now(height: int, now_ms: int, last_sent_ms: int | None, *,
+                         every_blocks: int, interval_ms: int) -> bool:
+    """Whether an orderer that just applied block `height` sends its attestation to the
+    nodes outside the ordering set now (ADR 0019, ADR 0032): at every `every_blocks`-th height
+    (every orderer picks the same heights, so followers gather a majority for them), and
+    whenever `interval_ms` passed since it last sent one (so a follower waits at most about
+    that long for the evidence of a block, however slowly blocks come, while the messages stay
+    bounded to 1,000 / interval_ms per second per orderer however fast they come). Otherwise the
+    node sends the tip's attestation once no block followed for a while. Time is the caller's
+    monotonic clock in milliseconds; None: never sent."""
+    if height % every_blocks == 0:
+        return True
+    return last_sent_ms is None or now_ms - last_sent_ms >= interval_ms
+

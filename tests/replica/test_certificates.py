@@ -176,3 +176,22 @@ def test_the_pool_is_bounded_and_keeps_the_first_attestation_per_signer() -> Non
     assert pool.certified_height((bank(1), bank(2), bank(3), bank(4), bank(5), bank(6))) == 0
     pool.prune(H)
     assert len(pool) == 0 and pool.certified_height(orderers) == 0
+
+
+def test_attestations_go_out_at_the_shared_heights_and_at_most_one_interval_apart() -> None:
+    """ADR 0032: a follower waits at most about one interval for a block's evidence, and an
+    orderer sends at most one attestation per interval between the shared heights."""
+    def now(h: int, t: int, last: int | None) -> bool:
+        return certs.send_attestation_now(h, t, last, every_blocks=8, interval_ms=100)
+
+    assert now(8, 1_000, 999)          # every 8th height, however recent the last one
+    assert now(3, 1_000, None)         # never sent yet
+    assert not now(3, 1_050, 1_000)    # 50 ms since the last: wait (the idle tip rule sends it)
+    assert now(3, 1_100, 1_000)        # a full interval since the last
+    # blocks every 10 ms for a second: 10 by the interval plus the 8th heights
+    sent, last = 0, None
+    for h in range(1, 101):
+        t = h * 10
+        if now(h, t, last):
+            sent, last = sent + 1, t
+    assert 10 <= sent <= 10 + 100 // 8
