@@ -31,6 +31,7 @@ from node.storage.store import Storage
 from protocol import codec, crypto, limits, types
 from protocol.errors import CrossbillError, DecodeError, ValidationError
 from protocol.replica import certificates as certs
+from protocol.replica import polling
 
 log = logging.getLogger("crossbill.sync")
 
@@ -435,9 +436,11 @@ class BlockSync:
         try:
             task_status.started()
             polled_at = trio.current_time()
+            base_ms = max(1, round(self.poll_interval_s * 1000))
+            interval_ms = base_ms
             while True:
                 item = None
-                with trio.move_on_after(self.poll_interval_s):
+                with trio.move_on_after(interval_ms / 1000):
                     item = await recv.receive()
                 if item is not None and item[0] == b"A":
                     self._attestation_queued = False
@@ -450,12 +453,19 @@ class BlockSync:
                     log.info("sync: %s", exc)
                 # Poll when idle, and at least every interval when gossip never stops (a
                 # node far behind holds gossiped blocks it cannot apply yet).
-                if item is None or trio.current_time() - polled_at >= self.poll_interval_s:
+                if item is None or trio.current_time() - polled_at >= interval_ms / 1000:
                     polled_at = trio.current_time()
+                    before = (self.chain.height, self.best_known_height)
                     try:
                         await self._poll_and_catch_up()
                     except (SyncError, ValidationError) as exc:
                         log.info("sync: %s", exc)
+                    progressed = item is not None or before != (self.chain.height,
+                                                                self.best_known_height)
+                    interval_ms = polling.next_poll_interval_ms(base_ms, interval_ms,
+                                                                progressed)
+                elif item is not None:
+                    interval_ms = base_ms  # gossip or attestations flow: poll as configured
         finally:
             self._gossip_inbox = None
 
