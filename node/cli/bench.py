@@ -825,9 +825,9 @@ def parse_tuning(text: str) -> tuple[str, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nodes", type=parse_nodes, default=(4, 3), metavar="O+F",
+    p.add_argument("--nodes", type=parse_nodes, default=None, metavar="O+F",
                    help="ordering banks + followers (regulator, customs, tax, ...); "
-                   "default 4+3, the devnet")
+                   "default 4+3, the devnet (--ordering-only: 3)")
     p.add_argument("--duration", type=float, default=20.0,
                    help="seconds of the measured window (default %(default)s)")
     p.add_argument("--rate", type=parse_rate, default=0.0, metavar="TX/S",
@@ -839,8 +839,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="trade: declarations, tax forms, financings, disbursements, payments, "
                    "credit and KYC records; simple: declarations, tax forms, KYC; "
                    "declarations: customs only (default %(default)s)")
-    p.add_argument("--clients", type=int, default=2,
-                   help="client processes (default %(default)s)")
+    p.add_argument("--clients", type=int, default=None,
+                   help="client processes (default 2; --ordering-only: closed-loop clients, "
+                   "default 64)")
     p.add_argument("--presign-rate", type=float, default=2500.0,
                    help="saturation: pre-sign duration x this many transactions "
                    "(default %(default)s)")
@@ -861,6 +862,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-tls", action="store_true",
                    help="the nodes serve plain http:// (default: https:// with the network's "
                    "own test CA, as `crossbill devnet up`)")
+    p.add_argument("--ordering-only", action="store_true",
+                   help="the ordering layer alone: raw entries through a Raft group over the "
+                   "node's transport and synced storage, no ledger (node/cli/bench_ordering.py)")
+    p.add_argument("--entry-bytes", type=int, default=400,
+                   help="--ordering-only: bytes per entry (default %(default)s)")
 
 
 def register(sub: Any) -> None:
@@ -878,6 +884,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.ordering_only:
+        from node.cli import bench_ordering
+        return bench_ordering.main(args)
+    args.nodes = (4, 3) if args.nodes is None else args.nodes
+    args.clients = 2 if args.clients is None else args.clients
     if args.duration <= 0 or args.duration > 3600:
         raise BenchError("--duration must be in (0, 3600] seconds")
     if not 1 <= args.clients <= 32:
