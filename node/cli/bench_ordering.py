@@ -1,9 +1,10 @@
 """`crossbill bench --ordering-only`: the ordering layer alone, no ledger, no blocks.
 
-Starts `--nodes` (default 3) ordering processes on loopback, each
-``python -m node.cli.bench_ordering --serve ...``: the pure Raft core (`protocol.raft.Raft`)
-driven by a Ready loop shaped like the node's (`node.replica.ordering.Orderer`), over the
-node's own transport and storage:
+Starts `--nodes` (default 3) ordering processes on loopback (forked from the bench process,
+one per node, each with its own data directory and log): in each, the pure Raft core
+(`protocol.raft.Raft`) driven by a Ready loop shaped like the node's
+(`node.replica.ordering.Orderer`, which needs a chain and a mempool: this loop has neither),
+over the node's own transport and storage:
 
 - Raft messages travel as the node's do: `encode_message`, one-way on `PROTO_RAFT` through
   the node's libp2p host (`node.p2p.host.P2PNode`: Noise, yamux, our framing, allowlist), one
@@ -35,13 +36,12 @@ import argparse
 import json
 import logging
 import math
+import multiprocessing
 import os
 import pathlib
 import random
 import shutil
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -264,10 +264,12 @@ class OrderingServer:
 
     def status(self) -> dict[str, Any]:
         raft = self.raft
+        persist = self.storage.metrics.persist_s["raft"]
         return {"id": self.id, "role": raft.soft_state().role, "leader": raft.leader_id,
                 "term": raft.term, "commit": raft.commit_index, "applied": raft.applied_index,
                 "last_index": raft.log.last_index(), "pending": len(self._waiting),
-                **self.stats}
+                "save_raft_ms_mean": round(persist.sum / persist.count * 1000, 2)
+                if persist.count else None, **self.stats}
 
     # -------------------------------------------------------------- tasks
 
@@ -451,12 +453,9 @@ class ServeConfig:
     voters: tuple[int, ...]
 
 
-def _read_stdin() -> bytes:
-    return sys.stdin.buffer.read()
-
-
-async def serve(cfg: ServeConfig) -> None:
-    """One ordering process: until its stdin closes (or it is killed)."""
+async def serve(cfg: ServeConfig, stop: Any, ready: Any) -> None:
+    """One ordering process, until `stop` (a multiprocessing Event) is set; sets `ready` once it
+    listens for peers and clients."""
     storage = Storage.open(cfg.data_dir, chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH)
     try:
         p2p = P2PNode(key_pair_from_seed(cfg.seed), f"/ip4/127.0.0.1/tcp/{cfg.p2p_port}",
@@ -474,11 +473,22 @@ async def serve(cfg: ServeConfig) -> None:
             listeners = await trio.open_tcp_listeners(cfg.client_port, host="127.0.0.1")
             nursery.start_soon(trio.serve_listeners, server.serve_client, listeners)
             await nursery.start(server.run)
-            print(f"READY {cfg.node_id}", flush=True)
-            await trio.to_thread.run_sync(_read_stdin, abandon_on_cancel=True)  # type: ignore[call-arg]
+            ready.set()
+            await trio.to_thread.run_sync(stop.wait,  # type: ignore[call-arg]
+                                          abandon_on_cancel=True)
             nursery.cancel_scope.cancel()
     finally:
         storage.close()
+
+
+def _node_process(cfg: ServeConfig, log_path: pathlib.Path, stop: Any, ready: Any) -> None:
+    """The body of a forked ordering process: its log to `log_path`, then `serve`."""
+    with log_path.open("ab") as log_file:
+        os.dup2(log_file.fileno(), 2)
+    logging.basicConfig(level=logging.WARNING, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    attach_libp2p_logging()
+    trio.run(serve, cfg, stop, ready)
 
 
 # ------------------------------------------------------------------------------ the load
@@ -539,6 +549,7 @@ class _Load:
     links: list[_Link]
     leader: int = 0            # index into links
     stop: bool = False
+    entries_max: int | None = None  # stop once this many entries were submitted (tests)
     sample: Sample = field(default_factory=Sample)
 
     async def find_leader(self, timeout_s: float) -> int:
@@ -555,7 +566,8 @@ class _Load:
 
     async def client(self, k: int, entry_bytes: int) -> None:
         seq = 0
-        while not self.stop:
+        while not self.stop and (self.entries_max is None
+                                 or self.sample.submitted < self.entries_max):
             payload = entry_payload(k, seq, entry_bytes)
             seq += 1
             self.sample.submitted += 1
@@ -621,39 +633,42 @@ def proc_hwm_mb(pid: int) -> float:
 class _Node:
     name: str
     raft_id: int
-    proc: subprocess.Popen[bytes]
+    proc: Any              # multiprocessing.Process
+    stop: Any              # multiprocessing.Event
     client_port: int
     log_path: pathlib.Path
 
 
 def _start_nodes(root: pathlib.Path, nodes: int, base: int) -> list[_Node]:
+    """Fork one process per node (this process has imported the node's code already, so a
+    node starts in a moment), each with its own data directory and log."""
+    ctx = multiprocessing.get_context("fork")
     seeds = [generate_seed() for _ in range(nodes)]
     ids = [peer_id_from_seed(s) for s in seeds]
     p2p_ports = [base + 1 + i for i in range(nodes)]
     voters = tuple(range(1, nodes + 1))
     started: list[_Node] = []
+    readies = []
     try:
         for i in range(nodes):
-            cmd = [sys.executable, "-m", "node.cli.bench_ordering", "--serve",
-                   "--node-id", str(i + 1), "--seed", seeds[i].hex(),
-                   "--p2p-port", str(p2p_ports[i]), "--client-port", str(base + 101 + i),
-                   "--data-dir", str(root / f"node{i + 1}"),
-                   "--voters", ",".join(map(str, voters))]
-            for j in range(nodes):
-                if j != i:
-                    cmd += ["--peer", f"{j + 1}={ids[j]}=/ip4/127.0.0.1/tcp/{p2p_ports[j]}"]
+            peers = tuple((j + 1, ids[j], f"/ip4/127.0.0.1/tcp/{p2p_ports[j]}")
+                          for j in range(nodes) if j != i)
+            cfg = ServeConfig(i + 1, seeds[i], p2p_ports[i], base + 101 + i,
+                              root / f"node{i + 1}", peers, voters)
             log_path = root / f"node{i + 1}.log"
-            with log_path.open("wb") as log_file:
-                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=log_file, cwd=pathlib.Path(__file__).parents[2])
-            started.append(_Node(f"orderer{i + 1}", i + 1, proc, base + 101 + i, log_path))
+            stop, ready = ctx.Event(), ctx.Event()
+            proc = ctx.Process(target=_node_process, args=(cfg, log_path, stop, ready),
+                               name=f"orderer{i + 1}", daemon=True)
+            proc.start()
+            started.append(_Node(f"orderer{i + 1}", i + 1, proc, stop, base + 101 + i,
+                                 log_path))
+            readies.append(ready)
         deadline = time.monotonic() + START_TIMEOUT_S
-        for node in started:
-            assert node.proc.stdout is not None
-            line = node.proc.stdout.readline()  # the child prints READY or exits
-            if not line.startswith(b"READY") or time.monotonic() > deadline:
-                raise OrderingBenchError(f"{node.name} did not start; its log:\n"
-                                         f"{_tail(node.log_path)}")
+        for node, ready in zip(started, readies, strict=True):
+            while not ready.wait(0.1):
+                if not node.proc.is_alive() or time.monotonic() > deadline:
+                    raise OrderingBenchError(f"{node.name} did not start; its log:\n"
+                                             f"{_tail(node.log_path)}")
         return started
     except BaseException:
         _stop_nodes(started)
@@ -662,17 +677,12 @@ def _start_nodes(root: pathlib.Path, nodes: int, base: int) -> list[_Node]:
 
 def _stop_nodes(nodes: list[_Node]) -> None:
     for node in nodes:
-        if node.proc.stdin is not None:
-            try:
-                node.proc.stdin.close()
-            except OSError:
-                pass
+        node.stop.set()
     for node in nodes:
-        try:
-            node.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
+        node.proc.join(STOP_TIMEOUT_S)
+        if node.proc.is_alive():
             node.proc.kill()
-            node.proc.wait(STOP_TIMEOUT_S)
+            node.proc.join(STOP_TIMEOUT_S)
 
 
 def _tail(path: pathlib.Path, lines: int = 12) -> str:
@@ -753,7 +763,7 @@ def summarize(nodes: list[_Node], load: _Load, win: _Window, clients: int, entry
         cpu_pct[n.name] = round(cpu_s / duration_s * 100, 1)
         rss_node[n.name] = round(proc_hwm_mb(n.proc.pid), 1)
     leader_status = next((s for s in win.statuses if s.get("role") == LEADER), {})
-    exited = [n.name for n in nodes if n.proc.poll() is not None]
+    exited = [n.name for n in nodes if not n.proc.is_alive()]
     not_committed = sample.submitted - len(sample.done)
     applied = {n.name: s.get("applied") for n, s in zip(nodes, win.statuses, strict=False)}
     last = max((s["last_index"] for s in win.statuses), default=0)
@@ -783,6 +793,8 @@ def summarize(nodes: list[_Node], load: _Load, win: _Window, clients: int, entry
         "not_applied_everywhere": lagging,
         "applied_index_node": applied,
         "leader_entries_per_ready": per_ready,
+        "save_raft_ms_mean_node": {n.name: s.get("save_raft_ms_mean")
+                                   for n, s in zip(nodes, win.statuses, strict=False)},
         "nodes_cpu_pct": round((sum(win.cpu1) - sum(win.cpu0)) / duration_s * 100, 1),
         "machine_cpu_pct": round((win.machine1 - win.machine0) / duration_s * 100, 1),
         "bench_cpu_pct": round((win.bench1 - win.bench0) / duration_s * 100, 1),
@@ -803,12 +815,14 @@ def summarize(nodes: list[_Node], load: _Load, win: _Window, clients: int, entry
         f"{not_committed} (errors {sample.errors}); retried {sample.retries}, redirected "
         f"{sample.redirects}; log entries not applied on every node after the run: {lagging}"
         + ("" if win.drained else " (DRAIN TIMED OUT)"),
-        f"{'node':<10} {'cpu %':>6} {'cpu us/entry':>12} {'rss MB':>7} {'applied':>8}",
+        f"{'node':<10} {'cpu %':>6} {'cpu us/entry':>12} {'rss MB':>7} {'applied':>8} "
+        f"{'save_raft ms':>12}",
     ]
     for n in nodes:
         lines.append(f"{n.name:<10} {cpu_pct[n.name]:>6.1f} "
                      f"{cpu_node[n.name] if cpu_node[n.name] is not None else '-':>12} "
-                     f"{rss_node[n.name]:>7.1f} {applied.get(n.name)!s:>8}")
+                     f"{rss_node[n.name]:>7.1f} {applied.get(n.name)!s:>8} "
+                     f"{figures['save_raft_ms_mean_node'].get(n.name)!s:>12}")
     for name in exited:
         node = next(n for n in nodes if n.name == name)
         lines.append(f"WARNING: node {name} EXITED during the run; its log ends:\n"
@@ -875,34 +889,3 @@ def main(args: argparse.Namespace) -> int:
     ok = (not figures["nodes_exited"] and figures["not_committed"] == 0
           and figures["not_applied_everywhere"] == 0)
     return 0 if ok else 1
-
-
-def _parse_peer(text: str) -> tuple[int, str, str]:
-    rid, peer, addr = text.split("=", 2)
-    return int(rid), peer, addr
-
-
-def _serve_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m node.cli.bench_ordering",
-                                description="one ordering process of `crossbill bench "
-                                "--ordering-only` (started by it)")
-    p.add_argument("--serve", action="store_true", required=True)
-    p.add_argument("--node-id", type=int, required=True)
-    p.add_argument("--seed", type=bytes.fromhex, required=True)
-    p.add_argument("--p2p-port", type=int, required=True)
-    p.add_argument("--client-port", type=int, required=True)
-    p.add_argument("--data-dir", type=pathlib.Path, required=True)
-    p.add_argument("--voters", required=True)
-    p.add_argument("--peer", type=_parse_peer, action="append", default=[])
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    attach_libp2p_logging()
-    cfg = ServeConfig(args.node_id, args.seed, args.p2p_port, args.client_port, args.data_dir,
-                      tuple(args.peer), tuple(int(v) for v in args.voters.split(",")))
-    trio.run(serve, cfg)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_serve_main(sys.argv[1:]))
