@@ -881,6 +881,8 @@ def run_bench(*, nodes: int = DEFAULT_NODES, clients: int = DEFAULT_CLIENTS,
 def main(args: argparse.Namespace) -> int:
     """`crossbill bench --ordering-only`: --nodes takes the orderers only (followers have no
     part here); --nodes and --clients left unset mean 3 and 64."""
+    if args.rate:
+        raise OrderingBenchError("--ordering-only is a closed loop: --rate does not apply")
     nodes = args.nodes[0] if args.nodes is not None else DEFAULT_NODES
     clients = args.clients if args.clients is not None else DEFAULT_CLIENTS
     figures = run_bench(nodes=nodes, clients=clients, entry_bytes=args.entry_bytes,

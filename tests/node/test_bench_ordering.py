@@ -78,8 +78,9 @@ def test_options_parse_and_defaults_per_mode() -> None:
         values = {"nodes": 3, "clients": 64, "entry_bytes": 400, "duration_s": 1.0} | bad
         with pytest.raises(bench_ordering.OrderingBenchError):
             bench_ordering.check_args(**values)  # type: ignore[arg-type]
-    with pytest.raises(bench_ordering.OrderingBenchError):
-        bench.main(argparse.Namespace(**vars(args) | {"nodes": (9, 0)}))
+    for bad_args in ({"nodes": (9, 0)}, {"rate": 100.0}):
+        with pytest.raises(bench_ordering.OrderingBenchError):
+            bench.main(argparse.Namespace(**vars(args) | bad_args))
 
 
 async def test_three_nodes_commit_every_entry_of_closed_loop_clients(
