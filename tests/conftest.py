@@ -19,6 +19,7 @@ SERIAL = (
     "faults/test_shaper.py",
     "monitoring/test_monitoring.py",
     "node/test_bench.py",
+    "node/test_bench_ordering_run.py",
     "ops/test_network_init.py",
     "ops/test_restore_e2e.py",
 )

@@ -877,9 +877,9 @@ def parse_tuning(text: str) -> tuple[str, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nodes", type=parse_nodes, default=(4, 3), metavar="O+F",
+    p.add_argument("--nodes", type=parse_nodes, default=None, metavar="O+F",
                    help="ordering banks + followers (regulator, customs, tax, ...); "
-                   "default 4+3, the devnet")
+                   "default 4+3, the devnet (--ordering-only: 3)")
     p.add_argument("--duration", type=float, default=20.0,
                    help="seconds of the measured window (default %(default)s)")
     p.add_argument("--rate", type=parse_rate, default=0.0, metavar="TX/S",
@@ -891,8 +891,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="trade: declarations, tax forms, financings, disbursements, payments, "
                    "credit and KYC records; simple: declarations, tax forms, KYC; "
                    "declarations: customs only (default %(default)s)")
-    p.add_argument("--clients", type=int, default=2,
-                   help="client processes (default %(default)s)")
+    p.add_argument("--clients", type=int, default=None,
+                   help="client processes (default 2; --ordering-only: closed-loop clients, "
+                   "default 64)")
     p.add_argument("--presign-rate", type=float, default=2500.0,
                    help="saturation: pre-sign duration x this many transactions "
                    "(default %(default)s)")
@@ -919,6 +920,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle", action="store_true",
                    help="no load at all (no clients, no setup transactions): measure what "
                    "the idle network costs over the window")
+    p.add_argument("--ordering-only", action="store_true",
+                   help="the ordering layer alone: raw entries through a Raft group over the "
+                   "node's transport and synced storage, no ledger (node/cli/bench_ordering.py)")
+    p.add_argument("--entry-bytes", type=int, default=400,
+                   help="--ordering-only: bytes per entry (default %(default)s)")
 
 
 def register(sub: Any) -> None:
@@ -936,6 +942,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.ordering_only:
+        from node.cli import bench_ordering
+        return bench_ordering.main(args)
+    args.nodes = (4, 3) if args.nodes is None else args.nodes
+    args.clients = 2 if args.clients is None else args.clients
     if args.duration <= 0 or args.duration > 3600:
         raise BenchError("--duration must be in (0, 3600] seconds")
     if not 1 <= args.clients <= 32:
@@ -1121,13 +1132,13 @@ def applied_points(obs: Observed, win: Window) -> tuple[list[tuple[float, int]],
 def command_line(args: argparse.Namespace) -> str:
     """`crossbill bench` with every option as parsed (defaults included), to run it again."""
     parts = ["crossbill", "bench"]
-    orderers, followers = args.nodes
+    orderers, followers = args.nodes or (4, 3)
     parts += ["--nodes", f"{orderers}+{followers}", "--duration", f"{args.duration:g}"]
     if args.idle:
         parts.append("--idle")
     else:
         parts += ["--rate", f"{args.rate:g}" if args.rate > 0 else "max", "--window",
-                  str(args.window), "--mix", args.mix, "--clients", str(args.clients),
+                  str(args.window), "--mix", args.mix, "--clients", str(args.clients or 2),
                   "--presign-rate", f"{args.presign_rate:g}", "--lag", f"{args.lag:g}"]
     parts += ["--drain-timeout", f"{args.drain_timeout:g}"]
     parts += [f"--tuning={k}={v}" for k, v in args.tuning]
