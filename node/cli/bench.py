@@ -1132,14 +1132,18 @@ def applied_points(obs: Observed, win: Window) -> tuple[list[tuple[float, int]],
 def command_line(args: argparse.Namespace) -> str:
     """`crossbill bench` with every option as parsed (defaults included), to run it again."""
     parts = ["crossbill", "bench"]
-    orderers, followers = args.nodes or (4, 3)
-    parts += ["--nodes", f"{orderers}+{followers}", "--duration", f"{args.duration:g}"]
+    if args.nodes is not None:  # None: the mode's default
+        orderers, followers = args.nodes
+        parts += ["--nodes", f"{orderers}+{followers}"]
+    parts += ["--duration", f"{args.duration:g}"]
     if args.idle:
         parts.append("--idle")
     else:
         parts += ["--rate", f"{args.rate:g}" if args.rate > 0 else "max", "--window",
-                  str(args.window), "--mix", args.mix, "--clients", str(args.clients or 2),
+                  str(args.window), "--mix", args.mix,
                   "--presign-rate", f"{args.presign_rate:g}", "--lag", f"{args.lag:g}"]
+        if args.clients is not None:
+            parts += ["--clients", str(args.clients)]
     parts += ["--drain-timeout", f"{args.drain_timeout:g}"]
     parts += [f"--tuning={k}={v}" for k, v in args.tuning]
     if args.no_tls:
