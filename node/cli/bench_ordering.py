@@ -33,6 +33,7 @@ every submitted entry committed, every node applied the whole log.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -53,6 +54,7 @@ import trio
 from node.p2p import network as net
 from node.p2p.host import P2PNode, attach_libp2p_logging
 from node.p2p.identity import generate_seed, key_pair_from_seed, peer_id_from_seed
+from node.replica import ordering
 from node.storage.store import Storage
 from protocol.errors import CrossbillError
 from protocol.raft import (
@@ -91,6 +93,7 @@ PENDING_ENTRIES_MAX: Final = 8192
 RAFT_INBOX_MSGS_MAX: Final = 4096
 RAFT_OUTBOX_MSGS_MAX: Final = 1024
 RAFT_SEND_TIMEOUT_S: Final = DEFAULT_TIMING.raft_send_timeout_ms / 1000
+RAFT_SEND_BATCH_MSGS_MAX: Final = ordering.RAFT_SEND_BATCH_MSGS_MAX
 LOG_KEEP_ENTRIES: Final = 1000       # the node's default [tuning] raft_log_keep_entries
 CLIENT_WRITE_TIMEOUT_S: Final = 10.0
 START_TIMEOUT_S: Final = 60.0        # node processes up and a leader elected
@@ -317,11 +320,18 @@ class OrderingServer:
 
     async def _sender(self, peer_id: str, outbox: trio.MemoryReceiveChannel[Message]) -> None:
         async for msg in outbox:
+            batch = [msg]  # as the Orderer: what queued meanwhile goes in one write
+            while len(batch) < RAFT_SEND_BATCH_MSGS_MAX:
+                try:
+                    batch.append(outbox.receive_nowait())
+                except trio.WouldBlock:
+                    break
             try:
                 with trio.fail_after(self.send_timeout_s):
-                    await self.net.send(peer_id, net.PROTO_RAFT, encode_message(msg))
+                    await self.net.send_many(peer_id, net.PROTO_RAFT,
+                                             [encode_message(m) for m in batch])
             except (trio.TooSlowError, Exception) as exc:  # Raft retransmits; never die here
-                self.stats["raft_send_failures"] += 1
+                self.stats["raft_send_failures"] += len(batch)
                 log.debug("raft send to %s failed: %s", peer_id, exc)
 
     async def _ready_loop(self) -> None:
@@ -341,7 +351,7 @@ class OrderingServer:
             self._propose_queued()
             while self.raft.has_ready():
                 rd = self.raft.ready()
-                self._handle_ready(rd)
+                await self._handle_ready(rd)
                 self.raft.advance(rd)
             self._maybe_compact()
 
@@ -363,13 +373,14 @@ class OrderingServer:
             self.stats["proposed"] += 1
             self._waiting[eid.index] = (eid.term, client, rid)
 
-    def _handle_ready(self, rd: Ready) -> None:
+    async def _handle_ready(self, rd: Ready) -> None:
         """Persist (one synced batch), send, apply: the Orderer's order (`_handle_ready`)."""
         self.stats["readys"] += 1
         if rd.entries:
             self.stats["readys_with_entries"] += 1
             self.stats["entries_persisted"] += len(rd.entries)
-        self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot)
+        await trio.to_thread.run_sync(functools.partial(  # as the Orderer
+            self.storage.save_raft, rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync))
         for msg in rd.messages:
             outbox = self._outbox(msg.dst)
             if outbox is None:

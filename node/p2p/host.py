@@ -314,6 +314,11 @@ class P2PNode:
         """One-way message (Raft): delivered in order per stream, no response, no ack."""
         await self.reqresp.send(peer_id, protocol_id, payload, timeout_s=timeout_s)
 
+    async def send_many(self, peer_id: str, protocol_id: str, payloads: list[bytes], *,
+                        timeout_s: float = limits.FRAME_WRITE_TIMEOUT_S) -> None:
+        """One-way messages in one write (the receiver sees `send`'s frames, in order)."""
+        await self.reqresp.send_many(peer_id, protocol_id, payloads, timeout_s=timeout_s)
+
     # ------------------------------------------------------------------ gossip
 
     def subscribe(self, topic: str, validator: Validator, handler: GossipHandler) -> None:

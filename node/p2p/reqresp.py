@@ -266,6 +266,23 @@ class ReqResp:
             raise RequestTimeout(f"could not send to {peer_id} on {protocol_id} "
                                  f"within {timeout_s} s")
 
+    async def send_many(self, peer_id: str, protocol_id: str, payloads: list[bytes], *,
+                        timeout_s: float = limits.FRAME_WRITE_TIMEOUT_S) -> None:
+        """Several one-way messages in one stream write (one muxer frame, one Noise message
+        while they fit): the receiver reads them as the same frames `send` would write."""
+        for payload in payloads:
+            frame_payload_check(payload)
+        stats = self._stats(protocol_id)
+        with trio.move_on_after(timeout_s) as deadline:
+            ch = await self._channel(peer_id, protocol_id)
+            await self._write(ch, b"".join(encode_frame(FrameKind.ONEWAY, ch.new_id(), p)
+                                           for p in payloads))
+            stats.oneway_out += len(payloads)
+        if deadline.cancelled_caught:
+            stats.timeouts += 1
+            raise RequestTimeout(f"could not send to {peer_id} on {protocol_id} "
+                                 f"within {timeout_s} s")
+
     def open_streams(self) -> list[tuple[str, str]]:
         return [k for k, ch in self._outbound.items() if ch.failed is None]
 

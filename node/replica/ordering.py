@@ -28,6 +28,8 @@ their inputs, calls them and carries them out:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import random
 import time
@@ -70,6 +72,7 @@ from protocol.replica import (
     MembershipInputs,
     Tip,
     applied_index_on_restart,
+    commit_index_on_restart,
     decide_cut,
     decide_membership,
     hand_over_target,
@@ -84,6 +87,8 @@ log = logging.getLogger("crossbill.ordering")
 RAFT_INBOX_MSGS_MAX: Final = 4096
 RAFT_OUTBOX_MSGS_MAX: Final = 1024
 RAFT_SEND_TIMEOUT_S: Final = 2.0  # default; the node passes genesis timing's (ADR 0030)
+# Raft messages to one peer written together (one stream write) when they queue up.
+RAFT_SEND_BATCH_MSGS_MAX: Final = 64
 # Refused Raft messages are counted one by one, logged at most this often per peer.
 RAFT_REFUSED_LOG_INTERVAL_S: Final = 60.0
 SNAPSHOT_FETCH_RETRY_S: Final = 0.5
@@ -276,9 +281,10 @@ class Orderer:
         if hard is None:
             return genesis
         snapshot = snap or genesis.snapshot
+        applied = applied_index_on_restart(applied, snapshot.meta.index)
+        hard = dataclasses.replace(hard, commit=commit_index_on_restart(hard.commit, applied))
         return PersistentState(
-            hard_state=hard, snapshot=snapshot, entries=tuple(entries),
-            applied=applied_index_on_restart(applied, snapshot.meta.index))
+            hard_state=hard, snapshot=snapshot, entries=tuple(entries), applied=applied)
 
     # ------------------------------------------------------------------ views
 
@@ -356,15 +362,22 @@ class Orderer:
     async def _sender(self, institution: str,
                       outbox: trio.MemoryReceiveChannel[Message]) -> None:
         async for msg in outbox:
+            batch = [msg]  # what queued while the last write was under way goes in one write
+            while len(batch) < RAFT_SEND_BATCH_MSGS_MAX:
+                try:
+                    batch.append(outbox.receive_nowait())
+                except trio.WouldBlock:
+                    break
             peer_id = self.peer_of_institution.get(institution)  # the ledger may rotate it
             if peer_id is None:
-                self.stats["raft_send_failures"] += 1
+                self.stats["raft_send_failures"] += len(batch)
                 continue
             try:
                 with trio.fail_after(self.send_timeout_s):
-                    await self.net.send(peer_id, net.PROTO_RAFT, encode_message(msg))
+                    await self.net.send_many(peer_id, net.PROTO_RAFT,
+                                             [encode_message(m) for m in batch])
             except (trio.TooSlowError, Exception) as exc:  # Raft retransmits; never die here
-                self.stats["raft_send_failures"] += 1
+                self.stats["raft_send_failures"] += len(batch)
                 log.debug("raft send to %s failed: %s", peer_id, exc)
 
     async def on_raft_message(self, peer_id: str, payload: bytes) -> bytes | None:
@@ -449,7 +462,12 @@ class Orderer:
             ref = decode_snapshot_ref(rd.snapshot.data)
             if ref is not None and ref.height > self.chain.height:
                 await self._catch_up(ref.height, ref.hash)
-        self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot)
+        # Off the event loop: Raft messages, proposals and RPCs are read meanwhile, so the next
+        # Ready carries more entries. A Ready that only moves the commit index is written
+        # unsynced (must_sync, as etcd): the next synced write of this LevelDB (a block, the
+        # next entries) makes it durable, and losing it only lowers the commit index read back.
+        await trio.to_thread.run_sync(functools.partial(
+            self.storage.save_raft, rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync))
         for msg in rd.messages:
             outbox = self._outbox(msg.dst)
             if outbox is None:

@@ -535,13 +535,17 @@ class Storage:
         return hard, snap, entries, applied
 
     def save_raft(self, hard_state: HardState | None, entries: Sequence[Entry],
-                  snapshot: Snapshot | None) -> None:
-        """Persist what a Raft Ready asks for, synced, in one batch (see protocol/raft)."""
+                  snapshot: Snapshot | None, *, sync: bool = True) -> None:
+        """Persist what a Raft Ready asks for in one batch (see protocol/raft), synced unless
+        `sync` is False: a Ready that only moves the commit index (`Ready.must_sync` False, as
+        etcd) needs no fsync of its own; the next synced write to this store makes it durable,
+        and losing it only lowers the commit index read back (the restart takes the applied
+        block's index as committed: `protocol.replica.commit_index_on_restart`)."""
         if hard_state is None and not entries and snapshot is None:
             return
         started = time.monotonic()
         with self._writing("the Raft log"), \
-                self._db.write_batch(transaction=True, sync=True) as wb:
+                self._db.write_batch(transaction=True, sync=sync) as wb:
             if snapshot is not None:
                 for key in self._db.iterator(prefix=_RAFT_ENTRY, include_value=False):
                     wb.delete(key)

@@ -21,6 +21,7 @@ from protocol.replica.entries import (
     SKIP,
     EntryVerdict,
     applied_index_on_restart,
+    commit_index_on_restart,
     judge_entry,
 )
 from protocol.replica.forwarding import HELD_HERE, NOBODY, Due, Forwarding
@@ -54,6 +55,7 @@ __all__ = [
     "Tip",
     "applied_index_on_restart",
     "build_block",
+    "commit_index_on_restart",
     "decide_cut",
     "decide_membership",
     "execute_block",

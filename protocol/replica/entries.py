@@ -95,3 +95,12 @@ def applied_index_on_restart(stored_applied: int, snapshot_index: int) -> int:
     snapshot's index, and nothing up to there needs applying again: the snapshot's chain
     position covers it, and the node catches up to it by block sync before it orders."""
     return max(stored_applied, snapshot_index)
+
+
+def commit_index_on_restart(stored_commit: int, applied: int) -> int:
+    """The commit index to restart Raft from. A hard state that only moved the commit index is
+    written without an fsync of its own (ADR 0032); a power loss can take it back while the
+    block applied after it, written synced, stays. Every applied block was committed first,
+    so the applied index is committed too."""
+    return max(stored_commit, applied)
+

@@ -102,6 +102,10 @@ class MemHost:
             except trio.WouldBlock:
                 pass
 
+    async def send_many(self, peer_id: str, protocol_id: str, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            await self.send(peer_id, protocol_id, payload)
+
     async def publish(self, topic: str, data: bytes) -> None:
         await trio.lowlevel.checkpoint()
         for peer_id, host in self.net.hosts.items():

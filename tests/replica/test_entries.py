@@ -94,3 +94,12 @@ def test_restart_never_below_the_snapshot_index() -> None:
     assert applied_index_on_restart(stored_applied=7, snapshot_index=12) == 12
     assert applied_index_on_restart(stored_applied=15, snapshot_index=12) == 15
     assert applied_index_on_restart(stored_applied=0, snapshot_index=0) == 0
+
+
+def test_restart_takes_the_applied_index_as_committed() -> None:
+    """A hard state that only moved the commit index is written unsynced (ADR 0032): a power
+    loss may take it back below the block applied after it, which was written synced."""
+    from protocol.replica import commit_index_on_restart
+
+    assert commit_index_on_restart(stored_commit=7, applied=9) == 9
+    assert commit_index_on_restart(stored_commit=12, applied=9) == 12
