@@ -26,6 +26,7 @@ import pathlib
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -152,6 +153,44 @@ def hop_us(items: Sequence[Item], batch: int, runs: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
+def python_loop(items: Sequence[Item]) -> int:
+    """Pure Python work of about a verification's length per item: it holds the GIL."""
+    total = 0
+    for i in range(len(items) * 300):
+        total ^= i
+    return len(items)
+
+
+def gil_interleaving(items: Sequence[Item],
+                     fn: Callable[[Sequence[Item]], int] = nacl_crypto) -> float:
+    """Does a verification release the GIL? Two threads verify `items` each with a switch
+    interval of 10 s, so a thread that held the GIL through its calls would finish before the
+    other started; the ratio of the first finish time to the second is then about 0.5, and
+    about 1 when every call releases the GIL (the threads take turns at each call). Unlike a
+    throughput figure, this does not depend on a spare core."""
+    finished: list[float] = []
+    start = threading.Barrier(2)
+
+    def work() -> None:
+        start.wait()
+        fn(items)
+        finished.append(time.perf_counter())
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(10.0)
+    try:
+        began = time.perf_counter()
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    first, second = sorted(finished)
+    return (first - began) / (second - began)
+
+
 def row(name: str, wall_cpu: tuple[float, float], note: str = "", unit: str = "sig") -> None:
     wall, cpu = wall_cpu
     print(f"  {name:<50} {cpu:9.2f} us CPU/{unit} {wall:9.2f} us wall/{unit} "
@@ -197,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     work = items[:pool_sigs]
     inline = median_us_per_sig(nacl_crypto, work, runs)
     row("inline, this thread", inline)
+    few = work[:max(200, pool_sigs // 10)]
+    print(f"  two threads' finish times, first/second: PyNaCl {gil_interleaving(few):.2f}, a "
+          f"pure Python loop {gil_interleaving(few, python_loop):.2f} (about 0.5: the GIL is "
+          "held through a call; about 1: it is released)", flush=True)
     for workers in (1, 2):
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             got = pool_us_per_sig(pool, workers, work, runs)

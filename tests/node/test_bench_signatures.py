@@ -1,5 +1,5 @@
-"""benchmarks/signatures.py runs and prints its table (issue 19). Benchmarks print figures;
-these tests check shape and sanity, never speed."""
+"""benchmarks/signatures.py and benchmarks/decoding.py run and print their tables (issue
+19). Benchmarks print figures; these tests check shape and sanity, never speed."""
 
 from __future__ import annotations
 
@@ -33,4 +33,17 @@ def test_signatures_quick_prints_the_table() -> None:
         assert line is not None, f"{name!r} missing from:\n{out}"
         unit = "CPU/hop" if "per hop" in name else "CPU/sig"
         assert _figure(line, unit) > 0, line
-    assert "sig/s wall" in out
+    assert "sig/s wall" in out and "two threads' finish times, first/second: PyNaCl" in out
+
+
+def test_decoding_quick_prints_the_table() -> None:
+    out = _quick("decoding.py")
+    lines = out.splitlines()
+    for case in ("per tx (Tx):", "per block of 20 txs:", "per block of 40 txs:"):
+        at = lines.index(case)
+        rows = lines[at + 1:at + 4]
+        assert "codec (this tree)" in rows[0] and "orjson.loads only" in rows[1], out
+        for line in rows:
+            assert _figure(line, "CPU") > 0, line
+    if "msgspec not installed" not in out:
+        assert "msgspec + to our dataclasses" in out
