@@ -14,9 +14,10 @@ byte-for-byte what `encode` would produce for the decoded value, so every object
 encoding and hashes are stable across nodes, languages and releases.
 
 Decoding is on the hot path (every transaction and block a node receives), so each class's
-decoder is compiled once and the success path builds no error path: a `DecodeError` carries the
-path below the object that raised it, and each enclosing field or list item prefixes its own
-name as the error travels up (benchmarks/decoding.py has the figures).
+decoder is generated once as Python source with its common scalar checks inline, and the
+success path builds no error path: a `DecodeError` carries the path below the object that
+raised it, and each enclosing field or list item prefixes its own name as the error travels up
+(benchmarks/decoding.py has the figures).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ _Conv = Callable[[Any], Any]  # a decoder: raw JSON value -> typed value, or Dec
 
 
 class _Schema:
-    __slots__ = ("absent_when_none", "cls", "decode", "decoders", "encoders", "names",
+    __slots__ = ("absent_when_none", "cls", "decode", "decoders", "encoders", "fields", "names",
                  "variants")
 
     def __init__(self, cls: type) -> None:
@@ -82,6 +83,7 @@ class _Schema:
         self.encoders: list[tuple[str, Callable[[Any], Any]]] = []
         self.variants: list[tuple[str, str, Callable[[str], type | None]]] = []
         absent: list[str] = []
+        self.fields: list[tuple[str, str | None, tuple[Any, ...]]] = []
         for f in dataclasses.fields(cls):
             _, meta = _unwrap(hints[f.name], {})
             if meta.get("absent_when_none"):
@@ -90,10 +92,12 @@ class _Schema:
                 disc, resolve = meta["variant"]
                 self.variants.append((f.name, disc, resolve))
                 self.encoders.append((f.name, _encode_dataclass))
+                self.fields.append((f.name, None, ()))
                 continue
             dec, enc = _converters(hints[f.name], {})
             self.decoders.append((f.name, dec))
             self.encoders.append((f.name, enc))
+            self.fields.append((f.name, *_fast_path(hints[f.name])))
         self.names = frozenset(f.name for f in dataclasses.fields(cls))
         self.absent_when_none = tuple(absent)
         self.decode: _Conv = _object_decoder(self)
@@ -260,6 +264,23 @@ def _converters(tp: Any, meta: Mapping[str, Any]) -> tuple[_Conv, Callable[[Any]
     raise TypeError(f"the codec does not support fields of type {tp!r}")
 
 
+def _fast_path(tp: Any) -> tuple[str, tuple[Any, ...]]:
+    """How the generated decoder checks a field inline: ("str"|"int"|"bytes", bounds) for the
+    common scalar fields, ("call", ()) for the rest (the field's decoder is called)."""
+    tp, meta = _unwrap(tp, {})
+    max_len = meta.get("max_len")
+    min_len = meta.get("min_len") or 0
+    if tp is str:
+        return "str", (min_len, limits.STRING_CHARS_MAX if max_len is None else max_len)
+    if tp is bytes:
+        return "bytes", (min_len, limits.BYTES_LEN_MAX if max_len is None else max_len)
+    if tp is int:
+        lo = limits.INT_MIN if meta.get("min_value") is None else meta["min_value"]
+        hi = limits.INT_MAX if meta.get("max_value") is None else meta["max_value"]
+        return "int", (lo, hi)
+    return "call", ()
+
+
 def _identity(v: Any) -> Any:
     return v
 
@@ -274,51 +295,91 @@ def _encode_dataclass(obj: Any) -> dict[str, Any]:
 
 
 def _object_decoder(schema: _Schema) -> _Conv:
-    """The decoder of one dataclass, compiled once. Errors carry paths relative to the object
-    (see `_under`)."""
-    cls = schema.cls
-    names = schema.names
-    absent = schema.absent_when_none
-    decoders = tuple(schema.decoders)
-    variants = tuple(schema.variants)
-
-    def decode(raw: Any) -> Any:
-        if type(raw) is not dict:
-            raise DecodeError(f"expected an object, got {_type_name(raw)}")
-        for name in absent:
-            if name in raw and raw[name] is None:  # one encoding per value: None leaves it out
-                raise DecodeError("null is written by leaving the key out", name)
-        keys = raw.keys()
-        if keys != names:
-            missing = sorted(names - keys - set(absent))
-            unknown = sorted(keys - names)
-            if missing:
-                raise DecodeError(f"missing field(s) {', '.join(missing)}")
-            if unknown:
-                raise DecodeError(f"unknown field(s) {', '.join(unknown)}")
-            raw = {**raw, **{name: None for name in absent if name not in raw}}
-        values: dict[str, Any] = {}
-        name = ""
-        try:
-            for name, dec in decoders:
-                values[name] = dec(raw[name])
-        except DecodeError as exc:
-            raise _under(exc, name) from None
-        for name, disc, resolve in variants:
-            tag = values[disc]
-            sub = resolve(tag)
-            if sub is None:
-                raise DecodeError(f"unknown {disc} {tag!r}", disc)
-            try:
-                values[name] = _schema(sub).decode(raw[name])
-            except DecodeError as exc:
-                raise _under(exc, name) from None
-        try:
-            return cls(**values)
-        except (ValueError, TypeError) as exc:  # __post_init__ checks of the dataclass
-            raise DecodeError(str(exc)) from None
-
+    """The decoder of one dataclass, generated once as Python source (like the dataclass's own
+    __init__): the common scalar fields are checked inline and only a value that fails the
+    inline check goes to its field's full decoder, which raises the precise error (or accepts
+    a printable-test failure that has no control character). Errors carry paths relative to
+    the object (see `_under`)."""
+    decoders = dict(schema.decoders)
+    env: dict[str, Any] = {"DecodeError": DecodeError, "_under": _under, "_schema": _schema,
+                           "_type_name": _type_name, "cls": schema.cls, "names": schema.names,
+                           "absent": schema.absent_when_none, "fromhex": bytes.fromhex,
+                           "_fill": _fill_absent}
+    lines = ["def decode(raw):",
+             "    if type(raw) is not dict:",
+             "        raise DecodeError(f'expected an object, got {_type_name(raw)}')"]
+    if schema.absent_when_none:
+        lines += ["    for name in absent:",
+                  "        if name in raw and raw[name] is None:",
+                  "            raise DecodeError('null is written by leaving the key out', name)"]
+    lines += ["    if raw.keys() != names:",
+              "        raw = _fill(raw, names, absent)",
+              "    name = ''",
+              "    try:"]
+    args = []
+    for i, (name, kind, bounds) in enumerate(schema.fields):
+        if kind is None:  # a variant, decoded below
+            args.append(f"x{i}")
+            continue
+        env[f"d{i}"] = decoders[name]
+        v = f"x{i}"
+        args.append(v)
+        lines.append(f"        name = {name!r}; {v} = raw[{name!r}]")
+        if kind == "str":
+            lo, hi = bounds
+            lines.append(f"        if not (type({v}) is str and {lo} <= len({v}) <= {hi} "
+                         f"and {v}.isprintable()): {v} = d{i}({v})")
+        elif kind == "int":
+            lo, hi = bounds
+            lines.append(f"        if not (type({v}) is int and {lo} <= {v} <= {hi}): "
+                         f"{v} = d{i}({v})")
+        elif kind == "bytes":
+            lo, hi = bounds
+            lines += [f"        if type({v}) is str and {2 * lo} <= len({v}) <= {2 * hi}:",
+                      "            try:",
+                      f"                b = fromhex({v})",
+                      "            except ValueError:",
+                      f"                b = d{i}({v})",
+                      f"            if b.hex() != {v}: b = d{i}({v})",
+                      f"            {v} = b",
+                      "        else:",
+                      f"            {v} = d{i}({v})"]
+        else:
+            lines.append(f"        {v} = d{i}({v})")
+    lines += ["    except DecodeError as exc:",
+              "        raise _under(exc, name) from None"]
+    position = {name: i for i, (name, _, _) in enumerate(schema.fields)}
+    for name, disc, resolve in schema.variants:
+        i = position[name]
+        env[f"resolve{i}"] = resolve
+        tag = f"x{position[disc]}"
+        lines += [f"    sub = resolve{i}({tag})",
+                  "    if sub is None:",
+                  f"        raise DecodeError(f'unknown {disc} {{{tag}!r}}', {disc!r})",
+                  "    try:",
+                  f"        x{i} = _schema(sub).decode(raw[{name!r}])",
+                  "    except DecodeError as exc:",
+                  f"        raise _under(exc, {name!r}) from None"]
+    lines += ["    try:",
+              f"        return cls({', '.join(args)})",
+              "    except (ValueError, TypeError) as exc:  # __post_init__ checks",
+              "        raise DecodeError(str(exc)) from None"]
+    exec("\n".join(lines), env)  # the source is built above from the schema alone
+    decode: _Conv = env["decode"]
     return decode
+
+
+def _fill_absent(raw: dict[str, Any], names: frozenset[str],
+                 absent: tuple[str, ...]) -> dict[str, Any]:
+    """`raw` with its absent-when-None fields set to None, or the error of its keys."""
+    keys = raw.keys()
+    missing = sorted(names - keys - set(absent))
+    unknown = sorted(keys - names)
+    if missing:
+        raise DecodeError(f"missing field(s) {', '.join(missing)}")
+    if unknown:
+        raise DecodeError(f"unknown field(s) {', '.join(unknown)}")
+    return {**raw, **{name: None for name in absent if name not in raw}}
 
 
 def _decode_dataclass(cls: type[T], raw: Any) -> T:

@@ -37,6 +37,12 @@ def _with(raw: Any, keys: Keys, new: Any) -> Any:
     return copy
 
 
+def _get(raw: Any, keys: Keys) -> Any:
+    for k in keys:
+        raw = raw[k]
+    return raw
+
+
 def _block() -> types.Block:
     return signed_block((signed_tx(), signed_tx()))
 
@@ -50,6 +56,14 @@ def test_every_leaf_of_a_block_is_named_by_its_full_path() -> None:
             codec.from_json(types.Block, _with(raw, keys, [[]]))
         assert caught.value.path == path, (path, str(caught.value))
         assert str(caught.value).startswith(f"{path}: expected ")
+        value = _get(raw, keys)
+        # A value of the right type that breaks a bound or a format check.
+        bad = value + "\x01" if isinstance(value, str) else -2**70 if isinstance(
+            value, int) and not isinstance(value, bool) else None
+        if bad is not None:
+            with pytest.raises(DecodeError) as caught:
+                codec.from_json(types.Block, _with(raw, keys, bad))
+            assert caught.value.path in (path, path.rpartition(".")[0]), (path, caught.value)
 
 
 def test_errors_of_objects_and_lists_name_the_object_or_list() -> None:
