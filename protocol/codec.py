@@ -315,7 +315,8 @@ def _object_decoder(schema: _Schema) -> _Conv:
     lines += ["    if raw.keys() != names:",
               "        raw = _fill(raw, names, absent)",
               "    name = ''",
-              "    try:"]
+              "    try:",
+              "        pass  # a class may have no field but variants, or none at all"]
     args = []
     for i, (name, kind, bounds) in enumerate(schema.fields):
         if kind is None:  # a variant, decoded below

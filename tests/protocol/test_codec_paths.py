@@ -3,6 +3,7 @@ build error paths only when an error travels up, not for every field decoded).""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,3 +86,15 @@ def test_errors_of_objects_and_lists_name_the_object_or_list() -> None:
         codec.from_json(types.Block, 1, "params.block")
     assert (caught.value.path, caught.value.reason) == ("params.block",
                                                         "expected an object, got integer")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Empty:
+    pass
+
+
+def test_a_class_without_fields_decodes() -> None:
+    """Payloads without fields exist (a marker); their generated decoder has no field check."""
+    assert codec.decode(_Empty, codec.encode(_Empty())) == _Empty()
+    with pytest.raises(DecodeError, match="unknown field"):
+        codec.from_json(_Empty, {"x": 1})
