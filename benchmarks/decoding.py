@@ -25,6 +25,7 @@ Rows, each the median of several runs, in µs of CPU per transaction and per blo
 A block of 1000 trade-mix transactions is about 925 KB, above BLOCK_BYTES_MAX (900 KiB): it is
 decoded here with a larger size limit.
 
+    .venv/bin/pip install msgspec        # optional, not in the lock: the msgspec rows
     .venv/bin/python benchmarks/decoding.py [--against HEAD~1] [--profile]   # about 30 s
     .venv/bin/python benchmarks/decoding.py --quick                          # a smoke run
 """

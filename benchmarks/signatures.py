@@ -13,6 +13,7 @@ Rows, each the median of several runs, in µs of wall time per signature (and si
 - the cost of a trio.to_thread.run_sync hop, per call (one verification per hop) and per
   batch of 100 (one hop verifies 100).
 
+    .venv/bin/pip install py-ed25519-zebra-bindings      # optional, not in the lock: its row
     .venv/bin/python benchmarks/signatures.py            # about 30 s
     .venv/bin/python benchmarks/signatures.py --quick    # a smoke run, a second or two
 """
