@@ -10,8 +10,8 @@ Rows, each the median of several runs, in µs of wall time per signature (and si
   and no package in the index with such a wheel does (see the report of issue 19);
 - off the event loop: 10,000 verifications in 1 and 2 threads of a thread pool (does
   libsodium through cffi release the GIL?) and in a process pool of 2;
-- the cost of a trio.to_thread.run_sync hop, per call (one verification per hop) and per
-  batch of 100 (one hop verifies 100).
+- the cost of a trio.to_thread.run_sync hop: doing nothing, verifying one signature, and
+  verifying a batch of 100.
 
     .venv/bin/pip install py-ed25519-zebra-bindings      # optional, not in the lock: its row
     .venv/bin/python benchmarks/signatures.py            # about 30 s
@@ -136,21 +136,24 @@ def pool_us_per_sig(pool: concurrent.futures.Executor, workers: int, items: Sequ
 
 def hop_us(items: Sequence[Item], batch: int, runs: int) -> tuple[float, float]:
     """(wall, CPU) µs per hop when a trio task verifies `items` in trio.to_thread.run_sync
-    hops of `batch` signatures each."""
-    chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
+    hops of `batch` signatures each; with `batch` 0, 1000 hops that do nothing."""
+    if batch:
+        calls = [(nacl_crypto, items[i:i + batch]) for i in range(0, len(items), batch)]
+    else:
+        calls = [(len, items)] * 1000
 
     async def run() -> tuple[float, float]:
         await trio.to_thread.run_sync(int)  # the thread cache's first thread
         w, c = time.perf_counter(), time.process_time()
-        for chunk in chunks:
-            await trio.to_thread.run_sync(nacl_crypto, chunk)
+        for fn, arg in calls:
+            await trio.to_thread.run_sync(fn, arg)
         return time.perf_counter() - w, time.process_time() - c
 
     wall, cpu = [], []
     for _ in range(runs):
         w, c = trio.run(run)
-        wall.append(w / len(chunks) * 1e6)
-        cpu.append(c / len(chunks) * 1e6)
+        wall.append(w / len(calls) * 1e6)
+        cpu.append(c / len(calls) * 1e6)
     return statistics.median(wall), statistics.median(cpu)
 
 
@@ -251,12 +254,12 @@ def main(argv: list[str] | None = None) -> None:
         got = pool_us_per_sig(processes, 2, work, runs)
         row("process pool of 2 (items pickled)", got,
             f"x{inline[0] / got[0]:.2f} the inline rate (CPU: this process only)")
+    hop = hop_us(work, 0, runs)
+    row("trio.to_thread.run_sync hop doing nothing", hop, unit="hop")
     for batch in (1, 100):
-        hops = work[:max(batch * 10, pool_sigs // 10)]
-        wall, cpu = hop_us(hops, batch, runs)
-        row(f"trio.to_thread.run_sync, {batch} per hop", (wall, cpu),
-            f"the hop itself: {wall - batch * inline[0]:,.0f} us wall, "
-            f"{cpu - batch * inline[1]:,.0f} us CPU", unit="hop")
+        got = hop_us(work[:max(batch * 10, pool_sigs // 10)], batch, runs)
+        row(f"trio.to_thread.run_sync, {batch} per hop", got,
+            f"the empty hop is {hop[1] / got[1]:.0%} of this hop's CPU", unit="hop")
 
 if __name__ == "__main__":
     main()

@@ -31,7 +31,7 @@ def test_signatures_quick_prints_the_table() -> None:
                  "trio.to_thread.run_sync, 100 per hop"):
         line = next((x for x in lines if name in x), None)
         assert line is not None, f"{name!r} missing from:\n{out}"
-        unit = "CPU/hop" if "per hop" in name else "CPU/sig"
+        unit = "CPU/hop" if "hop" in name else "CPU/sig"
         assert _figure(line, unit) > 0, line
     assert "sig/s wall" in out and "two threads' finish times, first/second: PyNaCl" in out
 
