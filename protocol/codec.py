@@ -317,14 +317,15 @@ def _object_decoder(schema: _Schema) -> _Conv:
               "    name = ''",
               "    try:",
               "        pass  # a class may have no field but variants, or none at all"]
-    args = []
+    args: list[str] = []
+    keyword_only = {f.name for f in dataclasses.fields(schema.cls) if f.kw_only}
     for i, (name, kind, bounds) in enumerate(schema.fields):
+        # Positional (faster) in field order; a keyword-only field by keyword, after them.
+        args.append(f"{name}=x{i}" if name in keyword_only else f"x{i}")
         if kind is None:  # a variant, decoded below
-            args.append(f"x{i}")
             continue
         env[f"d{i}"] = decoders[name]
         v = f"x{i}"
-        args.append(v)
         lines.append(f"        name = {name!r}; {v} = raw[{name!r}]")
         if kind == "str":
             lo, hi = bounds
@@ -362,7 +363,7 @@ def _object_decoder(schema: _Schema) -> _Conv:
                   "    except DecodeError as exc:",
                   f"        raise _under(exc, {name!r}) from None"]
     lines += ["    try:",
-              f"        return cls({', '.join(args)})",
+              f"        return cls({', '.join(sorted(args, key=lambda a: '=' in a))})",
               "    except (ValueError, TypeError) as exc:  # __post_init__ checks",
               "        raise DecodeError(str(exc)) from None"]
     # The source is built above from the schema alone; the file name shows in profiles.

@@ -98,3 +98,15 @@ def test_a_class_without_fields_decodes() -> None:
     assert codec.decode(_Empty, codec.encode(_Empty())) == _Empty()
     with pytest.raises(DecodeError, match="unknown field"):
         codec.from_json(_Empty, {"x": 1})
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeywordOnly:
+    a: int
+    b: str = dataclasses.field(kw_only=True)
+    c: bytes
+
+
+def test_keyword_only_fields_decode() -> None:
+    obj = _KeywordOnly(1, b"\x02", b="x")
+    assert codec.decode(_KeywordOnly, codec.encode(obj)) == obj
