@@ -379,8 +379,11 @@ class OrderingServer:
         if rd.entries:
             self.stats["readys_with_entries"] += 1
             self.stats["entries_persisted"] += len(rd.entries)
-        await trio.to_thread.run_sync(functools.partial(  # as the Orderer
-            self.storage.save_raft, rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync))
+        if rd.must_sync:  # as the Orderer: a synced write in a worker thread, others inline
+            await trio.to_thread.run_sync(functools.partial(
+                self.storage.save_raft, rd.hard_state, rd.entries, rd.snapshot, sync=True))
+        else:
+            self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot, sync=False)
         for msg in rd.messages:
             outbox = self._outbox(msg.dst)
             if outbox is None:
