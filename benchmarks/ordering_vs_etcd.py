@@ -38,6 +38,10 @@ import tempfile
 import time
 from typing import Any
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from node.cli.bench import proc_cpu_s, proc_hwm_mb
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HERE = pathlib.Path(__file__).resolve()
 INSTALL = "apt-get install -y etcd-server etcd-client"
@@ -50,24 +54,6 @@ RESPONSE_BYTES_MAX = 64 * 1024
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def proc_cpu_s(pid: int) -> float:
-    try:
-        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_hwm_mb(pid: int) -> float:
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def percentile(values: list[float], p: float) -> float | None:

@@ -51,6 +51,7 @@ from typing import Any, Final
 
 import trio
 
+from node.cli.bench import machine_busy_s, proc_cpu_s, proc_hwm_mb
 from node.p2p import network as net
 from node.p2p.host import P2PNode, attach_libp2p_logging
 from node.p2p.identity import generate_seed, key_pair_from_seed, peer_id_from_seed
@@ -611,36 +612,6 @@ class _Load:
 
 
 # ------------------------------------------------------------------------------ measuring
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds (0 if it is gone)."""
-    try:
-        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine spent busy since boot (/proc/stat)."""
-    try:
-        ticks = [int(f) for f in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0]
-                 .split()[1:]]
-    except OSError:
-        return 0.0
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_hwm_mb(pid: int) -> float:
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 @dataclass(frozen=True)
