@@ -22,6 +22,7 @@ from node.replica.sync import SyncSnapshot
 from node.storage.store import StorageError
 from protocol import txtypes, versions
 from tests.node.cluster import cluster
+from tests.waiting import wait_until
 
 MONITORING = pathlib.Path(__file__).resolve().parents[2] / "monitoring"
 
@@ -107,6 +108,15 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
         bad = dataclasses.replace(steps[0].tx, chain_id="other-chain")
         assert not leader.intake.submit(bad).accepted
         height = await c.wait_same_tip()
+        # Scrape with no block of the leader's in flight (pipeline of depth one): its Raft
+        # writes go to a worker thread, so a scrape may otherwise fall between a proposal and
+        # its commit, and the proposed and propose-to-commit counts differ by that one block.
+        def settled() -> bool:
+            return leader.orderer is not None and leader.orderer._proposal is None
+
+        while not settled():  # checked again after each wait: the scrape below does not yield
+            await wait_until(settled, 10, what="the leader's last proposal committed")
+            height = await c.wait_same_tip(min_height=height)
         leader.rpc.metrics.observe("submit", "ok", 0.004)
 
         scraped = {name: samples(n) for name, n in c.nodes.items()}
