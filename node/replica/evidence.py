@@ -9,8 +9,8 @@ the attestations it hears and stores a certificate per block it holds.
   height is a multiple of ATTEST_EVERY_BLOCKS, when ATTEST_INTERVAL_MS passed since it last
   sent one, or when the block is still its tip ATTEST_IDLE_S later: every orderer picks the
   same heights, and a certificate of block h vouches for its ancestors (hash-linked), so
-  followers need not hear of every block. Orderers need no one
-  else's attestation: Raft is their evidence.
+  followers need not hear of every block. Orderers need no one else's attestation: Raft is
+  their evidence.
 - A node takes attestations: for a height it already holds, merged into the stored
   certificate (once the block hash matches); for a height ahead of its tip, kept in a bounded
   `AttestationPool` until the block arrives (a follower) or forgotten.
