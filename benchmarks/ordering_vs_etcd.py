@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from node.cli.bench import proc_cpu_s, proc_hwm_mb
+from node.cli.procstat import proc_cpu_s, proc_hwm_mb
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HERE = pathlib.Path(__file__).resolve()

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from node.cli import bench_report
+from node.cli.procstat import machine_busy_s, proc_cpu_s, proc_hwm_mb, proc_rss_mb
 from protocol.errors import CrossbillError
 
 BATCH_TXS_MAX: Final = 100            # the node's default [rpc] batch_requests_max
@@ -446,47 +447,6 @@ def _commit_all(client: Any, txs: list[Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ measuring
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds (0 if it is gone)."""
-    try:
-        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine (every core) spent busy since boot (/proc/stat)."""
-    try:
-        fields = pathlib.Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0.0
-    ticks = [int(f) for f in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)   # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_hwm_mb(pid: int) -> float:
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def proc_rss_mb(pid: int) -> float:
-    """Current resident memory of a process (VmRSS, not the high-water mark); 0 if gone."""
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def sample(pids: list[int]) -> bench_report.Sample:

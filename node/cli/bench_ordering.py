@@ -51,7 +51,7 @@ from typing import Any, Final
 
 import trio
 
-from node.cli.bench import machine_busy_s, proc_cpu_s, proc_hwm_mb
+from node.cli.procstat import machine_busy_s, proc_cpu_s, proc_hwm_mb
 from node.p2p import network as net
 from node.p2p.host import P2PNode, attach_libp2p_logging
 from node.p2p.identity import generate_seed, key_pair_from_seed, peer_id_from_seed
