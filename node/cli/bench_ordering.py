@@ -33,7 +33,6 @@ every submitted entry committed, every node applied the whole log.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import math
@@ -380,11 +379,8 @@ class OrderingServer:
         if rd.entries:
             self.stats["readys_with_entries"] += 1
             self.stats["entries_persisted"] += len(rd.entries)
-        if rd.must_sync:  # as the Orderer: a synced write in a worker thread, others inline
-            await trio.to_thread.run_sync(functools.partial(
-                self.storage.save_raft, rd.hard_state, rd.entries, rd.snapshot, sync=True))
-        else:
-            self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot, sync=False)
+        # as the Orderer: one batch, synced only when the Ready must be
+        self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync)
         for msg in rd.messages:
             outbox = self._outbox(msg.dst)
             if outbox is None:

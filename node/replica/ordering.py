@@ -29,7 +29,6 @@ their inputs, calls them and carries them out:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import random
 import time
@@ -462,17 +461,13 @@ class Orderer:
             ref = decode_snapshot_ref(rd.snapshot.data)
             if ref is not None and ref.height > self.chain.height:
                 await self._catch_up(ref.height, ref.hash)
-        # A synced write goes off the event loop: Raft messages, proposals and RPCs are read
-        # during the fsync, so the next Ready carries more entries. A Ready that only moves the
-        # commit index is written unsynced, here (must_sync, as etcd: the next synced write of
-        # this LevelDB makes it durable, and losing it only lowers the commit index read back),
-        # and one with nothing to persist (a heartbeat's) costs nothing: a thread hop costs
-        # about two signature checks of CPU, ten times a second per peer when idle.
-        if rd.must_sync:
-            await trio.to_thread.run_sync(functools.partial(
-                self.storage.save_raft, rd.hard_state, rd.entries, rd.snapshot, sync=True))
-        else:
-            self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot, sync=False)
+        # One batch per Ready, synced only when the Ready must be (entries, term, vote or a
+        # snapshot): one that only moves the commit index is written unsynced, as etcd does; the
+        # next synced write of this LevelDB makes it durable, and losing it only lowers the
+        # commit index read back (`commit_index_on_restart`). The write stays on the event loop:
+        # a worker thread per synced write let more entries into each Ready in the ordering-only
+        # bench, but the in-process cluster tests then saw elections under CI's load (ADR 0032).
+        self.storage.save_raft(rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync)
         for msg in rd.messages:
             outbox = self._outbox(msg.dst)
             if outbox is None:

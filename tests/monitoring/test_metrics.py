@@ -111,9 +111,9 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
         first = leader  # took the transaction for another chain, and the RPC observation
         first.rpc.metrics.observe("submit", "ok", 0.004)
 
-        # Scrape with no block of the leader's in flight (pipeline of depth one): its Raft
-        # writes go to a worker thread, so a scrape may otherwise fall between a proposal and
-        # its commit, and the proposed and propose-to-commit counts differ by that one block.
+        # Scrape with no block of the leader's in flight (pipeline of depth one): a scrape may
+        # otherwise fall between a proposal and its commit, and the proposed and
+        # propose-to-commit counts differ by that one block (CI saw 20 against 21).
         # The leader is looked up again: on a loaded machine leadership may have moved.
         def settled() -> Any:
             lead = c.leader()
