@@ -48,6 +48,10 @@ ACCESS_TEXT: Final = {
 WRITE_TEXT: Final = ("A write method: it needs a signed request (RFC 9421 HTTP Message "
                      "Signatures, ADR 0033) whenever the node requires client authentication; "
                      "without one it answers -32001.")
+# What to do with a rejected receipt (tx.submit's reject_as_error answers it as an error).
+REJECTED_TEXT: Final = ("The transaction is committed and changed nothing: read data.code "
+                        "(protocol/ledger/codes.py), correct the cause and submit a new "
+                        "transaction with a new nonce.")
 INVALID_PARAMS_TEXT: Final = ("-32602 (Invalid params): a parameter is missing, unknown or out "
                               "of its bounds and the message names it; fix the request, "
                               "nothing was done.")
@@ -63,6 +67,8 @@ def description(m: Method) -> str:
                for code in m.errors]
     if errors:
         parts.append("Errors: " + " ".join(errors))
+    if any(code in m.errors for code, _, _ in E.REJECTION_FAMILIES):
+        parts.append(REJECTED_TEXT)
     return " ".join(parts)
 
 
@@ -86,6 +92,14 @@ def _error(code: int) -> dict[str, Any]:
     return {"code": code, "message": message, "data": {"description": text}}
 
 
+def _param_description(m: Method, p: jsonrpc.Param) -> str:
+    text = p.description or schema.PARAM_DOCS.get(p.name)
+    if not text:
+        raise ValueError(f"{m.name}: parameter {p.name} has no description (give its Param "
+                         "one, or add it to node.rpc.schema.PARAM_DOCS)")
+    return text
+
+
 def _method(m: Method, examples: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": m.name,
@@ -93,7 +107,7 @@ def _method(m: Method, examples: list[dict[str, Any]]) -> dict[str, Any]:
         "description": description(m),
         "paramStructure": "either",
         "params": [{"name": p.name, "required": p.required, "schema": p.schema,
-                    **({"description": p.description} if p.description else {})}
+                    "description": _param_description(m, p)}
                    for p in m.param_specs],
         "result": {"name": "result", "schema": m.result or {}},
     }

@@ -164,3 +164,34 @@ COMPACTION: Final = view(bytes_before=INT, bytes_after=INT, seconds={"type": "nu
 DOCUMENT: Final = record_view("document", records.SupportingDocument, used=AMOUNT,
                               remaining=AMOUNT, live=LIVE)
 CAPITAL: Final = record_view("payment", records.CapitalPayment)
+
+# What a parameter means where its method does not say more (the OpenRPC document).
+PARAM_DOCS: Final[dict[str, str]] = {
+    "limit": "at most this many items",
+    "uscc": "the enterprise's unified social credit code (18 characters, GB 32100-2015)",
+    "id": "the record's id (with kind)",
+    "kind": "the record kind",
+    "bank": "the bank's institution id",
+    "reader": "the reading institution or enterprise",
+    "owner": "an institution id or an enterprise's USCC",
+    "institution": "the institution id",
+    "exporter": "the exporter's USCC",
+    "enterprise": "the enterprise's USCC, if the record concerns one",
+    "credit_file": "the USCC whose credit file the record joins, if any",
+    "recorder": "the institution that writes the record",
+    "tx_id": "the transaction's id: 32 bytes as lowercase hex (docs/adr/0002)",
+    "height": "a block height (1 is the first block after genesis)",
+    "hash": "a block's hash: 32 bytes as lowercase hex",
+    "from_height": "start at this block height (the previous page's next_from_height)",
+    "from_index": "and this transaction index in it (the previous page's next_from_index)",
+    "base": "ISO 4217 code of the base currency",
+    "quote": "ISO 4217 code of the quote currency",
+    "subscription": "the id sub.* answered",
+    "declaration_no": "the customs declaration's number",
+    "financing_id": "the financing's id",
+    "payment_id": "the payment's id",
+    "proceeds_id": "the inbound proceeds' id",
+    "form_no": "the tax filing form's number",
+    "policy_id": "the insurance policy's id",
+    "document_id": "the supporting document's id",
+}

@@ -102,6 +102,7 @@ def test_the_document_is_valid_openrpc() -> None:
 def test_every_method_is_described_with_errors_and_examples() -> None:
     for m in stored()["methods"]:
         assert m["summary"] and m["x-access"] in m["description"], m["name"]
+        assert all(p["description"] for p in m["params"]), m["name"]
         for code in (e["code"] for e in m.get("errors", [])):
             assert E.ERROR_DOCS[code][1] in m["description"], (m["name"], code)
         assert m["examples"], f"{m['name']} has no example"
