@@ -1,7 +1,7 @@
 """Every example of docs/openrpc.json is a live node's answer, and stays one.
 
 The test walks a deterministic scenario (docs/domain.md §6's headline workflow of
-node/cli/demo.py: fixed record ids, a fixed enterprise key and nonces) on a consortium in one
+node/cli/demo.py: fixed record ids, fixed signing keys, counter nonces) on a consortium in one
 process with a real RPC server, then sends each method's example request: over HTTP, over the
 WebSocket (sub.*), from loopback (admin.*). Each answer must validate against the method's
 result schema and have the shape of the recorded example (node/rpc/openrpc_examples.json,
@@ -22,6 +22,7 @@ tests/rpc/test_capital_methods.py and tests/rpc/test_insurance_rpc.py).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import pathlib
@@ -40,16 +41,19 @@ from node.rpc.openrpc import standalone_dispatcher
 from protocol import codec, crypto
 from tests.ledger.helpers import BANK_A, REG, Chain
 from tests.ledger.helpers import EXPORTER as V2_EXPORTER
+from tests.node.cluster import cluster
 from tests.rpc import test_capital_methods as capital_rpc
-from tests.rpc.harness import call, rpc_cluster
+from tests.rpc.harness import MEMBERS, RPC_NODE, call
 from tests.rpc.test_capital_methods import cap  # noqa: F401  (a fixture)
 from tests.rpc.test_http import host_port
 from tests.rpc.test_insurance_rpc import ledger  # noqa: F401  (a fixture)
 from tests.rpc.test_openrpc import result_validator
 
 RECORD = os.environ.get("CROSSBILL_RECORD_EXAMPLES") == "1"
-# The exporter's signing key: fixed, so the scenario's enterprise key is the same every run.
+# Fixed signing keys, so that keys, key ids and encryption keys are the same in every run.
 ENTERPRISE_SEED = bytes(range(1, 33))
+KEYS = {m.id: crypto.PrivateKey(hashlib.sha256(f"openrpc example {m.id}".encode()).digest())
+        for m in MEMBERS}
 WAIT_MS = 10_000
 
 
@@ -92,8 +96,11 @@ def same_shape(got: Any, want: Any, path: str = "result") -> list[str]:
 
 async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
     out: list[Exchange] = []
-    async with rpc_cluster(tmp_path) as rc:
-        config, keys = rc.c.config, rc.c.keys
+    async with cluster(tmp_path, MEMBERS, keys=KEYS) as c:
+        port = await c.nursery.start(c.nodes[RPC_NODE].rpc.serve, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{port}/"
+        await c.wait_leader()
+        config, keys = c.config, c.keys
         bank, regulator = "bank.boc-qd", "regulator.safe-qd"
         counter = itertools.count(1)
         steps = headline_steps(config, keys, int(time.time() * 1000),
@@ -102,7 +109,7 @@ async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
 
         async def http(method: str, params: dict[str, Any], name: str,
                        description: str = "") -> Any:
-            reply = await call(rc.url, method, params)
+            reply = await call(url, method, params)
             assert "result" in reply, (method, params, reply)
             out.append(Exchange(method, name, params, reply["result"], description))
             return reply["result"]
@@ -120,7 +127,7 @@ async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
                                  "receipt", "the headline's step 5: the bank opens the CNY "
                                  "financing against the USD declarations")
             else:
-                reply = await call(rc.url, "tx.submit", params)
+                reply = await call(url, "tx.submit", params)
                 got = reply["result"]
             assert got["status"] == "committed" and got["receipt"]["code"] == step.expect_code
             committed.setdefault(step.tx.type, got)
@@ -172,7 +179,7 @@ async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
         doc = await http("rpc.discover", {}, "this document")
         doc.update(methods=doc["methods"][:1], components={})  # abbreviated: it is this one
         out[-1].description = "abbreviated here: the methods after the first, and components"
-        out += await _websocket(rc.url, opened["tx_id"], signed)
+        out += await _websocket(url, opened["tx_id"], signed)
     return out
 
 
