@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from node.rpc import views
 from node.rpc.docschema import Components, nullable
+from node.storage import backup
 from protocol import limits, types
 from protocol.ledger import queries, records
 from protocol.sealed import Recipient
@@ -66,12 +67,21 @@ TX_LIST: Final = {"type": "object", "required": ["items"], "properties": {
 BLOCK: Final = {"type": "object", "required": ["hash", "block", "receipts"], "properties": {
     "hash": HEX32, "block": of(types.Block), "receipts": {"type": "array", "items": RECEIPT}},
     "additionalProperties": False}
+NAMES: Final = {"type": "array", "items": STRING}
 STATUS: Final = {"type": "object", "required": ["height", "state_root", "role", "leader",
                                                 "peers", "catching_up"], "properties": {
-    "institution": {"type": "string"}, "role": {"type": "string"},
-    "height": {"type": "integer"}, "state_root": HEX32, "tip_hash": HEX32,
-    "leader": {"type": "string"}, "peers": {"type": "array", "items": {"type": "string"}},
-    "catching_up": BOOL, "best_known_height": {"type": "integer"},
+    "institution": STRING, "role": STRING,
+    "orderer": {"type": "boolean", "description": "this node is an orderer (a bank's)"},
+    "height": INT, "tip_hash": HEX32, "state_root": HEX32,
+    "block_time_ms": {**INT, "description": "the last block's time"},
+    "leader": {"type": "string", "description": "the Raft leader it knows (empty: none)"},
+    "is_leader": BOOL, "raft_term": INT,
+    "raft_members": {"type": "object", "description": "Raft voters and learners (orderers)",
+                     "properties": {"voters": NAMES, "learners": NAMES},
+                     "additionalProperties": False},
+    "orderers": NAMES, "peer_id": STRING, "peers": NAMES,
+    "catching_up": BOOL, "best_known_height": INT, "mempool_txs": INT,
+    "chain_id": STRING, "genesis_hash": HEX32,
     "protocol_version": {"type": "integer", "minimum": 1},
     "upgrade_required": {"type": ["string", "null"]},
     "storage_error": {"type": ["string", "null"]},
@@ -79,10 +89,11 @@ STATUS: Final = {"type": "object", "required": ["height", "state_root", "role", 
     # this node's [tuning] overrides.
     "timing": {"type": "object", "properties": {
         **{key: {"type": "integer"} for key in TIMING_KEYS},
-        "from_genesis": BOOL, "overridden": {"type": "array", "items": {"type": "string"}}}}}}
-HEALTH: Final = {"type": "object", "required": ["ok"], "properties": {
-    "ok": BOOL, "height": {"type": "integer"}, "catching_up": BOOL,
-    "leader": {"type": "string"}}}
+        "from_genesis": BOOL, "overridden": NAMES}, "additionalProperties": False},
+    "counters": {"type": "object", "description": "each component's counters (what the "
+                 "Prometheus metrics read; docs/adr/0009)",
+                 "additionalProperties": {"type": "object"}}},
+    "additionalProperties": False}
 READ_AUTH: Final = {"type": "object", "required": ["reader", "key_id", "ts_ms", "signature"],
                     "properties": {"reader": {"type": "string"}, "key_id": {"type": "string"},
                                    "ts_ms": {"type": "integer"},
@@ -108,6 +119,7 @@ def record_view(field_name: str, cls: type, **extra: Any) -> dict[str, Any]:
     return view(**{field_name: of(cls)}, **extra, history=HISTORY)
 
 
+HEALTH: Final = view(ok=BOOL, height=INT, catching_up=BOOL, leader=STRING)
 AMOUNT: Final = {"type": "integer", "minimum": 0, "maximum": limits.AMOUNT_MINOR_MAX,
                  "description": "minor units (cents)"}
 LIVE: Final = {"type": "boolean", "description": "live at the time of the query"}
@@ -158,8 +170,7 @@ FILE_KEYS: Final = view(uscc=USCC, epoch=INT, epochs={"type": "array",
                                                       "items": of(records.CreditFileKey)})
 RECIPIENTS: Final = view(recipients={"type": "array", "items": of(Recipient)})
 BACKUP: Final = view(name=STRING, dir=STRING, bytes=INT, seconds={"type": "number"},
-                     manifest={"type": "object", "description": "the backup's manifest "
-                               "(node/storage/backup.py)"})
+                     manifest=of(backup.Manifest))
 COMPACTION: Final = view(bytes_before=INT, bytes_after=INT, seconds={"type": "number"})
 DOCUMENT: Final = record_view("document", records.SupportingDocument, used=AMOUNT,
                               remaining=AMOUNT, live=LIVE)
