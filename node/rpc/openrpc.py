@@ -57,6 +57,14 @@ INVALID_PARAMS_TEXT: Final = ("-32602 (Invalid params): a parameter is missing, 
                               "nothing was done.")
 
 
+def errors_of(m: Method) -> tuple[int, ...]:
+    """The method's application errors, with -32001 where the dispatcher can refuse the
+    caller (a write without a credential; a member read where reads need one)."""
+    refusable = m.write or m.access == ACCESS_MEMBER
+    return m.errors + ((E.UNAUTHORIZED,) if refusable and E.UNAUTHORIZED not in m.errors
+                       else ())
+
+
 def description(m: Method) -> str:
     """What the method does, who may call it, and what to do with each of its errors."""
     parts = [m.summary, ACCESS_TEXT[m.access]]
@@ -64,7 +72,7 @@ def description(m: Method) -> str:
         parts.append(WRITE_TEXT)
     errors = [INVALID_PARAMS_TEXT] if m.param_specs else []
     errors += [f"{code} ({E.ERROR_DOCS[code][0]}): {E.ERROR_DOCS[code][1]}."
-               for code in m.errors]
+               for code in errors_of(m)]
     if errors:
         parts.append("Errors: " + " ".join(errors))
     if any(code in m.errors for code, _, _ in E.REJECTION_FAMILIES):
@@ -116,9 +124,9 @@ def _method(m: Method, examples: list[dict[str, Any]]) -> dict[str, Any]:
     # public: anyone; member: a client credential or loopback (unless [rpc] anonymous_reads);
     # proof: the request proves who reads (ADR 0024)
     out["x-access"] = m.access
-    if m.errors:
+    if errors_of(m):
         # inline (a reader sees the codes), the same objects as components.errors
-        out["errors"] = [_error(c) for c in m.errors]
+        out["errors"] = [_error(c) for c in errors_of(m)]
     if examples:
         out["examples"] = [_pairing(e) for e in examples]
     return out

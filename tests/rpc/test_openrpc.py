@@ -105,6 +105,8 @@ def test_every_method_is_described_with_errors_and_examples() -> None:
         assert all(p["description"] for p in m["params"]), m["name"]
         for code in (e["code"] for e in m.get("errors", [])):
             assert E.ERROR_DOCS[code][1] in m["description"], (m["name"], code)
+        if m["x-access"] == "member" or m.get("x-requires-client-credential"):
+            assert E.UNAUTHORIZED in [e["code"] for e in m["errors"]], m["name"]
         assert m["examples"], f"{m['name']} has no example"
         assert m["result"]["schema"] != {"type": "object"}, f"{m['name']}: bare object"
 
