@@ -32,13 +32,20 @@ from node.rpc.jsonrpc import (
     ACCESS_PROOF,
     ACCESS_PUBLIC,
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     CallContext,
     Dispatcher,
     Param,
     RpcError,
     invalid_params,
 )
-from node.rpc.subs import PARTY_MESSAGE_EVENTS_MAX, Hub, SubscriptionError
+from node.rpc.subs import (
+    BACKFILL_BLOCKS_MAX,
+    PARTY_MESSAGE_EVENTS_MAX,
+    Hub,
+    SubscriptionError,
+    block_summary,
+)
 from node.storage import backup
 from node.storage.store import StorageError, TxRecord
 from protocol import codec, limits, types, versions
@@ -519,8 +526,36 @@ class Api:
         return ctx.session
 
     async def sub_blocks(self, params: dict[str, Any], ctx: CallContext) -> int:
+        """New blocks; with `from_height`, the committed blocks from that height first (at
+        most `BACKFILL_BLOCKS_MAX`), then the live ones, without a gap or a repeat: how a
+        client resumes after a disconnect."""
         session = self._session(ctx)
-        return self._subscribe(lambda: self.hub.subscribe_blocks(session))
+        if params.get("from_height") is None:
+            return self._subscribe(lambda: self.hub.subscribe_blocks(session))
+        start = _int(params, "from_height", 1, 1, 2**63 - 1)
+        # Nothing awaits between the chain applying a block and the hub hearing of it
+        # (Node._on_block), so this height and the hub's events join exactly.
+        tip_height = self.intake.chain.height
+        if start > tip_height + 1:
+            raise invalid_params(f"from_height {start} is past the next block "
+                                 f"({tip_height + 1})")
+        if tip_height + 1 - start > BACKFILL_BLOCKS_MAX:
+            raise RpcError(INVALID_PARAMS, f"Invalid params: from_height {start} is "
+                           f"{tip_height + 1 - start} blocks behind the next block; at most "
+                           f"{BACKFILL_BLOCKS_MAX} are replayed: read the earlier ones with "
+                           "block.get, then subscribe from a later height",
+                           {"tip_height": tip_height, "backfill_blocks_max": BACKFILL_BLOCKS_MAX})
+        sub_id = self._subscribe(lambda: self.hub.subscribe_blocks(session, hold=True))
+        replay = []  # blocks applied from here on are held by the hub, not lost
+        for height in range(start, tip_height + 1):
+            block = self.storage.block(height)
+            if block is None:  # pruned or not yet stored: tell, rather than leave a gap
+                self.hub.unsubscribe(session, sub_id)
+                raise RpcError(E.NOT_FOUND, f"block {height} is not in this node's store")
+            replay.append(block_summary(block))
+            await trio.lowlevel.checkpoint()
+        session.after_reply(lambda: self.hub.release(sub_id, replay))
+        return sub_id
 
     async def sub_tx(self, params: dict[str, Any], ctx: CallContext) -> int:
         session = self._session(ctx)
@@ -777,9 +812,12 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         Param("credit_file", s.USCC)),
         summary="Whom a record must be sealed to: the recorder, every regulator, the "
         "enterprise if it holds a key, the credit file's current key.", result=s.OBJECT)
-    add("sub.blocks", api.sub_blocks, summary="Subscribe to new blocks (WebSocket only); "
-        "events arrive as sub.event notifications.", result=s.SUB_ID,
-        errors=(E.WEBSOCKET_ONLY, E.BUSY))
+    add("sub.blocks", api.sub_blocks, (
+        Param("from_height", s.int_range(1, None), description="Replay the committed blocks "
+              f"from this height (at most {BACKFILL_BLOCKS_MAX} behind the next block) before "
+              "the live ones, without a gap or a repeat: resuming after a disconnect."),),
+        summary="Subscribe to new blocks (WebSocket only); events arrive as sub.event "
+        "notifications.", result=s.SUB_ID, errors=(E.WEBSOCKET_ONLY, E.BUSY, E.NOT_FOUND))
     add("sub.tx", api.sub_tx, (Param("tx_id", s.HEX32, True),),
         summary="Subscribe to one transaction's commit (one event, WebSocket only).",
         result=s.SUB_ID, errors=(E.WEBSOCKET_ONLY, E.BUSY))
