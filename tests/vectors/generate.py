@@ -84,7 +84,7 @@ def _dump(body: dict[str, Any]) -> bytes:
 def _header() -> types.BlockHeader:
     return types.BlockHeader(CHAIN_ID, 1, digest_of("genesis"), 0, crypto.merkle_root([]),
                              crypto.merkle_root([]), digest_of("state"), T0_MS, parties.BANK,
-                             key_of(parties.BANK).key_id, 0, limits.INT_MAX)
+                             key_of(parties.BANK).key_id, 0, 7)
 
 
 def _config() -> types.ConsortiumConfig:
@@ -136,9 +136,12 @@ def codec_cases() -> list[Case]:
         c("receipt-quote-backslash-slash", "valid", "Receipt", _dump(_receipt(
             status="rejected", code="BAD_INPUT", message='say "no" \\ a/b')),
           True, "only '\"' and '\\' are escaped (as \\\" and \\\\); '/' is not"),
-        c("block-header-int64", "valid", "BlockHeader", header, True,
-          "integers as plain decimals; raft_index is 2^63-1, the largest integer (beyond "
-          "JavaScript's Number.MAX_SAFE_INTEGER: parse with BigInt)"),
+        c("block-header", "valid", "BlockHeader", header, True,
+          "integers as plain decimals, 0 included"),
+        c("block-header-int64", "valid", "BlockHeader",
+          codec.encode(dataclasses.replace(_header(), raft_index=limits.INT_MAX)), True,
+          "raft_index is 2^63-1, the largest integer (beyond JavaScript's "
+          "Number.MAX_SAFE_INTEGER: parse such values with BigInt)"),
         c("tx", "valid", "Tx", tx_text, True,
           "a whole transaction: the payload is a nested object, its schema chosen by \"type\""),
         c("tx-with-list", "valid", "Tx", apply_tx.encoded, True,

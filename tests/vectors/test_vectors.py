@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pathlib
+import shutil
+import subprocess
 from typing import Any
 
 import orjson
@@ -35,6 +38,8 @@ CODEC_KINDS = {"valid", "key-order", "whitespace", "duplicate-key", "needless-es
                "number-spelling", "not-json", "top-level", "version", "size", "fields",
                "integer", "type", "bytes", "string", "list", "absent-when-null", "schema"}
 VECTORS_BYTES_MAX = 1024 * 1024
+CHECK_JS = pathlib.Path(__file__).with_name("check_vectors.mjs")
+NODE_RUN_S = 60
 
 
 def load(name: str) -> Any:
@@ -308,3 +313,32 @@ def test_signed_read_vector(vector: dict[str, Any]) -> None:
         assert exc.reason == vector["error"]["reason"]
     else:
         assert vector["valid"]
+
+
+# ---------------------------------------------------------------------------- in JavaScript
+
+
+def _check_in_node(vectors_dir: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node, "Node.js is missing: ./dev setup installs Debian's nodejs"
+    return subprocess.run([node, str(CHECK_JS), str(vectors_dir)], capture_output=True,
+                          text=True, timeout=NODE_RUN_S, check=False)
+
+
+def test_vectors_check_out_in_javascript() -> None:
+    """A JavaScript client with Node.js's standard library alone reproduces the encodings,
+    ids, hashes, signatures and proofs from the files."""
+    done = _check_in_node(VECTORS_DIR)
+    assert done.returncode == 0, done.stderr
+    assert f"transactions.json: {len(txtypes.REGISTRY)} transactions" in done.stdout
+
+
+def test_javascript_check_notices_a_wrong_vector(tmp_path: pathlib.Path) -> None:
+    for path in VECTORS_DIR.glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    doc = load("transactions.json")
+    doc["vectors"][3]["tx_id"] = doc["vectors"][4]["tx_id"]
+    (tmp_path / "transactions.json").write_text(json.dumps(doc))
+    done = _check_in_node(tmp_path)
+    assert done.returncode == 1
+    assert f"id of {doc['vectors'][3]['type']}" in done.stderr
