@@ -4,7 +4,9 @@
 // It prints one line per file and exits 1 at the first vector that does not check out.
 // (tests/vectors/test_vectors.py runs it; docs/vectors/README.md describes the files.)
 
-import { createHash, createPublicKey, verify } from "node:crypto";
+import {
+  createDecipheriv, createHash, createPrivateKey, createPublicKey, verify,
+} from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -177,3 +179,39 @@ for (const v of reads.vectors) {
   check(ed25519Verifies(v.signing_public_key, message, auth.signature), `read ${v.name}`);
 }
 console.log(`signed-reads.json: ${reads.vectors.length} requests`);
+
+// sealed.json: plain hash, context, AES-256-GCM, and the X25519 keys of version 1. Opening the
+// boxes (libsodium's crypto_box_seal: XSalsa20-Poly1305) needs libsodium: Node.js has no
+// XSalsa20.
+const sealed = load("sealed.json");
+const X25519_PKCS8_PREFIX = hex("302e020100300506032b656e04220420");
+for (const v of sealed.vectors) {
+  const plain = utf8(v.plain);
+  check(canonical({ ...v.details, v: 1 }) === v.plain, `plain of ${v.tx_type}`);
+  check(sha256(hex(sealed.plain_prefix_hex), plain).toString("hex") === v.plain_hash,
+        `plain_hash of ${v.tx_type}`);
+  const aad = Buffer.concat([hex(sealed.context_prefix_hex),
+    utf8(canonical({ record_id: v.record_id, record_kind: v.record_kind, v: 1 }))]);
+  check(aad.toString("hex") === v.aad_hex, `context of ${v.tx_type}`);
+  const ciphertext = hex(v.ciphertext);
+  const decipher = createDecipheriv("aes-256-gcm", hex(v.data_key), hex(v.nonce));
+  decipher.setAAD(aad);
+  decipher.setAuthTag(ciphertext.subarray(ciphertext.length - 16));
+  const opened = Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - 16)),
+                                decipher.final()]);
+  check(opened.equals(plain), `AES-GCM of ${v.tx_type}`);
+  for (const w of v.wraps) {
+    const signer = txs.vectors.find((t) => t.signer === w.party);
+    const scalar = createHash("sha512").update(hex(signer.seed)).digest().subarray(0, 32);
+    scalar[0] &= 248;
+    scalar[31] &= 127;
+    scalar[31] |= 64;
+    check(scalar.toString("hex") === w.recipient_private_key, `X25519 key of ${w.party}`);
+    const privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, scalar]),
+                                          format: "der", type: "pkcs8" });
+    const x = createPublicKey(privateKey).export({ format: "jwk" }).x;
+    check(Buffer.from(x, "base64url").toString("hex") === w.recipient_public_key,
+          `X25519 public key of ${w.party}`);
+  }
+}
+console.log(`sealed.json: ${sealed.vectors.length} sealed fields`);

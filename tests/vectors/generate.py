@@ -16,9 +16,10 @@ from typing import Any, Final
 
 import orjson
 
+from node.client import sealing
 from node.credentials import read_message, sign_read
 from node.rpc import auth
-from protocol import codec, crypto, limits, txtypes, types
+from protocol import codec, crypto, limits, sealed, txtypes, types
 from protocol.errors import DecodeError
 from protocol.ledger import keys, smt
 from tests.vectors import parties
@@ -635,6 +636,102 @@ def signed_read_vectors() -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------- sealed.json
+
+# The sealed fields of the vectors: (transaction type, record id, plain details).
+SEALED_CASES: Final = (
+    ("declaration.register", "DEC-2026-0001",
+     txtypes.DeclarationDetails(digest_of("salt/declaration")[:limits.SEALED_SALT_BYTES],
+                                "Hamburg Buyer GmbH", "DE", "machine parts, 40 crates")),
+    ("financing.open", "FIN-2026-0001",
+     txtypes.FinancingTerms(digest_of("salt/terms")[:limits.SEALED_SALT_BYTES], 450, 1_000_00,
+                            "pre-shipment financing", "LC 77/2026")),
+)
+
+
+def _seal_case(tx_type: str, record_id: str, details: Any) -> dict[str, Any]:
+    field = txtypes.SEALED_FIELDS[tx_type]
+    data_key = digest_of(f"data key/{record_id}")
+    nonce = digest_of(f"nonce/{record_id}")[:limits.SEALED_NONCE_BYTES]
+    aad = sealed.context(field.record_kind, record_id)
+    ciphertext, plain_hash = sealed.encrypt(details, data_key, nonce, aad)
+    party_names = (parties.signer_of(tx_type), parties.EXPORTER, parties.REGULATOR)
+    wraps, wrapped = [], []
+    for party in party_names:
+        ephemeral = digest_of(f"ephemeral/{record_id}/{party}")
+        wrapped_key = sealing.wrap(data_key, parties.recipient(party),
+                                   lambda n, e=ephemeral: e[:n])
+        private = sealing.Keyring.from_signing_key(party, key_of(party)).private(1)
+        assert sealed.unwrap(wrapped_key, private) == data_key
+        wrapped.append(wrapped_key)
+        wraps.append({"party": party, "key_version": 1,
+                      "recipient_private_key": private.hex(),
+                      "recipient_public_key": parties.recipient(party).public_key.hex(),
+                      "ephemeral_seed": ephemeral.hex(), "box": wrapped_key.box.hex()})
+    value = sealed.Sealed(nonce, ciphertext, plain_hash, tuple(wrapped))
+    assert sealed.decrypt(value, data_key, aad, type(details)) == details
+    return {"tx_type": tx_type, "field": field.field, "record_kind": field.record_kind,
+            "record_id": record_id, "details_class": type(details).__name__,
+            "details": codec.to_json(details), "plain": codec.encode(details).decode(),
+            "plain_hash": plain_hash.hex(), "aad_hex": aad.hex(), "data_key": data_key.hex(),
+            "nonce": nonce.hex(), "ciphertext": ciphertext.hex(), "wraps": wraps,
+            "sealed": codec.to_json(value)}
+
+
+def _sealed_refusals(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sealed fields that do not open, each with the error the client library gives: the
+    inputs of `sealed.decrypt` (or `sealed.unwrap`) with one of them wrong."""
+    value = codec.from_json(sealed.Sealed, case["sealed"])
+    details_cls = txtypes.SEALED_FIELDS[case["tx_type"]].details
+    data_key = bytes.fromhex(case["data_key"])
+    aad = bytes.fromhex(case["aad_hex"])
+    other_aad = sealed.context(case["record_kind"], case["record_id"] + "-B")
+    out = []
+    for name, note, ciphertext, plain_hash, context in (
+        ("tampered-ciphertext", "one bit of the ciphertext changed", _flip(value.ciphertext),
+         value.plain_hash, aad),
+        ("moved-to-another-record", "decrypted under another record's context",
+         value.ciphertext, value.plain_hash, other_aad),
+        ("wrong-plain-hash", "plain_hash does not match the plain text", value.ciphertext,
+         _flip(value.plain_hash), aad),
+    ):
+        attempt = dataclasses.replace(value, ciphertext=ciphertext, plain_hash=plain_hash)
+        try:
+            sealed.decrypt(attempt, data_key, context, details_cls)
+        except sealed.SealedError as exc:
+            out.append({"name": name, "note": note, "data_key": data_key.hex(),
+                        "nonce": value.nonce.hex(), "ciphertext": ciphertext.hex(),
+                        "plain_hash": plain_hash.hex(), "aad_hex": context.hex(),
+                        "error": str(exc)})
+        else:
+            raise AssertionError(f"sealed refusal {name} opened")
+    stranger = sealing.Keyring.from_signing_key("stranger", key_of("stranger")).private(1)
+    try:
+        sealed.unwrap(value.keys[0], stranger)
+    except sealed.SealedError as exc:
+        out.append({"name": "wrong-private-key", "note": "a box opened with another key",
+                    "party": value.keys[0].party, "key_version": value.keys[0].key_version,
+                    "box": value.keys[0].box.hex(), "recipient_private_key": stranger.hex(),
+                    "error": str(exc)})
+    else:
+        raise AssertionError("a box opened with a stranger's key")
+    return out
+
+
+def sealed_vectors() -> dict[str, Any]:
+    cases = [_seal_case(*c) for c in SEALED_CASES]
+    return {
+        "format": FORMAT,
+        "description": "Sealed fields (docs/adr/0024-sealed-fields-and-audited-credit-reads"
+                       ".md, protocol/sealed.py): details encrypted with AES-256-GCM under a "
+                       "data key, the key wrapped to each party in a libsodium sealed box.",
+        "plain_prefix_hex": crypto.hash_domain_prefix(crypto.DOMAIN_SEALED_PLAIN).hex(),
+        "context_prefix_hex": crypto.hash_domain_prefix(crypto.DOMAIN_SEALED_CONTEXT).hex(),
+        "vectors": cases,
+        "refused": _sealed_refusals(cases[0]),
+    }
+
+
 # ---------------------------------------------------------------------------- all files
 
 
@@ -647,5 +744,6 @@ def build() -> dict[str, bytes]:
         "blocks.json": lambda: block_vectors(txs),
         "merkle.json": lambda: merkle_vectors(txs),
         "signed-reads.json": signed_read_vectors,
+        "sealed.json": sealed_vectors,
     }
     return {name: render(make()) for name, make in makers.items()}

@@ -19,12 +19,16 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nacl.bindings import crypto_box_seed_keypair
 from nacl.exceptions import BadSignatureError
+from nacl.public import PrivateKey as BoxPrivateKey
+from nacl.public import SealedBox
 from nacl.signing import VerifyKey
 
 from node.credentials import read_message
 from node.rpc import auth
-from protocol import codec, crypto, genesis, txtypes, types, versions
+from protocol import codec, crypto, genesis, limits, sealed, txtypes, types, versions
 from protocol.errors import DecodeError, ValidationError
 from protocol.ledger import smt
 from protocol.validation import validate_basic_block, validate_basic_tx, validate_chain_link
@@ -313,6 +317,71 @@ def test_signed_read_vector(vector: dict[str, Any]) -> None:
         assert exc.reason == vector["error"]["reason"]
     else:
         assert vector["valid"]
+
+
+# ---------------------------------------------------------------------------- sealed.json
+
+
+def _x25519_private_of(ed25519_seed: bytes) -> bytes:
+    """An Ed25519 key's X25519 private key (libsodium's crypto_sign_ed25519_sk_to_curve25519):
+    the first half of SHA-512(seed), clamped."""
+    scalar = bytearray(hashlib.sha512(ed25519_seed).digest()[:32])
+    scalar[0] &= 248
+    scalar[31] &= 127
+    scalar[31] |= 64
+    return bytes(scalar)
+
+
+@pytest.mark.parametrize("vector", load("sealed.json")["vectors"], ids=lambda v: v["tx_type"])
+def test_sealed_vector(vector: dict[str, Any]) -> None:
+    doc = load("sealed.json")
+    field = txtypes.SEALED_FIELDS[vector["tx_type"]]
+    assert (field.field, field.record_kind, field.details.__name__) == (
+        vector["field"], vector["record_kind"], vector["details_class"])
+    plain = vector["plain"].encode()
+    details = codec.decode(field.details, plain)
+    assert codec.to_json(details) == vector["details"]
+    assert sha256(bytes.fromhex(doc["plain_prefix_hex"]) + plain).hex() == vector["plain_hash"]
+    aad = bytes.fromhex(doc["context_prefix_hex"]) + codec.dumps_canonical(
+        {"record_id": vector["record_id"], "record_kind": vector["record_kind"], "v": 1})
+    assert aad.hex() == vector["aad_hex"]
+    data_key, nonce = bytes.fromhex(vector["data_key"]), bytes.fromhex(vector["nonce"])
+    assert AESGCM(data_key).decrypt(nonce, bytes.fromhex(vector["ciphertext"]), aad) == plain
+    value = codec.from_json(sealed.Sealed, vector["sealed"])
+    assert (value.nonce.hex(), value.ciphertext.hex(), value.plain_hash.hex()) == (
+        vector["nonce"], vector["ciphertext"], vector["plain_hash"])
+    assert sealed.decrypt(value, data_key, aad, field.details) == details
+    assert [w.party for w in value.keys] == [w["party"] for w in vector["wraps"]]
+    signers = {v["signer"]: v for v in load("transactions.json")["vectors"]}
+    for wrap, wrapped in zip(vector["wraps"], value.keys, strict=True):
+        private = bytes.fromhex(wrap["recipient_private_key"])
+        signer = signers[wrap["party"]]
+        assert private == _x25519_private_of(bytes.fromhex(signer["seed"]))
+        assert sealed.public_key_of(private).hex() == wrap["recipient_public_key"]
+        assert sealed.default_encryption_key(bytes.fromhex(signer["public_key"])).hex() == \
+            wrap["recipient_public_key"]
+        box = bytes.fromhex(wrap["box"])
+        assert box == wrapped.box
+        assert box[:32] == crypto_box_seed_keypair(bytes.fromhex(wrap["ephemeral_seed"]))[0]
+        assert SealedBox(BoxPrivateKey(private)).decrypt(box) == data_key
+
+
+@pytest.mark.parametrize("refusal", load("sealed.json")["refused"], ids=lambda r: r["name"])
+def test_sealed_refusal(refusal: dict[str, Any]) -> None:
+    cls = txtypes.SEALED_FIELDS[load("sealed.json")["vectors"][0]["tx_type"]].details
+    with pytest.raises(sealed.SealedError) as caught:
+        if "box" in refusal:
+            sealed.unwrap(sealed.WrappedKey(refusal["party"], refusal["key_version"],
+                                            bytes.fromhex(refusal["box"])),
+                          bytes.fromhex(refusal["recipient_private_key"]))
+        else:
+            wrapped = sealed.WrappedKey("x", 1, bytes(limits.WRAPPED_KEY_BYTES))
+            value = sealed.Sealed(bytes.fromhex(refusal["nonce"]),
+                                  bytes.fromhex(refusal["ciphertext"]),
+                                  bytes.fromhex(refusal["plain_hash"]), (wrapped,))
+            sealed.decrypt(value, bytes.fromhex(refusal["data_key"]),
+                           bytes.fromhex(refusal["aad_hex"]), cls)
+    assert str(caught.value) == refusal["error"]
 
 
 # ---------------------------------------------------------------------------- in JavaScript
