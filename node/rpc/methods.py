@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import trio
 
+from node.client import sealing as client_sealing
 from node.replica.intake import (
     ALREADY_COMMITTED,
     OK,
@@ -48,10 +49,11 @@ from node.rpc.subs import (
 )
 from node.storage import backup
 from node.storage.store import StorageError, TxRecord
-from protocol import codec, limits, types, versions
+from protocol import codec, limits, txtypes, types, versions
 from protocol.errors import DecodeError
 from protocol.ledger import keys, notices, queries, queries_capital, queries_insurance, records
 from protocol.ledger.state import State
+from protocol.sealed import Recipient
 from protocol.txtypes import ROLE_REGULATOR
 
 log = logging.getLogger("crossbill.rpc")
@@ -69,6 +71,8 @@ TX_SCAN_BLOCKS_MAX: Final = 1000
 SCAN_CHECKPOINT_BLOCKS: Final = 50  # yield to other tasks this often while scanning
 LIST_ITEMS_MAX: Final = 100
 LIST_ITEMS_DEFAULT: Final = 20
+# Parties beyond the required ones a sealing.seal call may add.
+SEAL_EXTRA_RECIPIENTS_MAX: Final = 16
 # How long after its block a recorded credit.read releases the file (ADR 0024).
 CREDIT_READ_FRESH_MS: Final = 10 * 60 * 1000
 
@@ -517,6 +521,51 @@ class Api:
                                         credit_file=credit_file)
         return {"recipients": [views.plain(r) for r in found]}
 
+    async def sealing_seal(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """A sealed field made by this node for its own institution's client, which cannot
+        make one itself: the data key is wrapped with libsodium's sealed box (XSalsa20-Poly1305,
+        ADR 0024), which the standard libraries of Java and JavaScript lack. The caller sends
+        its plain details to its own node (a write: a client credential); nothing of them is
+        kept or logged."""
+        tx_type = params.get("tx_type")
+        if not isinstance(tx_type, str) or tx_type not in txtypes.SEALED_FIELDS:
+            raise invalid_params("tx_type must be one of "
+                                 + ", ".join(sorted(txtypes.SEALED_FIELDS)))
+        spec = txtypes.SEALED_FIELDS[tx_type]
+        record_id = _text(params, "record_id")
+        recorder = _text(params, "recorder", 64)
+        raw = params.get("details")
+        if not isinstance(raw, dict):
+            raise invalid_params("details must be an object")
+        if "salt" not in raw:  # the salt hides guessable details behind plain_hash (ADR 0024)
+            raw = {**raw, "salt": client_sealing.salt().hex()}
+        try:
+            details = codec.from_json(spec.details, raw, "details")
+        except (DecodeError, ValueError, TypeError) as exc:
+            raise invalid_params(str(exc)[:300]) from None
+        enterprise = _text(params, "enterprise", 18) if params.get("enterprise") else ""
+        credit_file = _text(params, "credit_file", 18) if params.get("credit_file") else ""
+        recipients = list(queries.seal_recipients(self.state, recorder, enterprise=enterprise,
+                                                  credit_file=credit_file))
+        also = params.get("also_to", [])
+        if (not isinstance(also, list) or len(also) > SEAL_EXTRA_RECIPIENTS_MAX
+                or not all(isinstance(p, str) for p in also)):
+            raise invalid_params(f"also_to must be a list of at most "
+                                 f"{SEAL_EXTRA_RECIPIENTS_MAX} party ids")
+        for party in also:
+            key = queries.encryption_key(self.state, party)
+            if key is None:
+                raise RpcError(E.NOT_FOUND, f"{party} has no encryption key")
+            if all(r.party != party for r in recipients):
+                recipients.append(Recipient(party, key.version, key.public_key))
+        if all(r.party != recorder for r in recipients):
+            raise RpcError(E.NOT_FOUND, f"{recorder} has no encryption key: a sealed field "
+                           "must be wrapped to its recorder")
+        sealed = client_sealing.seal(details, tx_type, record_id, recipients)
+        return {"sealed": codec.to_json(sealed), "details": codec.to_json(details),
+                "recipients": [{"party": r.party, "key_version": r.key_version}
+                               for r in recipients]}
+
     # ------------------------------------------------------------------ subscriptions
 
     def _session(self, ctx: CallContext) -> Any:
@@ -812,6 +861,19 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         Param("credit_file", s.USCC)),
         summary="Whom a record must be sealed to: the recorder, every regulator, the "
         "enterprise if it holds a key, the credit file's current key.", result=s.OBJECT)
+    add("sealing.seal", api.sealing_seal, (
+        Param("tx_type", {"type": "string", "enum": sorted(txtypes.SEALED_FIELDS)}, True),
+        Param("record_id", s.RECORD_ID, True), Param("recorder", s.text(64), True),
+        Param("details", s.OBJECT, True, description="The plain details of the transaction "
+              "type's sealed field (e.g. DeclarationDetails: buyer, destination, goods); the "
+              "node adds a random salt unless one is given."),
+        Param("enterprise", s.USCC), Param("credit_file", s.USCC),
+        Param("also_to", {"type": "array", "items": s.text(64),
+                          "maxItems": SEAL_EXTRA_RECIPIENTS_MAX})),
+        summary="Seal a record's confidential details for the caller's own transaction, to "
+        "the parties sealing.recipients names (and any added): for clients without "
+        "libsodium's sealed box. Send plain details only to your own institution's node.",
+        result=s.OBJECT, write=True, errors=(E.NOT_FOUND,))
     add("sub.blocks", api.sub_blocks, (
         Param("from_height", s.int_range(1, None), description="Replay the committed blocks "
               f"from this height (at most {BACKFILL_BLOCKS_MAX} behind the next block) before "
