@@ -540,7 +540,7 @@ class Api:
         if "salt" not in raw:  # the salt hides guessable details behind plain_hash (ADR 0024)
             raw = {**raw, "salt": client_sealing.salt().hex()}
         try:
-            details = codec.from_json(spec.details, raw, "details")
+            details: Any = codec.from_json(spec.details, raw, "details")
         except (DecodeError, ValueError, TypeError) as exc:
             raise invalid_params(str(exc)[:300]) from None
         enterprise = _text(params, "enterprise", 18) if params.get("enterprise") else ""
