@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     netinit.register(sub)  # network init|show
     from node.cli import conveniences
 
-    conveniences.register(sub, parser.add_argument)  # --version, completion, config reference
+    conveniences.register(sub, parser)  # --version, completion, config reference
     return parser
 
 
