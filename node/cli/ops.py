@@ -59,6 +59,9 @@ def _rpc_call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> 
 
 
 def cmd_backup_create(args: argparse.Namespace) -> int:
+    # One call does the whole copy; the node logs its progress (logger crossbill.backup).
+    print(f"the node at {args.rpc} is writing backup {args.name}; its log shows the progress",
+          file=sys.stderr, flush=True)
     result = _rpc_call(args, "admin.backup", {"name": args.name})
     m = result["manifest"]
     print(f"backup {result['name']} of {m['institution']} written to {result['dir']}")

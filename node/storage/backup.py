@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import pathlib
 import re
@@ -34,6 +35,7 @@ import orjson
 import trio
 
 from node.config import NodeConfig, load_config
+from node.observe.progress import CopyProgress
 from node.storage.store import (
     INTAKE_KEY_PREFIX,
     RAFT_KEY_PREFIX,
@@ -55,6 +57,11 @@ STORE_DIR: Final = "store"
 EXCLUDED_PREFIXES: Final = (RAFT_KEY_PREFIX, INTAKE_KEY_PREFIX)
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CONTENT_DOMAIN: Final = b"crossbill/backup-content\x00"
+# The copy looks at the clock for a progress line every this many keys (lines themselves come
+# at most every PROGRESS_INTERVAL_S, node/observe/progress.py).
+BACKUP_PROGRESS_CHECK_KEYS: Final = 256
+
+log = logging.getLogger("crossbill.backup")
 
 
 class OpsError(CrossbillError):
@@ -173,11 +180,15 @@ class _Digest:
 
 def write_backup(snapshot: StoreSnapshot, dest: pathlib.Path, *, institution: str,
                  chain_id: str, genesis_hash: bytes,
-                 checkpoint: Callable[[], None] = lambda: None) -> Manifest:
+                 checkpoint: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic) -> Manifest:
     """Copy `snapshot` (without Raft state) into a new backup directory `dest`.
 
     Blocking: run it in a worker thread. `checkpoint` is called every
     `BACKUP_CANCEL_CHECK_KEYS` keys and may raise to abort (the staging directory is removed).
+    Logs a progress line (keys and bytes copied) at info level at most every
+    PROGRESS_INTERVAL_S seconds of `clock`, and a summary at the end. No percentage: the
+    number of keys is known only once they are all read.
     """
     tip = snapshot.tip()
     if tip is None:
@@ -187,12 +198,19 @@ def write_backup(snapshot: StoreSnapshot, dest: pathlib.Path, *, institution: st
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.partial-{os.getpid()}-{os.urandom(4).hex()}"
     digest = _Digest()
+    progress = CopyProgress(f"backup {dest.name}", clock())
+    copied_bytes = 0
 
     def items() -> Iterator[tuple[bytes, bytes]]:
+        nonlocal copied_bytes
         for key, value in snapshot.items(exclude_prefixes=EXCLUDED_PREFIXES):
             if digest.count % limits.BACKUP_CANCEL_CHECK_KEYS == 0:
                 checkpoint()
+            if digest.count % BACKUP_PROGRESS_CHECK_KEYS == 0 and (
+                    line := progress.observe(clock(), digest.count, copied_bytes)):
+                log.info("%s", line)
             digest.add(key, value)
+            copied_bytes += len(key) + len(value)
             yield key, value
 
     now = time.time()
@@ -215,6 +233,8 @@ def write_backup(snapshot: StoreSnapshot, dest: pathlib.Path, *, institution: st
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    log.info("%s, height %d, to %s", progress.summary(clock(), count, copied_bytes),
+             tip.height, dest)
     return manifest
 
 

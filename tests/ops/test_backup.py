@@ -7,8 +7,11 @@ neither loopback nor authenticated; a second admin job while one runs gets "busy
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import logging
 import pathlib
+import re
 import threading
 import time
 from typing import Any
@@ -166,6 +169,30 @@ def test_a_backup_holds_the_snapshot_not_the_writes_after_it(tmp_path: pathlib.P
     assert manifest.height == 4
     assert_consistent(tmp_path / "b", built.config)
     assert raft_keys(built.path) > 0  # r:applied is in the live store, not in the backup
+
+
+def test_a_backup_logs_progress_and_a_summary(tmp_path: pathlib.Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """On a clock that moves a second each time the copy looks at it, a line comes at most
+    every PROGRESS_INTERVAL_S with the keys and bytes so far, then one summary."""
+    from node.observe.progress import PROGRESS_INTERVAL_S
+
+    built = build_chain(tmp_path / "data", blocks=4)
+    monkeypatch.setattr(storage_backup, "BACKUP_PROGRESS_CHECK_KEYS", 8)  # a small store
+    ticks = itertools.count()
+    caplog.set_level(logging.INFO, logger="crossbill.backup")
+    manifest = backup_of(built, tmp_path / "b", clock=lambda: float(next(ticks)))
+    lines = [r.getMessage() for r in caplog.records if r.name == "crossbill.backup"]
+    progress = [re.fullmatch(r"backup b: (\d+) entries, \S+ k?B in (\d+\.?\d*) s \(.*\) so far",
+                             line) for line in lines[:-1]]
+    assert len(progress) >= 3 and all(progress), lines
+    seconds = [float(m[2]) for m in progress if m]
+    assert all(b - a >= PROGRESS_INTERVAL_S for a, b in itertools.pairwise(seconds)), seconds
+    entries = [int(m[1]) for m in progress if m]
+    assert entries == sorted(entries) and entries[-1] < manifest.key_count
+    assert lines[-1].startswith(f"backup b done: {manifest.key_count} entries, ")
+    assert lines[-1].endswith(f", height {manifest.height}, to {tmp_path / 'b'}")
 
 
 def test_an_aborted_backup_leaves_nothing(tmp_path: pathlib.Path) -> None:
