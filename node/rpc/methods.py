@@ -692,6 +692,10 @@ class Api:
                                                 "client": ctx.client})
         return result
 
+    async def admin_job(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        self._admin("admin.job", ctx)
+        return self.admin_jobs.status()
+
     async def admin_compact(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         self._admin("admin.compact", ctx)
         try:
@@ -928,6 +932,15 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         "between two blocks, without Raft state) to <backup_dir>/<name>/ with a manifest; "
         "one admin job at a time.", result=s.OBJECT, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))
+    add("admin.job", api.admin_job, summary=admin + "The admin job running on this node "
+        "(backup or compaction), if any: for how long, and the keys and bytes a backup copied "
+        "so far (crossbill backup create shows them as it waits).", result={
+            "type": "object", "required": ["running"], "properties": {
+                "running": {"type": ["string", "null"], "enum": ["backup", "compaction", None]},
+                "seconds": {"type": "number", "minimum": 0},
+                "keys": {"type": "integer", "minimum": 0},
+                "bytes": {"type": "integer", "minimum": 0}}},
+        write=True, errors=(E.UNAUTHORIZED,))
     add("admin.compact", api.admin_compact, summary=admin + "Compact this node's LevelDB in "
         "the background; one admin job at a time.", result=s.OBJECT, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))

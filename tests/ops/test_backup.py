@@ -286,6 +286,7 @@ async def test_a_second_admin_job_while_one_runs_is_busy(
     real = storage_backup.write_backup
 
     def held(*args: Any, **kw: Any) -> storage_backup.Manifest:  # in a trio worker thread
+        kw["on_progress"](512, 40_960)
         trio.from_thread.run_sync(entered.set)
         assert release.wait(20)
         return real(*args, **kw)
@@ -304,7 +305,11 @@ async def test_a_second_admin_job_while_one_runs_is_busy(
                 await entered.wait()
             second = await rpc(node, "admin.backup", {"name": "second"})
             compact = await rpc(node, "admin.compact")
+            job = (await rpc(node, "admin.job"))["result"]
             release.set()
+        assert job["running"] == "backup" and (job["keys"], job["bytes"]) == (512, 40_960)
+        assert job["seconds"] >= 0
+        assert (await rpc(node, "admin.job"))["result"] == {"running": None}
         for reply in (second, compact):
             assert reply["error"]["code"] == E.BUSY, reply
             assert reply["error"]["message"].startswith("busy: a backup started")
@@ -468,3 +473,36 @@ def test_cli_backup_restore_and_node_id(tmp_path: pathlib.Path,
     assert f"data_dir     {node_dir / 'data'} (height 3)" in out
     assert "no node key yet" in out and "key_id       unreadable" in out
     assert str(node_dir / "backups") in out  # the default [node] backup_dir
+
+
+def test_backup_create_prints_the_nodes_progress_while_it_waits(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's second connection asks admin.job and prints the counts as they grow, only
+    while a backup runs, and stops when told."""
+    from node.cli import client_cmds
+
+    done = threading.Event()
+    jobs = iter([{"running": None}, {"running": "backup", "seconds": 1.0, "keys": 256,
+                                     "bytes": 2048},
+                 {"running": "backup", "seconds": 2.0, "keys": 512, "bytes": 4096}])
+
+    class Client:
+        def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            assert method == "admin.job"
+            job = next(jobs, None)
+            if job is None:
+                done.set()
+                return {"running": None}
+            return job
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(client_cmds, "rpc_client", lambda args: Client())
+    monkeypatch.setattr(ops, "BACKUP_POLL_S", 0.001)
+    monkeypatch.setattr(ops, "BACKUP_LINE_INTERVAL_S", 0.0)
+    ops._watch_backup(argparse.Namespace(), "nightly", done)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["backup nightly"] * 2
+    assert lines[0].startswith("backup nightly: 256 entries, ")
+    assert lines[1].startswith("backup nightly: 512 entries, ")
