@@ -170,6 +170,20 @@ build_release() {
   NEW_RELEASE=$rel
 }
 
+# Bash completion of the current release's commands (`crossbill completion bash`), where
+# bash-completion looks for it; skipped without bash-completion, never fatal.
+BASH_COMPLETION_DIR=/usr/share/bash-completion/completions
+install_completion() {
+  [ -d "$BASH_COMPLETION_DIR" ] || return 0
+  local out="$BASH_COMPLETION_DIR/crossbill"
+  if "$OPT/venv/bin/crossbill" completion bash >"$out.new" 2>/dev/null; then
+    chmod 0644 "$out.new" && mv -f "$out.new" "$out"
+  else
+    rm -f "$out.new"
+    say "bash completion not installed (crossbill completion bash failed)"
+  fi
+}
+
 # The release directories, oldest first (their names are UTC times).
 releases() {
   local rel
@@ -249,6 +263,7 @@ do_install() {
   point "$OPT/venv" "$NEW_RELEASE"
   if [ -n "$old" ] && [ "$old" != "$NEW_RELEASE" ]; then point "$OPT/previous" "$old"; fi
   say "current release: $NEW_RELEASE${old:+ (previous: $old)}"
+  install_completion
   if [ "$START" -eq 0 ]; then
     say "not started (--no-start): systemctl restart $UNIT"
     return 0
@@ -269,6 +284,7 @@ do_install() {
   fi
   say "the new release is not ready: rolling back to $old"
   point "$OPT/venv" "$old"
+  install_completion
   point "$OPT/previous" "$NEW_RELEASE"
   if restart_and_check; then
     die "rolled back to $old (ready); the failed release stays in $NEW_RELEASE: journalctl -u $UNIT"
@@ -286,6 +302,7 @@ do_rollback() {
   point "$OPT/venv" "$prev"
   point "$OPT/previous" "$cur"
   say "current release: $prev (previous: $cur; --rollback again to switch back)"
+  install_completion
   [ "$START" -eq 1 ] || return 0
   restart_and_check || die "rolled back, but the node is not ready: journalctl -u $UNIT -n 100"
   say "rolled back: ready"

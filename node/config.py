@@ -2,7 +2,10 @@
 
 Every mistake is reported with the section and key that is wrong (``[rpc] listen: ...``);
 unknown keys are refused, so a typo never silently falls back to a default. Relative paths are
-resolved against the directory of the configuration file.
+resolved against the directory of the configuration file. Every section and key, with its
+type, default and bounds, is described once, in `SCHEMA`, which the parser below uses for the
+keys it knows, those it requires, the bounds and the defaults; docs/configuration.md is
+generated from it (`crossbill config reference`).
 
     [node]
     institution = "bank.boc-qd"          # this node's institution in the genesis file
@@ -60,6 +63,7 @@ resolved against the directory of the configuration file.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import ipaddress
 import pathlib
@@ -74,6 +78,7 @@ from node.files import LooseFileModeError
 from protocol.errors import CrossbillError
 from protocol.limits import KEYS_PER_INSTITUTION_MAX
 from protocol.timing import TIMING_BOUNDS, TIMING_KEYS
+from protocol.types import DEFAULT_TIMING
 from protocol.versions import IMPLEMENTED_VERSION
 
 CONFIG_BYTES_MAX: Final = 64 * 1024
@@ -119,19 +124,6 @@ class Tuning:
                 if (value := getattr(self, key)) is not None}
 
 
-_TUNING_BOUNDS: Final[dict[str, tuple[int, int]]] = {
-    **TIMING_BOUNDS,  # the consensus timing keys: the bounds genesis applies (protocol/limits)
-    "mempool_txs_max": (100, 1_000_000),
-    "mempool_bytes_max": (1024 * 1024, 4 * 1024 * 1024 * 1024),
-    "tx_batch_txs_max": (1, 5000),
-    "tx_batch_interval_ms": (1, 1000),
-    "raft_log_keep_entries": (10, 1_000_000),
-    "raft_log_keep_bytes": (1024 * 1024, 4 * 1024 * 1024 * 1024),
-    "shutdown_deadline_s": (1, 300),
-    "protocol_version_max": (1, IMPLEMENTED_VERSION),
-}
-
-
 @dataclass(frozen=True)
 class RpcSettings:
     """The [rpc] section beyond `listen`: client credentials, CORS and limits.
@@ -172,17 +164,6 @@ class RpcSettings:
         return not is_loopback(host)
 
 
-_RPC_BOUNDS: Final[dict[str, tuple[int, int]]] = {
-    "body_bytes_max": (1024, 16 * 1024 * 1024),
-    "batch_requests_max": (1, 1000),
-    "ws_message_bytes_max": (1024, 16 * 1024 * 1024),
-    "connections_max": (1, 10_000),
-    "connections_per_address_max": (1, 10_000),
-    "ws_connections_max": (1, 10_000),
-    "ws_connections_per_address_max": (1, 10_000),
-    "keepalive_idle_s": (1, 3600),
-    "ws_idle_timeout_s": (2, 3600),
-}
 _HOST_NAME: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:\d{1,5})?")
 RPC_CLIENTS_MAX: Final = 1000
 _CLIENT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -220,19 +201,188 @@ class NodeConfig:
     backup_dir: pathlib.Path | None = None
 
 
-_SECTIONS: Final[dict[str, set[str]]] = {
-    "node": {"institution", "data_dir", "genesis", "key_file", "extra_key_files",
-             "passphrase_file", "node_key_file", "backup_dir"},
-    "network": {"listen"},
-    "rpc": {"listen", "require_client_auth", "clients", "clients_file", "cors_origins",
-            "allowed_hosts", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
-            "trust_proxy_loopback", "anonymous_reads", *_RPC_BOUNDS},
-    "metrics": {"listen"},
-    "tuning": {f.name for f in dataclasses.fields(Tuning)},
-    "log": {"level", "format"},
-}
-_REQUIRED: Final = {"node": {"institution", "data_dir", "genesis", "key_file", "node_key_file"},
-                    "network": {"listen"}, "rpc": {"listen"}, "metrics": {"listen"}}
+@dataclass(frozen=True)
+class Key:
+    """One key of node.toml as the parser accepts it and docs/configuration.md describes it.
+
+    `default` is the value the node uses when the key is absent (None: no value; `default_text`
+    says what happens instead); `bounds` the inclusive (min, max) of an integer;
+    `choices` the only values a string may take."""
+
+    name: str
+    kind: str
+    description: str
+    required: bool = False
+    default: Any = None
+    default_text: str = ""
+    bounds: tuple[int, int] | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    description: str
+    keys: tuple[Key, ...]
+
+    def key(self, name: str) -> Key:
+        return next(k for k in self.keys if k.name == name)
+
+
+_PATH: Final = "path"
+_STRING: Final = "string"
+_INTEGER: Final = "integer"
+_BOOLEAN: Final = "boolean"
+_STRINGS: Final = "array of strings"
+
+
+def _defaults_of(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING}
+
+
+_TUNING_DEFAULT: Final = _defaults_of(Tuning)
+_RPC_DEFAULT: Final = _defaults_of(RpcSettings)
+
+
+def _timing(name: str, description: str) -> Key:
+    """A consensus timing key: genesis's value unless this node overrides it (ADR 0030)."""
+    return Key(name, _INTEGER, description + " Consensus timing.", default=None,
+               default_text=f"genesis's, else {getattr(DEFAULT_TIMING, name)}",
+               bounds=TIMING_BOUNDS[name])
+
+
+def _tuning(name: str, description: str, bounds: tuple[int, int]) -> Key:
+    return Key(name, _INTEGER, description, default=_TUNING_DEFAULT[name], bounds=bounds)
+
+
+def _rpc_limit(name: str, description: str, bounds: tuple[int, int]) -> Key:
+    return Key(name, _INTEGER, description, default=_RPC_DEFAULT[name], bounds=bounds)
+
+
+SCHEMA: Final[tuple[Section, ...]] = (
+    Section("node", "Who this node is and where its files are.", (
+        Key("institution", _STRING, "This node's institution, as the genesis file names it.",
+            required=True),
+        Key("data_dir", _PATH, "The LevelDB store (created if missing).", required=True),
+        Key("genesis", _PATH, "The network's genesis file.", required=True),
+        Key("key_file", _PATH, "The institution's encrypted signing key.", required=True),
+        Key("extra_key_files", _STRINGS, "More key files of the institution (same "
+            "passphrase); the node signs with whichever the ledger lets sign the next block "
+            f"(key rotation). At most {KEYS_PER_INSTITUTION_MAX - 1} files.", default=[]),
+        Key("passphrase_file", _PATH, "The key files' passphrase.",
+            default_text="$CROSSBILL_PASSPHRASE"),
+        Key("node_key_file", _PATH, "The node's libp2p identity (created if missing).",
+            required=True),
+        Key("backup_dir", _PATH, "Where `admin.backup` (`crossbill backup create`) writes "
+            "`<backup_dir>/<name>/`.", default="backups"),
+    )),
+    Section("network", "Peer-to-peer (libp2p) transport.", (
+        Key("listen", "/ip4/ADDRESS/tcp/PORT", "The libp2p listen address.", required=True),
+    )),
+    Section("rpc", "The JSON-RPC API over HTTP and WebSocket (ADR 0008, its limits ADR 0020, "
+            "TLS ADR 0023).", (
+        Key("listen", "HOST:PORT", "The API's listen address (an IP address or localhost).",
+            required=True),
+        Key("require_client_auth", _BOOLEAN, "Whether calls need a client credential.",
+            default_text="false on a loopback listen address, else true"),
+        Key("clients", 'table: NAME = "HEX"', "Clients by name (1-64 characters of "
+            "[A-Za-z0-9._-]) and their Ed25519 public key (64 hex characters). At most "
+            f"{RPC_CLIENTS_MAX} clients with clients_file's.", default={}),
+        Key("clients_file", _PATH, "A TOML file of more clients, a table NAME = \"HEX\" like "
+            f"clients (at most {CONFIG_BYTES_MAX} bytes).", default_text="none"),
+        Key("cors_origins", _STRINGS, "Origins allowed by CORS, like "
+            '"https://bank.example"; CORS is off unless origins are listed.', default=[]),
+        Key("allowed_hosts", _STRINGS, "Host names (optionally NAME:PORT) a request's Host "
+            "may carry besides localhost and IP literals.", default=[]),
+        Key("tls_cert_file", _PATH, "Serve HTTPS/WSS with this certificate chain (needs "
+            "tls_key_file).", default_text="none: plain HTTP"),
+        Key("tls_key_file", _PATH, "The certificate's private key (mode 0600).",
+            default_text="none"),
+        Key("tls_client_ca_file", _PATH, "Require client certificates issued by this CA "
+            "(mTLS; needs tls_cert_file).", default_text="none"),
+        Key("trust_proxy_loopback", _BOOLEAN, "true: a loopback request carrying "
+            "X-Forwarded-For, Forwarded or X-Real-IP still counts as loopback (gets admin.*) "
+            "(ADR 0023).", default=_RPC_DEFAULT["trust_proxy_loopback"]),
+        Key("anonymous_reads", _BOOLEAN, "true: callers without a credential read records "
+            "from any address, not only loopback (ADR 0024).",
+            default=_RPC_DEFAULT["anonymous_reads"]),
+        _rpc_limit("body_bytes_max", "Largest HTTP request body.",
+                   (1024, 16 * 1024 * 1024)),
+        _rpc_limit("batch_requests_max", "Most requests in one JSON-RPC batch.", (1, 1000)),
+        _rpc_limit("ws_message_bytes_max", "Largest WebSocket message.",
+                   (1024, 16 * 1024 * 1024)),
+        _rpc_limit("connections_max", "Open HTTP connections.", (1, 10_000)),
+        _rpc_limit("connections_per_address_max", "Open HTTP connections from one client "
+                   "address.", (1, 10_000)),
+        _rpc_limit("ws_connections_max", "Open WebSocket connections.", (1, 10_000)),
+        _rpc_limit("ws_connections_per_address_max", "Open WebSocket connections from one "
+                   "client address.", (1, 10_000)),
+        _rpc_limit("keepalive_idle_s", "An idle HTTP keep-alive connection is closed after "
+                   "this many seconds.", (1, 3600)),
+        _rpc_limit("ws_idle_timeout_s", "A WebSocket with no frame and no pong for this many "
+                   "seconds is closed (the server pings).", (2, 3600)),
+    )),
+    Section("metrics", "Prometheus metrics, /healthz and /readyz (ADR 0009).", (
+        Key("listen", "HOST:PORT", "The metrics listen address.", required=True),
+    )),
+    Section("tuning", "Knobs with safe defaults, each bounded; all optional. The consortium "
+            "sets the consensus timing keys in genesis (\"timing\", ADR 0030); one set here "
+            "overrides genesis on this node only, with a warning at start.", (
+        _timing("raft_tick_ms", "The Raft clock's tick, in milliseconds."),
+        _timing("raft_election_ticks", "Ticks without a leader before an election; above "
+                "raft_heartbeat_ticks."),
+        _timing("raft_heartbeat_ticks", "Ticks between the leader's heartbeats."),
+        _tuning("mempool_txs_max", "Transactions waiting in the mempool.", (100, 1_000_000)),
+        _tuning("mempool_bytes_max", "Bytes of transactions waiting in the mempool.",
+                (1024 * 1024, 4 * 1024 * 1024 * 1024)),
+        _tuning("tx_batch_txs_max", "Transactions forwarded towards the leader in one batch.",
+                (1, 5000)),
+        _tuning("tx_batch_interval_ms", "How long a forwarding batch waits to fill.",
+                (1, 1000)),
+        _timing("block_sync_batch_blocks", "Blocks per block-sync request (catch-up)."),
+        _timing("block_sync_poll_ms", "How often a follower polls its peers' tips."),
+        _tuning("raft_log_keep_entries", "Applied Raft entries kept in memory; the log is "
+                "compacted once it holds twice as many.", (10, 1_000_000)),
+        _tuning("raft_log_keep_bytes", "Bytes of applied Raft entries (blocks) kept in memory, "
+                "whatever their count (ADR 0032).", (1024 * 1024, 4 * 1024 * 1024 * 1024)),
+        _timing("request_timeout_ms", "The deadline of one request to a peer (a block range "
+                "gets twice this)."),
+        _timing("raft_send_timeout_ms", "The deadline of sending one Raft message."),
+        _tuning("shutdown_deadline_s", "Seconds a stopping node waits for its tasks.",
+                (1, 300)),
+        _tuning("protocol_version_max", "The highest protocol version the node applies "
+                "(protocol/versions.py); lower than the binary's only to rehearse an upgrade "
+                "(ADR 0025).", (1, IMPLEMENTED_VERSION)),
+    )),
+    Section("log", "Logging.", (
+        Key("level", _STRING, "The lowest level logged.", default="info",
+            choices=("debug", "info", "warning", "error")),
+        Key("format", _STRING, "One JSON object per line, or text.", default="json",
+            choices=("json", "text")),
+    )),
+)
+_SCHEMA: Final = {s.name: s for s in SCHEMA}
+
+_TUNING_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+    k.name: k.bounds for k in _SCHEMA["tuning"].keys if k.bounds is not None}
+_RPC_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+    k.name: k.bounds for k in _SCHEMA["rpc"].keys if k.bounds is not None}
+_SECTIONS: Final[dict[str, set[str]]] = {s.name: {k.name for k in s.keys} for s in SCHEMA}
+_REQUIRED: Final[dict[str, set[str]]] = {
+    s.name: {k.name for k in s.keys if k.required} for s in SCHEMA
+    if any(k.required for k in s.keys)}
+
+
+def _default(section: str, key: str) -> Any:
+    """The value the node uses for an absent key (a fresh copy: callers may keep it)."""
+    return copy.copy(_SCHEMA[section].key(key).default)
+
+
+if _SECTIONS["tuning"] != set(_TUNING_BOUNDS) or not _SECTIONS["tuning"] <= set(
+        _TUNING_DEFAULT) or not set(_RPC_BOUNDS) <= set(_RPC_DEFAULT):
+    raise RuntimeError("node/config.py: SCHEMA's [tuning] and [rpc] limits must match the "
+                       "Tuning and RpcSettings fields")
 
 
 def load_config(path: pathlib.Path) -> NodeConfig:
@@ -317,14 +467,9 @@ def config_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NodeConfig:
         raise fail("tuning", "raft_heartbeat_ticks", "must be below raft_election_ticks")
 
     log = raw.get("log", {})
-    level = log.get("level", "info")
-    if level not in ("debug", "info", "warning", "error"):
-        raise fail("log", "level", f"{level!r} is not debug, info, warning or error")
-    fmt = log.get("format", "json")
-    if fmt not in ("json", "text"):
-        raise fail("log", "format", f"{fmt!r} is not json or text")
+    level, fmt = (_choice(log, "log", _SCHEMA["log"].key(key), fail) for key in ("level", "format"))
 
-    extra = raw["node"].get("extra_key_files", [])
+    extra = raw["node"].get("extra_key_files", _default("node", "extra_key_files"))
     if (not isinstance(extra, list) or len(extra) >= KEYS_PER_INSTITUTION_MAX
             or not all(isinstance(f, str) and f for f in extra)):
         raise fail("node", "extra_key_files", f"expected a list of at most "
@@ -350,8 +495,17 @@ def config_from_dict(raw: dict[str, Any], path: pathlib.Path) -> NodeConfig:
         metrics_host=metrics_host, metrics_port=metrics_port,
         tuning=tuning, log_level=level, log_format=fmt, rpc=rpc_settings,
         backup_dir=(a_path("node", "backup_dir") if "backup_dir" in raw["node"]
-                    else base / "backups"),
+                    else base / _default("node", "backup_dir")),
     )
+
+
+def _choice(raw: dict[str, Any], section: str, key: Key,
+            fail: Callable[[str, str, str], ConfigFileError]) -> str:
+    value = raw.get(key.name, key.default)
+    if value not in key.choices:
+        *rest, last = key.choices
+        raise fail(section, key.name, f"{value!r} is not {', '.join(rest)} or {last}")
+    return str(value)
 
 
 def _rpc_settings(raw: dict[str, Any], base: pathlib.Path,
@@ -366,24 +520,24 @@ def _rpc_settings(raw: dict[str, Any], base: pathlib.Path,
             if type(value) is not int or not lo <= value <= hi:
                 raise fail("rpc", key, f"expected an integer in {lo}..{hi}, got {value!r}")
             limits[key] = value
-    origins = raw.get("cors_origins", [])
+    origins = raw.get("cors_origins", _default("rpc", "cors_origins"))
     if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
         raise fail("rpc", "cors_origins", "expected a list of origins like "
                    '"https://bank.example"')
-    hosts = raw.get("allowed_hosts", [])
+    hosts = raw.get("allowed_hosts", _default("rpc", "allowed_hosts"))
     if not isinstance(hosts, list) or not all(isinstance(h, str) and _HOST_NAME.fullmatch(h)
                                               for h in hosts):
         raise fail("rpc", "allowed_hosts", 'expected a list of host names like '
                    '"rpc.bank.example" or "rpc.bank.example:443"')
-    clients = _rpc_clients(raw.get("clients", {}), "clients", fail)
+    clients = _rpc_clients(raw.get("clients", _default("rpc", "clients")), "clients", fail)
     if "clients_file" in raw:
         clients.update(_rpc_clients_file(raw["clients_file"], base, fail))
     if len(clients) > RPC_CLIENTS_MAX:
         raise fail("rpc", "clients", f"more than {RPC_CLIENTS_MAX} clients")
-    trust_proxy = raw.get("trust_proxy_loopback", False)
+    trust_proxy = raw.get("trust_proxy_loopback", _default("rpc", "trust_proxy_loopback"))
     if not isinstance(trust_proxy, bool):
         raise fail("rpc", "trust_proxy_loopback", f"expected true or false, got {trust_proxy!r}")
-    anonymous_reads = raw.get("anonymous_reads", False)
+    anonymous_reads = raw.get("anonymous_reads", _default("rpc", "anonymous_reads"))
     if not isinstance(anonymous_reads, bool):
         raise fail("rpc", "anonymous_reads", f"expected true or false, got {anonymous_reads!r}")
     tls_files = _rpc_tls(raw, base, fail)
@@ -453,3 +607,67 @@ def _rpc_clients_file(value: Any, base: pathlib.Path,
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise fail("rpc", "clients_file", f"{path} is not valid TOML: {exc}") from None
     return _rpc_clients(table, "clients_file", fail)
+
+
+# ---------------------------------------------------------------------- the reference
+
+REFERENCE_TITLE: Final = "# Node configuration reference (node.toml)"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:_}" if value >= 10_000 else str(value)
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[]" if not value else "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict) and not value:
+        return "{}"
+    raise TypeError(f"no TOML rendering for {value!r}")
+
+
+def _default_cell(key: Key) -> str:
+    if key.required:
+        return "required"
+    if key.default is not None:
+        return f"`{_toml_value(key.default)}`"
+    return key.default_text
+
+
+def _allowed_cell(key: Key) -> str:
+    if key.bounds is not None:
+        lo, hi = key.bounds
+        return f"{_toml_value(lo)} .. {_toml_value(hi)}"
+    if key.choices:
+        return ", ".join(f"`{c}`" for c in key.choices)
+    return ""
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every section and key of `SCHEMA`, in its order."""
+    lines = [
+        REFERENCE_TITLE, "",
+        "Generated from `SCHEMA` in node/config.py by `crossbill config reference --out "
+        "docs/configuration.md`; do not edit by hand (tests/node/test_config_reference.py "
+        "checks that it is up to date).", "",
+        "Each node reads one TOML file (`crossbill node start --config node.toml`), checked "
+        "at start: a mistake is reported with its section and key (`[rpc] listen: ...`), and "
+        "unknown sections and keys are refused, so a typo never falls back to a default. "
+        "Relative paths are resolved against the directory of the configuration file. "
+        "Integers must be TOML integers (`30`, not `30.0` or `\"30\"`); bounds are inclusive. "
+        f"The file is at most {CONFIG_BYTES_MAX} bytes.", "",
+    ]
+    for section in SCHEMA:
+        lines += [f"## [{section.name}]", "", section.description, "",
+                  "| key | type | default | allowed | description |",
+                  "|---|---|---|---|---|"]
+        for key in section.keys:
+            cells = (f"`{key.name}`", key.kind, _default_cell(key), _allowed_cell(key),
+                     key.description)
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -354,6 +354,8 @@ class Node:
 
     async def _on_block(self, block: types.Block, result: BlockResult, mine: bool) -> None:
         self._last_proposer = block.header.proposer
+        # No await before the hub hears of the block: sub.blocks' replay (from_height) reads
+        # the chain's height and relies on every later block reaching the hub.
         self.intake.block_applied(block)
         self.rpc.hub.block_applied(block, result.receipts, result.writes)
         if mine:

@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     from node.cli import netinit
 
     netinit.register(sub)  # network init|show
+    from node.cli import conveniences
+
+    conveniences.register(sub, parser)  # --version, completion, config reference
     return parser
 
 

@@ -47,7 +47,6 @@ from node.cli.demo import DEFAULT_MEMBERS, Member
 from node.config import config_from_dict
 from node.files import create_private_file
 from node.keys import generate_key, write_key_file
-from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
 from protocol import codec, crypto, limits, types
 from protocol.genesis import check_config, load_genesis
 
@@ -246,6 +245,9 @@ def write_network(
     or a configuration bound that `spec` breaks raises ConfigError / ConfigFileError and leaves
     `root` untouched.
     """
+    # Imported here: libp2p takes seconds to import, and `crossbill --help` imports this module.
+    from node.p2p.identity import generate_seed, peer_id_from_seed, write_node_key
+
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"{root} is a file, not a directory")
     if root.exists() and any(root.iterdir()):

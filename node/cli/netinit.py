@@ -99,7 +99,6 @@ from node.cli.netgen import (
     write_network,
 )
 from node.config import ConfigFileError, config_from_dict
-from node.p2p.identity import NodeKeyError
 from protocol import codec, limits, types
 from protocol.errors import ConfigError, CrossbillError, DecodeError
 from protocol.timing import TIMING_KEYS, timing_for_rtt, timing_problem
@@ -383,6 +382,8 @@ def init_network(description: pathlib.Path, out: pathlib.Path, *, layout: str = 
     if out.is_dir() and any(out.iterdir()):
         raise NetworkInitError(f"{out} is not empty: refusing to overwrite keys (pick a new "
                                "directory)")
+    from node.p2p.identity import NodeKeyError  # libp2p: not for `crossbill --help`
+
     try:
         return write_network(out, spec, LAYOUTS[layout], scrypt_log_n=scrypt_log_n)
     except (ConfigError, ConfigFileError, certs.CertificateError) as exc:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from node.config import NodeConfig
+from node.observe.progress import PROGRESS_INTERVAL_S, CopyProgress
 from node.storage.backup import (
     OpsError,
     check_ledger,
@@ -58,8 +60,45 @@ def _rpc_call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> 
         client.close()
 
 
+# How often `backup create` asks the node how far its backup got (admin.job), and how often
+# at most it prints a line.
+BACKUP_POLL_S: Final = 1.0
+BACKUP_LINE_INTERVAL_S: Final = PROGRESS_INTERVAL_S
+
+
+def _watch_backup(args: argparse.Namespace, name: str, done: threading.Event) -> None:
+    """Until `done`: a progress line on stderr at most every PROGRESS_INTERVAL_S, from the
+    node's own counts (admin.job), while the admin.backup call waits."""
+    from node.cli.client_cmds import rpc_client
+    from node.client.transport import RpcError
+
+    client = rpc_client(args)
+    progress = CopyProgress(f"backup {name}", time.monotonic(),
+                            interval_s=BACKUP_LINE_INTERVAL_S)
+    try:
+        while not done.wait(BACKUP_POLL_S):
+            try:
+                job = client.call("admin.job", {})
+            except (RpcError, OSError):
+                return  # an older node, or it went away: the backup call will tell
+            if job.get("running") == "backup" and (
+                    line := progress.observe(time.monotonic(), job["keys"], job["bytes"])):
+                print(line, file=sys.stderr, flush=True)
+    finally:
+        client.close()
+
+
 def cmd_backup_create(args: argparse.Namespace) -> int:
-    result = _rpc_call(args, "admin.backup", {"name": args.name})
+    # One call does the whole copy; a second connection shows how far it got.
+    print(f"the node at {args.rpc} is writing backup {args.name}", file=sys.stderr, flush=True)
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch_backup, args=(args, args.name, done), daemon=True)
+    watcher.start()
+    try:
+        result = _rpc_call(args, "admin.backup", {"name": args.name})
+    finally:
+        done.set()
+        watcher.join(BACKUP_POLL_S + args.timeout_s)
     m = result["manifest"]
     print(f"backup {result['name']} of {m['institution']} written to {result['dir']}")
     print(f"  height        {m['height']}  tip {m['tip_hash']}")

@@ -22,6 +22,7 @@ from typing import Any, Final
 import orjson
 import trio
 
+from node.observe.progress import CatchUpProgress
 from node.p2p import network as net
 from node.p2p.errors import P2PError
 from node.replica import messages as wire
@@ -116,6 +117,7 @@ class BlockSync:
         self.gossip_blocks_rejected = 0
         self.status_failures = 0
         self.blocks_anchored = 0  # applied by a catching-up orderer on Raft's snapshot hash
+        self.progress = CatchUpProgress()  # info lines while far behind (once per batch)
         self._lock = trio.Lock()  # one writer of the chain at a time on a follower
         self._subscribed = False
         self._gossip_applied_at = float("-inf")  # trio time of the last gossiped block applied
@@ -193,18 +195,28 @@ class BlockSync:
         when certificates are missing (orderers added faster than they could attest), blocks
         that hash-link to it are taken without one."""
         self.catching_up = True
+        self._report_progress(height)
         try:
             while self.chain.height < height:
                 if await self._fetch_next_batch(height):
+                    self._report_progress(height)
                     continue
                 if anchor is not None and not self._anchored and await self._walk_back(
                         height, anchor):
                     continue
                 raise SyncError(f"no peer could serve block {self.chain.height + 1} with a "
                                 "commit certificate")
+            self._report_progress(height)
         finally:
             self.catching_up = False
             self._anchored = {}
+
+    def _report_progress(self, height: int) -> None:
+        """A progress line at info level when one is due (node/observe/progress.py)."""
+        line = self.progress.observe(trio.current_time(), self.chain.height,
+                                     max(height, self.best_known_height))
+        if line is not None:
+            log.info("%s", line)
 
     async def _walk_back(self, height: int, anchor: bytes) -> bool:
         """Learn the hashes of blocks tip+1..height from `anchor` backwards: each range must
@@ -374,6 +386,7 @@ class BlockSync:
             for i, block in enumerate(path):
                 await self._apply(block, cert if i == len(path) - 1 else None)
             self._gossip_applied_at = trio.current_time()
+            self._report_progress(self.chain.height)
         if self.evidence.pool.highest() <= self.chain.height + 1:
             return
         certified = self.evidence.certified_height()

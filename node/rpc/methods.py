@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import trio
 
+from node.client import sealing as client_sealing
 from node.replica.intake import (
     ALREADY_COMMITTED,
     OK,
@@ -32,19 +33,27 @@ from node.rpc.jsonrpc import (
     ACCESS_PROOF,
     ACCESS_PUBLIC,
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     CallContext,
     Dispatcher,
     Param,
     RpcError,
     invalid_params,
 )
-from node.rpc.subs import PARTY_MESSAGE_EVENTS_MAX, Hub, SubscriptionError
+from node.rpc.subs import (
+    BACKFILL_BLOCKS_MAX,
+    PARTY_MESSAGE_EVENTS_MAX,
+    Hub,
+    SubscriptionError,
+    block_summary,
+)
 from node.storage import backup
 from node.storage.store import StorageError, TxRecord
-from protocol import codec, limits, types, versions
+from protocol import codec, limits, txtypes, types, versions
 from protocol.errors import DecodeError
 from protocol.ledger import keys, notices, queries, queries_capital, queries_insurance, records
 from protocol.ledger.state import State
+from protocol.sealed import Recipient
 from protocol.txtypes import ROLE_REGULATOR
 
 log = logging.getLogger("crossbill.rpc")
@@ -62,6 +71,8 @@ TX_SCAN_BLOCKS_MAX: Final = 1000
 SCAN_CHECKPOINT_BLOCKS: Final = 50  # yield to other tasks this often while scanning
 LIST_ITEMS_MAX: Final = 100
 LIST_ITEMS_DEFAULT: Final = 20
+# Parties beyond the required ones a sealing.seal call may add.
+SEAL_EXTRA_RECIPIENTS_MAX: Final = 16
 # How long after its block a recorded credit.read releases the file (ADR 0024).
 CREDIT_READ_FRESH_MS: Final = 10 * 60 * 1000
 
@@ -510,6 +521,51 @@ class Api:
                                         credit_file=credit_file)
         return {"recipients": [views.plain(r) for r in found]}
 
+    async def sealing_seal(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """A sealed field made by this node for its own institution's client, which cannot
+        make one itself: the data key is wrapped with libsodium's sealed box (XSalsa20-Poly1305,
+        ADR 0024), which the standard libraries of Java and JavaScript lack. The caller sends
+        its plain details to its own node (a write: a client credential); nothing of them is
+        kept or logged."""
+        tx_type = params.get("tx_type")
+        if not isinstance(tx_type, str) or tx_type not in txtypes.SEALED_FIELDS:
+            raise invalid_params("tx_type must be one of "
+                                 + ", ".join(sorted(txtypes.SEALED_FIELDS)))
+        spec = txtypes.SEALED_FIELDS[tx_type]
+        record_id = _text(params, "record_id")
+        recorder = _text(params, "recorder", 64)
+        raw = params.get("details")
+        if not isinstance(raw, dict):
+            raise invalid_params("details must be an object")
+        if "salt" not in raw:  # the salt hides guessable details behind plain_hash (ADR 0024)
+            raw = {**raw, "salt": client_sealing.salt().hex()}
+        try:
+            details: Any = codec.from_json(spec.details, raw, "details")
+        except (DecodeError, ValueError, TypeError) as exc:
+            raise invalid_params(str(exc)[:300]) from None
+        enterprise = _text(params, "enterprise", 18) if params.get("enterprise") else ""
+        credit_file = _text(params, "credit_file", 18) if params.get("credit_file") else ""
+        recipients = list(queries.seal_recipients(self.state, recorder, enterprise=enterprise,
+                                                  credit_file=credit_file))
+        also = params.get("also_to", [])
+        if (not isinstance(also, list) or len(also) > SEAL_EXTRA_RECIPIENTS_MAX
+                or not all(isinstance(p, str) for p in also)):
+            raise invalid_params(f"also_to must be a list of at most "
+                                 f"{SEAL_EXTRA_RECIPIENTS_MAX} party ids")
+        for party in also:
+            key = queries.encryption_key(self.state, party)
+            if key is None:
+                raise RpcError(E.NOT_FOUND, f"{party} has no encryption key")
+            if all(r.party != party for r in recipients):
+                recipients.append(Recipient(party, key.version, key.public_key))
+        if all(r.party != recorder for r in recipients):
+            raise RpcError(E.NOT_FOUND, f"{recorder} has no encryption key: a sealed field "
+                           "must be wrapped to its recorder")
+        sealed = client_sealing.seal(details, tx_type, record_id, recipients)
+        return {"sealed": codec.to_json(sealed), "details": codec.to_json(details),
+                "recipients": [{"party": r.party, "key_version": r.key_version}
+                               for r in recipients]}
+
     # ------------------------------------------------------------------ subscriptions
 
     def _session(self, ctx: CallContext) -> Any:
@@ -519,8 +575,36 @@ class Api:
         return ctx.session
 
     async def sub_blocks(self, params: dict[str, Any], ctx: CallContext) -> int:
+        """New blocks; with `from_height`, the committed blocks from that height first (at
+        most `BACKFILL_BLOCKS_MAX`), then the live ones, without a gap or a repeat: how a
+        client resumes after a disconnect."""
         session = self._session(ctx)
-        return self._subscribe(lambda: self.hub.subscribe_blocks(session))
+        if params.get("from_height") is None:
+            return self._subscribe(lambda: self.hub.subscribe_blocks(session))
+        start = _int(params, "from_height", 1, 1, 2**63 - 1)
+        # Nothing awaits between the chain applying a block and the hub hearing of it
+        # (Node._on_block), so this height and the hub's events join exactly.
+        tip_height = self.intake.chain.height
+        if start > tip_height + 1:
+            raise invalid_params(f"from_height {start} is past the next block "
+                                 f"({tip_height + 1})")
+        if tip_height + 1 - start > BACKFILL_BLOCKS_MAX:
+            raise RpcError(INVALID_PARAMS, f"Invalid params: from_height {start} is "
+                           f"{tip_height + 1 - start} blocks behind the next block; at most "
+                           f"{BACKFILL_BLOCKS_MAX} are replayed: read the earlier ones with "
+                           "block.get, then subscribe from a later height",
+                           {"tip_height": tip_height, "backfill_blocks_max": BACKFILL_BLOCKS_MAX})
+        sub_id = self._subscribe(lambda: self.hub.subscribe_blocks(session, hold=True))
+        replay = []  # blocks applied from here on are held by the hub, not lost
+        for height in range(start, tip_height + 1):
+            block = self.storage.block(height)
+            if block is None:  # pruned or not yet stored: tell, rather than leave a gap
+                self.hub.unsubscribe(session, sub_id)
+                raise RpcError(E.NOT_FOUND, f"block {height} is not in this node's store")
+            replay.append(block_summary(block))
+            await trio.lowlevel.checkpoint()
+        session.after_reply(lambda: self.hub.release(sub_id, replay))
+        return sub_id
 
     async def sub_tx(self, params: dict[str, Any], ctx: CallContext) -> int:
         session = self._session(ctx)
@@ -607,6 +691,10 @@ class Api:
                                                 result["manifest"]["height"],
                                                 "client": ctx.client})
         return result
+
+    async def admin_job(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        self._admin("admin.job", ctx)
+        return self.admin_jobs.status()
 
     async def admin_compact(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         self._admin("admin.compact", ctx)
@@ -777,9 +865,25 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         Param("credit_file", s.USCC)),
         summary="Whom a record must be sealed to: the recorder, every regulator, the "
         "enterprise if it holds a key, the credit file's current key.", result=s.RECIPIENTS)
-    add("sub.blocks", api.sub_blocks, summary="Subscribe to new blocks (WebSocket only); "
-        "events arrive as sub.event notifications.", result=s.SUB_ID,
-        errors=(E.WEBSOCKET_ONLY, E.BUSY))
+    add("sealing.seal", api.sealing_seal, (
+        Param("tx_type", {"type": "string", "enum": sorted(txtypes.SEALED_FIELDS)}, True),
+        Param("record_id", s.RECORD_ID, True), Param("recorder", s.text(64), True),
+        Param("details", s.OBJECT, True, description="The plain details of the transaction "
+              "type's sealed field (e.g. DeclarationDetails: buyer, destination, goods); the "
+              "node adds a random salt unless one is given."),
+        Param("enterprise", s.USCC), Param("credit_file", s.USCC),
+        Param("also_to", {"type": "array", "items": s.text(64),
+                          "maxItems": SEAL_EXTRA_RECIPIENTS_MAX})),
+        summary="Seal a record's confidential details for the caller's own transaction, to "
+        "the parties sealing.recipients names (and any added): for clients without "
+        "libsodium's sealed box. Send plain details only to your own institution's node.",
+        result=s.SEALING, write=True, errors=(E.NOT_FOUND,))
+    add("sub.blocks", api.sub_blocks, (
+        Param("from_height", s.int_range(1, None), description="Replay the committed blocks "
+              f"from this height (at most {BACKFILL_BLOCKS_MAX} behind the next block) before "
+              "the live ones, without a gap or a repeat: resuming after a disconnect."),),
+        summary="Subscribe to new blocks (WebSocket only); events arrive as sub.event "
+        "notifications.", result=s.SUB_ID, errors=(E.WEBSOCKET_ONLY, E.BUSY, E.NOT_FOUND))
     add("sub.tx", api.sub_tx, (Param("tx_id", s.HEX32, True),),
         summary="Subscribe to one transaction's commit (one event, WebSocket only).",
         result=s.SUB_ID, errors=(E.WEBSOCKET_ONLY, E.BUSY))
@@ -828,6 +932,15 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         "between two blocks, without Raft state) to <backup_dir>/<name>/ with a manifest; "
         "one admin job at a time.", result=s.BACKUP, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))
+    add("admin.job", api.admin_job, summary=admin + "The admin job running on this node "
+        "(backup or compaction), if any: for how long, and the keys and bytes a backup copied "
+        "so far (crossbill backup create shows them as it waits).", result={
+            "type": "object", "required": ["running"], "properties": {
+                "running": {"type": ["string", "null"], "enum": ["backup", "compaction", None]},
+                "seconds": {"type": "number", "minimum": 0},
+                "keys": {"type": "integer", "minimum": 0},
+                "bytes": {"type": "integer", "minimum": 0}}},
+        write=True, errors=(E.UNAUTHORIZED,))
     add("admin.compact", api.admin_compact, summary=admin + "Compact this node's LevelDB in "
         "the background; one admin job at a time.", result=s.COMPACTION, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))

@@ -12,9 +12,9 @@ from typing import Any, Final
 from node.rpc import views
 from node.rpc.docschema import Components, nullable
 from node.storage import backup
-from protocol import limits, types
+from protocol import limits, txtypes, types
 from protocol.ledger import queries, records
-from protocol.sealed import Recipient
+from protocol.sealed import Recipient, Sealed
 from protocol.timing import TIMING_KEYS
 
 COMPONENTS: Final = Components()
@@ -169,6 +169,12 @@ ENCRYPTION_KEY: Final = of(records.EncryptionKeyRecord)
 FILE_KEYS: Final = view(uscc=USCC, epoch=INT, epochs={"type": "array",
                                                       "items": of(records.CreditFileKey)})
 RECIPIENTS: Final = view(recipients={"type": "array", "items": of(Recipient)})
+SEALING: Final = view(
+    sealed=of(Sealed),
+    details={"oneOf": [of(cls) for cls in sorted(set(txtypes.SEALED_DETAILS.values()),
+                                                 key=lambda c: c.__name__)],
+             "description": "the plain details as sealed, with their salt"},
+    recipients={"type": "array", "items": view(party=STRING, key_version=INT)})
 BACKUP: Final = view(name=STRING, dir=STRING, bytes=INT, seconds={"type": "number"},
                      manifest=of(backup.Manifest))
 COMPACTION: Final = view(bytes_before=INT, bytes_after=INT, seconds={"type": "number"})
@@ -205,4 +211,7 @@ PARAM_DOCS: Final[dict[str, str]] = {
     "form_no": "the tax filing form's number",
     "policy_id": "the insurance policy's id",
     "document_id": "the supporting document's id",
+    "tx_type": "the transaction type whose sealed field this is",
+    "record_id": "the id of the record the transaction writes (the sealed field's context)",
+    "also_to": "more parties to seal to, each with its encryption key on the ledger",
 }

@@ -35,6 +35,10 @@ SESSION_QUEUE_MESSAGES_MAX: Final = 256
 # A block's party notices for one subscription go out in messages of at most this many (a
 # block may hold BLOCK_TXS_MAX transactions of one enterprise).
 PARTY_MESSAGE_EVENTS_MAX: Final = 64
+# sub.blocks with from_height replays at most this many committed blocks before the live ones
+# (a client resuming after a disconnect; further behind, it reads them with block.get first).
+# Well under SESSION_QUEUE_MESSAGES_MAX, so a replay alone never fills a session's queue.
+BACKFILL_BLOCKS_MAX: Final = 64
 
 TOPIC_BLOCKS: Final = "blocks"
 TOPIC_TX: Final = "tx"
@@ -68,6 +72,9 @@ class Subscription:
     viewer: str = ""                            # party: who subscribed (proven)
     last_value: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Events held back (blocks: while the replay of earlier blocks is read; `release` sends
+    # them after it); None once live.
+    held: list[Any] | None = None
 
 
 RecordReader = Callable[[bytes], bytes | None]
@@ -102,8 +109,23 @@ class Hub:
         self.subs[sub.id] = sub
         return sub.id
 
-    def subscribe_blocks(self, session: Session) -> int:
-        return self._add(Subscription(next(self._ids), session, TOPIC_BLOCKS))
+    def subscribe_blocks(self, session: Session, hold: bool = False) -> int:
+        """With `hold`, the subscription's events wait until `release` (which sends the
+        replayed blocks first): subscribing and reading the chain's tip happen at one point,
+        so the replay and the live events join without a gap or a repeat."""
+        return self._add(Subscription(next(self._ids), session, TOPIC_BLOCKS,
+                                      held=[] if hold else None))
+
+    def release(self, sub_id: int, replay: list[Any]) -> None:
+        """Send `replay`, then the events held since the subscription began, then go live."""
+        sub = self.subs.get(sub_id)
+        if sub is None or sub.held is None:
+            return
+        held, sub.held = sub.held, None
+        for result in [*replay, *held]:
+            if sub.id not in self.subs:
+                return  # dropped with its session for a full queue
+            self.notify(sub, result)
 
     def subscribe_tx(self, session: Session, tx_id: bytes) -> int:
         return self._add(Subscription(next(self._ids), session, TOPIC_TX, tx_id=tx_id))
@@ -163,7 +185,15 @@ class Hub:
             if sub.id not in self.subs:
                 continue  # dropped with its session during this loop
             if sub.topic == TOPIC_BLOCKS:
-                self.notify(sub, summary)
+                if sub.held is None:
+                    self.notify(sub, summary)
+                elif len(sub.held) < SESSION_QUEUE_MESSAGES_MAX:
+                    sub.held.append(summary)
+                else:  # its replay is taking too long to read: as slow as a full queue
+                    self.forget(sub.session)
+                    self.dropped_sessions += 1
+                    sub.session.drop("subscriber too slow: more than "
+                                     f"{SESSION_QUEUE_MESSAGES_MAX} blocks held during a replay")
             elif sub.topic == TOPIC_TX and sub.tx_id in positions:
                 index = positions[sub.tx_id]
                 del self.subs[sub.id]  # one event, then the subscription ends

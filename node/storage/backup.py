@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import pathlib
 import re
@@ -34,6 +35,7 @@ import orjson
 import trio
 
 from node.config import NodeConfig, load_config
+from node.observe.progress import CopyProgress
 from node.storage.store import (
     INTAKE_KEY_PREFIX,
     RAFT_KEY_PREFIX,
@@ -55,6 +57,11 @@ STORE_DIR: Final = "store"
 EXCLUDED_PREFIXES: Final = (RAFT_KEY_PREFIX, INTAKE_KEY_PREFIX)
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CONTENT_DOMAIN: Final = b"crossbill/backup-content\x00"
+# The copy looks at the clock for a progress line every this many keys (lines themselves come
+# at most every PROGRESS_INTERVAL_S, node/observe/progress.py).
+BACKUP_PROGRESS_CHECK_KEYS: Final = 256
+
+log = logging.getLogger("crossbill.backup")
 
 
 class OpsError(CrossbillError):
@@ -173,11 +180,18 @@ class _Digest:
 
 def write_backup(snapshot: StoreSnapshot, dest: pathlib.Path, *, institution: str,
                  chain_id: str, genesis_hash: bytes,
-                 checkpoint: Callable[[], None] = lambda: None) -> Manifest:
+                 checkpoint: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_progress: Callable[[int, int], None] = lambda keys, nbytes: None
+                 ) -> Manifest:
     """Copy `snapshot` (without Raft state) into a new backup directory `dest`.
 
     Blocking: run it in a worker thread. `checkpoint` is called every
     `BACKUP_CANCEL_CHECK_KEYS` keys and may raise to abort (the staging directory is removed).
+    Logs a progress line (keys and bytes copied) at info level at most every
+    PROGRESS_INTERVAL_S seconds of `clock`, and a summary at the end. No percentage: the
+    number of keys is known only once they are all read. `on_progress(keys, bytes)` hears
+    the counts every `BACKUP_PROGRESS_CHECK_KEYS` keys (`admin.job` tells them).
     """
     tip = snapshot.tip()
     if tip is None:
@@ -187,12 +201,20 @@ def write_backup(snapshot: StoreSnapshot, dest: pathlib.Path, *, institution: st
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.partial-{os.getpid()}-{os.urandom(4).hex()}"
     digest = _Digest()
+    progress = CopyProgress(f"backup {dest.name}", clock())
+    copied_bytes = 0
 
     def items() -> Iterator[tuple[bytes, bytes]]:
+        nonlocal copied_bytes
         for key, value in snapshot.items(exclude_prefixes=EXCLUDED_PREFIXES):
             if digest.count % limits.BACKUP_CANCEL_CHECK_KEYS == 0:
                 checkpoint()
+            if digest.count % BACKUP_PROGRESS_CHECK_KEYS == 0:
+                on_progress(digest.count, copied_bytes)
+                if line := progress.observe(clock(), digest.count, copied_bytes):
+                    log.info("%s", line)
             digest.add(key, value)
+            copied_bytes += len(key) + len(value)
             yield key, value
 
     now = time.time()
@@ -215,6 +237,8 @@ def write_backup(snapshot: StoreSnapshot, dest: pathlib.Path, *, institution: st
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    log.info("%s, height %d, to %s", progress.summary(clock(), count, copied_bytes),
+             tip.height, dest)
     return manifest
 
 
@@ -225,6 +249,18 @@ class AdminJobs:
     def __init__(self) -> None:
         self.running: str | None = None
         self.started = 0.0
+        self.keys = 0      # copied so far by the running backup (written by its thread)
+        self.bytes = 0
+
+    def status(self) -> dict[str, Any]:
+        """The running job, if any: what, for how long, and what a backup copied so far."""
+        if self.running is None:
+            return {"running": None}
+        return {"running": self.running, "seconds": round(time.monotonic() - self.started, 3),
+                "keys": self.keys, "bytes": self.bytes}
+
+    def _progress(self, keys: int, nbytes: int) -> None:
+        self.keys, self.bytes = keys, nbytes
 
     @contextlib.contextmanager
     def _slot(self, job: str) -> Iterator[None]:
@@ -233,6 +269,7 @@ class AdminJobs:
                             f"{time.monotonic() - self.started:.1f} s ago is still running; "
                             "retry when it has finished")
         self.running, self.started = job, time.monotonic()
+        self.keys = self.bytes = 0
         try:
             yield
         finally:
@@ -249,7 +286,7 @@ class AdminJobs:
                 manifest = await trio.to_thread.run_sync(lambda: write_backup(
                     snapshot, dest, institution=institution, chain_id=storage.meta.chain_id,
                     genesis_hash=storage.meta.genesis_hash,
-                    checkpoint=trio.from_thread.check_cancelled))
+                    checkpoint=trio.from_thread.check_cancelled, on_progress=self._progress))
             finally:
                 snapshot.close()
             return {"name": name, "dir": str(dest), "bytes": dir_bytes(dest),

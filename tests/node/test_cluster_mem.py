@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import pathlib
 import time
 
@@ -10,6 +12,8 @@ import pytest
 
 from node.cli.demo import headline_steps
 from node.keys import generate_key
+from node.observe.progress import CatchUpProgress
+from node.replica import sync
 from tests.node.cluster import cluster
 from tests.waiting import wait_until
 
@@ -35,7 +39,14 @@ async def test_headline_workflow_commits_on_every_node(tmp_path: pathlib.Path) -
                 assert n.storage.tx_record(step.tx.id) is not None
 
 
-async def test_follower_catches_up_after_missing_blocks(tmp_path: pathlib.Path) -> None:
+async def test_follower_catches_up_after_missing_blocks(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Report a catch-up of a few blocks (a node reports one of more than
+    # CATCH_UP_BEHIND_BLOCKS_MIN), to see its progress lines at info level.
+    monkeypatch.setattr(sync, "CatchUpProgress", functools.partial(CatchUpProgress,
+                                                                   behind_min=1))
+    caplog.set_level(logging.INFO, logger="crossbill.sync")
     async with cluster(tmp_path) as c:
         leader = await c.wait_leader()
         c.stop("tax.qd")
@@ -46,6 +57,16 @@ async def test_follower_catches_up_after_missing_blocks(tmp_path: pathlib.Path) 
             assert await node.intake.wait_committed(step.tx.id, 10) is not None
         await c.start("tax.qd")
         await c.wait_same_tip(min_height=2)
+
+        def progress() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "crossbill.sync"
+                    and r.levelno == logging.INFO and r.getMessage().startswith(
+                        ("catching up: ", "caught up at height "))]
+
+        lines = await wait_until(lambda: (p := progress()) and p[-1].startswith("caught up")
+                                 and p, timeout_s=10, what=progress)
+        assert lines[0].startswith("catching up: height "), lines
+        assert "best known " in lines[0] and "blocks behind" in lines[0]
 
 
 async def test_new_leader_after_the_leader_crashes(tmp_path: pathlib.Path) -> None:

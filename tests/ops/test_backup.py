@@ -7,8 +7,11 @@ neither loopback nor authenticated; a second admin job while one runs gets "busy
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import logging
 import pathlib
+import re
 import threading
 import time
 from typing import Any
@@ -168,6 +171,30 @@ def test_a_backup_holds_the_snapshot_not_the_writes_after_it(tmp_path: pathlib.P
     assert raft_keys(built.path) > 0  # r:applied is in the live store, not in the backup
 
 
+def test_a_backup_logs_progress_and_a_summary(tmp_path: pathlib.Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """On a clock that moves a second each time the copy looks at it, a line comes at most
+    every PROGRESS_INTERVAL_S with the keys and bytes so far, then one summary."""
+    from node.observe.progress import PROGRESS_INTERVAL_S
+
+    built = build_chain(tmp_path / "data", blocks=4)
+    monkeypatch.setattr(storage_backup, "BACKUP_PROGRESS_CHECK_KEYS", 8)  # a small store
+    ticks = itertools.count()
+    caplog.set_level(logging.INFO, logger="crossbill.backup")
+    manifest = backup_of(built, tmp_path / "b", clock=lambda: float(next(ticks)))
+    lines = [r.getMessage() for r in caplog.records if r.name == "crossbill.backup"]
+    progress = [re.fullmatch(r"backup b: (\d+) entries, \S+ k?B in (\d+\.?\d*) s \(.*\) so far",
+                             line) for line in lines[:-1]]
+    assert len(progress) >= 3 and all(progress), lines
+    seconds = [float(m[2]) for m in progress if m]
+    assert all(b - a >= PROGRESS_INTERVAL_S for a, b in itertools.pairwise(seconds)), seconds
+    entries = [int(m[1]) for m in progress if m]
+    assert entries == sorted(entries) and entries[-1] < manifest.key_count
+    assert lines[-1].startswith(f"backup b done: {manifest.key_count} entries, ")
+    assert lines[-1].endswith(f", height {manifest.height}, to {tmp_path / 'b'}")
+
+
 def test_an_aborted_backup_leaves_nothing(tmp_path: pathlib.Path) -> None:
     built = build_chain(tmp_path / "data", blocks=2)
 
@@ -259,6 +286,7 @@ async def test_a_second_admin_job_while_one_runs_is_busy(
     real = storage_backup.write_backup
 
     def held(*args: Any, **kw: Any) -> storage_backup.Manifest:  # in a trio worker thread
+        kw["on_progress"](512, 40_960)
         trio.from_thread.run_sync(entered.set)
         assert release.wait(20)
         return real(*args, **kw)
@@ -277,7 +305,11 @@ async def test_a_second_admin_job_while_one_runs_is_busy(
                 await entered.wait()
             second = await rpc(node, "admin.backup", {"name": "second"})
             compact = await rpc(node, "admin.compact")
+            job = (await rpc(node, "admin.job"))["result"]
             release.set()
+        assert job["running"] == "backup" and (job["keys"], job["bytes"]) == (512, 40_960)
+        assert job["seconds"] >= 0
+        assert (await rpc(node, "admin.job"))["result"] == {"running": None}
         for reply in (second, compact):
             assert reply["error"]["code"] == E.BUSY, reply
             assert reply["error"]["message"].startswith("busy: a backup started")
@@ -441,3 +473,36 @@ def test_cli_backup_restore_and_node_id(tmp_path: pathlib.Path,
     assert f"data_dir     {node_dir / 'data'} (height 3)" in out
     assert "no node key yet" in out and "key_id       unreadable" in out
     assert str(node_dir / "backups") in out  # the default [node] backup_dir
+
+
+def test_backup_create_prints_the_nodes_progress_while_it_waits(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's second connection asks admin.job and prints the counts as they grow, only
+    while a backup runs, and stops when told."""
+    from node.cli import client_cmds
+
+    done = threading.Event()
+    jobs = iter([{"running": None}, {"running": "backup", "seconds": 1.0, "keys": 256,
+                                     "bytes": 2048},
+                 {"running": "backup", "seconds": 2.0, "keys": 512, "bytes": 4096}])
+
+    class Client:
+        def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            assert method == "admin.job"
+            job = next(jobs, None)
+            if job is None:
+                done.set()
+                return {"running": None}
+            return job
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(client_cmds, "rpc_client", lambda args: Client())
+    monkeypatch.setattr(ops, "BACKUP_POLL_S", 0.001)
+    monkeypatch.setattr(ops, "BACKUP_LINE_INTERVAL_S", 0.0)
+    ops._watch_backup(argparse.Namespace(), "nightly", done)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["backup nightly"] * 2
+    assert lines[0].startswith("backup nightly: 256 entries, ")
+    assert lines[1].startswith("backup nightly: 512 entries, ")

@@ -20,6 +20,7 @@ from node.client.api import ReadSigner
 from node.client.sealing import (
     ENCRYPTED,
     Keyring,
+    SealedError,
     extend_file_key_grant,
     file_private_key,
     new_file_key_grant,
@@ -33,10 +34,12 @@ from node.client.sealing import (
 )
 from node.client.txbuild import TxBuilder, build_payload
 from node.keys import generate_key
-from protocol import codec, crypto, txtypes, types
+from node.rpc import errors as E
+from protocol import codec, crypto, limits, txtypes, types
 from protocol.ledger import records
 from protocol.sealed import Recipient, Sealed
-from tests.rpc.harness import RpcCluster, rpc_cluster
+from tests.dates import RECENT_EXPORT_DATE
+from tests.rpc.harness import RpcCluster, call, rpc_cluster
 from tests.rpc.test_methods import walk_headline
 
 BOC, ICBC, REG = "bank.boc-qd", "bank.icbc-qd", "regulator.safe-qd"
@@ -198,3 +201,39 @@ async def test_encryption_key_rotation(tmp_path: pathlib.Path) -> None:
         # A low-order point is not an encryption key.
         await _commit(rc, client, "customs.qd", txtypes.SetEncryptionKey(bytes(32)),
                       expect="BAD_ENCRYPTION_KEY")
+
+
+async def test_sealing_seal_lets_a_client_without_libsodium_seal_its_record(
+        tmp_path: pathlib.Path) -> None:
+    """sealing.seal seals plain details to the parties the ledger requires (and one added);
+    the declaration carrying it commits, each party opens it and a bank does not."""
+    async with rpc_cluster(tmp_path) as rc:
+        plain = {"buyer": "Hamburg Marine GmbH", "destination": "DE", "goods": "marine pumps"}
+        params = {"tx_type": "declaration.register", "record_id": "SEAL-RPC-1",
+                  "recorder": "customs.qd", "details": plain, "also_to": ["tax.qd"]}
+        reply = (await call(rc.url, "sealing.seal", params))["result"]
+        parties = {r["party"] for r in reply["recipients"]}
+        assert parties == {"customs.qd", REG, "tax.qd"}
+        assert reply["details"] == {**plain, "salt": reply["details"]["salt"]}
+        assert len(bytes.fromhex(reply["details"]["salt"])) == limits.SEALED_SALT_BYTES
+        sealed = codec.from_json(Sealed, reply["sealed"])
+        tx = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
+                       signer="customs.qd").build(
+            "declaration.register", declaration_no="SEAL-RPC-1", exporter=EXPORTER,
+            details=reply["sealed"], value=100, currency="USD", export_date=RECENT_EXPORT_DATE)
+        async with AsyncClient(rc.url) as client:
+            done = await client.submit(tx, wait=True)
+        assert done["receipt"]["status"] == "ok", done
+        for party in ("customs.qd", REG, "tax.qd"):
+            ring = Keyring.from_signing_key(party, rc.c.keys[party])
+            opened = open_field(sealed, "declaration.register", "SEAL-RPC-1", ring)
+            assert codec.to_json(opened) == reply["details"]
+        with pytest.raises(SealedError):
+            open_field(sealed, "declaration.register", "SEAL-RPC-1",
+                       Keyring.from_signing_key("bank.boc-qd", rc.c.keys["bank.boc-qd"]))
+        # bad input: an unknown type, details of the wrong shape, a party without a key
+        for bad, code in (({**params, "tx_type": "tx.unknown"}, -32602),
+                          ({**params, "details": {"buyer": "x"}}, -32602),
+                          ({**params, "also_to": ["nobody.x"]}, E.NOT_FOUND),
+                          ({**params, "recorder": "nobody.x", "also_to": []}, E.NOT_FOUND)):
+            assert (await call(rc.url, "sealing.seal", bad))["error"]["code"] == code

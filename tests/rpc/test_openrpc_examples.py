@@ -174,7 +174,15 @@ async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
         await http("credit.file_keys", {"uscc": EXPORTER}, "the credit file's key epochs")
         await http("sealing.recipients", {"recorder": "customs.qd", "enterprise": EXPORTER},
                    "whom customs seals a declaration to")
+        await http("sealing.seal", {
+            "tx_type": "declaration.register", "record_id": "QD-2026-EX-0003",
+            "recorder": "customs.qd", "enterprise": EXPORTER, "details": {
+                "buyer": "Antwerp Valves NV", "destination": "BE",
+                "goods": "stainless valve bodies"}},
+            "customs's node seals a declaration's details", "a client without libsodium's "
+            "sealed box asks its own node; the salt is added")
         await http("admin.backup", {"name": "example"}, "a backup, from loopback")
+        await http("admin.job", {}, "no admin job running")
         await http("admin.compact", {}, "a compaction, from loopback")
         doc = await http("rpc.discover", {}, "this document")
         assert len(doc["methods"]) == len(standalone_dispatcher().methods)
@@ -204,6 +212,8 @@ async def _websocket(url: str, tx_id: str, signed: Any) -> list[Exchange]:
             return reply["result"]
 
         blocks = await ws_call("sub.blocks", {}, "new blocks")
+        await ws_call("sub.blocks", {"from_height": 1}, "every block from height 1, then "
+                      "the new ones (resuming after a disconnect)")
         await ws_call("sub.tx", {"tx_id": tx_id}, "a transaction's commit")
         await ws_call("sub.record", {"kind": "financing", "id": "FIN-BOC-0001"},
                       "a financing's changes")

@@ -193,3 +193,83 @@ async def test_watch_subscription_tells_the_lending_bank_its_collateral_was_canc
         text = generate_latest(metrics.build_registry(rc.node)).decode().splitlines()
         assert 'crossbill_ledger_financings_watched{list="flagged"} 1.0' in text
         assert 'crossbill_ledger_financings_watched{list="overdue"} 0.0' in text
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.out: list[dict[str, Any]] = []
+        self.dropped = ""
+
+    def offer(self, message: bytes) -> bool:
+        self.out.append(orjson.loads(message)["params"]["result"])
+        return True
+
+    def drop(self, reason: str) -> None:
+        self.dropped = reason
+
+
+def test_held_block_events_follow_the_replay_in_order() -> None:
+    """A block applied while a replay is read is held, then sent after the replay: no gap,
+    no repeat, and a live subscriber meanwhile is unaffected."""
+    from node.rpc.subs import Hub
+
+    hub = Hub(read_raw=lambda key: None, record_view=lambda kind, rid: None)
+    resuming, live = _Session(), _Session()
+    sub = hub.subscribe_blocks(resuming, hold=True)
+    hub.subscribe_blocks(live)
+
+    class _Header:
+        def __init__(self, height: int) -> None:
+            self.height, self.prev_hash, self.tx_count = height, b"\0" * 32, 0
+            self.state_root, self.timestamp_ms, self.proposer = b"\0" * 32, 0, "bank.a"
+
+    class _Block:
+        def __init__(self, height: int) -> None:
+            self.header, self.height, self.txs = _Header(height), height, ()
+            self.hash = bytes([height]) * 32
+
+    hub.block_applied(_Block(5), ())  # type: ignore[arg-type]
+    assert [e["height"] for e in live.out] == [5] and resuming.out == []
+    hub.release(sub, [{"height": 3}, {"height": 4}])
+    hub.block_applied(_Block(6), ())  # type: ignore[arg-type]
+    assert [e["height"] for e in resuming.out] == [3, 4, 5, 6]
+    assert [e["height"] for e in live.out] == [5, 6]
+
+
+async def test_sub_blocks_from_height_replays_then_goes_live(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with rpc_cluster(tmp_path) as rc:
+        host, port = host_port(rc.url)
+        builder = TxBuilder(rc.c.keys["customs.qd"], chain_id=rc.c.config.chain_id,
+                            signer="customs.qd")
+
+        def declaration(number: str) -> Any:
+            return builder.build("declaration.register", declaration_no=number,
+                                 exporter=EXPORTER, details=_details(rc), value=100,
+                                 currency="USD", export_date=RECENT_EXPORT_DATE)
+
+        async with AsyncClient(rc.url) as client:
+            for number in ("RESUME-1", "RESUME-2"):
+                await client.submit(declaration(number), wait=True)
+        tip = rc.node.chain.height
+        assert tip >= 2
+        async with open_websocket(host, port, "/ws", use_ssl=False) as ws:
+            past = await ws_call(ws, req("sub.blocks", {"from_height": tip + 2}))
+            assert past["error"]["code"] == -32602 and "past the next block" in \
+                past["error"]["message"]
+            monkeypatch.setattr("node.rpc.methods.BACKFILL_BLOCKS_MAX", 1)
+            far = await ws_call(ws, req("sub.blocks", {"from_height": 1}))
+            assert far["error"]["data"] == {"tip_height": tip, "backfill_blocks_max": 1}
+            assert "block.get" in far["error"]["message"]
+            monkeypatch.undo()
+            sub = (await ws_call(ws, req("sub.blocks", {"from_height": 1})))["result"]
+            heights = []
+            while len(heights) < tip:
+                event = await next_event(ws)
+                assert event["subscription"] == sub
+                heights.append(event["result"]["height"])
+            assert heights == list(range(1, tip + 1))
+            assert heights[-1] == tip and event["result"]["hash"] == \
+                rc.node.storage.block(tip).hash.hex()
+            events = await submit_and_collect(ws, declaration("RESUME-3"), 1)
+            assert events[0]["result"]["height"] == tip + 1
