@@ -787,10 +787,10 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         "leader.", result=s.HEALTH, access=ACCESS_PUBLIC)
     add("protocol.versions", api.protocol_versions, summary="The protocol version of the next "
         "block, every activation (scheduled or active), the versions this node implements, "
-        "and whether it stopped for an upgrade it needs (ADR 0025).", result=s.OBJECT,
+        "and whether it stopped for an upgrade it needs (ADR 0025).", result=s.VERSIONS,
         access=ACCESS_PUBLIC)
     add("consortium.get", api.consortium_get, summary="The consortium configuration: genesis "
-        "and the current orderers, parameters and institutions.", result=s.OBJECT,
+        "and the current orderers, parameters and institutions.", result=s.CONSORTIUM,
         access=ACCESS_PUBLIC)
     for kind, param, fmt in (("institution", "institution", s.text(64)),
                              ("enterprise", "uscc", s.USCC),
@@ -800,39 +800,39 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
                              ("payment", "payment_id", s.RECORD_ID),
                              ("proceeds", "proceeds_id", s.RECORD_ID)):
         add(f"{kind}.get", api.record_getter(kind, param), (Param(param, fmt, True),),
-            summary=f"The {kind} record with its history.", result=s.OBJECT,
+            summary=f"The {kind} record with its history.", result=s.RECORD_RESULTS[kind],
             errors=(E.NOT_FOUND,))
     add("record.history", api.record_history, (Param("kind", s.RECORD_KIND, True),
                                                Param("id", s.RECORD_ID, True)),
         summary="Every accepted transaction that touched a record, in chain order.",
-        result=s.OBJECT)
+        result=s.RECORD_HISTORY)
     page = (Param("after", s.RECORD_ID, description="the next_after of the previous page"),
             Param("limit", s.int_range(1, limits.QUERY_PAGE_ITEMS_MAX)))
     add("enterprise.exposure", api.enterprise_exposure, (Param("uscc", s.USCC, True),),
         summary="An enterprise's exposure across every bank: open pledges, approved, "
-        "outstanding and overdue principal by currency, flagged financings.", result=s.OBJECT)
+        "outstanding and overdue principal by currency, flagged financings.", result=s.EXPOSURE)
     add("fx.rate", api.fx_rate, (Param("base", s.CURRENCY, True), Param("quote", s.CURRENCY, True)),
         summary="The regulator's reference rate of the day (the last block's date) for a "
         "currency pair: quote minor units per base minor unit, times 10^8 (rate_e8).",
-        result=s.OBJECT, errors=(E.NOT_FOUND,))
+        result=s.FX_RATE, errors=(E.NOT_FOUND,))
     add("bank.book", api.bank_book, (Param("bank", s.text(64), True), *page),
         summary="A bank's live financings (holding pledges or owing money), by id, paged.",
-        result=s.OBJECT)
+        result=s.page(records.Financing))
     add("declaration.list", api.declaration_list, (Param("exporter", s.USCC, True), *page),
         summary="The declarations customs registered for an exporter, by number, paged.",
-        result=s.OBJECT)
+        result=s.page(records.Declaration))
     add("application.list", api.application_list, (Param("uscc", s.USCC, True), *page),
         summary="An enterprise's financing applications, with whether each is live, paged.",
-        result=s.OBJECT)
+        result=s.page(queries.ApplicationView))
     add("financing.watch_list", api.financing_watch_list, (
         Param("kind", s.text(16), True, "flagged (collateral cut by customs or collected) or "
               "overdue (past maturity)"), *page),
         summary="The regulator's list of live flagged or overdue financings, by id, paged.",
-        result=s.OBJECT)
+        result=s.page(records.Financing))
     add("consent.get", api.consent_get, (Param("uscc", s.USCC, True),
                                          Param("bank", s.text(64), True)),
         summary="The consent an enterprise gave a bank, and whether it is live.",
-        result=s.OBJECT, errors=(E.NOT_FOUND,))
+        result=s.CONSENT, errors=(E.NOT_FOUND,))
     add("credit.read", api.credit_read, (
         Param("uscc", s.USCC, True),
         Param("read_tx", s.HEX32, description="the reader's committed credit.read transaction "
@@ -852,19 +852,19 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         Param("from_index", s.int_range(0, 2**32 - 1)),
         Param("limit", s.int_range(1, LIST_ITEMS_MAX))),
         summary="Credit-file reads recorded on the ledger, in order, paged: all of them for "
-        "the regulator, its own for a bank.", result=s.OBJECT, errors=(E.READ_REFUSED,),
+        "the regulator, its own for a bank.", result=s.CREDIT_READS, errors=(E.READ_REFUSED,),
         access=ACCESS_PROOF)
     add("encryption_key.get", api.encryption_key_get, (Param("owner", s.text(64), True),),
         summary="An institution's or enterprise's current encryption key and its version.",
-        result=s.OBJECT, errors=(E.NOT_FOUND,))
+        result=s.ENCRYPTION_KEY, errors=(E.NOT_FOUND,))
     add("credit.file_keys", api.credit_file_keys, (Param("uscc", s.USCC, True),),
         summary="A credit file's key epochs, each with its private key wrapped to its readers "
-        "(the enterprise extends a consent with them).", result=s.OBJECT)
+        "(the enterprise extends a consent with them).", result=s.FILE_KEYS)
     add("sealing.recipients", api.sealing_recipients, (
         Param("recorder", s.text(64), True), Param("enterprise", s.USCC),
         Param("credit_file", s.USCC)),
         summary="Whom a record must be sealed to: the recorder, every regulator, the "
-        "enterprise if it holds a key, the credit file's current key.", result=s.OBJECT)
+        "enterprise if it holds a key, the credit file's current key.", result=s.RECIPIENTS)
     add("sealing.seal", api.sealing_seal, (
         Param("tx_type", {"type": "string", "enum": sorted(txtypes.SEALED_FIELDS)}, True),
         Param("record_id", s.RECORD_ID, True), Param("recorder", s.text(64), True),
@@ -877,7 +877,7 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
         summary="Seal a record's confidential details for the caller's own transaction, to "
         "the parties sealing.recipients names (and any added): for clients without "
         "libsodium's sealed box. Send plain details only to your own institution's node.",
-        result=s.OBJECT, write=True, errors=(E.NOT_FOUND,))
+        result=s.SEALING, write=True, errors=(E.NOT_FOUND,))
     add("sub.blocks", api.sub_blocks, (
         Param("from_height", s.int_range(1, None), description="Replay the committed blocks "
               f"from this height (at most {BACKFILL_BLOCKS_MAX} behind the next block) before "
@@ -930,7 +930,7 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
               "path)"),),
         summary=admin + "Write a consistent backup of this node's store (a LevelDB snapshot "
         "between two blocks, without Raft state) to <backup_dir>/<name>/ with a manifest; "
-        "one admin job at a time.", result=s.OBJECT, write=True,
+        "one admin job at a time.", result=s.BACKUP, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))
     add("admin.job", api.admin_job, summary=admin + "The admin job running on this node "
         "(backup or compaction), if any: for how long, and the keys and bytes a backup copied "
@@ -942,7 +942,7 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
                 "bytes": {"type": "integer", "minimum": 0}}},
         write=True, errors=(E.UNAUTHORIZED,))
     add("admin.compact", api.admin_compact, summary=admin + "Compact this node's LevelDB in "
-        "the background; one admin job at a time.", result=s.OBJECT, write=True,
+        "the background; one admin job at a time.", result=s.COMPACTION, write=True,
         errors=(E.UNAUTHORIZED, E.BUSY))
     # issue 17: capital-account income payments (protocol version 2; docs/domain.md §4.11)
     reader = (Param("reader", s.text(64), description="the reading institution or enterprise "
@@ -950,14 +950,14 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
               Param("auth", s.READ_AUTH, description="a signed read request"))
     add("document.get", api.document_get, (Param("document_id", s.RECORD_ID, True),),
         summary="A supporting document registered by its issuer (capital-account income "
-        "payments cite it): amount, used, remaining, whether live, history.", result=s.OBJECT,
+        "payments cite it): amount, used, remaining, whether live, history.", result=s.DOCUMENT,
         errors=(E.NOT_FOUND,))
     add("document.list", api.document_list, (Param("uscc", s.USCC, True), *page),
         summary="The supporting documents registered for an enterprise, by id, paged.",
-        result=s.OBJECT)
+        result=s.page(records.SupportingDocument))
     add("capital.get", api.capital_get, (Param("payment_id", s.RECORD_ID, True), *reader),
         summary="A capital-account income payment with its history, for the regulator, the "
-        "bank that recorded it or its enterprise.", result=s.OBJECT,
+        "bank that recorded it or its enterprise.", result=s.CAPITAL,
         errors=(E.READ_REFUSED, E.NOT_FOUND), access=ACCESS_PROOF)
     add("capital.list", api.capital_list, (
         Param("by", s.text(16), True, "all, enterprise, document, bank or flagged"),
@@ -965,7 +965,7 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
               "bank (by enterprise, document, bank)"), *page, *reader),
         summary="Capital-account income payments, by id, paged: every list for the "
         "regulator; a bank its own (by bank), an enterprise its own (by enterprise).",
-        result=s.OBJECT, errors=(E.READ_REFUSED,), access=ACCESS_PROOF)
+        result=s.page(records.CapitalPayment), errors=(E.READ_REFUSED,), access=ACCESS_PROOF)
 
     register_insurance(dispatcher, api)  # issue 17: insurance
 
@@ -1003,16 +1003,16 @@ def register_insurance(dispatcher: Dispatcher, api: Api) -> None:
         (Param("policy_id", s.RECORD_ID, True),),
         summary="An export credit-insurance policy (sealed details, assignments, financed and "
         "claimed totals) with whether it is live, its cap and what may still be financed "
-        "against it, and its history.", result=s.OBJECT, errors=(E.NOT_FOUND,))
+        "against it, and its history.", result=s.RECORD_RESULTS["policy"], errors=(E.NOT_FOUND,))
     add("policy.financing", api.record_getter("policy_financing", "financing_id"),
         (Param("financing_id", s.RECORD_ID, True),),
         summary="A financing against a policy with its outstanding and history.",
-        result=s.OBJECT, errors=(E.NOT_FOUND,))
+        result=s.RECORD_RESULTS["policy_financing"], errors=(E.NOT_FOUND,))
     add("policy.financings", policy_financings, (
         Param("policy_id", s.RECORD_ID, description="the financings against this policy"),
         Param("bank", s.text(64), description="or this bank's policy financings"), *page),
         summary="Financings against a policy, or a bank's policy financings, by id, paged.",
-        result=s.OBJECT)
+        result=s.page(records.PolicyFinancing))
     add("policy.claims", policy_claims, (Param("policy_id", s.RECORD_ID, True), *page),
         summary="The claims an insurer paid under a policy, by claim id, paged.",
-        result=s.OBJECT)
+        result=s.page(records.PolicyClaim))

@@ -109,10 +109,12 @@ class Cluster:
 async def cluster(root: pathlib.Path, members: tuple = DEFAULT_MEMBERS,  # type: ignore[type-arg]
                   params: types.Params | None = None,
                   tunings: dict[str, Tuning] | None = None,
-                  timing: types.ConsensusTiming | None = None) -> AsyncIterator[Cluster]:
+                  timing: types.ConsensusTiming | None = None,
+                  keys: dict[str, crypto.PrivateKey] | None = None) -> AsyncIterator[Cluster]:
+    """`keys`: the members' signing keys (fresh ones for the members not given)."""
     peers = {m.id: f"peer-{m.id}" for m in members}
     config, keys = build_consortium(
-        "crossbill-test", int(time.time() * 1000) - 1000, members,
+        "crossbill-test", int(time.time() * 1000) - 1000, members, keys,
         nodes={m.id: types.NodeInfo(peers[m.id], ()) for m in members})
     if params is not None:
         config = dataclasses.replace(config, params=params)
