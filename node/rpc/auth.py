@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from node.credentials import (
     token_message,
 )
 from protocol import crypto, limits
+
+log = logging.getLogger(__name__)
 
 TOKEN_WINDOW_MS: Final = 30_000
 READ_WINDOW_MS: Final = 60_000
@@ -156,20 +159,36 @@ class ClientAuth:
         self.clock_ms = clock_ms
         self.audience = audience  # this node's institution id
         self.replays = ReplayCache(2 * TOKEN_WINDOW_MS)
-        self.legacy_tokens = 0  # deprecated Authorization tokens accepted (ADR 0033)
+        # (scheme, "accepted" or the rule that refused): count; a few dozen keys at most
+        self.outcomes: dict[tuple[str, str], int] = {}
+        self._legacy_clients: set[str] = set()  # warned about once each (listed clients)
 
     def verify_request(self, message: HttpMessage) -> str | None:
         """The client a request is signed by; None when it carries no credential; or
         `AuthError`. A request signature (RFC 9421) wins over an Authorization token."""
         headers = message.headers
-        if b"signature-input" in headers or b"signature" in headers:
-            return self.verify_signature(message)
-        token = headers.get(b"authorization")
-        if token is None:
+        signed = b"signature-input" in headers or b"signature" in headers
+        token = None if signed else headers.get(b"authorization")
+        if not signed and token is None:
             return None
-        client = self.verify(token, message.method, message.path, message.body)
-        self.legacy_tokens += 1
+        scheme = "rfc9421" if signed else "token"
+        try:
+            client = (self.verify_signature(message) if token is None else
+                      self.verify(token, message.method, message.path, message.body))
+        except AuthError as exc:
+            self._count(scheme, exc.rule)
+            raise
+        self._count(scheme, "accepted")
+        if token is not None and client not in self._legacy_clients:
+            self._legacy_clients.add(client)
+            log.warning("client %s authenticates with the deprecated Authorization: %s "
+                        "token; move it to RFC 9421 request signatures (ADR 0033)", client,
+                        AUTH_SCHEME)
         return client
+
+    def _count(self, scheme: str, outcome: str) -> None:
+        key = (scheme, outcome)
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
     def verify_signature(self, message: HttpMessage) -> str:
         """The client name of an RFC 9421 request signature, or `AuthError` (ADR 0033)."""
