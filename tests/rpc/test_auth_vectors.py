@@ -6,8 +6,16 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from http_message_signatures import (
+    HTTPMessageVerifier,
+    InvalidSignature,
+    MappingKeyResolver,
+    algorithms,
+)
 
 from node.rpc import auth
 from protocol import crypto
@@ -64,3 +72,26 @@ def test_the_documented_signature_base_is_what_the_node_verifies() -> None:
         assert crypto.verify(public_key, case["signature_base"].encode(), signature)
         assert not crypto.verify(public_key, case["signature_base"].encode() + b"\n",
                                  signature)
+
+
+@pytest.mark.parametrize("case", DOC["accepted"], ids=lambda c: c["name"])
+def test_a_stock_rfc9421_verifier_accepts_the_accepted_cases(case: dict[str, Any]) -> None:
+    """The vectors are RFC 9421 as another implementation reads it (http-message-signatures),
+    not only as this node does."""
+    request = case["request"]
+    headers = {"Host": "rpc.boc-qd.example:8545", **request["headers"]}
+    message = httpx.Request(request["method"], f"http://{headers['Host']}{request['path']}",
+                            headers=headers, content=request["body"].encode())
+    verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519,
+                                   key_resolver=MappingKeyResolver(private_keys={}, public_keys={
+                                       DOC["client"]: ed25519.Ed25519PublicKey.from_public_bytes(
+                                           bytes.fromhex(DOC["key"]["public_key"]))}))
+    tag = f"crossbill-rpc/{DOC['audience']}"
+    [result] = verifier.verify(message, max_age=None, expect_tag=tag,
+                               require_components=("@method", "@path", "content-digest"),
+                               body=request["body"].encode())
+    assert result.parameters["keyid"] == DOC["client"]
+    tampered = httpx.Request(request["method"], f"http://{headers['Host']}/x",
+                             headers=headers, content=request["body"].encode())
+    with pytest.raises(InvalidSignature):
+        verifier.verify(tampered, max_age=None, expect_tag=tag)
