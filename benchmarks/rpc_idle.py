@@ -19,7 +19,7 @@ import pathlib
 import sys
 import time
 import tracemalloc
-from typing import Any, cast
+from typing import Any, Final, cast
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -78,6 +78,9 @@ async def idle_bytes(sockets: int) -> tuple[float, int]:
     return (after - before) / sockets, open_now
 
 
+ROUNDS: Final = 5  # credential checks: rounds of `--tokens` each, the best one reported
+
+
 def check_us(runs: int) -> tuple[float, float, float]:
     """µs per Host/Origin check, per token check and per request-signature check (the
     signature included)."""
@@ -91,23 +94,25 @@ def check_us(runs: int) -> tuple[float, float, float]:
     checker = ClientAuth({"backoffice": key.public_key}, lambda: int(time.time() * 1000),
                          "bank.x")
     body = b'{"jsonrpc":"2.0","id":1,"method":"tx.submit","params":{}}'
-    headers = [credentials.sign_token(key, "backoffice", "POST", "/", body,
-                                      int(time.time() * 1000), os.urandom(16).hex(), "bank.x")
-               .encode() for _ in range(runs)]
-    t0 = time.perf_counter()
-    for header in headers:
-        checker.verify(header, "POST", "/", body)
-    token_us = (time.perf_counter() - t0) / runs * 1e6
-    messages = [HttpMessage("POST", "/", {name.lower().encode(): value.encode() for name, value
-                                          in credentials.signature_headers(
-                                              key, "backoffice", "POST", "/", body,
-                                              int(time.time()), os.urandom(16).hex(),
-                                              "bank.x").items()}, body)
-                for _ in range(runs)]
-    t0 = time.perf_counter()
-    for message in messages:
-        checker.verify_request(message)
-    signature_us = (time.perf_counter() - t0) / runs * 1e6
+    token_us = signature_us = float("inf")
+    for _ in range(ROUNDS):  # the best round of each: other work on the machine only adds
+        headers = [credentials.sign_token(key, "backoffice", "POST", "/", body,
+                                          int(time.time() * 1000), os.urandom(16).hex(),
+                                          "bank.x").encode() for _ in range(runs)]
+        messages = [HttpMessage("POST", "/", {name.lower().encode(): value.encode()
+                                              for name, value in credentials.signature_headers(
+                                                  key, "backoffice", "POST", "/", body,
+                                                  int(time.time()), os.urandom(16).hex(),
+                                                  "bank.x").items()}, body)
+                    for _ in range(runs)]
+        t0 = time.perf_counter()
+        for header in headers:
+            checker.verify(header, "POST", "/", body)
+        token_us = min(token_us, (time.perf_counter() - t0) / runs * 1e6)
+        t0 = time.perf_counter()
+        for message in messages:
+            checker.verify_request(message)
+        signature_us = min(signature_us, (time.perf_counter() - t0) / runs * 1e6)
     return host_us, token_us, signature_us
 
 

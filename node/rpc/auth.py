@@ -329,8 +329,22 @@ def _signature_input(raw: bytes) -> tuple[str, list[str], dict[str, Any]]:
         if isinstance(value, str) and len(value) > SIGNATURE_PARAM_CHARS_MAX:
             raise AuthError(f"parameter {name!r} longer than {SIGNATURE_PARAM_CHARS_MAX} "
                             "characters", "malformed")
-    serialized = http_sf.ser({label: (items, params)})[len(label) + 1:]
-    return label, components, {**params, "@serialized": serialized}
+    return label, components, {**params, "@serialized": _serialize(label, items, params)}
+
+
+def _serialize(label: str, items: list[Any], params: dict[str, Any]) -> str:
+    """The member's value as RFC 8941 serializes it: directly when the parameters are the
+    usual Integers and Strings (half the cost of parsing saved), else by `http_sf`."""
+    if not all(type(v) is int or type(v) is str for v in params.values()):
+        return http_sf.ser({label: (items, params)})[len(label) + 1:]
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    inner = " ".join(quoted(value) for value, _ in items)
+    return f"({inner})" + "".join(
+        f";{name}={value}" if type(value) is int else f";{name}={quoted(value)}"
+        for name, value in params.items())
 
 
 def _signature(raw: bytes, label: str) -> bytes:

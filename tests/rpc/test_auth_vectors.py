@@ -6,6 +6,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import http_sf
 import httpx
 import orjson
 import pytest
@@ -95,3 +96,13 @@ def test_a_stock_rfc9421_verifier_accepts_the_accepted_cases(case: dict[str, Any
                              headers=headers, content=request["body"].encode())
     with pytest.raises(InvalidSignature):
         verifier.verify(tampered, max_age=None, expect_tag=tag)
+
+
+@pytest.mark.parametrize("raw", [
+    b'x=("@method" "@path" "content-digest");created=1;keyid="k";nonce="00ff";tag="t"',
+    b'x=( "@method"   "a\\\\b" "q\\"t" );keyid="k\\"\\\\";created=-5',
+    b'x=("@method");created=1;flag;ratio=1.50;tok=abc;bin=:AAA=:',  # not the usual types
+    b'x=();created=1'])
+def test_the_signature_params_line_is_the_rfc8941_serialization(raw: bytes) -> None:
+    (items, params), = http_sf.parse(raw, tltype="dictionary").values()  # type: ignore[union-attr]
+    assert auth._serialize("x", items, params) == http_sf.ser({"x": (items, params)})[2:]
