@@ -222,7 +222,7 @@ class RpcServer:
             return json_response(401, {"jsonrpc": "2.0", "id": None, "error": {
                 "code": E.UNAUTHORIZED, "message": "Unauthorized: this node requires a client "
                 "credential for the WebSocket upgrade", "data": {"reason": "missing "
-                "credential"}}}, headers=self._cors(request))
+                "credential", "rule": "missing-credential"}}}, headers=self._cors(request))
         request.scratch["ctx"] = ctx
         return None
 

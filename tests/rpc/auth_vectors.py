@@ -48,10 +48,10 @@ def _params(components: tuple[str, ...], params: list[tuple[str, int | str]]) ->
 
 
 def _base(method: str, path: str, headers: dict[str, str], components: tuple[str, ...],
-          params: str) -> str:
+          params: str, derived: dict[str, str] | None = None) -> str:
     values = {"@method": method, "@path": path,
               "@authority": headers.get("Host", "").lower(),
-              **{name.lower(): value for name, value in headers.items()}}
+              **{name.lower(): value for name, value in headers.items()}, **(derived or {})}
     lines = [f'"{c}": {values[c]}' for c in components]
     return "\n".join([*lines, f'"@signature-params": {params}'])
 
@@ -62,15 +62,17 @@ def signed(method: str = "POST", path: str = "/", body: bytes = BODY, *,
            | None = None, drop: tuple[str, ...] = (), alg: str = "ed25519",
            components: tuple[str, ...] = credentials.REQUIRED_COMPONENTS,
            order: tuple[str, ...] = ("created", "keyid", "nonce", "tag", "alg"),
-           headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """One signed request: its headers, the signature base and the parameters."""
+           headers: dict[str, str] | None = None,
+           derived: dict[str, str] | None = None) -> dict[str, Any]:
+    """One signed request: its headers, the signature base and the parameters; `derived`
+    gives the values of derived components other than @method, @path and @authority."""
     values: dict[str, int | str] = {"created": created, "keyid": keyid, "nonce": nonce,
                                     "tag": credentials.SIGNATURE_TAG_PREFIX + audience,
                                     "alg": alg}
     plist = [(k, values[k]) for k in order if k not in drop] + (extra or [])
     params = _params(components, plist)
     all_headers = {**(headers or {}), "Content-Digest": _digest(body)}
-    base = _base(method, path, all_headers, components, params)
+    base = _base(method, path, all_headers, components, params, derived)
     sig = crypto.PrivateKey(seed).sign(base.encode())
     return {"method": method, "path": path, "body": body.decode(),
             "headers": {**all_headers, "Signature-Input": f"crossbill={params}",
