@@ -40,7 +40,7 @@ from node.credentials import (
 )
 from protocol import crypto, limits
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("crossbill.rpc")
 
 TOKEN_WINDOW_MS: Final = 30_000
 READ_WINDOW_MS: Final = 60_000

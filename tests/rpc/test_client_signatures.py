@@ -80,7 +80,7 @@ async def test_a_stock_rfc9421_library_is_accepted(tmp_path: pathlib.Path) -> No
 
 
 async def test_the_client_library_signs_requests_and_websocket_upgrades(
-        tmp_path: pathlib.Path) -> None:
+        tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
     async with rpc_cluster(tmp_path, wait_leader=False) as rc:
         # the server refuses an upgrade without a credential (test_limits.py)
         key, url, server = await serving(rc, "backoffice")
@@ -92,10 +92,16 @@ async def test_the_client_library_signs_requests_and_websocket_upgrades(
                     assert err.value.code == -32602  # past the credential check
                 async with client.subscribe("sub.blocks") as events:
                     assert events is not None  # the upgrade was accepted, signed
-            # the deprecated token is still accepted, and counted apart
-            reply = await post(url, SUBMIT, headers={"authorization": token(
-                key, "backoffice", SUBMIT)})
-            assert reply.json()["error"]["code"] == -32602
+            # the deprecated token is still accepted, counted apart, and warned about once
+            with caplog.at_level("WARNING", logger="crossbill.rpc"):
+                for _ in range(2):
+                    reply = await post(url, SUBMIT, headers={"authorization": token(
+                        key, "backoffice", SUBMIT)})
+                    assert reply.json()["error"]["code"] == -32602
+            assert [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()
+                    ] == ["client backoffice authenticates with the deprecated Authorization: "
+                          "Crossbill-Ed25519 token; move it to RFC 9421 request signatures "
+                          "(ADR 0033)"]
             # a signature and a token: the signature is the one checked
             headers = Credential("backoffice", key, RPC_NODE)("POST", "/", b"other", "")
             reply = await post(url, SUBMIT, headers={**headers, "authorization": token(
@@ -105,4 +111,4 @@ async def test_the_client_library_signs_requests_and_websocket_upgrades(
             assert reply.json()["error"]["data"]["rule"] == "digest-mismatch"
         assert dict(server.snapshot().credentials) == {
             ("rfc9421", "accepted"): 3, ("rfc9421", "digest-mismatch"): 1,
-            ("token", "accepted"): 1}
+            ("token", "accepted"): 2}
