@@ -3,11 +3,13 @@
 
 Request signatures (RFC 9421 HTTP Message Signatures; ADR 0033): every HTTP request that
 carries a client credential (POST / with the JSON-RPC body, and the WebSocket upgrade GET /ws
-with an empty body) sends three headers, which `signature_headers(...)` builds:
+with an empty body) sends three headers, which `signature_headers(...)` builds (Signature-Input
+is one line, broken here):
 
     Content-Digest: sha-256=:<base64 of SHA-256(body)>:
-    Signature-Input: crossbill=("@method" "@path" "content-digest");created=<Unix seconds>;\
-keyid="<client>";nonce="<16-64 lowercase hex>";tag="crossbill-rpc/<audience>";alg="ed25519"
+    Signature-Input: crossbill=("@method" "@path" "content-digest");created=<Unix seconds>;
+        keyid="<client>";nonce="<16-64 lowercase hex>";tag="crossbill-rpc/<audience>";
+        alg="ed25519"
     Signature: crossbill=:<base64 of the Ed25519 signature of the signature base>:
 
 `keyid` is the client name listed in the node's `[rpc] clients`; the audience (in `tag`) is
