@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.rpc import auth
 from protocol import crypto
@@ -94,3 +96,30 @@ def test_derived_components_are_rebuilt_from_the_request() -> None:
     assert refused(V.signed(components=components, headers=headers, derived=base_values,
                             nonce="fedcba9876543210"), query="a=2",
                    scheme="https").rule == "bad-signature"
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(["Signature-Input", "Signature", "Content-Digest"]),
+       at=st.integers(0, 400), cut=st.integers(0, 3),
+       insert=st.binary(max_size=6) | st.sampled_from([b'"', b"(", b")", b";", b"=", b":",
+                                                      b",", b"\\", b"\xff", b" "]))
+def test_any_edit_of_a_header_is_refused_by_rule_never_by_a_crash(
+        name: str, at: int, cut: int, insert: bytes) -> None:
+    valid = V.signed()
+    raw = valid["headers"][name].encode("latin-1")
+    at = min(at, len(raw))
+    edited = raw[:at] + insert + raw[at + cut:]
+    node = auth.ClientAuth({V.CLIENT: crypto.PrivateKey(V.SEED).public_key},
+                           lambda: V.NODE_CLOCK_MS, V.AUDIENCE)
+    headers = {k.lower().encode(): v.encode() for k, v in valid["headers"].items()}
+    message = auth.HttpMessage("POST", "/", {**headers, name.lower().encode(): edited},
+                               valid["body"].encode())
+    try:  # an edit that keeps the meaning (whitespace, an unknown extra member) may pass
+        assert node.verify_request(message) == V.CLIENT
+    except auth.AuthError as err:
+        assert err.rule in RULES and err.reason
+
+
+RULES = {"malformed", "missing-component", "unsupported-component", "missing-parameter",
+         "algorithm", "unknown-client", "wrong-audience", "expired", "digest-mismatch",
+         "bad-signature", "replayed", "retry-later"}
