@@ -75,7 +75,7 @@ class RpcNode(Protocol):
     def rpc_host(self) -> str | None: ...
 
     @property
-    def institution(self) -> str: ...  # the audience of client tokens (ADR 0020)
+    def institution(self) -> str: ...  # the audience of client credentials (ADR 0020, 0033)
 
     def status(self) -> dict[str, Any]: ...
 
