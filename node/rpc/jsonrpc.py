@@ -190,12 +190,14 @@ class Dispatcher:
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {name[:100]}")
         if method.write and ctx.client is None and (ctx.auth_required or ctx.auth_error):
-            reason = ctx.auth_error or "this method needs a client credential (Authorization)"
+            reason = ctx.auth_error or ("this method needs a client credential (an RFC 9421 "
+                                        "request signature, ADR 0033)")
             raise RpcError(UNAUTHORIZED, f"Unauthorized: {reason}", {"reason": reason})
         if (method.access == ACCESS_MEMBER and ctx.reads_need_credential
                 and ctx.client is None and not ctx.loopback):
             reason = ctx.auth_error or (f"{name} answers consortium members' clients: send a "
-                                        "client credential (Authorization)")
+                                        "client credential (an RFC 9421 request signature, "
+                                        "ADR 0033)")
             raise RpcError(UNAUTHORIZED, f"Unauthorized: {reason}", {"reason": reason})
         if params is None:
             params = {}

@@ -665,7 +665,7 @@ class Api:
         writes) that, without a credential, also need a loopback connection."""
         if ctx.client is None and not ctx.loopback:
             reason = (f"{method} is an admin method: call it over a loopback connection or "
-                      "with a client credential (Authorization)")
+                      "with a client credential (an RFC 9421 request signature, ADR 0033)")
             audit_log.warning("admin call refused", extra={"method": method,
                                                            "transport": ctx.transport})
             raise RpcError(E.UNAUTHORIZED, f"Unauthorized: {reason}", {"reason": reason})
