@@ -9,6 +9,8 @@
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+// (String.prototype.isWellFormed says the same from Node 20 on; Debian 12 ships Node 18)
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export class EncodeError extends Error {}
 
@@ -47,7 +49,7 @@ function encodeValue(value, path) {
       if (CONTROL_CHARS.test(value)) {
         throw new EncodeError(`${path}: control characters are not allowed in strings`);
       }
-      if (!value.isWellFormed()) {
+      if (LONE_SURROGATE.test(value)) {
         throw new EncodeError(`${path}: a lone UTF-16 surrogate is not valid UTF-8`);
       }
       // Without control characters and lone surrogates, JSON.stringify escapes exactly what

@@ -149,6 +149,7 @@ export class RpcError extends Error {
 
 const RPC_TIMEOUT_MS = 30_000; // every call is bounded (tx.submit's wait is at most 30 s)
 const POLL_MS = 50; // tx.get polling interval
+const NOT_FOUND = -32020; // JSON-RPC application error (docs/adr/0008)
 
 // JSON-RPC 2.0 over HTTPS to one node, every request signed with the client key when one is
 // given. The node's certificate is checked against Node's CAs: for the devnet's own CA, run
@@ -194,12 +195,18 @@ export class Node {
 
   // Wait until this node has applied the transaction `txId` (committed through another
   // node): every node applies each block on its own, a moment apart, so a read from this node
-  // reflects the transaction only once tx.get here says "committed".
+  // reflects the transaction only once tx.get here says "committed" (until then it answers
+  // "pending", or the error -32020 while it has not heard of the transaction at all).
   async waitCommitted(txId, timeoutMs = 20_000) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const answer = await this.call("tx.get", { tx_id: txId });
-      if (answer.status === "committed") return answer;
+      try {
+        const answer = await this.call("tx.get", { tx_id: txId });
+        if (answer.status === "committed") return answer;
+      } catch (err) {
+        // -32020: this node has not heard of the transaction yet (its block is on the way)
+        if (!(err instanceof RpcError && err.code === NOT_FOUND)) throw err;
+      }
       if (Date.now() > deadline) throw new Error(`${txId} not committed on ${this.url}`);
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
