@@ -2,7 +2,9 @@
 (ADR 0020): Python heap per idle WebSocket session (tracemalloc: the server's connection task,
 wsproto, the `WsSession` with its queue and nursery, and the benchmark's own client stream,
 all in one process; kernel socket buffers are not Python heap and not counted), the
-Host/Origin check and a token check (audience, signature, per-client replay cache) in µs.
+Host/Origin check, a (deprecated) token check (audience, signature, per-client replay cache)
+and an RFC 9421 request-signature check (the same, plus parsing three Structured Field headers
+and the Content-Digest; ADR 0033) in µs.
 
     .venv/bin/python benchmarks/rpc_idle.py                 # a few seconds
     .venv/bin/python benchmarks/rpc_idle.py --sockets 100   # a smoke run
@@ -25,7 +27,7 @@ import trio
 
 from node import credentials
 from node.keys import generate_key
-from node.rpc.auth import ClientAuth
+from node.rpc.auth import ClientAuth, HttpMessage
 from node.rpc.http import ConnectionLimits, HttpServer, Request, WebSocket
 from node.rpc.jsonrpc import CallContext, Dispatcher
 from node.rpc.origin import HostPolicy
@@ -76,8 +78,9 @@ async def idle_bytes(sockets: int) -> tuple[float, int]:
     return (after - before) / sockets, open_now
 
 
-def check_us(runs: int) -> tuple[float, float]:
-    """µs per Host/Origin check, and per token check (signature included)."""
+def check_us(runs: int) -> tuple[float, float, float]:
+    """µs per Host/Origin check, per token check and per request-signature check (the
+    signature included)."""
     policy = HostPolicy(8101, ("rpc.bank.example",), ("https://app.bank.example",))
     n = 20_000
     t0 = time.perf_counter()
@@ -95,7 +98,17 @@ def check_us(runs: int) -> tuple[float, float]:
     for header in headers:
         checker.verify(header, "POST", "/", body)
     token_us = (time.perf_counter() - t0) / runs * 1e6
-    return host_us, token_us
+    messages = [HttpMessage("POST", "/", {name.lower().encode(): value.encode() for name, value
+                                          in credentials.signature_headers(
+                                              key, "backoffice", "POST", "/", body,
+                                              int(time.time()), os.urandom(16).hex(),
+                                              "bank.x").items()}, body)
+                for _ in range(runs)]
+    t0 = time.perf_counter()
+    for message in messages:
+        checker.verify_request(message)
+    signature_us = (time.perf_counter() - t0) / runs * 1e6
+    return host_us, token_us, signature_us
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=5000)
     args = parser.parse_args(argv)
     per_ws, open_now = trio.run(idle_bytes, args.sockets)
-    host_us, token_us = check_us(args.tokens)
+    host_us, token_us, signature_us = check_us(args.tokens)
     results: dict[str, Any] = {
         "idle WebSocket, Python heap (bytes, both ends)":
             round(per_ws),
@@ -112,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         "Host/Origin check (µs)": round(host_us, 2),
         "token check: audience, Ed25519 signature, per-client replay cache (µs)":
             round(token_us, 1),
+        "request signature check (RFC 9421): the same, plus parsing Signature-Input, "
+        "Signature and Content-Digest (µs)": round(signature_us, 1),
     }
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     for name, value in results.items():

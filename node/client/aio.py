@@ -105,10 +105,10 @@ class AsyncClient(Queries):
         return self.audience
 
     async def _post(self, body: bytes, timeout_s: float, signed: bool = True) -> bytes:
-        headers = []
+        headers: list[tuple[str, str]] = []
         if self.credential is not None and signed:
-            headers.append(("authorization", self.credential("POST", self.path, body,
-                                                             await self._audience())))
+            headers.extend(self.credential("POST", self.path, body,
+                                           await self._audience()).items())
         conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = _Conn(await self._connect(timeout_s))
@@ -167,8 +167,8 @@ class AsyncClient(Queries):
 
         headers: list[tuple[bytes, bytes]] = []
         if self.credential is not None:
-            headers.append((b"authorization", self.credential(
-                "GET", "/ws", b"", await self._audience()).encode()))
+            headers.extend((name.encode(), value.encode()) for name, value in self.credential(
+                "GET", "/ws", b"", await self._audience()).items())
         send, recv = trio.open_memory_channel[dict[str, Any]](SUBSCRIPTION_QUEUE_MESSAGES_MAX)
         use_ssl: ssl.SSLContext | bool = self.ssl_context or False
         async with open_websocket(self.host, self.port, "/ws", use_ssl=use_ssl,

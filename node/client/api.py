@@ -23,7 +23,8 @@ def now_ms() -> int:
 class Credential:
     """A client credential: a name listed in the node's [rpc] clients and its key.
 
-    Each token names the node it is for (`audience`: the node's institution id, which
+    Each request is signed anew (RFC 9421 request signature: a fresh `created` and nonce;
+    ADR 0033) for the node it is for (`audience`: the node's institution id, which
     `node.status` tells as `institution`); `Client` and `AsyncClient` ask the node once when
     `audience` is not given (ADR 0020)."""
 
@@ -31,9 +32,12 @@ class Credential:
     key: crypto.PrivateKey
     audience: str | None = None
 
-    def __call__(self, http_method: str, path: str, body: bytes, audience: str) -> str:
-        return credentials.sign_token(self.key, self.name, http_method, path, body, now_ms(),
-                                      os.urandom(16).hex(), self.audience or audience)
+    def __call__(self, http_method: str, path: str, body: bytes,
+                 audience: str) -> dict[str, str]:
+        """The headers that sign one request (Content-Digest, Signature-Input, Signature)."""
+        return credentials.signature_headers(self.key, self.name, http_method, path, body,
+                                             int(time.time()), os.urandom(16).hex(),
+                                             self.audience or audience)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,13 @@
 """A small synchronous JSON-RPC client over HTTP (stdlib only), used by the CLI, the devnet
 and tests. Every call has a timeout; errors come back as `RpcError` with the JSON-RPC code
 (the client library's one error type: `AsyncClient` raises it too).
+
+Resending (ADR 0033): a request is sent again at most once, signed anew (fresh `created`
+and nonce), and only when its connection broke without an answer and the call is safe to
+repeat: reads, and `tx.submit` (idempotent by transaction id). A timeout is never followed by
+a resend (the node may still be executing the request: the caller decides). `admin.*` calls
+(not idempotent) go on a fresh connection, so a keep-alive connection the node has closed
+cannot break them, and are resent only when the connection was refused (nothing was sent).
 """
 
 from __future__ import annotations
@@ -36,17 +43,27 @@ class RpcError(CrossbillError):
 TLS_ERROR_CODE: Final = -1
 
 
+# Calls that are not resent once they may have reached the node (not idempotent).
+NOT_RESENT_PREFIXES: Final = ("admin.",)
+
+
+def resend_safe(method: str) -> bool:
+    """Whether a call may be sent again after its connection broke without an answer."""
+    return not method.startswith(NOT_RESENT_PREFIXES)
+
+
 def tls_error(host: str, port: int, exc: ssl.SSLError | OSError) -> RpcError:
     return RpcError(TLS_ERROR_CODE, f"TLS with {host}:{port} failed: {exc}")
 
 
 class RpcClient:
-    """`credential`, when given, is called with (http_method, path, body, audience) and
-    returns the Authorization header value (see node.client.api.Credential); the audience is
-    the node's institution id, asked once with `node.status` unless `audience` is given."""
+    """`credential`, when given, is called with (http_method, path, body, audience) for every
+    request sent (a resend too) and returns the headers that sign it (see
+    node.client.api.Credential); the audience is the node's institution id, asked once with
+    `node.status` unless `audience` is given."""
 
     def __init__(self, url: str, timeout_s: float = 30.0,
-                 credential: Callable[[str, str, bytes, str], str] | None = None,
+                 credential: Callable[[str, str, bytes, str], dict[str, str]] | None = None,
                  audience: str | None = None, *, ca_file: pathlib.Path | str | None = None,
                  cert_file: pathlib.Path | str | None = None,
                  key_file: pathlib.Path | str | None = None) -> None:
@@ -76,7 +93,7 @@ class RpcClient:
              timeout_s: float | None = None) -> Any:
         body = orjson.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method,
                              "params": params or {}})
-        raw = self._post(body, timeout_s or self.timeout_s)
+        raw = self._post(body, timeout_s or self.timeout_s, resend_safe(method))
         return result_of(orjson.loads(raw))
 
     def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
@@ -84,7 +101,8 @@ class RpcClient:
         ids = [next(self._ids) for _ in calls]
         body = orjson.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
                              for i, (m, p) in zip(ids, calls, strict=True)])
-        replies = orjson.loads(self._post(body, self.timeout_s))
+        replies = orjson.loads(self._post(body, self.timeout_s,
+                                          all(resend_safe(m) for m, _ in calls)))
         if isinstance(replies, dict):  # the whole batch was refused
             result_of(replies)
         by_id = {r.get("id"): r for r in replies}
@@ -97,8 +115,10 @@ class RpcClient:
                 out.append(exc)
         return out
 
-    def _post(self, body: bytes, timeout_s: float) -> bytes:
-        for attempt in (0, 1):  # one retry on a stale keep-alive connection
+    def _post(self, body: bytes, timeout_s: float, resend_safe: bool = True) -> bytes:
+        if not resend_safe:
+            self.close()  # a fresh connection: a stale keep-alive one cannot break it
+        for attempt in (0, 1):  # one resend, signed anew, on a broken connection
             fresh = self._conn is None
             if self._conn is None:
                 self._conn = (http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
@@ -109,14 +129,17 @@ class RpcClient:
             try:
                 headers = {"content-type": "application/json"}
                 if self.credential is not None:
-                    headers["authorization"] = self.credential("POST", self.path, body,
-                                                               self._audience(timeout_s))
+                    headers.update(self.credential("POST", self.path, body,
+                                                   self._audience(timeout_s)))
                 self._conn.request("POST", self.path, body, headers)
                 response = self._conn.getresponse()
                 data = response.read()
             except ssl.SSLError as exc:  # not a stale connection: retrying cannot help
                 self.close()
                 raise tls_error(self.host, self.port, exc) from None
+            except TimeoutError:  # the node may still execute it: never resent
+                self.close()
+                raise
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
                 self.close()
                 if fresh and self.ssl_context is not None and isinstance(exc, ConnectionError):
@@ -125,7 +148,7 @@ class RpcClient:
                     raise tls_error(self.host, self.port, OSError(
                         f"the node closed a new TLS connection without answering ({exc}); "
                         "does it require a client certificate (--client-cert)?")) from None
-                if attempt:
+                if attempt or not (resend_safe or isinstance(exc, ConnectionRefusedError)):
                     raise
                 continue
             if response.status == 401:

@@ -422,6 +422,13 @@ class NodeCollector(Collector):
         r.add_metric(["ws_idle"], snap.http.idle_closed)
         r.add_metric(["tls_handshake"], snap.http.tls_handshake_failures)
         yield r
+        a = CounterMetricFamily("crossbill_rpc_client_credentials_total",
+                                "Client credentials checked, by scheme (rfc9421, or token: the "
+                                "deprecated Authorization token) and outcome (accepted or the "
+                                "rule that refused it; ADR 0033).", labels=["scheme", "outcome"])
+        for (scheme, outcome), n in snap.credentials:
+            a.add_metric([scheme, outcome], n)
+        yield a
         c = CounterMetricFamily("crossbill_rpc_requests_total",
                                 "RPC requests by method and result code (ok or error code).",
                                 labels=["method", "code"])

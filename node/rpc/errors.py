@@ -1,6 +1,7 @@
 """Application error codes of the JSON-RPC API (JSON-RPC leaves -32000..-32099 to servers).
 
-    -32001  UNAUTHORIZED     a write without a valid client credential; `data.reason`
+    -32001  UNAUTHORIZED     a write without a valid client credential; `data.reason` (and,
+                             for a refused credential (HTTP 401), `data.rule`; ADR 0033)
     -32002  FORBIDDEN        (HTTP 403) the request's Host or Origin is not this node's nor
                              configured (DNS rebinding; ADR 0020); `data.reason`
     -32010  TX_REFUSED       admission refused (envelope, signature, signer, role, chain):

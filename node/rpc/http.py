@@ -86,6 +86,7 @@ class Request:
     body: bytes = b""
     scratch: dict[str, Any] = field(default_factory=dict)  # what checks learn, for handlers
     peer: str = ""  # the client's IP address ("" when unknown)
+    query: str = ""  # the target's query, without "?" (request signatures can cover it)
 
     def header(self, name: bytes) -> bytes | None:
         return self.headers.get(name)
@@ -393,9 +394,9 @@ class HttpServer:
 
 def _request(h11_request: h11.Request, body: bytes, peer: str = "") -> Request:
     method = h11_request.method.decode("ascii", "replace")
-    path = h11_request.target.decode("ascii", "replace").split("?", 1)[0]
+    path, _, query = h11_request.target.decode("ascii", "replace").partition("?")
     headers = {bytes(name).lower(): bytes(value) for name, value in h11_request.headers}
-    return Request(method, path, headers, body, peer=peer)
+    return Request(method, path, headers, body, peer=peer, query=query)
 
 
 def _peer_host(stream: trio.SocketStream) -> str:

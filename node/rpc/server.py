@@ -91,6 +91,8 @@ class RpcServerSnapshot:
     dropped_sessions: int           # subscribers dropped for being too slow
     notice_failures: int            # blocks whose party notices failed (a bug; logged)
     host_refusals: int = 0          # requests refused for their Host or Origin (403)
+    # client credentials checked: ((scheme, "accepted" or the rule that refused), count)
+    credentials: tuple[tuple[tuple[str, str], int], ...] = ()
 
 
 class RpcServer:
@@ -136,7 +138,8 @@ class RpcServer:
             ws_message_errors=self.ws_message_errors,
             subscription_events=self.hub.events, dropped_sessions=self.hub.dropped_sessions,
             notice_failures=self.hub.notice_failures,
-            host_refusals=self.host_refusals)
+            host_refusals=self.host_refusals,
+            credentials=tuple(sorted(self.client_auth.outcomes.items())))
 
     async def serve(self, host: str, port: int, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -171,7 +174,8 @@ class RpcServer:
             return json_response(403, {"error": "CORS is off for this origin"})
         return Response(204, b"", headers=cors + (
             (b"access-control-allow-methods", b"POST"),
-            (b"access-control-allow-headers", b"content-type, authorization"),
+            (b"access-control-allow-headers",
+             b"content-type, authorization, content-digest, signature-input, signature"),
             (b"access-control-max-age", str(CORS_MAX_AGE_S).encode())))
 
     def _context(self, request: Request) -> CallContext | Response:
@@ -180,15 +184,15 @@ class RpcServer:
                           loopback=bool(request.peer) and is_loopback(request.peer)
                           and (not proxied or self.settings.trust_proxy_loopback),
                           reads_need_credential=not self.settings.anonymous_reads)
-        header = request.header(b"authorization")
-        if header is not None:
-            try:
-                ctx.client = self.client_auth.verify(header, request.method, request.path,
-                                                     request.body)
-            except auth.AuthError as exc:
-                return json_response(401, {"jsonrpc": "2.0", "id": None, "error": {
-                    "code": E.UNAUTHORIZED, "message": f"Unauthorized: {exc.reason}",
-                    "data": {"reason": exc.reason}}}, headers=self._cors(request))
+        try:  # an RFC 9421 request signature, or the deprecated token (ADR 0033)
+            ctx.client = self.client_auth.verify_request(auth.HttpMessage(
+                request.method, request.path, request.headers, request.body, request.query,
+                "http" if self.http.ssl_context is None else "https"))
+        except auth.AuthError as exc:
+            return json_response(401, {"jsonrpc": "2.0", "id": None, "error": {
+                "code": E.UNAUTHORIZED, "message": f"Unauthorized: {exc.reason}",
+                "data": {"reason": exc.reason, "rule": exc.rule}}},
+                headers=self._cors(request))
         return ctx
 
     async def _rpc(self, request: Request) -> Response:
