@@ -23,6 +23,7 @@ from tests.js.nodejs import EXAMPLE, node_binary
 from tests.waiting import wait_until_sync
 
 SCRIPT_TIMEOUT_S: Final = 60.0
+UNAUTHORIZED: Final = -32001  # docs/adr/0008's application error code
 
 
 def check_headline_financing_from_javascript(dn: Devnet) -> str:
@@ -64,7 +65,30 @@ def check_headline_financing_from_javascript(dn: Devnet) -> str:
                          "declaration.register", printed["declaration_no"],
                          Keyring.from_signing_key("customs.qd", dn.keys["customs.qd"]))
     assert (details.buyer, details.destination) == ("Hamburg Marine GmbH", "DE")
+
+    # The node checks the example's request signatures: one made with a key it does not list
+    # for the client is refused (-32001, HTTP 401).
+    refused = subprocess.run(
+        [node, "--input-type=module", "-e", _WRONG_KEY_SCRIPT],
+        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(dn.root / "ca.pem"),
+             "CROSSBILL_URL": dn.node("bank.boc-qd")["rpc_url"],
+             "CROSSBILL_JS": (EXAMPLE / "crossbill.js").as_uri()},
+        capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+    assert refused.stdout.strip() == str(UNAUTHORIZED), refused.stdout + refused.stderr
     return done.stdout
+
+
+_WRONG_KEY_SCRIPT: Final = """
+const { Node, SigningKey } = await import(process.env.CROSSBILL_JS);
+const node = new Node(process.env.CROSSBILL_URL,
+                      { client: "backoffice", key: SigningKey.generate() });
+try {
+  await node.call("tx.submit", { tx: {} });
+  console.log("accepted");
+} catch (err) {
+  console.log(err.code ?? err.message);
+}
+"""
 
 
 def _committed(answer: dict[str, Any]) -> dict[str, Any] | None:
