@@ -163,9 +163,18 @@ export class Node {
     this.institution = undefined; // the audience of signed requests, from node.status
   }
 
+  // The institution id of this node, the audience of signed requests (node.status, which
+  // needs no credential, says it).
+  async audience() {
+    if (this.institution === undefined) {
+      this.institution = (await this.call("node.status")).institution;
+    }
+    return this.institution;
+  }
+
   async call(method, params = {}) {
     if (this.key && this.institution === undefined && method !== "node.status") {
-      this.institution = (await this.call("node.status")).institution;
+      await this.audience();
     }
     const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: this.nextId++, method,
                                               params }), "utf8");

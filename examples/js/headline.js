@@ -67,6 +67,9 @@ async function main() {
   const tx = (key, signer, type, payload) => buildTx(key, {
     chainId: net.chainId, signer, type, payload, expiresAtMs: Date.now() + TX_EXPIRY_MS });
 
+  // Each node's institution id: the audience its signed requests name.
+  await Promise.all([bank.rpc.audience(), customs.rpc.audience()]);
+
   const txIds = {};
   const committedMs = {};
   async function step(name, node, signed) {
