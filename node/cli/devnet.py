@@ -1,6 +1,7 @@
 """A local network on loopback: generate, start every node as its own process, stop, demo.
 
-`up` writes DIR/devnet.json listing each node's name, role, pid, RPC URL and metrics URL, once
+`up` writes DIR/devnet.json listing each node's name, role, pid, RPC URL, metrics URL and RPC
+client (its name and key file, which the node lists in [rpc] clients), once
 every node answers and the orderers agree on a leader. Every RPC serves https:// (wss://) with a
 certificate signed by the devnet's own test CA, DIR/ca.pem, which devnet.json names as
 "ca_file" for clients (`--ca-file`); `up --no-tls` serves plain http:// (ADR 0023, "Test
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from node.cli.demo import Step, headline_steps
-from node.cli.netgen import generate_network
+from node.cli.netgen import DEVNET_CLIENT, generate_network
 from node.client.transport import RpcClient, RpcError
 from node.keys import generate_key, read_key_file
 from protocol import crypto, types
@@ -118,6 +119,8 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
             "rpc_url": n.rpc_url, "metrics_url": n.metrics_url,
             "p2p": f"/ip4/{n.host}/tcp/{n.ports.p2p}", "config": str(n.config),
             "log": str(n.dir / "node.log"), "data_dir": str(n.dir / "data"),
+            # the RPC client its node.toml lists, and that client's key (PKCS#8 PEM)
+            "rpc_client": {"name": DEVNET_CLIENT, "key_file": str(n.client_key_file)},
         } for n, p in zip(nodes, procs, strict=True)],
     }
     (root / "devnet.json").write_text(json.dumps(description, indent=2) + "\n")

@@ -14,6 +14,9 @@ The devnet layout (`generate_network`):
     DIR/<institution>/rpc-cert.pem       its RPC's TLS certificate, signed by DIR/ca.pem
     DIR/<institution>/rpc-key.pem        its private key (mode 0600)
     DIR/<institution>/data/              its LevelDB store (created at first start)
+    DIR/<institution>/rpc-client-key.pem the Ed25519 key (PKCS#8 PEM, mode 0600) of the RPC
+                                         client DEVNET_CLIENT that its node.toml lists in
+                                         [rpc] clients: what signs requests (docs/adr/0008)
     DIR/ca.pem, DIR/ca-key.pem           the network's test CA (key mode 0600): clients verify
                                          every node's RPC against ca.pem
 
@@ -41,6 +44,9 @@ import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node import certs
 from node.cli.demo import DEFAULT_MEMBERS, Member
@@ -117,6 +123,8 @@ CA_CERT_NAME = "ca.pem"
 CA_KEY_NAME = "ca-key.pem"
 TLS_CERT_NAME = "rpc-cert.pem"
 TLS_KEY_NAME = "rpc-key.pem"
+CLIENT_KEY_NAME = "rpc-client-key.pem"
+DEVNET_CLIENT = "backoffice"  # the RPC client each devnet node lists, with its own key
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,7 @@ class GeneratedNode:
     rpc_host: str = ""  # where the RPC listens, if not `host`
     metrics_host: str = ""
     ca_file: pathlib.Path | None = None  # the CA that signed its RPC certificate; None: HTTP
+    client_key_file: pathlib.Path | None = None  # devnet: DEVNET_CLIENT's key (PKCS#8 PEM)
 
     @property
     def rpc_url(self) -> str:
@@ -228,6 +237,7 @@ class _Pending:
     passphrase: str
     toml: str = ""
     tls: certs.Issued | None = None
+    client_key: crypto.PrivateKey | None = None  # devnet: DEVNET_CLIENT's key
 
 
 def write_network(
@@ -257,7 +267,8 @@ def write_network(
     for n in spec.nodes:
         seed = generate_seed()
         pending.append(_Pending(n, generate_key(), seed, peer_id_from_seed(seed),
-                                shared or secrets.token_urlsafe(32)))
+                                shared or secrets.token_urlsafe(32),
+                                client_key=generate_key() if layout is DEVNET_LAYOUT else None))
     institutions = tuple(
         types.Institution(p.spec.institution, p.spec.name, p.spec.role,
                           (types.InstitutionKey(p.key.key_id, p.key.public_key),),
@@ -280,7 +291,8 @@ def write_network(
                                                 p.spec.host),
                              validity_days=spec.tls.server_cert_validity_days)
     for p in pending:
-        p.toml = _node_toml(p.spec, layout, spec.tuning, spec.log, tls=ca is not None)
+        p.toml = _node_toml(p.spec, layout, spec.tuning, spec.log, tls=ca is not None,
+                            client_key=p.client_key)
         if layout is not DEVNET_LAYOUT:
             p.toml = (f"# The node of {p.spec.institution} in {config.chain_id}, written by "
                       f"`crossbill network init` (layout: {layout.name}).\n"
@@ -319,11 +331,16 @@ def write_network(
                 (d / CA_CERT_NAME).write_bytes(ca.cert_pem)
             (d / TLS_CERT_NAME).write_bytes(p.tls.cert_pem)
             create_private_file(d / TLS_KEY_NAME, p.tls.key_pem)
+        client_key_file = None
+        if p.client_key is not None:
+            client_key_file = d / CLIENT_KEY_NAME
+            create_private_file(client_key_file, pkcs8_pem(p.client_key))
         (d / "node.toml").write_text(p.toml)
         s = p.spec
         nodes.append(GeneratedNode(s.institution, s.role, s.orderer, d, d / "node.toml",
                                    s.ports, s.host, p.peer_id,
-                                   s.rpc_listen_host, s.metrics_listen_host, ca_file))
+                                   s.rpc_listen_host, s.metrics_listen_host, ca_file,
+                                   client_key_file))
     return config, nodes
 
 
@@ -332,8 +349,17 @@ def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def pkcs8_pem(key: crypto.PrivateKey) -> bytes:
+    """`key` as an unencrypted PKCS#8 PEM (RFC 8410): what OpenSSL, Java's KeyFactory and
+    Node's crypto.createPrivateKey read as they are."""
+    return Ed25519PrivateKey.from_private_bytes(key.seed).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+
+
 def _node_toml(n: NodeSpec, layout: Layout, tuning: Mapping[str, int],
-               log: Mapping[str, str], *, tls: bool) -> str:
+               log: Mapping[str, str], *, tls: bool,
+               client_key: crypto.PrivateKey | None = None) -> str:
     log = {"level": "info", "format": "json", **log}
     lines = [
         "[node]",
@@ -357,6 +383,9 @@ def _node_toml(n: NodeSpec, layout: Layout, tuning: Mapping[str, int],
     if tls:
         lines += [f"tls_cert_file = {_toml_str(layout.tls_cert_file)}",
                   f"tls_key_file = {_toml_str(layout.tls_key_file)}"]
+    if client_key is not None:
+        lines.append(f"clients = {{ {_toml_str(DEVNET_CLIENT)} = "
+                     f"{_toml_str(client_key.public_key.hex())} }}")
     lines += [
         "",
         "[metrics]",

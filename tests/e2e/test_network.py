@@ -19,6 +19,7 @@ from node.p2p.identity import generate_seed, key_pair_from_seed, read_node_key
 from node.replica.messages import pack_blobs
 from protocol import types
 from tests.e2e.harness import Devnet, Load, free_base_port, running_devnet
+from tests.e2e.js_client import check_headline_financing_from_javascript
 from tests.waiting import wait_until, wait_until_sync
 
 pytestmark = pytest.mark.slow
@@ -46,6 +47,12 @@ def test_network_commits_and_every_node_agrees(shared: Devnet,
     assert len({s["tip_hash"] for s in statuses}) == 1
     assert sum(s["is_leader"] for s in statuses) == 1
     assert_serves_tls_only(dn, capsys)
+
+
+def test_javascript_client_finances_on_the_devnet(shared: Devnet) -> None:
+    """examples/js/headline.js, run by Node.js, commits the headline's financing on every
+    node (tests/e2e/js_client.py)."""
+    print(check_headline_financing_from_javascript(shared))  # the figures, under `pytest -s`
 
 
 def assert_serves_tls_only(dn: Devnet, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node import certs, tls
-from node.cli.netgen import generate_network
+from node.cli.netgen import CLIENT_KEY_NAME, generate_network
 from node.config import load_config
 from tests.ops.test_network_init import SCRYPT, crossbill, description, write_description
 
@@ -155,7 +155,8 @@ def test_devnet_generates_tls_by_default_and_not_when_asked(tmp_path: pathlib.Pa
         assert not (n.dir / "ca.pem").exists()  # one CA file for the devnet: ROOT/ca.pem
 
     _, plain = generate_network(tmp_path / "plain", base_port=7100, tls=False)
-    assert list((tmp_path / "plain").rglob("*.pem")) == []
+    # no certificate and no TLS key; each node's RPC client key (PKCS#8 PEM) remains
+    assert {p.name for p in (tmp_path / "plain").rglob("*.pem")} == {CLIENT_KEY_NAME}
     assert all(n.ca_file is None and n.rpc_url.startswith("http://") for n in plain)
 
 

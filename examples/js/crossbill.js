@@ -1,0 +1,223 @@
+// A small Crossbill client for Node.js (>= 18), standard library only: transactions built,
+// signed and identified as protocol/types.py does (docs/adr/0001, 0002), sealed fields
+// (docs/adr/0024), key files (docs/adr/0002), JSON-RPC over HTTPS with requests signed by
+// RFC 9421 HTTP Message Signatures (docs/adr/0033).
+import crypto from "node:crypto";
+import { dumpsCanonical, encode } from "./canonical.js";
+import { sealTo } from "./sealedbox.js";
+
+const sha256 = (...parts) => crypto.createHash("sha256").update(Buffer.concat(parts)).digest();
+
+// ------------------------------------------------------------------------ hashes (ADR 0002)
+
+// "crossbill/" + tag + NUL: what precedes the data in every hash and signed message.
+export const domainPrefix = (tag) => Buffer.from(`crossbill/${tag}\0`, "utf8");
+export const hashDomain = (tag, data) => sha256(domainPrefix(tag), data);
+
+// ------------------------------------------------------------------------ Ed25519 keys
+
+// An Ed25519 private key from its 32-byte seed: PKCS#8 DER is a fixed 16-byte prefix
+// (RFC 8410) followed by the seed.
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+export class SigningKey {
+  constructor(privateKey) {
+    this.privateKey = privateKey;
+    this.publicKey = Buffer.from(
+      crypto.createPublicKey(privateKey).export({ format: "jwk" }).x, "base64url");
+    // the key id: the first 8 bytes of H("key-id", public key)
+    this.keyId = hashDomain("key-id", this.publicKey).subarray(0, 8);
+  }
+
+  static fromSeed(seed) {
+    if (seed.length !== 32) throw new Error("an Ed25519 seed is 32 bytes");
+    return new SigningKey(crypto.createPrivateKey({
+      key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: "der", type: "pkcs8" }));
+  }
+
+  static fromPem(pem) {
+    return new SigningKey(crypto.createPrivateKey(pem));
+  }
+
+  static generate() {
+    return SigningKey.fromSeed(crypto.randomBytes(32));
+  }
+
+  sign(message) {
+    return crypto.sign(null, message, this.privateKey);
+  }
+}
+
+// An institution key file (protocol/crypto.py KeyFile): canonical JSON holding the seed
+// encrypted with AES-256-GCM under scrypt(passphrase); every field but the ciphertext and the
+// tag (and the version key) is the associated data.
+export function openKeyFile(bytes, passphrase) {
+  const file = JSON.parse(bytes.toString("utf8"));
+  if (file.kind !== "crossbill-ed25519-key") throw new Error("not a Crossbill key file");
+  const { ciphertext, tag, v, ...header } = file;
+  const n = 2 ** file.scrypt_log_n;
+  const key = crypto.scryptSync(passphrase, Buffer.from(file.salt, "hex"), 32, {
+    N: n, r: file.scrypt_r, p: file.scrypt_p, maxmem: 256 * n * file.scrypt_r });
+  const decipher = crypto.createDecipheriv("aes-256-gcm", key, Buffer.from(file.nonce, "hex"));
+  decipher.setAAD(dumpsCanonical(header));
+  decipher.setAuthTag(Buffer.from(tag, "hex"));
+  const seed = Buffer.concat([decipher.update(Buffer.from(ciphertext, "hex")), decipher.final()]);
+  const signingKey = SigningKey.fromSeed(seed);
+  if (signingKey.publicKey.toString("hex") !== file.public_key) {
+    throw new Error("the key file's public key does not match its private key");
+  }
+  return signingKey;
+}
+
+// ------------------------------------------------------------------------ transactions
+
+// The bytes a transaction's signature covers: its canonical encoding without `signature`.
+export function signBytes(tx) {
+  const { signature, ...unsigned } = tx;
+  return encode(unsigned);
+}
+
+export const txId = (tx) => hashDomain("tx-id", signBytes(tx));
+
+// A signed transaction (as JSON, what tx.submit takes) of `type` with `payload`, signed by
+// `signer` with `key`. `nonce`: 8..32 bytes unique for the signer (docs/adr/0003).
+export function buildTx(key, { chainId, signer, type, payload, expiresAtMs,
+                              nonce = crypto.randomBytes(16) }) {
+  const tx = { chain_id: chainId, type, signer, key_id: key.keyId.toString("hex"),
+               nonce: nonce.toString("hex"), expires_at_ms: expiresAtMs, payload };
+  const signature = key.sign(Buffer.concat([domainPrefix("tx-sign"), signBytes(tx)]));
+  return { ...tx, signature: signature.toString("hex") };
+}
+
+// What an enterprise signs so that `bank` may register its key (RegisterEnterprise.key_proof).
+export function enterpriseKeyProof(enterpriseKey, chainId, uscc, bank) {
+  return enterpriseKey.sign(Buffer.concat([domainPrefix("enterprise-key-proof"), encode({
+    chain_id: chainId, uscc, public_key: enterpriseKey.publicKey.toString("hex"), bank })]));
+}
+
+// ------------------------------------------------------------------------ sealed fields
+
+// `details` (a plain object: the transaction type's details fields, without `salt`) sealed
+// for the record `recordKind`/`recordId` to `recipients` (what sealing.recipients answers:
+// [{party, key_version, public_key}]).
+export function seal(details, recordKind, recordId, recipients) {
+  const dataKey = crypto.randomBytes(32);
+  const nonce = crypto.randomBytes(12);
+  const plain = encode({ salt: crypto.randomBytes(16).toString("hex"), ...details });
+  const cipher = crypto.createCipheriv("aes-256-gcm", dataKey, nonce);
+  cipher.setAAD(Buffer.concat([domainPrefix("sealed-context"),
+                               encode({ record_kind: recordKind, record_id: recordId })]));
+  const ciphertext = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  return {
+    nonce: nonce.toString("hex"),
+    ciphertext: ciphertext.toString("hex"),
+    plain_hash: hashDomain("sealed-plain", plain).toString("hex"),
+    keys: recipients.map((r) => ({
+      party: r.party, key_version: r.key_version,
+      box: sealTo(Buffer.from(r.public_key, "hex"), dataKey).toString("hex") })),
+  };
+}
+
+// ------------------------------------------------------------------------ RFC 9421 requests
+
+// The three headers that sign one HTTP request to the node whose institution id is
+// `audience` (docs/adr/0033): Content-Digest (RFC 9530) of the body, Signature-Input and
+// Signature over "@method", "@path" and "content-digest".
+export function signRequest({ key, client, audience, method, path, body,
+                              nowS = Math.floor(Date.now() / 1000),
+                              nonce = crypto.randomBytes(16).toString("hex") }) {
+  const digest = `sha-256=:${sha256(body).toString("base64")}:`;
+  const params = `("@method" "@path" "content-digest");created=${nowS};keyid="${client}";` +
+    `nonce="${nonce}";tag="crossbill-rpc/${audience}";alg="ed25519"`;
+  const base = [`"@method": ${method}`, `"@path": ${path}`, `"content-digest": ${digest}`,
+                `"@signature-params": ${params}`].join("\n");
+  const signature = key.sign(Buffer.from(base, "utf8")).toString("base64");
+  return { "Content-Digest": digest, "Signature-Input": `crossbill=${params}`,
+           "Signature": `crossbill=:${signature}:` };
+}
+
+// ------------------------------------------------------------------------ JSON-RPC
+
+export class RpcError extends Error {
+  constructor(error) {
+    super(`${error.message} (JSON-RPC error ${error.code}` +
+          `${error.data?.code ? `, ${error.data.code}` : ""})`);
+    this.code = error.code;
+    this.data = error.data;
+  }
+}
+
+const RPC_TIMEOUT_MS = 30_000; // every call is bounded (tx.submit's wait is at most 30 s)
+const POLL_MS = 50; // tx.get polling interval
+const NOT_FOUND = -32020; // JSON-RPC application error (docs/adr/0008)
+
+// JSON-RPC 2.0 over HTTPS to one node, every request signed with the client key when one is
+// given. The node's certificate is checked against Node's CAs: for the devnet's own CA, run
+// node with NODE_EXTRA_CA_CERTS=DIR/ca.pem.
+export class Node {
+  constructor(url, { client, key } = {}) {
+    this.url = new URL(url);
+    this.client = client;
+    this.key = key;
+    this.nextId = 1;
+    this.institution = undefined; // the audience of signed requests, from node.status
+  }
+
+  // The institution id of this node, the audience of signed requests (node.status, which
+  // needs no credential, says it).
+  async audience() {
+    if (this.institution === undefined) {
+      this.institution = (await this.call("node.status")).institution;
+    }
+    return this.institution;
+  }
+
+  async call(method, params = {}) {
+    if (this.key && this.institution === undefined && method !== "node.status") {
+      await this.audience();
+    }
+    const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: this.nextId++, method,
+                                              params }), "utf8");
+    const headers = { "Content-Type": "application/json" };
+    if (this.key && this.institution !== undefined) {
+      Object.assign(headers, signRequest({ key: this.key, client: this.client,
+                                           audience: this.institution, method: "POST",
+                                           path: this.url.pathname, body }));
+    }
+    const response = await fetch(this.url, { method: "POST", headers, body,
+                                             signal: AbortSignal.timeout(RPC_TIMEOUT_MS) });
+    const text = await response.text();
+    let answer;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      throw new Error(`${this.url} answered HTTP ${response.status}: ${text.slice(0, 200)}`);
+    }
+    if (answer.error) throw new RpcError(answer.error);
+    return answer.result;
+  }
+
+  // Submit a signed transaction and wait (at most `timeoutMs`) for its receipt.
+  submitAndWait(tx, timeoutMs = 20_000) {
+    return this.call("tx.submit", { tx, wait: true, timeout_ms: timeoutMs });
+  }
+
+  // Wait until this node has applied the transaction `txId` (committed through another
+  // node): every node applies each block on its own, a moment apart, so a read from this node
+  // reflects the transaction only once tx.get here says "committed" (until then it answers
+  // "pending", or the error -32020 while it has not heard of the transaction at all).
+  async waitCommitted(txId, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const answer = await this.call("tx.get", { tx_id: txId });
+        if (answer.status === "committed") return answer;
+      } catch (err) {
+        // -32020: this node has not heard of the transaction yet (its block is on the way)
+        if (!(err instanceof RpcError && err.code === NOT_FOUND)) throw err;
+      }
+      if (Date.now() > deadline) throw new Error(`${txId} not committed on ${this.url}`);
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+}
