@@ -1,10 +1,10 @@
 // A small Crossbill client for Node.js (>= 18), standard library only: transactions built,
-// signed and identified as protocol/types.py does (docs/adr/0001, 0002), sealed fields
-// (docs/adr/0024), key files (docs/adr/0002), JSON-RPC over HTTPS with requests signed by
-// RFC 9421 HTTP Message Signatures (docs/adr/0033).
+// signed and identified as protocol/types.py does (docs/adr/0001, 0002), key files
+// (docs/adr/0002), JSON-RPC over HTTPS with requests signed by RFC 9421 HTTP Message Signatures
+// (docs/adr/0033). Sealed fields (docs/adr/0024) need libsodium's sealed box, which Node's
+// standard library lacks: the client's own node seals them (sealing.seal).
 import crypto from "node:crypto";
 import { dumpsCanonical, encode } from "./canonical.js";
-import { sealTo } from "./sealedbox.js";
 
 const sha256 = (...parts) => crypto.createHash("sha256").update(Buffer.concat(parts)).digest();
 
@@ -93,29 +93,6 @@ export function buildTx(key, { chainId, signer, type, payload, expiresAtMs,
 export function enterpriseKeyProof(enterpriseKey, chainId, uscc, bank) {
   return enterpriseKey.sign(Buffer.concat([domainPrefix("enterprise-key-proof"), encode({
     chain_id: chainId, uscc, public_key: enterpriseKey.publicKey.toString("hex"), bank })]));
-}
-
-// ------------------------------------------------------------------------ sealed fields
-
-// `details` (a plain object: the transaction type's details fields, without `salt`) sealed
-// for the record `recordKind`/`recordId` to `recipients` (what sealing.recipients answers:
-// [{party, key_version, public_key}]).
-export function seal(details, recordKind, recordId, recipients) {
-  const dataKey = crypto.randomBytes(32);
-  const nonce = crypto.randomBytes(12);
-  const plain = encode({ salt: crypto.randomBytes(16).toString("hex"), ...details });
-  const cipher = crypto.createCipheriv("aes-256-gcm", dataKey, nonce);
-  cipher.setAAD(Buffer.concat([domainPrefix("sealed-context"),
-                               encode({ record_kind: recordKind, record_id: recordId })]));
-  const ciphertext = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-  return {
-    nonce: nonce.toString("hex"),
-    ciphertext: ciphertext.toString("hex"),
-    plain_hash: hashDomain("sealed-plain", plain).toString("hex"),
-    keys: recipients.map((r) => ({
-      party: r.party, key_version: r.key_version,
-      box: sealTo(Buffer.from(r.public_key, "hex"), dataKey).toString("hex") })),
-  };
 }
 
 // ------------------------------------------------------------------------ RFC 9421 requests

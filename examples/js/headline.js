@@ -12,7 +12,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Node, SigningKey, buildTx, enterpriseKeyProof, openKeyFile, seal } from "./crossbill.js";
+import { Node, SigningKey, buildTx, enterpriseKeyProof, openKeyFile } from "./crossbill.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const TX_EXPIRY_MS = 10 * 60 * 1000; // within the consortium's expiry window (default 1 h)
@@ -96,14 +96,17 @@ async function main() {
     key_proof: enterpriseKeyProof(exporterKey, net.chainId, uscc, bank.name).toString("hex"),
   }));
 
-  // 2. Customs registers the declaration; the node names whom its details are sealed to,
-  //    once it has applied the exporter's registration (the exporter holds a key now).
+  // 2. Customs registers the declaration. Its details are sealed to customs, the regulators
+  //    and the exporter (docs/adr/0024) with libsodium's sealed box, which Node's standard
+  //    library lacks: customs' own node seals them (sealing.seal; the plain details go only to
+  //    the node customs runs). It does so once it has applied the exporter's registration
+  //    (the exporter holds a key now, so it is a recipient).
   await customs.rpc.waitCommitted(txIds["enterprise.register"]);
-  const { recipients } = await customs.rpc.call("sealing.recipients",
-                                                { recorder: customs.name, enterprise: uscc });
-  const details = seal({ buyer: "Hamburg Marine GmbH", destination: "DE",
-                         goods: "centrifugal marine pumps" },
-                       "declaration", declarationNo, recipients);
+  const { sealed: details } = await customs.rpc.call("sealing.seal", {
+    tx_type: "declaration.register", record_id: declarationNo, recorder: customs.name,
+    enterprise: uscc,
+    details: { buyer: "Hamburg Marine GmbH", destination: "DE", goods: "centrifugal marine pumps" },
+  });
   await step("declaration.register", customs, tx(customsKey, customs.name,
     "declaration.register", { declaration_no: declarationNo, exporter: uscc,
                               value: 60_000_000, currency: "USD",

@@ -3,9 +3,8 @@
 // Integers beyond 2^53 travel as {"$bigint": "digits"}; a thrown error answers {"error": msg}.
 import fs from "node:fs";
 import { dumpsCanonical } from "../../examples/js/canonical.js";
-import { SigningKey, buildTx, enterpriseKeyProof, openKeyFile, seal, signBytes, signRequest,
+import { SigningKey, buildTx, enterpriseKeyProof, openKeyFile, signBytes, signRequest,
          txId } from "../../examples/js/crossbill.js";
-import { sealTo } from "../../examples/js/sealedbox.js";
 
 const revive = (_, v) => (v && typeof v === "object" && "$bigint" in v ? BigInt(v.$bigint) : v);
 const hex = (b) => Buffer.from(b).toString("hex");
@@ -20,8 +19,6 @@ const OPS = {
     return { tx, sign_bytes: hex(signBytes(tx)), id: hex(txId(tx)) };
   },
   key_proof: (c) => hex(enterpriseKeyProof(seedKey(c.seed), c.chain_id, c.uscc, c.bank)),
-  seal_to: (c) => hex(sealTo(Buffer.from(c.public_key, "hex"), Buffer.from(c.message, "hex"))),
-  seal: (c) => seal(c.details, c.record_kind, c.record_id, c.recipients),
   key_file: (c) => {
     const key = openKeyFile(fs.readFileSync(c.path), c.passphrase);
     return { public_key: hex(key.publicKey), key_id: hex(key.keyId) };
