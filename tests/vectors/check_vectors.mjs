@@ -1,5 +1,5 @@
 // Checks docs/vectors/ the way a JavaScript client would, with Node.js's standard library only:
-// a canonical encoder of a dozen lines, SHA-256 and Ed25519 from node:crypto. Run:
+// the example client's canonical encoder, SHA-256 and Ed25519 from node:crypto. Run:
 //   node tests/vectors/check_vectors.mjs [docs/vectors]
 // It prints one line per file and exits 1 at the first vector that does not check out.
 // (tests/vectors/test_vectors.py runs it; docs/vectors/README.md describes the files.)
@@ -9,6 +9,8 @@ import {
 } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+
+import { dumpsCanonical } from "../../examples/js/canonical.js";
 
 const dir = process.argv[2] ?? new URL("../../docs/vectors", import.meta.url).pathname;
 const load = (name) => JSON.parse(readFileSync(join(dir, name), "utf8"));
@@ -23,18 +25,9 @@ function check(ok, what) {
   }
 }
 
-// The canonical encoding (docs/adr/0001-canonical-encoding.md) of plain JSON values whose
-// integers are safe JavaScript numbers: keys sorted by code point, no whitespace.
-// JSON.stringify escapes exactly '"', '\\' and control characters, as the encoding does.
-function canonical(value) {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
-  }
-  check(typeof value !== "number" || Number.isSafeInteger(value), `unsafe number ${value}`);
-  return JSON.stringify(value);
-}
+// The canonical encoding (docs/adr/0001-canonical-encoding.md) as the example client writes it
+// (examples/js/canonical.js): one JavaScript encoder to keep true, checked here and by tests/js.
+const canonical = (value) => dumpsCanonical(value).toString("utf8");
 
 function ed25519Verifies(publicKeyHex, message, signatureHex) {
   const key = createPublicKey({
