@@ -127,7 +127,8 @@ async function main() {
 
   // Read back what the ledger holds, from the bank's node (which has applied every step).
   const declaration = await bank.rpc.call("declaration.get", { declaration_no: declarationNo });
-  const applications = await bank.rpc.call("application.list", { uscc });
+  const application = await bank.rpc.call("application.get",
+                                          { uscc, application_id: applicationId });
   const financing = await bank.rpc.call("financing.get", { financing_id: financingId });
   const d = declaration.declaration;
   const f = financing.financing;
@@ -138,7 +139,7 @@ async function main() {
   console.log(JSON.stringify({ uscc, declaration_no: declarationNo, application_id: applicationId,
                                financing_id: financingId, tx_ids: txIds,
                                committed_ms: committedMs, declaration: d, financing: f,
-                               applications: applications.items ?? applications }));
+                               application: application.application }));
 }
 
 main().catch((err) => {

@@ -124,7 +124,9 @@ def rejection_family(reason_code: str) -> tuple[int, str]:
 
 
 ERROR_DOCS: Final[dict[int, tuple[str, str]]] = {
-    UNAUTHORIZED: ("Unauthorized", "a write method without a valid client credential"),
+    UNAUTHORIZED: ("Unauthorized", "a request without a valid client credential where one is "
+                   "needed (writes; member reads off loopback): data.rule says which rule a "
+                   "refused signature broke (ADR 0033)"),
     FORBIDDEN: ("Forbidden", "HTTP 403: the request's Host or Origin is not this node's nor "
                 "configured ([rpc] allowed_hosts, cors_origins)"),
     TX_REFUSED: ("Transaction refused", "admission refused; data.code is the reason"),
@@ -140,6 +142,7 @@ ERROR_DOCS: Final[dict[int, tuple[str, str]]] = {
     READ_REFUSED: ("Read refused", "a confidential read refused; data.code is the reason"),
     WEBSOCKET_ONLY: ("WebSocket only", "subscriptions need the WebSocket endpoint GET /ws"),
     **{code: (f"Transaction rejected ({family})",
-              f"the ledger rejected the transaction with a {family} reason code (data.code)")
+              f"the ledger rejected the transaction with a reason code of the {family} "
+              "family (data.code)")
        for code, family, _ in REJECTION_FAMILIES},
 }

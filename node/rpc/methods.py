@@ -392,6 +392,17 @@ class Api:
         return self._page_json(queries.declarations_by_exporter(
             self.state, _text(params, "exporter", 18), after, limit))
 
+    async def application_get(self, params: dict[str, Any],
+                              ctx: CallContext) -> dict[str, Any]:
+        uscc, app_id = _text(params, "uscc", 18), _text(params, "application_id")
+        found = queries.application(self.state, uscc, app_id)
+        if found is None:
+            raise RpcError(E.NOT_FOUND, f"{uscc} has no application {app_id}",
+                           {"code": "NOT_FOUND"})
+        history = queries.record_history(self.state, keys.application(uscc, app_id))
+        return {"application": views.plain(found.application), "live": found.live,
+                "history": views.history_json(history)}
+
     async def application_list(self, params: dict[str, Any],
                                ctx: CallContext) -> dict[str, Any]:
         after, limit = self._page(params)
@@ -821,6 +832,12 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("declaration.list", api.declaration_list, (Param("exporter", s.USCC, True), *page),
         summary="The declarations customs registered for an exporter, by number, paged.",
         result=s.page(records.Declaration))
+    add("application.get", api.application_get, (
+        Param("uscc", s.USCC, True), Param("application_id", s.RECORD_ID, True,
+                                           description="the application's id, unique per "
+                                           "enterprise")),
+        summary="An enterprise's financing application with its history, and whether it is "
+        "live (open and unexpired).", result=s.APPLICATION, errors=(E.NOT_FOUND,))
     add("application.list", api.application_list, (Param("uscc", s.USCC, True), *page),
         summary="An enterprise's financing applications, with whether each is live, paged.",
         result=s.page(queries.ApplicationView))
@@ -939,7 +956,8 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
                 "running": {"type": ["string", "null"], "enum": ["backup", "compaction", None]},
                 "seconds": {"type": "number", "minimum": 0},
                 "keys": {"type": "integer", "minimum": 0},
-                "bytes": {"type": "integer", "minimum": 0}}},
+                "bytes": {"type": "integer", "minimum": 0}},
+            "additionalProperties": False},
         write=True, errors=(E.UNAUTHORIZED,))
     add("admin.compact", api.admin_compact, summary=admin + "Compact this node's LevelDB in "
         "the background; one admin job at a time.", result=s.COMPACTION, write=True,

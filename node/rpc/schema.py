@@ -136,6 +136,7 @@ RECORD_RESULTS: Final[dict[str, dict[str, Any]]] = {
     "policy": record_view("policy", records.Policy, live=LIVE, cap=AMOUNT, remaining=AMOUNT),
     "policy_financing": record_view("financing", records.PolicyFinancing, outstanding=AMOUNT),
 }
+APPLICATION: Final = record_view("application", records.Application, live=LIVE)
 RECORD_HISTORY: Final = view(kind=RECORD_KIND, id=RECORD_ID, history=HISTORY)
 VERSIONS: Final = view(
     height=INT, version={"type": "integer", "minimum": 1,

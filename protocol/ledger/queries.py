@@ -263,6 +263,16 @@ def declarations_by_exporter(state: State, uscc: str, after: str = "",
                  lambda no: state.get(keys.declaration(no), records.Declaration))
 
 
+def application(state: State, uscc: str, application_id: str,
+                at_ms: int | None = None) -> ApplicationView | None:
+    """One financing application, with whether it is live (open and unexpired)."""
+    app = state.get(keys.application(uscc, application_id), records.Application)
+    if app is None:
+        return None
+    return ApplicationView(app, app.status == records.OPEN and _now(state, at_ms) <
+                           app.expires_at_ms)
+
+
 def applications_by_enterprise(state: State, uscc: str, after: str = "",
                                limit: int = limits.QUERY_PAGE_ITEMS_MAX,
                                at_ms: int | None = None) -> Page[ApplicationView]:
@@ -270,10 +280,7 @@ def applications_by_enterprise(state: State, uscc: str, after: str = "",
     now = _now(state, at_ms)
 
     def load(app_id: str) -> ApplicationView | None:
-        app = state.get(keys.application(uscc, app_id), records.Application)
-        if app is None:
-            return None
-        return ApplicationView(app, app.status == records.OPEN and now < app.expires_at_ms)
+        return application(state, uscc, app_id, now)
 
     return _page(state, keys.application_prefix(uscc), after, limit, load)
 

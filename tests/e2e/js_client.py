@@ -58,8 +58,9 @@ def check_headline_financing_from_javascript(dn: Devnet) -> str:
     assert printed["declaration"]["pledged"] == 54_000_000
     assert printed["financing"]["application_id"] == printed["application_id"]
     assert printed["financing"]["principal"] == 54_000_000
-    assert [a["application"]["application_id"] for a in printed["applications"]] == [
-        printed["application_id"]]
+    assert printed["application"]["application_id"] == printed["application_id"]
+    assert printed["application"]["status"] == "used"
+    assert printed["application"]["financing_id"] == printed["financing_id"]
     # The sealed details open for customs, with customs' key, as the node's code opens them.
     details = open_field(codec.from_json(Sealed, printed["declaration"]["details"]),
                          "declaration.register", printed["declaration_no"],

@@ -1,7 +1,8 @@
 """The plain-JavaScript client (examples/js/) computes what the Python implementation does:
 canonical encodings and their refusals, every headline transaction's signing bytes, id and
 signature, the enterprise key proof, key files and PEM keys the devnet writes, and RFC 9421
-request signatures that a stock verifier (http-message-signatures) accepts. One `node` process runs every case (about half a second)."""
+request signatures that a stock verifier (http-message-signatures) accepts. One `node` process
+runs every case (about half a second)."""
 
 from __future__ import annotations
 

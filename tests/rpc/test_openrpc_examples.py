@@ -141,6 +141,9 @@ async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
                            "a pledged declaration")
                 await http("application.list", {"uscc": EXPORTER}, "the exporter's "
                            "applications")
+                await http("application.get", {"uscc": EXPORTER,
+                                                "application_id": "APP-BOC-0001"},
+                           "an application its financing used")
         opened = committed["financing.open"]
         read = committed["credit.read"]
         await http("tx.get", {"tx_id": opened["tx_id"]}, "a committed transaction")
