@@ -129,3 +129,16 @@ def test_size_grows_with_log16_of_the_keys() -> None:
         kv, _ = stored(items)
         depths = [len(smt.prove(kv, k).siblings) for k in list(items)[:200]]
         assert max(depths) <= math.log(n, 16) + 3, (n, max(depths))
+
+
+def test_proof_benchmark_runs_with_tiny_sizes() -> None:
+    """benchmarks/state_proofs.py (ADR 0035) prints its table; figures are not checked."""
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "state_proofs.py"),
+                          "--keys", "300", "--samples", "20"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "verify us" in out and "300" in out
