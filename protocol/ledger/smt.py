@@ -303,10 +303,6 @@ class StateProof:
     other: LoneLeaf | None
 
 
-def _path_bytes(path: int) -> bytes:
-    return path.to_bytes(32, "big")
-
-
 def prove(kv: KV, key: bytes) -> StateProof:
     """The proof of `key`'s value (or of its absence) against the root stored in `kv` (the
     state `kv` holds now: the tree is updated in place, so older roots cannot be proven)."""
