@@ -13,7 +13,7 @@ from node.rpc import views
 from node.rpc.docschema import Components, nullable
 from node.storage import backup
 from protocol import limits, txtypes, types
-from protocol.ledger import queries, records
+from protocol.ledger import keys, queries, records
 from protocol.sealed import Recipient, Sealed
 from protocol.timing import TIMING_KEYS
 
@@ -216,3 +216,46 @@ PARAM_DOCS: Final[dict[str, str]] = {
     "record_id": "the id of the record the transaction writes (the sealed field's context)",
     "also_to": "more parties to seal to, each with its encryption key on the ledger",
 }
+
+
+# ------------------------------------------------------------------ subscription events
+# What each subscription's `sub.event` notifications carry in `params.result` (node/rpc/subs.py);
+# OpenRPC has no notation for server-sent notifications, so the document gives each sub.*
+# method an `x-notification` (ADR 0034).
+BLOCK_EVENT: Final = view(height=INT, hash=HEX32, prev_hash=HEX32, tx_count=INT,
+                          state_root=HEX32, timestamp_ms=INT, proposer=STRING,
+                          tx_ids={"type": "array", "items": HEX32})
+TX_EVENT: Final = view(tx_id=HEX32, status={"const": "committed"}, height=INT, index=INT,
+                       receipt=nullable(RECEIPT))
+RECORD_EVENT: Final = view(
+    kind=RECORD_KIND, id=RECORD_ID, height=INT,
+    record={"type": ["object", "null"], "description": "the record as its `<kind>.get` "
+            "answers it; null once deleted"})
+WATCH_EVENT: Final = view(
+    list={"enum": [keys.WATCH_FLAGGED, keys.WATCH_OVERDUE]}, financing_id=RECORD_ID,
+    on_list={"type": "boolean", "description": "joined (true) or left (false) the list"},
+    height=INT, bank=STRING, record=RECORD_RESULTS["financing"])
+NOTICE: Final = view(height=INT, tx_id=nullable(HEX32), tx_index=nullable(INT), event=STRING,
+                     kind=STRING, id=STRING, signer=STRING, party=STRING, status=STRING,
+                     plain={"type": "object", "description": "the record's plain fields the "
+                            "subscriber may see"})
+PARTY_EVENT: Final = {
+    "type": "object", "required": ["uscc", "height", "events"], "properties": {
+        "uscc": USCC, "height": INT, "events": {"type": "array", "items": NOTICE},
+        "ended": {"const": True, "description": "the last event: the subscriber lost its "
+                  "standing (a consent revoked, a bank suspended)"},
+        "reason": STRING},
+    "additionalProperties": False}
+SUB_EVENTS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
+    "sub.blocks": ("blocks", BLOCK_EVENT), "sub.tx": ("tx", TX_EVENT),
+    "sub.record": ("record", RECORD_EVENT), "sub.watch": ("watch", WATCH_EVENT),
+    "sub.party": ("party", PARTY_EVENT)}
+
+
+def notification(method: str) -> dict[str, Any] | None:
+    """The `sub.event` notification a subscription method's subscriptions send, if any."""
+    if method not in SUB_EVENTS:
+        return None
+    topic, result = SUB_EVENTS[method]
+    return {"method": "sub.event", "params": view(
+        subscription=SUB_ID, topic={"const": topic}, result=result)}
