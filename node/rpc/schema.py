@@ -176,6 +176,21 @@ SEALING: Final = view(
                                                  key=lambda c: c.__name__)],
              "description": "the plain details as sealed, with their salt"},
     recipients={"type": "array", "items": view(party=STRING, key_version=INT)})
+
+
+def _unsalted(cls: type) -> dict[str, Any]:
+    """`cls`'s schema with its salt optional: what sealing.seal takes (the node salts)."""
+    of(cls)  # registers the component
+    schema = dict(COMPONENTS.schemas[cls.__name__])
+    schema["required"] = [name for name in schema["required"] if name != "salt"]
+    return schema
+
+
+SEAL_DETAILS: Final = {
+    "anyOf": [_unsalted(f.details) for f in sorted(
+        {f.details: f for f in txtypes.SEALED_FIELDS.values()}.values(),
+        key=lambda f: f.details.__name__)],
+    "description": "the tx_type's details class (txtypes.SEALED_FIELDS), salt optional"}
 BACKUP: Final = view(name=STRING, dir=STRING, bytes=INT, seconds={"type": "number"},
                      manifest=of(backup.Manifest))
 COMPACTION: Final = view(bytes_before=INT, bytes_after=INT, seconds={"type": "number"})
