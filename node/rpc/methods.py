@@ -927,7 +927,7 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
     add("sealing.seal", api.sealing_seal, (
         Param("tx_type", {"type": "string", "enum": sorted(txtypes.SEALED_FIELDS)}, True),
         Param("record_id", s.RECORD_ID, True), Param("recorder", s.text(64), True),
-        Param("details", s.OBJECT, True, description="The plain details of the transaction "
+        Param("details", s.SEAL_DETAILS, True, description="The plain details of the transaction "
               "type's sealed field (e.g. DeclarationDetails: buyer, destination, goods); the "
               "node adds a random salt unless one is given."),
         Param("enterprise", s.USCC), Param("credit_file", s.USCC),

@@ -119,6 +119,9 @@ def _method(m: Method, examples: list[dict[str, Any]]) -> dict[str, Any]:
                    for p in m.param_specs],
         "result": {"name": "result", "schema": m.result or {}},
     }
+    if (event := schema.notification(m.name)) is not None:
+        # what the subscription then sends (OpenRPC has no notation for notifications)
+        out["x-notification"] = event
     if m.write:
         out["x-requires-client-credential"] = True
     # public: anyone; member: a client credential or loopback (unless [rpc] anonymous_reads);

@@ -13,7 +13,7 @@ from node.rpc import views
 from node.rpc.docschema import Components, nullable
 from node.storage import backup
 from protocol import limits, txtypes, types
-from protocol.ledger import queries, records, smt
+from protocol.ledger import keys, queries, records, smt
 from protocol.replica.certificates import CommitCertificate
 from protocol.sealed import Recipient, Sealed
 from protocol.timing import TIMING_KEYS
@@ -177,6 +177,21 @@ SEALING: Final = view(
                                                  key=lambda c: c.__name__)],
              "description": "the plain details as sealed, with their salt"},
     recipients={"type": "array", "items": view(party=STRING, key_version=INT)})
+
+
+def _unsalted(cls: type) -> dict[str, Any]:
+    """`cls`'s schema with its salt optional: what sealing.seal takes (the node salts)."""
+    of(cls)  # registers the component
+    schema = dict(COMPONENTS.schemas[cls.__name__])
+    schema["required"] = [name for name in schema["required"] if name != "salt"]
+    return schema
+
+
+SEAL_DETAILS: Final = {
+    "anyOf": [_unsalted(f.details) for f in sorted(
+        {f.details: f for f in txtypes.SEALED_FIELDS.values()}.values(),
+        key=lambda f: f.details.__name__)],
+    "description": "the tx_type's details class (txtypes.SEALED_FIELDS), salt optional"}
 BACKUP: Final = view(name=STRING, dir=STRING, bytes=INT, seconds={"type": "number"},
                      manifest=of(backup.Manifest))
 COMPACTION: Final = view(bytes_before=INT, bytes_after=INT, seconds={"type": "number"})
@@ -218,6 +233,48 @@ PARAM_DOCS: Final[dict[str, str]] = {
     "also_to": "more parties to seal to, each with its encryption key on the ledger",
 }
 
+
+# ------------------------------------------------------------------ subscription events
+# What each subscription's `sub.event` notifications carry in `params.result` (node/rpc/subs.py);
+# OpenRPC has no notation for server-sent notifications, so the document gives each sub.*
+# method an `x-notification` (ADR 0034).
+BLOCK_EVENT: Final = view(height=INT, hash=HEX32, prev_hash=HEX32, tx_count=INT,
+                          state_root=HEX32, timestamp_ms=INT, proposer=STRING,
+                          tx_ids={"type": "array", "items": HEX32})
+TX_EVENT: Final = view(tx_id=HEX32, status={"const": "committed"}, height=INT, index=INT,
+                       receipt=nullable(RECEIPT))
+RECORD_EVENT: Final = view(
+    kind=RECORD_KIND, id=RECORD_ID, height=INT,
+    record={"type": ["object", "null"], "description": "the record as its `<kind>.get` "
+            "answers it; null once deleted"})
+WATCH_EVENT: Final = view(
+    list={"enum": [keys.WATCH_FLAGGED, keys.WATCH_OVERDUE]}, financing_id=RECORD_ID,
+    on_list={"type": "boolean", "description": "joined (true) or left (false) the list"},
+    height=INT, bank=STRING, record=RECORD_RESULTS["financing"])
+NOTICE: Final = view(height=INT, tx_id=nullable(HEX32), tx_index=nullable(INT), event=STRING,
+                     kind=STRING, id=STRING, signer=STRING, party=STRING, status=STRING,
+                     plain={"type": "object", "description": "the record's plain fields the "
+                            "subscriber may see"})
+PARTY_EVENT: Final = {
+    "type": "object", "required": ["uscc", "height", "events"], "properties": {
+        "uscc": USCC, "height": INT, "events": {"type": "array", "items": NOTICE},
+        "ended": {"const": True, "description": "the last event: the subscriber lost its "
+                  "standing (a consent revoked, a bank suspended)"},
+        "reason": STRING},
+    "additionalProperties": False}
+SUB_EVENTS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
+    "sub.blocks": ("blocks", BLOCK_EVENT), "sub.tx": ("tx", TX_EVENT),
+    "sub.record": ("record", RECORD_EVENT), "sub.watch": ("watch", WATCH_EVENT),
+    "sub.party": ("party", PARTY_EVENT)}
+
+
+def notification(method: str) -> dict[str, Any] | None:
+    """The `sub.event` notification a subscription method's subscriptions send, if any."""
+    if method not in SUB_EVENTS:
+        return None
+    topic, result = SUB_EVENTS[method]
+    return {"method": "sub.event", "params": view(
+        subscription=SUB_ID, topic={"const": topic}, result=result)}
 # record.proof (ADR 0035)
 PROOF_KIND: Final = {"type": "string", "enum": list(views.PROOF_KINDS)}
 HEX: Final = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}

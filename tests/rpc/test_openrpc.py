@@ -18,7 +18,7 @@ import referencing.jsonschema
 from jsonschema_specifications import REGISTRY as SPECIFICATIONS
 
 from node.rpc import errors as E
-from node.rpc import openrpc
+from node.rpc import openrpc, subs
 from node.rpc.openrpc import standalone_dispatcher
 from protocol import txtypes
 from protocol.ledger import codes
@@ -167,3 +167,22 @@ def test_records_are_described_down_to_every_field(name: str) -> None:
             assert "maxLength" in schema or "pattern" in schema, (name, field)
         if schema.get("type") == "integer":
             assert "minimum" in schema and "maximum" in schema, (name, field)
+
+
+HUB_TOPICS = {"sub.blocks": subs.TOPIC_BLOCKS, "sub.tx": subs.TOPIC_TX,
+              "sub.record": subs.TOPIC_RECORD, "sub.watch": subs.TOPIC_WATCH,
+              "sub.party": subs.TOPIC_PARTY}
+
+
+def test_every_subscription_documents_its_notifications() -> None:
+    """Each sub.* method but sub.cancel says what its sub.event notifications carry; the
+    schemas are valid JSON Schema (the live test checks real events against them)."""
+    for m in generated()["methods"]:
+        if not m["name"].startswith("sub.") or m["name"] == "sub.cancel":
+            assert "x-notification" not in m, m["name"]
+            continue
+        event = m["x-notification"]
+        assert event["method"] == "sub.event"
+        jsonschema.Draft7Validator.check_schema(event["params"])
+        topic = event["params"]["properties"]["topic"]["const"]
+        assert topic == HUB_TOPICS[m["name"]], (m["name"], topic)

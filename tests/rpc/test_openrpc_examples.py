@@ -47,7 +47,7 @@ from tests.rpc.harness import MEMBERS, RPC_NODE, call
 from tests.rpc.test_capital_methods import cap  # noqa: F401  (a fixture)
 from tests.rpc.test_http import host_port
 from tests.rpc.test_insurance_rpc import ledger  # noqa: F401  (a fixture)
-from tests.rpc.test_openrpc import result_validator
+from tests.rpc.test_openrpc import generated, result_validator, validator
 
 RECORD = os.environ.get("CROSSBILL_RECORD_EXAMPLES") == "1"
 # Fixed signing keys, so that keys, key ids and encryption keys are the same in every run.
@@ -202,10 +202,17 @@ async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
     return out
 
 
+# Every sub.event notification the WebSocket session received, checked against its method's
+# x-notification schema by the test.
+NOTIFICATIONS: list[tuple[str, dict[str, Any]]] = []
+
+
 async def _websocket(url: str, tx_id: str, signed: Any) -> list[Exchange]:
     out: list[Exchange] = []
+    subscribed: dict[int, str] = {}  # subscription id -> the method that made it
     host, port = host_port(url)
     ids = itertools.count(1)
+    events: list[dict[str, Any]] = []
     async with open_websocket(host, port, "/ws", use_ssl=False) as ws:
         async def ws_call(method: str, params: dict[str, Any], name: str) -> Any:
             request_id = next(ids)
@@ -216,7 +223,10 @@ async def _websocket(url: str, tx_id: str, signed: Any) -> list[Exchange]:
                     reply = orjson.loads(await ws.get_message())
                     if reply.get("id") == request_id:
                         break
+                    events.append(reply)
             assert "result" in reply, (method, reply)
+            if method != "sub.cancel":
+                subscribed[reply["result"]] = method
             out.append(Exchange(method, name, params, reply["result"],
                                 "over the WebSocket (GET /ws)"))
             return reply["result"]
@@ -233,6 +243,12 @@ async def _websocket(url: str, tx_id: str, signed: Any) -> list[Exchange]:
                                           "regulator.safe-qd"), "the regulator follows "
                       "the exporter")
         await ws_call("sub.cancel", {"subscription": blocks}, "cancel the block subscription")
+        with trio.move_on_after(2):  # the replayed blocks and the committed tx's event
+            while not {"blocks", "tx"} <= {e["params"]["topic"] for e in events}:
+                events.append(orjson.loads(await ws.get_message()))
+    NOTIFICATIONS.clear()
+    NOTIFICATIONS.extend((subscribed[e["params"]["subscription"]], e) for e in events
+                         if e.get("method") == "sub.event")
     return out
 
 
@@ -270,6 +286,16 @@ async def test_every_example_is_a_live_answer(tmp_path: pathlib.Path, cap: Chain
     invalid = [(e.method, e.name, f"{x.json_path}: {x.message}"[:300])
                for e in exchanges for x in result_validator(e.method).iter_errors(e.result)]
     assert not invalid, invalid
+    # the notifications match the x-notification of the method that subscribed
+    topics = {event["params"]["topic"] for _, event in NOTIFICATIONS}
+    assert {"blocks", "tx"} <= topics, topics
+    documented = {m["name"]: m for m in generated()["methods"]}
+    for method, event in NOTIFICATIONS:
+        shape = documented[method]["x-notification"]
+        assert event["method"] == shape["method"]
+        errors = [f"{x.json_path}: {x.message}"[:300]
+                  for x in validator(shape["params"]).iter_errors(event["params"])]
+        assert not errors, (method, errors)
     if RECORD:
         recorded: dict[str, list[dict[str, Any]]] = {}
         for e in exchanges:
