@@ -357,7 +357,10 @@ class Api:
         height = chain.height
         block = self.storage.block(height) if height > 0 else None
         value = chain.state.kv.get(key)
-        proof = smt.prove(chain.state.kv, key)
+        try:
+            proof = smt.prove(chain.state.kv, key)
+        except RuntimeError as exc:  # a leaf stored before ADR 0035, or a damaged tree
+            raise RpcError(INTERNAL_ERROR, f"cannot prove this record here: {exc}") from None
         cert = self.storage.certificate(height) if height > 0 else None
         if block is None or block.header.state_root != chain.tip.state_root:
             raise RpcError(E.NOT_FOUND, "no block to prove against yet", {"code": "NOT_FOUND"})
