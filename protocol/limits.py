@@ -252,3 +252,9 @@ BLOCK_SYNC_POLL_MS_MIN: Final = 50
 BLOCK_SYNC_POLL_MS_MAX: Final = 60_000
 # The round-trip times `timing_for_rtt` chooses timing for.
 TIMING_RTT_MS_MAX: Final = 5000
+
+# --- record proofs (protocol/ledger/smt.py `StateProof`, ADR 0035) ---------------------------
+# A state key's path is 64 nibbles: a proof names at most one tree node per nibble.
+STATE_PROOF_DEPTH_NIBBLES_MAX: Final = 64
+# One node on the path: the hashes of its 15 children off the path, in nibble order.
+STATE_PROOF_SIBLINGS_BYTES: Final = 15 * HASH_BYTES

@@ -198,3 +198,127 @@ export class Node {
     }
   }
 }
+
+// ------------------------------------------------------------------------ record proofs
+
+// A state proof (protocol/ledger/smt.py, docs/adr/0035): whether `proof` (record.proof's
+// "proof") shows that the state of root `root` holds `value` at `key` (null: holds nothing
+// there). Buffers for root, key and value.
+const SIBLINGS_BYTES = 15 * 32;
+const DEPTH_NIBBLES_MAX = 64;
+export const statePath = (key) => sha256(Buffer.from("crossbill/state-key\0", "utf8"), key);
+const valueHash = (value) => sha256(Buffer.from("crossbill/state-value\0", "utf8"), value);
+const leafHash = (path, vhash) => sha256(Buffer.from([0]), path, vhash);
+const nibble = (path, depth) => (path[depth >> 1] >> ((depth & 1) ? 0 : 4)) & 0xf;
+const HEX = /^([0-9a-f]{2})*$/;
+const hexBytes = (text, bytes) => {
+  if (typeof text !== "string" || !HEX.test(text) || text.length !== 2 * bytes) {
+    throw new Error(`expected ${bytes} bytes as lowercase hex`);
+  }
+  return Buffer.from(text, "hex");
+};
+
+export function verifyStateProof(root, key, value, proof) {
+  const path = statePath(key);
+  let siblings;
+  let node;
+  try {
+    if (!Array.isArray(proof.siblings) || proof.siblings.length > DEPTH_NIBBLES_MAX) return false;
+    siblings = proof.siblings.map((s) => hexBytes(s, SIBLINGS_BYTES));
+    const depth = siblings.length;
+    if (value !== null) {
+      if (proof.other !== null) return false;
+      node = leafHash(path, valueHash(value));
+    } else if (proof.other === null) {
+      node = Buffer.alloc(32);
+    } else {
+      // Another key's leaf at this position: its path shares the first `depth` nibbles.
+      const other = hexBytes(proof.other.path, 32);
+      if (other.equals(path)) return false;
+      for (let d = 0; d < depth; d++) if (nibble(other, d) !== nibble(path, d)) return false;
+      node = leafHash(other, hexBytes(proof.other.value_hash, 32));
+    }
+  } catch {
+    return false;
+  }
+  for (let d = siblings.length - 1; d >= 0; d--) {
+    const at = 32 * nibble(path, d);
+    node = sha256(Buffer.from([1]), siblings[d].subarray(0, at), node, siblings[d].subarray(at));
+  }
+  return node.equals(root);
+}
+
+const ed25519Key = (raw) => crypto.createPublicKey({
+  key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw).toString("base64url") },
+  format: "jwk" });
+const verifyEd25519 = (publicKey, message, signature) =>
+  crypto.verify(null, message, ed25519Key(publicKey), signature);
+
+// The orderers' keys that may sign at `height`, from a consortium.get answer:
+// { institution: { keyIdHex: public key Buffer } }. Take it from nodes you trust.
+export function ordererKeys(consortium, height) {
+  const orderers = new Set(consortium.current.orderers);
+  const out = {};
+  for (const inst of consortium.current.institutions) {
+    if (!orderers.has(inst.id)) continue;
+    out[inst.id] = {};
+    for (const k of inst.keys) {
+      if (k.retired_from_height === 0 || height < k.retired_from_height) {
+        out[inst.id][k.key_id] = Buffer.from(k.public_key, "hex");
+      }
+    }
+  }
+  return out;
+}
+
+// Verify a record.proof answer (docs/integrating.md, "Proving a record"): the header is of
+// `chainId` and hashes to block_hash, the proof leads from the value (or its absence) to the
+// header's state_root, and a strict majority of the orderers signed the block (the commit
+// certificate) or, without a certificate, its proposer did. Returns the record (null: proven
+// absent) or throws.
+export function verifyRecordProof(answer, { chainId, orderers }) {
+  const { header } = answer;
+  if (header.chain_id !== chainId) throw new Error(`a block of chain ${header.chain_id}`);
+  const blockHash = hashDomain("block-header", encode(header));
+  if (header.height !== answer.height || blockHash.toString("hex") !== answer.block_hash) {
+    throw new Error("the header is not the block the answer names");
+  }
+  const value = answer.value === null ? null : Buffer.from(answer.value, "hex");
+  if (!verifyStateProof(Buffer.from(header.state_root, "hex"), Buffer.from(answer.key, "hex"),
+                        value, answer.proof)) {
+    throw new Error("the state proof does not lead to the header's state_root");
+  }
+  const keyOf = (signer, keyId) => orderers[signer]?.[keyId];
+  const cert = answer.certificate;
+  let signers = [];
+  if (cert !== null) {
+    const b = cert.block;
+    if (b.chain_id === chainId && b.height === header.height &&
+        b.block_hash === answer.block_hash) {
+      const message = Buffer.concat([domainPrefix("block-attest"), encode(b)]);
+      for (const sig of cert.signatures) {
+        const key = keyOf(sig.signer, sig.key_id);
+        if (key && !signers.includes(sig.signer) &&
+            verifyEd25519(key, message, Buffer.from(sig.signature, "hex"))) {
+          signers.push(sig.signer);
+        }
+      }
+    }
+  }
+  const needed = Math.floor(Object.keys(orderers).length / 2) + 1;
+  const certified = signers.length >= needed;
+  if (!certified) {
+    const key = keyOf(header.proposer, header.proposer_key_id);
+    if (!key || !verifyEd25519(key, Buffer.concat([domainPrefix("block-sign"), blockHash]),
+                               Buffer.from(answer.block_signature, "hex"))) {
+      throw new Error("neither a majority's certificate nor the proposer's signature holds");
+    }
+    signers = [header.proposer];
+  }
+  let record = null;
+  if (value !== null) {
+    const { v, ...fields } = JSON.parse(value.toString("utf8"));
+    record = fields;
+  }
+  return { record, height: header.height, blockHash: answer.block_hash, certified, signers };
+}

@@ -12,7 +12,8 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Node, SigningKey, buildTx, enterpriseKeyProof, openKeyFile } from "./crossbill.js";
+import { Node, SigningKey, buildTx, enterpriseKeyProof, openKeyFile, ordererKeys,
+         verifyRecordProof } from "./crossbill.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const TX_EXPIRY_MS = 10 * 60 * 1000; // within the consortium's expiry window (default 1 h)
@@ -136,10 +137,24 @@ async function main() {
               `pledged ${d.pledged}`);
   console.log(`financing ${f.financing_id}: ${f.status}, principal ${f.principal} ` +
               `${f.currency}, application ${f.application_id}`);
+  // Prove the declaration against a block header instead of trusting the node's word
+  // (docs/integrating.md, "Proving a record"): customs' node follows the orderers, so it holds
+  // a majority's commit certificate of every block it applied.
+  await customs.rpc.waitCommitted(txIds["financing.open"]);
+  const answer = await customs.rpc.call("record.proof", { kind: "declaration",
+                                                          id: declarationNo });
+  const consortium = await customs.rpc.call("consortium.get");
+  const proved = verifyRecordProof(answer, { chainId: net.chainId,
+                                             orderers: ordererKeys(consortium, answer.height) });
+  console.log(`declaration ${declarationNo} proved against block ${proved.height}'s state root` +
+              ` (${proved.certified ? "certified by" : "signed by its proposer"} ` +
+              `${proved.signers.join(", ")})`);
   console.log(JSON.stringify({ uscc, declaration_no: declarationNo, application_id: applicationId,
                                financing_id: financingId, tx_ids: txIds,
                                committed_ms: committedMs, declaration: d, financing: f,
-                               application: application.application }));
+                               application: application.application,
+                               proved: { height: proved.height, certified: proved.certified,
+                                         record: proved.record } }));
 }
 
 main().catch((err) => {

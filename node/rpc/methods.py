@@ -51,8 +51,9 @@ from node.storage import backup
 from node.storage.store import StorageError, TxRecord
 from protocol import codec, limits, txtypes, types, versions
 from protocol.errors import DecodeError
-from protocol.ledger import keys, notices, queries, queries_capital, queries_insurance, records
-from protocol.ledger.state import State
+from protocol.ledger import keys, notices, queries, queries_capital, queries_insurance, records, smt
+from protocol.ledger.state import State, decode_value
+from protocol.replica.certificates import decode_certificate
 from protocol.sealed import Recipient
 from protocol.txtypes import ROLE_REGULATOR
 
@@ -338,6 +339,40 @@ class Api:
                 raise _refused(exc) from None
 
         return get
+
+    async def record_proof(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """A record's value (or its absence) with its state proof against the tip's header
+        (ADR 0035)."""
+        kind = params.get("kind")
+        if kind == "application":
+            key = keys.application(_text(params, "uscc", 18), _text(params, "application_id"))
+        elif isinstance(kind, str) and kind in views.RECORD_KEYS:
+            key = views.RECORD_KEYS[kind](_text(params, "id"))
+        else:
+            raise invalid_params(f"kind must be one of {', '.join(views.PROOF_KINDS)}")
+        # One height: the tip, its block, the value and the proof are read with no await in
+        # between, so no block is applied among the reads (the tree is updated in place: only
+        # the tip's root can be proven).
+        chain = self.intake.chain
+        height = chain.height
+        block = self.storage.block(height) if height > 0 else None
+        value = chain.state.kv.get(key)
+        try:
+            proof = smt.prove(chain.state.kv, key)
+        except RuntimeError as exc:  # a leaf stored before ADR 0035, or a damaged tree
+            raise RpcError(INTERNAL_ERROR, f"cannot prove this record here: {exc}") from None
+        cert = self.storage.certificate(height) if height > 0 else None
+        if block is None or block.header.state_root != chain.tip.state_root:
+            raise RpcError(E.NOT_FOUND, "no block to prove against yet", {"code": "NOT_FOUND"})
+        return {
+            "kind": kind, "key": key.hex(), "height": height,
+            "value": None if value is None else value.hex(),
+            "record": None if value is None else views.plain(
+                decode_value(views.RECORD_TYPES[kind], value)),
+            "proof": codec.to_json(proof),
+            "block_hash": block.hash.hex(), "header": codec.to_json(block.header),
+            "block_signature": block.signature.hex(),
+            "certificate": None if cert is None else codec.to_json(decode_certificate(cert))}
 
     async def record_history(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         kind, record_id = _kind(params), _text(params, "id")
@@ -817,6 +852,16 @@ def register(dispatcher: Dispatcher, api: Api) -> None:
                                                Param("id", s.RECORD_ID, True)),
         summary="Every accepted transaction that touched a record, in chain order.",
         result=s.RECORD_HISTORY)
+    add("record.proof", api.record_proof, (
+        Param("kind", s.PROOF_KIND, True), Param("id", s.RECORD_ID, description="the record's "
+                                                 "id (every kind but application)"),
+        Param("uscc", s.USCC, description="application: the enterprise's USCC"),
+        Param("application_id", s.RECORD_ID, description="application: the application's id")),
+        summary="A record's stored value (or its absence) with a state proof against the "
+        "block header of the node's tip, all at one height: check the proof against the "
+        "header's state_root, the header's hash, and the commit certificate's majority of "
+        "orderer signatures or the proposer's block signature (ADR 0035; docs/integrating.md, "
+        "Proving a record).", result=s.RECORD_PROOF, errors=(E.NOT_FOUND,))
     page = (Param("after", s.RECORD_ID, description="the next_after of the previous page"),
             Param("limit", s.int_range(1, limits.QUERY_PAGE_ITEMS_MAX)))
     add("enterprise.exposure", api.enterprise_exposure, (Param("uscc", s.USCC, True),),

@@ -13,7 +13,8 @@ from node.rpc import views
 from node.rpc.docschema import Components, nullable
 from node.storage import backup
 from protocol import limits, txtypes, types
-from protocol.ledger import keys, queries, records
+from protocol.ledger import keys, queries, records, smt
+from protocol.replica.certificates import CommitCertificate
 from protocol.sealed import Recipient, Sealed
 from protocol.timing import TIMING_KEYS
 
@@ -274,3 +275,25 @@ def notification(method: str) -> dict[str, Any] | None:
     topic, result = SUB_EVENTS[method]
     return {"method": "sub.event", "params": view(
         subscription=SUB_ID, topic={"const": topic}, result=result)}
+# record.proof (ADR 0035)
+PROOF_KIND: Final = {"type": "string", "enum": list(views.PROOF_KINDS)}
+HEX: Final = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
+RECORD_PROOF: Final = view(
+    kind=PROOF_KIND,
+    key={**HEX, "description": "the record's state key (protocol/ledger/keys.py)"},
+    height={**INT, "description": "the block whose header the proof is against: the tip"},
+    value={"type": ["string", "null"], "pattern": "^([0-9a-f]{2})*$",
+           "description": "the stored value, the record's canonical encoding, as hex (null: "
+           "no such record, and the proof shows its absence)"},
+    record={"anyOf": [{"type": "null"}, *(of(cls) for cls in views.RECORD_TYPES.values())],
+            "description": "the value decoded (for convenience: the proof is of `value`)"},
+    proof=of(smt.StateProof),
+    block_hash={**HEX32, "description": "the header's hash: H(\"block-header\", "
+                "encode(header)) (docs/vectors/blocks.json)"},
+    header=of(types.BlockHeader),
+    block_signature={"type": "string", "pattern": "^[0-9a-f]{128}$",
+                     "description": "the proposer's Ed25519 signature of the block"},
+    certificate={"anyOf": [{"type": "null"}, of(CommitCertificate)],
+                 "description": "the block's commit certificate, when this node stores one "
+                 "yet (ADR 0019); null: check the proposer's signature, or ask again after "
+                 "the certificate is gathered"})

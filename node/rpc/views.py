@@ -127,3 +127,22 @@ def policy_financing_json(state: State, financing_id: str) -> dict[str, Any]:
 
 
 RECORD_VIEWS.update({"policy": policy_json, "policy_financing": policy_financing_json})
+
+
+# ------------------------------------------------------------------------------ record proofs
+
+# kind -> the record class stored at its state key (record.proof decodes the proven value);
+# "application" is keyed by (uscc, application_id), not by one id.
+RECORD_TYPES: Final[dict[str, type]] = {
+    "institution": records.InstitutionRecord,
+    "enterprise": records.EnterpriseRecord,
+    "declaration": records.Declaration,
+    "financing": records.Financing,
+    "taxform": records.TaxForm,
+    "payment": records.OutboundPayment,
+    "proceeds": records.InboundProceeds,
+    "policy": records.Policy,
+    "policy_financing": records.PolicyFinancing,
+    "application": records.Application,
+}
+PROOF_KINDS: Final = (*RECORD_KINDS, "application")

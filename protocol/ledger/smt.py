@@ -13,10 +13,15 @@ Definition (a function of the rooted key-value pairs alone: no history, no inser
 - the state root is the hash of the whole tree.
 
 Storage: a tree record at ``smt\\0<depth:1><the depth leading nibbles of the path, big-endian,
-ceil(depth/2) bytes>`` for every lone leaf (``b"L" || P || leaf hash``) and every node
+ceil(depth/2) bytes>`` for every lone leaf (``b"L" || P || leaf hash || value hash``; the value
+hash lets `prove` open another key's leaf for a proof of absence, ADR 0035; a leaf written
+before it has none until its key changes or the tree is rebuilt) and every node
 (``b"N" || 16 kind bytes (0 empty, 1 leaf, 2 node) || 16 child hashes``); no record means an
 empty subtree. With N random paths the tree is about log16(N) deep, so folding k changed keys
 into it reads, hashes and writes O(k log16(N / k) + log16(k)) records, never the whole state.
+
+Proofs (ADR 0035): `prove` gives a key's `StateProof` against the stored root, and
+`verify_proof` checks one against a root (a block header's state_root) with nothing else.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from typing import Final
+from dataclasses import dataclass
+from typing import Annotated, Final
 
+from protocol import limits
+from protocol.codec import bound
 from protocol.ledger import keys
 from protocol.ledger.kv import KV
 
@@ -49,9 +57,23 @@ def key_path(key: bytes) -> int:
     return int.from_bytes(hashlib.sha256(_KEY_DOMAIN + key).digest(), "big")
 
 
+def value_hash(value: bytes) -> bytes:
+    return hashlib.sha256(_VALUE_DOMAIN + value).digest()
+
+
+def leaf_hash_of(path: int, vhash: bytes) -> bytes:
+    """The leaf hash of the key at `path` whose value hashes to `vhash`."""
+    return hashlib.sha256(b"\x00" + path.to_bytes(32, "big") + vhash).digest()
+
+
 def leaf_hash(path: int, value: bytes) -> bytes:
-    value_hash = hashlib.sha256(_VALUE_DOMAIN + value).digest()
-    return hashlib.sha256(b"\x00" + path.to_bytes(32, "big") + value_hash).digest()
+    return leaf_hash_of(path, value_hash(value))
+
+
+def _entry(path: int, value: bytes) -> bytes:
+    """What a leaf record holds after its path: the leaf hash, then the value hash."""
+    vhash = value_hash(value)
+    return leaf_hash_of(path, vhash) + vhash
 
 
 def _node_hash(children: list[bytes]) -> bytes:
@@ -76,8 +98,8 @@ def _children(raw: bytes) -> list[bytes]:
     return [raw[i:i + 32] for i in range(_KINDS_END, _KINDS_END + 16 * 32, 32)]
 
 
-def _put_leaf(kv: KV, depth: int, prefix: int, path: int, lhash: bytes) -> None:
-    kv.put(_pos(depth, prefix), bytes((_LEAF_TAG,)) + path.to_bytes(32, "big") + lhash)
+def _put_leaf(kv: KV, depth: int, prefix: int, path: int, entry: bytes) -> None:
+    kv.put(_pos(depth, prefix), bytes((_LEAF_TAG,)) + path.to_bytes(32, "big") + entry)
 
 
 def _put_node(kv: KV, depth: int, prefix: int, kinds: bytearray,
@@ -99,14 +121,15 @@ def _nibble(path: int, depth: int) -> int:
     return (path >> (4 * (_NIBBLES - 1 - depth))) & 0xF
 
 
-def _build(kv: KV, depth: int, prefix: int, paths: list[int], hashes: list[bytes],
+def _build(kv: KV, depth: int, prefix: int, paths: list[int], entries: list[bytes],
            lo: int, hi: int) -> Summary:
-    """Write the subtree of the sorted leaves [lo, hi) at a position that holds nothing."""
+    """Write the subtree of the sorted leaves [lo, hi) (their `_entry`s) at a position that
+    holds nothing."""
     if hi - lo == 0:
         return _NONE
     if hi - lo == 1:
-        _put_leaf(kv, depth, prefix, paths[lo], hashes[lo])
-        return (_LEAF, hashes[lo], paths[lo])
+        _put_leaf(kv, depth, prefix, paths[lo], entries[lo])
+        return (_LEAF, entries[lo][:32], paths[lo])
     if depth >= _NIBBLES:
         raise RuntimeError("two state keys share a 256-bit path")
     kinds = bytearray(16)
@@ -115,15 +138,16 @@ def _build(kv: KV, depth: int, prefix: int, paths: list[int], hashes: list[bytes
     while start < hi:
         nib = _nibble(paths[start], depth)
         end = _group_end(paths, depth, prefix, nib, start, hi)
-        sub = _build(kv, depth + 1, (prefix << 4) | nib, paths, hashes, start, end)
+        sub = _build(kv, depth + 1, (prefix << 4) | nib, paths, entries, start, end)
         kinds[nib], children[nib] = sub[0], sub[1]
         start = end
     return _put_node(kv, depth, prefix, kinds, children)
 
 
-def _rebuild_small(kv: KV, depth: int, prefix: int, current: Summary, paths: list[int],
+def _rebuild_small(kv: KV, depth: int, prefix: int, raw: bytes | None, paths: list[int],
                    hashes: list[bytes | None], lo: int, hi: int) -> Summary:
     """Changes reach a position holding nothing or one leaf: rebuild that small subtree."""
+    current = _summary(raw)
     live_paths: list[int] = []
     live_hashes: list[bytes] = []
     kept = current[0] == _LEAF
@@ -134,10 +158,10 @@ def _rebuild_small(kv: KV, depth: int, prefix: int, current: Summary, paths: lis
         if h is not None:
             live_paths.append(paths[i])
             live_hashes.append(h)
-    if kept:
+    if kept and raw is not None:
         at = bisect_left(live_paths, current[2])
         live_paths.insert(at, current[2])
-        live_hashes.insert(at, current[1])
+        live_hashes.insert(at, raw[33:])  # its entry, kept as stored
     result = _build(kv, depth, prefix, live_paths, live_hashes, 0, len(live_paths))
     if result[0] == _EMPTY and current[0] != _EMPTY:
         kv.delete(_pos(depth, prefix))
@@ -147,7 +171,7 @@ def _rebuild_small(kv: KV, depth: int, prefix: int, current: Summary, paths: lis
 def _update(kv: KV, depth: int, prefix: int, raw: bytes | None, paths: list[int],
             hashes: list[bytes | None], lo: int, hi: int) -> Summary:
     if raw is None or raw[0] != _NODE_TAG:
-        return _rebuild_small(kv, depth, prefix, _summary(raw), paths, hashes, lo, hi)
+        return _rebuild_small(kv, depth, prefix, raw, paths, hashes, lo, hi)
     # The node record is patched in place (kind byte and hash of each changed child): the
     # hottest loop of a block's state root, so no per-child lists (ADR 0032).
     rec = bytearray(raw)
@@ -180,11 +204,12 @@ def _settle(kv: KV, depth: int, prefix: int, rec: bytearray) -> Summary:
         only = next(i for i in range(16) if kinds[i] != _EMPTY)
         if kinds[only] == _LEAF:  # a lone leaf moves up
             child_pos = _pos(depth + 1, (prefix << 4) | only)
-            leaf = _summary(kv.get(child_pos))
-            if leaf[0] != _LEAF:
+            raw = kv.get(child_pos)
+            leaf = _summary(raw)
+            if raw is None or leaf[0] != _LEAF:
                 raise RuntimeError("state tree node names a leaf child that is not stored")
             kv.delete(child_pos)
-            _put_leaf(kv, depth, prefix, leaf[2], leaf[1])
+            kv.put(_pos(depth, prefix), raw)
             return leaf
     data = bytes(rec)
     kv.put(_pos(depth, prefix), data)
@@ -198,7 +223,7 @@ def root(kv: KV) -> bytes:
 
 def _sorted_changes(changes: Iterable[tuple[bytes, bytes | None]]
                     ) -> tuple[list[int], list[bytes | None]]:
-    items = sorted((p, None if v is None else leaf_hash(p, v))
+    items = sorted((p, None if v is None else _entry(p, v))
                    for p, v in ((key_path(k), v) for k, v in changes))
     paths = [p for p, _ in items]
     for i in range(1, len(paths)):
@@ -228,8 +253,8 @@ def rebuild(kv: KV, items: Iterable[tuple[bytes, bytes]]) -> bytes:
 def compute_root(items: Iterable[tuple[bytes, bytes]]) -> bytes:
     """The state root of rooted key-value pairs, computed from scratch without storing anything
     (audits and tests)."""
-    paths, hashes = _sorted_changes(items)
-    return _hash_only(0, 0, paths, [h for h in hashes if h is not None], 0, len(paths))
+    paths, entries = _sorted_changes(items)
+    return _hash_only(0, 0, paths, [e[:32] for e in entries if e is not None], 0, len(paths))
 
 
 def _hash_only(depth: int, prefix: int, paths: list[int], hashes: list[bytes],
@@ -246,3 +271,88 @@ def _hash_only(depth: int, prefix: int, paths: list[int], hashes: list[bytes],
         children[nib] = _hash_only(depth + 1, (prefix << 4) | nib, paths, hashes, start, end)
         start = end
     return _node_hash(children)
+
+
+# ------------------------------------------------------------------------------ proofs (ADR 0035)
+
+Siblings = Annotated[bytes, bound(min_len=limits.STATE_PROOF_SIBLINGS_BYTES,
+                                  max_len=limits.STATE_PROOF_SIBLINGS_BYTES)]
+_Hash = Annotated[bytes, bound(min_len=limits.HASH_BYTES, max_len=limits.HASH_BYTES)]
+
+
+@dataclass(frozen=True)
+class LoneLeaf:
+    """Another key's leaf where the proven key's path ends: the key is absent. Opened (its
+    path and its value's hash, not only its leaf hash) so that the verifier sees that it is
+    another key's: a bare leaf hash could be the proven key's own leaf under a made-up path."""
+
+    path: _Hash
+    value_hash: _Hash
+
+
+@dataclass(frozen=True)
+class StateProof:
+    """A state key's proof against a state root: the tree nodes on the key's path from the
+    root, each as the hashes of its 15 children off the path (in nibble order: the child on
+    the path is the one the verifier computes), then where the path ends. With `other` None
+    the path ends at the key's own leaf (the key is present) or at an empty slot (absent);
+    with `other`, at another key's lone leaf (absent)."""
+
+    siblings: Annotated[tuple[Siblings, ...],
+                        bound(max_len=limits.STATE_PROOF_DEPTH_NIBBLES_MAX)]
+    other: LoneLeaf | None
+
+
+def prove(kv: KV, key: bytes) -> StateProof:
+    """The proof of `key`'s value (or of its absence) against the root stored in `kv` (the
+    state `kv` holds now: the tree is updated in place, so older roots cannot be proven)."""
+    path = key_path(key)
+    steps: list[bytes] = []
+    depth = prefix = 0
+    raw = kv.get(_pos(0, 0))
+    while raw is not None and raw[0] == _NODE_TAG:
+        nib = _nibble(path, depth)
+        start, end = _KINDS_END + 32 * nib, _KINDS_END + 32 * (nib + 1)
+        steps.append(raw[_KINDS_END:start] + raw[end:])
+        if raw[1 + nib] == _EMPTY:
+            return StateProof(tuple(steps), None)
+        depth, prefix = depth + 1, (prefix << 4) | nib
+        raw = kv.get(_pos(depth, prefix))
+        if raw is None:
+            raise RuntimeError("state tree node names a child that is not stored")
+    if raw is None or int.from_bytes(raw[1:33], "big") == path:
+        return StateProof(tuple(steps), None)
+    if raw[0] != _LEAF_TAG:
+        raise RuntimeError("corrupt state tree record")
+    if len(raw) < 97:
+        raise RuntimeError("the state tree's leaf has no value hash (written before ADR 0035): "
+                           "rebuild the state tree to prove this key's absence")
+    return StateProof(tuple(steps), LoneLeaf(raw[1:33], raw[65:97]))
+
+
+def verify_proof(root: bytes, key: bytes, value: bytes | None, proof: StateProof) -> bool:
+    """Whether `proof` shows that the state of root `root` holds `value` at `key` (None: holds
+    no value at `key`). Pure: the proof, the key and the root are all it reads."""
+    path = key_path(key)
+    depth = len(proof.siblings)
+    if depth > limits.STATE_PROOF_DEPTH_NIBBLES_MAX or any(
+            len(s) != limits.STATE_PROOF_SIBLINGS_BYTES for s in proof.siblings):
+        return False
+    if value is not None:
+        if proof.other is not None:
+            return False
+        node = leaf_hash(path, value)
+    elif proof.other is None:
+        node = EMPTY_HASH
+    else:
+        other = int.from_bytes(proof.other.path, "big")
+        shift = 4 * (_NIBBLES - depth)
+        if (len(proof.other.path) != 32 or len(proof.other.value_hash) != 32 or other == path
+                or other >> shift != path >> shift):
+            return False  # not another key's leaf at this position
+        node = leaf_hash_of(other, proof.other.value_hash)
+    for d in range(depth - 1, -1, -1):
+        nib = _nibble(path, d)
+        s = proof.siblings[d]
+        node = hashlib.sha256(b"\x01" + s[:32 * nib] + node + s[32 * nib:]).digest()
+    return node == root

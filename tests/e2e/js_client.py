@@ -61,6 +61,13 @@ def check_headline_financing_from_javascript(dn: Devnet) -> str:
     assert printed["application"]["application_id"] == printed["application_id"]
     assert printed["application"]["status"] == "used"
     assert printed["application"]["financing_id"] == printed["financing_id"]
+    # The declaration proved against a block header, certified by a majority of the orderers
+    # (ADR 0035), and the proven record is the one every node answers.
+    assert any(line.startswith(f"declaration {printed['declaration_no']} proved against block ")
+               and "state root (certified by" in line for line in steps), steps
+    assert printed["proved"]["certified"] is True
+    assert printed["proved"]["record"]["declaration_no"] == printed["declaration_no"]
+    assert all(printed["declaration"][k] == v for k, v in printed["proved"]["record"].items())
     # The sealed details open for customs, with customs' key, as the node's code opens them.
     details = open_field(codec.from_json(Sealed, printed["declaration"]["details"]),
                          "declaration.register", printed["declaration_no"],

@@ -162,6 +162,13 @@ async def _headline(tmp_path: pathlib.Path) -> list[Exchange]:
         await http("proceeds.get", {"proceeds_id": "PRC-0001"}, "inbound proceeds")
         await http("record.history", {"kind": "declaration", "id": "QD-2026-EX-0001"},
                    "a declaration's history")
+        await http("record.proof", {"kind": "declaration", "id": "QD-2026-EX-0001"},
+                   "a declaration with its state proof", "verify it as docs/integrating.md "
+                   "(Proving a record) says; this is an orderer's node, whose certificate of "
+                   "its tip holds its own signature only")
+        await http("record.proof", {"kind": "application", "uscc": EXPORTER,
+                                    "application_id": "APP-NONE"},
+                   "a proof that a record is absent")
         await http("fx.rate", {"base": "USD", "quote": "CNY"}, "the day's USD/CNY rate")
         await http("declaration.list", {"exporter": EXPORTER, "limit": 10},
                    "the exporter's declarations")

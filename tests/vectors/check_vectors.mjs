@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { dumpsCanonical } from "../../examples/js/canonical.js";
+import { verifyStateProof } from "../../examples/js/crossbill.js";
 
 const dir = process.argv[2] ?? new URL("../../docs/vectors", import.meta.url).pathname;
 const load = (name) => JSON.parse(readFileSync(join(dir, name), "utf8"));
@@ -156,8 +157,15 @@ for (const i of merkle.state_tree.items) {
   check(sha256(Buffer.from([0]), path, valueHash).toString("hex") === i.leaf_hash,
         "state leaf hash");
 }
+// State proofs, with the example client's verifier (examples/js/crossbill.js).
+const stateProofs = [...merkle.state_proofs.proofs, ...merkle.state_proofs.refused];
+for (const p of stateProofs) {
+  const value = p.value_hex === null ? null : hex(p.value_hex);
+  check(verifyStateProof(hex(p.root), hex(p.key_hex), value, p.proof) === p.valid,
+        `state proof ${p.name}`);
+}
 console.log(`merkle.json: ${merkle.tree_roots.length} roots, ${proofs.length} proofs, ` +
-            `${merkle.state_tree.items.length} state leaves`);
+            `${merkle.state_tree.items.length} state leaves, ${stateProofs.length} state proofs`);
 
 // signed-reads.json: what a reader signs.
 const reads = load("signed-reads.json");

@@ -22,6 +22,7 @@ from node.rpc import auth
 from protocol import codec, crypto, limits, sealed, txtypes, types
 from protocol.errors import DecodeError
 from protocol.ledger import keys, smt
+from protocol.ledger.kv import MemoryKV
 from tests.vectors import parties
 from tests.vectors.parties import CHAIN_ID, EXPIRES_AT_MS, T0_MS, digest_of, key_of, nonce_of
 
@@ -505,6 +506,70 @@ def _sharing_first_nibble() -> tuple[bytes, bytes]:
     return keys.declaration(f"DEC-2026-{n:04d}"), b'{"no":"DEC-2026-%04d","v":1}' % n
 
 
+# The state of the proof vectors: declarations DEC-2026-0000.. (two levels of the tree).
+PROOF_STATE_ITEMS: Final = 40
+
+
+def _state_proof(name: str, root: bytes, key: bytes, value: bytes | None,
+                 proof: smt.StateProof, note: str = "") -> dict[str, Any]:
+    return {"name": name, "key_hex": key.hex(), "value_hex": None if value is None
+            else value.hex(), "root": root.hex(), "proof": codec.to_json(proof),
+            "valid": smt.verify_proof(root, key, value, proof), **({"note": note} if note else {})}
+
+
+def state_proof_vectors() -> dict[str, Any]:
+    """Proofs of presence and of absence (both kinds) in one small state, and refused ones."""
+    items = {keys.declaration(f"DEC-2026-{n:04d}"): b'{"no":"DEC-2026-%04d","v":1}' % n
+             for n in range(PROOF_STATE_ITEMS)}
+    kv = MemoryKV()
+    root = smt.update(kv, items)
+    member, value = next(iter(items.items()))
+    absent = (keys.declaration(f"DEC-2027-{n:04d}") for n in range(1000))
+    by_end: dict[bool, tuple[bytes, smt.StateProof]] = {}
+    for key in absent:
+        proof = smt.prove(kv, key)
+        by_end.setdefault(proof.other is not None, (key, proof))
+        if len(by_end) == 2:
+            break
+    empty_key, empty_proof = by_end[False]
+    other_key, other_proof = by_end[True]
+    proof = smt.prove(kv, member)
+    s = proof.siblings
+    flipped = (s[0][:5] + bytes((s[0][5] ^ 1,)) + s[0][6:], *s[1:])
+    made_up = smt.LoneLeaf((smt.key_path(member) ^ 1).to_bytes(32, "big"), smt.value_hash(value))
+    assert other_proof.other is not None
+    valid = [
+        _state_proof("present", root, member, value, proof),
+        _state_proof("absent-empty-slot", root, empty_key, None, empty_proof,
+                     "the key's path ends at an empty child of a node"),
+        _state_proof("absent-other-leaf", root, other_key, None, other_proof,
+                     "the key's path ends at another key's lone leaf, opened"),
+    ]
+    refused = [
+        _state_proof("wrong-value", root, member, value + b" ", proof),
+        _state_proof("flipped-sibling-byte", root, member, value,
+                     dataclasses.replace(proof, siblings=flipped)),
+        _state_proof("path-truncated", root, member, value,
+                     dataclasses.replace(proof, siblings=s[:-1])),
+        _state_proof("path-extended", root, member, value,
+                     dataclasses.replace(proof, siblings=(*s, bytes(480)))),
+        _state_proof("wrong-root", smt.compute_root([*items.items(), (b"x", b"y")]), member,
+                     value, proof),
+        _state_proof("present-claimed-absent", root, member, None, proof),
+        _state_proof("absent-claimed-present", root, empty_key, b"{}", empty_proof),
+        _state_proof("member-leaf-under-made-up-path", root, member, None,
+                     smt.StateProof(s, made_up),
+                     "the member's own leaf passed off as another key's: refused because "
+                     "the verifier recomputes the leaf hash from the opened path"),
+        _state_proof("other-leaf-not-on-the-path", root, other_key, None, dataclasses.replace(
+            other_proof, other=smt.LoneLeaf(bytes(32), other_proof.other.value_hash)),
+            "another leaf must share the key's first nibbles down to where the path ends"),
+    ]
+    assert all(v["valid"] for v in valid) and not any(v["valid"] for v in refused)
+    return {"items": [{"key_hex": k.hex(), "value_hex": v.hex()} for k, v in items.items()],
+            "root": root.hex(), "proofs": valid, "refused": refused}
+
+
 def merkle_vectors(txs: dict[str, types.Tx]) -> dict[str, Any]:
     _, blocks = build_blocks(txs)
     block, receipts = blocks[0]
@@ -530,7 +595,8 @@ def merkle_vectors(txs: dict[str, types.Tx]) -> dict[str, Any]:
         "format": FORMAT,
         "description": "Merkle trees: RFC 6962 trees over a block's transaction ids and "
                        "receipt hashes, inclusion proofs (valid and refused), and the state "
-                       "tree (protocol/ledger/smt.py) roots of a few key-value sets.",
+                       "tree (protocol/ledger/smt.py) roots of a few key-value sets, and "
+                       "its state proofs (ADR 0035): present, absent, refused.",
         "tree_roots": roots,
         "tx_proofs": tx_proofs,
         "receipt_proofs": receipt_proofs,
@@ -543,6 +609,7 @@ def merkle_vectors(txs: dict[str, types.Tx]) -> dict[str, Any]:
             "roots": [{"items": s, "root": smt.compute_root([items[i] for i in s]).hex()}
                       for s in state_sets],
         },
+        "state_proofs": state_proof_vectors(),
     }
 
 

@@ -31,6 +31,7 @@ from node.rpc import auth, methods
 from protocol import codec, crypto, genesis, limits, sealed, txtypes, types, versions
 from protocol.errors import DecodeError, ValidationError
 from protocol.ledger import smt
+from protocol.ledger.kv import MemoryKV
 from protocol.validation import validate_basic_block, validate_basic_tx, validate_chain_link
 from tests.vectors import generate
 from tests.vectors.generate import SCHEMAS, VECTORS_DIR
@@ -277,6 +278,25 @@ def test_state_tree_vectors() -> None:
     assert tree["items"][0]["path"][0] == tree["items"][3]["path"][0]  # a level below the root
     for vector in tree["roots"]:
         assert smt.compute_root([items[i] for i in vector["items"]]).hex() == vector["root"]
+
+
+def test_state_proof_vectors() -> None:
+    doc = load("merkle.json")["state_proofs"]
+    items = {bytes.fromhex(i["key_hex"]): bytes.fromhex(i["value_hex"]) for i in doc["items"]}
+    kv = MemoryKV()
+    assert smt.update(kv, items).hex() == doc["root"]
+    for vector in doc["proofs"] + doc["refused"]:
+        proof = codec.from_json(smt.StateProof, vector["proof"])
+        key = bytes.fromhex(vector["key_hex"])
+        value = None if vector["value_hex"] is None else bytes.fromhex(vector["value_hex"])
+        root = bytes.fromhex(vector["root"])
+        assert smt.verify_proof(root, key, value, proof) is vector["valid"], vector["name"]
+    for vector in doc["proofs"]:  # what the tree proves today
+        assert codec.to_json(smt.prove(kv, bytes.fromhex(vector["key_hex"]))) == vector["proof"]
+    assert {v["valid"] for v in doc["proofs"]} == {True}
+    assert {v["valid"] for v in doc["refused"]} == {False}
+    assert {v["name"] for v in doc["proofs"]} == {"present", "absent-empty-slot",
+                                                  "absent-other-leaf"}
 
 
 # ---------------------------------------------------------------------------- signed-reads.json
