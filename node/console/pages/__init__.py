@@ -1,0 +1,10 @@
+"""The console's pages by path (node/console/common.py says what a page is). The network page
+is the application's own (node/console/app.py): it is live over a WebSocket."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from node.console.common import PageFunc
+
+PAGES: Final[dict[str, PageFunc]] = {}
