@@ -39,6 +39,8 @@ LIVE_INTERVAL_S: Final = 3.0  # a live snapshot at least this often, block or no
 LIVE_QUEUE_SNAPSHOTS_MAX: Final = 2  # pending "send a snapshot" wake-ups per WebSocket
 LIVE_RESUBSCRIBE_S: Final = 2.0  # wait before re-subscribing to a node that went away
 QUERY_PARAMS_MAX: Final = 16  # query parameters a page request may carry
+LIVE_SOCKETS_MAX: Final = 32  # live network pages open at once (each follows the node)
+LIVE_BUSY_CLOSE_CODE: Final = 1013  # WebSocket close code "try again later" (RFC 6455)
 
 
 class Subscribing(Protocol):
@@ -127,13 +129,15 @@ async def network_context(node: NodeApi, viewer: Viewer,
 
 def build_app(node: NodeApi, viewer: Viewer, *, peers: Mapping[str, NodeApi] | None = None,
               pages: Mapping[str, PageFunc] | None = None,
-              live_interval_s: float = LIVE_INTERVAL_S) -> Starlette:
+              live_interval_s: float = LIVE_INTERVAL_S,
+              live_sockets_max: int = LIVE_SOCKETS_MAX) -> Starlette:
     """The console for `viewer`, calling `node` (and reading the status of `peers`, by
     name). `pages` defaults to `node.console.pages.PAGES`."""
     env = environment()
     menu = nav()
     peer_apis = dict(peers or {})
     page_funcs = dict(PAGES if pages is None else pages)
+    live_sockets = [0]  # open /live sockets
 
     def render(template: str, title: str, context: Mapping[str, Any],
                status: int = 200) -> HTMLResponse:
@@ -177,6 +181,17 @@ def build_app(node: NodeApi, viewer: Viewer, *, peers: Mapping[str, NodeApi] | N
 
     async def live(ws: WebSocket) -> None:
         await ws.accept()
+        if live_sockets[0] >= live_sockets_max:
+            await ws.close(LIVE_BUSY_CLOSE_CODE, f"at most {live_sockets_max} live pages; "
+                           "reload later (the page reads without live updates)")
+            return
+        live_sockets[0] += 1
+        try:
+            await _live(ws)
+        finally:
+            live_sockets[0] -= 1
+
+    async def _live(ws: WebSocket) -> None:
         send, recv = trio.open_memory_channel[None](LIVE_QUEUE_SNAPSHOTS_MAX)
 
         def wake() -> None:

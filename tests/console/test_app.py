@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import httpx
 import pytest
 import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from node.client import Credential
 from node.console.app import NETWORK_BLOCKS_MAX
@@ -129,3 +130,34 @@ async def test_the_console_calls_with_its_credentials_and_shows_refusals(
         assert 'id="institutions"' not in page.text and "ICBC Qingdao" not in page.text
     accepted = dict(server.snapshot().credentials).get(("rfc9421", "accepted"), 0)
     assert accepted >= 4  # every call of the signed console carried its signature
+
+
+async def snapshot_when_admitted(live: str) -> str:
+    while True:
+        try:
+            async with open_websocket_url(live) as ws:
+                return str(await ws.get_message())
+        except ConnectionClosed:
+            await trio.sleep(0.05)
+
+
+async def test_live_pages_are_pushed_snapshots_and_bounded(tmp_path: pathlib.Path) -> None:
+    async with rpc_cluster(tmp_path, wait_leader=False) as rc:
+        async with console(RpcNodeApi(rc.url), BANK, live_interval_s=0.1,
+                           live_sockets_max=1) as url:
+            live = url.replace("http://", "ws://") + "/live"
+            with trio.fail_after(20):
+                async with open_websocket_url(live) as first:
+                    snapshot = await first.get_message()
+                    async with open_websocket_url(live) as second:
+                        with pytest.raises(ConnectionClosed) as closed:
+                            await second.get_message()
+                    await first.get_message()  # the first one still gets its snapshots
+                # its place is freed once the console saw it close (under the deadline)
+                assert 'id="nodes"' in await snapshot_when_admitted(live)
+        rc.c.nursery.cancel_scope.cancel()
+    assert 'id="nodes"' in snapshot and 'data-node="bank.boc-qd"' in snapshot
+    assert "<html" not in snapshot  # the page's body only, which network.js swaps in
+    assert closed.value.reason is not None
+    assert (closed.value.reason.code, "at most 1 live pages" in str(closed.value.reason.reason)
+            ) == (1013, True)
