@@ -88,9 +88,10 @@ def start_node(config: pathlib.Path, log_path: pathlib.Path) -> subprocess.Popen
 def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | None = None,
        out: Callable[[str], None] = print, wait: bool = True,
        params: types.Params | None = None, tls: bool = True,
-       rtt_ms: int | None = None) -> dict[str, Any]:
+       rtt_ms: int | None = None, console: bool = True) -> dict[str, Any]:
     """Generate and start a devnet in `root`. `rtt_ms`: genesis gets the consensus timing
-    `protocol.timing.timing_for_rtt(rtt_ms)` picks (ADR 0030); None: no timing, the defaults."""
+    `protocol.timing.timing_for_rtt(rtt_ms)` picks (ADR 0030); None: no timing, the defaults.
+    `console`: start the regulator's console too (when waiting for the network)."""
     try:
         timing = None if rtt_ms is None else timing_for_rtt(rtt_ms)
     except ValueError as exc:
@@ -126,19 +127,21 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
             "rpc_client": {"name": DEVNET_CLIENT, "key_file": str(n.client_key_file)},
         } for n, p in zip(nodes, procs, strict=True)],
     }
-    if wait:  # the regulator's console starts beside the nodes (it waits for its node)
+    if wait and console:  # the regulator's console starts beside the nodes (it waits for them)
         description["console"] = start_console(root, description,
                                                base_port + CONSOLE_PORT_OFFSET)
     (root / "devnet.json").write_text(json.dumps(description, indent=2) + "\n")
     if wait:
         try:
             leader = wait_ready(description, UP_TIMEOUT_S)
-            wait_console(description["console"])
+            if "console" in description:
+                wait_console(description["console"])
         except BaseException:
             down(root, out=lambda _: None)  # never leave half a network running
             raise
         out(f"network is up: leader {leader}; description in {root / 'devnet.json'}")
-        out(f"console (the regulator's view): {description['console']['url']}")
+        if "console" in description:
+            out(f"console (the regulator's view): {description['console']['url']}")
         if description["ca_file"]:
             out(f"RPC over TLS: clients verify with the devnet's CA, e.g. crossbill node status "
                 f"--rpc {nodes[0].rpc_url} --ca-file {description['ca_file']}")
