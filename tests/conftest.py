@@ -14,6 +14,7 @@ import pytest
 
 TESTS = pathlib.Path(__file__).parent
 SERIAL = (
+    "console/test_devnet_console.py",
     "e2e/",
     "faults/test_scenarios.py",
     "faults/test_shaper.py",

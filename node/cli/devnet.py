@@ -37,6 +37,8 @@ from protocol.timing import timing_for_rtt
 UP_TIMEOUT_S: Final = 60.0
 DOWN_DEADLINE_S: Final = 15.0
 STEP_TIMEOUT_S: Final = 15.0
+CONSOLE_PORT_OFFSET: Final = 300  # the regulator's console listens on base+300
+CONSOLE_UP_TIMEOUT_S: Final = 20.0
 
 
 class DevnetError(CrossbillError):
@@ -48,6 +50,7 @@ def free_base_port(nodes: int = 7) -> int:
     127.0.0.1. Bases stay below Linux's ephemeral range (32768+), where outgoing connections
     would otherwise take a port our nodes are about to listen on."""
     offsets = [o + i for o in (0, 100, 200) for i in range(1, nodes + 1)]
+    offsets.append(CONSOLE_PORT_OFFSET)
     rng = random.Random()
     for _ in range(50):
         base = rng.randrange(10_000, 32_000 - 210, 10)
@@ -85,9 +88,10 @@ def start_node(config: pathlib.Path, log_path: pathlib.Path) -> subprocess.Popen
 def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | None = None,
        out: Callable[[str], None] = print, wait: bool = True,
        params: types.Params | None = None, tls: bool = True,
-       rtt_ms: int | None = None) -> dict[str, Any]:
+       rtt_ms: int | None = None, console: bool = True) -> dict[str, Any]:
     """Generate and start a devnet in `root`. `rtt_ms`: genesis gets the consensus timing
-    `protocol.timing.timing_for_rtt(rtt_ms)` picks (ADR 0030); None: no timing, the defaults."""
+    `protocol.timing.timing_for_rtt(rtt_ms)` picks (ADR 0030); None: no timing, the defaults.
+    `console`: start the regulator's console too (when waiting for the network)."""
     try:
         timing = None if rtt_ms is None else timing_for_rtt(rtt_ms)
     except ValueError as exc:
@@ -109,7 +113,7 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
         proc = start_node(n.config, n.dir / "node.log")
         procs.append(proc)
         out(f"  started {n.institution:<20} {n.role:<9} pid {proc.pid:<7} rpc {n.rpc_url}")
-    description = {
+    description: dict[str, Any] = {
         "chain_id": config.chain_id,
         "genesis_hash": config.hash.hex(),
         "dir": str(root),
@@ -123,18 +127,69 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
             "rpc_client": {"name": DEVNET_CLIENT, "key_file": str(n.client_key_file)},
         } for n, p in zip(nodes, procs, strict=True)],
     }
+    if wait and console:  # the regulator's console starts beside the nodes (it waits for them)
+        description["console"] = start_console(root, description,
+                                               base_port + CONSOLE_PORT_OFFSET)
     (root / "devnet.json").write_text(json.dumps(description, indent=2) + "\n")
     if wait:
         try:
             leader = wait_ready(description, UP_TIMEOUT_S)
+            if "console" in description:
+                wait_console(description["console"])
         except BaseException:
             down(root, out=lambda _: None)  # never leave half a network running
             raise
         out(f"network is up: leader {leader}; description in {root / 'devnet.json'}")
+        if "console" in description:
+            out(f"console (the regulator's view): {description['console']['url']}")
         if description["ca_file"]:
             out(f"RPC over TLS: clients verify with the devnet's CA, e.g. crossbill node status "
                 f"--rpc {nodes[0].rpc_url} --ca-file {description['ca_file']}")
     return description
+
+
+def start_console(root: pathlib.Path, description: dict[str, Any], port: int
+                  ) -> dict[str, Any]:
+    """Start `crossbill console` for the regulator's node, with its RPC client key and every
+    node as a --peer (it waits for its node to answer). Its pid, URL and log."""
+    regulator = next(n for n in description["nodes"] if n["role"] == "regulator")
+    log_path = root / "console.log"
+    argv = [sys.executable, "-m", "node.cli.main", "console", "--rpc", regulator["rpc_url"],
+            "--client-name", regulator["rpc_client"]["name"],
+            "--client-key", regulator["rpc_client"]["key_file"],
+            "--listen", f"127.0.0.1:{port}", "--wait-node-s", str(int(UP_TIMEOUT_S))]
+    if description.get("ca_file"):
+        argv += ["--ca-file", description["ca_file"]]
+    for n in description["nodes"]:
+        argv += ["--peer", f"{n['name']}={n['rpc_url']}"]
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    try:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=node_env(),
+                                start_new_session=True)
+    finally:
+        log.close()
+    return {"pid": proc.pid, "url": f"http://127.0.0.1:{port}/network", "log": str(log_path),
+            "institution": regulator["name"]}
+
+
+def wait_console(console: dict[str, Any]) -> None:
+    """Wait until the console serves its network page."""
+    import urllib.request
+
+    deadline = time.monotonic() + CONSOLE_UP_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(console["url"], timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        if not pid_alive(console["pid"]) or time.monotonic() > deadline:
+            raise DevnetError(f"the console did not serve {console['url']} in "
+                              f"{CONSOLE_UP_TIMEOUT_S:.0f} s; its log ends:\n"
+                              f"{_tail(pathlib.Path(console['log']))}")
+        time.sleep(0.1)
 
 
 def load(root: pathlib.Path) -> dict[str, Any]:
@@ -210,6 +265,8 @@ def pid_alive(pid: int) -> bool:
 def down(root: pathlib.Path, out: Callable[[str], None] = print) -> None:
     description = load(root)
     pids = [n["pid"] for n in description["nodes"]]
+    if description.get("console"):  # the regulator's console (start_console)
+        pids.append(description["console"]["pid"])
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -222,7 +279,7 @@ def down(root: pathlib.Path, out: Callable[[str], None] = print) -> None:
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
     (root / "devnet.json").rename(root / "devnet.stopped.json")
-    out(f"stopped {len(pids)} nodes" + (f" ({len(killed)} killed after "
+    out(f"stopped {len(description['nodes'])} nodes" + (f" ({len(killed)} killed after "
                                          f"{DOWN_DEADLINE_S:.0f} s)" if killed else ""))
 
 
