@@ -37,6 +37,8 @@ from protocol.timing import timing_for_rtt
 UP_TIMEOUT_S: Final = 60.0
 DOWN_DEADLINE_S: Final = 15.0
 STEP_TIMEOUT_S: Final = 15.0
+CONSOLE_PORT_OFFSET: Final = 300  # the regulator's console listens on base+300
+CONSOLE_UP_TIMEOUT_S: Final = 20.0
 
 
 class DevnetError(CrossbillError):
@@ -48,6 +50,7 @@ def free_base_port(nodes: int = 7) -> int:
     127.0.0.1. Bases stay below Linux's ephemeral range (32768+), where outgoing connections
     would otherwise take a port our nodes are about to listen on."""
     offsets = [o + i for o in (0, 100, 200) for i in range(1, nodes + 1)]
+    offsets.append(CONSOLE_PORT_OFFSET)
     rng = random.Random()
     for _ in range(50):
         base = rng.randrange(10_000, 32_000 - 210, 10)
@@ -109,7 +112,7 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
         proc = start_node(n.config, n.dir / "node.log")
         procs.append(proc)
         out(f"  started {n.institution:<20} {n.role:<9} pid {proc.pid:<7} rpc {n.rpc_url}")
-    description = {
+    description: dict[str, Any] = {
         "chain_id": config.chain_id,
         "genesis_hash": config.hash.hex(),
         "dir": str(root),
@@ -131,10 +134,61 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
             down(root, out=lambda _: None)  # never leave half a network running
             raise
         out(f"network is up: leader {leader}; description in {root / 'devnet.json'}")
+        try:
+            description["console"] = start_console(root, description,
+                                                   base_port + CONSOLE_PORT_OFFSET)
+        except BaseException:
+            down(root, out=lambda _: None)
+            raise
+        (root / "devnet.json").write_text(json.dumps(description, indent=2) + "\n")
+        out(f"console (the regulator's view): {description['console']['url']}")
         if description["ca_file"]:
             out(f"RPC over TLS: clients verify with the devnet's CA, e.g. crossbill node status "
                 f"--rpc {nodes[0].rpc_url} --ca-file {description['ca_file']}")
     return description
+
+
+def start_console(root: pathlib.Path, description: dict[str, Any], port: int
+                  ) -> dict[str, Any]:
+    """Start `crossbill console` for the regulator's node, with its RPC client key and every
+    node as a --peer; wait until it serves its network page. Its pid, URL and log."""
+    import urllib.request
+
+    regulator = next(n for n in description["nodes"] if n["role"] == "regulator")
+    log_path = root / "console.log"
+    argv = [sys.executable, "-m", "node.cli.main", "console", "--rpc", regulator["rpc_url"],
+            "--client-name", regulator["rpc_client"]["name"],
+            "--client-key", regulator["rpc_client"]["key_file"],
+            "--listen", f"127.0.0.1:{port}"]
+    if description.get("ca_file"):
+        argv += ["--ca-file", description["ca_file"]]
+    for n in description["nodes"]:
+        argv += ["--peer", f"{n['name']}={n['rpc_url']}"]
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    try:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=node_env(),
+                                start_new_session=True)
+    finally:
+        log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + CONSOLE_UP_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/network", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            pass
+        if not pid_alive(proc.pid) or time.monotonic() > deadline:
+            if pid_alive(proc.pid):
+                os.kill(proc.pid, signal.SIGKILL)
+            raise DevnetError(f"the console did not serve {url}/network in "
+                              f"{CONSOLE_UP_TIMEOUT_S:.0f} s; its log ends:\n"
+                              f"{_tail(log_path)}")
+        time.sleep(0.2)
+    return {"pid": proc.pid, "url": f"{url}/network", "log": str(log_path),
+            "institution": regulator["name"]}
 
 
 def load(root: pathlib.Path) -> dict[str, Any]:
@@ -210,6 +264,8 @@ def pid_alive(pid: int) -> bool:
 def down(root: pathlib.Path, out: Callable[[str], None] = print) -> None:
     description = load(root)
     pids = [n["pid"] for n in description["nodes"]]
+    if description.get("console"):  # the regulator's console (start_console)
+        pids.append(description["console"]["pid"])
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -222,7 +278,7 @@ def down(root: pathlib.Path, out: Callable[[str], None] = print) -> None:
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
     (root / "devnet.json").rename(root / "devnet.stopped.json")
-    out(f"stopped {len(pids)} nodes" + (f" ({len(killed)} killed after "
+    out(f"stopped {len(description['nodes'])} nodes" + (f" ({len(killed)} killed after "
                                          f"{DOWN_DEADLINE_S:.0f} s)" if killed else ""))
 
 

@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_client.register(sub)  # tx, query, rpc
     bench.register(sub)  # bench
+    from node.cli import console_cmd
+
+    console_cmd.register(sub)  # console (the web console, node/console/)
     ops.register(sub)  # backup create|restore, ledger check|compact
     from node.cli import netinit
 

@@ -1,0 +1,115 @@
+"""`crossbill console`: the web console (node/console/, ADR 0036) for one node's JSON-RPC,
+called with that institution's client credential; `--peer NAME=URL` adds other nodes whose
+status the network page shows (unsigned: node.status and node.health are public)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+from typing import Any, Final
+
+from protocol.errors import CrossbillError
+
+LISTEN_DEFAULT: Final = "127.0.0.1:8400"
+PEERS_MAX: Final = 64  # --peer options the network page follows
+PEER_TIMEOUT_S: Final = 3.0  # a peer's status call: "down" after this long
+PEM_KEY_BYTES_MAX: Final = 4096
+
+
+def read_client_key(path: pathlib.Path, passphrase_file: pathlib.Path | None) -> Any:
+    """A client key: a Crossbill key file (its passphrase from --passphrase-file or
+    $CROSSBILL_PASSPHRASE), or an unencrypted PKCS#8 PEM Ed25519 key as the devnet writes
+    (DIR/<institution>/rpc-client-key.pem)."""
+    from node import keys
+    from protocol import crypto
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(PEM_KEY_BYTES_MAX + 1)
+    except OSError as exc:
+        raise CrossbillError(f"cannot read client key {path}: {exc.strerror}") from None
+    if not head.startswith(b"-----BEGIN"):
+        return keys.read_key_file(path, keys.passphrase_from_env_or_file(passphrase_file))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        key = serialization.load_pem_private_key(head, password=None)
+    except (ValueError, TypeError) as exc:
+        raise CrossbillError(f"{path}: not an unencrypted PKCS#8 PEM key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CrossbillError(f"{path}: not an Ed25519 key")
+    return crypto.PrivateKey(key.private_bytes_raw())
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _peer(text: str) -> tuple[str, str]:
+    name, sep, url = text.partition("=")
+    if not sep or not name or not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected NAME=http(s)://HOST:PORT, got {text!r}")
+    return name, url
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    import trio
+
+    from node.client import Credential
+    from node.console.app import build_app, serve
+    from node.console.common import ConsoleError
+    from node.console.rpc import RpcNodeApi, viewer_of
+
+    if len(args.peer) > PEERS_MAX:
+        raise CrossbillError(f"at most {PEERS_MAX} --peer options")
+    credential = None
+    if args.client_key is not None:
+        if not args.client_name:
+            raise CrossbillError("--client-key needs --client-name")
+        credential = Credential(args.client_name,
+                                read_client_key(args.client_key, args.passphrase_file))
+    ca_file = args.ca_file
+    if ca_file is None and args.devnet is not None:
+        from node.cli import devnet  # the devnet's own CA, named in DIR/devnet.json
+
+        ca_file = devnet.load(args.devnet).get("ca_file")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    host, port = args.listen
+
+    async def main() -> None:
+        node = RpcNodeApi(args.rpc, credential, ca_file=ca_file, cert_file=args.client_cert,
+                          key_file=args.client_cert_key, timeout_s=args.timeout_s)
+        peers = {name: RpcNodeApi(url, ca_file=ca_file, timeout_s=PEER_TIMEOUT_S)
+                 for name, url in args.peer}
+        try:
+            viewer = await viewer_of(node)
+        except ConsoleError as exc:
+            raise CrossbillError(f"console: {exc.title}: {exc.message}") from None
+        app = build_app(node, viewer, peers=peers)
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(serve, app, host, port)
+            print(f"console for {viewer.institution} ({viewer.role}) at {url}/network",
+                  flush=True)
+
+    trio.run(main)
+    return 0
+
+
+def register(sub: Any) -> None:
+    from node.cli.client_cmds import add_rpc_options
+
+    p = sub.add_parser("console", help="serve the web console for one node (as its "
+                       "institution's RPC client)")
+    add_rpc_options(p, rpc_required=True, timeout_s=10.0)
+    p.add_argument("--listen", type=_listen, default=_listen(LISTEN_DEFAULT),
+                   metavar="HOST:PORT", help=f"where the console listens (default "
+                   f"{LISTEN_DEFAULT}; keep it on loopback: it shows what the credential "
+                   "may read)")
+    p.add_argument("--peer", type=_peer, action="append", default=[], metavar="NAME=URL",
+                   help="another node whose status the network page shows (repeatable)")
+    p.set_defaults(func=_cmd_console)
