@@ -1,30 +1,25 @@
-"""What the page tests share: a page rendered to HTML with the package's templates (a minimal
-base.html stands in for the application's), a fake NodeApi of canned answers, and a NodeApi
-over the Python client for a live node (tests/rpc/harness.py)."""
+"""What the page tests share: a page rendered to HTML as the application renders it, and a
+fake NodeApi of canned answers."""
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Callable
 from typing import Any
 
 import jinja2
 
-from node.client import AsyncClient
-from node.client.transport import RpcError
-from node.console.common import ConsoleError, Page, from_rpc_error, node_down
+from node.console.app import environment, nav
+from node.console.common import ConsoleError, Page, Viewer
 
-TEMPLATES = pathlib.Path(__file__).resolve().parents[2] / "node" / "console" / "templates"
-BASE = ("<!doctype html><html><head><title>{{ title }}</title></head><body>"
-        "{% block content %}{% endblock %}</body></html>")
-ENV = jinja2.Environment(
-    loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(TEMPLATES)),
-                                jinja2.DictLoader({"base.html": BASE})]),
-    autoescape=True, undefined=jinja2.StrictUndefined)
+ENV = environment()
+ENV.undefined = jinja2.StrictUndefined  # a name a template uses and the page did not give
 
 
-def render(page: Page) -> str:
-    return ENV.get_template(page.template).render(title=page.title, **page.context)
+def render(page: Page, viewer: Viewer | None = None) -> str:
+    """The page as the application renders it (node/console/app.py)."""
+    return ENV.get_template(page.template).render(
+        {**page.context, "title": page.title, "nav": nav(),
+         "viewer": viewer or Viewer("regulator.safe-qd", "regulator")})
 
 
 Answer = Any | ConsoleError | Callable[[dict[str, Any]], Any]
@@ -47,19 +42,3 @@ class FakeNode:
         if isinstance(answer, ConsoleError):
             raise answer
         return answer
-
-
-class ClientNode:
-    """A NodeApi over node.client.AsyncClient: the node's errors as ConsoleErrors."""
-
-    def __init__(self, client: AsyncClient, url: str) -> None:
-        self.client = client
-        self.url = url
-
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        try:
-            return await self.client.call(method, params)
-        except RpcError as exc:
-            raise from_rpc_error(method, exc.code, exc.message) from None
-        except OSError as exc:
-            raise node_down(self.url, str(exc)) from None

@@ -17,8 +17,9 @@ from node.console.pages import PAGES
 from node.console.pages.exposure import CHART_POINTS_MAX, chart_svg
 from node.console.pages.search import attempts
 from node.console.pages.view import money
+from node.console.rpc import RpcNodeApi
 from node.keys import generate_key
-from tests.console.pages_support import ClientNode, FakeNode, render
+from tests.console.pages_support import FakeNode, render
 from tests.rpc.harness import rpc_cluster
 
 REGULATOR = Viewer("regulator.safe-qd", "regulator")
@@ -251,7 +252,7 @@ async def test_pages_on_a_live_node_after_the_headline_workflow(tmp_path: pathli
         assert refused.expect_code == "DOUBLE_FINANCING"
         for step in steps[:13]:  # up to the refused double financing
             await client.submit(step.tx, wait=True)
-        node = ClientNode(client, rc.url)
+        node = RpcNodeApi(rc.url)
         for viewer in (REGULATOR, ICBC):
             page = await PAGES["/exposure"]({"uscc": EXPORTER}, node, viewer)
             html = render(page)
