@@ -178,11 +178,11 @@ async def test_exposure_overview_is_the_regulators_and_a_bank_sees_its_own_book(
 
 def test_the_exposure_chart_is_bounded() -> None:
     many = [financing(f"F-{i}", opened=i + 1, repaid=i % 7, status="disbursed")
-            for i in range(10_000)]
+            for i in range(6 * CHART_POINTS_MAX)]
     chart = chart_svg(many)
     assert chart is not None and chart["count"] <= CHART_POINTS_MAX
     assert len(chart["points"].split()) == chart["count"]
-    assert chart["to_height"] == 10_000 + 5  # the last repayment's height is kept
+    assert chart["to_height"] == 6 * CHART_POINTS_MAX + 5  # the last repayment's height
     assert chart_svg([]) is None
 
 
@@ -296,3 +296,15 @@ async def test_pages_on_a_live_node_after_the_headline_workflow(tmp_path: pathli
         with pytest.raises(ConsoleError) as caught:
             await PAGES["/search"]({"q": "QD-NONE"}, node, REGULATOR)
         assert caught.value.status == 404
+
+
+async def test_a_book_of_many_financings_shows_bounded_rows_and_counts_them_all() -> None:
+    from node.console.pages.exposure import FINANCING_ROWS_MAX
+
+    book = [financing(f"FIN-{i:05d}") for i in range(FINANCING_ROWS_MAX + 1)]
+    node = FakeNode({"bank.book": lambda p: {"items": book, "next_after": ""}})
+    page = await PAGES["/exposure"]({}, node, BOC)
+    assert len(page.context["financings"]) == FINANCING_ROWS_MAX
+    assert page.context["banks"][0]["financings"] == FINANCING_ROWS_MAX + 1
+    assert f"The first {FINANCING_ROWS_MAX} of {FINANCING_ROWS_MAX + 1} financings" in render(
+        page, BOC)

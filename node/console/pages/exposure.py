@@ -19,6 +19,7 @@ BOOK_PAGES_MAX: Final = 40  # pages of bank.book read per bank (each at most PAG
 PAGE_ITEMS: Final = 500  # protocol/limits.py QUERY_PAGE_ITEMS_MAX, the node's page bound
 DECLARATION_PAGES_MAX: Final = 4  # pages of declaration.list read per enterprise
 WATCH_ITEMS_MAX: Final = 200  # watch-list rows shown per list
+FINANCING_ROWS_MAX: Final = 500  # financing rows shown (totals and the chart count them all)
 CHART_POINTS_MAX: Final = 200  # points of the exposure-over-time chart
 CHART_WIDTH_PX: Final = 640
 CHART_HEIGHT_PX: Final = 200
@@ -61,8 +62,7 @@ async def exposure(query: Mapping[str, str], node: NodeApi, viewer: Viewer) -> P
                                   BOOK_PAGES_MAX)
     return Page("exposure.html", "Exposure: my book", {
         "uscc": "", "mode": "book", "banks": [_bank_totals(viewer.institution, book, complete)],
-        "financings": [_financing_row(f, viewer) for f in book],
-        "chart": chart_svg(book), "complete": complete})
+        **_rows(book, viewer), "chart": chart_svg(book), "complete": complete})
 
 
 async def _network(node: NodeApi, viewer: Viewer) -> Page:
@@ -81,7 +81,7 @@ async def _network(node: NodeApi, viewer: Viewer) -> Page:
         watch[kind] = [_financing_row(f, viewer) for f in found["items"]]
     return Page("exposure.html", "Exposure across the banks", {
         "uscc": "", "mode": "network", "banks": rows, "watch": watch,
-        "financings": [], "chart": chart_svg(every)})
+        **_rows([], viewer), "chart": chart_svg(every)})
 
 
 async def _enterprise(uscc: str, node: NodeApi, viewer: Viewer) -> Page:
@@ -120,8 +120,12 @@ async def _enterprise(uscc: str, node: NodeApi, viewer: Viewer) -> Page:
                     ("Flagged financings", ", ".join(flagged_ids) or "none")],
         "declarations": rows, "declarations_complete": complete,
         "banks": [_bank_totals(b, fs, True) for b, fs in sorted(banks.items())],
-        "financings": [_financing_row(f, viewer) for f in financings],
-        "chart": chart_svg(financings)})
+        **_rows(financings, viewer), "chart": chart_svg(financings)})
+
+
+def _rows(financings: list[dict[str, Any]], viewer: Viewer) -> dict[str, Any]:
+    return {"financings": [_financing_row(f, viewer) for f in financings[:FINANCING_ROWS_MAX]],
+            "financings_total": len(financings)}
 
 
 def _bank_totals(bank: str, book: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
