@@ -15,6 +15,7 @@ LISTEN_DEFAULT: Final = "127.0.0.1:8400"
 PEERS_MAX: Final = 64  # --peer options the network page follows
 PEER_TIMEOUT_S: Final = 3.0  # a peer's status call: "down" after this long
 PEM_KEY_BYTES_MAX: Final = 4096
+NODE_RETRY_S: Final = 0.5  # --wait-node-s: ask the node again after this long
 
 
 def read_client_key(path: pathlib.Path, passphrase_file: pathlib.Path | None) -> Any:
@@ -86,10 +87,15 @@ def _cmd_console(args: argparse.Namespace) -> int:
                           key_file=args.client_cert_key, timeout_s=args.timeout_s)
         peers = {name: RpcNodeApi(url, ca_file=ca_file, timeout_s=PEER_TIMEOUT_S)
                  for name, url in args.peer}
-        try:
-            viewer = await viewer_of(node)
-        except ConsoleError as exc:
-            raise CrossbillError(f"console: {exc.title}: {exc.message}") from None
+        deadline = trio.current_time() + args.wait_node_s
+        while True:
+            try:
+                viewer = await viewer_of(node)
+                break
+            except ConsoleError as exc:
+                if exc.status != 503 or trio.current_time() >= deadline:
+                    raise CrossbillError(f"console: {exc.title}: {exc.message}") from None
+            await trio.sleep(NODE_RETRY_S)  # the node is starting (the devnet starts both)
         app = build_app(node, viewer, peers=peers)
         async with trio.open_nursery() as nursery:
             url = await nursery.start(serve, app, host, port)
@@ -112,4 +118,7 @@ def register(sub: Any) -> None:
                    "may read)")
     p.add_argument("--peer", type=_peer, action="append", default=[], metavar="NAME=URL",
                    help="another node whose status the network page shows (repeatable)")
+    p.add_argument("--wait-node-s", type=float, default=0.0, metavar="N",
+                   help="wait up to N seconds for the node to answer at start (default: "
+                   "fail at once)")
     p.set_defaults(func=_cmd_console)

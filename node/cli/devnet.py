@@ -126,21 +126,18 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
             "rpc_client": {"name": DEVNET_CLIENT, "key_file": str(n.client_key_file)},
         } for n, p in zip(nodes, procs, strict=True)],
     }
+    if wait:  # the regulator's console starts beside the nodes (it waits for its node)
+        description["console"] = start_console(root, description,
+                                               base_port + CONSOLE_PORT_OFFSET)
     (root / "devnet.json").write_text(json.dumps(description, indent=2) + "\n")
     if wait:
         try:
             leader = wait_ready(description, UP_TIMEOUT_S)
+            wait_console(description["console"])
         except BaseException:
             down(root, out=lambda _: None)  # never leave half a network running
             raise
         out(f"network is up: leader {leader}; description in {root / 'devnet.json'}")
-        try:
-            description["console"] = start_console(root, description,
-                                                   base_port + CONSOLE_PORT_OFFSET)
-        except BaseException:
-            down(root, out=lambda _: None)
-            raise
-        (root / "devnet.json").write_text(json.dumps(description, indent=2) + "\n")
         out(f"console (the regulator's view): {description['console']['url']}")
         if description["ca_file"]:
             out(f"RPC over TLS: clients verify with the devnet's CA, e.g. crossbill node status "
@@ -151,15 +148,13 @@ def up(root: pathlib.Path, *, base_port: int = 7100, tuning: dict[str, int] | No
 def start_console(root: pathlib.Path, description: dict[str, Any], port: int
                   ) -> dict[str, Any]:
     """Start `crossbill console` for the regulator's node, with its RPC client key and every
-    node as a --peer; wait until it serves its network page. Its pid, URL and log."""
-    import urllib.request
-
+    node as a --peer (it waits for its node to answer). Its pid, URL and log."""
     regulator = next(n for n in description["nodes"] if n["role"] == "regulator")
     log_path = root / "console.log"
     argv = [sys.executable, "-m", "node.cli.main", "console", "--rpc", regulator["rpc_url"],
             "--client-name", regulator["rpc_client"]["name"],
             "--client-key", regulator["rpc_client"]["key_file"],
-            "--listen", f"127.0.0.1:{port}"]
+            "--listen", f"127.0.0.1:{port}", "--wait-node-s", str(int(UP_TIMEOUT_S))]
     if description.get("ca_file"):
         argv += ["--ca-file", description["ca_file"]]
     for n in description["nodes"]:
@@ -171,24 +166,27 @@ def start_console(root: pathlib.Path, description: dict[str, Any], port: int
                                 start_new_session=True)
     finally:
         log.close()
-    url = f"http://127.0.0.1:{port}"
+    return {"pid": proc.pid, "url": f"http://127.0.0.1:{port}/network", "log": str(log_path),
+            "institution": regulator["name"]}
+
+
+def wait_console(console: dict[str, Any]) -> None:
+    """Wait until the console serves its network page."""
+    import urllib.request
+
     deadline = time.monotonic() + CONSOLE_UP_TIMEOUT_S
     while True:
         try:
-            with urllib.request.urlopen(url + "/network", timeout=2) as reply:
+            with urllib.request.urlopen(console["url"], timeout=2) as reply:
                 if reply.status == 200:
-                    break
+                    return
         except OSError:
             pass
-        if not pid_alive(proc.pid) or time.monotonic() > deadline:
-            if pid_alive(proc.pid):
-                os.kill(proc.pid, signal.SIGKILL)
-            raise DevnetError(f"the console did not serve {url}/network in "
+        if not pid_alive(console["pid"]) or time.monotonic() > deadline:
+            raise DevnetError(f"the console did not serve {console['url']} in "
                               f"{CONSOLE_UP_TIMEOUT_S:.0f} s; its log ends:\n"
-                              f"{_tail(log_path)}")
-        time.sleep(0.2)
-    return {"pid": proc.pid, "url": f"{url}/network", "log": str(log_path),
-            "institution": regulator["name"]}
+                              f"{_tail(pathlib.Path(console['log']))}")
+        time.sleep(0.1)
 
 
 def load(root: pathlib.Path) -> dict[str, Any]:

@@ -183,15 +183,23 @@ def _cmd_devnet_run(args: argparse.Namespace) -> int:
 
     root = args.dir or pathlib.Path(tempfile.mkdtemp(prefix="crossbill-devnet-"))
     kept = args.dir is not None or args.keep
+    left_up = False
     try:
-        devnet.up(root, base_port=args.base_port, tls=not args.no_tls)
+        description = devnet.up(root, base_port=args.base_port, tls=not args.no_tls)
         try:
             devnet.demo(root)
+            left_up = args.keep  # --keep: the network and its console stay up to explore
         finally:
-            devnet.down(root)
+            if not left_up:
+                devnet.down(root)
     finally:
         if not kept:
             shutil.rmtree(root, ignore_errors=True)
+    if left_up:
+        print(f"the network is still up: open the regulator's console at "
+              f"{description['console']['url']} to click through the demo's records; stop "
+              f"the network and console with: crossbill devnet down --dir {root}")
+        return 0
     logs = f"each node's log is in {root}/<institution>/node.log" if kept else (
         "`./dev demo --keep` keeps each node's log")
     print(f"next: {logs}; `crossbill devnet up --dir DIR` keeps a network running to explore "
@@ -289,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     run = dev_sub.add_parser("run", help="up, demo and down in one go")
     run.add_argument("--dir", type=pathlib.Path, help="default: a new temporary directory")
-    run.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    run.add_argument("--keep", action="store_true", help="keep the temporary directory, and "
+                     "leave the network and the regulator's console up after the demo (stop "
+                     "them with devnet down)")
     run.add_argument("--base-port", type=int, default=7100)
     run.add_argument("--no-tls", action="store_true", help=NO_TLS_HELP)
     run.set_defaults(func=_cmd_devnet_run)

@@ -28,10 +28,13 @@ class RpcNodeApi:
 
     def __init__(self, url: str, credential: Credential | None = None, *,
                  ca_file: pathlib.Path | str | None = None,
+                 cert_file: pathlib.Path | str | None = None,
+                 key_file: pathlib.Path | str | None = None,
                  timeout_s: float = CALL_TIMEOUT_S) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self.client = AsyncClient(url, credential, timeout_s=timeout_s, ca_file=ca_file)
+        self.client = AsyncClient(url, credential, timeout_s=timeout_s, ca_file=ca_file,
+                                  cert_file=cert_file, key_file=key_file)
 
     def _error(self, method: str, exc: RpcError) -> ConsoleError:
         if exc.code in (_HTTP_UNAUTHORIZED, _HTTP_FORBIDDEN):

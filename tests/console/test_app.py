@@ -13,13 +13,13 @@ import pytest
 import trio
 
 from node.client import Credential
-from node.config import RpcSettings
 from node.console.app import NETWORK_BLOCKS_MAX
 from node.console.common import NodeApi, Page, Viewer, query_text
 from node.console.rpc import RpcNodeApi, viewer_of
 from node.keys import generate_key
 from tests.console.harness import commit_blocks, console, serve_rpc_of
 from tests.rpc.harness import RPC_NODE, rpc_cluster
+from tests.rpc.test_client_signatures import serving
 
 BANK = Viewer(RPC_NODE, "bank")
 
@@ -109,10 +109,7 @@ async def test_a_node_down_is_a_503_page_naming_it() -> None:
 async def test_the_console_calls_with_its_credentials_and_shows_refusals(
         tmp_path: pathlib.Path) -> None:
     async with rpc_cluster(tmp_path, wait_leader=False) as rc:
-        key = generate_key()
-        url = await rc.serve_extra(RpcSettings(require_client_auth=True,
-                                               clients={"backoffice": key.public_key}))
-        server = rc.extra[url]
+        key, url, server = await serving(rc, "backoffice")  # requires client credentials
         signed = RpcNodeApi(url, Credential("backoffice", key))
         with trio.fail_after(30):
             viewer = await viewer_of(signed)
