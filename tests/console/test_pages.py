@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from node.cli.demo import EXPORTER, headline_steps
-from node.client import AsyncClient
+from node.client import AsyncClient, Credential
 from node.console.common import ConsoleError, Viewer, node_down
 from node.console.pages import PAGES
 from node.console.pages.exposure import CHART_POINTS_MAX, chart_svg
@@ -21,6 +21,7 @@ from node.console.rpc import RpcNodeApi
 from node.keys import generate_key
 from tests.console.pages_support import FakeNode, render
 from tests.rpc.harness import rpc_cluster
+from tests.rpc.test_client_signatures import serving
 
 REGULATOR = Viewer("regulator.safe-qd", "regulator")
 BOC = Viewer("bank.boc-qd", "bank")
@@ -132,7 +133,10 @@ async def test_exposure_of_an_enterprise_per_declaration_and_bank() -> None:
         "enterprise.exposure": {"uscc": EXPORTER, "open_pledges": [["USD", 54_000_000]],
                                 "outstanding": [["CNY", 639_000_000]], "overdue": [],
                                 "approved": [], "flagged": [], "financings": [financing()]},
-        "declaration.list": {"items": [declaration(), declaration("QD-2026-EX-0002", 0)],
+        "declaration.list": {"items": [declaration(), declaration("QD-2026-EX-0002", 0),
+                                       {**declaration("QD-2026-EX-0003", 0),
+                                        "status": "cancelled",
+                                        "status_reason": "shipment withdrawn"}],
                              "next_after": ""}})
     page = await PAGES["/exposure"]({"uscc": EXPORTER}, node, ICBC)
     html = render(page)
@@ -140,7 +144,11 @@ async def test_exposure_of_an_enterprise_per_declaration_and_bank() -> None:
     assert rows["QD-2026-EX-0001"]["pledged"] == "USD 540,000.00"
     assert rows["QD-2026-EX-0001"]["outstanding"] == "USD 600,000.00"
     assert rows["QD-2026-EX-0001"]["pledged_by"] == [("bank.boc-qd", "USD 540,000.00")]
+    assert rows["QD-2026-EX-0001"]["disbursed"] == "USD 540,000.00"
+    assert rows["QD-2026-EX-0001"]["overdue"] == "USD 0.00"
     assert rows["QD-2026-EX-0002"]["pledged_by"] == []
+    assert not rows["QD-2026-EX-0002"]["flagged"] and rows["QD-2026-EX-0003"]["flagged"]
+    assert rows["QD-2026-EX-0003"]["outstanding"] == "USD 0.00"  # cancelled by customs
     assert page.context["banks"][0]["outstanding"] == "CNY 6,390,000.00"
     assert "<svg" in html and "<polyline" in html
     assert "(not to you)" in html and CIPHERTEXT not in html  # ICBC sees BOC's terms sealed
@@ -293,6 +301,13 @@ async def test_pages_on_a_live_node_after_the_headline_workflow(tmp_path: pathli
         page = await PAGES["/audit"]({}, node, REGULATOR)
         assert page.context["refused"] and "fx.publish" in {
             a["tx_type"] for a in page.context["actions"]}
+        # with the regulator's client credential (named after it), the node lists every read
+        key, url, _ = await serving(rc, REGULATOR.institution)
+        signed = RpcNodeApi(url, Credential(REGULATOR.institution, key))
+        page = await PAGES["/audit"]({"uscc": EXPORTER}, signed, REGULATOR)
+        assert not page.context["refused"]
+        assert [r["reader"] for r in page.context["reads"]] == ["bank.boc-qd"]
+        assert "bank.boc-qd" in render(page)
         with pytest.raises(ConsoleError) as caught:
             await PAGES["/search"]({"q": "QD-NONE"}, node, REGULATOR)
         assert caught.value.status == 404

@@ -89,24 +89,31 @@ async def _enterprise(uscc: str, node: NodeApi, viewer: Viewer) -> Page:
     declarations, complete = await _pages(node, "declaration.list", {"exporter": uscc},
                                           DECLARATION_PAGES_MAX)
     financings = found["financings"]
-    by_declaration: dict[str, list[tuple[str, int, str]]] = {}  # no -> (bank, amount, cur)
+    # declaration -> the live financings' pledges on it: (bank, amount, currency, financing)
+    by_declaration: dict[str, list[tuple[str, int, str, dict[str, Any]]]] = {}
     for f in financings:
         for p in f["pledges"]:
             if int(p["amount"]):
                 by_declaration.setdefault(p["declaration_no"], []).append(
-                    (f["bank"], int(p["amount"]), p["currency"]))
+                    (f["bank"], int(p["amount"]), p["currency"], f))
     flagged_ids = sorted(str(x) for x in found.get("flagged", ()))
     rows = []
     for d in declarations:
         pledges = by_declaration.get(d["declaration_no"], [])
+        currency = d["currency"]
         rows.append({
             "declaration_no": d["declaration_no"], "status": d["status"],
-            "value": money(d["value"], d["currency"]),
+            "value": money(d["value"], currency),
             "outstanding": money(int(d["value"]) - int(d["proceeds"])
-                                 if d["status"] != "cancelled" else 0, d["currency"]),
-            "pledged": money(d["pledged"], d["currency"]),
-            "pledged_by": [(bank, money(amount, cur)) for bank, amount, cur in pledges],
-            "flagged": d["status"] == "cancelled" or bool(d.get("status_reason")),
+                                 if d["status"] != "cancelled" else 0, currency),
+            "pledged": money(d["pledged"], currency),
+            "pledged_by": [(bank, money(amount, cur)) for bank, amount, cur, _ in pledges],
+            "disbursed": money(sum(a for _, a, _, f in pledges if f["status"] in PAID_OUT),
+                               currency),
+            "overdue": money(sum(a for _, a, _, f in pledges if f["status"] == "overdue"),
+                             currency),
+            "flagged": (d["status"] == "cancelled" or bool(d.get("status_reason"))
+                        or any(f.get("flags") for *_, f in pledges)),
             "status_reason": d.get("status_reason", "")})
     banks: dict[str, list[dict[str, Any]]] = {}
     for f in financings:
