@@ -293,6 +293,9 @@ async def test_pages_on_a_live_node_after_the_headline_workflow(tmp_path: pathli
         assert ("Signed by", "bank.icbc-qd", "") in page.context["results"][0]["fields"]
         page = await PAGES["/search"]({"q": "FIN-BOC-0001"}, node, REGULATOR)
         signers = [h["signer"] for h in page.context["results"][0]["history"]]
+        declared = await PAGES["/search"]({"q": "QD-2026-EX-0001"}, node, REGULATOR)
+        assert ("Financing", "FIN-BOC-0001", "/search?q=FIN-BOC-0001") in declared.context[
+            "results"][0]["fields"]
         assert signers[:2] == ["bank.boc-qd", "bank.boc-qd"]  # opened, disbursed
         page = await PAGES["/taxforms"]({"form": "TX-2026-0001"}, node, REGULATOR)
         assert page.context["form"]["remaining"] == "USD 20,000.00"

@@ -111,8 +111,6 @@ async def _result(kind: str, found: dict[str, Any], node: NodeApi,
                   ("Registered in block", str(d["registered_height"]),
                    _q(str(d["registered_height"])))]
         seals = [s for s in [sealed(d.get("details"), me)] if s]
-        fields += [("Financing", item["tx_type"], f"/search?q={item['tx_id']}")
-                   for item in found["history"] if item["tx_type"].startswith("financing.")]
     elif kind == "financing":
         f = found["financing"]
         title = f"Financing {f['financing_id']}"
@@ -217,6 +215,9 @@ async def _result(kind: str, found: dict[str, Any], node: NodeApi,
                          "key_id": tx.get("key_id", ""), "code": code})
     if "history" in found:
         rows = await signed_history(node, found["history"])
+    if kind == "declaration":  # the financings that pledged it, from its history
+        named = sorted({r["financing_id"] for r in rows if r["financing_id"]})
+        fields += [("Financing", fin_id, _q(fin_id)) for fin_id in named]
     return {"kind": kind, "title": title, "fields": fields, "sealed": seals, "history": rows}
 
 

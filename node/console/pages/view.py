@@ -52,12 +52,14 @@ def sealed_list(fields: Any, viewer_institution: str) -> list[dict[str, Any]]:
 
 
 async def signed_history(node: NodeApi, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each history item (height, tx_id, tx_type) with its signer and key id from tx.get: the
-    newest HISTORY_SIGNERS_MAX of them; older ones keep what the record's view says."""
+    """Each history item (height, tx_id, tx_type) with its signer, key id, receipt code and
+    the financing it names (if any) from tx.get: the newest HISTORY_SIGNERS_MAX of them; older
+    ones keep what the record's view says."""
     out: list[dict[str, Any]] = []
     first_looked_up = max(0, len(history) - HISTORY_SIGNERS_MAX)
     for index, item in enumerate(history):
-        row = {"signer": "", "key_id": "", "code": "", "signer_error": "", **item}
+        row = {"signer": "", "key_id": "", "code": "", "signer_error": "", "financing_id": "",
+               **item}
         if index >= first_looked_up:
             try:
                 tx = await node.call("tx.get", {"tx_id": item["tx_id"]})
@@ -70,5 +72,6 @@ async def signed_history(node: NodeApi, history: list[dict[str, Any]]) -> list[d
                 row["signer"] = body.get("signer", "")
                 row["key_id"] = body.get("key_id", "")
                 row["code"] = (tx.get("receipt") or {}).get("code", "")
+                row["financing_id"] = str((body.get("payload") or {}).get("financing_id", ""))
         out.append(row)
     return out
