@@ -6,5 +6,14 @@ from __future__ import annotations
 from typing import Final
 
 from node.console.common import PageFunc
+from node.console.pages.audit import audit
+from node.console.pages.exposure import exposure
+from node.console.pages.search import search
+from node.console.pages.taxforms import taxforms
 
-PAGES: Final[dict[str, PageFunc]] = {}
+PAGES: Final[dict[str, PageFunc]] = {
+    "/search": search,
+    "/exposure": exposure,
+    "/taxforms": taxforms,
+    "/audit": audit,
+}

@@ -1,0 +1,110 @@
+"""The console's exposure page (node/console/pages/exposure.py) with 10,000 live financings:
+the time from the page function's first call to the node until its HTML is rendered through
+the application's Jinja2 environment (node/console/app.py), median of several runs.
+
+The node is a fake NodeApi in this process answering from 10,000 financing records shaped as
+the node's JSON-RPC gives them (bank.book pages of 500, the node's QUERY_PAGE_ITEMS_MAX; each
+financing with one pledge and its terms sealed to three parties), so the figure is the
+console's own cost (paging, totals, chart, template), without the node's reads or the network:
+
+- overview: the regulator's /exposure (bank.book of every bank: 20 pages, the totals per bank,
+  both watch lists, the chart over 10,000 financings);
+- bank book: a bank's /exposure (its own 5,000 of them: totals and chart over all, the first
+  FINANCING_ROWS_MAX as table rows);
+- enterprise: /exposure?uscc=... for an enterprise with 10,000 live financings (likewise).
+
+    .venv/bin/python benchmarks/console_exposure.py [--financings 10000] [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import statistics
+import sys
+import time
+from typing import Any
+
+import trio
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+USCC = "91370200MA3C8Y5R2K"
+BANKS = ("bank.boc-qd", "bank.icbc-qd")
+
+
+def financing(i: int) -> dict[str, Any]:
+    bank = BANKS[i % len(BANKS)]
+    return {"financing_id": f"FIN-{i:06d}", "bank": bank, "uscc": USCC,
+            "application_id": f"APP-{i:06d}", "principal": 639_000_000 + i, "currency": "CNY",
+            "pledges": [{"declaration_no": f"QD-{i:06d}", "amount": 54_000_000,
+                         "opened_amount": 54_000_000, "currency": "USD",
+                         "rate_e8": 710_000_000}],
+            "status": "disbursed" if i % 3 else "overdue", "repaid": i % 1000,
+            "repayments": [{"height": i + 10, "amount": i % 1000, "source": f"PRC-{i}"}],
+            "opened_height": i + 1, "flags": [], "flag_count": 0,
+            "terms": [{"nonce": "00" * 12, "ciphertext": "ab" * 170, "plain_hash": "cd" * 32,
+                       "keys": [{"party": p, "key_version": 1, "box": "ef" * 72}
+                                for p in (bank, USCC, "regulator.safe-qd")]}]}
+
+
+class Node:
+    def __init__(self, count: int) -> None:
+        self.all = [financing(i) for i in range(count)]
+        self.books = {b: [f for f in self.all if f["bank"] == b] for b in BANKS}
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        p = params or {}
+        if method == "consortium.get":
+            return {"current": {"institutions": [{"id": b, "role": "bank"} for b in BANKS]}}
+        if method == "bank.book":
+            book = self.books[p["bank"]]
+            start = int(p.get("after") or 0)
+            items = book[start:start + int(p["limit"])]
+            end = start + len(items)
+            return {"items": items, "next_after": str(end) if end < len(book) else ""}
+        if method == "financing.watch_list":
+            return {"items": self.all[:int(p["limit"])] if p["kind"] == "overdue" else [],
+                    "next_after": ""}
+        if method == "enterprise.exposure":
+            return {"uscc": USCC, "open_pledges": [["USD", 54_000_000 * len(self.all)]],
+                    "outstanding": [["CNY", 639_000_000 * len(self.all)]], "overdue": [],
+                    "approved": [], "flagged": [], "financings": self.all}
+        if method == "declaration.list":
+            return {"items": [], "next_after": ""}
+        raise KeyError(method)
+
+
+async def figures(count: int, runs: int) -> None:
+    from node.console.app import environment, nav
+    from node.console.common import Viewer
+    from node.console.pages.exposure import exposure
+
+    node = Node(count)
+    env = environment()
+    for label, query, viewer in (
+            ("overview (regulator)", {}, Viewer("regulator.safe-qd", "regulator")),
+            ("bank book", {}, Viewer("bank.boc-qd", "bank")),
+            ("enterprise", {"uscc": USCC}, Viewer("regulator.safe-qd", "regulator"))):
+        times, size = [], 0
+        for _ in range(runs):
+            start = time.perf_counter()
+            page = await exposure(query, node, viewer)
+            html = env.get_template(page.template).render(
+                {**page.context, "title": page.title, "viewer": viewer, "nav": nav()})
+            times.append(time.perf_counter() - start)
+            size = len(html.encode())
+        print(f"{label:22} {count} financings: median {statistics.median(times) * 1000:8.1f} ms"
+              f" over {runs} runs, {size / 1e6:.2f} MB of HTML")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--financings", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    trio.run(figures, args.financings, args.runs)
+
+
+if __name__ == "__main__":
+    main()
