@@ -18,7 +18,7 @@ def fetch(url: str) -> str:
 
 
 def test_the_devnet_runs_the_regulators_console(tmp_path: pathlib.Path) -> None:
-    with running_devnet(tmp_path / "net") as net:
+    with running_devnet(tmp_path / "net", console=True) as net:
         console = net.desc["console"]
         html = fetch(console["url"])
         assert 'id="viewer">regulator.safe-qd <span class="role">regulator</span>' in html

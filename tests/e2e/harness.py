@@ -94,9 +94,12 @@ class Devnet:
 
 @contextmanager
 def running_devnet(root: pathlib.Path, tuning: dict[str, int] | None = None,
-                   params: types.Params | None = None) -> Iterator[Devnet]:
+                   params: types.Params | None = None, console: bool = False
+                   ) -> Iterator[Devnet]:
+    """A devnet of processes; `console`: with the regulator's console (most tests need the
+    nodes only)."""
     desc = devnet.up(root, base_port=free_base_port(), tuning=tuning, out=lambda _: None,
-                     params=params)
+                     params=params, console=console)
     try:
         config = load_genesis((root / "genesis.json").read_bytes())
         yield Devnet(root, desc, config, devnet.institution_keys(root, desc))
@@ -105,9 +108,11 @@ def running_devnet(root: pathlib.Path, tuning: dict[str, int] | None = None,
             devnet.down(root, out=lambda _: None)
         except devnet.DevnetError:
             pass
-        for node in desc["nodes"]:  # whatever `down` could not reach: never leak a node
-            if devnet.pid_alive(node["pid"]):
-                os.kill(node["pid"], signal.SIGKILL)
+        # whatever `down` could not reach: never leak a node (or the console)
+        for pid in [n["pid"] for n in desc["nodes"]] + (
+                [desc["console"]["pid"]] if "console" in desc else []):
+            if devnet.pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 class Load:
