@@ -62,7 +62,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
     import trio
 
     from node.client import Credential
-    from node.console.app import build_app, serve
+    from node.console.app import LOOPBACK_HOSTS, build_app, serve
     from node.console.common import ConsoleError
     from node.console.rpc import RpcNodeApi, viewer_of
 
@@ -96,7 +96,8 @@ def _cmd_console(args: argparse.Namespace) -> int:
                 if exc.status != 503 or trio.current_time() >= deadline:
                     raise CrossbillError(f"console: {exc.title}: {exc.message}") from None
             await trio.sleep(NODE_RETRY_S)  # the node is starting (the devnet starts both)
-        app = build_app(node, viewer, peers=peers)
+        app = build_app(node, viewer, peers=peers,
+                        allowed_hosts=(*LOOPBACK_HOSTS, host, *args.allowed_host))
         async with trio.open_nursery() as nursery:
             url = await nursery.start(serve, app, host, port)
             print(f"console for {viewer.institution} ({viewer.role}) at {url}/network",
@@ -118,6 +119,9 @@ def register(sub: Any) -> None:
                    "may read)")
     p.add_argument("--peer", type=_peer, action="append", default=[], metavar="NAME=URL",
                    help="another node whose status the network page shows (repeatable)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a Host name the console also answers by (repeatable; by default only "
+                   "loopback names and the listen address: a guard against DNS rebinding)")
     p.add_argument("--wait-node-s", type=float, default=0.0, metavar="N",
                    help="wait up to N seconds for the node to answer at start (default: "
                    "fail at once)")

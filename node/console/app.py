@@ -22,6 +22,8 @@ import trio
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -41,6 +43,11 @@ LIVE_RESUBSCRIBE_S: Final = 2.0  # wait before re-subscribing to a node that wen
 QUERY_PARAMS_MAX: Final = 16  # query parameters a page request may carry
 LIVE_SOCKETS_MAX: Final = 32  # live network pages open at once (each follows the node)
 LIVE_BUSY_CLOSE_CODE: Final = 1013  # WebSocket close code "try again later" (RFC 6455)
+LIVE_ORIGIN_CLOSE_CODE: Final = 1008  # policy violation: a live page opened from elsewhere
+# The Host names the console answers by default. The console holds an institution's
+# credentials: a web page whose name is rebound to 127.0.0.1 (DNS rebinding) must not read it
+# through the victim's browser (the node checks Host the same way, docs/adr/0020).
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
 
 
 class Subscribing(Protocol):
@@ -130,9 +137,12 @@ async def network_context(node: NodeApi, viewer: Viewer,
 def build_app(node: NodeApi, viewer: Viewer, *, peers: Mapping[str, NodeApi] | None = None,
               pages: Mapping[str, PageFunc] | None = None,
               live_interval_s: float = LIVE_INTERVAL_S,
-              live_sockets_max: int = LIVE_SOCKETS_MAX) -> Starlette:
+              live_sockets_max: int = LIVE_SOCKETS_MAX,
+              allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> Starlette:
     """The console for `viewer`, calling `node` (and reading the status of `peers`, by
-    name). `pages` defaults to `node.console.pages.PAGES`."""
+    name). `pages` defaults to `node.console.pages.PAGES`. Requests whose Host is not one of
+    `allowed_hosts` get 400 (DNS rebinding); a live socket opened by a page of another origin
+    is closed (cross-site WebSocket hijacking)."""
     env = environment()
     menu = nav()
     peer_apis = dict(peers or {})
@@ -181,6 +191,11 @@ def build_app(node: NodeApi, viewer: Viewer, *, peers: Mapping[str, NodeApi] | N
 
     async def live(ws: WebSocket) -> None:
         await ws.accept()
+        origin = ws.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] != ws.headers.get("host"):
+            await ws.close(LIVE_ORIGIN_CLOSE_CODE, "a live page is only for the console's own "
+                           "pages (Origin is not this console)")
+            return
         if live_sockets[0] >= live_sockets_max:
             await ws.close(LIVE_BUSY_CLOSE_CODE, f"at most {live_sockets_max} live pages; "
                            "reload later (the page reads without live updates)")
@@ -261,7 +276,9 @@ def build_app(node: NodeApi, viewer: Viewer, *, peers: Mapping[str, NodeApi] | N
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     routes += [Route(path, page_endpoint(func)) for path, func in page_funcs.items()]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found},
+                     middleware=[Middleware(TrustedHostMiddleware,
+                                            allowed_hosts=list(allowed_hosts))])
 
 
 async def serve(app: Starlette, host: str, port: int, *,

@@ -161,3 +161,25 @@ async def test_live_pages_are_pushed_snapshots_and_bounded(tmp_path: pathlib.Pat
     assert closed.value.reason is not None
     assert (closed.value.reason.code, "at most 1 live pages" in str(closed.value.reason.reason)
             ) == (1013, True)
+
+
+async def test_other_hosts_and_origins_are_refused(tmp_path: pathlib.Path) -> None:
+    """DNS rebinding: a request naming another Host gets no page; a live socket opened by a
+    page of another origin is closed; the console's own pages work."""
+    async with rpc_cluster(tmp_path, wait_leader=False) as rc:
+        async with console(RpcNodeApi(rc.url), BANK, live_interval_s=0.1) as url:
+            async with httpx.AsyncClient(timeout=20) as http:
+                rebound = await http.get(url + "/network", headers={"host": "evil.example"})
+            assert rebound.status_code == 400 and "bank.boc-qd" not in rebound.text
+            assert (await get(url + "/network")).status_code == 200
+            live = url.replace("http://", "ws://") + "/live"
+            with trio.fail_after(20):
+                async with open_websocket_url(
+                        live, extra_headers=[("Origin", "http://evil.example")]) as ws:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await ws.get_message()
+                own = "http://" + url.split("://", 1)[1]
+                async with open_websocket_url(live, extra_headers=[("Origin", own)]) as ws:
+                    assert 'id="nodes"' in await ws.get_message()
+        rc.c.nursery.cancel_scope.cancel()
+    assert closed.value.reason is not None and closed.value.reason.code == 1008
