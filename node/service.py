@@ -8,6 +8,7 @@ SIGTERM or SIGINT, then stops within the configured deadline.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import pathlib
@@ -45,6 +46,9 @@ MEMBERSHIP_TX_TYPES: Final = frozenset({"institution.admit", "node.set", "ordere
                                         "orderer.remove"})
 ORDERER_RETIRE_GRACE_S: Final = 10.0
 ROLE_CHECK_INTERVAL_S: Final = 1.0
+# Recent blocks whose local apply time node.status lists (the console's "time to commit
+# everywhere" of its last blocks; ADR 0036).
+APPLIED_TIMES_LISTED: Final = 16
 
 log = logging.getLogger("crossbill.node")
 
@@ -123,6 +127,10 @@ class Node:
         self.timeout_s = self.timing.request_timeout_ms / 1000
         self._left_ordering_at: float | None = None
         self._last_proposer: str | None = None  # of the last applied block (None: not read)
+        # (height, this node's wall clock in ms) of its last applied blocks: node.status
+        # tells them, and the console derives each block's time to commit everywhere.
+        self._applied_at: collections.deque[tuple[int, int]] = collections.deque(
+            maxlen=APPLIED_TIMES_LISTED)
         self.evidence = CommitEvidence(
             institution=institution, chain=self.chain, storage=self.storage, network=network,
             signing_key=self.signing_key, is_orderer=lambda: self.is_orderer,
@@ -318,6 +326,7 @@ class Node:
                        "from_genesis": self.config.timing is not None,
                        "overridden": [o.key for o in self.timing_overrides]},
             "counters": self.counters(),
+            "applied": [{"height": h, "applied_at_ms": t} for h, t in self._applied_at],
         }
 
     def counters(self) -> dict[str, Any]:
@@ -354,6 +363,7 @@ class Node:
 
     async def _on_block(self, block: types.Block, result: BlockResult, mine: bool) -> None:
         self._last_proposer = block.header.proposer
+        self._applied_at.append((block.height, int(time.time() * 1000)))
         # No await before the hub hears of the block: sub.blocks' replay (from_height) reads
         # the chain's height and relies on every later block reaching the hub.
         self.intake.block_applied(block)

@@ -14,7 +14,6 @@ import pytest
 
 TESTS = pathlib.Path(__file__).parent
 SERIAL = (
-    "console/test_devnet_console.py",
     "e2e/",
     "faults/test_scenarios.py",
     "faults/test_shaper.py",

@@ -85,11 +85,25 @@ async def _node_row(name: str, api: NodeApi, connected: bool) -> dict[str, Any]:
         health = await api.call("node.health")
     except ConsoleError as exc:
         return {"name": name, "connected": connected, "down": True, "reason": exc.message}
-    return {"name": name, "connected": connected, "down": False,
+    applied = {int(a["height"]): int(a["applied_at_ms"]) for a in status.get("applied", ())
+               if isinstance(a, dict) and "height" in a and "applied_at_ms" in a}
+    return {"name": name, "connected": connected, "down": False, "applied": applied,
             "institution": status.get("institution", name), "role": status.get("role", ""),
             "height": int(status.get("height", 0)), "leader": status.get("leader") or "",
             "peers": len(status.get("peers", ())), "catching_up": bool(status.get("catching_up")),
             "ready": bool(health.get("ok"))}
+
+
+def commit_everywhere(height: int, timestamp_ms: int | None,
+                      rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How long block `height` took from its timestamp (the proposer's clock) until the last
+    reachable node applied it (each node's clock, from its node.status `applied`): the time
+    to commit everywhere, once every reachable node lists it; how many did so far."""
+    up = [r for r in rows if not r["down"]]
+    times = [r["applied"][height] for r in up if height in r.get("applied", {})]
+    done = len(times) == len(up) and bool(up) and timestamp_ms is not None
+    return {"applied_by": len(times), "reachable": len(up),
+            "commit_ms": max(0, max(times) - timestamp_ms) if done and timestamp_ms else None}
 
 
 async def network_context(node: NodeApi, viewer: Viewer,
@@ -125,7 +139,8 @@ async def network_context(node: NodeApi, viewer: Viewer,
         header = (await node.call("block.get", {"height": h}))["block"]["header"]
         blocks.append({"height": h, "tx_count": header.get("tx_count", 0),
                        "timestamp_ms": header.get("timestamp_ms"),
-                       "proposer": header.get("proposer", "")})
+                       "proposer": header.get("proposer", ""),
+                       **commit_everywhere(h, header.get("timestamp_ms"), rows)})
     return {"status": status, "health": health, "institutions": institutions,
             "nodes": rows, "top_height": top, "blocks": blocks,
             "chain_id": consortium.get("chain_id", "")}

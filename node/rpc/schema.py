@@ -93,7 +93,13 @@ STATUS: Final = {"type": "object", "required": ["height", "state_root", "role", 
         "from_genesis": BOOL, "overridden": NAMES}, "additionalProperties": False},
     "counters": {"type": "object", "description": "each component's counters (what the "
                  "Prometheus metrics read; docs/adr/0009)",
-                 "additionalProperties": {"type": "object"}}},
+                 "additionalProperties": {"type": "object"}},
+    "applied": {"type": "array", "description": "this node's last applied blocks, oldest "
+                "first, with its own wall-clock time of applying each (Unix ms; clocks differ "
+                "between nodes by their skew)", "items": {
+                    "type": "object", "required": ["height", "applied_at_ms"],
+                    "properties": {"height": INT, "applied_at_ms": INT},
+                    "additionalProperties": False}}},
     "additionalProperties": False}
 READ_AUTH: Final = {"type": "object", "required": ["reader", "key_id", "ts_ms", "signature"],
                     "properties": {"reader": {"type": "string"}, "key_id": {"type": "string"},

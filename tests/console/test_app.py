@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import re
 from collections.abc import Mapping
 
 import httpx
@@ -14,13 +15,14 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from node.client import Credential
-from node.console.app import NETWORK_BLOCKS_MAX
+from node.console.app import NETWORK_BLOCKS_MAX, commit_everywhere
 from node.console.common import NodeApi, Page, Viewer, query_text
 from node.console.rpc import RpcNodeApi, viewer_of
 from node.keys import generate_key
 from tests.console.harness import commit_blocks, console, serve_rpc_of
 from tests.rpc.harness import RPC_NODE, rpc_cluster
 from tests.rpc.test_client_signatures import serving
+from tests.waiting import wait_until
 
 BANK = Viewer(RPC_NODE, "bank")
 
@@ -55,6 +57,9 @@ async def test_the_network_page_shows_the_nodes_institutions_and_last_blocks(
         assert viewer == BANK
         peers = {"bank.icbc-qd": RpcNodeApi(icbc_url), "tax.qd": RpcNodeApi(
             "http://127.0.0.1:9/", timeout_s=2)}
+        tip = rc.node.chain.height
+        await wait_until(lambda: rc.c.nodes["bank.icbc-qd"].chain.height >= tip, 10,
+                         what="ICBC's node at the tip")
         async with console(api, viewer, peers=peers) as url:
             home = await get(url + "/")
             assert (home.status_code, home.headers["location"]) == (303, "/network")
@@ -73,7 +78,21 @@ async def test_the_network_page_shows_the_nodes_institutions_and_last_blocks(
     rows = [h for h in range(height, 0, -1)][:NETWORK_BLOCKS_MAX]
     for h in rows:
         assert f'<tr data-height="{h}">' in html
+    # both reachable nodes applied the tip: its time to commit everywhere is shown
+    assert re.search(rf'<tr data-height="{tip}">.*?<td class="commit">\d+ ms \(2 nodes\)</td>',
+                     html), html[html.find('id="blocks"'):][:1500]
     assert '<script src="/static/network.js">' in html
+
+
+def test_time_to_commit_everywhere_waits_for_every_reachable_node() -> None:
+    rows = [{"down": False, "applied": {5: 1_250, 6: 2_000}},
+            {"down": False, "applied": {5: 1_400}},
+            {"down": True}]
+    assert commit_everywhere(5, 1_000, rows) == {"applied_by": 2, "reachable": 2,
+                                                 "commit_ms": 400}
+    assert commit_everywhere(6, 1_900, rows) == {"applied_by": 1, "reachable": 2,
+                                                 "commit_ms": None}
+    assert commit_everywhere(4, 900, rows)["commit_ms"] is None  # no longer listed
 
 
 async def test_unknown_routes_and_bad_queries_are_error_pages(

@@ -10,6 +10,7 @@ import pathlib
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import trio
 
@@ -20,6 +21,7 @@ from node.keys import generate_key
 from tests.console.browser import Browser
 from tests.console.harness import console, serve_rpc_of
 from tests.rpc.harness import rpc_cluster
+from tests.waiting import wait_until
 
 WAIT_S = 15.0
 
@@ -40,12 +42,20 @@ def page(browser: Browser, url: str, shot: str) -> Callable[[], str]:
     return load
 
 
+async def every_node_at(rc: Any, height: int) -> None:
+    """Wait until every node applied `height`: a node answers `committed` once *it* applied
+    a block; the consoles here read the regulator's and ICBC's nodes (read your writes)."""
+    await wait_until(lambda: all(n.chain.height >= height for n in rc.c.nodes.values()),
+                     WAIT_S, what=f"every node at height {height}")
+
+
 async def test_record_pages_in_a_real_browser(tmp_path: pathlib.Path, browser: Browser) -> None:
     async with rpc_cluster(tmp_path) as rc, AsyncExitStack() as stack:
         steps = headline_steps(rc.c.config, rc.c.keys, int(time.time() * 1000), generate_key())
         async with AsyncClient(rc.url) as client:
             for step in steps[:13]:  # up to the refused double financing
                 await client.submit(step.tx, wait=True)
+        await every_node_at(rc, rc.node.chain.height)  # the consoles read other nodes
         regulator_rpc, _ = await serve_rpc_of(rc, "regulator.safe-qd")
         icbc_rpc, _ = await serve_rpc_of(rc, "bank.icbc-qd")
         urls: dict[str, str] = {}
@@ -75,6 +85,7 @@ async def test_record_pages_in_a_real_browser(tmp_path: pathlib.Path, browser: B
                 assert fin["financing"]["terms"][0]["ciphertext"] not in source
                 for step in steps[13:]:
                     await client.submit(step.tx, wait=True)
+            await every_node_at(rc, rc.node.chain.height)
             for q, shot, expect in (("QD-2026-EX-0001", "search-declaration", "Declaration"),
                                     ("FIN-BOC-0001", "search-financing", "Financing"),
                                     ("TX-2026-0001", "search-taxform", "Tax form"),

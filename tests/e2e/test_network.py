@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
 
 import pytest
 import trio
 
+from node.cli import devnet
 from node.cli import main as cli
 from node.client.transport import TLS_ERROR_CODE, RpcClient, RpcError
 from node.p2p import network as netproto
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.slow
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     """One devnet for the tests that leave it as it was (the last one may stop a follower):
     starting seven processes costs about 15 s per test on this machine."""
-    with running_devnet(tmp_path_factory.mktemp("shared") / "net") as dn:
+    with running_devnet(tmp_path_factory.mktemp("shared") / "net", console=True) as dn:
         yield dn
 
 
@@ -53,6 +55,19 @@ def test_javascript_client_finances_on_the_devnet(shared: Devnet) -> None:
     """examples/js/headline.js, run by Node.js, commits the headline's financing on every
     node (tests/e2e/js_client.py)."""
     print(check_headline_financing_from_javascript(shared))  # the figures, under `pytest -s`
+
+
+def test_the_devnet_runs_the_regulators_console(shared: Devnet) -> None:
+    """`devnet up` starts the regulator's console beside the nodes (its own node, its client
+    key, every node as a peer): its network page shows the regulator's view of all seven
+    (tests/console show a stopped node turn "down", in a real browser)."""
+    console = shared.desc["console"]
+    assert devnet.pid_alive(console["pid"])
+    with urllib.request.urlopen(console["url"], timeout=10) as reply:
+        html = reply.read().decode()
+    assert 'id="viewer">regulator.safe-qd <span class="role">regulator</span>' in html
+    for name in shared.names():
+        assert f'<tr class="up" data-node="{name}">' in html
 
 
 def assert_serves_tls_only(dn: Devnet, capsys: pytest.CaptureFixture[str]) -> None:
