@@ -17,7 +17,7 @@ import trio
 
 from node import tls
 from node.client.api import Credential, Queries
-from node.client.transport import RpcError, result_of, tls_error
+from node.client.transport import RpcError, resend_safe, result_of, tls_error
 
 POOL_CONNECTIONS_MAX: Final = 32
 RESPONSE_BYTES_MAX: Final = 64 * 1024 * 1024
@@ -104,12 +104,26 @@ class AsyncClient(Queries):
             self.audience = str(status["institution"])
         return self.audience
 
-    async def _post(self, body: bytes, timeout_s: float, signed: bool = True) -> bytes:
+    async def _post(self, body: bytes, timeout_s: float, signed: bool = True,
+                    resend: bool = True) -> bytes:
+        """Send `body` on a pooled connection (or a new one). A pooled connection the node
+        has closed meanwhile (its keep-alive idle timeout) fails before any answer: then,
+        for a call safe to repeat (`resend`: reads, tx.submit; ADR 0033), the request is
+        sent once more on a fresh connection, signed anew. Never after a timeout."""
+        if self._idle:
+            try:
+                return await self._post_on(self._idle.pop(), body, timeout_s, signed)
+            except (trio.BrokenResourceError, h11.RemoteProtocolError):
+                if not resend:
+                    raise
+        return await self._post_on(None, body, timeout_s, signed)
+
+    async def _post_on(self, conn: _Conn | None, body: bytes, timeout_s: float,
+                       signed: bool) -> bytes:
         headers: list[tuple[str, str]] = []
         if self.credential is not None and signed:
             headers.extend(self.credential("POST", self.path, body,
                                            await self._audience()).items())
-        conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = _Conn(await self._connect(timeout_s))
         try:
@@ -156,7 +170,8 @@ class AsyncClient(Queries):
         timeout_s = self.timeout_s
         if method == "tx.submit" and params and params.get("wait"):
             timeout_s = max(timeout_s, params["timeout_ms"] / 1000 + 5)
-        return result_of(orjson.loads(await self._post(body, timeout_s)))
+        return result_of(orjson.loads(await self._post(body, timeout_s,
+                                                       resend=resend_safe(method))))
 
     @asynccontextmanager
     async def subscribe(self, method: str, params: dict[str, Any] | None = None

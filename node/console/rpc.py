@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+import h11
 import trio
 
 from node.client.aio import AsyncClient
@@ -53,7 +54,7 @@ class RpcNodeApi:
         except trio.TooSlowError:
             raise node_down(self.url, f"no answer to {method} within {self.timeout_s:g} s"
                             ) from None
-        except (OSError, trio.BrokenResourceError) as exc:
+        except (OSError, trio.BrokenResourceError, h11.ProtocolError) as exc:
             raise node_down(self.url, str(exc) or type(exc).__name__) from None
 
     @asynccontextmanager

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import h11
 import orjson
 import pytest
+import trio
 
-from node.client import Credential
+from node.client import AsyncClient, Credential
 from node.client.transport import RpcClient
 from node.keys import generate_key
 
@@ -112,3 +114,22 @@ def test_nothing_is_resent_after_a_timeout() -> None:
             c.call("tx.submit", {"tx": {}})
         c.close()
         assert len(script.seen) == 1
+
+
+async def test_the_async_client_resends_a_read_once_after_a_stale_pooled_connection() -> None:
+    """A pooled keep-alive connection the node closed meanwhile (its idle timeout): a call
+    safe to repeat goes once more on a fresh connection, signed anew (a long-running
+    console's first page after a quiet spell); an admin call does not."""
+    with scripted(["answer", "close", "answer", "answer", "close"]) as (url, script):
+        async with AsyncClient(url, Credential("backoffice", generate_key(), "bank.x"),
+                               timeout_s=10) as c:
+            assert await c.call("node.status") == {"ok": True}
+            assert await c.call("declaration.get", {"declaration_no": "D"}) == {"ok": True}
+            assert await c.call("node.health") == {"ok": True}  # pooled again
+            with pytest.raises((trio.BrokenResourceError, h11.RemoteProtocolError)):
+                await c.call("admin.compact")
+    seen = [(conn, orjson.loads(body)["method"]) for conn, _, body in script.seen]
+    assert seen == [(1, "node.status"), (1, "declaration.get"), (2, "declaration.get"),
+                    (2, "node.health"), (2, "admin.compact")]
+    first, again = script.seen[1][1], script.seen[2][1]
+    assert first["signature-input"] != again["signature-input"]  # signed anew
