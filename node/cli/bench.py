@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from node.cli import bench_report
-from node.cli.procstat import machine_busy_s, proc_cpu_s, proc_hwm_mb, proc_rss_mb
+from node.cli.procstat import log_tail, machine_busy_s, proc_cpu_s, proc_hwm_mb, proc_rss_mb
 from protocol.errors import CrossbillError
 
 BATCH_TXS_MAX: Final = 100            # the node's default [rpc] batch_requests_max
@@ -668,21 +668,6 @@ def _alive(pid: int) -> bool:
     return pid_alive(pid)
 
 
-def _tail(path: pathlib.Path, lines: int = 12) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return "(no log)"
-    return "\n".join("    " + line[:300] for line in text)
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p * len(values)))]
-
-
 def summarize(desc: dict[str, Any], obs: Observed, win: Window, offered: float,
               duration_s: float) -> tuple[list[str], dict[str, Any]]:
     nodes = desc["nodes"]
@@ -739,11 +724,11 @@ def summarize(desc: dict[str, Any], obs: Observed, win: Window, offered: float,
     ms = 1000.0
     figures: dict[str, Any] = {
         "committed_tps": round(committed_tps, 1),
-        "latency_p50_ms": _ms(_pct(latencies, 0.50)),
-        "latency_p95_ms": _ms(_pct(latencies, 0.95)),
-        "latency_p99_ms": _ms(_pct(latencies, 0.99)),
-        "all_applied_ms": _ms(_pct(everywhere, 0.50)),
-        "all_applied_p99_ms": _ms(_pct(everywhere, 0.99)),
+        "latency_p50_ms": _ms(bench_report.percentile(latencies, 0.50)),
+        "latency_p95_ms": _ms(bench_report.percentile(latencies, 0.95)),
+        "latency_p99_ms": _ms(bench_report.percentile(latencies, 0.99)),
+        "all_applied_ms": _ms(bench_report.percentile(everywhere, 0.50)),
+        "all_applied_p99_ms": _ms(bench_report.percentile(everywhere, 0.99)),
         "drain_ms": round((last_applied - win.end) * ms, 1)
         if last_applied and win.drain_complete else None,
         "cpu_us_per_tx_node": cpu_node,
@@ -792,7 +777,7 @@ def summarize(desc: dict[str, Any], obs: Observed, win: Window, offered: float,
                  f"node): {figures['gossip_msgs_per_s']}")
     for name in exited:
         log = next(pathlib.Path(n["log"]) for n in nodes if n["name"] == name)
-        tail = _tail(log)
+        tail = log_tail(log)
         lines.append(f"WARNING: node {name} EXITED during the run; its log ends:\n{tail}")
     lines.append(f"machine: {os.cpu_count()} cores, {figures['machine_cpu_pct']}% of one core "
                  f"busy during the window: the nodes {figures['nodes_cpu_pct']}%, the client "

@@ -50,7 +50,8 @@ from typing import Any, Final
 
 import trio
 
-from node.cli.procstat import machine_busy_s, proc_cpu_s, proc_hwm_mb
+from node.cli.bench_report import percentile
+from node.cli.procstat import log_tail, machine_busy_s, proc_cpu_s, proc_hwm_mb
 from node.p2p import network as net
 from node.p2p.host import P2PNode, attach_libp2p_logging
 from node.p2p.identity import generate_seed, key_pair_from_seed, peer_id_from_seed
@@ -163,15 +164,6 @@ def entry_payload(client: int, seq: int, size: int) -> bytes:
         raise ValueError(f"entries need at least {ENTRY_BYTES_MIN} bytes")
     tag = struct.pack(">QQ", client, seq)
     return tag + b"x" * (size - len(tag))
-
-
-def percentile(values: list[float], p: float) -> float:
-    """The nearest-rank percentile of `values` (as `crossbill bench` computes it); NaN if
-    empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 @dataclass
@@ -649,7 +641,7 @@ def _start_nodes(root: pathlib.Path, nodes: int, base: int) -> list[_Node]:
             while not ready.wait(0.1):
                 if not node.proc.is_alive() or time.monotonic() > deadline:
                     raise OrderingBenchError(f"{node.name} did not start; its log:\n"
-                                             f"{_tail(node.log_path)}")
+                                             f"{log_tail(node.log_path)}")
         return started
     except BaseException:
         _stop_nodes(started)
@@ -664,14 +656,6 @@ def _stop_nodes(nodes: list[_Node]) -> None:
         if node.proc.is_alive():
             node.proc.kill()
             node.proc.join(STOP_TIMEOUT_S)
-
-
-def _tail(path: pathlib.Path, lines: int = 12) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return "(no log)"
-    return "\n".join("    " + line[:300] for line in text)
 
 
 @dataclass
@@ -807,7 +791,7 @@ def summarize(nodes: list[_Node], load: _Load, win: _Window, clients: int, entry
     for name in exited:
         node = next(n for n in nodes if n.name == name)
         lines.append(f"WARNING: node {name} EXITED during the run; its log ends:\n"
-                     f"{_tail(node.log_path)}")
+                     f"{log_tail(node.log_path)}")
     lines.append(f"clients reach the leader over {figures['client_transport']}; machine: "
                  f"{os.cpu_count()} cores, {figures['machine_cpu_pct']}% of one core busy: the "
                  f"nodes {figures['nodes_cpu_pct']}%, the bench process (clients) "

@@ -26,6 +26,7 @@ from protocol import txtypes
 from protocol.errors import CrossbillError
 
 RPC_DEFAULT: Final = "http://127.0.0.1:8101"
+PEM_KEY_BYTES_MAX: Final = 4096  # an RPC client key in PEM
 RECORD_QUERIES: Final = {
     "institution": "institution.get", "enterprise": "enterprise.get",
     "declaration": "declaration.get", "financing": "financing.get",
@@ -45,24 +46,59 @@ def _read_key(path: pathlib.Path, passphrase_file: pathlib.Path | None) -> Any:
     return keys.read_key_file(path, keys.passphrase_from_env_or_file(passphrase_file))
 
 
+def read_client_key(path: pathlib.Path, passphrase_file: pathlib.Path | None) -> Any:
+    """An RPC client key: a Crossbill key file (its passphrase from --passphrase-file or
+    $CROSSBILL_PASSPHRASE), or an unencrypted PKCS#8 PEM Ed25519 key as the devnet writes
+    (DIR/<institution>/rpc-client-key.pem)."""
+    from protocol import crypto
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(PEM_KEY_BYTES_MAX + 1)
+    except OSError as exc:
+        raise CrossbillError(f"cannot read client key {path}: {exc.strerror}") from None
+    if not head.startswith(b"-----BEGIN"):
+        return _read_key(path, passphrase_file)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        key = serialization.load_pem_private_key(head, password=None)
+    except (ValueError, TypeError) as exc:
+        raise CrossbillError(f"{path}: not an unencrypted PKCS#8 PEM key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CrossbillError(f"{path}: not an Ed25519 key")
+    return crypto.PrivateKey(key.private_bytes_raw())
+
+
+def client_credential(args: argparse.Namespace) -> Any:
+    """The client credential the options `add_rpc_options` added name, or None."""
+    from node.client import Credential
+
+    if args.client_key is None:
+        return None
+    if not args.client_name:
+        raise CrossbillError("--client-key needs --client-name")
+    return Credential(args.client_name, read_client_key(args.client_key, args.passphrase_file))
+
+
+def ca_file_of(args: argparse.Namespace) -> Any:
+    """--ca-file, or the devnet's own CA (named in DIR/devnet.json) with --devnet DIR."""
+    ca_file = getattr(args, "ca_file", None)
+    if ca_file is None and getattr(args, "devnet", None) is not None:
+        from node.cli import devnet
+
+        ca_file = devnet.load(args.devnet).get("ca_file")
+    return ca_file
+
+
 def rpc_client(args: argparse.Namespace) -> Any:
     """A client for the options `add_rpc_options` added (signed with the client credential
     when one is given)."""
-    from node.client import Client, Credential
+    from node.client import Client
 
-    credential = None
-    if args.client_key is not None:
-        if not args.client_name:
-            raise CrossbillError("--client-key needs --client-name")
-        credential = Credential(args.client_name, _read_key(args.client_key,
-                                                            args.passphrase_file))
-    ca_file = getattr(args, "ca_file", None)
-    if ca_file is None and getattr(args, "devnet", None) is not None:
-        from node.cli import devnet  # the devnet's own CA, named in DIR/devnet.json
-
-        ca_file = devnet.load(args.devnet).get("ca_file")
-    return Client(args.rpc, timeout_s=args.timeout_s, credential=credential,
-                  ca_file=ca_file,
+    return Client(args.rpc, timeout_s=args.timeout_s, credential=client_credential(args),
+                  ca_file=ca_file_of(args),
                   cert_file=getattr(args, "client_cert", None),
                   key_file=getattr(args, "client_cert_key", None))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import pathlib
 from typing import Any, Final
 
 from protocol.errors import CrossbillError
@@ -14,34 +13,7 @@ from protocol.errors import CrossbillError
 LISTEN_DEFAULT: Final = "127.0.0.1:8400"
 PEERS_MAX: Final = 64  # --peer options the network page follows
 PEER_TIMEOUT_S: Final = 3.0  # a peer's status call: "down" after this long
-PEM_KEY_BYTES_MAX: Final = 4096
 NODE_RETRY_S: Final = 0.5  # --wait-node-s: ask the node again after this long
-
-
-def read_client_key(path: pathlib.Path, passphrase_file: pathlib.Path | None) -> Any:
-    """A client key: a Crossbill key file (its passphrase from --passphrase-file or
-    $CROSSBILL_PASSPHRASE), or an unencrypted PKCS#8 PEM Ed25519 key as the devnet writes
-    (DIR/<institution>/rpc-client-key.pem)."""
-    from node import keys
-    from protocol import crypto
-
-    try:
-        with open(path, "rb") as f:
-            head = f.read(PEM_KEY_BYTES_MAX + 1)
-    except OSError as exc:
-        raise CrossbillError(f"cannot read client key {path}: {exc.strerror}") from None
-    if not head.startswith(b"-----BEGIN"):
-        return keys.read_key_file(path, keys.passphrase_from_env_or_file(passphrase_file))
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    try:
-        key = serialization.load_pem_private_key(head, password=None)
-    except (ValueError, TypeError) as exc:
-        raise CrossbillError(f"{path}: not an unencrypted PKCS#8 PEM key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CrossbillError(f"{path}: not an Ed25519 key")
-    return crypto.PrivateKey(key.private_bytes_raw())
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -61,24 +33,15 @@ def _peer(text: str) -> tuple[str, str]:
 def _cmd_console(args: argparse.Namespace) -> int:
     import trio
 
-    from node.client import Credential
+    from node.cli.client_cmds import ca_file_of, client_credential
     from node.console.app import LOOPBACK_HOSTS, build_app, serve
     from node.console.common import ConsoleError
     from node.console.rpc import RpcNodeApi, viewer_of
 
     if len(args.peer) > PEERS_MAX:
         raise CrossbillError(f"at most {PEERS_MAX} --peer options")
-    credential = None
-    if args.client_key is not None:
-        if not args.client_name:
-            raise CrossbillError("--client-key needs --client-name")
-        credential = Credential(args.client_name,
-                                read_client_key(args.client_key, args.passphrase_file))
-    ca_file = args.ca_file
-    if ca_file is None and args.devnet is not None:
-        from node.cli import devnet  # the devnet's own CA, named in DIR/devnet.json
-
-        ca_file = devnet.load(args.devnet).get("ca_file")
+    credential = client_credential(args)
+    ca_file = ca_file_of(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     host, port = args.listen
 

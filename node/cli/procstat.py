@@ -1,5 +1,6 @@
 """What /proc says about a process and the machine: CPU seconds and memory, for the benchmarks
-(`crossbill bench`, its ordering-only mode and benchmarks/ordering_vs_etcd.py)."""
+(`crossbill bench`, its ordering-only mode and benchmarks/ordering_vs_etcd.py); and the last
+lines of a node's log, which they show when a node they started fails."""
 
 from __future__ import annotations
 
@@ -46,3 +47,12 @@ def proc_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def log_tail(path: pathlib.Path, lines: int = 12) -> str:
+    """The last `lines` lines of a log, indented and cut at 300 characters each."""
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line[:300] for line in text)

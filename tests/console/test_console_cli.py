@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from node.cli import console_cmd
+from node.cli import client_cmds
 from node.cli.main import main
 from node.cli.netgen import pkcs8_pem
 from node.files import create_private_file
@@ -19,15 +19,15 @@ def test_the_client_key_is_a_key_file_or_the_devnets_pem(
     key = generate_key()
     pem = tmp_path / "rpc-client-key.pem"
     create_private_file(pem, pkcs8_pem(key))
-    assert console_cmd.read_client_key(pem, None).seed == key.seed
+    assert client_cmds.read_client_key(pem, None).seed == key.seed
     monkeypatch.setenv("CROSSBILL_PASSPHRASE", "secret")
     keyfile = tmp_path / "client.key"
     write_key_file(keyfile, key, "secret", scrypt_log_n=14)
-    assert console_cmd.read_client_key(keyfile, None).seed == key.seed
+    assert client_cmds.read_client_key(keyfile, None).seed == key.seed
     bad = tmp_path / "bad.pem"
     create_private_file(bad, b"-----BEGIN PRIVATE KEY-----\nnot base64\n")
-    with pytest.raises(console_cmd.CrossbillError, match="not an unencrypted PKCS#8 PEM key"):
-        console_cmd.read_client_key(bad, None)
+    with pytest.raises(client_cmds.CrossbillError, match="not an unencrypted PKCS#8 PEM key"):
+        client_cmds.read_client_key(bad, None)
 
 
 def test_bad_options_and_a_node_down_are_refused_clearly(
