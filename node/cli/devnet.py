@@ -59,6 +59,12 @@ def free_base_port(nodes: int = 7) -> int:
     raise DevnetError("no free port range on 127.0.0.1")
 
 
+def free_port() -> int:
+    """One port free on 127.0.0.1 now, below the ephemeral range (a base port itself is not
+    checked: base+300 is another devnet's console port)."""
+    return free_base_port(nodes=1) + 1
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:

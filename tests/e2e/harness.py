@@ -22,6 +22,7 @@ from tests import sealing
 from tests.waiting import wait_until_sync
 
 free_base_port = devnet.free_base_port
+free_port = devnet.free_port
 
 
 @dataclass

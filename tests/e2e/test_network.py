@@ -20,7 +20,7 @@ from node.p2p.host import P2PNode
 from node.p2p.identity import generate_seed, key_pair_from_seed, read_node_key
 from node.replica.messages import pack_blobs
 from protocol import types
-from tests.e2e.harness import Devnet, Load, free_base_port, running_devnet
+from tests.e2e.harness import Devnet, Load, free_port, running_devnet
 from tests.e2e.js_client import check_headline_financing_from_javascript
 from tests.waiting import wait_until, wait_until_sync
 
@@ -101,7 +101,7 @@ async def test_a_peer_outside_the_consortium_is_refused(shared: Devnet) -> None:
     target = dn.node("bank.boc-qd")
     target_peer = read_node_key(dn.root / "bank.boc-qd" / "node.key").peer_id
     stranger = P2PNode(key_pair_from_seed(generate_seed()),
-                       f"/ip4/127.0.0.1/tcp/{free_base_port()}",
+                       f"/ip4/127.0.0.1/tcp/{free_port()}",
                        {target_peer: [target["p2p"]]})
     before = dn.status("bank.boc-qd")["counters"]["p2p"]["peers"]["refused"]
     async with trio.open_nursery() as nursery:
