@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -362,14 +363,18 @@ def members_for(orderers: int, followers: int) -> tuple[Any, ...]:
 
 
 def start_network(root: pathlib.Path, members: tuple[Any, ...], base_port: int,
-                  tuning: dict[str, int], tls: bool = True) -> dict[str, Any]:
+                  tuning: dict[str, int], tls: bool = True,
+                  params: dict[str, int] | None = None) -> dict[str, Any]:
     """Like `crossbill devnet up` (same DIR/devnet.json, so `devnet down` stops it, and the
-    same TLS default), for any member list."""
+    same TLS default), for any member list. `params`: genesis parameters other than the
+    defaults (`protocol.types.Params`, e.g. block_interval_ms)."""
     from node.cli import devnet
     from node.cli.netgen import generate_network
+    from protocol import types
 
+    genesis_params = dataclasses.replace(types.DEFAULT_PARAMS, **(params or {}))
     config, nodes = generate_network(root, members=members, base_port=base_port,
-                                     tuning=tuning or None, tls=tls)
+                                     tuning=tuning or None, tls=tls, params=genesis_params)
     ca_file = nodes[0].ca_file if nodes else None
     desc: dict[str, Any] = {"chain_id": config.chain_id, "genesis_hash": config.hash.hex(),
                             "dir": str(root), "ca_file": str(ca_file) if ca_file else None,
@@ -821,6 +826,19 @@ def parse_tuning(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"expected KEY=INT, got {text!r}") from None
 
 
+def parse_param(text: str) -> tuple[str, int]:
+    """A genesis parameter: KEY=INT, KEY an int field of `protocol.types.Params`."""
+    from protocol import types  # not at import: `crossbill --help` stays light
+
+    key, value = parse_tuning(text)
+    names = sorted(f.name for f in dataclasses.fields(types.Params)
+                   if isinstance(getattr(types.DEFAULT_PARAMS, f.name), int))
+    if key not in names:
+        raise argparse.ArgumentTypeError(f"unknown genesis parameter {key!r} (one of "
+                                         f"{', '.join(names)})")
+    return key, value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=parse_nodes, default=None, metavar="O+F",
                    help="ordering banks + followers (regulator, customs, tax, ...); "
@@ -850,6 +868,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "everything submitted (default %(default)s)")
     p.add_argument("--tuning", type=parse_tuning, action="append", default=[],
                    metavar="KEY=INT", help="a [tuning] setting for every node (repeatable)")
+    p.add_argument("--param", type=parse_param, action="append", default=[],
+                   metavar="KEY=INT", help="a genesis parameter other than its default, e.g. "
+                   "block_interval_ms=200 (repeatable; keys: protocol.types.Params)")
     p.add_argument("--dir", type=pathlib.Path,
                    help="network directory (must not exist or be empty); default: temporary")
     p.add_argument("--keep", action="store_true", help="keep the network directory")
@@ -924,7 +945,8 @@ def _run(args: argparse.Namespace, members: tuple[Any, ...], net: pathlib.Path) 
 
     base = args.base_port or devnet.free_base_port(len(members))
     wall0 = time.monotonic()
-    desc = start_network(net, members, base, dict(args.tuning), tls=not args.no_tls)
+    desc = start_network(net, members, base, dict(args.tuning), tls=not args.no_tls,
+                         params=dict(args.param))
     ctx = multiprocessing.get_context("fork")
     procs: list[Any] = []
     duration = float(args.duration)
@@ -1091,6 +1113,7 @@ def command_line(args: argparse.Namespace) -> str:
             parts += ["--clients", str(args.clients)]
     parts += ["--drain-timeout", f"{args.drain_timeout:g}"]
     parts += [f"--tuning={k}={v}" for k, v in args.tuning]
+    parts += [f"--param={k}={v}" for k, v in args.param]
     if args.no_tls:
         parts.append("--no-tls")
     if args.report is not None:

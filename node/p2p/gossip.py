@@ -160,6 +160,8 @@ class Gossip:
             spam_protection_enabled=False,
             adaptive_gossip_enabled=False,
             eclipse_protection_enabled=False,
+            max_pending_messages_per_peer=limits.GOSSIP_PENDING_MSGS_PER_PEER_MAX,
+            pending_messages_ttl=limits.GOSSIP_PENDING_TTL_S,
         )
         self.pubsub = _Pubsub(
             host,

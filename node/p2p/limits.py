@@ -69,6 +69,13 @@ GOSSIP_WINDOW_HEARTBEATS: Final = 3  # message ids advertised in IHAVE
 GOSSIP_HISTORY_HEARTBEATS: Final = 5  # messages kept for IWANT
 GOSSIP_PRUNE_BACKOFF_S: Final = 10
 GOSSIP_UNSUBSCRIBE_BACKOFF_S: Final = 5
+# py-libp2p queues every message it publishes or forwards for each connected peer that has not
+# (yet) subscribed to the topic, to flush it should the subscription come. Orderers never
+# subscribe to blocks, so each follower held up to its default of 100 blocks per orderer (up to
+# 900 KiB each) for 30 s, and rebuilt each queue at every message (ADR 0038). Nothing of ours
+# needs that queue: a block or batch gossip misses is fetched or re-sent.
+GOSSIP_PENDING_MSGS_PER_PEER_MAX: Final = 2
+GOSSIP_PENDING_TTL_S: Final = 2.0
 
 # --- connections ----------------------------------------------------------------------------------
 ALLOWLIST_PEERS_MAX: Final = protocol_limits.INSTITUTIONS_MAX
