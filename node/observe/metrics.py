@@ -287,6 +287,10 @@ class NodeCollector(Collector):
                      orderer.last_log_index)
         yield _gauge("crossbill_raft_snapshot_index", "Raft index of the latest snapshot.",
                      orderer.snapshot_index)
+        yield _gauge("crossbill_raft_quiet",
+                     "1 while Raft is in quiet mode: idle, the leader heartbeating once per "
+                     "election timeout, followers waiting longer (docs/adr/0037).",
+                     1 if orderer.raft_quiet else 0)
         lag = GaugeMetricFamily("crossbill_raft_follower_lag_entries",
                                 "On the leader: log entries each follower lacks.",
                                 labels=["follower"])

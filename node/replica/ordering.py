@@ -4,6 +4,7 @@ One task drives the pure Raft core (`protocol.raft.Raft`):
 
     wait for work (a tick, a Raft message, new transactions)
     step every queued message; tick as many times as ticks fell due
+    transactions pending in the mempool: wake Raft (no quiet mode while work waits)
     leader: maybe cut a block and propose it
     while Raft has a Ready:
         1. a snapshot from the leader: fetch and apply the blocks it covers
@@ -146,6 +147,7 @@ class OrdererSnapshot:
     commit_to_apply_s: HistogramSnapshot    # every committed block
     # Raft messages refused: (peer institution or "unknown", reason, count), sorted.
     raft_msgs_refused: tuple[tuple[str, str, int], ...] = ()
+    raft_quiet: bool = False  # Raft's quiet mode: idle, heartbeats slowed (docs/adr/0037)
 
     def follower_lag_entries(self) -> tuple[tuple[str, int], ...]:
         """Leader only: log entries each follower lacks."""
@@ -323,7 +325,8 @@ class Orderer:
             conf_changes_proposed=st["conf_changes_proposed"],
             propose_to_commit_s=self.metrics.propose_to_commit_s.snapshot(),
             commit_to_apply_s=self.metrics.commit_to_apply_s.snapshot(),
-            raft_msgs_refused=tuple(sorted((p, r, n) for (p, r), n in self.refused.items())))
+            raft_msgs_refused=tuple(sorted((p, r, n) for (p, r), n in self.refused.items())),
+            raft_quiet=raft.is_quiet)
 
     # ------------------------------------------------------------------ tasks
 
@@ -443,6 +446,11 @@ class Orderer:
             ticks, self._ticks_due = self._ticks_due, 0
             for _ in range(ticks):
                 self.raft.tick()
+            if ticks and self.mempool.pending_count:
+                # Transactions wait for the leader: Raft stays out of quiet mode, so a leader
+                # that died while the network was idle is replaced after a normal election
+                # timeout, not a quiet one (docs/adr/0037).
+                self.raft.wake()
             self._maybe_cut_block()
             self._reconcile_membership()
             while self.raft.has_ready():

@@ -1,7 +1,7 @@
 """Raft as a state machine without I/O or clock.
 
 Inputs: `tick()` (abstract time), `step(message)`, `propose(data)`,
-`propose_conf_change(change)`, `transfer_leadership(node)`, `compact(index, data)`.
+`propose_conf_change(change)`, `transfer_leadership(node)`, `compact(index, data)`, `wake()`.
 Output: `ready()` -> `Ready` (what to persist, send, apply), then `advance(ready)`.
 
 Decisions (ADR 0005):
@@ -21,6 +21,14 @@ Decisions (ADR 0005):
   drops one that would break an invariant (a second leader in a term, an acknowledgement past
   our log, a config change that does not apply). Each drop is counted in `refused` by reason and
   returned by `step`; no message makes `step` raise.
+- Quiet mode (ADR 0037), timers only, no message of its own: a leader with nothing to do for
+  `quiet_after_ticks` (no proposal, commit or acknowledgement moving, every follower caught up)
+  heartbeats once per election timeout less one heartbeat interval, instead of every heartbeat
+  interval, and checks its quorum every `quiet_timeout_factor` election timeouts; a follower
+  whose log and commit index have not moved for as long (and that follows a leader, everything
+  committed) multiplies its election timeout and its leader lease by `quiet_timeout_factor`.
+  Any change, a vote request reaching the leader, or `wake()` (the application has work for
+  the leader) ends it.
 """
 
 from __future__ import annotations
@@ -116,6 +124,12 @@ class Raft:
         self.refused: dict[str, int] = dict.fromkeys(REFUSED_REASONS, 0)
         self.known_nodes: frozenset[int] = frozenset()  # see set_known_nodes
         self._lead_silent_ticks = 0  # ticks since a message from the leader we follow
+        # Quiet mode (ADR 0037): ticks since this node last saw a change. Leader: a proposal,
+        # a commit, an acknowledgement moving a follower's match, a transfer, a vote request,
+        # wake(); it stays 0 while a follower lags, a transfer is under way or our own entries
+        # are not all durable and committed. Follower: its log grew, its commit moved, a
+        # snapshot, a new term or leader, wake().
+        self._idle_ticks = 0
         self._reset_timeout()
 
     # =========================================================================== introspection
@@ -146,6 +160,19 @@ class Raft:
         else (without it, it does: a joining node learns its configuration from the leader)."""
         self.known_nodes = frozenset(nodes)
 
+    @property
+    def is_quiet(self) -> bool:
+        """In quiet mode (ADR 0037): a leader heartbeating about once per election timeout, or a
+        follower of a leader waiting `quiet_timeout_factor` times longer before suspecting it
+        (never a candidate; never when `quiet_after_ticks` is 0)."""
+        q = self.cfg.quiet_after_ticks
+        if not q or self._idle_ticks < q:
+            return False
+        if self.role == LEADER:
+            return True
+        return (self.role == FOLLOWER and self.lead != NONE
+                and self.log.commit == self.log.last_index())
+
     def is_promotable(self) -> bool:
         """A voter of its own configuration (only voters campaign)."""
         return self.id in self._voters
@@ -164,6 +191,19 @@ class Raft:
             self._tick_leader()
         else:
             self._tick_election()
+
+    def wake(self) -> None:
+        """The application has work waiting for the leader (transactions to order): leave
+        quiet mode, and stay out of it while this is called. A quiet leader heartbeats now; a
+        quiet follower restarts its election timer, so a leader that died while the network
+        was idle is suspected one normal election timeout from now. Cheap, and idempotent:
+        a second call changes nothing more (it never holds off an election)."""
+        if self.role == LEADER:
+            self._leader_busy(heartbeat=True)
+            return
+        if self.is_quiet:
+            self.election_elapsed = 0
+        self._idle_ticks = 0
 
     def campaign(self) -> None:
         """Start an election now (PreVote first if enabled), as if the timeout fired."""
@@ -191,6 +231,7 @@ class Raft:
             raise ProposalDropped("bad_transfer_target", f"{target} is not another voter")
         if self.lead_transferee == target:
             return
+        self._leader_busy()
         self.lead_transferee = target
         self.election_elapsed = 0
         pr = self.prs[target]
@@ -220,6 +261,10 @@ class Raft:
             return ""
         reason = self._refusal(m)
         if not reason:
+            if isinstance(m, VoteRequest) and self.role == LEADER:
+                # A voter (the only senders `_refusal` lets through) is campaigning: it is
+                # not hearing us well enough. Leave quiet mode and tell it now.
+                self._leader_busy(heartbeat=True)
             if m.term > self.term:
                 if not self._accept_higher_term(m):
                     return ""
@@ -341,9 +386,7 @@ class Raft:
     def _accept_higher_term(self, m: Message) -> bool:
         """A message from a later term: follow it, or ignore it (False)."""
         if isinstance(m, VoteRequest):
-            in_lease = (self.cfg.check_quorum and self.lead != NONE
-                        and self.election_elapsed < self.cfg.election_timeout_ticks)
-            if in_lease and not m.transfer:
+            if self._in_lease() and not m.transfer:
                 return False  # a leader is alive: do not let a partitioned node disrupt it
             if m.pre_vote:
                 return True  # a PreVote never changes our term
@@ -353,6 +396,19 @@ class Raft:
             return True  # granted PreVotes carry the term we will campaign in
         self._become_follower(m.term, m.src if isinstance(m, _LEADER_MSGS) else NONE)
         return True
+
+    def _in_lease(self) -> bool:
+        """CheckQuorum's leader lease: we lead, or heard our leader within the election
+        timeout (times `quiet_timeout_factor` when quiet: the leader heartbeats about once per
+        election timeout then). A leader's own lease ends only by CheckQuorum (as before quiet
+        mode: its election_elapsed never reached the timeout between ticks)."""
+        if not self.cfg.check_quorum or self.lead == NONE:
+            return False
+        return self.role == LEADER or self.election_elapsed < self._lease_ticks()
+
+    def _lease_ticks(self) -> int:
+        et = self.cfg.election_timeout_ticks
+        return et * self.cfg.quiet_timeout_factor if self.is_quiet else et
 
     def _on_lower_term(self, m: Message) -> None:
         if isinstance(m, (AppendRequest, Heartbeat)):
@@ -389,6 +445,7 @@ class Raft:
         self.lead = NONE
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
+        self._idle_ticks = 0
         self.lead_transferee = NONE
         self.votes = {}
         self.prs = {}
@@ -464,7 +521,11 @@ class Raft:
     def _tick_election(self) -> None:
         self.election_elapsed += 1
         self._lead_silent_ticks += 1
-        if self.election_elapsed >= self.randomized_timeout:
+        self._idle_ticks += 1
+        timeout = self.randomized_timeout
+        if self.is_quiet:
+            timeout *= self.cfg.quiet_timeout_factor
+        if self.election_elapsed >= timeout:
             self.election_elapsed = 0
             self._reset_timeout()
             if self.is_promotable():
@@ -474,18 +535,46 @@ class Raft:
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
         et = self.cfg.election_timeout_ticks
+        last = self.log.last_index()
+        busy = (self._persisted < last or self.log.commit < last
+                or self.lead_transferee != NONE)
         for pr in self.prs.values():
             if pr.state == pg.SNAPSHOT:
                 pr.snapshot_elapsed += 1
-        if self.election_elapsed >= et:
+            if pr.match < last:
+                busy = True
+        if busy:
+            self._leader_busy()
+        else:
+            self._idle_ticks += 1
+        quiet = self.is_quiet
+        if self.election_elapsed >= (et * self.cfg.quiet_timeout_factor if quiet else et):
             self.election_elapsed = 0
             if self.cfg.check_quorum and not self._quorum_active():
                 self._become_follower(self.term, NONE)  # CheckQuorum: step down
                 return
             self.lead_transferee = NONE  # a transfer that took a whole timeout is abandoned
-        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks:
+        hb = self.cfg.heartbeat_interval_ticks
+        # Quiet: one heartbeat per election timeout, less one heartbeat interval, so that a
+        # follower on the normal timeout (a node without quiet mode, one with work waiting)
+        # still hears one before its shortest timeout, given the jitter normal cadence allows.
+        if self.heartbeat_elapsed >= (max(et - hb, hb) if quiet else hb):
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat()
+
+    def _leader_busy(self, heartbeat: bool = False) -> None:
+        """The leader has something going on: restart its idle count. A quiet leader returns
+        to the normal cadence at once (and heartbeats now if `heartbeat`)."""
+        if self.is_quiet:
+            if self.election_elapsed >= self.cfg.election_timeout_ticks:
+                # This CheckQuorum window ran longer than a normal one: restart it, keeping
+                # what it heard (recent_active), rather than judge it at the next tick, when
+                # the last quiet heartbeat may not be answered yet.
+                self.election_elapsed = 0
+            if heartbeat:
+                self.heartbeat_elapsed = 0
+                self._bcast_heartbeat()
+        self._idle_ticks = 0
 
     def _quorum_active(self) -> bool:
         active = 0
@@ -505,7 +594,7 @@ class Raft:
     def _step_follower(self, m: Message) -> str:
         if isinstance(m, _LEADER_MSGS):
             if self.lead not in (NONE, m.src) and (
-                    self._lead_silent_ticks < self.cfg.election_timeout_ticks):
+                    self._lead_silent_ticks < self._lease_ticks()):
                 # Another node led this term and was heard within the election timeout (one
                 # silent for longer may have been a forger: let the claimant in).
                 return REFUSED_SECOND_LEADER
@@ -513,13 +602,18 @@ class Raft:
                 return REFUSED_BAD_CONF_CHANGE
             self.election_elapsed = 0
             self._lead_silent_ticks = 0
+            if self.lead != m.src:
+                self._idle_ticks = 0  # a new leader
             self.lead = m.src
+            commit = self.log.commit
             if isinstance(m, AppendRequest):
                 self._on_append(m)
             elif isinstance(m, Heartbeat):
                 self._on_heartbeat(m)
             else:
                 self._on_snapshot(m)
+            if self.log.commit != commit:
+                self._idle_ticks = 0
         elif isinstance(m, TimeoutNow) and self.is_promotable():
             self._campaign(pre=False, transfer=True)
         return ""
@@ -590,6 +684,7 @@ class Raft:
             self._persisted = min(self._persisted, first - 1)
         self._unstable_from = min(self._unstable_from, first)
         self.log.truncate_and_append(entries)
+        self._idle_ticks = 0
         self._on_log_conf_change()
 
     def _on_heartbeat(self, m: Heartbeat) -> None:
@@ -611,6 +706,7 @@ class Raft:
         self._unstable_from = meta.index + 1
         self._persisted = min(self._persisted, meta.index)
         self._apply_handed = meta.index
+        self._idle_ticks = 0
         self._on_log_conf_change()
         self._reply_append(m.src, meta.index)
 
@@ -640,7 +736,10 @@ class Raft:
                 self._send_append_loop(m.src, send_empty=True)
             return
         was_paused = pr.is_paused()
-        if not pr.maybe_update(m.index) and not (pr.state == pg.PROBE and pr.match == m.index):
+        updated = pr.maybe_update(m.index)
+        if updated:
+            self._leader_busy()
+        if not updated and not (pr.state == pg.PROBE and pr.match == m.index):
             return
         if pr.state == pg.PROBE or (
                 pr.state == pg.SNAPSHOT and pr.match >= pr.pending_snapshot):
@@ -684,6 +783,7 @@ class Raft:
         return pr.match if pr is not None else 0
 
     def _on_commit_advance(self, index: int) -> None:
+        self._leader_busy()
         old = self.log.commit
         self.log.commit_to(index)
         for i in range(old + 1, index + 1):
@@ -765,6 +865,7 @@ class Raft:
         if len(data) > ENTRY_BYTES_MAX:
             raise ProposalDropped("too_large", f"{len(data)} bytes")
         e = self._append_leader(kind, data)
+        self._leader_busy()
         self.uncommitted_bytes += len(data)
         self._bcast = True
         return EntryId(e.index, e.term)

@@ -51,3 +51,11 @@ HEARTBEAT_INTERVAL_TICKS: Final = 1
 ELECTION_TIMEOUT_TICKS_MAX: Final = 10_000
 # A snapshot not acknowledged after this many election timeouts is sent again.
 SNAPSHOT_RETRY_ELECTIONS: Final = 1
+# Quiet mode (docs/adr/0037): an idle leader heartbeats once per election timeout, and a quiet
+# follower's election timeout and leader lease, and a quiet leader's CheckQuorum period, are
+# this many election timeouts (a multiplier of election_timeout_ticks, so in election
+# timeouts). At least 2: a quiet timeout must outlast the quiet heartbeat interval (one
+# election timeout) with room for a lost heartbeat.
+QUIET_TIMEOUT_FACTOR: Final = 3
+QUIET_TIMEOUT_FACTOR_MIN: Final = 2
+QUIET_TIMEOUT_FACTOR_MAX: Final = 10

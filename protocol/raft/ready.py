@@ -14,6 +14,9 @@ PRE_CANDIDATE: Final = "pre_candidate"
 CANDIDATE: Final = "candidate"
 LEADER: Final = "leader"
 
+# `RaftConfig.quiet_after_ticks` left at its default: the election timeout.
+QUIET_AFTER_ELECTION_TIMEOUT: Final = -1
+
 
 class Rng(Protocol):
     """Randomness injected by the caller (``random.Random(seed)`` fits): the core never draws
@@ -36,8 +39,16 @@ class RaftConfig:
     inflight_bytes_max: int = limits.INFLIGHT_BYTES_DEFAULT
     uncommitted_bytes_max: int = limits.UNCOMMITTED_BYTES_DEFAULT
     apply_entries_max: int = limits.APPLY_ENTRIES_DEFAULT
+    # Quiet mode (docs/adr/0037): idle ticks after which the leader heartbeats once per
+    # election timeout and followers wait `quiet_timeout_factor` times longer. 0 disables
+    # it; the default (QUIET_AFTER_ELECTION_TIMEOUT) stands for election_timeout_ticks and is
+    # replaced by that value when the config is built.
+    quiet_after_ticks: int = QUIET_AFTER_ELECTION_TIMEOUT
+    quiet_timeout_factor: int = limits.QUIET_TIMEOUT_FACTOR
 
     def __post_init__(self) -> None:
+        if self.quiet_after_ticks == QUIET_AFTER_ELECTION_TIMEOUT:
+            object.__setattr__(self, "quiet_after_ticks", self.election_timeout_ticks)
         checks = (
             (self.node_id >= 1, "node_id must be >= 1"),
             (1 <= self.heartbeat_interval_ticks < self.election_timeout_ticks,
@@ -56,6 +67,10 @@ class RaftConfig:
              "uncommitted_bytes_max out of range"),
             (1 <= self.apply_entries_max <= limits.APPLY_ENTRIES_MAX,
              "apply_entries_max out of range"),
+            (0 <= self.quiet_after_ticks <= limits.ELECTION_TIMEOUT_TICKS_MAX,
+             "quiet_after_ticks out of range (0 disables quiet mode)"),
+            (limits.QUIET_TIMEOUT_FACTOR_MIN <= self.quiet_timeout_factor
+             <= limits.QUIET_TIMEOUT_FACTOR_MAX, "quiet_timeout_factor out of range"),
         )
         for ok, reason in checks:
             if not ok:

@@ -151,6 +151,7 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
                          op="block") == applied_blocks
             if node.is_orderer:
                 assert value(s, "crossbill_raft_leader_known") == 1
+                assert value(s, "crossbill_raft_quiet") in (0, 1)  # idle or not (ADR 0037)
                 assert value(s, "crossbill_raft_commit_index") >= value(
                     s, "crossbill_raft_applied_index") > 0
                 assert value(s, "crossbill_storage_persist_duration_seconds_count",

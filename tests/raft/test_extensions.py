@@ -34,7 +34,9 @@ def test_prevote_partitioned_node_keeps_term() -> None:
 
 def test_prevote_rejoin_does_not_disrupt() -> None:
     """PreVote: when the partitioned node comes back, the leader keeps its term."""
-    net = Net(3)
+    # Normal cadence (the rejoin within 5 ticks needs a heartbeat within 5 ticks); the quiet
+    # counterpart is in test_quiet.py.
+    net = Net(3, quiet_after_ticks=0)
     lead = net.elect(1)
     net.drop = lambda m: m.src == 3 or m.dst == 3
     for _ in range(100):
@@ -55,7 +57,8 @@ def test_prevote_then_vote_elects() -> None:
 
 def test_without_prevote_partitioned_node_inflates_term() -> None:
     """Contrast: without PreVote an isolated node's term grows with every timeout."""
-    net = Net(3, pre_vote=False, check_quorum=False)
+    # Normal timeouts (a quiet follower's first timeout alone may take 60 ticks).
+    net = Net(3, pre_vote=False, check_quorum=False, quiet_after_ticks=0)
     net.elect(1)
     net.drop = lambda m: m.src == 3 or m.dst == 3
     for _ in range(60):
@@ -69,7 +72,8 @@ def test_without_prevote_partitioned_node_inflates_term() -> None:
 def test_check_quorum_leader_steps_down() -> None:
     """CheckQuorum (dissertation §6.2): a leader that has not heard from a majority within an
     election timeout steps down."""
-    net = Net(3)
+    # Not quiet: a quiet leader checks every quiet_timeout_factor timeouts (test_quiet.py).
+    net = Net(3, quiet_after_ticks=0)
     lead = net.elect(1)
     net.drop = lambda m: m.src == 1 or m.dst == 1
     for _ in range(2 * lead.cfg.election_timeout_ticks + 1):

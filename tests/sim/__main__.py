@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         p = out.params
         print(f"seed={out.seed} nodes={p.nodes} faults={','.join(sorted(p.faults)) or 'none'} "
               f"steps={p.steps}")
+        print(f"  quiet mode: idle_p={p.idle_p} old_nodes={sorted(p.old_nodes)} "
+              f"epilogue={p.quiet_fault or 'none'}{' with work' if p.quiet_fault_work else ''}")
         for v in out.violations:
             print(f"  VIOLATION {v}")
         if out.stats:

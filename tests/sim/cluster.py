@@ -48,6 +48,11 @@ FAULTS = (*CRASH_FAULTS, "byzantine")
 OUTSIDER_ID = 99
 READY_LOOPS_MAX = 64
 LIVENESS_STEPS_CAP = 5000
+# The quiet epilogue (ADR 0037): idle steps allowed for every member to turn quiet after
+# convergence, the faults that then hit the quiet cluster, and how long they last.
+QUIET_WAIT_STEPS = 200
+QUIET_FAULTS = ("leader_crash", "leader_partition", "follower_partition")
+QUIET_FAULT_STEPS = (5, 90)
 
 
 @dataclass
@@ -73,6 +78,16 @@ class SimParams:
     compaction_p: float = 0.0
     byzantine_p: float = 0.0  # per step: forge 1-3 messages (see Cluster._byzantine)
     propose_p: float = 0.3
+    # Per step: the clients fall silent for `idle_steps` steps (so Raft's quiet mode, ADR 0037,
+    # is reached even with a high propose_p; the liveness phase is idle too).
+    idle_p: float = 0.0
+    idle_steps: tuple[int, int] = (15, 80)
+    # Nodes running a core without quiet mode (quiet_after_ticks=0): a rolling upgrade.
+    old_nodes: frozenset[int] = frozenset()
+    # After convergence: idle until quiet, then this fault (one of QUIET_FAULTS; "" for none),
+    # with client proposals during it if `quiet_fault_work`; then converge again.
+    quiet_fault: str = ""
+    quiet_fault_work: bool = False
     codec: bool = False  # round-trip every message through encode/decode
     # The ledger model (tests/sim/ledger.py) only:
     model: str = "raft"  # "raft": opaque entries; "ledger": blocks, ledger, membership txs
@@ -175,6 +190,13 @@ class Cluster:
         self.ids = tuple(range(1, params.nodes + spare + 1))
         self.nodes = {i: self._new_node(i) for i in self.ids}
         self.proposed = 0
+        self.idle_until = 0  # no client proposals before this step (idle_p)
+        # Node-steps spent in quiet mode (ADR 0037), as leader and as follower; quiet
+        # epilogues run, and of their leader faults those that saw a new leader elected
+        # during the fault, with the steps that took in total.
+        self.quiet_steps = {"quiet_leader_steps": 0, "quiet_follower_steps": 0,
+                            "quiet_epilogues": 0, "quiet_failovers": 0,
+                            "quiet_failover_steps": 0}
         self.faults_on = True
         self.forged = 0  # messages the Byzantine sender injected
         self.refused = 0  # messages the cores dropped (Raft.step returned a reason)
@@ -207,6 +229,9 @@ class Cluster:
     def _apply_entry(self, n: SimNode, e: Entry) -> None:
         """`n` applies committed entry `e` (after the Raft-level checks)."""
 
+    def _after_tick(self, n: SimNode) -> None:
+        """`n` ticked (the node's ready loop: it wakes Raft while work waits)."""
+
     def _before_ready(self, n: SimNode) -> None:
         """The node's own decisions after stepping and ticking, before its Ready loop."""
 
@@ -227,6 +252,7 @@ class Cluster:
             uncommitted_bytes_max=self.p.uncommitted_bytes_max,
             pre_vote=self.p.pre_vote,
             check_quorum=self.p.check_quorum,
+            **({"quiet_after_ticks": 0} if n.id in self.p.old_nodes else {}),
         )
         applied, chain = self._restart_point(n)
         state = n.storage.state()
@@ -561,13 +587,24 @@ class Cluster:
                 self._start(n)
             if n.raft is not None:
                 n.raft.tick()
+                self._after_tick(n)
                 self._before_ready(n)
                 self.process(n)
         self._deliver()
-        if propose and self.rng.random() < self.p.propose_p:
+        self._count_quiet()
+        if self.p.idle_p and self.now >= self.idle_until and self.rng.random() < self.p.idle_p:
+            self.idle_until = self.now + self.rng.randint(*self.p.idle_steps)
+        if propose and self.now >= self.idle_until and self.rng.random() < self.p.propose_p:
             self._propose()
         if self.checker.commit_records:
             self.checker.check_durable(self._holds)
+
+    def _count_quiet(self) -> None:
+        for n in self.nodes.values():
+            r = n.raft
+            if r is not None and r.is_quiet:
+                key = "quiet_leader_steps" if r.role == LEADER else "quiet_follower_steps"
+                self.quiet_steps[key] += 1
 
     def heal(self) -> None:
         self.faults_on = False
@@ -611,6 +648,56 @@ class Cluster:
                 break
         return missing
 
+    def _not_quiet(self) -> str:
+        """Who is not quiet: empty if the leader and every member are (nodes without quiet
+        mode aside)."""
+        lead = self.leader()
+        if lead is None or lead.raft is None:
+            return "no leader"
+        conf = lead.raft.conf
+        for m in (lead.id, *conf.voters, *conf.learners):
+            r = self.nodes[m].raft
+            if m not in self.p.old_nodes and (r is None or not r.is_quiet):
+                return f"member {m} is not quiet"
+        return ""
+
+    def _quiet_epilogue(self) -> str:
+        """ADR 0037: the converged cluster idles until every member is quiet, then a quiet
+        leader crashes or is cut off, or a quiet follower is, for a while (clients at work
+        meanwhile or not); then it must converge again. Empty if it did."""
+        self.quiet_steps["quiet_epilogues"] += 1
+        for _ in range(QUIET_WAIT_STEPS):
+            if not self._not_quiet():
+                break
+            self.step(propose=False)
+        else:
+            return f"not quiet after {QUIET_WAIT_STEPS} idle steps: {self._not_quiet()}"
+        lead = self.leader()
+        assert lead is not None and lead.raft is not None
+        rng, term = self.rng, lead.raft.term
+        steps = rng.randint(*QUIET_FAULT_STEPS)
+        if self.p.quiet_fault == "leader_crash":
+            self.crash(lead, steps)
+        else:
+            side = lead.id
+            if self.p.quiet_fault == "follower_partition":
+                side = rng.choice([m for m in lead.raft.conf.members() if m != lead.id])
+            self.blocked = {pair for other in self.ids if other != side
+                            for pair in ((side, other), (other, side))}
+        elected = 0
+        for i in range(1, steps + 1):
+            self.step(propose=self.p.quiet_fault_work)
+            new = self.leader()
+            if not elected and new is not None and new.raft is not None and (
+                    new.raft.term > term):
+                elected = i
+        if elected and self.p.quiet_fault != "follower_partition":
+            self.quiet_steps["quiet_failovers"] += 1
+            self.quiet_steps["quiet_failover_steps"] += elected
+        self.blocked = set()
+        self.heal()
+        return self._liveness()
+
     def run(self) -> list[str]:
         try:
             for _ in range(self.p.steps):
@@ -620,6 +707,11 @@ class Cluster:
             if missing:
                 self.checker.fail(f"liveness: no convergence after faults stopped at step "
                                   f"{self.p.steps}: {missing}")
+            elif self.p.quiet_fault:
+                missing = self._quiet_epilogue()
+                if missing:
+                    self.checker.fail(f"liveness: no convergence after a quiet cluster's "
+                                      f"{self.p.quiet_fault}: {missing}")
             self.checker.check_durable(self._holds)
         except Exception as exc:  # the core raised: a broken invariant is a violation
             frame = traceback.extract_tb(exc.__traceback__)[-1]

@@ -590,6 +590,13 @@ class LedgerCluster(Cluster):
 
     # ------------------------------------------------------------------ deciding
 
+    def _after_tick(self, n: SimNode) -> None:
+        """Orderer._ready_loop: transactions pending in the mempool wake Raft (no quiet mode
+        while work waits for the leader, ADR 0037)."""
+        assert isinstance(n, LedgerNode)
+        if n.raft is not None and n.mempool.pending_count:
+            n.raft.wake()
+
     def _before_ready(self, n: SimNode) -> None:
         assert isinstance(n, LedgerNode)
         r = n.raft

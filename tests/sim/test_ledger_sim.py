@@ -45,7 +45,7 @@ def test_many_ledger_schedules_no_violation(capsys: pytest.CaptureFixture[str]) 
                     "cut:no_signing_key", "hand_overs", "membership:add_learner",
                     "membership:promote", "membership:remove", "entry:extends_tip",
                     "entry:not_a_block", "entry:already_applied", "synced_blocks",
-                    "sync:certified"):
+                    "sync:certified", "quiet_leader_steps", "quiet_failovers"):
         assert counts.get(reached, 0) > 0, (reached, counts)
     print(f"{SCHEDULES} ledger schedules in {time.perf_counter() - t0:.1f} s: {counts}")
 
