@@ -74,6 +74,7 @@ class Chain:
         self.halted: versions.UpgradeNeeded | None = None
         self._version_at = (-1, versions.GENESIS_VERSION)  # (height, its protocol version)
         self.state = State(storage.state_kv)
+        self._meta: tuple[ChainTip, tuple[str, ...], types.Params] | None = None
         self.metrics = LedgerMetrics()
         tip = storage.tip()
         if tip is None:
@@ -132,10 +133,19 @@ class Chain:
         return self.tip.height
 
     def orderers(self) -> tuple[str, ...]:
-        return self.state.chain.orderers
+        return self._tip_meta()[1]
 
     def params(self) -> types.Params:
-        return self.state.params
+        return self._tip_meta()[2]
+
+    def _tip_meta(self) -> tuple[ChainTip, tuple[str, ...], types.Params]:
+        """The ordering set and parameters at the tip, read once per tip: the orderer asks at
+        every tick and Raft message, and each read was a store lookup and a decode (ADR 0038).
+        Only a new block (or a reload) moves the tip, and each makes a new ChainTip."""
+        meta = self._meta
+        if meta is None or meta[0] is not self.tip:
+            meta = self._meta = (self.tip, self.state.chain.orderers, self.state.params)
+        return meta
 
     def snapshot(self) -> ChainSnapshot:
         acts = self.state.activations

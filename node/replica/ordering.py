@@ -62,6 +62,7 @@ from protocol.raft import (
     decode_message,
     encode_message,
 )
+from protocol.raft.limits import QUIET_TICKS_PER_WAKE_MAX
 from protocol.replica import (
     CUT,
     HAND_OVER,
@@ -211,6 +212,7 @@ class Orderer:
         self._no_key_logged = False
         self._kick = trio.Event()
         self._ticks_due = 0
+        self._quiet_wait: trio.Event | None = None  # set: the ticker returns to every tick
         self._proposal: Proposal | None = None
         self._last_cut_ms = _monotonic_ms()
         self.stats: dict[str, int] = {"raft_msgs_dropped_inbox": 0, "raft_msgs_dropped_outbox": 0,
@@ -345,11 +347,26 @@ class Orderer:
                 self._nursery = None
 
     async def _ticker(self) -> None:
-        next_at = trio.current_time()
+        """Raft's clock: one tick per `tick_s`. While Raft is quiet, the ticks that only count
+        (`Raft.ticks_until_due`, at most QUIET_TICKS_PER_WAKE_MAX) are delivered together when
+        the next one is due, so an idle orderer wakes a few times a second, not 20; leaving
+        quiet mode (`_ready_loop`) ends such a wait at once (ADR 0037)."""
+        next_at = trio.current_time()  # when the last tick delivered fell due
         while True:
-            next_at += self.tick_s
-            await trio.sleep_until(next_at)
-            self._ticks_due += 1
+            n = min(self.raft.ticks_until_due(), QUIET_TICKS_PER_WAKE_MAX)
+            replan = self._quiet_wait = trio.Event() if n > 1 else None
+            with trio.move_on_at(next_at + n * self.tick_s):
+                if replan is None:
+                    await trio.sleep_forever()
+                else:
+                    await replan.wait()
+            self._quiet_wait = None
+            elapsed = int((trio.current_time() - next_at) / self.tick_s + 1e-9)
+            k = min(n, elapsed)
+            if k <= 0:
+                continue  # woken before a whole tick passed: plan again
+            next_at += k * self.tick_s
+            self._ticks_due += k
             self._kick.set()
 
     def _outbox(self, rid: int) -> trio.MemorySendChannel[Message] | None:
@@ -458,6 +475,8 @@ class Orderer:
                 await self._handle_ready(rd)
                 self.raft.advance(rd)
             self._maybe_compact()
+            if self._quiet_wait is not None and not self.raft.is_quiet:
+                self._quiet_wait.set()  # the ticker waits out quiet ticks: back to every tick
 
     # ------------------------------------------------------------------ Ready
 

@@ -173,6 +173,22 @@ class Raft:
         return (self.role == FOLLOWER and self.lead != NONE
                 and self.log.commit == self.log.last_index())
 
+    def ticks_until_due(self) -> int:
+        """How many ticks may pass before one does more than count (>= 1), so that a caller
+        may deliver that many at once, late, with the same effect as one by one: for a quiet
+        leader its next heartbeat or quorum check, for a quiet follower its election timeout.
+        Not quiet: 1 (a busy node's ticks each may matter). A message or proposal in between
+        may make a tick due sooner; the caller bounds how long it waits (ADR 0037)."""
+        if not self.is_quiet:
+            return 1
+        et = self.cfg.election_timeout_ticks
+        factor = self.cfg.quiet_timeout_factor
+        if self.role == LEADER:
+            hb = self.cfg.heartbeat_interval_ticks
+            return max(1, min(max(et - hb, hb) - self.heartbeat_elapsed,
+                              et * factor - self.election_elapsed))
+        return max(1, self.randomized_timeout * factor - self.election_elapsed)
+
     def is_promotable(self) -> bool:
         """A voter of its own configuration (only voters campaign)."""
         return self.id in self._voters

@@ -59,3 +59,6 @@ SNAPSHOT_RETRY_ELECTIONS: Final = 1
 QUIET_TIMEOUT_FACTOR: Final = 3
 QUIET_TIMEOUT_FACTOR_MIN: Final = 2
 QUIET_TIMEOUT_FACTOR_MAX: Final = 10
+# A quiet node's clock may deliver this many ticks at once (`Raft.ticks_until_due`): the node
+# then wakes for Raft a few times a second instead of once per tick (ADR 0037).
+QUIET_TICKS_PER_WAKE_MAX: Final = 10

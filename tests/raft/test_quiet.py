@@ -574,3 +574,45 @@ def test_quiet_config_defaults_and_bounds() -> None:
     net.elect(1)
     net.tick_all(1000)
     assert not any(r.is_quiet for r in net.nodes.values())
+
+
+# ------------------------------------------------------------------ ticks delivered together
+
+
+@pytest.mark.parametrize("timing", TIMINGS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ticks_until_due_are_ticks_that_only_count(timing: dict[str, int], seed: int) -> None:
+    """`ticks_until_due` ticks may be delivered at once, late: every tick before the last of
+    them leaves nothing to do (no message, no state change), and the last does something (a
+    quiet leader heartbeats; a quiet follower that heard nothing campaigns). The node's ticker
+    relies on this to wake a few times a second while quiet (ADR 0037)."""
+    net = quiet_net(3, seed=seed, **timing)
+    for i in sorted(net.nodes):
+        r = net.nodes[i]
+        due = r.ticks_until_due()
+        assert due > 1, (i, due)
+        for _ in range(due - 1):
+            r.tick()
+            assert not r.has_ready(), i
+        r.tick()
+        assert r.has_ready(), i
+        rd = r.ready()
+        if i == 1:
+            assert any(isinstance(m, Heartbeat) for m in rd.messages)
+        else:
+            assert r.role == PRE_CANDIDATE
+        r.advance(rd)
+
+
+def test_ticks_until_due_is_one_when_not_quiet() -> None:
+    net = Net(3)
+    lead = net.elect(1)
+    assert all(r.ticks_until_due() == 1 for r in net.nodes.values())
+    net.tick_all(lead.cfg.quiet_after_ticks)
+    assert all(r.ticks_until_due() > 1 for r in net.nodes.values())
+    lead.propose(b"x")
+    assert lead.ticks_until_due() == 1
+    off = Net(3, quiet_after_ticks=0)
+    off.elect(1)
+    off.tick_all(100)
+    assert all(r.ticks_until_due() == 1 for r in off.nodes.values())
