@@ -332,7 +332,9 @@ SCHEMA: Final[tuple[Section, ...]] = (
         _timing("raft_tick_ms", "The Raft clock's tick, in milliseconds."),
         _timing("raft_election_ticks", "Ticks without a leader before an election; above "
                 "raft_heartbeat_ticks."),
-        _timing("raft_heartbeat_ticks", "Ticks between the leader's heartbeats."),
+        _timing("raft_heartbeat_ticks", "Ticks between the leader's heartbeats while the "
+                "network is busy (an idle leader heartbeats about once per election timeout, "
+                "ADR 0037)."),
         _tuning("mempool_txs_max", "Transactions waiting in the mempool.", (100, 1_000_000)),
         _tuning("mempool_bytes_max", "Bytes of transactions waiting in the mempool.",
                 (1024 * 1024, 4 * 1024 * 1024 * 1024)),

@@ -73,7 +73,8 @@ GOSSIP_UNSUBSCRIBE_BACKOFF_S: Final = 5
 # (yet) subscribed to the topic, to flush it should the subscription come. Orderers never
 # subscribe to blocks, so each follower held up to its default of 100 blocks per orderer (up to
 # 900 KiB each) for 30 s, and rebuilt each queue at every message (ADR 0038). Nothing of ours
-# needs that queue: a block or batch gossip misses is fetched or re-sent.
+# needs that queue: a block or batch gossip misses is fetched or re-sent. (py-libp2p trims a
+# queue to this bound before it appends: it holds one more at most.)
 GOSSIP_PENDING_MSGS_PER_PEER_MAX: Final = 2
 GOSSIP_PENDING_TTL_S: Final = 2.0
 

@@ -80,6 +80,32 @@ def test_options_parse() -> None:
     assert (args.duration, args.rate, args.nodes, args.mix) == (7, 0, (3, 1), "simple")
 
 
+def test_param_sets_a_genesis_parameter(tmp_path: pathlib.Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--param KEY=INT` names an integer field of the genesis parameters, and the network the
+    bench starts has it in its genesis; anything else is refused before a node starts."""
+    assert bench.parse_param("block_interval_ms=250") == ("block_interval_ms", 250)
+    for bad in ("nope=1", "block_interval_ms", "block_interval_ms=fast"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.parse_param(bad)
+    args = cli.build_parser().parse_args(["bench", "--param", "block_interval_ms=250",
+                                          "--param", "block_txs_max=500"])
+    assert args.param == [("block_interval_ms", 250), ("block_txs_max", 500)]
+
+    import subprocess
+
+    from node.cli import devnet
+
+    monkeypatch.setattr(devnet, "start_node",
+                        lambda config, log: subprocess.Popen(["true"]))
+    monkeypatch.setattr(devnet, "wait_ready", lambda description, timeout_s: None)
+    bench.start_network(tmp_path / "net", DEFAULT_MEMBERS, devnet.free_base_port(), {},
+                        params=dict(args.param))
+    genesis = json.loads((tmp_path / "net" / "genesis.json").read_text())
+    text = json.dumps(genesis)
+    assert '"block_interval_ms": 250' in text and '"block_txs_max": 500' in text
+
+
 def test_members_for_other_counts() -> None:
     from node.cli.demo import build_consortium
 

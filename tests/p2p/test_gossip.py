@@ -238,3 +238,18 @@ async def test_a_malformed_gossip_rpc_resets_one_stream_and_the_node_lives(
     # The node still runs and still gossips with the third node.
     assert await nodes[2].publish(TX_TOPIC, b"after-garbage")
     await eventually(lambda: b"after-garbage" in inboxes[0].data())
+
+
+async def test_messages_for_peers_not_subscribed_are_queued_within_our_bound(
+        nursery: trio.Nursery) -> None:
+    """py-libp2p keeps what a node publishes or relays for each connected peer that has not
+    subscribed to the topic (in case it does). Orderers never subscribe to blocks, so that
+    queue held up to 100 blocks per orderer for 30 s on every follower (ADR 0038): it is
+    bounded to GOSSIP_PENDING_MSGS_PER_PEER_MAX messages of at most GOSSIP_PENDING_TTL_S."""
+    (a, b, _), _ = await line_of_three(nursery)
+    for i in range(20):
+        assert await a.publish(BLOCK_TOPIC, b"block %d" % i)
+    pending = a.gossip.router._pending_messages.get(ID.from_base58(b.peer_id), [])
+    # py-libp2p trims the queue to the bound before it appends: one more at most.
+    assert 0 < len(pending) <= limits.GOSSIP_PENDING_MSGS_PER_PEER_MAX + 1
+    assert a.gossip.router._pending_messages_ttl == limits.GOSSIP_PENDING_TTL_S
