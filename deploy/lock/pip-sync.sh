@@ -26,6 +26,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 "$py" -m pip install --disable-pip-version-check --no-input --require-hashes --no-deps \
   --only-binary=:all: "${pip_src[@]}" -r "$here/build.txt"
 uv=$(dirname "$py")/uv
+# --compile-bytecode: uv writes no .pyc files by default, and where PYTHONDONTWRITEBYTECODE=1
+# is set (this project's machines) no process writes any either, so a node compiled every
+# module it imported at every start, 3.4 s of CPU (docs/adr/0038). The service's release
+# directory is read-only to it (deploy/), so the bytecode must come with the install.
 CC=false CXX=false LDSHARED=false "$uv" pip install --python "$py" --require-hashes --no-deps \
   --only-binary :all: --no-binary varint --no-binary python-baseconv --no-build-isolation \
-  "${uv_src[@]}" -r "$lock"
+  --compile-bytecode "${uv_src[@]}" -r "$lock"
