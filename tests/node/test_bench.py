@@ -120,7 +120,8 @@ def test_members_for_other_counts() -> None:
 def test_bench_runs_a_short_load(capsys: pytest.CaptureFixture[str],
                                  tmp_path: pathlib.Path) -> None:
     assert cli.main(["bench", "--duration", "4", "--rate", "40", "--drain-timeout", "20",
-                     "--report", str(tmp_path / "report")]) == 0
+                     "--report", str(tmp_path / "report"), "--keep",
+                     "--dir", str(tmp_path / "bench")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(lines[-1])
     for key in bench.JSON_KEYS:
@@ -168,6 +169,20 @@ def test_bench_runs_a_short_load(capsys: pytest.CaptureFixture[str],
     assert all(v > 0 and math.isfinite(v) for v in figures["cpu_us_per_tx_node"].values())
     assert 10 < figures["rss_mb_max"] < 10_000
     assert figures["gossip_msgs_per_s"] > 0  # every block reaches the followers by gossip
+    # the kept network's chain replays through benchmarks/ledger_growth.py (ADR 0039)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ledger_growth.py"),
+         str(tmp_path / "bench" / "net"), "--window", "2"],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = [line.split() for line in out.splitlines() if line[:1] == " "
+            and line.split()[0][0].isdigit()]
+    assert len(rows) >= 2, out
+    ends = [int(row[0].split("-")[1]) for row in rows]
+    assert rows[0][0].startswith("1-") and ends == sorted(ends), out
+    assert all(int(row[0].split("-")[0]) == end + 1 for row, end in
+               zip(rows[1:], ends[:-1], strict=True)), out
+    assert sum(int(row[1]) for row in rows) >= in_window, out  # plus the set-up transactions
+    assert "bytes written per tx" in out and "median us/tx" in out, out
 
 
 def test_micro_runs_with_tiny_sizes() -> None:

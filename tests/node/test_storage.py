@@ -155,3 +155,23 @@ def test_state_read_cache_stays_exact(tmp_path: pathlib.Path,
     assert len(kv._cache) <= 4
     assert kv.get(b"k2") == b"v2"
     store.close()
+
+
+def test_the_memtable_holds_more_than_leveldbs_default(tmp_path: pathlib.Path) -> None:
+    """ADR 0039: blocks' writes collect in a 32 MB memtable, not LevelDB's 4 MB one. 12 MB of
+    writes would have been sorted into level-0 tables twice over with the
+    default (the memtable counts bytes before compression); here they all stay in the memtable
+    (and its log) and survive a reopen."""
+    store = _open(tmp_path / "db")
+    value = bytes(range(256)) * 4
+    block_writes = 3_000  # x 1 KB keys and values per batch, 4 batches: 12 MB
+    for batch in range(4):
+        with store._db.write_batch() as wb:
+            for i in range(block_writes):
+                wb.put(b"S" + batch.to_bytes(2, "big") + i.to_bytes(4, "big"),
+                       value[i % 256:] + value[:i % 256])
+    assert not list((tmp_path / "db").glob("*.ldb"))
+    store.close()
+    store = _open(tmp_path / "db")
+    assert store._db.get(b"S" + (3).to_bytes(2, "big") + (2_999).to_bytes(4, "big")) is not None
+    store.close()
