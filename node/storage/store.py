@@ -55,8 +55,8 @@ from protocol.errors import CrossbillError, DecodeError
 from protocol.raft.messages import Entry, HardState, Snapshot, decode_entry, encode_entry
 
 FORMAT: Final = "crossbill-store-2"  # 2: Raft entries in binary (encode_entry)
-# Ledger state reads cached in memory (hot records, tree nodes, absent nonces): about 300 bytes
-# each, so some 15 MB at most.
+# Ledger state reads cached in memory (hot records, tree nodes, absent nonces): up to about 600
+# bytes each with its key (a tree node record is 529 bytes), so about 30 MB at most.
 STATE_READ_CACHE_ENTRIES_MAX: Final = 50_000
 # LevelDB: a bloom filter per table (10 bits per key, about 1% false positives) so that reading
 # a key that does not exist (every new record, nonce and tree node) rarely touches a table
