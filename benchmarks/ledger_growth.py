@@ -7,8 +7,9 @@ synced commit into LevelDB with the state read cache) and print, per window of b
   process's CPU less the main thread's);
 - state reads per transaction, those that missed the read cache and their CPU, the state tree's
   reads, its records, and the rooted keys a transaction changes;
-- the transaction mix of the window; at the end, the bytes a transaction writes (tree, other
-  state, block) and the first quarter's median against the last quarter's.
+- the transaction mix of the window; at the end, the bytes a transaction writes (state tree
+  records, other state records and its share of the block; receipts and the transaction index
+  not counted) and the first quarter's median against the last quarter's.
 
 One process, nothing else running: what grows here grows with the chain itself, not with a
 saturated machine. The chain comes from a bench run that kept its network:
