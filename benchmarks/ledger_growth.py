@@ -26,12 +26,14 @@ saturated machine. The chain comes from a bench run that kept its network:
 from __future__ import annotations
 
 import argparse
+import copy
 import pathlib
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
@@ -44,15 +46,15 @@ from protocol.ledger import apply as ledger_apply
 from protocol.ledger import smt
 
 
+@dataclass
 class Counters:
-    def __init__(self) -> None:
-        self.gets = 0
-        self.misses = 0
-        self.smt_gets = 0
-        self.root_s = 0.0
-        self.miss_s = 0.0
-        self.rooted = 0
-        self.written: Counter[str] = Counter()
+    gets: int = 0
+    misses: int = 0
+    smt_gets: int = 0
+    root_s: float = 0.0
+    miss_s: float = 0.0
+    rooted: int = 0
+    written: Counter[str] = field(default_factory=Counter)
 
 
 def instrument(counters: Counters) -> None:
@@ -126,12 +128,8 @@ def main() -> None:
             if "crossbill-growth-" not in str(path):
                 return open_db(path, create=create)
             import plyvel
-            options: dict[str, object] = {
-                "bloom_filter_bits": node_store.BLOOM_FILTER_BITS,
-                "lru_cache_size": node_store.BLOCK_CACHE_BYTES_MAX,
-                "write_buffer_size": node_store.WRITE_BUFFER_BYTES, **extra}
-            return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True,
-                             **options)
+            return plyvel.DB(str(path), create_if_missing=create,
+                             **{**node_store.DB_OPTIONS, **extra})
 
         Storage._open_db = staticmethod(patched)  # type: ignore[method-assign]
     nodes = sorted(p for p in args.network.iterdir()
@@ -165,18 +163,16 @@ def main() -> None:
             end = min(last, height + args.window - 1)
             raws = src.blocks_range(height, end - height + 1)
             blocks = [types.Block.decode(r) for r in raws]
-            c0 = (counters.gets, counters.misses, counters.smt_gets, counters.root_s,
-                  counters.miss_s, counters.rooted)
+            before = copy.copy(counters)
             txs = sum(len(b.txs) for b in blocks)
             total_txs += txs
             t0, m0 = time.process_time(), time.thread_time()
             for block in blocks:
                 chain.apply(block)
             cpu, main_cpu = time.process_time() - t0, time.thread_time() - m0
-            gets, misses, smt_gets, root_s, miss_s = (
-                counters.gets - c0[0], counters.misses - c0[1], counters.smt_gets - c0[2],
-                counters.root_s - c0[3], counters.miss_s - c0[4])
-            rooted = counters.rooted - c0[5]
+            gets, misses, smt_gets, root_s, miss_s, rooted = (
+                getattr(counters, name) - getattr(before, name)
+                for name in ("gets", "misses", "smt_gets", "root_s", "miss_s", "rooted"))
             kinds = Counter(tx.type for b in blocks for tx in b.txs)
             tree = sum(1 for _ in dst.state_kv.iterate(b"smt\x00", b"smt\x01"))
             n = max(txs, 1)

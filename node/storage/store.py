@@ -41,6 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any, Final
 
 try:  # CPython 3.11: plyvel's own wheels
@@ -70,6 +71,11 @@ BLOCK_CACHE_BYTES_MAX: Final = 64 * 1024 * 1024
 # compactions that rewrite every table level by level (docs/adr/0039-leveldb-write-buffer.md:
 # a replayed chain's background compaction per transaction fell from 230-610 us to 20-300 us).
 WRITE_BUFFER_BYTES: Final = 32 * 1024 * 1024
+# Every option the node opens its LevelDB with (benchmarks/ledger_growth.py replays with
+# others).
+DB_OPTIONS: Final = MappingProxyType({
+    "paranoid_checks": True, "bloom_filter_bits": BLOOM_FILTER_BITS,
+    "lru_cache_size": BLOCK_CACHE_BYTES_MAX, "write_buffer_size": WRITE_BUFFER_BYTES})
 # After a failed write (disk full, I/O error), how often the node probes whether the store
 # takes writes again (docs/adr/0031-disk-full.md).
 STORAGE_PROBE_INTERVAL_S: Final = 2.0
@@ -279,10 +285,7 @@ class Storage:
 
     @staticmethod
     def _open_db(path: pathlib.Path, *, create: bool) -> plyvel.DB:
-        return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True,
-                         bloom_filter_bits=BLOOM_FILTER_BITS,
-                         lru_cache_size=BLOCK_CACHE_BYTES_MAX,
-                         write_buffer_size=WRITE_BUFFER_BYTES)
+        return plyvel.DB(str(path), create_if_missing=create, **DB_OPTIONS)
 
     @staticmethod
     def _check_meta(db: plyvel.DB, path: pathlib.Path, chain_id: str, genesis_hash: bytes,
