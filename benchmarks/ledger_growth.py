@@ -7,6 +7,8 @@ synced commit into LevelDB with the state read cache) and print, per window of b
   process's CPU less the main thread's);
 - state reads per transaction, those that missed the read cache and their CPU, the state tree's
   reads, its records, and the rooted keys a transaction changes;
+- the process's resident memory at the end of the window (its heap trimmed as the node's is,
+  unless `--no-trim`);
 - the transaction mix of the window; at the end, the bytes a transaction writes (state tree
   records, other state records and its share of the block; receipts and the transaction index
   not counted) and the first quarter's median against the last quarter's.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import pathlib
 import statistics
 import sys
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
+from node import allocator
 from node.replica.chain import Chain
 from node.storage import store as node_store
 from node.storage.backup import load_genesis_file
@@ -100,6 +104,12 @@ def instrument(counters: Counters) -> None:
     Storage.commit_block = counted_commit  # type: ignore[method-assign,assignment]
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux), in MB."""
+    pages = int(pathlib.Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,12 +121,17 @@ def main() -> None:
                     help="a plyvel.DB option for the replayed store instead of the node's, e.g. "
                          "write_buffer_size=4194304 (LevelDB's default) or compression=none "
                          "(repeatable)")
+    ap.add_argument("--no-trim", action="store_true", help="leave glibc's malloc as it is "
+                    "(the node fixes its mmap threshold and trims the heap every 10 s: after "
+                    "each window here)")
     ap.add_argument("--no-gc", action="store_true", help="disable the cyclic GC (to see "
                     "what it costs)")
     args = ap.parse_args()
     if args.no_gc:
         import gc
         gc.disable()
+    if not args.no_trim:
+        allocator.tune()
     extra: dict[str, object] = {}
     for opt in args.db_option:
         key, _, value = opt.partition("=")
@@ -153,7 +168,7 @@ def main() -> None:
         print(f"replaying {last} blocks of {src_dir} (window {args.window} blocks)")
         print(f"{'blocks':>13} {'txs':>6} {'ms/blk':>7} {'us/tx':>7} {'root us/tx':>10} "
               f"{'bg us/tx':>8} {'reads/tx':>8} {'miss/tx':>7} {'miss us/tx':>10} {'smt/tx':>7} "
-              f"{'tree recs':>9} {'keys/tx':>7}  mix")
+              f"{'tree recs':>9} {'keys/tx':>7} {'rss MB':>6}  mix")
         per_tx: list[float] = []
         total_txs = 0
         main_per_tx: list[float] = []
@@ -170,6 +185,8 @@ def main() -> None:
             for block in blocks:
                 chain.apply(block)
             cpu, main_cpu = time.process_time() - t0, time.thread_time() - m0
+            if not args.no_trim:
+                allocator.trim()
             gets, misses, smt_gets, root_s, miss_s, rooted = (
                 getattr(counters, name) - getattr(before, name)
                 for name in ("gets", "misses", "smt_gets", "root_s", "miss_s", "rooted"))
@@ -183,7 +200,7 @@ def main() -> None:
                   f"{cpu / n * 1e6:>7.0f} {root_s / n * 1e6:>10.0f} "
                   f"{(cpu - main_cpu) / n * 1e6:>8.0f} {gets / n:>8.1f} "
                   f"{misses / n:>7.1f} {miss_s / n * 1e6:>10.0f} {smt_gets / n:>7.1f} {tree:>9} "
-                  f"{rooted / n:>7.1f}  "
+                  f"{rooted / n:>7.1f} {_rss_mb():>6.0f}  "
                   + " ".join(f"{k}:{c * 100 // n}%" for k, c in kinds.most_common(4)))
             height = end + 1
         print("bytes written per tx (before LevelDB): " + ", ".join(
