@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import trio
 
+from node import allocator
 from node.config import NodeConfig, RpcSettings, Tuning
 from node.keys import passphrase_from_env_or_file, read_key_file
 from node.observe.metrics import MetricsPages, Page
@@ -570,6 +571,7 @@ async def run_from_config(cfg: NodeConfig) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(p2p.run)
         await nursery.start(node.run)
+        await nursery.start(allocator.trim_periodically)  # process-wide: here, not in Node
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)

@@ -118,6 +118,7 @@ def _cmd_genesis_check(args: argparse.Namespace) -> int:
 def _cmd_node_start(args: argparse.Namespace) -> int:
     import trio
 
+    from node import allocator
     from node.config import load_config
     from node.observe.logs import setup_logging
     from node.p2p.host import attach_libp2p_logging
@@ -129,6 +130,9 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
     # back to ours, at warning and above unless we debug.
     attach_libp2p_logging(logging.DEBUG if cfg.log_level == "debug" else logging.WARNING)
     tune_gc()
+    if not allocator.tune():
+        logging.getLogger("crossbill.allocator").info(
+            "not glibc: the C allocator's mmap threshold is left as it is")
     trio.run(run_from_config, cfg)
     return 0
 

@@ -61,9 +61,12 @@ FORMAT: Final = "crossbill-store-2"  # 2: Raft entries in binary (encode_entry)
 STATE_READ_CACHE_ENTRIES_MAX: Final = 50_000
 # LevelDB: a bloom filter per table (10 bits per key, about 1% false positives) so that reading
 # a key that does not exist (every new record, nonce and tree node) rarely touches a table
-# block; and a block cache above LevelDB's 8 MB default.
+# block; and LevelDB's default block cache of 8 MB. The state read cache above holds the hot
+# records decoded, and the OS's page cache the tables: replaying a 120,000-transaction chain
+# cost the same CPU per transaction with 8 MB as with 64 MB, while 64 MB held 56 MB more of
+# each node's memory, and more again in the C heap's holes (docs/adr/0040).
 BLOOM_FILTER_BITS: Final = 10
-BLOCK_CACHE_BYTES_MAX: Final = 64 * 1024 * 1024
+BLOCK_CACHE_BYTES_MAX: Final = 8 * 1024 * 1024
 # LevelDB's memtable (its default is 4 MB): writes collect here before they are sorted into a
 # level-0 table, and LevelDB holds at most two (one being written out), so up to 64 MB. A
 # block rewrites the state tree's upper nodes and the records it touches; a larger memtable
