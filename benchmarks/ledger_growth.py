@@ -9,9 +9,10 @@ synced commit into LevelDB with the state read cache) and print, per window of b
   reads, its records, and the rooted keys a transaction changes;
 - the process's resident memory at the end of the window (its heap trimmed as the node's is,
   unless `--no-trim`);
-- the transaction mix of the window; at the end, the bytes a transaction writes (state tree
-  records, other state records and its share of the block; receipts and the transaction index
-  not counted) and the first quarter's median against the last quarter's.
+- the transaction mix of the window; at the end, the bytes a transaction writes into
+  LevelDB's batches (state tree records, when written back only those the flushes write, the
+  tree's journal, other state records and its share of the block; receipts, the transaction
+  index and the tip not counted) and the first quarter's median against the last quarter's.
 
 One process, nothing else running: what grows here grows with the chain itself, not with a
 saturated machine. The chain comes from a bench run that kept its network:
@@ -23,6 +24,8 @@ saturated machine. The chain comes from a bench run that kept its network:
 
 `--db-option` opens the replayed store with other LevelDB options than the node's
 (`node/storage/store.py`), e.g. LevelDB's default memtable of 4 MB (ADR 0039).
+`--tree-write-back BLOCKS,BYTES` holds the state tree's records for other bounds than the
+node's (`0,0`: written with every block, as before ADR 0041).
 """
 
 from __future__ import annotations
@@ -91,17 +94,33 @@ def instrument(counters: Counters) -> None:
             counters.root_s += time.thread_time() - t0
 
     ledger_apply.smt.update = timed_update  # type: ignore[attr-defined]
-    commit = Storage.commit_block
+    fill = Storage._block_batch
 
-    def counted_commit(self, block, receipts, state_writes, **kw):  # type: ignore[no-untyped-def]
-        writes = list(state_writes)
-        counters.written["block"] += len(block.encoded)
-        for key, value in writes:
-            kind = "tree" if key[:4] == b"smt\x00" else "state"
-            counters.written[kind] += len(key) + (0 if value is None else len(value))
-        return commit(self, block, receipts, writes, **kw)
+    class CountingBatch:
+        """What `Storage._block_batch` puts into LevelDB's batch, counted by kind."""
 
-    Storage.commit_block = counted_commit  # type: ignore[method-assign,assignment]
+        def __init__(self, wb: object) -> None:
+            self.wb = wb
+
+        def _count(self, key: bytes, value: bytes | None) -> None:
+            kind = ("tree" if key.startswith(b"s:smt\x00") else "state" if key[:2] == b"s:"
+                    else "block" if key[:4] == b"b:h:" else "journal" if key[:5] == b"c:tj:"
+                    else "")
+            if kind:
+                counters.written[kind] += len(key) + (0 if value is None else len(value))
+
+        def put(self, key: bytes, value: bytes) -> None:
+            self._count(key, value)
+            self.wb.put(key, value)  # type: ignore[attr-defined]
+
+        def delete(self, key: bytes) -> None:
+            self._count(key, None)
+            self.wb.delete(key)  # type: ignore[attr-defined]
+
+    def counted_fill(self, wb, *args, **kw):  # type: ignore[no-untyped-def]
+        return fill(self, CountingBatch(wb), *args, **kw)
+
+    Storage._block_batch = counted_fill  # type: ignore[method-assign]
 
 
 def _rss_mb() -> float:
@@ -126,6 +145,11 @@ def main() -> None:
                     "each window here)")
     ap.add_argument("--no-gc", action="store_true", help="disable the cyclic GC (to see "
                     "what it costs)")
+    ap.add_argument("--tree-write-back", metavar="BLOCKS,BYTES", help="hold the state tree's "
+                    "records for at most BLOCKS blocks and BYTES bytes (the node's: "
+                    f"{node_store.TREE_WRITE_BACK_BLOCKS_MAX},"
+                    f"{node_store.TREE_WRITE_BACK_BYTES_MAX}; 0,0: write them with every "
+                    "block)")
     args = ap.parse_args()
     if args.no_gc:
         import gc
@@ -164,6 +188,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="crossbill-growth-") as tmp:
         dst = Storage.open(pathlib.Path(tmp) / "data", chain_id=config.chain_id,
                            genesis_hash=config.hash)
+        if args.tree_write_back:
+            blocks_max, bytes_max = (int(v) for v in args.tree_write_back.split(","))
+            dst.tree_write_back_blocks, dst.tree_write_back_bytes = blocks_max, bytes_max
         chain = Chain(dst, config)
         print(f"replaying {last} blocks of {src_dir} (window {args.window} blocks)")
         print(f"{'blocks':>13} {'txs':>6} {'ms/blk':>7} {'us/tx':>7} {'root us/tx':>10} "
@@ -203,7 +230,8 @@ def main() -> None:
                   f"{rooted / n:>7.1f} {_rss_mb():>6.0f}  "
                   + " ".join(f"{k}:{c * 100 // n}%" for k, c in kinds.most_common(4)))
             height = end + 1
-        print("bytes written per tx (before LevelDB): " + ", ".join(
+        print(f"tree flushes {dst.metrics.tree_flushes}; bytes written per tx into "
+              "LevelDB's batches: " + ", ".join(
             f"{kind} {size / max(total_txs, 1):.0f}"
             for kind, size in counters.written.most_common()))
         if len(per_tx) >= 4:

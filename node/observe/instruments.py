@@ -87,6 +87,11 @@ class StorageSnapshot:
     persist_s: Mapping[str, HistogramSnapshot]
     write_failures: int = 0  # writes (and recovery probes) that failed (docs/adr/0031)
     error: str = ""  # while the store is unwritable: its first failed write, else ""
+    # The state tree's records written back (docs/adr/0041): pending in memory now (bytes and
+    # blocks), and the blocks whose batch wrote them so far.
+    tree_pending_bytes: int = 0
+    tree_pending_blocks: int = 0
+    tree_flushes: int = 0
 
     @property
     def writable(self) -> bool:
@@ -101,11 +106,13 @@ class StorageMetrics:
     def __init__(self) -> None:
         self.persist_s = {op: Histogram(PERSIST_BUCKETS_S) for op in self.OPS}
         self.write_failures = 0
+        self.tree_flushes = 0
 
-    def snapshot(self, error: str = "") -> StorageSnapshot:
+    def snapshot(self, error: str = "", tree_pending_bytes: int = 0,
+                 tree_pending_blocks: int = 0) -> StorageSnapshot:
         return StorageSnapshot(MappingProxyType(
             {op: h.snapshot() for op, h in self.persist_s.items()}), self.write_failures,
-            error)
+            error, tree_pending_bytes, tree_pending_blocks, self.tree_flushes)
 
 
 # ---------------------------------------------------------------------- ledger

@@ -403,6 +403,15 @@ class NodeCollector(Collector):
         yield _counter("crossbill_storage_write_failures", "Store writes (and recovery "
                        "probes) that failed for a reason outside the node: no space, I/O "
                        "error, read-only filesystem.", sm.write_failures)
+        yield _gauge("crossbill_storage_tree_pending_bytes", "State tree records that "
+                     "committed blocks wrote and that wait in memory for the batch that flushes "
+                     "them (their blocks' journal is on disk; docs/adr/0041).",
+                     sm.tree_pending_bytes)
+        yield _gauge("crossbill_storage_tree_pending_blocks", "Committed blocks whose state "
+                     "tree records wait in memory (what opening the store refolds).",
+                     sm.tree_pending_blocks)
+        yield _counter("crossbill_storage_tree_flushes", "Block batches that also wrote the "
+                       "pending state tree records.", sm.tree_flushes)
         if node.orderer is not None:
             yield _hist("consensus_etcdraft_data_persist_duration_seconds",
                         "Time to persist a Raft Ready (hard state and entries, synced).",

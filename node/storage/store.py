@@ -11,13 +11,22 @@ Key layout (one LevelDB; every value is a canonical `protocol.codec` encoding un
                         0019): with the block on a follower, after it on an orderer
     t:<tx id>           TxRecord: height, position and receipt
     s:<ledger key>      ledger state (protocol.ledger's key layout, behind the KV interface)
+    c:tj:<height u64>   TreeJournal: the rooted ledger keys block <height> changed, while the
+                        state tree's records for that block wait in memory (below)
     r:hard              Raft HardState
     r:snap              Raft Snapshot (its data names a block height; bulk state is blocks)
     r:e:<index u64>     Raft Entry, binary (protocol.raft.messages.encode_entry: no hex)
     r:applied           Raft index of the last entry applied to the ledger (u64, raw)
 
 A committed block, its receipts, its transaction index entries, its ledger write set, the new
-tip and the Raft applied index go to disk in one write batch with sync=True. Raft's hard state,
+tip and the Raft applied index go to disk in one write batch with sync=True. The state tree's
+records (``s:smt\\0...``, derived from the rooted records) are written back: a block's tree
+writes wait in memory (`LevelKV`'s pending records) and its batch holds instead its journal
+record, the rooted keys it changed; every TREE_WRITE_BACK_BLOCKS_MAX blocks, or once the pending
+records reach TREE_WRITE_BACK_BYTES_MAX, one block's batch writes them all and deletes the
+journal. Opening the store folds the journal's keys (at their stored values) into the stored
+tree again, which gives the tip's tree: the tree is a function of the rooted pairs alone
+(docs/adr/0041-state-tree-write-back.md). Raft's hard state,
 entries and snapshot are written in one synced batch before any message that depends on them
 leaves the node (the Ready contract of protocol/raft/ready.py).
 
@@ -53,9 +62,17 @@ from node.observe.instruments import StorageMetrics, StorageSnapshot
 from protocol import codec, types
 from protocol.codec import bound
 from protocol.errors import CrossbillError, DecodeError
+from protocol.ledger import keys as ledger_keys
+from protocol.ledger import smt
+from protocol.ledger.kv import Overlay, merge_writes
 from protocol.raft.messages import Entry, HardState, Snapshot, decode_entry, encode_entry
 
-FORMAT: Final = "crossbill-store-2"  # 2: Raft entries in binary (encode_entry)
+# 2: Raft entries in binary (encode_entry); 3: the state tree written back, with a journal
+# (docs/adr/0041). A store of format 2 is a store of format 3 without a journal: it is read as
+# is and marked 3 by the first block that leaves tree records pending (a binary that reads only
+# 2 then refuses it by name instead of finding its tree behind the tip).
+FORMAT: Final = "crossbill-store-3"
+_READABLE_FORMATS: Final = ("crossbill-store-2", FORMAT)
 # Ledger state reads cached in memory (hot records, tree nodes, absent nonces): up to about 600
 # bytes each with its key (a tree node record is 529 bytes), so about 30 MB at most.
 STATE_READ_CACHE_ENTRIES_MAX: Final = 50_000
@@ -79,6 +96,17 @@ WRITE_BUFFER_BYTES: Final = 32 * 1024 * 1024
 DB_OPTIONS: Final = MappingProxyType({
     "paranoid_checks": True, "bloom_filter_bits": BLOOM_FILTER_BITS,
     "lru_cache_size": BLOCK_CACHE_BYTES_MAX, "write_buffer_size": WRITE_BUFFER_BYTES})
+# The state tree's records written back (docs/adr/0041): a block rewrites the tree's upper
+# nodes (the root, 16, 256 and most of the 4,096 nodes below them at saturation) and LevelDB
+# keeps and compacts every version; held in memory across blocks, each reaches LevelDB once
+# per flush. Pending records are flushed with the block that reaches either bound; opening
+# the store refolds at most that many blocks' journal.
+TREE_WRITE_BACK_BYTES_MAX: Final = 16 * 1024 * 1024
+TREE_WRITE_BACK_BLOCKS_MAX: Final = 64
+# Rooted keys one block's journal record may name (a block's write set is bounded by its
+# transactions: BLOCK_TXS_MAX and the handlers' writes); a key's bytes.
+TREE_JOURNAL_KEYS_MAX: Final = 1_000_000
+TREE_JOURNAL_KEY_BYTES_MAX: Final = 4096
 # After a failed write (disk full, I/O error), how often the node probes whether the store
 # takes writes again (docs/adr/0031-disk-full.md).
 STORAGE_PROBE_INTERVAL_S: Final = 2.0
@@ -102,6 +130,8 @@ _RAFT_SNAP: Final = b"r:snap"
 _RAFT_ENTRY: Final = b"r:e:"
 _RAFT_APPLIED: Final = b"r:applied"
 _PROBE: Final = b"m:probe"
+_JOURNAL: Final = b"c:tj:"
+_TREE: Final = ledger_keys.TREE
 # Every Raft key starts with this: backups leave them out (docs/adr/0011).
 RAFT_KEY_PREFIX: Final = b"r:"
 # The intake log (docs/adr/0021): client transactions this node acknowledged and has not yet
@@ -161,6 +191,15 @@ class BlockReceipts:
     receipts: Annotated[tuple[types.Receipt, ...], bound(max_len=100_000)]
 
 
+@dataclass(frozen=True)
+class TreeJournal:
+    """The rooted ledger keys one block changed (in key order), kept until the state tree's
+    records of that block are flushed (docs/adr/0041)."""
+
+    keys: Annotated[tuple[Annotated[bytes, bound(max_len=TREE_JOURNAL_KEY_BYTES_MAX)], ...],
+                    bound(max_len=TREE_JOURNAL_KEYS_MAX)]
+
+
 def _describe_error(exc: BaseException) -> str:
     """An OS error by its name and text (ENOSPC: No space left on device); LevelDB's as it
     says it (its text names the OS error: "IO error: ...: No space left on device")."""
@@ -184,21 +223,34 @@ def _prefix_stop(prefix: bytes) -> bytes:
 class LevelKV:
     """The ledger's `KV` interface over one key prefix of the LevelDB, with a bounded read
     cache (values and absences) kept exact: every write to the prefix goes through `put`,
-    `delete` or `Storage.commit_block`, which update it."""
+    `delete` or `Storage.commit_block`, which update it.
 
-    __slots__ = ("_cache", "_db", "_prefix")
+    Records under `write_back` (the state tree's) that committed blocks wrote and LevelDB does
+    not hold yet are `pending` (value None: deleted); reads see them first. `Storage` adds to
+    them after each block's batch and empties them with the batch that writes them
+    (docs/adr/0041)."""
 
-    def __init__(self, db: plyvel.DB, prefix: bytes) -> None:
+    __slots__ = ("_cache", "_db", "_pending_stop", "_prefix", "pending", "pending_bytes",
+                 "write_back")
+
+    def __init__(self, db: plyvel.DB, prefix: bytes, write_back: bytes = _TREE) -> None:
         self._db = db
         self._prefix = prefix
         # Insertion-ordered for O(1) eviction of the oldest entry (a plain dict's first key
         # gets slower to find the more entries were deleted from its front).
         self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
+        self.write_back = write_back
+        self._pending_stop = _prefix_stop(write_back)
+        self.pending: dict[bytes, bytes | None] = {}
+        self.pending_bytes = 0  # keys and values of `pending`
 
     def get(self, key: bytes) -> bytes | None:
         cache = self._cache
         if key in cache:
             return cache[key]
+        pending = self.pending
+        if key in pending:
+            return pending[key]
         value: bytes | None = self._db.get(self._prefix + key)
         self._remember(key, value)
         return value
@@ -216,20 +268,56 @@ class LevelKV:
             if key in cache:
                 cache[key] = value
 
+    def hold(self, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Add records under `write_back` to the pending ones (a committed block's, whose
+        batch left them out), keeping the read cache exact (it is read first)."""
+        pending = self.pending
+        cache = self._cache
+        size = self.pending_bytes
+        for key, value in writes:
+            if key in cache:
+                cache[key] = value
+            if key in pending:
+                old = pending[key]
+                size -= 0 if old is None else len(old)
+            else:
+                size += len(key)
+            pending[key] = value
+            size += 0 if value is None else len(value)
+        self.pending_bytes = size
+
+    def release(self) -> None:
+        """Forget the pending records (a batch wrote them, or the store was reopened)."""
+        self.pending = {}
+        self.pending_bytes = 0
+
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(self._prefix + key, value)
         self._cache.pop(key, None)
+        self._drop_pending(key)
 
     def delete(self, key: bytes) -> None:
         self._db.delete(self._prefix + key)
         self._cache.pop(key, None)
+        self._drop_pending(key)
+
+    def _drop_pending(self, key: bytes) -> None:
+        if key in self.pending:
+            old = self.pending.pop(key)
+            self.pending_bytes -= len(key) + (0 if old is None else len(old))
 
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         p = self._prefix
         stop_key = p + stop if stop is not None else _prefix_stop(p)
         n = len(p)
-        for key, value in self._db.iterator(start=p + start, stop=stop_key):
-            yield key[n:], value
+        stored = ((key[n:], value)
+                  for key, value in self._db.iterator(start=p + start, stop=stop_key))
+        if not self.pending or (stop is not None and stop <= self.write_back) \
+                or start >= self._pending_stop:
+            return stored
+        local = sorted((k, v) for k, v in self.pending.items()
+                       if k >= start and (stop is None or k < stop))
+        return merge_writes(stored, local)
 
 
 class Storage:
@@ -251,6 +339,11 @@ class Storage:
         self.write_fault: BaseException | None = None
         self._lock = threading.Lock()
         self._writing_now = 0  # writes under way (the intake log writes from a thread)
+        # The heights of the journal records stored (the blocks whose tree records are
+        # pending), and when pending records are flushed (docs/adr/0041; 0 and 0: every block).
+        self._journal: list[int] = []
+        self.tree_write_back_blocks = TREE_WRITE_BACK_BLOCKS_MAX
+        self.tree_write_back_bytes = TREE_WRITE_BACK_BYTES_MAX
 
     # ------------------------------------------------------------------ opening
 
@@ -281,10 +374,12 @@ class Storage:
             raise StorageError(f"cannot open database at {path}: {exc}") from None
         try:
             meta = Storage._check_meta(db, path, chain_id, genesis_hash, fresh)
+            storage = Storage(db, path, meta)
+            storage._refold_tree()
         except BaseException:
             db.close()
             raise
-        return Storage(db, path, meta)
+        return storage
 
     @staticmethod
     def _open_db(path: pathlib.Path, *, create: bool) -> plyvel.DB:
@@ -306,15 +401,45 @@ class Storage:
             meta = codec.decode(StoreMeta, raw)
         except DecodeError as exc:
             raise StorageError(f"{path}: unreadable format record: {exc}") from None
-        if meta.format != FORMAT:
+        if meta.format not in _READABLE_FORMATS:
             raise StorageError(f"{path} has store format {meta.format!r}; this node reads "
-                               f"{FORMAT!r}")
+                               + " and ".join(repr(f) for f in _READABLE_FORMATS))
         if meta.chain_id != chain_id or meta.genesis_hash != genesis_hash:
             raise StorageError(
                 f"{path} belongs to chain {meta.chain_id!r} with genesis "
                 f"{meta.genesis_hash.hex()[:16]}..., not {chain_id!r} with genesis "
                 f"{genesis_hash.hex()[:16]}...: wrong data_dir or wrong genesis file")
         return meta
+
+    def _refold_tree(self) -> None:
+        """Hold, as pending records, the tip's state tree: the stored tree (as of the last
+        flush) with the rooted keys of the journal's blocks folded in at their stored values.
+        The tree is a function of the rooted pairs alone, and those keys are all the pairs
+        that changed since the flush (docs/adr/0041)."""
+        kv = self.state_kv
+        kv.release()
+        heights: list[int] = []
+        changed: set[bytes] = set()
+        for key, raw in self._db.iterator(prefix=_JOURNAL):
+            heights.append(int.from_bytes(key[len(_JOURNAL):], "big"))
+            changed.update(self._decode(TreeJournal, raw, "state tree journal record").keys)
+        self._journal = heights
+        if not heights:
+            return
+        tip = self.tip()
+        if tip is None or heights != list(range(heights[0], tip.height + 1)):
+            raise StorageError(
+                f"{self.path}: the state tree's journal holds blocks {heights[0]} to "
+                f"{heights[-1]} ({len(heights)} records), not the blocks up to the tip "
+                f"({'none' if tip is None else tip.height}): the store is damaged; restore it "
+                "from a backup")
+        overlay = Overlay(kv)
+        try:
+            smt.update(overlay, {key: kv.get(key) for key in sorted(changed)})
+        except RuntimeError as exc:  # a tree record smt cannot read
+            raise StorageError(f"{self.path}: the state tree is damaged ({exc}); restore it "
+                               "from a backup") from None
+        kv.hold(overlay.write_set())
 
     def close(self) -> None:
         if not self._db.closed:
@@ -391,6 +516,9 @@ class Storage:
             self.state_kv._cache.clear()
             db.put(_PROBE, b"1", sync=True)
             db.delete(_PROBE, sync=True)
+            # The failed batch may have reached the disk, whole, or not at all (ADR 0031):
+            # the tree pending in memory is the stored journal's again.
+            self._refold_tree()
         except WRITE_ERRORS as exc:
             with self._lock:
                 self.metrics.write_failures += 1
@@ -484,29 +612,70 @@ class Storage:
         if len(receipts) != len(block.txs):
             raise StorageError("one receipt per transaction is required")
         new_tip = ChainTip(header.height, block.hash, header.state_root, header.timestamp_ms)
-        h = _u64(header.height)
+        kv = self.state_kv
         started = time.monotonic()
-        with self._writing(f"block {header.height}"), \
-                self._db.write_batch(transaction=True, sync=True) as wb:
-            wb.put(_BLOCK + h, block.encoded)
-            wb.put(_RECEIPTS + h, codec.encode(BlockReceipts(tuple(receipts))))
-            wb.put(_BY_HASH + block.hash, h)
-            for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
-                wb.put(_TX + tx.id, codec.encode(TxRecord(header.height, i, receipt)))
+        with self._writing(f"block {header.height}"):
             writes = list(state_writes)
-            for key, value in writes:
+            tree = [(key, value) for key, value in writes if key.startswith(_TREE)]
+            tree_bytes = sum(len(key) + (0 if value is None else len(value))
+                             for key, value in tree)
+            flush = (len(self._journal) >= self.tree_write_back_blocks
+                     or kv.pending_bytes + tree_bytes > self.tree_write_back_bytes)
+            upgrade = not flush and self.meta.format != FORMAT
+            with self._db.write_batch(transaction=True, sync=True) as wb:
+                self._block_batch(wb, block, receipts, writes, flush, upgrade, new_tip,
+                                  raft_applied, certificate)
+        if flush:
+            kv.release()
+            self._journal = []
+            self.metrics.tree_flushes += 1
+        else:
+            kv.hold(tree)
+            self._journal.append(header.height)
+            if upgrade:
+                self.meta = StoreMeta(FORMAT, self.meta.chain_id, self.meta.genesis_hash)
+        kv.written(writes)
+        self.metrics.persist_s["block"].observe(time.monotonic() - started)
+        return new_tip
+
+    def _block_batch(self, wb: Any, block: types.Block, receipts: Sequence[types.Receipt],
+                     writes: list[tuple[bytes, bytes | None]], flush: bool, upgrade: bool,
+                     new_tip: ChainTip, raft_applied: int | None,
+                     certificate: bytes | None) -> None:
+        """Fill one block's write batch (`commit_block`)."""
+        header = block.header
+        h = _u64(header.height)
+        wb.put(_BLOCK + h, block.encoded)
+        wb.put(_RECEIPTS + h, codec.encode(BlockReceipts(tuple(receipts))))
+        wb.put(_BY_HASH + block.hash, h)
+        for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+            wb.put(_TX + tx.id, codec.encode(TxRecord(header.height, i, receipt)))
+        if flush:  # the pending tree records, then this block's writes over them
+            for key, value in self.state_kv.pending.items():
                 if value is None:
                     wb.delete(_STATE + key)
                 else:
                     wb.put(_STATE + key, value)
-            wb.put(_TIP, codec.encode(new_tip))
-            if raft_applied is not None:
-                wb.put(_RAFT_APPLIED, _u64(raft_applied))
-            if certificate is not None:
-                wb.put(_CERT + h, certificate)
-        self.state_kv.written(writes)
-        self.metrics.persist_s["block"].observe(time.monotonic() - started)
-        return new_tip
+            for height in self._journal:
+                wb.delete(_JOURNAL + _u64(height))
+        else:
+            wb.put(_JOURNAL + h, codec.encode(TreeJournal(tuple(sorted(
+                key for key, _ in writes if ledger_keys.is_rooted(key))))))
+            if upgrade:
+                wb.put(_META, codec.encode(StoreMeta(FORMAT, self.meta.chain_id,
+                                                     self.meta.genesis_hash)))
+        for key, value in writes:
+            if not flush and key.startswith(_TREE):
+                continue
+            if value is None:
+                wb.delete(_STATE + key)
+            else:
+                wb.put(_STATE + key, value)
+        wb.put(_TIP, codec.encode(new_tip))
+        if raft_applied is not None:
+            wb.put(_RAFT_APPLIED, _u64(raft_applied))
+        if certificate is not None:
+            wb.put(_CERT + h, certificate)
 
     # ------------------------------------------------------------------ intake log
 
@@ -608,7 +777,9 @@ class Storage:
         store is writable, for the metrics. (`snapshot` is the store's consistent read
         view.)"""
         failed = self.unavailable
-        return self.metrics.snapshot(error="" if failed is None else str(failed))
+        return self.metrics.snapshot(error="" if failed is None else str(failed),
+                                     tree_pending_bytes=self.state_kv.pending_bytes,
+                                     tree_pending_blocks=len(self._journal))
 
     # ------------------------------------------------------------------ operations
 

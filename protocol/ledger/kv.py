@@ -193,7 +193,7 @@ class Overlay:
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         local = self._local_keys(start, stop)
         parent = self.parent.iterate(start, stop)
-        return _merge(parent, [(k, self.writes[k]) for k in local])
+        return merge_writes(parent, [(k, self.writes[k]) for k in local])
 
     def merge_into_parent(self) -> None:
         """Apply the buffered writes to the parent (an `Overlay` or a store) and clear them."""
@@ -217,7 +217,7 @@ class Overlay:
         return sorted(self.writes.items())
 
 
-def _merge(parent: Iterator[tuple[bytes, bytes]],
+def merge_writes(parent: Iterator[tuple[bytes, bytes]],
            local: list[tuple[bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes]]:
     """Merge two key-ordered streams; `local` wins on equal keys and None hides a key."""
     li = 0

@@ -41,7 +41,7 @@ def test_block_commit_is_readable_after_reopen(tmp_path: pathlib.Path) -> None:
     assert record.receipt.ok
     assert store.receipts(1) == tuple(_receipts(block))
     assert store.state_kv.get(b"k1") is None and store.state_kv.get(b"k2") == b"v2"
-    assert list(store.state_kv.iterate(b"", None)) == [(b"k2", b"v2")]
+    assert list(store.state_kv.iterate(b"k", b"l")) == [(b"k2", b"v2")]
     assert store.raft_state()[3] == 5
     assert store.blocks_range(1, 10) == [block.encoded, store.block_bytes(2)]
     store.close()
