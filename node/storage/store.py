@@ -102,7 +102,7 @@ DB_OPTIONS: Final = MappingProxyType({
 # per flush. Pending records are flushed with the block that reaches either bound; opening
 # the store refolds at most that many blocks' journal.
 TREE_WRITE_BACK_BYTES_MAX: Final = 16 * 1024 * 1024
-TREE_WRITE_BACK_BLOCKS_MAX: Final = 64
+TREE_WRITE_BACK_BLOCKS_MAX: Final = 256
 # Rooted keys one block's journal record may name (a block's write set is bounded by its
 # transactions: BLOCK_TXS_MAX and the handlers' writes); a key's bytes.
 TREE_JOURNAL_KEYS_MAX: Final = 1_000_000
