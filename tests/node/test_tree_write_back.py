@@ -19,6 +19,7 @@ from tests.protocol.helpers import signed_block
 
 GENESIS = b"\x07" * 32
 TREE = b"smt\x00"
+TREE_STOP = b"smt\x01"
 
 
 def _open(path: pathlib.Path, *, blocks: int | None = None,
@@ -112,8 +113,8 @@ def test_the_tree_after_every_block_and_every_reopen_is_the_one_written_at_once(
             held.storage = _open(held_path, blocks=5, size=65536)
             assert smt.root(held.storage.state_kv) == root
         # reads and range reads see the pending records over LevelDB's
-        tree = list(held.storage.state_kv.iterate(TREE, smt_stop()))
-        assert tree == list(at_once.storage.state_kv.iterate(TREE, smt_stop()))
+        tree = list(held.storage.state_kv.iterate(TREE, TREE_STOP))
+        assert tree == list(at_once.storage.state_kv.iterate(TREE, TREE_STOP))
         key = rng.choice(tree)[0]
         assert held.storage.state_kv.get(key) == at_once.storage.state_kv.get(key)
     assert reopened_with_journal >= 5  # the refold itself was exercised
@@ -124,10 +125,6 @@ def test_the_tree_after_every_block_and_every_reopen_is_the_one_written_at_once(
     assert _stored_tree(held.storage) == _stored_tree(at_once.storage)
     held.storage.close()
     at_once.storage.close()
-
-
-def smt_stop() -> bytes:
-    return b"smt\x01"
 
 
 def test_flushes_happen_at_the_block_and_byte_bounds(tmp_path: pathlib.Path) -> None:
