@@ -149,6 +149,10 @@ async def test_exposition_of_a_consortium_after_the_headline_workflow(
             assert value(s, "crossbill_block_size_bytes_bucket", le="+Inf") == applied_blocks
             assert value(s, "crossbill_storage_persist_duration_seconds_count",
                          op="block") == applied_blocks
+            # a few small blocks: every one's tree records still wait in memory (ADR 0041)
+            assert value(s, "crossbill_storage_tree_pending_blocks") == applied_blocks
+            assert value(s, "crossbill_storage_tree_pending_bytes") > 0
+            assert value(s, "crossbill_storage_tree_flushes_total") == 0
             if node.is_orderer:
                 assert value(s, "crossbill_raft_leader_known") == 1
                 assert value(s, "crossbill_raft_quiet") in (0, 1)  # idle or not (ADR 0037)
