@@ -212,6 +212,15 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _put_state(wb: Any, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
+    """Ledger state writes into a LevelDB batch (value None: delete)."""
+    for key, value in writes:
+        if value is None:
+            wb.delete(_STATE + key)
+        else:
+            wb.put(_STATE + key, value)
+
+
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
@@ -617,14 +626,16 @@ class Storage:
         with self._writing(f"block {header.height}"):
             writes = list(state_writes)
             tree = [(key, value) for key, value in writes if key.startswith(_TREE)]
+            rest = [(key, value) for key, value in writes if not key.startswith(_TREE)]
             tree_bytes = sum(len(key) + (0 if value is None else len(value))
                              for key, value in tree)
             flush = (len(self._journal) >= self.tree_write_back_blocks
                      or kv.pending_bytes + tree_bytes > self.tree_write_back_bytes)
-            upgrade = not flush and self.meta.format != FORMAT
+            upgraded = (None if flush or self.meta.format == FORMAT else
+                        StoreMeta(FORMAT, self.meta.chain_id, self.meta.genesis_hash))
             with self._db.write_batch(transaction=True, sync=True) as wb:
-                self._block_batch(wb, block, receipts, writes, flush, upgrade, new_tip,
-                                  raft_applied, certificate)
+                self._block_batch(wb, block, receipts, tree if flush else None, rest,
+                                  upgraded, new_tip, raft_applied, certificate)
         if flush:
             kv.release()
             self._journal = []
@@ -632,17 +643,20 @@ class Storage:
         else:
             kv.hold(tree)
             self._journal.append(header.height)
-            if upgrade:
-                self.meta = StoreMeta(FORMAT, self.meta.chain_id, self.meta.genesis_hash)
+            if upgraded is not None:
+                self.meta = upgraded
         kv.written(writes)
         self.metrics.persist_s["block"].observe(time.monotonic() - started)
         return new_tip
 
     def _block_batch(self, wb: Any, block: types.Block, receipts: Sequence[types.Receipt],
-                     writes: list[tuple[bytes, bytes | None]], flush: bool, upgrade: bool,
+                     tree: list[tuple[bytes, bytes | None]] | None,
+                     rest: list[tuple[bytes, bytes | None]], upgraded: StoreMeta | None,
                      new_tip: ChainTip, raft_applied: int | None,
                      certificate: bytes | None) -> None:
-        """Fill one block's write batch (`commit_block`)."""
+        """Fill one block's write batch (`commit_block`): its state writes other than the
+        tree's (`rest`), and either its tree writes over the pending ones (`tree`: a flush) or
+        its journal record (`tree` None)."""
         header = block.header
         h = _u64(header.height)
         wb.put(_BLOCK + h, block.encoded)
@@ -650,27 +664,17 @@ class Storage:
         wb.put(_BY_HASH + block.hash, h)
         for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
             wb.put(_TX + tx.id, codec.encode(TxRecord(header.height, i, receipt)))
-        if flush:  # the pending tree records, then this block's writes over them
-            for key, value in self.state_kv.pending.items():
-                if value is None:
-                    wb.delete(_STATE + key)
-                else:
-                    wb.put(_STATE + key, value)
+        if tree is not None:  # the pending tree records, then this block's over them
+            _put_state(wb, self.state_kv.pending.items())
+            _put_state(wb, tree)
             for height in self._journal:
                 wb.delete(_JOURNAL + _u64(height))
         else:
             wb.put(_JOURNAL + h, codec.encode(TreeJournal(tuple(sorted(
-                key for key, _ in writes if ledger_keys.is_rooted(key))))))
-            if upgrade:
-                wb.put(_META, codec.encode(StoreMeta(FORMAT, self.meta.chain_id,
-                                                     self.meta.genesis_hash)))
-        for key, value in writes:
-            if not flush and key.startswith(_TREE):
-                continue
-            if value is None:
-                wb.delete(_STATE + key)
-            else:
-                wb.put(_STATE + key, value)
+                key for key, _ in rest if ledger_keys.is_rooted(key))))))
+        if upgraded is not None:
+            wb.put(_META, codec.encode(upgraded))
+        _put_state(wb, rest)
         wb.put(_TIP, codec.encode(new_tip))
         if raft_applied is not None:
             wb.put(_RAFT_APPLIED, _u64(raft_applied))
